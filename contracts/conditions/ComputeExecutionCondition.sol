@@ -1,0 +1,52 @@
+// SPDX-License-Identifier: Apache-2.0
+pragma solidity ^0.8.28;
+
+import {IAgreementStore, ConditionState} from "../interfaces/IAgreementStore.sol";
+import {IAssetRegistry} from "../interfaces/IAssetRegistry.sol";
+import {ServiceCondition} from "./ServiceCondition.sol";
+
+/// @title ComputeExecutionCondition
+/// @notice Fulfilled by the asset's provider once the consumer's algorithm has run where the data lives
+///         and the result is available to the consumer. The data itself never leaves the provider.
+contract ComputeExecutionCondition is ServiceCondition {
+    /// @notice `provider` ran the compute job of `agreementId` on `did` for `consumer`; the result is
+    ///         the asset (or document) identified by `result`.
+    event ComputeExecuted(
+        bytes32 indexed agreementId,
+        bytes32 indexed conditionId,
+        bytes32 indexed did,
+        address consumer,
+        address provider,
+        bytes32 result
+    );
+
+    /// @param store The agreement store.
+    /// @param registry The asset registry.
+    constructor(IAgreementStore store, IAssetRegistry registry) ServiceCondition(store, registry) {}
+
+    /// @notice Records that the compute job ran and its result is available. Only an account that may
+    ///         serve the asset; only after the lock payment is Fulfilled; only inside the time window.
+    /// @param agreementId The agreement.
+    /// @param did The data asset computed on.
+    /// @param consumer The consumer whose algorithm ran.
+    /// @param lockConditionId The agreement's lock payment condition.
+    /// @param result Identifier of the result (e.g. the did of the registered result asset).
+    /// @return conditionId The fulfilled compute condition.
+    function fulfil(bytes32 agreementId, bytes32 did, address consumer, bytes32 lockConditionId, bytes32 result)
+        external
+        returns (bytes32 conditionId)
+    {
+        conditionId = _fulfilService(agreementId, did, consumer, lockConditionId);
+        emit ComputeExecuted(agreementId, conditionId, did, consumer, msg.sender, result);
+    }
+
+    /// @notice Whether the compute job of `agreementId` for `consumer` on `did` is recorded as done.
+    function isExecuted(bytes32 agreementId, bytes32 did, address consumer, bytes32 lockConditionId)
+        external
+        view
+        returns (bool)
+    {
+        bytes32 conditionId = conditionIdOf(agreementId, hashValues(did, consumer, lockConditionId));
+        return agreementStore.conditionState(conditionId) == ConditionState.Fulfilled;
+    }
+}

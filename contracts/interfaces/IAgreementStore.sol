@@ -1,0 +1,127 @@
+// SPDX-License-Identifier: Apache-2.0
+pragma solidity ^0.8.28;
+
+import {ITemplateRegistry} from "./ITemplateRegistry.sol";
+
+/// @notice Life cycle of a condition. Each condition moves Uninitialized -> Unfulfilled once, and
+///         Unfulfilled -> Fulfilled or Unfulfilled -> Aborted once; nothing ever moves back.
+enum ConditionState {
+    Uninitialized,
+    Unfulfilled,
+    Fulfilled,
+    Aborted
+}
+
+/// @notice A condition as kept by the store: one storage slot.
+/// @param conditionContract The only contract allowed to change the condition's state.
+/// @param state Current state.
+/// @param timeLock Absolute timestamp before which the condition cannot be fulfilled (0: none).
+/// @param timeOut Absolute timestamp from which the condition can no longer be fulfilled and may be
+///        aborted by anyone (0: never times out).
+struct Condition {
+    address conditionContract;
+    ConditionState state;
+    uint40 timeLock;
+    uint40 timeOut;
+}
+
+/// @notice An agreement as kept by the store (two storage slots). The asset id and the full terms are
+///         bound into the condition ids and published in events; they are not stored again.
+/// @param consumer The account that created the agreement (and pays for it).
+/// @param createdAt Block timestamp of creation; time locks and time outs are relative to it.
+/// @param template The approved template that created the agreement.
+struct Agreement {
+    address consumer;
+    uint40 createdAt;
+    address template;
+}
+
+/// @notice What a template asks the store to create for one condition.
+/// @param conditionContract The condition contract that will own the condition.
+/// @param valueHash Hash of every parameter of the condition (see each condition's `hashValues`).
+/// @param timeLock Seconds after creation before which the condition cannot be fulfilled (0: none).
+/// @param timeOut Seconds after creation from which the condition times out (0: never).
+struct ConditionSpec {
+    address conditionContract;
+    bytes32 valueHash;
+    uint32 timeLock;
+    uint32 timeOut;
+}
+
+/// @title IAgreementStore
+/// @notice Agreements, their conditions, and the registry of approved templates.
+interface IAgreementStore is ITemplateRegistry {
+    /// @notice An agreement was created by an approved template.
+    event AgreementCreated(
+        bytes32 indexed agreementId, bytes32 indexed did, address indexed consumer, address template
+    );
+    /// @notice A condition of `agreementId` was created in state Unfulfilled.
+    event ConditionCreated(
+        bytes32 indexed agreementId,
+        bytes32 indexed conditionId,
+        address indexed conditionContract,
+        uint40 timeLock,
+        uint40 timeOut
+    );
+    /// @notice A condition moved to Fulfilled.
+    event ConditionFulfilled(bytes32 indexed conditionId, address indexed conditionContract);
+    /// @notice A condition moved to Aborted.
+    event ConditionAborted(bytes32 indexed conditionId, address indexed conditionContract);
+
+    /// @notice The caller is not an approved template.
+    error TemplateNotApproved(address caller);
+    /// @notice An agreement with this id already exists.
+    error AgreementAlreadyExists(bytes32 agreementId);
+    /// @notice The creator (consumer) is the zero address.
+    error InvalidConsumer();
+    /// @notice An agreement must have at least one condition.
+    error NoConditions();
+    /// @notice A condition with this id already exists.
+    error ConditionAlreadyExists(bytes32 conditionId);
+    /// @notice A condition spec names the zero address (or a non-contract) as condition contract.
+    error InvalidConditionContract(address conditionContract);
+    /// @notice A condition's time out is not after its time lock.
+    error InvalidTimeWindow(uint32 timeLock, uint32 timeOut);
+    /// @notice No condition with this id exists.
+    error ConditionNotFound(bytes32 conditionId);
+    /// @notice Only the condition's own contract may change its state.
+    error NotConditionContract(bytes32 conditionId, address caller);
+    /// @notice The condition is not in state Unfulfilled.
+    error ConditionNotUnfulfilled(bytes32 conditionId, ConditionState state);
+    /// @notice The condition's time lock has not passed yet.
+    error ConditionTimeLocked(bytes32 conditionId, uint40 timeLock);
+    /// @notice The condition has timed out.
+    error ConditionTimedOut(bytes32 conditionId, uint40 timeOut);
+    /// @notice The condition has not timed out (or never times out).
+    error ConditionNotTimedOut(bytes32 conditionId);
+
+    /// @notice Creates an agreement and its conditions. Only approved templates may call.
+    /// @param seed Creator-chosen seed; `agreementId = keccak256(abi.encode(seed, consumer))`.
+    /// @param consumer The account creating the agreement.
+    /// @param did The asset the agreement is about (published in the event, bound in condition ids).
+    /// @param conditions The conditions to create, in the template's order.
+    /// @return agreementId The new agreement's id.
+    /// @return conditionIds The ids of the created conditions, in the order given.
+    function createAgreement(bytes32 seed, address consumer, bytes32 did, ConditionSpec[] calldata conditions)
+        external
+        returns (bytes32 agreementId, bytes32[] memory conditionIds);
+
+    /// @notice Moves a condition to Fulfilled. Only the condition's own contract may call, inside the
+    ///         condition's time window.
+    function fulfil(bytes32 conditionId) external;
+
+    /// @notice Moves a condition to Aborted. Only the condition's own contract may call.
+    function abort(bytes32 conditionId) external;
+
+    /// @notice The state of a condition (Uninitialized when it does not exist).
+    function conditionState(bytes32 conditionId) external view returns (ConditionState);
+
+    /// @notice The whole record of a condition.
+    function getCondition(bytes32 conditionId) external view returns (Condition memory);
+
+    /// @notice The record of an agreement (all zero when it does not exist).
+    function getAgreement(bytes32 agreementId) external view returns (Agreement memory);
+
+    /// @notice Whether the condition exists, is Unfulfilled, and its time out has passed.
+    function isTimedOut(bytes32 conditionId) external view returns (bool);
+}
