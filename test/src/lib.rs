@@ -1,0 +1,7 @@
+//! Test support and the contract test suite of insitu.
+//!
+//! The [`harness`] module runs the contracts on an in-memory EVM (revm) with typed calls,
+//! decoded reverts and events, real gas accounting and a controllable clock. The tests in
+//! `tests/` use it together with the bindings of `insitu-bindings`.
+
+pub mod harness;
