@@ -1,0 +1,7 @@
+//! Developer scripts for insitu.
+//!
+//! - [`devnet`]: starts a local anvil node (the binary `npm ci` installs) for tests and demos.
+//! - [`addresses`]: the JSON file that records where a deployment put each contract.
+
+pub mod addresses;
+pub mod devnet;
