@@ -1,0 +1,306 @@
+//! Keeper configuration: a TOML file, overridden by `INSITU_KEEPER_*` environment variables,
+//! validated before use.
+//!
+//! ```toml
+//! rpc_url = "http://127.0.0.1:8545"
+//! chain_id = 31337
+//! addresses = "deployments/devnet.json"
+//! confirmations = 2
+//! poll_interval_ms = 1000
+//! listen = "127.0.0.1:8088"
+//! database = "keeper.db"
+//! ```
+//!
+//! Every key is optional ([`Config::default`] gives the values above, with one confirmation).
+//! Relative paths are resolved against the folder of the configuration file.
+
+use std::{
+    fmt, fs, io,
+    net::SocketAddr,
+    path::{Path, PathBuf},
+};
+
+use serde::{Deserialize, Serialize};
+use url::Url;
+
+/// Prefix of the environment variables that override the file.
+pub const ENV_PREFIX: &str = "INSITU_KEEPER_";
+/// Highest accepted `confirmations`.
+pub const MAX_CONFIRMATIONS: u64 = 128;
+/// Lowest accepted `poll_interval_ms`.
+pub const MIN_POLL_INTERVAL_MS: u64 = 100;
+/// Highest accepted `poll_interval_ms` (one hour).
+pub const MAX_POLL_INTERVAL_MS: u64 = 3_600_000;
+
+/// The keeper's settings.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Config {
+    /// JSON-RPC endpoint of the chain (`http`, `https`, `ws` or `wss`).
+    pub rpc_url: String,
+    /// Chain id the endpoint must report.
+    pub chain_id: u64,
+    /// Deployment addresses file (see `insitu_script::addresses`).
+    pub addresses: PathBuf,
+    /// Blocks an event must be buried under before the keeper acts on it (0 acts on the head).
+    pub confirmations: u64,
+    /// How often to poll the chain for new blocks, in milliseconds.
+    pub poll_interval_ms: u64,
+    /// Address of the keeper's HTTP API.
+    pub listen: String,
+    /// Path of the keeper's database file.
+    pub database: PathBuf,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Self {
+            rpc_url: "http://127.0.0.1:8545".to_owned(),
+            chain_id: 31337,
+            addresses: PathBuf::from("deployments/devnet.json"),
+            confirmations: 1,
+            poll_interval_ms: 1_000,
+            listen: "127.0.0.1:8088".to_owned(),
+            database: PathBuf::from("keeper.db"),
+        }
+    }
+}
+
+/// Why a configuration could not be loaded.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    /// The file could not be read.
+    #[error("cannot read the keeper configuration {}: {source}", path.display())]
+    Read {
+        /// The file.
+        path: PathBuf,
+        /// The I/O error.
+        #[source]
+        source: io::Error,
+    },
+    /// The file is not valid TOML or has unknown keys or wrong types.
+    #[error("invalid keeper configuration {}: {source}", path.display())]
+    Parse {
+        /// The file.
+        path: PathBuf,
+        /// The TOML error, with position.
+        #[source]
+        source: Box<toml::de::Error>,
+    },
+    /// An environment variable does not hold a valid value.
+    #[error("environment variable {name}={value:?} is invalid: {reason}")]
+    Env {
+        /// Variable name.
+        name: String,
+        /// Its value.
+        value: String,
+        /// What is wrong.
+        reason: String,
+    },
+    /// The settings were read but are not usable.
+    #[error("invalid keeper configuration: {0}")]
+    Invalid(#[from] ValidationError),
+}
+
+/// A setting with an unusable value.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum ValidationError {
+    /// `rpc_url` is not a URL.
+    #[error("rpc_url {url:?} is not a valid URL: {reason}")]
+    RpcUrl {
+        /// The value.
+        url: String,
+        /// The parse error.
+        reason: String,
+    },
+    /// `rpc_url` has a scheme the keeper cannot use.
+    #[error("rpc_url {url:?} must use http, https, ws or wss, not {scheme:?}")]
+    RpcScheme {
+        /// The value.
+        url: String,
+        /// Its scheme.
+        scheme: String,
+    },
+    /// `chain_id` is zero.
+    #[error("chain_id must not be 0")]
+    ChainIdZero,
+    /// `addresses` is empty.
+    #[error("addresses must name the deployment addresses file")]
+    AddressesEmpty,
+    /// `confirmations` is above [`MAX_CONFIRMATIONS`].
+    #[error("confirmations is {value}, at most {MAX_CONFIRMATIONS} is accepted")]
+    TooManyConfirmations {
+        /// The value.
+        value: u64,
+    },
+    /// `poll_interval_ms` is outside [`MIN_POLL_INTERVAL_MS`]..=[`MAX_POLL_INTERVAL_MS`].
+    #[error(
+        "poll_interval_ms is {value}, it must be between {MIN_POLL_INTERVAL_MS} and {MAX_POLL_INTERVAL_MS}"
+    )]
+    PollInterval {
+        /// The value.
+        value: u64,
+    },
+    /// `listen` is not `ip:port`.
+    #[error("listen {value:?} is not an ip:port socket address ({reason})")]
+    Listen {
+        /// The value.
+        value: String,
+        /// The parse error.
+        reason: String,
+    },
+    /// `database` is empty.
+    #[error("database must name the keeper's database file")]
+    DatabaseEmpty,
+}
+
+impl Config {
+    /// Loads `path` (or the defaults when `None`), applies the `INSITU_KEEPER_*` variables of
+    /// the process environment, resolves relative paths and validates the result.
+    pub fn load(path: Option<&Path>) -> Result<Self, ConfigError> {
+        Self::load_with_env(path, |name| std::env::var(name).ok())
+    }
+
+    /// Like [`Config::load`], reading environment variables through `env` (for tests and
+    /// embedding).
+    pub fn load_with_env(
+        path: Option<&Path>,
+        env: impl Fn(&str) -> Option<String>,
+    ) -> Result<Self, ConfigError> {
+        let mut config = match path {
+            Some(path) => {
+                let text = fs::read_to_string(path).map_err(|source| ConfigError::Read {
+                    path: path.to_owned(),
+                    source,
+                })?;
+                let mut config = Self::from_toml(&text).map_err(|source| ConfigError::Parse {
+                    path: path.to_owned(),
+                    source: Box::new(source),
+                })?;
+                config.resolve_paths(path.parent().unwrap_or(Path::new("")));
+                config
+            }
+            None => Self::default(),
+        };
+        config.apply_env(env)?;
+        config.validate()?;
+        Ok(config)
+    }
+
+    /// Parses TOML text, filling missing keys with defaults. Unknown keys are errors.
+    pub fn from_toml(text: &str) -> Result<Self, toml::de::Error> {
+        toml::from_str(text)
+    }
+
+    /// The configuration as TOML text.
+    pub fn to_toml(&self) -> String {
+        // Strings, integers and UTF-8 paths always serialize; a non-UTF-8 path is the only
+        // failure, and then the Debug form is the most useful output.
+        toml::to_string(self).unwrap_or_else(|_| format!("{self:#?}\n"))
+    }
+
+    /// Applies `INSITU_KEEPER_<KEY>` variables (e.g. `INSITU_KEEPER_RPC_URL`) over the current
+    /// values. An empty variable counts as unset.
+    pub fn apply_env(&mut self, env: impl Fn(&str) -> Option<String>) -> Result<(), ConfigError> {
+        let get = |key: &str| {
+            let name = format!("{ENV_PREFIX}{key}");
+            env(&name)
+                .filter(|value| !value.is_empty())
+                .map(|value| (name, value))
+        };
+        let number = |name: String, value: String| {
+            value.trim().parse::<u64>().map_err(|err| ConfigError::Env {
+                name,
+                value: value.clone(),
+                reason: err.to_string(),
+            })
+        };
+        if let Some((_, value)) = get("RPC_URL") {
+            self.rpc_url = value;
+        }
+        if let Some((name, value)) = get("CHAIN_ID") {
+            self.chain_id = number(name, value)?;
+        }
+        if let Some((_, value)) = get("ADDRESSES") {
+            self.addresses = PathBuf::from(value);
+        }
+        if let Some((name, value)) = get("CONFIRMATIONS") {
+            self.confirmations = number(name, value)?;
+        }
+        if let Some((name, value)) = get("POLL_INTERVAL_MS") {
+            self.poll_interval_ms = number(name, value)?;
+        }
+        if let Some((_, value)) = get("LISTEN") {
+            self.listen = value;
+        }
+        if let Some((_, value)) = get("DATABASE") {
+            self.database = PathBuf::from(value);
+        }
+        Ok(())
+    }
+
+    /// Checks every setting; returns the first problem.
+    pub fn validate(&self) -> Result<(), ValidationError> {
+        let url = Url::parse(&self.rpc_url).map_err(|err| ValidationError::RpcUrl {
+            url: self.rpc_url.clone(),
+            reason: err.to_string(),
+        })?;
+        if !matches!(url.scheme(), "http" | "https" | "ws" | "wss") {
+            return Err(ValidationError::RpcScheme {
+                url: self.rpc_url.clone(),
+                scheme: url.scheme().to_owned(),
+            });
+        }
+        if self.chain_id == 0 {
+            return Err(ValidationError::ChainIdZero);
+        }
+        if self.addresses.as_os_str().is_empty() {
+            return Err(ValidationError::AddressesEmpty);
+        }
+        if self.confirmations > MAX_CONFIRMATIONS {
+            return Err(ValidationError::TooManyConfirmations {
+                value: self.confirmations,
+            });
+        }
+        if !(MIN_POLL_INTERVAL_MS..=MAX_POLL_INTERVAL_MS).contains(&self.poll_interval_ms) {
+            return Err(ValidationError::PollInterval {
+                value: self.poll_interval_ms,
+            });
+        }
+        self.listen_addr()?;
+        if self.database.as_os_str().is_empty() {
+            return Err(ValidationError::DatabaseEmpty);
+        }
+        Ok(())
+    }
+
+    /// The parsed `listen` address.
+    pub fn listen_addr(&self) -> Result<SocketAddr, ValidationError> {
+        self.listen
+            .parse()
+            .map_err(|err: std::net::AddrParseError| ValidationError::Listen {
+                value: self.listen.clone(),
+                reason: err.to_string(),
+            })
+    }
+
+    /// The poll interval as a duration.
+    pub fn poll_interval(&self) -> std::time::Duration {
+        std::time::Duration::from_millis(self.poll_interval_ms)
+    }
+
+    /// Makes relative `addresses` and `database` paths relative to `base` instead.
+    fn resolve_paths(&mut self, base: &Path) {
+        for path in [&mut self.addresses, &mut self.database] {
+            if path.is_relative() && !path.as_os_str().is_empty() {
+                *path = base.join(&*path);
+            }
+        }
+    }
+}
+
+impl fmt::Display for Config {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.to_toml())
+    }
+}

@@ -1,0 +1,251 @@
+//! Loading, overriding and validating the keeper configuration.
+
+use std::{collections::HashMap, path::PathBuf};
+
+use insitu_keeper::config::{Config, ConfigError, MAX_CONFIRMATIONS, ValidationError};
+
+const FULL: &str = r#"
+rpc_url = "ws://10.0.0.5:8546"
+chain_id = 11155111
+addresses = "deployments/sepolia.json"
+confirmations = 12
+poll_interval_ms = 4000
+listen = "0.0.0.0:9000"
+database = "/var/lib/insitu/keeper.db"
+"#;
+
+fn env(pairs: &[(&str, &str)]) -> impl Fn(&str) -> Option<String> {
+    let map: HashMap<String, String> = pairs
+        .iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect();
+    move |name| map.get(name).cloned()
+}
+
+fn no_env(_: &str) -> Option<String> {
+    None
+}
+
+#[test]
+fn parses_every_key() {
+    let config = Config::from_toml(FULL).unwrap();
+    assert_eq!(config.rpc_url, "ws://10.0.0.5:8546");
+    assert_eq!(config.chain_id, 11_155_111);
+    assert_eq!(config.addresses, PathBuf::from("deployments/sepolia.json"));
+    assert_eq!(config.confirmations, 12);
+    assert_eq!(config.poll_interval_ms, 4000);
+    assert_eq!(config.poll_interval(), std::time::Duration::from_secs(4));
+    assert_eq!(config.listen_addr().unwrap().port(), 9000);
+    assert_eq!(config.database, PathBuf::from("/var/lib/insitu/keeper.db"));
+    config.validate().unwrap();
+}
+
+#[test]
+fn missing_keys_take_defaults() {
+    let config = Config::from_toml("confirmations = 3").unwrap();
+    assert_eq!(
+        config,
+        Config {
+            confirmations: 3,
+            ..Config::default()
+        }
+    );
+    let defaults = Config::default();
+    assert_eq!(defaults.rpc_url, "http://127.0.0.1:8545");
+    assert_eq!(defaults.chain_id, 31337);
+    defaults.validate().unwrap();
+    assert_eq!(Config::load_with_env(None, no_env).unwrap(), defaults);
+}
+
+#[test]
+fn unknown_keys_and_wrong_types_are_rejected() {
+    let err = Config::from_toml("rpc = \"http://x\"").unwrap_err();
+    assert!(err.to_string().contains("unknown field `rpc`"), "{err}");
+    let err = Config::from_toml("chain_id = \"one\"").unwrap_err();
+    assert!(err.to_string().contains("invalid type"), "{err}");
+}
+
+#[test]
+fn a_file_is_loaded_with_paths_relative_to_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("keeper.toml");
+    std::fs::write(
+        &path,
+        "addresses = \"addr.json\"\ndatabase = \"/abs/k.db\"\n",
+    )
+    .unwrap();
+    let config = Config::load_with_env(Some(&path), no_env).unwrap();
+    assert_eq!(config.addresses, dir.path().join("addr.json"));
+    assert_eq!(config.database, PathBuf::from("/abs/k.db"));
+
+    let missing = dir.path().join("nope.toml");
+    assert!(matches!(
+        Config::load_with_env(Some(&missing), no_env),
+        Err(ConfigError::Read { .. })
+    ));
+
+    std::fs::write(&path, "chain_id = [").unwrap();
+    let err = Config::load_with_env(Some(&path), no_env).unwrap_err();
+    assert!(matches!(err, ConfigError::Parse { .. }), "{err:?}");
+    assert!(err.to_string().contains("keeper.toml"), "{err}");
+}
+
+#[test]
+fn environment_overrides_the_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("keeper.toml");
+    std::fs::write(&path, FULL).unwrap();
+    let config = Config::load_with_env(
+        Some(&path),
+        env(&[
+            ("INSITU_KEEPER_RPC_URL", "https://rpc.example.org"),
+            ("INSITU_KEEPER_CHAIN_ID", "5"),
+            ("INSITU_KEEPER_ADDRESSES", "/tmp/a.json"),
+            ("INSITU_KEEPER_CONFIRMATIONS", "0"),
+            ("INSITU_KEEPER_POLL_INTERVAL_MS", " 250 "),
+            ("INSITU_KEEPER_LISTEN", "[::1]:7000"),
+            ("INSITU_KEEPER_DATABASE", "/tmp/k.db"),
+            ("INSITU_KEEPER_UNRELATED", "ignored"),
+        ]),
+    )
+    .unwrap();
+    assert_eq!(config.rpc_url, "https://rpc.example.org");
+    assert_eq!(config.chain_id, 5);
+    assert_eq!(config.addresses, PathBuf::from("/tmp/a.json"));
+    assert_eq!(config.confirmations, 0);
+    assert_eq!(config.poll_interval_ms, 250);
+    assert_eq!(config.listen, "[::1]:7000");
+    assert_eq!(config.database, PathBuf::from("/tmp/k.db"));
+
+    // Empty variables count as unset.
+    let config =
+        Config::load_with_env(Some(&path), env(&[("INSITU_KEEPER_CHAIN_ID", "")])).unwrap();
+    assert_eq!(config.chain_id, 11_155_111);
+}
+
+#[test]
+fn bad_environment_values_name_the_variable() {
+    let err =
+        Config::load_with_env(None, env(&[("INSITU_KEEPER_CONFIRMATIONS", "many")])).unwrap_err();
+    match &err {
+        ConfigError::Env { name, value, .. } => {
+            assert_eq!(name, "INSITU_KEEPER_CONFIRMATIONS");
+            assert_eq!(value, "many");
+        }
+        other => panic!("expected Env, got {other:?}"),
+    }
+    assert!(
+        err.to_string().contains("INSITU_KEEPER_CONFIRMATIONS"),
+        "{err}"
+    );
+}
+
+fn invalid(config: Config) -> ValidationError {
+    config
+        .validate()
+        .expect_err("configuration should be invalid")
+}
+
+#[test]
+fn each_validation_error() {
+    let base = Config::default();
+
+    let err = invalid(Config {
+        rpc_url: "not a url".into(),
+        ..base.clone()
+    });
+    assert!(matches!(err, ValidationError::RpcUrl { .. }), "{err:?}");
+
+    let err = invalid(Config {
+        rpc_url: "ftp://127.0.0.1".into(),
+        ..base.clone()
+    });
+    assert_eq!(
+        err,
+        ValidationError::RpcScheme {
+            url: "ftp://127.0.0.1".into(),
+            scheme: "ftp".into()
+        }
+    );
+
+    assert_eq!(
+        invalid(Config {
+            chain_id: 0,
+            ..base.clone()
+        }),
+        ValidationError::ChainIdZero
+    );
+
+    assert_eq!(
+        invalid(Config {
+            addresses: PathBuf::new(),
+            ..base.clone()
+        }),
+        ValidationError::AddressesEmpty
+    );
+
+    assert_eq!(
+        invalid(Config {
+            confirmations: MAX_CONFIRMATIONS + 1,
+            ..base.clone()
+        }),
+        ValidationError::TooManyConfirmations {
+            value: MAX_CONFIRMATIONS + 1
+        }
+    );
+    Config {
+        confirmations: MAX_CONFIRMATIONS,
+        ..base.clone()
+    }
+    .validate()
+    .unwrap();
+
+    assert_eq!(
+        invalid(Config {
+            poll_interval_ms: 99,
+            ..base.clone()
+        }),
+        ValidationError::PollInterval { value: 99 }
+    );
+    assert_eq!(
+        invalid(Config {
+            poll_interval_ms: 3_600_001,
+            ..base.clone()
+        }),
+        ValidationError::PollInterval { value: 3_600_001 }
+    );
+
+    let err = invalid(Config {
+        listen: "localhost".into(),
+        ..base.clone()
+    });
+    assert!(matches!(err, ValidationError::Listen { .. }), "{err:?}");
+    assert!(err.to_string().contains("\"localhost\""), "{err}");
+
+    assert_eq!(
+        invalid(Config {
+            database: PathBuf::new(),
+            ..base.clone()
+        }),
+        ValidationError::DatabaseEmpty
+    );
+}
+
+#[test]
+fn load_reports_validation_errors() {
+    let err = Config::load_with_env(None, env(&[("INSITU_KEEPER_CHAIN_ID", "0")])).unwrap_err();
+    assert!(
+        matches!(err, ConfigError::Invalid(ValidationError::ChainIdZero)),
+        "{err:?}"
+    );
+    assert_eq!(
+        err.to_string(),
+        "invalid keeper configuration: chain_id must not be 0"
+    );
+}
+
+#[test]
+fn printed_configuration_parses_back() {
+    let config = Config::from_toml(FULL).unwrap();
+    assert_eq!(Config::from_toml(&config.to_string()).unwrap(), config);
+}
