@@ -1,0 +1,20 @@
+#!/usr/bin/env bash
+# Runs all tests: installs the npm toolchain if needed, runs the Rust workspace tests (which
+# compile the contracts through the bindings' build script), then builds the contracts with forge.
+set -euo pipefail
+cd "$(dirname "${BASH_SOURCE[0]}")/.."
+
+bash script/npm-deps.sh
+
+log="$(mktemp)"
+trap 'rm -f "$log"' EXIT
+
+cargo test --workspace --locked 2>&1 | tee "$log"
+
+echo
+echo "forge build (same sources and settings, see foundry.toml)"
+node_modules/@foundry-rs/forge-linux-amd64/bin/forge build
+
+# One closing line for the whole run, summed over every test binary of the workspace.
+awk '/^test result: / { passed += $4; failed += $6 }
+     END { printf "tests: %d passed, %d failed\n", passed, failed }' "$log"
