@@ -156,7 +156,7 @@ fn compiler(root: &Path) -> Result<Solc, BuildError> {
     }
     if !root.join(SOLCJS_PACKAGE).is_file() {
         return Err(fail(
-            "insitu-bindings: the Solidity compiler is not installed; run `npm ci` in the repository root",
+            "insitu-bindings: the Solidity compiler is not installed; run `npm install` in the repository root",
         ));
     }
     let wrapper = root.join(SOLC_WRAPPER);

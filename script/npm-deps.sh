@@ -1,7 +1,12 @@
 #!/usr/bin/env bash
-# Installs the npm toolchain (solcjs, OpenZeppelin, anvil, forge) with `npm ci`, but only when
-# node_modules/ is missing or package-lock.json changed since the last install: the sha256 of the
-# lockfile is kept in node_modules/.insitu-lock.sha256.
+# Installs the npm toolchain (solcjs, OpenZeppelin, anvil, forge) at the versions locked in
+# package-lock.json, but only when node_modules/ is missing or package-lock.json changed since the
+# last install: the sha256 of the lockfile is kept in node_modules/.insitu-lock.sha256.
+#
+# This uses `npm install --no-save` rather than `npm ci`: the registry reachable here lacks some of
+# the other-platform binaries that @foundry-rs/anvil and @foundry-rs/forge list as optional
+# dependencies, so they are absent from the lockfile, and `npm ci` refuses such a lockfile as out
+# of sync. `npm install` installs the same locked versions and leaves the lockfile untouched.
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 
@@ -17,6 +22,6 @@ if ! command -v npm >/dev/null 2>&1; then
   exit 1
 fi
 
-echo "npm-deps: installing the npm toolchain (npm ci)"
-npm ci --no-audit --no-fund </dev/null
+echo "npm-deps: installing the npm toolchain (npm install, versions from package-lock.json)"
+npm install --no-save --no-audit --no-fund </dev/null
 echo "$want" >"$stamp"

@@ -1,7 +1,7 @@
 //! Rust bindings for the insitu Solidity contracts.
 //!
 //! The build script compiles every `.sol` file under `contracts/` (with the solcjs compiler that
-//! `npm ci` installs, through `tools/solc`) and generates one [`alloy::sol!`] module per contract,
+//! `npm install` installs, through `tools/solc`) and generates one [`alloy::sol!`] module per contract,
 //! interface or library that has an ABI. Each module is named like the Solidity type and holds:
 //!
 //! - one call type per function (e.g. `Name::fooCall`) and its return type, one type per event

@@ -1,6 +1,6 @@
 //! A local anvil devnet.
 //!
-//! anvil comes from the npm package `@foundry-rs/anvil` (installed by `npm ci` in the
+//! anvil comes from the npm package `@foundry-rs/anvil` (installed by `npm install` in the
 //! repository root), so no global Foundry installation is needed. [`anvil_path`] finds the
 //! binary; [`Devnet::start`] runs it on a free port of 127.0.0.1 and stops it when dropped.
 
@@ -28,7 +28,7 @@ pub const DEVNET_CHAIN_ID: u64 = 31337;
 pub enum DevnetError {
     /// The anvil binary is not where it should be.
     #[error(
-        "anvil not found at {}; run `npm ci` in the repository root (or set {ANVIL_ENV} to an anvil binary)",
+        "anvil not found at {}; run `npm install` in the repository root (or set {ANVIL_ENV} to an anvil binary)",
         path.display()
     )]
     AnvilMissing {

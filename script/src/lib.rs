@@ -1,6 +1,6 @@
 //! Developer scripts for insitu.
 //!
-//! - [`devnet`]: starts a local anvil node (the binary `npm ci` installs) for tests and demos.
+//! - [`devnet`]: starts a local anvil node (the binary `npm install` puts in node_modules) for tests and demos.
 //! - [`addresses`]: the JSON file that records where a deployment put each contract.
 
 pub mod addresses;

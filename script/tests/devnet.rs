@@ -5,7 +5,7 @@ use insitu_script::devnet::{DEVNET_CHAIN_ID, Devnet, DevnetError, anvil_path, lo
 
 #[tokio::test]
 async fn devnet_runs_a_funded_chain_31337_on_localhost() {
-    let devnet = Devnet::start().expect("anvil starts (run `npm ci` first)");
+    let devnet = Devnet::start().expect("anvil starts (run `npm install` first)");
     assert!(
         devnet.endpoint().starts_with("http://127.0.0.1:"),
         "{}",
@@ -50,7 +50,7 @@ fn a_missing_anvil_says_to_run_npm_ci() {
     assert!(matches!(err, DevnetError::AnvilMissing { .. }), "{err:?}");
     let message = err.to_string();
     assert!(
-        message.contains("run `npm ci` in the repository root"),
+        message.contains("run `npm install` in the repository root"),
         "{message}"
     );
     assert!(
