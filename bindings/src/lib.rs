@@ -34,3 +34,5 @@ pub mod fixtures {
     /// Path of the folder holding the JSON artifacts of the fixtures.
     pub const ARTIFACTS_DIR: &str = concat!(env!("OUT_DIR"), "/fixtures/artifacts");
 }
+
+pub mod deployment;

@@ -26,7 +26,7 @@ contract AgreementStore is IAgreementStore, TemplateRegistry {
     /// @inheritdoc IAgreementStore
     function createAgreement(bytes32 seed, address consumer, bytes32 did, ConditionSpec[] calldata conditions)
         external
-        returns (bytes32 agreementId, bytes32[] memory conditionIds)
+        returns (bytes32 agreementId)
     {
         if (!isTemplateApproved(msg.sender)) revert TemplateNotApproved(msg.sender);
         if (consumer == address(0)) revert InvalidConsumer();
@@ -39,13 +39,12 @@ contract AgreementStore is IAgreementStore, TemplateRegistry {
         uint40 createdAt = uint40(block.timestamp);
         agreement.consumer = consumer;
         agreement.createdAt = createdAt;
-        agreement.template = msg.sender;
-        emit AgreementCreated(agreementId, did, consumer, msg.sender);
 
-        conditionIds = new bytes32[](count);
+        bytes32[] memory conditionIds = new bytes32[](count);
         for (uint256 i; i < count; ++i) {
             conditionIds[i] = _createCondition(agreementId, createdAt, conditions[i]);
         }
+        emit AgreementCreated(agreementId, did, consumer, msg.sender, conditionIds);
     }
 
     /// @inheritdoc IAgreementStore
@@ -93,7 +92,7 @@ contract AgreementStore is IAgreementStore, TemplateRegistry {
         returns (bytes32 conditionId)
     {
         address conditionContract = spec.conditionContract;
-        if (conditionContract.code.length == 0) revert InvalidConditionContract(conditionContract);
+        if (conditionContract == address(0)) revert InvalidConditionContract(conditionContract);
         if (spec.timeOut != 0 && spec.timeOut <= spec.timeLock) revert InvalidTimeWindow(spec.timeLock, spec.timeOut);
         conditionId = AgreementIds.conditionId(agreementId, conditionContract, spec.valueHash);
         Condition storage condition = _conditions[conditionId];
@@ -104,7 +103,6 @@ contract AgreementStore is IAgreementStore, TemplateRegistry {
         condition.state = ConditionState.Unfulfilled;
         condition.timeLock = timeLock;
         condition.timeOut = timeOut;
-        emit ConditionCreated(agreementId, conditionId, conditionContract, timeLock, timeOut);
     }
 
     /// @dev Loads a condition that the caller owns and that is still Unfulfilled.

@@ -25,15 +25,13 @@ struct Condition {
     uint40 timeOut;
 }
 
-/// @notice An agreement as kept by the store (two storage slots). The asset id and the full terms are
-///         bound into the condition ids and published in events; they are not stored again.
+/// @notice An agreement as kept by the store: one storage slot. The asset id, the template and the
+///         full terms are bound into the condition ids and published in events; they are not stored.
 /// @param consumer The account that created the agreement (and pays for it).
 /// @param createdAt Block timestamp of creation; time locks and time outs are relative to it.
-/// @param template The approved template that created the agreement.
 struct Agreement {
     address consumer;
     uint40 createdAt;
-    address template;
 }
 
 /// @notice What a template asks the store to create for one condition.
@@ -51,17 +49,14 @@ struct ConditionSpec {
 /// @title IAgreementStore
 /// @notice Agreements, their conditions, and the registry of approved templates.
 interface IAgreementStore is ITemplateRegistry {
-    /// @notice An agreement was created by an approved template.
+    /// @notice An agreement was created by an approved template, with conditions `conditionIds` (in the
+    ///         template's order, each Unfulfilled; their time windows are readable with `getCondition`).
     event AgreementCreated(
-        bytes32 indexed agreementId, bytes32 indexed did, address indexed consumer, address template
-    );
-    /// @notice A condition of `agreementId` was created in state Unfulfilled.
-    event ConditionCreated(
         bytes32 indexed agreementId,
-        bytes32 indexed conditionId,
-        address indexed conditionContract,
-        uint40 timeLock,
-        uint40 timeOut
+        bytes32 indexed did,
+        address indexed consumer,
+        address template,
+        bytes32[] conditionIds
     );
     /// @notice A condition moved to Fulfilled.
     event ConditionFulfilled(bytes32 indexed conditionId, address indexed conditionContract);
@@ -78,7 +73,7 @@ interface IAgreementStore is ITemplateRegistry {
     error NoConditions();
     /// @notice A condition with this id already exists.
     error ConditionAlreadyExists(bytes32 conditionId);
-    /// @notice A condition spec names the zero address (or a non-contract) as condition contract.
+    /// @notice A condition spec names the zero address as condition contract.
     error InvalidConditionContract(address conditionContract);
     /// @notice A condition's time out is not after its time lock.
     error InvalidTimeWindow(uint32 timeLock, uint32 timeOut);
@@ -101,10 +96,9 @@ interface IAgreementStore is ITemplateRegistry {
     /// @param did The asset the agreement is about (published in the event, bound in condition ids).
     /// @param conditions The conditions to create, in the template's order.
     /// @return agreementId The new agreement's id.
-    /// @return conditionIds The ids of the created conditions, in the order given.
     function createAgreement(bytes32 seed, address consumer, bytes32 did, ConditionSpec[] calldata conditions)
         external
-        returns (bytes32 agreementId, bytes32[] memory conditionIds);
+        returns (bytes32 agreementId);
 
     /// @notice Moves a condition to Fulfilled. Only the condition's own contract may call, inside the
     ///         condition's time window.

@@ -57,18 +57,11 @@ abstract contract ServiceTemplate {
     /// @notice The escrow payment condition.
     address public immutable escrowCondition;
 
-    /// @notice The terms of a new agreement: everything a consumer, provider or keeper needs to fulfil,
-    ///         release or refund it.
+    /// @notice The payment terms of a new agreement: with the store's `AgreementCreated` (asset,
+    ///         consumer, condition ids in the order lock, service, escrow) they are everything a
+    ///         consumer, provider or keeper needs to fulfil, release or refund it.
     event AgreementTerms(
-        bytes32 indexed agreementId,
-        bytes32 indexed did,
-        address indexed consumer,
-        address token,
-        address[] receivers,
-        uint256[] amounts,
-        bytes32 lockConditionId,
-        bytes32 serviceConditionId,
-        bytes32 escrowConditionId
+        bytes32 indexed agreementId, address token, address[] receivers, uint256[] amounts, uint32 serviceTimeout
     );
 
     /// @notice The service time out is outside [MIN_SERVICE_TIMEOUT, MAX_SERVICE_TIMEOUT].
@@ -143,12 +136,10 @@ abstract contract ServiceTemplate {
         uint32 serviceTimeout = _serviceTimeout(terms.serviceTimeout);
         (receivers, amounts) = _withFee(terms);
         agreementId = AgreementIds.agreementId(seed, msg.sender);
-        (ConditionSpec[] memory specs, bytes32 lockId, bytes32 serviceId, bytes32 escrowId) =
+        (ConditionSpec[] memory specs,,,) =
             _conditions(agreementId, did, msg.sender, terms.token, receivers, amounts, serviceTimeout);
         agreementStore.createAgreement(seed, msg.sender, did, specs);
-        emit AgreementTerms(
-            agreementId, did, msg.sender, terms.token, receivers, amounts, lockId, serviceId, escrowId
-        );
+        emit AgreementTerms(agreementId, terms.token, receivers, amounts, serviceTimeout);
     }
 
     /// @dev The three condition specs of an agreement and the ids the store will derive from them.

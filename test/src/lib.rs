@@ -5,3 +5,4 @@
 //! `tests/` use it together with the bindings of `insitu-bindings`.
 
 pub mod harness;
+pub mod world;
