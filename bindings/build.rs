@@ -71,13 +71,13 @@ fn fail(message: impl Into<String>) -> BuildError {
 
 fn main() {
     if let Err(BuildError(messages)) = run() {
+        // `cargo::error` fails the build once the script ends; exiting normally keeps cargo from
+        // also dumping the script's whole output. Cargo prefixes each line with the package name.
         for message in messages {
-            // `cargo::error` takes one line per message.
             for line in message.lines() {
                 println!("cargo::error={line}");
             }
         }
-        std::process::exit(1);
     }
 }
 
@@ -86,7 +86,7 @@ fn run() -> Result<(), BuildError> {
     let root = manifest_dir
         .parent()
         .ok_or_else(|| {
-            fail("insitu-bindings: the crate must live one folder below the repository root")
+            fail("the crate must live one folder below the repository root")
         })?
         .to_path_buf();
     let out_dir = PathBuf::from(env("OUT_DIR")?);
@@ -140,7 +140,7 @@ fn run() -> Result<(), BuildError> {
 }
 
 fn env(name: &str) -> Result<String, BuildError> {
-    std::env::var(name).map_err(|_| fail(format!("insitu-bindings: {name} is not set")))
+    std::env::var(name).map_err(|_| fail(format!("{name} is not set")))
 }
 
 /// Finds the solc-compatible compiler: `$INSITU_SOLC`, else the solcjs wrapper of the repository.
@@ -149,20 +149,20 @@ fn compiler(root: &Path) -> Result<Solc, BuildError> {
         let path = PathBuf::from(path);
         return Solc::new(&path).map_err(|err| {
             fail(format!(
-                "insitu-bindings: {SOLC_OVERRIDE_ENV}={} does not work as solc: {err}",
+                "{SOLC_OVERRIDE_ENV}={} does not work as solc: {err}",
                 path.display()
             ))
         });
     }
     if !root.join(SOLCJS_PACKAGE).is_file() {
         return Err(fail(
-            "insitu-bindings: the Solidity compiler is not installed; run `npm install` in the repository root",
+            "the Solidity compiler is not installed; run `npm install` in the repository root",
         ));
     }
     let wrapper = root.join(SOLC_WRAPPER);
     Solc::new(&wrapper).map_err(|err| {
         fail(format!(
-            "insitu-bindings: {} failed to start (is Node.js installed?): {err}",
+            "{} failed to start (is Node.js installed?): {err}",
             wrapper.display()
         ))
     })
@@ -286,14 +286,14 @@ impl Unit {
             .build(SolcCompiler::Specific(solc.clone()))
             .map_err(|err| {
                 fail(format!(
-                    "insitu-bindings: cannot set up the {} project: {err}",
+                    "cannot set up the {} project: {err}",
                     self.label
                 ))
             })?;
 
         let output = project.compile().map_err(|err| {
             fail(format!(
-                "insitu-bindings: compiling {} failed: {err}",
+                "compiling {} failed: {err}",
                 self.label
             ))
         })?;
@@ -319,7 +319,7 @@ impl Unit {
             errors.insert(
                 0,
                 format!(
-                    "insitu-bindings: the Solidity compiler reported {} error(s):",
+                    "the Solidity compiler reported {} error(s):",
                     errors.len()
                 ),
             );
@@ -365,7 +365,7 @@ impl Unit {
             .collect();
         if !duplicates.is_empty() {
             let mut messages = vec![format!(
-                "insitu-bindings: contract names must be unique across {} (each name becomes one Rust binding); rename one of:",
+                "contract names must be unique across {} (each name becomes one Rust binding); rename one of:",
                 self.sources
                     .strip_prefix(root)
                     .unwrap_or(&self.sources)
@@ -395,7 +395,7 @@ impl Unit {
                 .is_some_and(|b| b.object.is_unlinked())
             {
                 println!(
-                    "cargo::warning=insitu-bindings: `{name}` needs linked libraries; its binding has no bytecode"
+                    "cargo::warning=`{name}` needs linked libraries; its binding has no bytecode"
                 );
             }
             let mut json = serde_json::json!({ "abi": abi });
@@ -408,7 +408,7 @@ impl Unit {
             let module = module_name(&name);
             if let Some(other) = contracts.iter().find(|c: &&Contract| c.module == module) {
                 return Err(fail(format!(
-                    "insitu-bindings: `{name}` and `{}` map to the same Rust module `{module}`; rename one",
+                    "`{name}` and `{}` map to the same Rust module `{module}`; rename one",
                     other.name
                 )));
             }
