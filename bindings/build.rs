@@ -85,9 +85,7 @@ fn run() -> Result<(), BuildError> {
     let manifest_dir = PathBuf::from(env("CARGO_MANIFEST_DIR")?);
     let root = manifest_dir
         .parent()
-        .ok_or_else(|| {
-            fail("the crate must live one folder below the repository root")
-        })?
+        .ok_or_else(|| fail("the crate must live one folder below the repository root"))?
         .to_path_buf();
     let out_dir = PathBuf::from(env("OUT_DIR")?);
 
@@ -284,19 +282,11 @@ impl Unit {
             .set_compiler_severity_filter(Severity::Error)
             .single_solc_jobs()
             .build(SolcCompiler::Specific(solc.clone()))
-            .map_err(|err| {
-                fail(format!(
-                    "cannot set up the {} project: {err}",
-                    self.label
-                ))
-            })?;
+            .map_err(|err| fail(format!("cannot set up the {} project: {err}", self.label)))?;
 
-        let output = project.compile().map_err(|err| {
-            fail(format!(
-                "compiling {} failed: {err}",
-                self.label
-            ))
-        })?;
+        let output = project
+            .compile()
+            .map_err(|err| fail(format!("compiling {} failed: {err}", self.label)))?;
 
         let artifacts: Vec<(ArtifactId, ConfigurableContractArtifact)> = output
             .artifact_ids()
@@ -318,10 +308,7 @@ impl Unit {
         if !errors.is_empty() {
             errors.insert(
                 0,
-                format!(
-                    "the Solidity compiler reported {} error(s):",
-                    errors.len()
-                ),
+                format!("the Solidity compiler reported {} error(s):", errors.len()),
             );
             return Err(BuildError(errors));
         }
