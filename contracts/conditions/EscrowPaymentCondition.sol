@@ -8,11 +8,13 @@ import {IAgreementStore, ConditionState} from "../interfaces/IAgreementStore.sol
 import {AgreementIds} from "../libraries/AgreementIds.sol";
 import {PaymentTerms} from "../libraries/PaymentTerms.sol";
 import {Condition} from "./Condition.sol";
+import {LockPaymentCondition} from "./LockPaymentCondition.sol";
 
 /// @title EscrowPaymentCondition
 /// @notice Holds every locked payment and settles each agreement's payment exactly once: released to
 ///         the receivers when the lock and all release conditions are Fulfilled, or refunded to the
-///         payer when a release condition is Aborted.
+///         payer when a release condition is Aborted. Network fees accrue here on release and are
+///         withdrawn in bulk by the network's fee receiver.
 /// @dev Value hash: `keccak256(abi.encode(lockConditionId, releaseConditions))`. The escrow derives the
 ///      lock condition's id from the payment terms it is given and `address(this)`, so it can only pay
 ///      out exactly what that very lock put in, for that very agreement: there is no pooled balance to
@@ -32,9 +34,13 @@ contract EscrowPaymentCondition is Condition, ReentrancyGuardTransient {
     mapping(address token => mapping(address account => uint256)) public credits;
     /// @notice Sum of all credits of `token` not yet withdrawn.
     mapping(address token => uint256) public totalCredits;
+    /// @notice Network fees of `token` released and not yet withdrawn by the fee receiver.
+    mapping(address token => uint256) public accruedFees;
 
-    /// @notice The payment of `agreementId` was released to its receivers.
-    event PaymentReleased(bytes32 indexed agreementId, bytes32 indexed conditionId, address token, uint256 amount);
+    /// @notice The payment of `agreementId` was released: `amount` to its receivers, `fee` accrued.
+    event PaymentReleased(
+        bytes32 indexed agreementId, bytes32 indexed conditionId, address token, uint256 amount, uint256 fee
+    );
     /// @notice The payment of `agreementId` was refunded to `payer`.
     event PaymentRefunded(
         bytes32 indexed agreementId, bytes32 indexed conditionId, address indexed payer, address token, uint256 amount
@@ -43,6 +49,8 @@ contract EscrowPaymentCondition is Condition, ReentrancyGuardTransient {
     event PaymentCredited(bytes32 indexed agreementId, address indexed account, address token, uint256 amount);
     /// @notice `account` withdrew its credit of `token` to `to`.
     event CreditWithdrawn(address indexed account, address indexed token, address to, uint256 amount);
+    /// @notice The fee receiver withdrew the accrued fees of `token` to `to`.
+    event FeesWithdrawn(address indexed receiver, address indexed token, address to, uint256 amount);
 
     /// @notice A release needs at least one release condition.
     error NoReleaseConditions();
@@ -58,6 +66,10 @@ contract EscrowPaymentCondition is Condition, ReentrancyGuardTransient {
     error UnexpectedEth(address sender);
     /// @notice The lock condition address is zero.
     error InvalidLockCondition();
+    /// @notice Only the network fee receiver may withdraw fees.
+    error NotFeeReceiver(address caller);
+    /// @notice No fees of this token have accrued.
+    error NoFeesAccrued(address token);
 
     /// @param store The agreement store.
     /// @param lockCondition_ The lock payment condition that pays into this escrow.
@@ -90,6 +102,7 @@ contract EscrowPaymentCondition is Condition, ReentrancyGuardTransient {
     /// @param payer The consumer who paid.
     /// @param receivers Receivers as agreed.
     /// @param amounts Amounts as agreed.
+    /// @param fee Network fee as agreed; accrued for the fee receiver.
     /// @param releaseConditions The agreement's release conditions (e.g. its access condition).
     /// @return conditionId The fulfilled escrow condition.
     function release(
@@ -99,11 +112,12 @@ contract EscrowPaymentCondition is Condition, ReentrancyGuardTransient {
         address payer,
         address[] calldata receivers,
         uint256[] calldata amounts,
+        uint256 fee,
         bytes32[] calldata releaseConditions
     ) external nonReentrant returns (bytes32 conditionId) {
         uint256 count = releaseConditions.length;
         if (count == 0) revert NoReleaseConditions();
-        bytes32 lockConditionId = _lockConditionId(agreementId, did, token, payer, receivers, amounts);
+        bytes32 lockConditionId = _lockConditionId(agreementId, did, token, payer, receivers, amounts, fee);
         _requireFulfilled(lockConditionId);
         for (uint256 i; i < count; ++i) {
             _requireFulfilled(releaseConditions[i]);
@@ -111,12 +125,13 @@ contract EscrowPaymentCondition is Condition, ReentrancyGuardTransient {
         conditionId = conditionIdOf(agreementId, keccak256(abi.encode(lockConditionId, releaseConditions)));
         agreementStore.fulfil(conditionId);
 
+        if (fee != 0) accruedFees[token] += fee;
         uint256 total;
         for (uint256 i; i < receivers.length; ++i) {
             total += amounts[i];
             _pay(agreementId, token, receivers[i], amounts[i]);
         }
-        emit PaymentReleased(agreementId, conditionId, token, total);
+        emit PaymentReleased(agreementId, conditionId, token, total, fee);
     }
 
     /// @notice Refunds the payment of `agreementId` to its payer. Anyone may call once the lock is
@@ -128,6 +143,7 @@ contract EscrowPaymentCondition is Condition, ReentrancyGuardTransient {
     /// @param payer The consumer who paid and is refunded.
     /// @param receivers Receivers as agreed.
     /// @param amounts Amounts as agreed.
+    /// @param fee Network fee as agreed; refunded too.
     /// @param releaseConditions The agreement's release conditions.
     /// @return conditionId The escrow condition, now Aborted.
     function refund(
@@ -137,9 +153,10 @@ contract EscrowPaymentCondition is Condition, ReentrancyGuardTransient {
         address payer,
         address[] calldata receivers,
         uint256[] calldata amounts,
+        uint256 fee,
         bytes32[] calldata releaseConditions
     ) external nonReentrant returns (bytes32 conditionId) {
-        bytes32 lockConditionId = _lockConditionId(agreementId, did, token, payer, receivers, amounts);
+        bytes32 lockConditionId = _lockConditionId(agreementId, did, token, payer, receivers, amounts, fee);
         _requireFulfilled(lockConditionId);
         bool anyAborted;
         for (uint256 i; i < releaseConditions.length; ++i) {
@@ -152,7 +169,7 @@ contract EscrowPaymentCondition is Condition, ReentrancyGuardTransient {
         conditionId = conditionIdOf(agreementId, keccak256(abi.encode(lockConditionId, releaseConditions)));
         agreementStore.abort(conditionId);
 
-        uint256 total;
+        uint256 total = fee;
         for (uint256 i; i < amounts.length; ++i) {
             total += amounts[i];
         }
@@ -169,13 +186,24 @@ contract EscrowPaymentCondition is Condition, ReentrancyGuardTransient {
         if (amount == 0) revert NothingToWithdraw(msg.sender, token);
         credits[token][msg.sender] = 0;
         totalCredits[token] -= amount;
-        if (token == address(0)) {
-            (bool sent,) = to.call{value: amount}("");
-            if (!sent) revert EthTransferFailed(to);
-        } else {
-            IERC20(token).safeTransfer(to, amount);
-        }
+        _send(token, to, amount);
         emit CreditWithdrawn(msg.sender, token, to, amount);
+    }
+
+    /// @notice Withdraws all accrued network fees of `token` to `to`. Only the network fee receiver
+    ///         currently set on the lock condition may call.
+    /// @param token The ERC20 token, or the zero address for native ETH.
+    /// @param to Recipient of the fees.
+    function withdrawFees(address token, address to) external nonReentrant {
+        if (LockPaymentCondition(lockCondition).networkFee().receiver != msg.sender) {
+            revert NotFeeReceiver(msg.sender);
+        }
+        if (to == address(0)) revert InvalidRecipient();
+        uint256 amount = accruedFees[token];
+        if (amount == 0) revert NoFeesAccrued(token);
+        accruedFees[token] = 0;
+        _send(token, to, amount);
+        emit FeesWithdrawn(msg.sender, token, to, amount);
     }
 
     function _lockConditionId(
@@ -184,13 +212,24 @@ contract EscrowPaymentCondition is Condition, ReentrancyGuardTransient {
         address token,
         address payer,
         address[] calldata receivers,
-        uint256[] calldata amounts
+        uint256[] calldata amounts,
+        uint256 fee
     ) private view returns (bytes32) {
         return AgreementIds.conditionId(
             agreementId,
             lockCondition,
-            PaymentTerms.lockValueHash(did, address(this), token, payer, receivers, amounts)
+            PaymentTerms.lockValueHash(did, address(this), token, payer, receivers, amounts, fee)
         );
+    }
+
+    /// @dev Sends `amount` with full gas, reverting on failure (withdrawals).
+    function _send(address token, address to, uint256 amount) private {
+        if (token == address(0)) {
+            (bool sent,) = to.call{value: amount}("");
+            if (!sent) revert EthTransferFailed(to);
+        } else {
+            IERC20(token).safeTransfer(to, amount);
+        }
     }
 
     /// @dev Pushes a payment; if the push fails, credits it for a later {withdraw} instead.

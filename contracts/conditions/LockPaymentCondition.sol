@@ -15,7 +15,7 @@ import {Condition} from "./Condition.sol";
 ///      as the agreement's creation). The state changes before any token moves, and the store refuses
 ///      a lock after its time out: a late payment reverts and is never taken. Tokens that deliver less
 ///      than the amount sent (fee-on-transfer) are refused, so the escrow holds exactly what it owes.
-///      Also keeps the network fee that templates add to every payment.
+///      Also keeps the network fee rate that templates charge on every payment.
 contract LockPaymentCondition is Condition, ReentrancyGuardTransient {
     using SafeERC20 for IERC20;
 
@@ -24,7 +24,7 @@ contract LockPaymentCondition is Condition, ReentrancyGuardTransient {
     /// @notice Basis points in one whole.
     uint16 public constant BPS = 10_000;
 
-    /// @notice The network fee: `bps` of every payment's price, paid to `receiver`.
+    /// @notice The network fee: `bps` of every payment's price, accrued in the escrow for `receiver`.
     struct NetworkFee {
         address receiver;
         uint16 bps;
@@ -71,9 +71,10 @@ contract LockPaymentCondition is Condition, ReentrancyGuardTransient {
         address token,
         address payer,
         address[] calldata receivers,
-        uint256[] calldata amounts
+        uint256[] calldata amounts,
+        uint256 fee
     ) external pure returns (bytes32) {
-        return PaymentTerms.lockValueHash(did, escrow, token, payer, receivers, amounts);
+        return PaymentTerms.lockValueHash(did, escrow, token, payer, receivers, amounts, fee);
     }
 
     /// @notice Pays the agreed amount into escrow, as the agreement's payer (the caller).
@@ -82,8 +83,9 @@ contract LockPaymentCondition is Condition, ReentrancyGuardTransient {
     /// @param did The asset paid for.
     /// @param escrow The escrow named in the agreement.
     /// @param token The ERC20 token, or the zero address for native ETH.
-    /// @param receivers Receivers as agreed (network fee receiver included).
+    /// @param receivers Receivers as agreed.
     /// @param amounts Amounts as agreed.
+    /// @param fee Network fee as agreed.
     /// @return conditionId The fulfilled lock condition.
     function lock(
         bytes32 agreementId,
@@ -91,9 +93,10 @@ contract LockPaymentCondition is Condition, ReentrancyGuardTransient {
         address escrow,
         address token,
         address[] calldata receivers,
-        uint256[] calldata amounts
+        uint256[] calldata amounts,
+        uint256 fee
     ) external payable nonReentrant returns (bytes32 conditionId) {
-        conditionId = _lock(agreementId, did, escrow, token, msg.sender, receivers, amounts);
+        conditionId = _lock(agreementId, did, escrow, token, msg.sender, receivers, amounts, fee);
     }
 
     /// @notice Pays into escrow on behalf of `payer`, who called the template in this transaction.
@@ -103,8 +106,9 @@ contract LockPaymentCondition is Condition, ReentrancyGuardTransient {
     /// @param escrow The escrow named in the agreement.
     /// @param token The ERC20 token, or the zero address for native ETH.
     /// @param payer The consumer paying; for ERC20 it must have approved this contract.
-    /// @param receivers Receivers as agreed (network fee receiver included).
+    /// @param receivers Receivers as agreed.
     /// @param amounts Amounts as agreed.
+    /// @param fee Network fee as agreed.
     /// @return conditionId The fulfilled lock condition.
     function lockFor(
         bytes32 agreementId,
@@ -113,14 +117,16 @@ contract LockPaymentCondition is Condition, ReentrancyGuardTransient {
         address token,
         address payer,
         address[] calldata receivers,
-        uint256[] calldata amounts
+        uint256[] calldata amounts,
+        uint256 fee
     ) external payable nonReentrant returns (bytes32 conditionId) {
         if (!agreementStore.isTemplateApproved(msg.sender)) revert NotApprovedTemplate(msg.sender);
-        conditionId = _lock(agreementId, did, escrow, token, payer, receivers, amounts);
+        conditionId = _lock(agreementId, did, escrow, token, payer, receivers, amounts, fee);
     }
 
-    /// @notice Sets the network fee added to every new agreement's payment. Governors only.
-    /// @param receiver Receives the fee; may be zero only when `bps` is zero.
+    /// @notice Sets the network fee charged on every new agreement's payment. Governors only.
+    ///         Agreements keep the fee in force when they were created.
+    /// @param receiver Withdraws the fees accrued in the escrow; may be zero only when `bps` is zero.
     /// @param bps Fee in basis points of the price, at most `MAX_FEE_BPS`.
     function setNetworkFee(address receiver, uint16 bps) external {
         if (!agreementStore.isGovernor(msg.sender)) revert NotGovernor(msg.sender);
@@ -135,10 +141,9 @@ contract LockPaymentCondition is Condition, ReentrancyGuardTransient {
         return _networkFee;
     }
 
-    /// @notice The fee on `price` at the current rate, rounded down, and who receives it.
-    function quoteFee(uint256 price) external view returns (address receiver, uint256 fee) {
-        NetworkFee memory current = _networkFee;
-        return (current.receiver, price * current.bps / BPS);
+    /// @notice The network fee on a price of `amount` at the current rate, rounded down.
+    function quoteFee(uint256 amount) external view returns (uint256) {
+        return amount * _networkFee.bps / BPS;
     }
 
     function _lock(
@@ -148,12 +153,13 @@ contract LockPaymentCondition is Condition, ReentrancyGuardTransient {
         address token,
         address payer,
         address[] calldata receivers,
-        uint256[] calldata amounts
+        uint256[] calldata amounts,
+        uint256 fee
     ) private returns (bytes32 conditionId) {
         if (escrow == address(0)) revert InvalidEscrow();
-        uint256 total = PaymentTerms.total(receivers, amounts);
+        uint256 total = PaymentTerms.price(receivers, amounts) + fee;
         conditionId =
-            conditionIdOf(agreementId, PaymentTerms.lockValueHash(did, escrow, token, payer, receivers, amounts));
+            conditionIdOf(agreementId, PaymentTerms.lockValueHash(did, escrow, token, payer, receivers, amounts, fee));
         // Effects first: the store checks ownership, state and time window, and reverts a late payment.
         agreementStore.fulfil(conditionId);
         if (token == address(0)) {

@@ -2,12 +2,13 @@
 pragma solidity ^0.8.28;
 
 /// @title PaymentTerms
-/// @notice Validation and hashing of the payment terms shared by the lock and escrow conditions.
+/// @notice Validation and hashing of the payment terms shared by templates, the lock and the escrow.
 /// @dev A payment is `token` (the zero address for native ETH) split as `amounts[i]` to
-///      `receivers[i]`. The lock condition collects exactly the sum into the escrow; the escrow pays
-///      out exactly the same arrays, because both derive the lock condition's id from them.
+///      `receivers[i]`, plus a network `fee` fixed when the agreement is created. The lock collects
+///      exactly `sum(amounts) + fee` into the escrow; the escrow pays out exactly the same terms,
+///      because both derive the lock condition's id from them.
 library PaymentTerms {
-    /// @notice Most receivers one payment may have (network fee receiver included).
+    /// @notice Most receivers one payment may have.
     uint256 internal constant MAX_RECEIVERS = 16;
 
     /// @notice A payment needs at least one receiver.
@@ -21,8 +22,8 @@ library PaymentTerms {
     /// @notice Amount `index` is zero.
     error ZeroAmount(uint256 index);
 
-    /// @notice Validates the split and returns its total.
-    function total(address[] memory receivers, uint256[] memory amounts) internal pure returns (uint256 sum) {
+    /// @notice Validates the split and returns the price: the sum of `amounts`, fee excluded.
+    function price(address[] calldata receivers, uint256[] calldata amounts) internal pure returns (uint256 sum) {
         uint256 count = receivers.length;
         if (count == 0) revert NoReceivers();
         if (count > MAX_RECEIVERS) revert TooManyReceivers(count);
@@ -42,14 +43,16 @@ library PaymentTerms {
     /// @param payer The only account whose payment fulfils the lock; refunds go back to it.
     /// @param receivers Who is paid on release.
     /// @param amounts How much each receiver is paid on release.
+    /// @param fee Network fee, accrued by the escrow on release (refunded with the rest).
     function lockValueHash(
         bytes32 did,
         address escrow,
         address token,
         address payer,
-        address[] memory receivers,
-        uint256[] memory amounts
+        address[] calldata receivers,
+        uint256[] calldata amounts,
+        uint256 fee
     ) internal pure returns (bytes32) {
-        return keccak256(abi.encode(did, escrow, token, payer, receivers, amounts));
+        return keccak256(abi.encode(did, escrow, token, payer, receivers, amounts, fee));
     }
 }

@@ -14,6 +14,6 @@ contract AccessTemplate is ServiceTemplate {
     /// @param access The access condition.
     /// @param escrow The escrow payment condition.
     constructor(IAgreementStore store, LockPaymentCondition lock, AccessCondition access, address escrow)
-        ServiceTemplate(store, lock, access, escrow)
+        ServiceTemplate(store, lock, address(access), escrow)
     {}
 }

@@ -15,6 +15,6 @@ contract ComputeTemplate is ServiceTemplate {
     /// @param compute The compute execution condition.
     /// @param escrow The escrow payment condition.
     constructor(IAgreementStore store, LockPaymentCondition lock, ComputeExecutionCondition compute, address escrow)
-        ServiceTemplate(store, lock, compute, escrow)
+        ServiceTemplate(store, lock, address(compute), escrow)
     {}
 }

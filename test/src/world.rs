@@ -8,7 +8,9 @@ use insitu_bindings::{
     LockPaymentCondition, MockERC20, ServiceTemplate,
 };
 
-use crate::harness::{Chain, Receipt, Tx, TxError};
+use alloy::sol_types::SolCall;
+
+use crate::harness::{Chain, GasProfile, Receipt, Tx, TxError};
 
 /// Deploys and wires the whole suite from `deployer`, executing the same
 /// [`deployment::plan`] as the deploy script does on a real chain, and checks that every contract
@@ -66,10 +68,12 @@ pub struct Deal {
     pub consumer: Address,
     /// Payment token (zero: ETH).
     pub token: Address,
-    /// Receivers, network fee receiver last when a fee applies.
+    /// Receivers.
     pub receivers: Vec<Address>,
     /// Amounts, in the order of `receivers`.
     pub amounts: Vec<U256>,
+    /// Network fee, accrued in the escrow on release.
+    pub fee: U256,
     /// Lock payment condition id.
     pub lock_id: B256,
     /// Access or compute condition id.
@@ -79,9 +83,9 @@ pub struct Deal {
 }
 
 impl Deal {
-    /// Sum of all amounts: what the consumer paid.
+    /// What the consumer paid: the amounts plus the fee.
     pub fn total(&self) -> U256 {
-        self.amounts.iter().copied().sum()
+        self.amounts.iter().copied().sum::<U256>() + self.fee
     }
 }
 
@@ -120,6 +124,9 @@ pub struct World {
     pub token: Address,
     /// An asset registered by `provider`, served by `keeper`.
     pub did: B256,
+    /// When set, every transaction sent through the world's helpers is first profiled; the
+    /// profiles are appended here with the function's signature.
+    pub profiles: Option<Vec<(&'static str, GasProfile)>>,
     seeds: u64,
 }
 
@@ -186,12 +193,37 @@ impl World {
             outsider,
             token,
             did: B256::ZERO,
+            profiles: None,
             seeds: 0,
         };
         world.mint(token, consumer, U256::from(CONSUMER_TOKENS));
         world.approve(token, consumer, world.suite.lock_payment, U256::MAX);
         world.did = world.register_asset(provider, &[keeper]);
         world
+    }
+
+    /// Sends `call` from `from` to `to` with `value` wei, profiling it first when
+    /// [`World::profiles`] is set.
+    ///
+    /// # Errors
+    ///
+    /// The revert of the transaction.
+    pub fn transact<C: SolCall>(
+        &mut self,
+        from: Address,
+        to: Address,
+        call: &C,
+        value: U256,
+    ) -> Result<Receipt<C::Return>, TxError> {
+        if self.profiles.is_some() {
+            let tx = Tx::call(from, to, call.abi_encode()).value(value);
+            if let Ok((_, profile)) = self.chain.profile(tx) {
+                if let Some(profiles) = self.profiles.as_mut() {
+                    profiles.push((C::SIGNATURE, profile));
+                }
+            }
+        }
+        self.chain.transact_value(from, to, call, value)
     }
 
     /// A fresh seed, different on every call.
@@ -213,8 +245,7 @@ impl World {
             url: "https://provider.example/metadata.json".into(),
             providers: providers.to_vec(),
         };
-        self.chain
-            .transact(owner, self.suite.asset_registry, &call)
+        self.transact(owner, self.suite.asset_registry, &call, U256::ZERO)
             .expect("register asset")
             .output
     }
@@ -242,7 +273,7 @@ impl World {
             spender,
             value: amount,
         };
-        let input: Bytes = alloy::sol_types::SolCall::abi_encode(&call).into();
+        let input: Bytes = call.abi_encode().into();
         self.chain
             .send(Tx::call(owner, token, input))
             .expect("approve");
@@ -300,9 +331,7 @@ impl World {
         let seed = self.seed();
         let template = self.template(service);
         let call = ServiceTemplate::createAgreementAndLockCall { seed, did, terms };
-        let receipt = self
-            .chain
-            .transact_value(consumer, template, &call, value)?;
+        let receipt = self.transact(consumer, template, &call, value)?;
         let deal = Self::deal_from(service, template, &receipt);
         Ok((deal, receipt))
     }
@@ -322,7 +351,7 @@ impl World {
         let seed = self.seed();
         let template = self.template(service);
         let call = ServiceTemplate::createAgreementCall { seed, did, terms };
-        let receipt = self.chain.transact(consumer, template, &call)?;
+        let receipt = self.transact(consumer, template, &call, U256::ZERO)?;
         let deal = Self::deal_from(service, template, &receipt);
         Ok((deal, receipt))
     }
@@ -363,6 +392,7 @@ impl World {
             token: terms.token,
             receivers: terms.receivers,
             amounts: terms.amounts,
+            fee: terms.fee,
             lock_id,
             service_id,
             escrow_id,
@@ -387,9 +417,9 @@ impl World {
             token: deal.token,
             receivers: deal.receivers.clone(),
             amounts: deal.amounts.clone(),
+            fee: deal.fee,
         };
-        self.chain
-            .transact_value(payer, self.suite.lock_payment, &call, value)
+        self.transact(payer, self.suite.lock_payment, &call, value)
     }
 
     /// `from` fulfils the deal's service condition (access, or compute with a result id).
@@ -406,7 +436,7 @@ impl World {
                     consumer: deal.consumer,
                     lockConditionId: deal.lock_id,
                 };
-                self.chain.transact(from, self.suite.access, &call)
+                self.transact(from, self.suite.access, &call, U256::ZERO)
             }
             Service::Compute => {
                 let call = ComputeExecutionCondition::fulfilCall {
@@ -416,8 +446,7 @@ impl World {
                     lockConditionId: deal.lock_id,
                     result: keccak256(deal.agreement_id),
                 };
-                self.chain
-                    .transact(from, self.suite.compute_execution, &call)
+                self.transact(from, self.suite.compute_execution, &call, U256::ZERO)
             }
         }
     }
@@ -443,9 +472,10 @@ impl World {
             payer: deal.consumer,
             receivers: deal.receivers.clone(),
             amounts: deal.amounts.clone(),
+            fee: deal.fee,
             releaseConditions: vec![deal.service_id],
         };
-        self.chain.transact(from, self.suite.escrow_payment, &call)
+        self.transact(from, self.suite.escrow_payment, &call, U256::ZERO)
     }
 
     /// `from` refunds the deal's escrow.
@@ -461,9 +491,10 @@ impl World {
             payer: deal.consumer,
             receivers: deal.receivers.clone(),
             amounts: deal.amounts.clone(),
+            fee: deal.fee,
             releaseConditions: vec![deal.service_id],
         };
-        self.chain.transact(from, self.suite.escrow_payment, &call)
+        self.transact(from, self.suite.escrow_payment, &call, U256::ZERO)
     }
 
     /// `from` aborts the deal's service condition once it timed out.
@@ -476,7 +507,7 @@ impl World {
             conditionId: deal.service_id,
         };
         let target = self.service_condition(deal);
-        Ok(self.chain.transact(from, target, &call)?.map(|_| ()))
+        Ok(self.transact(from, target, &call, U256::ZERO)?.map(|_| ()))
     }
 
     /// The state of a condition (0 Uninitialized, 1 Unfulfilled, 2 Fulfilled, 3 Aborted).

@@ -11,6 +11,7 @@
 use alloy::primitives::U256;
 use anyhow::{Context, Result, ensure};
 use clap::Parser;
+use insitu_tests::harness::GasProfile;
 use insitu_tests::world::{Service, World};
 use serde::Serialize;
 
@@ -21,6 +22,9 @@ struct Args {
     /// Print one JSON object as the last line instead of a table.
     #[arg(long)]
     json: bool,
+    /// Also print where the gas of each step of the access lifecycle goes.
+    #[arg(long)]
+    profile: bool,
 }
 
 /// The figures, in gas.
@@ -57,16 +61,16 @@ fn one_tx_lifecycle(world: &mut World, service: Service, eth: bool) -> Result<(u
     let (deal, created) = world
         .create_and_lock(service, consumer, did, terms, value)
         .context("create and lock")?;
-    ensure!(
-        deal.receivers.len() == 2,
-        "expected provider + fee receiver"
-    );
+    ensure!(deal.fee > U256::ZERO, "expected a network fee");
     let served = world.serve(&deal, keeper).context("serve")?;
     let released = world.release(&deal, keeper).context("release")?;
     Ok((created.gas_used, served.gas_used, released.gas_used))
 }
 
-fn measure() -> Result<GasReport> {
+/// Contract names by address, for the profile.
+type Labels = std::collections::BTreeMap<alloy::primitives::Address, &'static str>;
+
+fn measure(profile: bool) -> Result<(GasReport, Vec<(&'static str, GasProfile)>, Labels)> {
     let mut world = World::with_fee();
 
     // Asset registration: the owner's second asset, one provider.
@@ -91,8 +95,15 @@ fn measure() -> Result<GasReport> {
     let mut access = (0, 0, 0);
     let mut compute = (0, 0, 0);
     let mut access_eth = (0, 0, 0);
-    for _ in 0..2 {
+    let mut profiles = Vec::new();
+    for round in 0..2 {
+        if profile && round == 1 {
+            world.profiles = Some(Vec::new());
+        }
         access = one_tx_lifecycle(&mut world, Service::Access, false)?;
+        if let Some(taken) = world.profiles.take() {
+            profiles = taken;
+        }
         compute = one_tx_lifecycle(&mut world, Service::Compute, false)?;
         access_eth = one_tx_lifecycle(&mut world, Service::Access, true)?;
     }
@@ -120,7 +131,7 @@ fn measure() -> Result<GasReport> {
         refund = world.refund(&deal, consumer)?.gas_used;
     }
 
-    Ok(GasReport {
+    let report = GasReport {
         register_asset: register,
         create_agreement_and_lock: access.0,
         create_agreement: two_step.0,
@@ -133,12 +144,36 @@ fn measure() -> Result<GasReport> {
         compute_lifecycle_total: compute.0 + compute.1 + compute.2,
         access_lifecycle_total_eth: access_eth.0 + access_eth.1 + access_eth.2,
         access_lifecycle_two_step_total: two_step.0 + two_step.1 + two_step.2 + two_step.3,
-    })
+    };
+    let mut labels: Labels = world
+        .suite
+        .by_name()
+        .into_iter()
+        .filter_map(|(name, address)| {
+            insitu_bindings::CONTRACTS
+                .iter()
+                .find(|known| **known == name)
+                .map(|known| (address, *known))
+        })
+        .collect();
+    labels.insert(world.token, "token (OpenZeppelin ERC20)");
+    Ok((report, profiles, labels))
 }
 
 fn main() -> Result<()> {
     let args = Args::parse();
-    let report = measure()?;
+    let (report, profiles, labels) = measure(args.profile)?;
+    for (function, profile) in &profiles {
+        println!("{function}: {} gas before refund", profile.total());
+        for (part, gas) in profile.parts() {
+            if gas != 0 {
+                println!("    {part:<16} {gas:>8}");
+            }
+        }
+        for (address, gas) in &profile.by_contract {
+            println!("    in {:<24} {gas:>8}", labels.get(address).copied().unwrap_or("?"));
+        }
+    }
     if args.json {
         println!("{}", serde_json::to_string(&report)?);
         return Ok(());

@@ -8,7 +8,7 @@ use alloy::{
     sol_types::{SolCall, SolConstructor},
 };
 use revm::{
-    Context, DatabaseRef, ExecuteCommitEvm, ExecuteEvm, MainBuilder, MainContext,
+    Context, DatabaseRef, ExecuteCommitEvm, ExecuteEvm, InspectEvm, MainBuilder, MainContext,
     context::{
         TxEnv,
         result::{ExecutionResult, Output},
@@ -20,7 +20,10 @@ use revm::{
     state::AccountInfo,
 };
 
-use super::{Receipt, Revert, TxError};
+use super::{
+    Receipt, Revert, TxError,
+    profile::{GasProfile, GasProfiler, intrinsic_gas},
+};
 
 /// Chain id of the harness chain (the same as anvil's default).
 pub const CHAIN_ID: u64 = 31337;
@@ -438,8 +441,8 @@ impl Chain {
         }
     }
 
-    fn execute(&mut self, tx: Tx, commit: bool) -> Result<Receipt<Bytes>, TxError> {
-        let env = TxEnv::builder()
+    fn tx_env(&self, tx: Tx) -> TxEnv {
+        TxEnv::builder()
             .caller(tx.from)
             .kind(tx.to.map_or(TxKind::Create, TxKind::Call))
             .data(tx.input)
@@ -448,14 +451,44 @@ impl Chain {
             .gas_price(0)
             .nonce(self.nonce(tx.from))
             .chain_id(Some(CHAIN_ID))
-            .build_fill();
+            .build_fill()
+    }
+
+    fn execute(&mut self, tx: Tx, commit: bool) -> Result<Receipt<Bytes>, TxError> {
+        let env = self.tx_env(tx);
         let result: ExecutionResult = if commit {
             self.evm.transact_commit(env)
         } else {
             self.evm.transact(env).map(|outcome| outcome.result)
         }
         .map_err(|err| TxError::Rejected(err.map_db_err(|never: Infallible| match never {})))?;
+        self.receipt(result)
+    }
 
+    /// Executes a transaction without committing it, like [`Chain::simulate`], and also returns
+    /// where its gas went. The receipt is the same as [`Chain::send`] would give in this state.
+    pub fn profile(&mut self, tx: Tx) -> Result<(Receipt<Bytes>, GasProfile), TxError> {
+        let intrinsic = intrinsic_gas(&tx.input, tx.to.is_none());
+        let env = self.tx_env(tx);
+        let mut evm = self
+            .evm
+            .ctx
+            .clone()
+            .build_mainnet_with_inspector(GasProfiler::default());
+        let result = evm
+            .inspect_tx(env)
+            .map_err(|err| TxError::Rejected(err.map_db_err(|never: Infallible| match never {})))?
+            .result;
+        let mut profile = std::mem::take(&mut evm.inspector.profile);
+        profile.intrinsic = intrinsic;
+        profile.refund = result.gas().final_refunded();
+        let before_refund = result.tx_gas_used() + profile.refund;
+        profile.calls = before_refund.saturating_sub(profile.total());
+        let receipt = self.receipt(result)?;
+        Ok((receipt, profile))
+    }
+
+    fn receipt(&self, result: ExecutionResult) -> Result<Receipt<Bytes>, TxError> {
         let gas_used = result.tx_gas_used();
         let gas_refunded = result.gas().final_refunded();
         match result {

@@ -62,6 +62,7 @@
 mod chain;
 mod error;
 mod expect;
+mod profile;
 mod receipt;
 
 pub use chain::{
@@ -70,4 +71,5 @@ pub use chain::{
 };
 pub use error::{EventError, Revert, TxError};
 pub use expect::ExpectRevert;
+pub use profile::GasProfile;
 pub use receipt::Receipt;
