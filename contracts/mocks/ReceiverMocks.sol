@@ -41,6 +41,16 @@ contract ReentrantReceiver {
         payload = payload_;
     }
 
+    /// @notice Calls `to` with `data` as this contract (e.g. to withdraw a credit to itself).
+    function execute(address to, bytes calldata data) external {
+        (bool ok, bytes memory result) = to.call(data);
+        if (!ok) {
+            assembly ("memory-safe") {
+                revert(add(result, 32), mload(result))
+            }
+        }
+    }
+
     /// @notice Records the payment and re-enters `target`.
     receive() external payable {
         received += 1;

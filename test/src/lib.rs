@@ -4,5 +4,6 @@
 //! decoded reverts and events, real gas accounting and a controllable clock. The tests in
 //! `tests/` use it together with the bindings of `insitu-bindings`.
 
+pub mod gas;
 pub mod harness;
 pub mod world;

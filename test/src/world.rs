@@ -4,8 +4,8 @@
 use alloy::primitives::{Address, B256, Bytes, U256, keccak256};
 use insitu_bindings::deployment::{self, DeployOptions, SuiteAddresses};
 use insitu_bindings::{
-    AccessCondition, AgreementStore, AssetRegistry, ComputeExecutionCondition, EscrowPaymentCondition,
-    LockPaymentCondition, MockERC20, ServiceTemplate,
+    AccessCondition, AgreementStore, AssetRegistry, ComputeExecutionCondition,
+    EscrowPaymentCondition, LockPaymentCondition, MockERC20, ServiceTemplate,
 };
 
 use alloy::sol_types::SolCall;
@@ -215,13 +215,13 @@ impl World {
         call: &C,
         value: U256,
     ) -> Result<Receipt<C::Return>, TxError> {
-        if self.profiles.is_some() {
-            let tx = Tx::call(from, to, call.abi_encode()).value(value);
-            if let Ok((_, profile)) = self.chain.profile(tx) {
-                if let Some(profiles) = self.profiles.as_mut() {
-                    profiles.push((C::SIGNATURE, profile));
-                }
-            }
+        // A transaction that fails to profile fails the same way when sent, just below.
+        if let Some(profiles) = self.profiles.as_mut()
+            && let Ok((_, profile)) = self
+                .chain
+                .profile(Tx::call(from, to, call.abi_encode()).value(value))
+        {
+            profiles.push((C::SIGNATURE, profile));
         }
         self.chain.transact_value(from, to, call, value)
     }
