@@ -1,14 +1,18 @@
 #!/usr/bin/env bash
-# The main job. For now: installs the npm toolchain if needed and runs the contract test suite on
-# the in-memory EVM. The end-to-end demo (provider, consumer and keeper on a local anvil, with a
-# gas table) will be added here together with the keeper.
+# The main job: the end-to-end demo on a local chain.
+#
+# 1. installs the npm toolchain if needed (solc, OpenZeppelin, anvil, forge);
+# 2. prints the gas benchmark of the contract suite (in-memory EVM, steady state);
+# 3. starts a local anvil node, deploys the suite with the deploy script's plan, and runs one
+#    access agreement: the provider publishes an asset, the consumer pays into escrow, the
+#    provider grants access and releases the escrow, the network collects its fee.
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 
 bash script/npm-deps.sh
 
-cargo test -p insitu-tests --locked
-
+echo "== gas benchmark (cargo run --release -p insitu-tests --bin gas-report) =="
+cargo run --quiet --release --locked -p insitu-tests --bin gas-report
 echo
-echo "demo: the contract suite passed on the in-memory EVM."
-echo "demo: the end-to-end run (provider, consumer and keeper on a local anvil) comes with the keeper."
+echo "== end-to-end demo on a local anvil node (cargo run --release -p insitu-script --bin insitu-demo) =="
+cargo run --quiet --release --locked -p insitu-script --bin insitu-demo
