@@ -51,6 +51,9 @@ pub struct GasReport {
     pub access_lifecycle_total_eth: u64,
     /// create + lock + fulfil access + release (ERC20).
     pub access_lifecycle_two_step_total: u64,
+    /// The access lifecycle with no network fee and one receiver (the escrow is empty between
+    /// agreements, so each lock writes a zero escrow balance).
+    pub access_lifecycle_total_no_fee: u64,
 }
 
 /// A measurement: the figures, and optionally where the gas of each access-lifecycle step went.
@@ -146,6 +149,12 @@ pub fn measure(profile: bool) -> Result<Measurement, TxError> {
         refund = world.refund(&deal, consumer)?.gas_used;
     }
 
+    let mut plain = World::new();
+    let mut no_fee = (0, 0, 0);
+    for _ in 0..2 {
+        no_fee = one_tx_lifecycle(&mut plain, Service::Access, false)?;
+    }
+
     let report = GasReport {
         register_asset: register,
         create_agreement_and_lock: access.0,
@@ -160,6 +169,7 @@ pub fn measure(profile: bool) -> Result<Measurement, TxError> {
         compute_lifecycle_total: compute.0 + compute.1 + compute.2,
         access_lifecycle_total_eth: access_eth.0 + access_eth.1 + access_eth.2,
         access_lifecycle_two_step_total: two_step.0 + two_step.1 + two_step.2 + two_step.3,
+        access_lifecycle_total_no_fee: no_fee.0 + no_fee.1 + no_fee.2,
     };
     let mut labels: BTreeMap<Address, String> = world
         .suite

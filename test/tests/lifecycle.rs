@@ -566,3 +566,44 @@ fn the_fee_in_force_at_creation_holds_for_the_whole_agreement() {
     let next = world.paid_deal(Service::Access);
     assert_eq!(next.fee, U256::from(100u64));
 }
+
+#[test]
+fn compute_execution_is_readable_on_chain_and_names_its_result() {
+    let mut world = World::new();
+    let deal = world.paid_deal(Service::Compute);
+    let executed = |world: &mut World| {
+        world
+            .chain
+            .call(
+                world.suite.compute_execution,
+                &insitu_bindings::ComputeExecutionCondition::isExecutedCall {
+                    agreementId: deal.agreement_id,
+                    did: deal.did,
+                    consumer: deal.consumer,
+                    lockConditionId: deal.lock_id,
+                },
+            )
+            .expect("isExecuted")
+    };
+    assert!(!executed(&mut world));
+    let keeper = world.keeper;
+    let receipt = world.serve(&deal, keeper).expect("serve");
+    assert!(executed(&mut world));
+    let fulfilled = receipt.expect_event::<AgreementStore::ConditionFulfilled>();
+    assert_eq!(fulfilled.conditionId, deal.service_id);
+    assert_eq!(fulfilled.conditionContract, world.suite.compute_execution);
+    // The access condition knows nothing of compute agreements.
+    let access = world
+        .chain
+        .call(
+            world.suite.access,
+            &AccessCondition::hasAccessCall {
+                agreementId: deal.agreement_id,
+                did: deal.did,
+                consumer: deal.consumer,
+                lockConditionId: deal.lock_id,
+            },
+        )
+        .expect("hasAccess");
+    assert!(!access);
+}

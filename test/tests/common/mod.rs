@@ -1,0 +1,166 @@
+//! Helpers shared by the agreement store and generic condition tests: a `PassthroughTemplate`
+//! approved by the governor, condition specs, and the id derivations of `AgreementIds`.
+
+// Each test binary compiles this module on its own and uses only part of it.
+#![allow(dead_code)]
+
+use alloy::{
+    primitives::{Address, B256, U256, keccak256},
+    sol_types::SolValue,
+};
+use insitu_bindings::{AgreementStore, PassthroughTemplate};
+use insitu_tests::harness::{Receipt, TxError};
+use insitu_tests::world::World;
+
+/// A condition spec as the passthrough template takes it: `time_lock` and `time_out` are
+/// seconds after creation (0: none).
+pub(crate) fn spec(
+    condition_contract: Address,
+    value_hash: B256,
+    time_lock: u32,
+    time_out: u32,
+) -> PassthroughTemplate::ConditionSpec {
+    PassthroughTemplate::ConditionSpec {
+        conditionContract: condition_contract,
+        valueHash: value_hash,
+        timeLock: time_lock,
+        timeOut: time_out,
+    }
+}
+
+/// `keccak256(abi.encode(seed, consumer))`.
+pub(crate) fn agreement_id(seed: B256, consumer: Address) -> B256 {
+    keccak256((seed, consumer).abi_encode_params())
+}
+
+/// `keccak256(abi.encode(agreementId, conditionContract, valueHash))`.
+pub(crate) fn condition_id(
+    agreement_id: B256,
+    condition_contract: Address,
+    value_hash: B256,
+) -> B256 {
+    keccak256((agreement_id, condition_contract, value_hash).abi_encode_params())
+}
+
+/// Deploys a `PassthroughTemplate` on the world's store from `outsider`, who also proposes it;
+/// the governor approves it. Returns its address.
+///
+/// # Panics
+///
+/// If any step reverts.
+pub(crate) fn approved_passthrough(w: &mut World) -> Address {
+    let template = deploy_passthrough(w, w.outsider);
+    let store = w.suite.agreement_store;
+    let outsider = w.outsider;
+    let governor = w.governor;
+    w.chain
+        .transact(
+            outsider,
+            store,
+            &AgreementStore::proposeTemplateCall { template },
+        )
+        .expect("propose the passthrough template");
+    w.chain
+        .transact(
+            governor,
+            store,
+            &AgreementStore::approveTemplateCall { template },
+        )
+        .expect("approve the passthrough template");
+    template
+}
+
+/// Deploys a `PassthroughTemplate` on the world's store from `from`, without proposing it.
+///
+/// # Panics
+///
+/// If the deployment reverts.
+pub(crate) fn deploy_passthrough(w: &mut World, from: Address) -> Address {
+    let store = w.suite.agreement_store;
+    w.chain
+        .deploy(
+            from,
+            &PassthroughTemplate::BYTECODE,
+            &PassthroughTemplate::constructorCall { store },
+        )
+        .expect("deploy PassthroughTemplate")
+}
+
+/// `consumer` creates an agreement with `specs` through the passthrough `template`.
+///
+/// # Errors
+///
+/// The revert of the transaction.
+pub(crate) fn create(
+    w: &mut World,
+    template: Address,
+    consumer: Address,
+    seed: B256,
+    did: B256,
+    specs: Vec<PassthroughTemplate::ConditionSpec>,
+) -> Result<Receipt<B256>, TxError> {
+    let call = PassthroughTemplate::createCall {
+        seed,
+        did,
+        conditions: specs,
+    };
+    w.transact(consumer, template, &call, U256::ZERO)
+}
+
+/// The store's record of a condition.
+///
+/// # Panics
+///
+/// If the view fails.
+pub(crate) fn condition(w: &mut World, condition_id: B256) -> AgreementStore::Condition {
+    w.chain
+        .call(
+            w.suite.agreement_store,
+            &AgreementStore::getConditionCall {
+                conditionId: condition_id,
+            },
+        )
+        .expect("getCondition")
+}
+
+/// The store's records of `ids`, for before/after comparisons around a reverted call.
+pub(crate) fn conditions(w: &mut World, ids: &[B256]) -> Vec<AgreementStore::Condition> {
+    ids.iter().map(|id| condition(w, *id)).collect()
+}
+
+/// The store's record of an agreement.
+///
+/// # Panics
+///
+/// If the view fails.
+pub(crate) fn agreement(w: &mut World, agreement_id: B256) -> AgreementStore::Agreement {
+    w.chain
+        .call(
+            w.suite.agreement_store,
+            &AgreementStore::getAgreementCall {
+                agreementId: agreement_id,
+            },
+        )
+        .expect("getAgreement")
+}
+
+/// Whether the store reports the condition as timed out.
+///
+/// # Panics
+///
+/// If the view fails.
+pub(crate) fn is_timed_out(w: &mut World, condition_id: B256) -> bool {
+    w.chain
+        .call(
+            w.suite.agreement_store,
+            &AgreementStore::isTimedOutCall {
+                conditionId: condition_id,
+            },
+        )
+        .expect("isTimedOut")
+}
+
+/// A uint40 timestamp as the bindings return it.
+pub(crate) fn u40(seconds: u64) -> alloy::primitives::aliases::U40 {
+    alloy::primitives::aliases::U40::from(seconds)
+}
