@@ -122,7 +122,7 @@ pub struct DeploymentPlan {
 
 /// Plans the deployment of the suite by `deployer`, whose next nonce is `first_nonce`.
 ///
-/// Order: store, registry, conditions (lock, access, compute, escrow, sign, hash lock, threshold),
+/// Order: store, registry, conditions (lock, escrow, access, compute, sign, hash lock, threshold),
 /// templates; then both templates are proposed, and, when the deployer is the governor, approved and
 /// the network fee set. Otherwise those governor calls are returned for the governor to send.
 pub fn plan(deployer: Address, first_nonce: u64, options: DeployOptions) -> DeploymentPlan {
@@ -159,12 +159,22 @@ pub fn plan(deployer: Address, first_nonce: u64, options: DeployOptions) -> Depl
         }
         .abi_encode(),
     );
+    let escrow_payment = deploy(
+        "deploy EscrowPaymentCondition",
+        &EscrowPaymentCondition::BYTECODE,
+        EscrowPaymentCondition::constructorCall {
+            store: agreement_store,
+            lockCondition_: lock_payment,
+        }
+        .abi_encode(),
+    );
     let access = deploy(
         "deploy AccessCondition",
         &AccessCondition::BYTECODE,
         AccessCondition::constructorCall {
             store: agreement_store,
             registry: asset_registry,
+            escrow_: escrow_payment,
         }
         .abi_encode(),
     );
@@ -174,15 +184,7 @@ pub fn plan(deployer: Address, first_nonce: u64, options: DeployOptions) -> Depl
         ComputeExecutionCondition::constructorCall {
             store: agreement_store,
             registry: asset_registry,
-        }
-        .abi_encode(),
-    );
-    let escrow_payment = deploy(
-        "deploy EscrowPaymentCondition",
-        &EscrowPaymentCondition::BYTECODE,
-        EscrowPaymentCondition::constructorCall {
-            store: agreement_store,
-            lockCondition_: lock_payment,
+            escrow_: escrow_payment,
         }
         .abi_encode(),
     );

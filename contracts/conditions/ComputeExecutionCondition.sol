@@ -3,6 +3,7 @@ pragma solidity ^0.8.28;
 
 import {IAgreementStore, ConditionState} from "../interfaces/IAgreementStore.sol";
 import {IAssetRegistry} from "../interfaces/IAssetRegistry.sol";
+import {EscrowPaymentCondition} from "./EscrowPaymentCondition.sol";
 import {ServiceCondition} from "./ServiceCondition.sol";
 
 /// @title ComputeExecutionCondition
@@ -22,7 +23,10 @@ contract ComputeExecutionCondition is ServiceCondition {
 
     /// @param store The agreement store.
     /// @param registry The asset registry.
-    constructor(IAgreementStore store, IAssetRegistry registry) ServiceCondition(store, registry) {}
+    /// @param escrow_ The escrow payment condition.
+    constructor(IAgreementStore store, IAssetRegistry registry, EscrowPaymentCondition escrow_)
+        ServiceCondition(store, registry, escrow_)
+    {}
 
     /// @notice Records that the compute job ran and its result is available. Only an account that may
     ///         serve the asset; only after the lock payment is Fulfilled; only inside the time window.
@@ -38,6 +42,28 @@ contract ComputeExecutionCondition is ServiceCondition {
     {
         conditionId = _fulfilService(agreementId, did, consumer, lockConditionId);
         emit ComputeExecuted(agreementId, conditionId, did, consumer, msg.sender, result);
+    }
+
+    /// @notice Records the compute job as {fulfil} does, then releases the escrow of the agreement
+    ///         to its receivers, in one transaction. Same caller rules as {fulfil}.
+    /// @param agreementId The agreement.
+    /// @param did The data asset computed on.
+    /// @param consumer The consumer whose algorithm ran (the payer).
+    /// @param lockConditionId The agreement's lock payment condition.
+    /// @param result Identifier of the result (e.g. the did of the registered result asset).
+    /// @param payment The agreement's payment terms, as published by its template.
+    /// @return conditionId The fulfilled compute condition.
+    function fulfilAndRelease(
+        bytes32 agreementId,
+        bytes32 did,
+        address consumer,
+        bytes32 lockConditionId,
+        bytes32 result,
+        Payment calldata payment
+    ) external returns (bytes32 conditionId) {
+        conditionId = _fulfilService(agreementId, did, consumer, lockConditionId);
+        emit ComputeExecuted(agreementId, conditionId, did, consumer, msg.sender, result);
+        _release(agreementId, did, consumer, conditionId, payment);
     }
 
     /// @notice Whether the compute job of `agreementId` for `consumer` on `did` is recorded as done.

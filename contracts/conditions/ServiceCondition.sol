@@ -4,6 +4,7 @@ pragma solidity ^0.8.28;
 import {IAgreementStore} from "../interfaces/IAgreementStore.sol";
 import {IAssetRegistry} from "../interfaces/IAssetRegistry.sol";
 import {Condition} from "./Condition.sol";
+import {EscrowPaymentCondition} from "./EscrowPaymentCondition.sol";
 
 /// @title ServiceCondition
 /// @notice Base of the conditions a provider fulfils by serving a paid consumer (access, compute).
@@ -11,20 +12,40 @@ import {Condition} from "./Condition.sol";
 ///      condition's id makes the payment an on-chain precondition: the service can only be fulfilled
 ///      once that very lock (same agreement, same terms) is Fulfilled. Only an account that may serve
 ///      the asset (owner, provider or delegate in the registry) may fulfil.
+///
+///      A keeper usually fulfils and then releases the escrow at once: `fulfilAndRelease` does both
+///      in one transaction. Once the service is Fulfilled the consumer has no refund path left, so
+///      releasing right away changes nothing for the consumer and saves the provider a transaction.
 abstract contract ServiceCondition is Condition {
     /// @notice The asset registry that says who may serve an asset.
     IAssetRegistry public immutable assetRegistry;
+    /// @notice The escrow released by `fulfilAndRelease`.
+    EscrowPaymentCondition public immutable escrow;
+
+    /// @notice The payment terms of an agreement, as published in the template's `AgreementTerms`.
+    struct Payment {
+        address token;
+        address[] receivers;
+        uint256[] amounts;
+        uint256 fee;
+    }
 
     /// @notice The caller may not serve the asset.
     error NotAssetServer(bytes32 did, address caller);
     /// @notice The registry address is zero.
     error InvalidRegistry();
 
+    /// @notice The escrow address is zero.
+    error InvalidEscrow();
+
     /// @param store The agreement store.
     /// @param registry The asset registry.
-    constructor(IAgreementStore store, IAssetRegistry registry) Condition(store) {
+    /// @param escrow_ The escrow payment condition.
+    constructor(IAgreementStore store, IAssetRegistry registry, EscrowPaymentCondition escrow_) Condition(store) {
         if (address(registry) == address(0)) revert InvalidRegistry();
+        if (address(escrow_) == address(0)) revert InvalidEscrow();
         assetRegistry = registry;
+        escrow = escrow_;
     }
 
     /// @notice Hash of the parameters of a service condition.
@@ -44,5 +65,27 @@ abstract contract ServiceCondition is Condition {
         _requireFulfilled(lockConditionId);
         conditionId = conditionIdOf(agreementId, hashValues(did, consumer, lockConditionId));
         agreementStore.fulfil(conditionId);
+    }
+
+    /// @dev Releases the escrow of an agreement whose only release condition is `conditionId`.
+    function _release(
+        bytes32 agreementId,
+        bytes32 did,
+        address consumer,
+        bytes32 conditionId,
+        Payment calldata payment
+    ) internal {
+        bytes32[] memory releaseConditions = new bytes32[](1);
+        releaseConditions[0] = conditionId;
+        escrow.release(
+            agreementId,
+            did,
+            payment.token,
+            consumer,
+            payment.receivers,
+            payment.amounts,
+            payment.fee,
+            releaseConditions
+        );
     }
 }

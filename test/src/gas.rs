@@ -39,6 +39,8 @@ pub struct GasReport {
     pub fulfil_compute: u64,
     /// Release the escrow: pay the provider, accrue the fee.
     pub release_escrow: u64,
+    /// The keeper's path: fulfil access and release in one transaction (`fulfilAndRelease`).
+    pub fulfil_access_and_release: u64,
     /// Refund the consumer after the access condition timed out and was aborted.
     pub refund_escrow: u64,
     /// Abort a timed-out access condition.
@@ -51,6 +53,9 @@ pub struct GasReport {
     pub access_lifecycle_total_eth: u64,
     /// create + lock + fulfil access + release (ERC20).
     pub access_lifecycle_two_step_total: u64,
+    /// create-and-lock + fulfil-and-release: the lifecycle as the keeper runs it, two
+    /// transactions (ERC20, provider + network fee).
+    pub access_lifecycle_keeper_total: u64,
     /// The access lifecycle with no network fee and one receiver (the escrow is empty between
     /// agreements, so each lock writes a zero escrow balance).
     pub access_lifecycle_total_no_fee: u64,
@@ -149,6 +154,16 @@ pub fn measure(profile: bool) -> Result<Measurement, TxError> {
         refund = world.refund(&deal, consumer)?.gas_used;
     }
 
+    let mut keeper_path = (0, 0);
+    for _ in 0..2 {
+        let terms = World::terms(world.token, &[(world.provider, PRICE)]);
+        let (consumer, did) = (world.consumer, world.did);
+        let (deal, created) =
+            world.create_and_lock(Service::Access, consumer, did, terms, U256::ZERO)?;
+        let settled = world.serve_and_release(&deal, keeper)?;
+        keeper_path = (created.gas_used, settled.gas_used);
+    }
+
     let mut plain = World::new();
     let mut no_fee = (0, 0, 0);
     for _ in 0..2 {
@@ -163,6 +178,7 @@ pub fn measure(profile: bool) -> Result<Measurement, TxError> {
         fulfil_access: access.1,
         fulfil_compute: compute.1,
         release_escrow: access.2,
+        fulfil_access_and_release: keeper_path.1,
         refund_escrow: refund,
         abort_timed_out: abort,
         access_lifecycle_total: access.0 + access.1 + access.2,
@@ -170,6 +186,7 @@ pub fn measure(profile: bool) -> Result<Measurement, TxError> {
         access_lifecycle_total_eth: access_eth.0 + access_eth.1 + access_eth.2,
         access_lifecycle_two_step_total: two_step.0 + two_step.1 + two_step.2 + two_step.3,
         access_lifecycle_total_no_fee: no_fee.0 + no_fee.1 + no_fee.2,
+        access_lifecycle_keeper_total: keeper_path.0 + keeper_path.1,
     };
     let mut labels: BTreeMap<Address, String> = world
         .suite

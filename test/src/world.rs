@@ -451,6 +451,54 @@ impl World {
         }
     }
 
+    /// `from` fulfils the deal's service condition and releases its escrow in one transaction
+    /// (`fulfilAndRelease`), as a keeper does.
+    ///
+    /// # Errors
+    ///
+    /// The revert of the transaction.
+    pub fn serve_and_release(
+        &mut self,
+        deal: &Deal,
+        from: Address,
+    ) -> Result<Receipt<B256>, TxError> {
+        let payment = insitu_bindings::access_condition::ServiceCondition::Payment {
+            token: deal.token,
+            receivers: deal.receivers.clone(),
+            amounts: deal.amounts.clone(),
+            fee: deal.fee,
+        };
+        match deal.service {
+            Service::Access => {
+                let call = AccessCondition::fulfilAndReleaseCall {
+                    agreementId: deal.agreement_id,
+                    did: deal.did,
+                    consumer: deal.consumer,
+                    lockConditionId: deal.lock_id,
+                    payment,
+                };
+                self.transact(from, self.suite.access, &call, U256::ZERO)
+            }
+            Service::Compute => {
+                let call = ComputeExecutionCondition::fulfilAndReleaseCall {
+                    agreementId: deal.agreement_id,
+                    did: deal.did,
+                    consumer: deal.consumer,
+                    lockConditionId: deal.lock_id,
+                    result: keccak256(deal.agreement_id),
+                    payment:
+                        insitu_bindings::compute_execution_condition::ServiceCondition::Payment {
+                            token: payment.token,
+                            receivers: payment.receivers,
+                            amounts: payment.amounts,
+                            fee: payment.fee,
+                        },
+                };
+                self.transact(from, self.suite.compute_execution, &call, U256::ZERO)
+            }
+        }
+    }
+
     /// The address of the deal's service condition contract.
     pub fn service_condition(&self, deal: &Deal) -> Address {
         match deal.service {

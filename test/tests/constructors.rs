@@ -52,9 +52,21 @@ fn constructors_refuse_zero_addresses() {
             &AccessCondition::constructorCall {
                 store: s.agreement_store,
                 registry: zero,
+                escrow_: s.escrow_payment,
             },
         )
         .expect_revert::<AccessCondition::InvalidRegistry>();
+    chain
+        .deploy(
+            from,
+            &AccessCondition::BYTECODE,
+            &AccessCondition::constructorCall {
+                store: s.agreement_store,
+                registry: s.asset_registry,
+                escrow_: zero,
+            },
+        )
+        .expect_revert::<AccessCondition::InvalidEscrow>();
     chain
         .deploy(
             from,
@@ -62,6 +74,7 @@ fn constructors_refuse_zero_addresses() {
             &ComputeExecutionCondition::constructorCall {
                 store: zero,
                 registry: s.asset_registry,
+                escrow_: s.escrow_payment,
             },
         )
         .expect_revert::<ComputeExecutionCondition::InvalidStore>();

@@ -607,3 +607,68 @@ fn compute_execution_is_readable_on_chain_and_names_its_result() {
         .expect("hasAccess");
     assert!(!access);
 }
+
+#[test]
+fn a_keeper_serves_and_releases_in_one_transaction() {
+    for service in [Service::Access, Service::Compute] {
+        let mut world = World::with_fee();
+        let deal = world.paid_deal(service);
+        let (keeper, provider, token) = (world.keeper, world.provider, world.token);
+        let receipt = world
+            .serve_and_release(&deal, keeper)
+            .expect("serve and release");
+        assert_eq!(receipt.output, deal.service_id);
+        let released = receipt.expect_event::<EscrowPaymentCondition::PaymentReleased>();
+        assert_eq!(released.conditionId, deal.escrow_id);
+        assert_eq!(released.fee, deal.fee);
+        let fulfilled = receipt
+            .events::<AgreementStore::ConditionFulfilled>()
+            .unwrap();
+        let ids: Vec<_> = fulfilled.iter().map(|e| e.conditionId).collect();
+        assert_eq!(ids, vec![deal.service_id, deal.escrow_id]);
+        assert_eq!(world.state(deal.service_id), state::FULFILLED);
+        assert_eq!(world.state(deal.escrow_id), state::FULFILLED);
+        assert_eq!(world.balance(token, provider), U256::from(1_000u64));
+
+        // Settled once: neither path can release again.
+        world
+            .serve_and_release(&deal, keeper)
+            .expect_revert::<AgreementStore::ConditionNotUnfulfilled>();
+        world
+            .release(&deal, keeper)
+            .expect_revert::<AgreementStore::ConditionNotUnfulfilled>();
+    }
+}
+
+#[test]
+fn serve_and_release_is_all_or_nothing() {
+    let mut world = World::new();
+    let deal = world.paid_deal(Service::Access);
+    let (keeper, outsider) = (world.keeper, world.outsider);
+
+    let err = world
+        .serve_and_release(&deal, outsider)
+        .expect_revert::<AccessCondition::NotAssetServer>();
+    assert_eq!(err.caller, outsider);
+
+    // Terms that do not match the lock: the release reverts, and so does the access grant.
+    let mut inflated = deal.clone();
+    inflated.amounts = vec![deal.amounts[0] + U256::from(1)];
+    let err = world
+        .serve_and_release(&inflated, keeper)
+        .expect_revert::<EscrowPaymentCondition::DependencyNotFulfilled>();
+    assert_eq!(err.state, state::UNINITIALIZED);
+    assert_eq!(world.state(deal.service_id), state::UNFULFILLED);
+    assert_eq!(world.state(deal.escrow_id), state::UNFULFILLED);
+
+    // An unpaid agreement cannot be served, let alone released.
+    let terms = World::terms(world.token, &[(world.provider, 5)]);
+    let (consumer, did) = (world.consumer, world.did);
+    let (unpaid, _) = world
+        .create(Service::Compute, consumer, did, terms)
+        .expect("create");
+    let err = world
+        .serve_and_release(&unpaid, keeper)
+        .expect_revert::<AccessCondition::DependencyNotFulfilled>();
+    assert_eq!(err.conditionId, unpaid.lock_id);
+}
