@@ -3,7 +3,7 @@
 # package-lock.json, but only when node_modules/ is missing or package-lock.json changed since the
 # last install: the sha256 of the lockfile is kept in node_modules/.insitu-lock.sha256.
 #
-# This uses `npm install --no-save` rather than `npm ci`: the registry reachable here lacks some of
+# This uses `npm install --no-save` rather than `npm ci`: registry mirrors may lack some of
 # the other-platform binaries that @foundry-rs/anvil and @foundry-rs/forge list as optional
 # dependencies, so they are absent from the lockfile, and `npm ci` refuses such a lockfile as out
 # of sync. `npm install` installs the same locked versions and leaves the lockfile untouched.
