@@ -28,7 +28,7 @@ abstract contract Condition {
     /// @notice Aborts a condition of this contract whose time out has passed while it was Unfulfilled.
     ///         Anyone may call: a timed-out condition must always be abortable so refunds can follow.
     /// @param conditionId A condition owned by this contract.
-    function abortTimedOut(bytes32 conditionId) external {
+    function abortTimedOut(bytes32 conditionId) external virtual {
         if (!agreementStore.isTimedOut(conditionId)) revert IAgreementStore.ConditionNotTimedOut(conditionId);
         agreementStore.abort(conditionId);
     }

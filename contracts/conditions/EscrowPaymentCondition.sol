@@ -70,6 +70,8 @@ contract EscrowPaymentCondition is Condition, ReentrancyGuardTransient {
     error NotFeeReceiver(address caller);
     /// @notice No fees of this token have accrued.
     error NoFeesAccrued(address token);
+    /// @notice Escrow conditions settle only by release or refund, never by time out.
+    error EscrowCannotTimeOut(bytes32 conditionId);
 
     /// @param store The agreement store.
     /// @param lockCondition_ The lock payment condition that pays into this escrow.
@@ -175,6 +177,13 @@ contract EscrowPaymentCondition is Condition, ReentrancyGuardTransient {
         }
         _pay(agreementId, token, payer, total);
         emit PaymentRefunded(agreementId, conditionId, payer, token, total);
+    }
+
+    /// @notice Always reverts: an escrow condition is Aborted only by {refund}, which pays the payer
+    ///         back in the same step. (Templates create escrow conditions without time out; this
+    ///         keeps locked funds from being stranded even if one did not.)
+    function abortTimedOut(bytes32 conditionId) external pure override {
+        revert EscrowCannotTimeOut(conditionId);
     }
 
     /// @notice Withdraws the caller's whole credit of `token` to `to`.

@@ -470,3 +470,19 @@ fn value_hashes_agree_between_contracts_and_the_template() {
         .expect("hasAccess");
     assert!(has_access);
 }
+
+#[test]
+fn an_escrow_condition_never_times_out() {
+    let mut world = World::new();
+    let deal = world.paid_deal(Service::Access);
+    world.chain.warp(1_000 * 24 * 3600);
+    let call = EscrowPaymentCondition::abortTimedOutCall {
+        conditionId: deal.escrow_id,
+    };
+    let err = world
+        .chain
+        .transact(world.outsider, world.suite.escrow_payment, &call)
+        .expect_revert::<EscrowPaymentCondition::EscrowCannotTimeOut>();
+    assert_eq!(err.conditionId, deal.escrow_id);
+    assert_eq!(world.state(deal.escrow_id), state::UNFULFILLED);
+}
