@@ -128,7 +128,7 @@ contract EscrowPaymentCondition is Condition, ReentrancyGuardTransient {
         agreementStore.fulfil(conditionId);
 
         if (fee != 0) accruedFees[token] += fee;
-        uint256 total;
+        uint256 total = 0;
         for (uint256 i; i < receivers.length; ++i) {
             total += amounts[i];
             _pay(agreementId, token, receivers[i], amounts[i]);
@@ -160,7 +160,7 @@ contract EscrowPaymentCondition is Condition, ReentrancyGuardTransient {
     ) external nonReentrant returns (bytes32 conditionId) {
         bytes32 lockConditionId = _lockConditionId(agreementId, did, token, payer, receivers, amounts, fee);
         _requireFulfilled(lockConditionId);
-        bool anyAborted;
+        bool anyAborted = false;
         for (uint256 i; i < releaseConditions.length; ++i) {
             if (agreementStore.conditionState(releaseConditions[i]) == ConditionState.Aborted) {
                 anyAborted = true;
@@ -234,6 +234,9 @@ contract EscrowPaymentCondition is Condition, ReentrancyGuardTransient {
     /// @dev Sends `amount` with full gas, reverting on failure (withdrawals).
     function _send(address token, address to, uint256 amount) private {
         if (token == address(0)) {
+            // `to` is chosen by the account whose own credit (or the fee receiver's accrued fees) is
+            // being withdrawn, and the amount was zeroed before this call.
+            // slither-disable-next-line arbitrary-send-eth
             (bool sent,) = to.call{value: amount}("");
             if (!sent) revert EthTransferFailed(to);
         } else {

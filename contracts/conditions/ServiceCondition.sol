@@ -77,6 +77,8 @@ abstract contract ServiceCondition is Condition {
     ) internal {
         bytes32[] memory releaseConditions = new bytes32[](1);
         releaseConditions[0] = conditionId;
+        // The escrow condition's id is not needed here: the escrow emits it in `PaymentReleased`.
+        // slither-disable-next-line unused-return
         escrow.release(
             agreementId,
             did,

@@ -44,7 +44,7 @@ contract ThresholdCondition is Condition {
         for (uint256 i = 1; i < count; ++i) {
             if (inputs[i] <= inputs[i - 1]) revert InputsNotAscending(i);
         }
-        uint256 fulfilled;
+        uint256 fulfilled = 0;
         for (uint256 i; i < count && fulfilled < threshold; ++i) {
             if (agreementStore.conditionState(inputs[i]) == ConditionState.Fulfilled) ++fulfilled;
         }

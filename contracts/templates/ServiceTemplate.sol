@@ -112,6 +112,8 @@ abstract contract ServiceTemplate {
     {
         uint256 fee;
         (agreementId, fee) = _create(seed, did, terms);
+        // The lock condition's id is in the store's `AgreementCreated` event already.
+        // slither-disable-next-line unused-return
         lockCondition.lockFor{value: msg.value}(
             agreementId, did, escrowCondition, terms.token, msg.sender, terms.receivers, terms.amounts, fee
         );
@@ -142,6 +144,8 @@ abstract contract ServiceTemplate {
         uint32 serviceTimeout = _serviceTimeout(terms.serviceTimeout);
         fee = lockCondition.quoteFee(PaymentTerms.price(terms.receivers, terms.amounts));
         agreementId = AgreementIds.agreementId(seed, msg.sender);
+        // The store derives the same id from the same seed and consumer (see {AgreementIds}).
+        // slither-disable-next-line unused-return
         agreementStore.createAgreement(
             seed, msg.sender, did, _specs(agreementId, did, msg.sender, terms, fee, serviceTimeout)
         );
