@@ -118,6 +118,9 @@ pub struct DeploymentPlan {
     /// Governor calls still to be made when the governor is not the deployer (template approvals,
     /// network fee), as (label, target, calldata).
     pub governor_calls: Vec<PlannedTx>,
+    /// Contracts deployed from replaced creation code (see [`plan_with_overrides`]); empty for
+    /// [`plan`].
+    pub overridden: Vec<String>,
 }
 
 /// Plans the deployment of the suite by `deployer`, whose next nonce is `first_nonce`.
@@ -126,11 +129,36 @@ pub struct DeploymentPlan {
 /// templates; then both templates are proposed, and, when the deployer is the governor, approved and
 /// the network fee set. Otherwise those governor calls are returned for the governor to send.
 pub fn plan(deployer: Address, first_nonce: u64, options: DeployOptions) -> DeploymentPlan {
+    plan_with_overrides(deployer, first_nonce, options, &BTreeMap::new())
+}
+
+/// Like [`plan`], with the creation code of some contracts replaced: `overrides` maps a contract
+/// name, as in [`SuiteAddresses::by_name`], to other creation code taking the same constructor
+/// arguments. Everything else (order, addresses, wiring) is unchanged.
+///
+/// For tests only, e.g. to deploy the suite with one contract swapped for a deliberately broken
+/// copy and check that the test suite notices. Names that are not contracts of the suite are
+/// ignored; [`DeploymentPlan::overridden`] lists the ones that were applied.
+pub fn plan_with_overrides(
+    deployer: Address,
+    first_nonce: u64,
+    options: DeployOptions,
+    overrides: &BTreeMap<String, Bytes>,
+) -> DeploymentPlan {
     let mut nonce = first_nonce;
     let mut transactions = Vec::new();
+    let mut overridden = Vec::new();
     let mut deploy = |label: &'static str, bytecode: &Bytes, args: Vec<u8>| {
         let address = deployer.create(nonce);
         nonce += 1;
+        let name = label.strip_prefix("deploy ").unwrap_or(label);
+        let bytecode = match overrides.get(name) {
+            Some(code) => {
+                overridden.push(name.to_owned());
+                code
+            }
+            None => bytecode,
+        };
         let mut input = bytecode.to_vec();
         input.extend_from_slice(&args);
         transactions.push(PlannedTx {
@@ -296,6 +324,7 @@ pub fn plan(deployer: Address, first_nonce: u64, options: DeployOptions) -> Depl
         },
         transactions,
         governor_calls,
+        overridden,
     }
 }
 
@@ -362,6 +391,33 @@ mod tests {
                 "set network fee"
             ]
         );
+    }
+
+    #[test]
+    fn overrides_replace_only_the_named_contract() {
+        let options = DeployOptions {
+            governor: DEPLOYER,
+            network_fee: None,
+        };
+        let base = plan(DEPLOYER, 0, options);
+        assert!(base.overridden.is_empty());
+        let code = Bytes::from_static(&[0x60, 0x00]);
+        let overrides = BTreeMap::from([
+            ("EscrowPaymentCondition".to_owned(), code.clone()),
+            ("NoSuchContract".to_owned(), code.clone()),
+        ]);
+        let swapped = plan_with_overrides(DEPLOYER, 0, options, &overrides);
+        assert_eq!(swapped.overridden, ["EscrowPaymentCondition"]);
+        assert_eq!(swapped.addresses, base.addresses);
+        for (ours, theirs) in swapped.transactions.iter().zip(&base.transactions) {
+            if ours.label == "deploy EscrowPaymentCondition" {
+                let args = &theirs.input[EscrowPaymentCondition::BYTECODE.len()..];
+                assert_eq!(&ours.input[..code.len()], &code[..]);
+                assert_eq!(&ours.input[code.len()..], args);
+            } else {
+                assert_eq!(ours, theirs);
+            }
+        }
     }
 
     #[test]
