@@ -42,7 +42,8 @@ contract SignCondition is Condition, EIP712 {
     /// @param agreementId The agreement.
     /// @param signer The agreed signer.
     /// @param message The agreed message.
-    /// @param signature ECDSA signature (65 or 64 bytes) or ERC-1271 signature data.
+    /// @param signature A 65-byte ECDSA signature (r, s, v) for an account, or ERC-1271 signature
+    ///        data for a contract signer. Compact 64-byte (EIP-2098) signatures are not accepted.
     /// @return conditionId The fulfilled condition.
     function fulfil(bytes32 agreementId, address signer, bytes32 message, bytes calldata signature)
         external

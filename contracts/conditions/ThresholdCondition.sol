@@ -10,7 +10,8 @@ import {Condition} from "./Condition.sol";
 ///      reached. With `threshold == inputs.length` it is an AND, with 1 an OR. Inputs must be in
 ///      strictly ascending order, so no input can be counted twice.
 contract ThresholdCondition is Condition {
-    /// @notice `fulfilled` of the condition's inputs were Fulfilled when it was fulfilled.
+    /// @notice The threshold condition was fulfilled; `fulfilled` is the number of inputs counted as
+    ///         Fulfilled, which equals the threshold (counting stops once it is reached).
     event ThresholdReached(bytes32 indexed agreementId, bytes32 indexed conditionId, uint256 fulfilled);
 
     /// @notice The threshold is zero or above the number of inputs.

@@ -13,18 +13,21 @@ contract AssetRegistry is IAssetRegistry {
     /// @notice What the registry keeps of an asset.
     /// @param owner Current owner; also the account that receives control on transfer.
     /// @param registeredAt Block timestamp of registration.
+    /// @param ownerEpoch Number of ownership transfers so far; delegations are kept per epoch, so a
+    ///        transfer ends every delegation the previous owner made.
     /// @param checksum Checksum of the metadata document (e.g. its keccak256 or sha256).
     /// @param url Where the metadata document lives (https, ipfs, ...).
     struct Asset {
         address owner;
         uint40 registeredAt;
+        uint56 ownerEpoch;
         bytes32 checksum;
         string url;
     }
 
     mapping(bytes32 did => Asset) private _assets;
     mapping(bytes32 did => mapping(address account => bool)) private _providers;
-    mapping(bytes32 did => mapping(address account => bool)) private _delegates;
+    mapping(bytes32 did => mapping(uint256 ownerEpoch => mapping(address account => bool))) private _delegates;
 
     /// @notice Derives the id of the asset that `owner` registers with `seed`.
     function computeDid(bytes32 seed, address owner) public pure returns (bytes32) {
@@ -78,11 +81,14 @@ contract AssetRegistry is IAssetRegistry {
         emit MetadataUpdated(did, checksum, url, msg.sender);
     }
 
-    /// @notice Transfers the asset to `newOwner`. Owner only; delegates are not affected.
+    /// @notice Transfers the asset to `newOwner`. Owner only. Every delegation the previous owner
+    ///         made ends with the transfer; providers stay (the new owner manages them).
     function transferOwnership(bytes32 did, address newOwner) external {
         address owner = _requireOwner(did);
         if (newOwner == address(0)) revert InvalidAddress();
-        _assets[did].owner = newOwner;
+        Asset storage asset = _assets[did];
+        asset.owner = newOwner;
+        ++asset.ownerEpoch;
         emit AssetOwnershipTransferred(did, owner, newOwner);
     }
 
@@ -101,21 +107,31 @@ contract AssetRegistry is IAssetRegistry {
     }
 
     /// @notice Grants `delegate` the right to manage (metadata, providers, provenance) and serve the
-    ///         asset. Owner only.
+    ///         asset, until revoked or until the asset changes owner. Owner only.
     function grantPermission(bytes32 did, address delegate) external {
         _requireOwner(did);
         if (delegate == address(0)) revert InvalidAddress();
-        if (_delegates[did][delegate]) revert PermissionUnchanged(did, delegate);
-        _delegates[did][delegate] = true;
+        mapping(address => bool) storage delegates = _currentDelegates(did);
+        if (delegates[delegate]) revert PermissionUnchanged(did, delegate);
+        delegates[delegate] = true;
         emit PermissionGranted(did, delegate);
     }
 
     /// @notice Revokes a delegate's permission. Owner only.
     function revokePermission(bytes32 did, address delegate) external {
         _requireOwner(did);
-        if (!_delegates[did][delegate]) revert PermissionUnchanged(did, delegate);
-        _delegates[did][delegate] = false;
+        mapping(address => bool) storage delegates = _currentDelegates(did);
+        if (!delegates[delegate]) revert PermissionUnchanged(did, delegate);
+        delegates[delegate] = false;
         emit PermissionRevoked(did, delegate);
+    }
+
+    /// @notice Removes the caller from the asset's provider set: a provider may stop serving.
+    function resignProvider(bytes32 did) external {
+        _requireExists(did);
+        if (!_providers[did][msg.sender]) revert ProviderNotFound(did, msg.sender);
+        _providers[did][msg.sender] = false;
+        emit ProviderRemoved(did, msg.sender);
     }
 
     /// @notice Records W3C PROV `used`: `activityId` (e.g. a compute job) used the asset. Only an account
@@ -152,9 +168,9 @@ contract AssetRegistry is IAssetRegistry {
         return _providers[did][account];
     }
 
-    /// @notice Whether `account` holds a delegated permission on the asset.
+    /// @notice Whether `account` holds a delegated permission on the asset from its current owner.
     function isDelegate(bytes32 did, address account) external view returns (bool) {
-        return _delegates[did][account];
+        return _currentDelegates(did)[account];
     }
 
     function _register(bytes32 seed, bytes32 checksum, string calldata url, address[] calldata providers)
@@ -191,7 +207,11 @@ contract AssetRegistry is IAssetRegistry {
     function _canServe(bytes32 did, address account) private view returns (bool) {
         address owner = _assets[did].owner;
         return owner != address(0)
-            && (account == owner || _providers[did][account] || _delegates[did][account]);
+            && (account == owner || _providers[did][account] || _currentDelegates(did)[account]);
+    }
+
+    function _currentDelegates(bytes32 did) private view returns (mapping(address => bool) storage) {
+        return _delegates[did][_assets[did].ownerEpoch];
     }
 
     function _requireMetadata(bytes32 checksum, string calldata url) private pure {
@@ -211,6 +231,6 @@ contract AssetRegistry is IAssetRegistry {
 
     function _requireManager(bytes32 did) private view {
         address owner = _requireExists(did);
-        if (msg.sender != owner && !_delegates[did][msg.sender]) revert NotAssetManager(did, msg.sender);
+        if (msg.sender != owner && !_currentDelegates(did)[msg.sender]) revert NotAssetManager(did, msg.sender);
     }
 }

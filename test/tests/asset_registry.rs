@@ -216,6 +216,7 @@ fn register_derives_the_did_and_stores_the_asset_with_its_providers() {
         AssetRegistry::Asset {
             owner,
             registeredAt: U40::from(r.w.chain.timestamp()),
+            ownerEpoch: alloy::primitives::aliases::U56::ZERO,
             checksum: checksum(),
             url: URL.into(),
         }
@@ -730,6 +731,7 @@ fn a_transfer_moves_control_to_the_new_owner() {
         r.asset(did),
         AssetRegistry::Asset {
             owner: new_owner,
+            ownerEpoch: before.ownerEpoch + alloy::primitives::aliases::U56::from(1),
             ..before
         }
     );
@@ -831,9 +833,10 @@ fn a_transfer_to_the_zero_address_reverts_invalid_address() {
 }
 
 #[test]
-fn delegates_keep_their_permission_across_a_transfer_until_the_new_owner_revokes_it() {
+fn a_transfer_ends_every_delegation_of_the_previous_owner() {
     let mut r = Registry::with_delegate();
     let (owner, new_owner, delegate, did) = (r.owner, r.new_owner, r.delegate, r.did);
+    assert!(r.is_delegate(did, delegate));
     r.send(
         owner,
         AssetRegistry::transferOwnershipCall {
@@ -842,8 +845,34 @@ fn delegates_keep_their_permission_across_a_transfer_until_the_new_owner_revokes
         },
     )
     .unwrap();
+    assert_eq!(
+        r.asset(did).ownerEpoch,
+        alloy::primitives::aliases::U56::from(1)
+    );
+    assert!(!r.is_delegate(did, delegate));
+    assert!(!r.can_serve(did, delegate));
+    let err: AssetRegistry::NotAssetManager = r.reverts(
+        delegate,
+        AssetRegistry::addProviderCall {
+            did,
+            provider: delegate,
+        },
+        &[],
+    );
+    assert_eq!(err.caller, delegate);
+    // Nothing left to revoke; the new owner may grant the same account again, afresh.
+    let err: AssetRegistry::PermissionUnchanged = r.reverts(
+        new_owner,
+        AssetRegistry::revokePermissionCall { did, delegate },
+        &[],
+    );
+    assert_eq!(err.delegate, delegate);
+    r.send(
+        new_owner,
+        AssetRegistry::grantPermissionCall { did, delegate },
+    )
+    .unwrap();
     assert!(r.is_delegate(did, delegate));
-    assert!(r.can_serve(did, delegate));
     r.send(
         delegate,
         AssetRegistry::addProviderCall {
@@ -851,30 +880,11 @@ fn delegates_keep_their_permission_across_a_transfer_until_the_new_owner_revokes
             provider: delegate,
         },
     )
-    .expect("still a manager");
-
-    r.send(
-        new_owner,
-        AssetRegistry::revokePermissionCall { did, delegate },
-    )
-    .unwrap();
-    assert!(!r.is_delegate(did, delegate));
-    let err: AssetRegistry::NotAssetManager = r.reverts(
-        delegate,
-        AssetRegistry::removeProviderCall {
-            did,
-            provider: delegate,
-        },
-        &[],
-    );
-    assert_eq!(err.caller, delegate);
+    .expect("a delegate of the new owner manages");
 }
 
 #[test]
-fn an_owner_who_delegated_to_itself_keeps_managing_after_a_transfer() {
-    // Questionable: grantPermission accepts the owner itself, and delegates survive a transfer, so
-    // a seller can keep managing (metadata, providers) and serving a sold asset until the buyer
-    // notices and revokes it.
+fn a_seller_who_delegated_to_itself_loses_control_on_transfer() {
     let mut r = Registry::new();
     let (owner, new_owner, did) = (r.owner, r.new_owner, r.did);
     r.send(
@@ -893,28 +903,45 @@ fn an_owner_who_delegated_to_itself_keeps_managing_after_a_transfer() {
         },
     )
     .unwrap();
-    assert!(r.can_serve(did, owner));
-    r.send(
+    assert!(!r.can_serve(did, owner));
+    let err: AssetRegistry::NotAssetManager = r.reverts(
         owner,
         AssetRegistry::updateMetadataCall {
             did,
             checksum: keccak256(b"seller's"),
             url: OTHER_URL.into(),
         },
-    )
-    .expect("the previous owner still manages the asset");
-    r.send(
-        new_owner,
-        AssetRegistry::revokePermissionCall {
-            did,
-            delegate: owner,
-        },
-    )
-    .unwrap();
-    assert!(!r.can_serve(did, owner));
+        &[],
+    );
+    assert_eq!(err.caller, owner);
 }
 
-// ---- addProvider / removeProvider ----
+#[test]
+fn a_provider_may_resign() {
+    let mut r = Registry::new();
+    let (keeper, outsider, did) = (r.keeper, r.outsider, r.did);
+    assert!(r.is_provider(did, keeper));
+    let receipt = r
+        .send(keeper, AssetRegistry::resignProviderCall { did })
+        .expect("resign");
+    let event = receipt.expect_event::<AssetRegistry::ProviderRemoved>();
+    assert_eq!((event.did, event.provider), (did, keeper));
+    assert!(!r.is_provider(did, keeper));
+    assert!(!r.can_serve(did, keeper));
+    let err: AssetRegistry::ProviderNotFound =
+        r.reverts(keeper, AssetRegistry::resignProviderCall { did }, &[]);
+    assert_eq!((err.did, err.provider), (did, keeper));
+    let err: AssetRegistry::ProviderNotFound =
+        r.reverts(outsider, AssetRegistry::resignProviderCall { did }, &[]);
+    assert_eq!(err.provider, outsider);
+    let unknown = B256::repeat_byte(0xee);
+    let err: AssetRegistry::AssetNotFound = r.reverts(
+        keeper,
+        AssetRegistry::resignProviderCall { did: unknown },
+        &[],
+    );
+    assert_eq!(err.did, unknown);
+}
 
 #[test]
 fn the_owner_adds_and_removes_a_provider() {
