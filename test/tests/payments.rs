@@ -7,6 +7,8 @@ use insitu_bindings::{EscrowPaymentCondition, LockPaymentCondition, ServiceTempl
 use insitu_tests::harness::ExpectRevert;
 use insitu_tests::world::{Service, World, state};
 
+mod common;
+
 fn terms_of(token: Address, receivers: Vec<Address>, amounts: Vec<u64>) -> ServiceTemplate::Terms {
     ServiceTemplate::Terms {
         token,
@@ -485,4 +487,65 @@ fn an_escrow_condition_never_times_out() {
         .expect_revert::<EscrowPaymentCondition::EscrowCannotTimeOut>();
     assert_eq!(err.conditionId, deal.escrow_id);
     assert_eq!(world.state(deal.escrow_id), state::UNFULFILLED);
+}
+
+#[test]
+fn a_lock_whose_escrow_refuses_eth_reverts_whole() {
+    // Approved templates always bind the escrow contract, which accepts ETH from the lock. A
+    // lock bound (through a test template) to a contract that refuses ETH must revert, and keep
+    // nothing.
+    let mut world = World::new();
+    let passthrough = common::approved_passthrough(&mut world);
+    let refuser = world
+        .chain
+        .deploy_bare(
+            world.governor,
+            &insitu_bindings::RevertingReceiver::BYTECODE,
+        )
+        .expect("deploy");
+    let (consumer, did, provider) = (world.consumer, world.did, world.provider);
+    let amounts = vec![U256::from(1_000u64)];
+    let value_hash = world
+        .chain
+        .call(
+            world.suite.lock_payment,
+            &LockPaymentCondition::hashValuesCall {
+                did,
+                escrow: refuser,
+                token: Address::ZERO,
+                payer: consumer,
+                receivers: vec![provider],
+                amounts: amounts.clone(),
+                fee: U256::ZERO,
+            },
+        )
+        .expect("hash");
+    let seed = B256::repeat_byte(0x77);
+    let specs = vec![common::spec(world.suite.lock_payment, value_hash, 0, 3_600)];
+    let agreement_id = common::create(&mut world, passthrough, consumer, seed, did, specs)
+        .expect("create")
+        .output;
+    let before = world.chain.balance(consumer);
+    let call = LockPaymentCondition::lockCall {
+        agreementId: agreement_id,
+        did,
+        escrow: refuser,
+        token: Address::ZERO,
+        receivers: vec![provider],
+        amounts,
+        fee: U256::ZERO,
+    };
+    world
+        .chain
+        .transact_value(
+            consumer,
+            world.suite.lock_payment,
+            &call,
+            U256::from(1_000u64),
+        )
+        .expect_revert::<LockPaymentCondition::EthForwardFailed>();
+    assert_eq!(world.chain.balance(consumer), before);
+    assert_eq!(world.chain.balance(refuser), U256::ZERO);
+    let lock_id = common::condition_id(agreement_id, world.suite.lock_payment, value_hash);
+    assert_eq!(world.state(lock_id), state::UNFULFILLED);
 }
