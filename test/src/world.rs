@@ -83,6 +83,20 @@ pub struct Deal {
 }
 
 impl Deal {
+    /// The escrow's `release` call for this deal (its only release condition is the service).
+    pub fn release_call(&self) -> EscrowPaymentCondition::releaseCall {
+        EscrowPaymentCondition::releaseCall {
+            agreementId: self.agreement_id,
+            did: self.did,
+            token: self.token,
+            payer: self.consumer,
+            receivers: self.receivers.clone(),
+            amounts: self.amounts.clone(),
+            fee: self.fee,
+            releaseConditions: vec![self.service_id],
+        }
+    }
+
     /// What the consumer paid: the amounts plus the fee.
     pub fn total(&self) -> U256 {
         self.amounts.iter().copied().sum::<U256>() + self.fee
@@ -513,17 +527,12 @@ impl World {
     ///
     /// The revert of the transaction.
     pub fn release(&mut self, deal: &Deal, from: Address) -> Result<Receipt<B256>, TxError> {
-        let call = EscrowPaymentCondition::releaseCall {
-            agreementId: deal.agreement_id,
-            did: deal.did,
-            token: deal.token,
-            payer: deal.consumer,
-            receivers: deal.receivers.clone(),
-            amounts: deal.amounts.clone(),
-            fee: deal.fee,
-            releaseConditions: vec![deal.service_id],
-        };
-        self.transact(from, self.suite.escrow_payment, &call, U256::ZERO)
+        self.transact(
+            from,
+            self.suite.escrow_payment,
+            &deal.release_call(),
+            U256::ZERO,
+        )
     }
 
     /// `from` refunds the deal's escrow.
@@ -532,15 +541,16 @@ impl World {
     ///
     /// The revert of the transaction.
     pub fn refund(&mut self, deal: &Deal, from: Address) -> Result<Receipt<B256>, TxError> {
+        let release = deal.release_call();
         let call = EscrowPaymentCondition::refundCall {
-            agreementId: deal.agreement_id,
-            did: deal.did,
-            token: deal.token,
-            payer: deal.consumer,
-            receivers: deal.receivers.clone(),
-            amounts: deal.amounts.clone(),
-            fee: deal.fee,
-            releaseConditions: vec![deal.service_id],
+            agreementId: release.agreementId,
+            did: release.did,
+            token: release.token,
+            payer: release.payer,
+            receivers: release.receivers,
+            amounts: release.amounts,
+            fee: release.fee,
+            releaseConditions: release.releaseConditions,
         };
         self.transact(from, self.suite.escrow_payment, &call, U256::ZERO)
     }

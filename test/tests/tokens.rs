@@ -44,19 +44,6 @@ fn deal_in(world: &mut World, token: Address, split: &[(Address, u64)]) -> Deal 
         .0
 }
 
-fn release_call(deal: &Deal) -> EscrowPaymentCondition::releaseCall {
-    EscrowPaymentCondition::releaseCall {
-        agreementId: deal.agreement_id,
-        did: deal.did,
-        token: deal.token,
-        payer: deal.consumer,
-        receivers: deal.receivers.clone(),
-        amounts: deal.amounts.clone(),
-        fee: deal.fee,
-        releaseConditions: vec![deal.service_id],
-    }
-}
-
 #[test]
 fn tokens_that_return_nothing_work_end_to_end() {
     let mut world = World::new();
@@ -253,7 +240,7 @@ fn a_token_that_reenters_release_cannot_pay_twice() {
     let (keeper, provider, governor) = (world.keeper, world.provider, world.governor);
     let deal = deal_in(&mut world, token, &[(provider, 800)]);
     world.serve(&deal, keeper).expect("serve");
-    let payload: Bytes = release_call(&deal).abi_encode().into();
+    let payload: Bytes = deal.release_call().abi_encode().into();
     world
         .chain
         .transact(
@@ -415,7 +402,7 @@ fn an_eth_receiver_that_reenters_is_paid_once() {
         .transact(
             governor,
             receiver,
-            &arm(release_call(&deal).abi_encode().into()),
+            &arm(deal.release_call().abi_encode().into()),
         )
         .expect("arm");
 
