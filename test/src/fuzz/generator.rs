@@ -1,0 +1,1181 @@
+//! The step generator: random actors and calls over every external function, with arguments
+//! drawn from the dictionary of values seen (agreements and their terms, condition ids, assets,
+//! amounts, time boundaries) most of the time and at random otherwise, then sometimes mutated by
+//! one field, so that both the happy paths and their near misses are explored.
+
+use alloy::primitives::{Address, B256, Bytes, U256};
+
+use super::actions::{Call, Generic, Payment, Role, Service, Spec, Step, Terms};
+use super::env::{Actor, CONSUMERS, Env, OUTSIDERS, PROVIDERS, TokenKind};
+use super::invariants::{Deal, Ghost};
+use super::model::{CondState, Model, TemplateState};
+use super::rng::Rng;
+
+/// Relative weights of the kinds of steps (see [`Kind`]).
+const WEIGHTS: &[(Kind, u32)] = &[
+    (Kind::CreateAndLock, 14),
+    (Kind::Create, 4),
+    (Kind::Lock, 6),
+    (Kind::Fulfil, 8),
+    (Kind::FulfilAndRelease, 5),
+    (Kind::Release, 8),
+    (Kind::Refund, 5),
+    (Kind::Abort, 6),
+    (Kind::Warp, 10),
+    (Kind::Mine, 2),
+    (Kind::Withdraw, 4),
+    (Kind::WithdrawFees, 2),
+    (Kind::Passthrough, 3),
+    (Kind::SignFulfil, 2),
+    (Kind::HashLockFulfil, 2),
+    (Kind::ThresholdFulfil, 2),
+    (Kind::Registry, 7),
+    (Kind::Governance, 3),
+    (Kind::StoreDirect, 1),
+    (Kind::LockFor, 1),
+    (Kind::Mint, 1),
+    (Kind::Approve, 1),
+    (Kind::Transfer, 2),
+    (Kind::SetBlocked, 3),
+    (Kind::ArmToken, 3),
+    (Kind::ArmAttacker, 3),
+    (Kind::SendEth, 1),
+];
+
+/// Kinds of steps the generator makes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Kind {
+    CreateAndLock,
+    Create,
+    Lock,
+    Fulfil,
+    FulfilAndRelease,
+    Release,
+    Refund,
+    Abort,
+    Warp,
+    Mine,
+    Withdraw,
+    WithdrawFees,
+    Passthrough,
+    SignFulfil,
+    HashLockFulfil,
+    ThresholdFulfil,
+    Registry,
+    Governance,
+    StoreDirect,
+    LockFor,
+    Mint,
+    Approve,
+    Transfer,
+    SetBlocked,
+    ArmToken,
+    ArmAttacker,
+    SendEth,
+}
+
+/// Kinds a re-entrant token or the attacker may be armed with.
+const INNER: &[Kind] = &[
+    Kind::Release,
+    Kind::Refund,
+    Kind::Withdraw,
+    Kind::WithdrawFees,
+    Kind::Lock,
+    Kind::Abort,
+    Kind::Fulfil,
+    Kind::FulfilAndRelease,
+    Kind::CreateAndLock,
+];
+
+/// Makes steps for one sequence.
+#[derive(Debug)]
+pub struct Generator<'a> {
+    rng: &'a mut Rng,
+    env: &'a Env,
+    model: &'a Model,
+    ghost: &'a Ghost,
+}
+
+impl<'a> Generator<'a> {
+    /// A generator over the current state of a sequence.
+    pub fn new(rng: &'a mut Rng, env: &'a Env, model: &'a Model, ghost: &'a Ghost) -> Self {
+        Self {
+            rng,
+            env,
+            model,
+            ghost,
+        }
+    }
+
+    /// The next step.
+    pub fn step(&mut self) -> Step {
+        let weights: Vec<u32> = WEIGHTS.iter().map(|(_, w)| *w).collect();
+        let kind = WEIGHTS[self.rng.weighted(&weights)].0;
+        self.make(kind, false)
+    }
+
+    fn make(&mut self, kind: Kind, inner: bool) -> Step {
+        let any = self.any_actor();
+        match kind {
+            Kind::CreateAndLock | Kind::Create => self.create(kind == Kind::CreateAndLock, inner),
+            Kind::Lock => self.lock(),
+            Kind::Fulfil | Kind::FulfilAndRelease => self.fulfil(kind == Kind::FulfilAndRelease),
+            Kind::Release | Kind::Refund => self.settle(kind == Kind::Release),
+            Kind::Abort => self.abort(),
+            Kind::Warp => Step {
+                actor: Actor::Governor,
+                call: Call::Warp {
+                    seconds: self.warp(),
+                },
+            },
+            Kind::Mine => Step {
+                actor: Actor::Governor,
+                call: Call::Mine {
+                    blocks: self.rng.range(1, 20),
+                },
+            },
+            Kind::Withdraw => self.withdraw(),
+            Kind::WithdrawFees => self.withdraw_fees(),
+            Kind::Passthrough => self.passthrough(),
+            Kind::SignFulfil => self.sign_fulfil(),
+            Kind::HashLockFulfil => self.hash_lock_fulfil(),
+            Kind::ThresholdFulfil => self.threshold_fulfil(),
+            Kind::Registry => self.registry(),
+            Kind::Governance => self.governance(),
+            Kind::StoreDirect => {
+                let condition = self.condition_id();
+                let call = match self.rng.below(3) {
+                    0 => Call::StoreFulfil { condition },
+                    1 => Call::StoreAbort { condition },
+                    _ => Call::StoreCreate {
+                        seed: self.rng.b256(),
+                        consumer: self.pool_address(),
+                        did: self.did(),
+                    },
+                };
+                Step { actor: any, call }
+            }
+            Kind::LockFor => match self.deal() {
+                Some(deal) => Step {
+                    actor: any,
+                    call: Call::LockFor {
+                        agreement: deal.agreement,
+                        did: deal.did,
+                        escrow: self.env.suite.escrow_payment,
+                        payer: deal.consumer,
+                        payment: deal.payment.clone(),
+                        value: U256::ZERO,
+                    },
+                },
+                None => self.create(true, false),
+            },
+            Kind::Mint => Step {
+                actor: any,
+                call: Call::Mint {
+                    token: self.erc20(),
+                    to: self.pool_address(),
+                    amount: self.amount(),
+                },
+            },
+            Kind::Approve => {
+                let spender = if self.rng.chance(70) {
+                    self.env.suite.lock_payment
+                } else {
+                    self.pool_address()
+                };
+                let amount = match self.rng.below(3) {
+                    0 => U256::MAX,
+                    1 => U256::ZERO,
+                    _ => self.amount(),
+                };
+                Step {
+                    actor: self.holder_actor(),
+                    call: Call::Approve {
+                        token: self.erc20(),
+                        spender,
+                        amount,
+                    },
+                }
+            }
+            Kind::Transfer => {
+                let to = if self.rng.chance(40) {
+                    self.env.suite.escrow_payment
+                } else {
+                    self.pool_address()
+                };
+                Step {
+                    actor: self.holder_actor(),
+                    call: Call::Transfer {
+                        token: self.erc20(),
+                        to,
+                        amount: self.small_amount(),
+                    },
+                }
+            }
+            Kind::SetBlocked => {
+                let account = match self.rng.below(4) {
+                    0 => self.env.suite.escrow_payment,
+                    1 => self
+                        .deal()
+                        .and_then(|d| d.payment.receivers.first().copied())
+                        .unwrap_or(self.env.consumers[0]),
+                    _ => self.pool_address(),
+                };
+                Step {
+                    actor: any,
+                    call: Call::SetBlocked {
+                        account,
+                        blocked: self.rng.chance(60),
+                    },
+                }
+            }
+            Kind::ArmToken | Kind::ArmAttacker => {
+                let payload = if self.rng.chance(10) {
+                    None
+                } else {
+                    let k = *self.rng.pick(INNER);
+                    Some(Box::new(self.make(k, true).call))
+                };
+                let call = if kind == Kind::ArmToken {
+                    Call::ArmToken { inner: payload }
+                } else {
+                    Call::ArmAttacker { inner: payload }
+                };
+                Step { actor: any, call }
+            }
+            Kind::SendEth => {
+                let to = match self.rng.below(4) {
+                    0 => self.env.suite.escrow_payment,
+                    1 => self.env.attacker,
+                    _ => self.pool_address(),
+                };
+                let actor = self.eoa_actor();
+                Step {
+                    actor,
+                    call: Call::SendEth {
+                        to,
+                        value: self.small_amount(),
+                    },
+                }
+            }
+        }
+    }
+
+    // ---- Actors and addresses ----
+
+    fn any_actor(&mut self) -> Actor {
+        *self.rng.pick(&Actor::all())
+    }
+
+    fn eoa_actor(&mut self) -> Actor {
+        loop {
+            let actor = self.any_actor();
+            if !actor.is_contract() {
+                return actor;
+            }
+        }
+    }
+
+    fn consumer_actor(&mut self) -> Actor {
+        if self.rng.chance(10) {
+            Actor::Attacker
+        } else {
+            Actor::Consumer(self.rng.below(CONSUMERS as u64) as u8)
+        }
+    }
+
+    /// Actors holding tokens at the start.
+    fn holder_actor(&mut self) -> Actor {
+        match self.rng.below(5) {
+            0 => Actor::Attacker,
+            1 => Actor::Reverter,
+            _ => Actor::Consumer(self.rng.below(CONSUMERS as u64) as u8),
+        }
+    }
+
+    fn actor_of(&self, address: Address) -> Option<Actor> {
+        self.env
+            .addrs
+            .actors
+            .iter()
+            .find(|(_, a)| **a == address)
+            .map(|(actor, _)| *actor)
+    }
+
+    fn pool_address(&mut self) -> Address {
+        let pool = self.env.address_pool();
+        *self.rng.pick(&pool)
+    }
+
+    /// A receiver of a payment: mostly providers and keepers, sometimes adversarial.
+    fn receiver(&mut self) -> Address {
+        let e = self.env;
+        match self.rng.below(12) {
+            0..=3 => e.providers[self.rng.index(PROVIDERS)],
+            4 | 5 => e.keepers[self.rng.index(PROVIDERS)],
+            6 => e.attacker,
+            7 => e.reverter,
+            8 => e.gas_burner,
+            9 => e.strangers[self.rng.index(e.strangers.len())],
+            10 => e.consumers[self.rng.index(CONSUMERS)],
+            _ => self.pool_address(),
+        }
+    }
+
+    // ---- Values ----
+
+    fn token(&mut self) -> Address {
+        let kind = match self.rng.below(20) {
+            0..=5 => TokenKind::Eth,
+            6..=9 => TokenKind::Plain,
+            10 | 11 => TokenKind::NoReturn,
+            12 | 13 => TokenKind::FeeOnTransfer,
+            14..=16 => TokenKind::Blocklist,
+            _ => TokenKind::Reentrant,
+        };
+        self.env.token(kind)
+    }
+
+    fn erc20(&mut self) -> Address {
+        loop {
+            let token = self.token();
+            if !token.is_zero() {
+                return token;
+            }
+        }
+    }
+
+    fn small_amount(&mut self) -> U256 {
+        U256::from(self.rng.range(1, 10_000))
+    }
+
+    fn amount(&mut self) -> U256 {
+        match self.rng.below(20) {
+            0..=7 => U256::from(self.rng.range(1, 10_000)),
+            8..=11 => {
+                let seen = &self.ghost.amounts;
+                if seen.is_empty() {
+                    U256::from(1)
+                } else {
+                    seen[self.rng.index(seen.len())]
+                }
+            }
+            12..=14 => U256::from(*self.rng.pick(&[1u64, 2, 99, 100, 101, 9_999, 10_000])),
+            15 | 16 => U256::from(self.rng.range(1_000_000, 1_000_000_000_000)),
+            17 => *self
+                .rng
+                .pick(&[U256::MAX, U256::from(1) << 255, U256::MAX - U256::from(1)]),
+            _ => U256::from(self.rng.range(1, 1_000)),
+        }
+    }
+
+    fn did(&mut self) -> B256 {
+        if self.rng.chance(90) && !self.ghost.dids.is_empty() {
+            let dids = &self.ghost.dids;
+            dids[self.rng.index(dids.len())]
+        } else {
+            self.rng.b256()
+        }
+    }
+
+    fn seed(&mut self) -> B256 {
+        if self.rng.chance(5) && !self.ghost.seeds.is_empty() {
+            let seeds = &self.ghost.seeds;
+            seeds[self.rng.index(seeds.len())]
+        } else {
+            self.rng.b256()
+        }
+    }
+
+    fn condition_id(&mut self) -> B256 {
+        let ids = self.ghost.all_conditions();
+        if ids.is_empty() || self.rng.chance(5) {
+            self.rng.b256()
+        } else {
+            ids[self.rng.index(ids.len())]
+        }
+    }
+
+    /// A template deal: mostly a recent one.
+    fn deal(&mut self) -> Option<Deal> {
+        let deals = &self.ghost.deals;
+        if deals.is_empty() {
+            return None;
+        }
+        let i = if self.rng.chance(70) {
+            deals.len() - 1 - self.rng.index(deals.len().min(5))
+        } else {
+            self.rng.index(deals.len())
+        };
+        Some(deals[i].clone())
+    }
+
+    /// A deal whose lock is in `state`, else any deal.
+    fn deal_in(&mut self, state: CondState, of_lock: bool) -> Option<Deal> {
+        let matching: Vec<&Deal> = self
+            .ghost
+            .deals
+            .iter()
+            .filter(|d| {
+                self.model
+                    .state(if of_lock { d.lock } else { d.service_id })
+                    == state
+            })
+            .collect();
+        if matching.is_empty() || self.rng.chance(15) {
+            return self.deal();
+        }
+        Some(matching[self.rng.index(matching.len())].clone())
+    }
+
+    fn warp(&mut self) -> u64 {
+        let now = self.model.time;
+        if self.rng.chance(55) {
+            let ahead: Vec<u64> = self.ghost.times.range(now..).copied().take(8).collect();
+            if !ahead.is_empty() {
+                let t = ahead[self.rng.index(ahead.len())];
+                let target = match self.rng.below(3) {
+                    0 => t.saturating_sub(1),
+                    1 => t,
+                    _ => t + 1,
+                };
+                return target.saturating_sub(now);
+            }
+        }
+        match self.rng.below(8) {
+            0 => 1,
+            1 => 12,
+            2 => 60,
+            3 => 1_800,
+            4 => 3_600,
+            5 => 86_400,
+            6 => 3 * 86_400,
+            _ => self.rng.range(1, 10 * 86_400),
+        }
+    }
+
+    // ---- Mutations ----
+
+    /// With some probability changes one field of a payment.
+    fn mutate_payment(&mut self, payment: &mut Payment) {
+        if !self.rng.chance(12) {
+            return;
+        }
+        match self.rng.below(6) {
+            0 if !payment.amounts.is_empty() => {
+                let i = self.rng.index(payment.amounts.len());
+                payment.amounts[i] = if self.rng.chance(50) {
+                    payment.amounts[i].saturating_add(U256::from(1))
+                } else {
+                    payment.amounts[i].saturating_sub(U256::from(1))
+                };
+            }
+            1 => payment.fee = payment.fee.saturating_add(U256::from(1)),
+            2 => payment.fee = U256::ZERO,
+            3 if !payment.receivers.is_empty() => {
+                let i = self.rng.index(payment.receivers.len());
+                payment.receivers[i] = self.receiver();
+            }
+            4 => payment.token = self.token(),
+            _ => {
+                payment.receivers.push(self.receiver());
+                payment.amounts.push(self.small_amount());
+            }
+        }
+    }
+
+    fn maybe_other_agreement(&mut self, agreement: B256) -> B256 {
+        if self.rng.chance(5) {
+            self.deal().map_or_else(|| self.rng.b256(), |d| d.agreement)
+        } else {
+            agreement
+        }
+    }
+
+    fn maybe_other_address(&mut self, address: Address) -> Address {
+        if self.rng.chance(5) {
+            self.pool_address()
+        } else {
+            address
+        }
+    }
+
+    fn maybe_other_id(&mut self, id: B256) -> B256 {
+        if self.rng.chance(5) {
+            self.condition_id()
+        } else {
+            id
+        }
+    }
+
+    // ---- Protocol steps ----
+
+    fn create(&mut self, and_lock: bool, inner: bool) -> Step {
+        let actor = self.consumer_actor();
+        let token = self.token();
+        let n = match self.rng.below(10) {
+            0..=5 => 1,
+            6..=8 => 2,
+            _ => self.rng.range(0, 17) as usize,
+        };
+        let receivers: Vec<Address> = (0..n).map(|_| self.receiver()).collect();
+        let mut amounts: Vec<U256> = (0..n).map(|_| self.amount()).collect();
+        if self.rng.chance(3) {
+            amounts.push(self.small_amount());
+        }
+        if self.rng.chance(3) && !amounts.is_empty() {
+            amounts[0] = U256::ZERO;
+        }
+        let service_timeout = match self.rng.below(12) {
+            0..=5 => 0,
+            6 => 3_600,
+            7 => 3_599,
+            8 => 90 * 86_400,
+            9 => 90 * 86_400 + 1,
+            _ => self.rng.range(3_600, 7 * 86_400) as u32,
+        };
+        let mut value = U256::ZERO;
+        if and_lock && token.is_zero() && !inner {
+            let price = amounts
+                .iter()
+                .take(n)
+                .fold(U256::ZERO, |a, b| a.saturating_add(*b));
+            let total = self
+                .model
+                .quote(price)
+                .map_or(price, |fee| price.saturating_add(fee));
+            value = match self.rng.below(12) {
+                0 => total.saturating_add(U256::from(1)),
+                1 => total.saturating_sub(U256::from(1)),
+                _ => total,
+            };
+            // Never more than an account holds: the EVM would reject the transaction outright.
+            value = value.min(U256::from(10u64).pow(U256::from(21)));
+        }
+        let service = if self.rng.chance(60) {
+            Service::Access
+        } else {
+            Service::Compute
+        };
+        Step {
+            actor,
+            call: Call::CreateAgreement {
+                service,
+                seed: self.seed(),
+                did: self.did(),
+                terms: Terms {
+                    token,
+                    receivers,
+                    amounts,
+                    service_timeout,
+                },
+                and_lock,
+                value,
+            },
+        }
+    }
+
+    fn lock(&mut self) -> Step {
+        let Some(deal) = self.deal_in(CondState::Unfulfilled, true) else {
+            return self.create(false, false);
+        };
+        let actor = if self.rng.chance(85) {
+            self.actor_of(deal.consumer).unwrap_or(Actor::Attacker)
+        } else {
+            self.any_actor()
+        };
+        let mut payment = deal.payment.clone();
+        self.mutate_payment(&mut payment);
+        let value = if payment.token.is_zero() && !actor.is_contract() {
+            let total = payment.total().unwrap_or_default();
+            match self.rng.below(12) {
+                0 => total.saturating_add(U256::from(1)),
+                1 => total.saturating_sub(U256::from(1)),
+                _ => total,
+            }
+        } else {
+            U256::ZERO
+        };
+        let escrow = if self.rng.chance(3) {
+            self.pool_address()
+        } else {
+            self.env.suite.escrow_payment
+        };
+        Step {
+            actor,
+            call: Call::Lock {
+                agreement: self.maybe_other_agreement(deal.agreement),
+                did: deal.did,
+                escrow,
+                payment,
+                value,
+            },
+        }
+    }
+
+    fn server_of(&mut self, did: B256) -> Actor {
+        let mut candidates: Vec<Actor> = Vec::new();
+        if let Some(asset) = self.model.assets.get(&did) {
+            for a in std::iter::once(&asset.owner)
+                .chain(asset.providers.iter())
+                .chain(asset.delegates.iter())
+            {
+                if let Some(actor) = self.actor_of(*a) {
+                    candidates.push(actor);
+                }
+            }
+        }
+        if candidates.is_empty() || self.rng.chance(25) {
+            self.any_actor()
+        } else {
+            candidates[self.rng.index(candidates.len())]
+        }
+    }
+
+    fn fulfil(&mut self, and_release: bool) -> Step {
+        let Some(deal) = self.deal_in(CondState::Unfulfilled, false) else {
+            return self.create(true, false);
+        };
+        let actor = self.server_of(deal.did);
+        let service = if self.rng.chance(92) {
+            deal.service
+        } else if deal.service == Service::Access {
+            Service::Compute
+        } else {
+            Service::Access
+        };
+        let agreement = self.maybe_other_agreement(deal.agreement);
+        let consumer = self.maybe_other_address(deal.consumer);
+        let lock = self.maybe_other_id(deal.lock);
+        let result = self.rng.b256();
+        let call = if and_release {
+            let mut payment = deal.payment.clone();
+            self.mutate_payment(&mut payment);
+            Call::FulfilAndRelease {
+                service,
+                agreement,
+                did: deal.did,
+                consumer,
+                lock,
+                result,
+                payment,
+            }
+        } else {
+            Call::Fulfil {
+                service,
+                agreement,
+                did: deal.did,
+                consumer,
+                lock,
+                result,
+            }
+        };
+        Step { actor, call }
+    }
+
+    fn settle(&mut self, release: bool) -> Step {
+        let state = if release {
+            CondState::Fulfilled
+        } else {
+            CondState::Aborted
+        };
+        let Some(deal) = self.deal_in(state, false) else {
+            return self.create(true, false);
+        };
+        let actor = if self.rng.chance(40) {
+            self.actor_of(deal.consumer).unwrap_or(Actor::Outsider(0))
+        } else {
+            self.any_actor()
+        };
+        let mut payment = deal.payment.clone();
+        self.mutate_payment(&mut payment);
+        let mut release_conditions = vec![deal.service_id];
+        if self.rng.chance(8) {
+            match self.rng.below(3) {
+                0 => release_conditions.clear(),
+                1 => release_conditions.push(self.condition_id()),
+                _ => release_conditions[0] = self.condition_id(),
+            }
+        }
+        let agreement = self.maybe_other_agreement(deal.agreement);
+        let payer = self.maybe_other_address(deal.consumer);
+        let call = if release {
+            Call::Release {
+                agreement,
+                did: deal.did,
+                payer,
+                payment,
+                release_conditions,
+            }
+        } else {
+            Call::Refund {
+                agreement,
+                did: deal.did,
+                payer,
+                payment,
+                release_conditions,
+            }
+        };
+        Step { actor, call }
+    }
+
+    fn abort(&mut self) -> Step {
+        let s = self.env.suite;
+        let (contract, condition) = match self.rng.below(10) {
+            0..=5 => match self.deal_in(CondState::Unfulfilled, false) {
+                Some(deal) => {
+                    let contract = match deal.service {
+                        Service::Access => s.access,
+                        Service::Compute => s.compute_execution,
+                    };
+                    (contract, deal.service_id)
+                }
+                None => (s.access, self.condition_id()),
+            },
+            6 | 7 => match self.deal() {
+                Some(deal) => (s.lock_payment, deal.lock),
+                None => (s.lock_payment, self.condition_id()),
+            },
+            _ => {
+                let id = self.condition_id();
+                let owner = self.ghost.conds.get(&id).map_or(s.sign, |c| c.contract);
+                (owner, id)
+            }
+        };
+        let contract = if self.rng.chance(8) {
+            *self.rng.pick(&self.env.addrs.condition_contracts())
+        } else {
+            contract
+        };
+        Step {
+            actor: self.any_actor(),
+            call: Call::AbortTimedOut {
+                contract,
+                condition,
+            },
+        }
+    }
+
+    fn withdraw(&mut self) -> Step {
+        let owed: Vec<(Address, Address)> = self
+            .model
+            .credits
+            .iter()
+            .filter(|(_, v)| !v.is_zero())
+            .map(|(k, _)| *k)
+            .collect();
+        let (actor, token) = if !owed.is_empty() && self.rng.chance(75) {
+            let (token, account) = owed[self.rng.index(owed.len())];
+            match self.actor_of(account) {
+                Some(actor) => (actor, token),
+                None => (self.any_actor(), token),
+            }
+        } else {
+            (self.any_actor(), self.token())
+        };
+        let to = if self.rng.chance(55) {
+            self.env.address(actor)
+        } else {
+            self.pool_address()
+        };
+        Step {
+            actor,
+            call: Call::Withdraw { token, to },
+        }
+    }
+
+    fn withdraw_fees(&mut self) -> Step {
+        let actor = if self.rng.chance(75) {
+            self.actor_of(self.model.fee.0)
+                .unwrap_or(Actor::FeeReceiver)
+        } else {
+            self.any_actor()
+        };
+        let accrued: Vec<Address> = self
+            .model
+            .accrued
+            .iter()
+            .filter(|(_, v)| !v.is_zero())
+            .map(|(k, _)| *k)
+            .collect();
+        let token = if !accrued.is_empty() && self.rng.chance(80) {
+            accrued[self.rng.index(accrued.len())]
+        } else {
+            self.token()
+        };
+        let to = if self.rng.chance(60) {
+            self.env.address(actor)
+        } else {
+            self.pool_address()
+        };
+        Step {
+            actor,
+            call: Call::WithdrawFees { token, to },
+        }
+    }
+
+    // ---- Generic conditions ----
+
+    fn passthrough(&mut self) -> Step {
+        let n = self.rng.range(1, 3);
+        let specs = (0..n)
+            .map(|_| {
+                let generic = match self.rng.below(8) {
+                    0..=2 => Generic::Sign {
+                        signer: if self.rng.chance(85) {
+                            let a = self.eoa_actor();
+                            self.env.address(a)
+                        } else {
+                            self.pool_address()
+                        },
+                        message: self.rng.b256(),
+                    },
+                    3..=5 => {
+                        let len = self.rng.range(0, 40) as usize;
+                        let bytes: Vec<u8> = (0..len).map(|_| self.rng.below(256) as u8).collect();
+                        Generic::HashLock {
+                            preimage: Bytes::from(bytes),
+                        }
+                    }
+                    6 => {
+                        let mut inputs: Vec<B256> = (0..self.rng.range(1, 3))
+                            .map(|_| self.condition_id())
+                            .collect();
+                        if self.rng.chance(85) {
+                            inputs.sort();
+                            inputs.dedup();
+                        }
+                        let threshold = U256::from(self.rng.range(0, inputs.len() as u64 + 1));
+                        Generic::Threshold { inputs, threshold }
+                    }
+                    _ => Generic::Raw {
+                        contract: *self.rng.pick(&[
+                            self.env.strangers[0],
+                            self.env.outsiders[0],
+                            self.env.token(TokenKind::Plain),
+                            Address::ZERO,
+                        ]),
+                        value_hash: self.rng.b256(),
+                    },
+                };
+                let time_lock = if self.rng.chance(60) {
+                    0
+                } else {
+                    self.rng.range(1, 3_600) as u32
+                };
+                let time_out = if self.rng.chance(40) {
+                    0
+                } else if self.rng.chance(10) {
+                    time_lock
+                } else {
+                    time_lock + self.rng.range(1, 7_200) as u32
+                };
+                Spec {
+                    generic,
+                    time_lock,
+                    time_out,
+                }
+            })
+            .collect();
+        Step {
+            actor: self.any_actor(),
+            call: Call::Passthrough {
+                seed: self.seed(),
+                did: self.did(),
+                specs,
+            },
+        }
+    }
+
+    /// A condition of a generic agreement matching `pick`.
+    fn generic_condition(
+        &mut self,
+        pick: impl Fn(&Generic) -> bool,
+    ) -> Option<(B256, B256, Generic)> {
+        let found: Vec<(B256, B256, Generic)> = self
+            .ghost
+            .generics
+            .iter()
+            .flat_map(|g| {
+                g.conditions
+                    .iter()
+                    .filter(|(_, generic)| pick(generic))
+                    .map(move |(id, generic)| (g.agreement, *id, generic.clone()))
+            })
+            .collect();
+        if found.is_empty() {
+            None
+        } else {
+            Some(found[self.rng.index(found.len())].clone())
+        }
+    }
+
+    fn sign_fulfil(&mut self) -> Step {
+        let (agreement, signer, message) = match self
+            .generic_condition(|g| matches!(g, Generic::Sign { .. }))
+        {
+            Some((agreement, _, Generic::Sign { signer, message })) => (agreement, signer, message),
+            _ => (self.rng.b256(), self.env.consumers[0], self.rng.b256()),
+        };
+        let key = if self.rng.chance(85) {
+            self.actor_of(signer).filter(|a| !a.is_contract())
+        } else if self.rng.chance(50) {
+            Some(self.eoa_actor())
+        } else {
+            None
+        };
+        let (signed_agreement, signed_message) = if self.rng.chance(88) {
+            (agreement, message)
+        } else if self.rng.chance(50) {
+            let random = self.rng.b256();
+            (self.maybe_other_agreement(random), message)
+        } else {
+            (agreement, self.rng.b256())
+        };
+        Step {
+            actor: self.any_actor(),
+            call: Call::SignFulfil {
+                agreement,
+                signer,
+                message,
+                key,
+                signed_agreement,
+                signed_message,
+            },
+        }
+    }
+
+    fn hash_lock_fulfil(&mut self) -> Step {
+        let (agreement, preimage) =
+            match self.generic_condition(|g| matches!(g, Generic::HashLock { .. })) {
+                Some((agreement, _, Generic::HashLock { preimage })) => (agreement, preimage),
+                _ => (self.rng.b256(), Bytes::from(vec![1, 2, 3])),
+            };
+        let preimage = if self.rng.chance(85) {
+            preimage
+        } else {
+            let mut p = preimage.to_vec();
+            p.push(0);
+            Bytes::from(p)
+        };
+        Step {
+            actor: self.any_actor(),
+            call: Call::HashLockFulfil {
+                agreement: self.maybe_other_agreement(agreement),
+                preimage,
+            },
+        }
+    }
+
+    fn threshold_fulfil(&mut self) -> Step {
+        let (agreement, inputs, threshold) =
+            match self.generic_condition(|g| matches!(g, Generic::Threshold { .. })) {
+                Some((agreement, _, Generic::Threshold { inputs, threshold })) => {
+                    (agreement, inputs, threshold)
+                }
+                _ => (self.rng.b256(), vec![self.condition_id()], U256::from(1)),
+            };
+        let threshold = if self.rng.chance(85) {
+            threshold
+        } else {
+            threshold.saturating_add(U256::from(1))
+        };
+        Step {
+            actor: self.any_actor(),
+            call: Call::ThresholdFulfil {
+                agreement,
+                inputs,
+                threshold,
+            },
+        }
+    }
+
+    // ---- Registry and governance ----
+
+    fn manager_of(&mut self, did: B256) -> Actor {
+        if let Some(asset) = self.model.assets.get(&did)
+            && self.rng.chance(70)
+        {
+            let mut managers: Vec<Address> = vec![asset.owner];
+            managers.extend(asset.delegates.iter().copied());
+            let pick = managers[self.rng.index(managers.len())];
+            if let Some(actor) = self.actor_of(pick) {
+                return actor;
+            }
+        }
+        self.any_actor()
+    }
+
+    fn registry(&mut self) -> Step {
+        let did = self.did();
+        let someone = self.pool_address();
+        let checksum = if self.rng.chance(5) {
+            B256::ZERO
+        } else {
+            self.rng.b256()
+        };
+        let url = if self.rng.chance(5) {
+            String::new()
+        } else {
+            format!("ipfs://{}", self.rng.below(1_000))
+        };
+        let providers: Vec<Address> = (0..self.rng.range(0, 2))
+            .map(|_| self.pool_address())
+            .collect();
+        let activity = self.rng.b256();
+        let (actor, call) = match self.rng.below(12) {
+            11 => (self.server_of(did), Call::ResignProvider { did }),
+            0 => (
+                Actor::Provider(self.rng.below(PROVIDERS as u64) as u8),
+                Call::Register {
+                    seed: self.seed(),
+                    checksum,
+                    url,
+                    providers,
+                },
+            ),
+            1 => (
+                self.consumer_actor(),
+                Call::RegisterDerived {
+                    seed: self.seed(),
+                    checksum,
+                    url,
+                    providers,
+                    sources: vec![self.did()],
+                    activity,
+                },
+            ),
+            2 => (
+                self.manager_of(did),
+                Call::UpdateMetadata { did, checksum, url },
+            ),
+            3 => (
+                self.manager_of(did),
+                Call::TransferOwnership {
+                    did,
+                    new_owner: someone,
+                },
+            ),
+            4 | 5 => (
+                self.manager_of(did),
+                Call::AddProvider {
+                    did,
+                    provider: someone,
+                },
+            ),
+            6 => {
+                let provider = self
+                    .model
+                    .assets
+                    .get(&did)
+                    .and_then(|a| a.providers.iter().next().copied())
+                    .unwrap_or(someone);
+                (self.manager_of(did), Call::RemoveProvider { did, provider })
+            }
+            7 => (
+                self.manager_of(did),
+                Call::GrantPermission {
+                    did,
+                    delegate: someone,
+                },
+            ),
+            8 => {
+                let delegate = self
+                    .model
+                    .assets
+                    .get(&did)
+                    .and_then(|a| a.delegates.iter().next().copied())
+                    .unwrap_or(someone);
+                (
+                    self.manager_of(did),
+                    Call::RevokePermission { did, delegate },
+                )
+            }
+            9 => (self.server_of(did), Call::RecordUse { did, activity }),
+            _ => (
+                self.manager_of(did),
+                Call::RecordDerivation {
+                    did,
+                    source: self.did(),
+                    activity,
+                },
+            ),
+        };
+        Step { actor, call }
+    }
+
+    fn governance(&mut self) -> Step {
+        let s = self.env.suite;
+        let templates = [s.access_template, s.compute_template, self.env.passthrough];
+        // The governor is trusted: it only approves the real templates, grants roles only to the
+        // fee receiver, and rarely revokes anything. Everyone else may try anything.
+        let governor = self.rng.chance(50);
+        let actor = if governor {
+            Actor::Governor
+        } else {
+            self.any_actor()
+        };
+        let call = match self.rng.below(8) {
+            0 => Call::ProposeTemplate {
+                template: self.pool_address(),
+            },
+            1 => Call::ApproveTemplate {
+                template: if governor {
+                    *self.rng.pick(&templates)
+                } else {
+                    self.pool_address()
+                },
+            },
+            2 if !governor || self.rng.chance(5) => Call::RevokeTemplate {
+                template: *self.rng.pick(&templates),
+            },
+            3 => Call::GrantRole {
+                role: if self.rng.chance(50) {
+                    Role::Governor
+                } else {
+                    Role::Admin
+                },
+                account: if governor {
+                    self.env.fee_receiver
+                } else {
+                    self.pool_address()
+                },
+            },
+            4 if !governor || self.rng.chance(5) => Call::RevokeRole {
+                role: Role::Governor,
+                account: self.pool_address(),
+            },
+            5 if !governor || self.rng.chance(5) => {
+                let account = self.env.address(actor);
+                Call::RenounceRole {
+                    role: Role::Governor,
+                    account: if self.rng.chance(80) {
+                        account
+                    } else {
+                        self.pool_address()
+                    },
+                }
+            }
+            _ => {
+                let bps = match self.rng.below(6) {
+                    0 => 0,
+                    1 => 1_000,
+                    2 => 1_001,
+                    _ => self.rng.range(1, 999) as u16,
+                };
+                let receiver = match self.rng.below(6) {
+                    0 => Address::ZERO,
+                    1 => self.env.attacker,
+                    2 => self.env.reverter,
+                    _ => self.env.fee_receiver,
+                };
+                Call::SetNetworkFee { receiver, bps }
+            }
+        };
+        let _ = TemplateState::None;
+        Step { actor, call }
+    }
+}
+
+/// Providers, keepers, consumers and outsiders together, for sizing.
+pub const EOA_ACTORS: usize = 2 + 2 * PROVIDERS + CONSUMERS + OUTSIDERS;

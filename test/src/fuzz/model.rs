@@ -1,0 +1,1888 @@
+//! The reference model: the whole suite, its tokens and the adversarial contracts re-implemented
+//! in plain Rust over hash maps.
+//!
+//! For every step the model predicts whether the transaction succeeds and, when it fails, with
+//! which error; when it succeeds, the model's state moves as the contracts' should. The engine
+//! compares prediction and state with the EVM after every step (see `fuzz::compare`): any
+//! difference is a violation of `model_agrees_with_evm`.
+//!
+//! The model follows the contracts' code order (which check comes first decides the error), but it
+//! is written from the specification in `docs/protocol.md` and the contracts' NatSpec, not
+//! translated line by line: ids are recomputed with the same hashing, balances move as the token
+//! semantics say, and reentrancy is modelled explicitly (transient guards, callbacks of the
+//! re-entrant token and of the attacker contract).
+//!
+//! One thing the model cannot know is gas: a push of ETH to the armed attacker contract gets
+//! 50,000 gas, and whether its callback fits is a matter of metering. For that case only the model
+//! asks an oracle that reads the receipt (was the push credited? did the callback's events
+//! happen?) and checks that what happened is one of the legal outcomes.
+
+use std::collections::{BTreeSet, HashMap, HashSet};
+use std::sync::Arc;
+
+use alloy::primitives::{Address, B256, Log, U256, keccak256};
+use alloy::sol_types::{SolEvent, SolValue};
+use insitu_bindings::{
+    AccessCondition, AgreementStore, AssetRegistry, ComputeExecutionCondition,
+    EscrowPaymentCondition, LockPaymentCondition, MockERC20,
+};
+
+use super::actions::{Call, Generic, Payment, Role, Service, Step, sign_digest};
+use super::env::{Actor, Addrs, Env, FOT_FEE_BPS, TokenKind};
+
+/// Seconds a service has by default, and its bounds.
+const DEFAULT_SERVICE_TIMEOUT: u32 = 3 * 24 * 3600;
+const MIN_SERVICE_TIMEOUT: u32 = 3600;
+const MAX_SERVICE_TIMEOUT: u32 = 90 * 24 * 3600;
+const MAX_RECEIVERS: usize = 16;
+const MAX_FEE_BPS: u16 = 1_000;
+
+/// Name of an error: a custom error's name, `Error(<reason>)`, `Panic(0x..)`, `empty revert`,
+/// `halt` or `rejected`.
+pub type ErrorName = String;
+
+/// The model's prediction for one step.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Expected {
+    /// The transaction succeeds.
+    Ok,
+    /// It fails with this error.
+    Err(ErrorName),
+}
+
+/// State of a condition in the store.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum CondState {
+    /// Does not exist.
+    Uninitialized = 0,
+    /// Created, not settled.
+    Unfulfilled = 1,
+    /// Fulfilled.
+    Fulfilled = 2,
+    /// Aborted.
+    Aborted = 3,
+}
+
+impl CondState {
+    /// From the store's numeric state.
+    pub fn from_u8(state: u8) -> Self {
+        match state {
+            1 => Self::Unfulfilled,
+            2 => Self::Fulfilled,
+            3 => Self::Aborted,
+            _ => Self::Uninitialized,
+        }
+    }
+}
+
+/// A condition as the store keeps it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Cond {
+    /// Owning condition contract.
+    pub contract: Address,
+    /// State.
+    pub state: CondState,
+    /// Absolute time lock (0: none).
+    pub time_lock: u64,
+    /// Absolute time out (0: none).
+    pub time_out: u64,
+}
+
+/// An asset in the registry.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Asset {
+    /// Owner.
+    pub owner: Address,
+    /// Registration time.
+    pub registered_at: u64,
+    /// Ownership transfers so far; delegations belong to one epoch.
+    pub owner_epoch: u64,
+    /// Metadata checksum.
+    pub checksum: B256,
+    /// Metadata url.
+    pub url: String,
+    /// Provider set.
+    pub providers: BTreeSet<Address>,
+    /// Delegates.
+    pub delegates: BTreeSet<Address>,
+}
+
+/// State of a template in the registry.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TemplateState {
+    /// Never proposed.
+    None = 0,
+    /// Proposed.
+    Proposed = 1,
+    /// Approved.
+    Approved = 2,
+    /// Revoked.
+    Revoked = 3,
+}
+
+/// One token's ledger.
+#[derive(Debug, Clone, Default)]
+pub struct Ledger {
+    /// Balances.
+    pub balances: HashMap<Address, U256>,
+    /// Allowances (owner, spender).
+    pub allowances: HashMap<(Address, Address), U256>,
+    /// Total supply.
+    pub supply: U256,
+}
+
+/// What a step changed, so the engine compares exactly those things with the EVM.
+#[derive(Debug, Clone, Default)]
+pub struct Dirty {
+    /// Conditions.
+    pub conditions: HashSet<B256>,
+    /// Agreements.
+    pub agreements: HashSet<B256>,
+    /// Escrow credits (token, account).
+    pub credits: HashSet<(Address, Address)>,
+    /// Tokens whose escrow totals (credits, fees) changed.
+    pub escrow_tokens: HashSet<Address>,
+    /// Allowances (token, owner, spender).
+    pub allowances: HashSet<(Address, Address, Address)>,
+    /// Assets.
+    pub assets: HashSet<B256>,
+    /// Templates.
+    pub templates: HashSet<Address>,
+    /// Roles.
+    pub roles: HashSet<(Role, Address)>,
+    /// The network fee.
+    pub fee: bool,
+    /// Blocklist entries.
+    pub blocked: HashSet<Address>,
+    /// Re-entrant token and attacker arming.
+    pub arms: bool,
+}
+
+/// An event the model expects, reduced to what identifies it in a receipt.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Ev {
+    emitter: Address,
+    topic0: B256,
+    topic1: B256,
+}
+
+/// Failure of a modelled call.
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct Fail(ErrorName);
+
+type R<T = ()> = Result<T, Fail>;
+
+fn fail<T>(name: &str) -> R<T> {
+    Err(Fail(name.to_owned()))
+}
+
+const EMPTY: &str = "empty revert";
+const OVERFLOW: &str = "Panic(0x11)";
+
+/// How much gas a nested call gets: all of it, or the escrow's 50,000 for an ETH push.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Gas {
+    Full,
+    Limited,
+}
+
+/// Per-transaction context: the receipt (for the gas oracle), transient reentrancy guards, the
+/// events emitted so far and what changed.
+struct Ctx<'a> {
+    logs: &'a [Log],
+    used: Vec<bool>,
+    guards: Vec<Address>,
+    events: Vec<Ev>,
+    dirty: Dirty,
+    gas: Gas,
+}
+
+impl Ctx<'_> {
+    fn emit(&mut self, emitter: Address, topic0: B256, topic1: B256) {
+        self.events.push(Ev {
+            emitter,
+            topic0,
+            topic1,
+        });
+    }
+
+    /// Takes one unconsumed receipt log matching `pred`, if any.
+    fn take_log(&mut self, pred: impl Fn(&Log) -> bool) -> bool {
+        for (i, log) in self.logs.iter().enumerate() {
+            if !self.used[i] && pred(log) {
+                self.used[i] = true;
+                return true;
+            }
+        }
+        false
+    }
+
+    /// Whether every event emitted since index `start` appears in the receipt (each log matched
+    /// once).
+    fn all_happened_since(&mut self, start: usize) -> bool {
+        let saved = self.used.clone();
+        let events = self.events[start..].to_vec();
+        for ev in &events {
+            let found = self.take_log(|log| {
+                log.address == ev.emitter
+                    && log.topics().first() == Some(&ev.topic0)
+                    && log.topics().get(1).is_none_or(|t| *t == ev.topic1)
+            });
+            if !found {
+                self.used = saved;
+                return false;
+            }
+        }
+        true
+    }
+}
+
+/// The reference model of the suite and its environment.
+#[derive(Debug, Clone)]
+pub struct Model {
+    a: Arc<Addrs>,
+    /// Current block time.
+    pub time: u64,
+    /// ETH balances.
+    pub eth: HashMap<Address, U256>,
+    /// Token ledgers by token address.
+    pub ledgers: HashMap<Address, Ledger>,
+    /// Blocklisted accounts of the blocklist token.
+    pub blocked: HashSet<Address>,
+    /// The re-entrant token's pending callback (`Some(None)`: armed with an empty call).
+    pub token_armed: Option<Option<Call>>,
+    /// The attacker's callback on every ETH payment.
+    pub attacker_arm: Option<Call>,
+    /// Template registry.
+    pub templates: HashMap<Address, TemplateState>,
+    /// Role holders.
+    pub roles: HashSet<(Role, Address)>,
+    /// Agreements: consumer and creation time.
+    pub agreements: HashMap<B256, (Address, u64)>,
+    /// Conditions.
+    pub conditions: HashMap<B256, Cond>,
+    /// Network fee (receiver, bps).
+    pub fee: (Address, u16),
+    /// Escrow credits by (token, account).
+    pub credits: HashMap<(Address, Address), U256>,
+    /// Escrow total credits by token.
+    pub total_credits: HashMap<Address, U256>,
+    /// Escrow accrued fees by token.
+    pub accrued: HashMap<Address, U256>,
+    /// Assets.
+    pub assets: HashMap<B256, Asset>,
+}
+
+/// Hash helpers: the same derivations as `AgreementIds`, `PaymentTerms` and the conditions.
+pub mod ids {
+    use super::*;
+
+    /// `keccak256(abi.encode(seed, creator))`.
+    pub fn agreement(seed: B256, creator: Address) -> B256 {
+        keccak256((seed, creator).abi_encode_params())
+    }
+
+    /// `keccak256(abi.encode(agreementId, conditionContract, valueHash))`.
+    pub fn condition(agreement: B256, contract: Address, value_hash: B256) -> B256 {
+        keccak256((agreement, contract, value_hash).abi_encode_params())
+    }
+
+    /// `PaymentTerms.lockValueHash`.
+    pub fn lock_value(did: B256, escrow: Address, payer: Address, payment: &Payment) -> B256 {
+        keccak256(
+            (
+                did,
+                escrow,
+                payment.token,
+                payer,
+                payment.receivers.clone(),
+                payment.amounts.clone(),
+                payment.fee,
+            )
+                .abi_encode_params(),
+        )
+    }
+
+    /// Value hash of an access or compute condition.
+    pub fn service_value(did: B256, consumer: Address, lock: B256) -> B256 {
+        keccak256((did, consumer, lock).abi_encode_params())
+    }
+
+    /// Value hash of an escrow condition.
+    pub fn escrow_value(lock: B256, release_conditions: &[B256]) -> B256 {
+        keccak256((lock, release_conditions.to_vec()).abi_encode_params())
+    }
+
+    /// `computeDid(seed, owner)`.
+    pub fn did(seed: B256, owner: Address) -> B256 {
+        keccak256((seed, owner).abi_encode_params())
+    }
+}
+
+impl Model {
+    /// The model of the environment right after setup, read from the chain.
+    ///
+    /// # Panics
+    ///
+    /// If a view call on the freshly built environment fails.
+    pub fn from_env(env: &mut Env) -> Self {
+        let a = env.addrs.clone();
+        let holders = env.holders();
+        let mut eth = HashMap::new();
+        for &h in &holders {
+            eth.insert(h, env.chain.balance(h));
+        }
+        let mut ledgers = HashMap::new();
+        for kind in TokenKind::ALL {
+            if kind == TokenKind::Eth {
+                continue;
+            }
+            let token = a.token(kind);
+            let mut ledger = Ledger::default();
+            for &h in &holders {
+                let balance = env
+                    .chain
+                    .call(token, &MockERC20::balanceOfCall { account: h })
+                    .expect("balanceOf");
+                if !balance.is_zero() {
+                    ledger.balances.insert(h, balance);
+                }
+                let allowance = env
+                    .chain
+                    .call(
+                        token,
+                        &MockERC20::allowanceCall {
+                            owner: h,
+                            spender: a.suite().lock_payment,
+                        },
+                    )
+                    .expect("allowance");
+                if !allowance.is_zero() {
+                    ledger
+                        .allowances
+                        .insert((h, a.suite().lock_payment), allowance);
+                }
+            }
+            ledger.supply = env
+                .chain
+                .call(token, &MockERC20::totalSupplyCall {})
+                .expect("totalSupply");
+            ledgers.insert(token, ledger);
+        }
+        let suite = *a.suite();
+        let mut templates = HashMap::new();
+        for t in [suite.access_template, suite.compute_template, a.passthrough] {
+            templates.insert(t, TemplateState::Approved);
+        }
+        let mut roles = HashSet::new();
+        roles.insert((Role::Admin, a.governor));
+        roles.insert((Role::Governor, a.governor));
+        let mut assets = HashMap::new();
+        for i in 0..env.dids.len() {
+            let info = env
+                .chain
+                .call(
+                    suite.asset_registry,
+                    &AssetRegistry::getAssetCall { did: env.dids[i] },
+                )
+                .expect("getAsset");
+            assets.insert(
+                env.dids[i],
+                Asset {
+                    owner: info.owner,
+                    registered_at: info.registeredAt.to::<u64>(),
+                    owner_epoch: info.ownerEpoch.to::<u64>(),
+                    checksum: info.checksum,
+                    url: info.url,
+                    providers: BTreeSet::from([env.keepers[i]]),
+                    delegates: BTreeSet::new(),
+                },
+            );
+        }
+        Self {
+            time: env.chain.timestamp(),
+            eth,
+            ledgers,
+            blocked: HashSet::new(),
+            token_armed: None,
+            attacker_arm: None,
+            templates,
+            roles,
+            agreements: HashMap::new(),
+            conditions: HashMap::new(),
+            fee: (a.fee_receiver, super::env::INITIAL_FEE_BPS),
+            credits: HashMap::new(),
+            total_credits: HashMap::new(),
+            accrued: HashMap::new(),
+            assets,
+            a,
+        }
+    }
+
+    /// The addresses the model works with.
+    pub fn addrs(&self) -> &Addrs {
+        &self.a
+    }
+
+    /// The balance of `holder` in `token` (zero address: ETH).
+    pub fn balance(&self, token: Address, holder: Address) -> U256 {
+        if token.is_zero() {
+            return self.eth.get(&holder).copied().unwrap_or_default();
+        }
+        self.ledgers
+            .get(&token)
+            .and_then(|l| l.balances.get(&holder))
+            .copied()
+            .unwrap_or_default()
+    }
+
+    /// The state of a condition.
+    pub fn state(&self, id: B256) -> CondState {
+        self.conditions
+            .get(&id)
+            .map_or(CondState::Uninitialized, |c| c.state)
+    }
+
+    /// Whether `account` may serve `did`.
+    pub fn can_serve(&self, did: B256, account: Address) -> bool {
+        self.assets.get(&did).is_some_and(|asset| {
+            !asset.owner.is_zero()
+                && (account == asset.owner
+                    || asset.providers.contains(&account)
+                    || asset.delegates.contains(&account))
+        })
+    }
+
+    /// The network fee on `price` now.
+    pub fn quote(&self, price: U256) -> Option<U256> {
+        price
+            .checked_mul(U256::from(self.fee.1))
+            .map(|x| x / U256::from(10_000u64))
+    }
+
+    /// Predicts `step` and applies it to the model. `logs` are the step's receipt logs (used
+    /// only as the gas oracle described in the module documentation); `env_sender` is the
+    /// account that signs the transaction.
+    pub fn apply(&mut self, step: &Step, env_sender: Address, logs: &[Log]) -> (Expected, Dirty) {
+        match &step.call {
+            Call::Warp { seconds } => {
+                self.time = self.time.saturating_add(*seconds);
+                return (Expected::Ok, Dirty::default());
+            }
+            Call::Mine { blocks } => {
+                self.time = self
+                    .time
+                    .saturating_add(blocks.saturating_mul(crate::harness::BLOCK_TIME));
+                return (Expected::Ok, Dirty::default());
+            }
+            _ => {}
+        }
+        let value = step.call.value();
+        if self.eth_of(env_sender) < value {
+            return (Expected::Err("rejected".into()), Dirty::default());
+        }
+        let before = self.clone();
+        let mut cx = Ctx {
+            logs,
+            used: vec![false; logs.len()],
+            guards: Vec::new(),
+            events: Vec::new(),
+            dirty: Dirty::default(),
+            gas: Gas::Full,
+        };
+        let result = if step.actor.is_contract() {
+            // operator -> contract.execute(target, data): not payable, bubbles the inner revert.
+            if value.is_zero() {
+                let sender = match step.actor {
+                    Actor::Attacker => self.a.attacker,
+                    _ => self.a.reverter,
+                };
+                self.invoke(&mut cx, sender, &step.call, U256::ZERO)
+            } else {
+                fail(EMPTY)
+            }
+        } else {
+            self.invoke(&mut cx, env_sender, &step.call, value)
+        };
+        match result {
+            Ok(()) => (Expected::Ok, cx.dirty),
+            Err(Fail(name)) => {
+                let dirty = cx.dirty;
+                *self = before;
+                (Expected::Err(name), dirty)
+            }
+        }
+    }
+
+    // ---- ETH ----
+
+    fn eth_of(&self, a: Address) -> U256 {
+        self.eth.get(&a).copied().unwrap_or_default()
+    }
+
+    fn move_eth(&mut self, from: Address, to: Address, value: U256) -> R {
+        if value.is_zero() {
+            return Ok(());
+        }
+        let have = self.eth_of(from);
+        if have < value {
+            // A call whose value exceeds the caller's balance fails.
+            return fail(EMPTY);
+        }
+        self.eth.insert(from, have - value);
+        *self.eth.entry(to).or_default() += value;
+        Ok(())
+    }
+
+    /// Sends ETH with a call and empty calldata, as `call{value}("")` does; `Ok(false)` when the
+    /// callee rejects it (the value stays with the sender).
+    fn send_eth(
+        &mut self,
+        cx: &mut Ctx<'_>,
+        from: Address,
+        to: Address,
+        value: U256,
+        gas: Gas,
+    ) -> bool {
+        if self.eth_of(from) < value {
+            return false;
+        }
+        if !self.a.is_contract(to) {
+            self.move_eth(from, to, value).is_ok()
+        } else if to == self.a.attacker {
+            if gas == Gas::Limited && self.attacker_arm.is_some() {
+                // The oracle: with 50,000 gas the armed callback may not fit, and then the escrow
+                // credits the payment instead. The receipt says which happened.
+                let escrow = self.a.suite().escrow_payment;
+                let credited = cx.take_log(|log| {
+                    log.address == escrow
+                        && log.topics().first()
+                            == Some(&EscrowPaymentCondition::PaymentCredited::SIGNATURE_HASH)
+                        && log.topics().get(2) == Some(&to.into_word())
+                        && EscrowPaymentCondition::PaymentCredited::decode_log_data(&log.data)
+                            .is_ok_and(|e| e.amount == value && e.token.is_zero())
+                });
+                if credited {
+                    return false;
+                }
+            }
+            let _ = self.move_eth(from, to, value);
+            if let Some(inner) = self.attacker_arm.clone() {
+                let saved_gas = cx.gas;
+                cx.gas = gas;
+                self.nested(cx, self.a.attacker, &inner);
+                cx.gas = saved_gas;
+            }
+            true
+        } else if to == self.a.suite().escrow_payment {
+            // Accepts ETH from the lock condition only.
+            from == self.a.suite().lock_payment && self.move_eth(from, to, value).is_ok()
+        } else {
+            // Every other contract rejects plain ETH (no receive/fallback, reverts, or burns gas).
+            false
+        }
+    }
+
+    /// A call made from inside a callback: its failure is swallowed and undone. Under the
+    /// escrow's 50,000 gas a call the model expects to succeed may still run out of gas; it
+    /// counts as done only if its events are in the receipt.
+    fn nested(&mut self, cx: &mut Ctx<'_>, sender: Address, call: &Call) {
+        let before = self.clone();
+        let events = cx.events.len();
+        let guards = cx.guards.len();
+        let ok = self.invoke(cx, sender, call, U256::ZERO).is_ok();
+        cx.guards.truncate(guards);
+        let keep = ok && (cx.gas == Gas::Full || cx.all_happened_since(events));
+        if !keep {
+            *self = before;
+            cx.events.truncate(events);
+        }
+    }
+
+    // ---- Tokens ----
+
+    fn ledger(&mut self, token: Address) -> &mut Ledger {
+        self.ledgers.entry(token).or_default()
+    }
+
+    /// `IERC20(token).balanceOf(account)`.
+    fn token_balance(&self, token: Address, account: Address) -> U256 {
+        self.balance(token, account)
+    }
+
+    /// Moves tokens as the token's `_update` does (including its callback); `spender` is the
+    /// `transferFrom` caller when allowances apply.
+    fn token_transfer(
+        &mut self,
+        cx: &mut Ctx<'_>,
+        token: Address,
+        spender: Option<Address>,
+        from: Address,
+        to: Address,
+        value: U256,
+    ) -> R {
+        let Some(kind) = self.a.kind_of(token) else {
+            return fail(EMPTY);
+        };
+        if kind == TokenKind::Eth {
+            return fail(EMPTY);
+        }
+        if kind == TokenKind::NoReturn {
+            if let Some(spender) = spender {
+                let allowed = self.allowance(token, from, spender);
+                if allowed < value {
+                    return fail("Error(allowance)");
+                }
+                if allowed != U256::MAX {
+                    self.ledger(token)
+                        .allowances
+                        .insert((from, spender), allowed - value);
+                    cx.dirty.allowances.insert((token, from, spender));
+                }
+            }
+            let balance = self.balance(token, from);
+            if balance < value {
+                return fail("Error(balance)");
+            }
+            let ledger = self.ledger(token);
+            ledger.balances.insert(from, balance - value);
+            *ledger.balances.entry(to).or_default() += value;
+            cx.emit(token, MockERC20::Transfer::SIGNATURE_HASH, from.into_word());
+            return Ok(());
+        }
+        // OpenZeppelin ERC20 and its variants.
+        if let Some(spender) = spender {
+            let allowed = self.allowance(token, from, spender);
+            if allowed != U256::MAX {
+                if allowed < value {
+                    return fail("ERC20InsufficientAllowance");
+                }
+                self.ledger(token)
+                    .allowances
+                    .insert((from, spender), allowed - value);
+                cx.dirty.allowances.insert((token, from, spender));
+            }
+        }
+        if from.is_zero() {
+            return fail("ERC20InvalidSender");
+        }
+        if to.is_zero() {
+            return fail("ERC20InvalidReceiver");
+        }
+        self.token_update(cx, kind, token, from, to, value)
+    }
+
+    /// `_update(from, to, value)` of the OpenZeppelin-based mocks (`from`/`to` zero: mint/burn).
+    fn token_update(
+        &mut self,
+        cx: &mut Ctx<'_>,
+        kind: TokenKind,
+        token: Address,
+        from: Address,
+        to: Address,
+        value: U256,
+    ) -> R {
+        match kind {
+            TokenKind::Blocklist => {
+                if self.blocked.contains(&from) {
+                    return fail("Blocked");
+                }
+                if self.blocked.contains(&to) {
+                    return fail("Blocked");
+                }
+                self.oz_update(cx, token, from, to, value)
+            }
+            TokenKind::FeeOnTransfer => {
+                if from.is_zero() || to.is_zero() {
+                    return self.oz_update(cx, token, from, to, value);
+                }
+                let Some(scaled) = value.checked_mul(U256::from(FOT_FEE_BPS)) else {
+                    return fail(OVERFLOW);
+                };
+                let fee = scaled / U256::from(10_000u64);
+                self.oz_update(cx, token, from, Address::ZERO, fee)?;
+                self.oz_update(cx, token, from, to, value - fee)
+            }
+            TokenKind::Reentrant => {
+                self.oz_update(cx, token, from, to, value)?;
+                if !from.is_zero()
+                    && let Some(payload) = self.token_armed.take()
+                {
+                    cx.dirty.arms = true;
+                    if let Some(inner) = payload {
+                        self.nested(cx, token, &inner);
+                    }
+                }
+                Ok(())
+            }
+            _ => self.oz_update(cx, token, from, to, value),
+        }
+    }
+
+    fn oz_update(
+        &mut self,
+        cx: &mut Ctx<'_>,
+        token: Address,
+        from: Address,
+        to: Address,
+        value: U256,
+    ) -> R {
+        let ledger = self.ledger(token);
+        if from.is_zero() {
+            ledger.supply = match ledger.supply.checked_add(value) {
+                Some(s) => s,
+                None => return fail(OVERFLOW),
+            };
+        } else {
+            let balance = ledger.balances.get(&from).copied().unwrap_or_default();
+            if balance < value {
+                return fail("ERC20InsufficientBalance");
+            }
+            ledger.balances.insert(from, balance - value);
+        }
+        if to.is_zero() {
+            ledger.supply -= value;
+        } else {
+            *ledger.balances.entry(to).or_default() += value;
+        }
+        cx.emit(token, MockERC20::Transfer::SIGNATURE_HASH, from.into_word());
+        Ok(())
+    }
+
+    fn allowance(&self, token: Address, owner: Address, spender: Address) -> U256 {
+        self.ledgers
+            .get(&token)
+            .and_then(|l| l.allowances.get(&(owner, spender)))
+            .copied()
+            .unwrap_or_default()
+    }
+
+    /// `SafeERC20.safeTransfer(From)`: bubbles the token's revert.
+    fn safe_transfer(
+        &mut self,
+        cx: &mut Ctx<'_>,
+        token: Address,
+        spender: Option<Address>,
+        from: Address,
+        to: Address,
+        value: U256,
+    ) -> R {
+        self.token_transfer(cx, token, spender, from, to, value)
+    }
+
+    /// `SafeERC20.trySafeTransfer`: false instead of a revert, effects undone.
+    fn try_transfer(
+        &mut self,
+        cx: &mut Ctx<'_>,
+        token: Address,
+        from: Address,
+        to: Address,
+        value: U256,
+    ) -> bool {
+        let before = self.clone();
+        let events = cx.events.len();
+        match self.token_transfer(cx, token, None, from, to, value) {
+            Ok(()) => true,
+            Err(_) => {
+                *self = before;
+                cx.events.truncate(events);
+                false
+            }
+        }
+    }
+
+    // ---- Store ----
+
+    fn guard(&mut self, cx: &mut Ctx<'_>, contract: Address) -> R {
+        if cx.guards.contains(&contract) {
+            return fail("ReentrancyGuardReentrantCall");
+        }
+        cx.guards.push(contract);
+        Ok(())
+    }
+
+    fn unguard(cx: &mut Ctx<'_>, contract: Address) {
+        if let Some(i) = cx.guards.iter().rposition(|g| *g == contract) {
+            cx.guards.remove(i);
+        }
+    }
+
+    /// `_ownCondition`: exists, owned by `caller`, Unfulfilled.
+    fn own_condition(&self, id: B256, caller: Address) -> R<Cond> {
+        let Some(c) = self.conditions.get(&id).copied() else {
+            return fail("ConditionNotFound");
+        };
+        if c.state == CondState::Uninitialized {
+            return fail("ConditionNotFound");
+        }
+        if c.contract != caller {
+            return fail("NotConditionContract");
+        }
+        if c.state != CondState::Unfulfilled {
+            return fail("ConditionNotUnfulfilled");
+        }
+        Ok(c)
+    }
+
+    fn store_fulfil(&mut self, cx: &mut Ctx<'_>, caller: Address, id: B256) -> R {
+        let c = self.own_condition(id, caller)?;
+        if self.time < c.time_lock {
+            return fail("ConditionTimeLocked");
+        }
+        if c.time_out != 0 && self.time >= c.time_out {
+            return fail("ConditionTimedOut");
+        }
+        self.set_state(cx, id, CondState::Fulfilled);
+        cx.emit(
+            self.a.suite().agreement_store,
+            AgreementStore::ConditionFulfilled::SIGNATURE_HASH,
+            id,
+        );
+        Ok(())
+    }
+
+    fn store_abort(&mut self, cx: &mut Ctx<'_>, caller: Address, id: B256) -> R {
+        self.own_condition(id, caller)?;
+        self.set_state(cx, id, CondState::Aborted);
+        cx.emit(
+            self.a.suite().agreement_store,
+            AgreementStore::ConditionAborted::SIGNATURE_HASH,
+            id,
+        );
+        Ok(())
+    }
+
+    fn set_state(&mut self, cx: &mut Ctx<'_>, id: B256, state: CondState) {
+        if let Some(c) = self.conditions.get_mut(&id) {
+            c.state = state;
+        }
+        cx.dirty.conditions.insert(id);
+    }
+
+    fn is_timed_out(&self, id: B256) -> bool {
+        self.conditions.get(&id).is_some_and(|c| {
+            c.state == CondState::Unfulfilled && c.time_out != 0 && self.time >= c.time_out
+        })
+    }
+
+    fn approved(&self, template: Address) -> bool {
+        self.templates.get(&template) == Some(&TemplateState::Approved)
+    }
+
+    /// `AgreementStore.createAgreement` called by `caller`; specs are (contract, value hash,
+    /// relative time lock, relative time out).
+    fn store_create(
+        &mut self,
+        cx: &mut Ctx<'_>,
+        caller: Address,
+        seed: B256,
+        consumer: Address,
+        specs: &[(Address, B256, u32, u32)],
+    ) -> R<B256> {
+        if !self.approved(caller) {
+            return fail("TemplateNotApproved");
+        }
+        if consumer.is_zero() {
+            return fail("InvalidConsumer");
+        }
+        if specs.is_empty() {
+            return fail("NoConditions");
+        }
+        let agreement = ids::agreement(seed, consumer);
+        if self.agreements.contains_key(&agreement) {
+            return fail("AgreementAlreadyExists");
+        }
+        let now = self.time;
+        self.agreements.insert(agreement, (consumer, now));
+        cx.dirty.agreements.insert(agreement);
+        for &(contract, value_hash, time_lock, time_out) in specs {
+            if contract.is_zero() {
+                return fail("InvalidConditionContract");
+            }
+            if time_out != 0 && time_out <= time_lock {
+                return fail("InvalidTimeWindow");
+            }
+            let id = ids::condition(agreement, contract, value_hash);
+            if self.state(id) != CondState::Uninitialized {
+                return fail("ConditionAlreadyExists");
+            }
+            let abs = |t: u32| if t == 0 { 0 } else { now + u64::from(t) };
+            self.conditions.insert(
+                id,
+                Cond {
+                    contract,
+                    state: CondState::Unfulfilled,
+                    time_lock: abs(time_lock),
+                    time_out: abs(time_out),
+                },
+            );
+            cx.dirty.conditions.insert(id);
+        }
+        cx.emit(
+            self.a.suite().agreement_store,
+            AgreementStore::AgreementCreated::SIGNATURE_HASH,
+            agreement,
+        );
+        Ok(agreement)
+    }
+
+    // ---- Payments ----
+
+    /// `PaymentTerms.price`.
+    fn price(receivers: &[Address], amounts: &[U256]) -> R<U256> {
+        let count = receivers.len();
+        if count == 0 {
+            return fail("NoReceivers");
+        }
+        if count > MAX_RECEIVERS {
+            return fail("TooManyReceivers");
+        }
+        if count != amounts.len() {
+            return fail("LengthMismatch");
+        }
+        let mut sum = U256::ZERO;
+        for i in 0..count {
+            if receivers[i].is_zero() {
+                return fail("ZeroReceiver");
+            }
+            if amounts[i].is_zero() {
+                return fail("ZeroAmount");
+            }
+            sum = match sum.checked_add(amounts[i]) {
+                Some(s) => s,
+                None => return fail(OVERFLOW),
+            };
+        }
+        Ok(sum)
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn lock_payment(
+        &mut self,
+        cx: &mut Ctx<'_>,
+        value: U256,
+        agreement: B256,
+        did: B256,
+        escrow: Address,
+        payer: Address,
+        payment: &Payment,
+    ) -> R {
+        let lock = self.a.suite().lock_payment;
+        if escrow.is_zero() {
+            return fail("InvalidEscrow");
+        }
+        let total =
+            match Self::price(&payment.receivers, &payment.amounts)?.checked_add(payment.fee) {
+                Some(t) => t,
+                None => return fail(OVERFLOW),
+            };
+        let id = ids::condition(
+            agreement,
+            lock,
+            ids::lock_value(did, escrow, payer, payment),
+        );
+        self.store_fulfil(cx, lock, id)?;
+        if payment.token.is_zero() {
+            if value != total {
+                return fail("IncorrectValue");
+            }
+            if !self.send_eth(cx, lock, escrow, total, Gas::Full) {
+                return fail("EthForwardFailed");
+            }
+        } else {
+            if !value.is_zero() {
+                return fail("IncorrectValue");
+            }
+            if self.a.kind_of(payment.token).is_none() {
+                return fail(EMPTY);
+            }
+            let before = self.token_balance(payment.token, escrow);
+            self.safe_transfer(cx, payment.token, Some(lock), payer, escrow, total)?;
+            let after = self.token_balance(payment.token, escrow);
+            let received = after.saturating_sub(before);
+            if received != total {
+                return fail("TransferAmountMismatch");
+            }
+        }
+        cx.emit(
+            lock,
+            LockPaymentCondition::PaymentLocked::SIGNATURE_HASH,
+            agreement,
+        );
+        Ok(())
+    }
+
+    /// The escrow's `_pay`: push, or credit when the push fails.
+    fn pay(
+        &mut self,
+        cx: &mut Ctx<'_>,
+        agreement: B256,
+        token: Address,
+        to: Address,
+        amount: U256,
+    ) {
+        let escrow = self.a.suite().escrow_payment;
+        let sent = if token.is_zero() {
+            self.send_eth(cx, escrow, to, amount, Gas::Limited)
+        } else {
+            self.try_transfer(cx, token, escrow, to, amount)
+        };
+        if !sent {
+            *self.credits.entry((token, to)).or_default() += amount;
+            *self.total_credits.entry(token).or_default() += amount;
+            cx.dirty.credits.insert((token, to));
+            cx.dirty.escrow_tokens.insert(token);
+            cx.emit(
+                escrow,
+                EscrowPaymentCondition::PaymentCredited::SIGNATURE_HASH,
+                agreement,
+            );
+        }
+    }
+
+    /// The escrow's `_send`: full gas, reverts on failure.
+    fn send(&mut self, cx: &mut Ctx<'_>, token: Address, to: Address, amount: U256) -> R {
+        let escrow = self.a.suite().escrow_payment;
+        if token.is_zero() {
+            if self.send_eth(cx, escrow, to, amount, Gas::Full) {
+                Ok(())
+            } else {
+                fail("EthTransferFailed")
+            }
+        } else {
+            self.safe_transfer(cx, token, None, escrow, to, amount)
+        }
+    }
+
+    fn require_fulfilled(&self, id: B256) -> R {
+        if self.state(id) == CondState::Fulfilled {
+            Ok(())
+        } else {
+            fail("DependencyNotFulfilled")
+        }
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn release(
+        &mut self,
+        cx: &mut Ctx<'_>,
+        caller: Address,
+        agreement: B256,
+        did: B256,
+        payer: Address,
+        payment: &Payment,
+        release_conditions: &[B256],
+    ) -> R {
+        let _ = caller;
+        let s = *self.a.suite();
+        self.guard(cx, s.escrow_payment)?;
+        if release_conditions.is_empty() {
+            return fail("NoReleaseConditions");
+        }
+        let lock_id = ids::condition(
+            agreement,
+            s.lock_payment,
+            ids::lock_value(did, s.escrow_payment, payer, payment),
+        );
+        self.require_fulfilled(lock_id)?;
+        for id in release_conditions {
+            self.require_fulfilled(*id)?;
+        }
+        let id = ids::condition(
+            agreement,
+            s.escrow_payment,
+            ids::escrow_value(lock_id, release_conditions),
+        );
+        self.store_fulfil(cx, s.escrow_payment, id)?;
+        let token = payment.token;
+        if !payment.fee.is_zero() {
+            let accrued = self.accrued.entry(token).or_default();
+            *accrued = match accrued.checked_add(payment.fee) {
+                Some(x) => x,
+                None => return fail(OVERFLOW),
+            };
+            cx.dirty.escrow_tokens.insert(token);
+        }
+        for (to, amount) in payment.receivers.iter().zip(&payment.amounts) {
+            self.pay(cx, agreement, token, *to, *amount);
+        }
+        if payment.receivers.len() > payment.amounts.len() {
+            // `amounts[i]` out of bounds; unreachable once the lock validated the lengths.
+            return fail("Panic(0x32)");
+        }
+        cx.emit(
+            s.escrow_payment,
+            EscrowPaymentCondition::PaymentReleased::SIGNATURE_HASH,
+            agreement,
+        );
+        Self::unguard(cx, s.escrow_payment);
+        Ok(())
+    }
+
+    fn refund(
+        &mut self,
+        cx: &mut Ctx<'_>,
+        agreement: B256,
+        did: B256,
+        payer: Address,
+        payment: &Payment,
+        release_conditions: &[B256],
+    ) -> R {
+        let s = *self.a.suite();
+        self.guard(cx, s.escrow_payment)?;
+        let lock_id = ids::condition(
+            agreement,
+            s.lock_payment,
+            ids::lock_value(did, s.escrow_payment, payer, payment),
+        );
+        self.require_fulfilled(lock_id)?;
+        if !release_conditions
+            .iter()
+            .any(|id| self.state(*id) == CondState::Aborted)
+        {
+            return fail("NoReleaseConditionAborted");
+        }
+        let id = ids::condition(
+            agreement,
+            s.escrow_payment,
+            ids::escrow_value(lock_id, release_conditions),
+        );
+        self.store_abort(cx, s.escrow_payment, id)?;
+        let Some(total) = payment.total() else {
+            return fail(OVERFLOW);
+        };
+        self.pay(cx, agreement, payment.token, payer, total);
+        cx.emit(
+            s.escrow_payment,
+            EscrowPaymentCondition::PaymentRefunded::SIGNATURE_HASH,
+            agreement,
+        );
+        Self::unguard(cx, s.escrow_payment);
+        Ok(())
+    }
+
+    // ---- Dispatch ----
+
+    /// Runs `call` from `sender` with `value` wei.
+    fn invoke(&mut self, cx: &mut Ctx<'_>, sender: Address, call: &Call, value: U256) -> R {
+        let a = self.a.clone();
+        let s = *a.suite();
+        let target = call.target(&a);
+        if call.is_clock() {
+            return Ok(());
+        }
+        if !a.is_contract(target) {
+            // An account without code: the call succeeds and only moves the value.
+            return self.move_eth(sender, target, value);
+        }
+        let payable = matches!(
+            call,
+            Call::CreateAgreement { and_lock: true, .. }
+                | Call::Lock { .. }
+                | Call::LockFor { .. }
+                | Call::SendEth { .. }
+        );
+        if !payable && !value.is_zero() {
+            return fail(EMPTY);
+        }
+        // The value moves to the callee before its code runs.
+        if !matches!(call, Call::SendEth { .. }) {
+            self.move_eth(sender, target, value)?;
+        }
+        match call {
+            Call::SendEth { to, value } => {
+                // Empty calldata: only `receive` functions accept it.
+                if *to == a.attacker {
+                    if self.send_eth(cx, sender, *to, *value, Gas::Full) {
+                        Ok(())
+                    } else {
+                        fail(EMPTY)
+                    }
+                } else if *to == a.reverter {
+                    fail("Error(no ETH)")
+                } else if *to == a.gas_burner {
+                    fail("halt")
+                } else if *to == s.escrow_payment {
+                    if sender == s.lock_payment {
+                        self.move_eth(sender, *to, *value)
+                    } else {
+                        fail("UnexpectedEth")
+                    }
+                } else {
+                    fail(EMPTY)
+                }
+            }
+            // ---- Registry ----
+            Call::Register {
+                seed,
+                checksum,
+                url,
+                providers,
+            } => self
+                .register(cx, sender, *seed, *checksum, url, providers)
+                .map(|_| ()),
+            Call::RegisterDerived {
+                seed,
+                checksum,
+                url,
+                providers,
+                sources,
+                ..
+            } => {
+                let did = self.register(cx, sender, *seed, *checksum, url, providers)?;
+                for source in sources {
+                    self.record_derivation(did, *source)?;
+                }
+                Ok(())
+            }
+            Call::UpdateMetadata { did, checksum, url } => {
+                self.require_manager(*did, sender)?;
+                Self::require_metadata(*checksum, url)?;
+                let asset = self.assets.get_mut(did).expect("exists");
+                asset.checksum = *checksum;
+                asset.url.clone_from(url);
+                cx.dirty.assets.insert(*did);
+                Ok(())
+            }
+            Call::TransferOwnership { did, new_owner } => {
+                self.require_owner(*did, sender)?;
+                if new_owner.is_zero() {
+                    return fail("InvalidAddress");
+                }
+                // A transfer ends the previous owner's delegations (a new owner epoch).
+                let asset = self.assets.get_mut(did).expect("exists");
+                asset.owner = *new_owner;
+                asset.owner_epoch += 1;
+                asset.delegates.clear();
+                cx.dirty.assets.insert(*did);
+                Ok(())
+            }
+            Call::AddProvider { did, provider } => {
+                self.require_manager(*did, sender)?;
+                self.add_provider(cx, *did, *provider)
+            }
+            Call::RemoveProvider { did, provider } => {
+                self.require_manager(*did, sender)?;
+                let asset = self.assets.get_mut(did).expect("exists");
+                if !asset.providers.remove(provider) {
+                    return fail("ProviderNotFound");
+                }
+                cx.dirty.assets.insert(*did);
+                Ok(())
+            }
+            Call::GrantPermission { did, delegate } => {
+                self.require_owner(*did, sender)?;
+                if delegate.is_zero() {
+                    return fail("InvalidAddress");
+                }
+                let asset = self.assets.get_mut(did).expect("exists");
+                if !asset.delegates.insert(*delegate) {
+                    return fail("PermissionUnchanged");
+                }
+                cx.dirty.assets.insert(*did);
+                Ok(())
+            }
+            Call::RevokePermission { did, delegate } => {
+                self.require_owner(*did, sender)?;
+                let asset = self.assets.get_mut(did).expect("exists");
+                if !asset.delegates.remove(delegate) {
+                    return fail("PermissionUnchanged");
+                }
+                cx.dirty.assets.insert(*did);
+                Ok(())
+            }
+            Call::ResignProvider { did } => {
+                self.require_exists(*did)?;
+                let asset = self.assets.get_mut(did).expect("exists");
+                if !asset.providers.remove(&sender) {
+                    return fail("ProviderNotFound");
+                }
+                cx.dirty.assets.insert(*did);
+                Ok(())
+            }
+            Call::RecordUse { did, .. } => {
+                self.require_exists(*did)?;
+                if !self.can_serve(*did, sender) {
+                    return fail("NotAssetServer");
+                }
+                Ok(())
+            }
+            Call::RecordDerivation { did, source, .. } => {
+                self.require_manager(*did, sender)?;
+                self.record_derivation(*did, *source)
+            }
+            // ---- Store ----
+            Call::ProposeTemplate { template } => {
+                if !a.is_contract(*template) {
+                    return fail("TemplateNotContract");
+                }
+                let state = self.template_state(*template);
+                if state != TemplateState::None {
+                    return fail("InvalidTemplateState");
+                }
+                self.templates.insert(*template, TemplateState::Proposed);
+                cx.dirty.templates.insert(*template);
+                Ok(())
+            }
+            Call::ApproveTemplate { template } => {
+                self.only_role(Role::Governor, sender)?;
+                if self.template_state(*template) != TemplateState::Proposed {
+                    return fail("InvalidTemplateState");
+                }
+                self.templates.insert(*template, TemplateState::Approved);
+                cx.dirty.templates.insert(*template);
+                Ok(())
+            }
+            Call::RevokeTemplate { template } => {
+                self.only_role(Role::Governor, sender)?;
+                let state = self.template_state(*template);
+                if state != TemplateState::Proposed && state != TemplateState::Approved {
+                    return fail("InvalidTemplateState");
+                }
+                self.templates.insert(*template, TemplateState::Revoked);
+                cx.dirty.templates.insert(*template);
+                Ok(())
+            }
+            Call::GrantRole { role, account } => {
+                self.only_role(Role::Admin, sender)?;
+                self.roles.insert((*role, *account));
+                cx.dirty.roles.insert((*role, *account));
+                Ok(())
+            }
+            Call::RevokeRole { role, account } => {
+                self.only_role(Role::Admin, sender)?;
+                self.roles.remove(&(*role, *account));
+                cx.dirty.roles.insert((*role, *account));
+                Ok(())
+            }
+            Call::RenounceRole { role, account } => {
+                if *account != sender {
+                    return fail("AccessControlBadConfirmation");
+                }
+                self.roles.remove(&(*role, *account));
+                cx.dirty.roles.insert((*role, *account));
+                Ok(())
+            }
+            Call::StoreCreate { seed, consumer, .. } => self
+                .store_create(cx, sender, *seed, *consumer, &[])
+                .map(|_| ()),
+            Call::StoreFulfil { condition } => self.store_fulfil(cx, sender, *condition),
+            Call::StoreAbort { condition } => self.store_abort(cx, sender, *condition),
+            // ---- Templates ----
+            Call::CreateAgreement {
+                service,
+                seed,
+                did,
+                terms,
+                and_lock,
+                ..
+            } => {
+                let template = target;
+                let service_contract = match service {
+                    Service::Access => s.access,
+                    Service::Compute => s.compute_execution,
+                };
+                let timeout = match terms.service_timeout {
+                    0 => DEFAULT_SERVICE_TIMEOUT,
+                    t if !(MIN_SERVICE_TIMEOUT..=MAX_SERVICE_TIMEOUT).contains(&t) => {
+                        return fail("InvalidServiceTimeout");
+                    }
+                    t => t,
+                };
+                let price = Self::price(&terms.receivers, &terms.amounts)?;
+                let Some(fee) = self.quote(price) else {
+                    return fail(OVERFLOW);
+                };
+                let payment = Payment {
+                    token: terms.token,
+                    receivers: terms.receivers.clone(),
+                    amounts: terms.amounts.clone(),
+                    fee,
+                };
+                let agreement = ids::agreement(*seed, sender);
+                let lock_value = ids::lock_value(*did, s.escrow_payment, sender, &payment);
+                let lock_id = ids::condition(agreement, s.lock_payment, lock_value);
+                let service_value = ids::service_value(*did, sender, lock_id);
+                let service_id = ids::condition(agreement, service_contract, service_value);
+                let specs = [
+                    (s.lock_payment, lock_value, 0, timeout / 2),
+                    (service_contract, service_value, 0, timeout),
+                    (
+                        s.escrow_payment,
+                        ids::escrow_value(lock_id, &[service_id]),
+                        0,
+                        0,
+                    ),
+                ];
+                self.store_create(cx, template, *seed, sender, &specs)?;
+                if *and_lock {
+                    // lockFor{value: msg.value}(...) from the template.
+                    self.move_eth(template, s.lock_payment, value)?;
+                    self.guard(cx, s.lock_payment)?;
+                    if !self.approved(template) {
+                        return fail("NotApprovedTemplate");
+                    }
+                    self.lock_payment(
+                        cx,
+                        value,
+                        agreement,
+                        *did,
+                        s.escrow_payment,
+                        sender,
+                        &payment,
+                    )?;
+                    Self::unguard(cx, s.lock_payment);
+                }
+                Ok(())
+            }
+            Call::Passthrough {
+                seed,
+                did: _,
+                specs,
+            } => {
+                let specs: Vec<(Address, B256, u32, u32)> = specs
+                    .iter()
+                    .map(|spec| {
+                        let (contract, hash) = spec.generic.contract_and_hash(&a);
+                        (contract, hash, spec.time_lock, spec.time_out)
+                    })
+                    .collect();
+                self.store_create(cx, target, *seed, sender, &specs)
+                    .map(|_| ())
+            }
+            // ---- Lock ----
+            Call::SetNetworkFee { receiver, bps } => {
+                if !self.roles.contains(&(Role::Governor, sender)) {
+                    return fail("NotGovernor");
+                }
+                if *bps > MAX_FEE_BPS {
+                    return fail("FeeTooHigh");
+                }
+                if *bps != 0 && receiver.is_zero() {
+                    return fail("InvalidFeeReceiver");
+                }
+                self.fee = (*receiver, *bps);
+                cx.dirty.fee = true;
+                Ok(())
+            }
+            Call::Lock {
+                agreement,
+                did,
+                escrow,
+                payment,
+                ..
+            } => {
+                self.guard(cx, s.lock_payment)?;
+                self.lock_payment(cx, value, *agreement, *did, *escrow, sender, payment)?;
+                Self::unguard(cx, s.lock_payment);
+                Ok(())
+            }
+            Call::LockFor {
+                agreement,
+                did,
+                escrow,
+                payer,
+                payment,
+                ..
+            } => {
+                self.guard(cx, s.lock_payment)?;
+                if !self.approved(sender) {
+                    return fail("NotApprovedTemplate");
+                }
+                self.lock_payment(cx, value, *agreement, *did, *escrow, *payer, payment)?;
+                Self::unguard(cx, s.lock_payment);
+                Ok(())
+            }
+            // ---- Service conditions ----
+            Call::Fulfil {
+                agreement,
+                did,
+                consumer,
+                lock,
+                ..
+            } => self
+                .fulfil_service(cx, target, sender, *agreement, *did, *consumer, *lock)
+                .map(|_| ()),
+            Call::FulfilAndRelease {
+                agreement,
+                did,
+                consumer,
+                lock,
+                payment,
+                ..
+            } => {
+                let id =
+                    self.fulfil_service(cx, target, sender, *agreement, *did, *consumer, *lock)?;
+                let _ = id;
+                let service_id = ids::condition(
+                    *agreement,
+                    target,
+                    ids::service_value(*did, *consumer, *lock),
+                );
+                self.release(
+                    cx,
+                    target,
+                    *agreement,
+                    *did,
+                    *consumer,
+                    payment,
+                    &[service_id],
+                )
+            }
+            Call::AbortTimedOut {
+                contract,
+                condition,
+            } => {
+                if *contract == s.escrow_payment {
+                    return fail("EscrowCannotTimeOut");
+                }
+                if !a.condition_contracts().contains(contract) {
+                    return fail(EMPTY);
+                }
+                if !self.is_timed_out(*condition) {
+                    return fail("ConditionNotTimedOut");
+                }
+                self.store_abort(cx, *contract, *condition)
+            }
+            // ---- Escrow ----
+            Call::Release {
+                agreement,
+                did,
+                payer,
+                payment,
+                release_conditions,
+            } => self.release(
+                cx,
+                sender,
+                *agreement,
+                *did,
+                *payer,
+                payment,
+                release_conditions,
+            ),
+            Call::Refund {
+                agreement,
+                did,
+                payer,
+                payment,
+                release_conditions,
+            } => self.refund(cx, *agreement, *did, *payer, payment, release_conditions),
+            Call::Withdraw { token, to } => {
+                self.guard(cx, s.escrow_payment)?;
+                if to.is_zero() {
+                    return fail("InvalidRecipient");
+                }
+                let amount = self
+                    .credits
+                    .get(&(*token, sender))
+                    .copied()
+                    .unwrap_or_default();
+                if amount.is_zero() {
+                    return fail("NothingToWithdraw");
+                }
+                self.credits.insert((*token, sender), U256::ZERO);
+                *self.total_credits.entry(*token).or_default() -= amount;
+                cx.dirty.credits.insert((*token, sender));
+                cx.dirty.escrow_tokens.insert(*token);
+                self.send(cx, *token, *to, amount)?;
+                cx.emit(
+                    s.escrow_payment,
+                    EscrowPaymentCondition::CreditWithdrawn::SIGNATURE_HASH,
+                    sender.into_word(),
+                );
+                Self::unguard(cx, s.escrow_payment);
+                Ok(())
+            }
+            Call::WithdrawFees { token, to } => {
+                self.guard(cx, s.escrow_payment)?;
+                if self.fee.0 != sender {
+                    return fail("NotFeeReceiver");
+                }
+                if to.is_zero() {
+                    return fail("InvalidRecipient");
+                }
+                let amount = self.accrued.get(token).copied().unwrap_or_default();
+                if amount.is_zero() {
+                    return fail("NoFeesAccrued");
+                }
+                self.accrued.insert(*token, U256::ZERO);
+                cx.dirty.escrow_tokens.insert(*token);
+                self.send(cx, *token, *to, amount)?;
+                cx.emit(
+                    s.escrow_payment,
+                    EscrowPaymentCondition::FeesWithdrawn::SIGNATURE_HASH,
+                    sender.into_word(),
+                );
+                Self::unguard(cx, s.escrow_payment);
+                Ok(())
+            }
+            // ---- Generic conditions ----
+            Call::SignFulfil {
+                agreement,
+                signer,
+                message,
+                key,
+                signed_agreement,
+                signed_message,
+            } => {
+                let valid = !a.is_contract(*signer)
+                    && key.is_some_and(|k| self.key_address(k) == Some(*signer))
+                    && signed_agreement == agreement
+                    && signed_message == message;
+                let _ = sign_digest;
+                if !valid {
+                    return fail("InvalidSignature");
+                }
+                let (contract, hash) = Generic::Sign {
+                    signer: *signer,
+                    message: *message,
+                }
+                .contract_and_hash(&a);
+                self.store_fulfil(cx, contract, ids::condition(*agreement, contract, hash))
+            }
+            Call::HashLockFulfil {
+                agreement,
+                preimage,
+            } => {
+                let (contract, hash) = Generic::HashLock {
+                    preimage: preimage.clone(),
+                }
+                .contract_and_hash(&a);
+                self.store_fulfil(cx, contract, ids::condition(*agreement, contract, hash))
+            }
+            Call::ThresholdFulfil {
+                agreement,
+                inputs,
+                threshold,
+            } => {
+                let count = U256::from(inputs.len());
+                if threshold.is_zero() || *threshold > count {
+                    return fail("InvalidThreshold");
+                }
+                for i in 1..inputs.len() {
+                    if inputs[i] <= inputs[i - 1] {
+                        return fail("InputsNotAscending");
+                    }
+                }
+                let fulfilled = inputs
+                    .iter()
+                    .filter(|id| self.state(**id) == CondState::Fulfilled)
+                    .count();
+                if U256::from(fulfilled) < *threshold {
+                    return fail("ThresholdNotReached");
+                }
+                let (contract, hash) = Generic::Threshold {
+                    inputs: inputs.clone(),
+                    threshold: *threshold,
+                }
+                .contract_and_hash(&a);
+                self.store_fulfil(cx, contract, ids::condition(*agreement, contract, hash))
+            }
+            // ---- Tokens and adversarial contracts ----
+            Call::Mint { token, to, amount } => {
+                let Some(kind) = a.kind_of(*token) else {
+                    return fail(EMPTY);
+                };
+                if kind == TokenKind::NoReturn {
+                    let ledger = self.ledger(*token);
+                    let balance = ledger.balances.get(to).copied().unwrap_or_default();
+                    let (Some(b), Some(supply)) = (
+                        balance.checked_add(*amount),
+                        ledger.supply.checked_add(*amount),
+                    ) else {
+                        return fail(OVERFLOW);
+                    };
+                    ledger.balances.insert(*to, b);
+                    ledger.supply = supply;
+                    cx.emit(*token, MockERC20::Transfer::SIGNATURE_HASH, B256::ZERO);
+                    return Ok(());
+                }
+                if to.is_zero() {
+                    return fail("ERC20InvalidReceiver");
+                }
+                self.token_update(cx, kind, *token, Address::ZERO, *to, *amount)
+            }
+            Call::Approve {
+                token,
+                spender,
+                amount,
+            } => {
+                let Some(kind) = a.kind_of(*token) else {
+                    return fail(EMPTY);
+                };
+                if kind != TokenKind::NoReturn && spender.is_zero() {
+                    return fail("ERC20InvalidSpender");
+                }
+                self.ledger(*token)
+                    .allowances
+                    .insert((sender, *spender), *amount);
+                cx.dirty.allowances.insert((*token, sender, *spender));
+                Ok(())
+            }
+            Call::Transfer { token, to, amount } => {
+                self.token_transfer(cx, *token, None, sender, *to, *amount)
+            }
+            Call::SetBlocked { account, blocked } => {
+                if *blocked {
+                    self.blocked.insert(*account);
+                } else {
+                    self.blocked.remove(account);
+                }
+                cx.dirty.blocked.insert(*account);
+                Ok(())
+            }
+            Call::ArmToken { inner } => {
+                self.token_armed = Some(inner.as_deref().cloned());
+                cx.dirty.arms = true;
+                Ok(())
+            }
+            Call::ArmAttacker { inner } => {
+                self.attacker_arm = inner.as_deref().cloned();
+                cx.dirty.arms = true;
+                Ok(())
+            }
+            Call::Warp { .. } | Call::Mine { .. } => Ok(()),
+        }
+    }
+
+    fn key_address(&self, actor: Actor) -> Option<Address> {
+        // Only externally owned actors have keys; their protocol address is their own.
+        if actor.is_contract() {
+            None
+        } else {
+            self.a.actors.get(&actor).copied()
+        }
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn fulfil_service(
+        &mut self,
+        cx: &mut Ctx<'_>,
+        contract: Address,
+        sender: Address,
+        agreement: B256,
+        did: B256,
+        consumer: Address,
+        lock: B256,
+    ) -> R<B256> {
+        if !self.can_serve(did, sender) {
+            return fail("NotAssetServer");
+        }
+        self.require_fulfilled(lock)?;
+        let id = ids::condition(agreement, contract, ids::service_value(did, consumer, lock));
+        self.store_fulfil(cx, contract, id)?;
+        let topic = if contract == self.a.suite().access {
+            AccessCondition::AccessGranted::SIGNATURE_HASH
+        } else {
+            ComputeExecutionCondition::ComputeExecuted::SIGNATURE_HASH
+        };
+        cx.emit(contract, topic, agreement);
+        Ok(id)
+    }
+
+    // ---- Registry helpers ----
+
+    fn register(
+        &mut self,
+        cx: &mut Ctx<'_>,
+        sender: Address,
+        seed: B256,
+        checksum: B256,
+        url: &str,
+        providers: &[Address],
+    ) -> R<B256> {
+        Self::require_metadata(checksum, url)?;
+        let did = ids::did(seed, sender);
+        if self.assets.get(&did).is_some_and(|a| !a.owner.is_zero()) {
+            return fail("AssetAlreadyRegistered");
+        }
+        self.assets.insert(
+            did,
+            Asset {
+                owner: sender,
+                registered_at: self.time,
+                owner_epoch: 0,
+                checksum,
+                url: url.to_owned(),
+                providers: BTreeSet::new(),
+                delegates: BTreeSet::new(),
+            },
+        );
+        cx.dirty.assets.insert(did);
+        cx.emit(
+            self.a.suite().asset_registry,
+            AssetRegistry::AssetRegistered::SIGNATURE_HASH,
+            did,
+        );
+        for p in providers {
+            self.add_provider(cx, did, *p)?;
+        }
+        Ok(did)
+    }
+
+    fn add_provider(&mut self, cx: &mut Ctx<'_>, did: B256, provider: Address) -> R {
+        if provider.is_zero() {
+            return fail("InvalidAddress");
+        }
+        let asset = self.assets.get_mut(&did).expect("exists");
+        if !asset.providers.insert(provider) {
+            return fail("ProviderAlreadyAdded");
+        }
+        cx.dirty.assets.insert(did);
+        Ok(())
+    }
+
+    fn record_derivation(&self, did: B256, source: B256) -> R {
+        if source == did {
+            return fail("SelfDerivation");
+        }
+        self.require_exists(source).map(|_| ())
+    }
+
+    fn require_metadata(checksum: B256, url: &str) -> R {
+        if checksum.is_zero() {
+            return fail("InvalidChecksum");
+        }
+        if url.is_empty() {
+            return fail("InvalidUrl");
+        }
+        Ok(())
+    }
+
+    fn require_exists(&self, did: B256) -> R<Address> {
+        match self.assets.get(&did) {
+            Some(asset) if !asset.owner.is_zero() => Ok(asset.owner),
+            _ => fail("AssetNotFound"),
+        }
+    }
+
+    fn require_owner(&self, did: B256, sender: Address) -> R {
+        if self.require_exists(did)? != sender {
+            return fail("NotAssetOwner");
+        }
+        Ok(())
+    }
+
+    fn require_manager(&self, did: B256, sender: Address) -> R {
+        let owner = self.require_exists(did)?;
+        if sender != owner && !self.assets[&did].delegates.contains(&sender) {
+            return fail("NotAssetManager");
+        }
+        Ok(())
+    }
+
+    fn template_state(&self, template: Address) -> TemplateState {
+        self.templates
+            .get(&template)
+            .copied()
+            .unwrap_or(TemplateState::None)
+    }
+
+    fn only_role(&self, role: Role, sender: Address) -> R {
+        if self.roles.contains(&(role, sender)) {
+            Ok(())
+        } else {
+            fail("AccessControlUnauthorizedAccount")
+        }
+    }
+}
