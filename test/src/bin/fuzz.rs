@@ -147,7 +147,19 @@ fn run(args: &Args) -> Result<bool> {
         if args.stats {
             println!("\n{:<24} {:>9} {:>9}", "function", "ok", "reverted");
             for (name, tally) in &report.tally {
-                println!("{name:<24} {:>9} {:>9}", tally.ok, tally.reverted);
+                let mut errors: Vec<(&String, &u64)> = tally.errors.iter().collect();
+                errors.sort_by(|a, b| b.1.cmp(a.1));
+                let top: Vec<String> = errors
+                    .iter()
+                    .take(3)
+                    .map(|(e, n)| format!("{e} {n}"))
+                    .collect();
+                println!(
+                    "{name:<24} {:>9} {:>9}   {}",
+                    tally.ok,
+                    tally.reverted,
+                    top.join(", ")
+                );
             }
         }
         println!(

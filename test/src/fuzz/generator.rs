@@ -370,7 +370,7 @@ impl<'a> Generator<'a> {
     }
 
     fn did(&mut self) -> B256 {
-        if self.rng.chance(90) && !self.ghost.dids.is_empty() {
+        if self.rng.chance(97) && !self.ghost.dids.is_empty() {
             let dids = &self.ghost.dids;
             dids[self.rng.index(dids.len())]
         } else {
@@ -410,19 +410,58 @@ impl<'a> Generator<'a> {
         Some(deals[i].clone())
     }
 
-    /// A deal whose lock is in `state`, else any deal.
-    fn deal_in(&mut self, state: CondState, of_lock: bool) -> Option<Deal> {
-        let matching: Vec<&Deal> = self
+    /// Whether some deal's (lock, service, escrow) states satisfy `wanted`.
+    fn has_deal(&self, wanted: impl Fn([CondState; 3]) -> bool) -> bool {
+        self.ghost.deals.iter().any(|d| {
+            wanted([
+                self.model.state(d.lock),
+                self.model.state(d.service_id),
+                self.model.state(d.escrow),
+            ])
+        })
+    }
+
+    /// A deal for which `wanted` holds (given the states of its lock, service and escrow
+    /// conditions), else sometimes (`any_percent`) any deal. With `hot_percent`, a deal with a
+    /// time boundary at this very second comes first: that is where off-by-one errors in time
+    /// checks show.
+    fn deal_where(
+        &mut self,
+        wanted: impl Fn([CondState; 3]) -> bool,
+        any_percent: u64,
+        hot_percent: u64,
+    ) -> Option<Deal> {
+        let now = self.model.time;
+        let states = |d: &Deal| {
+            [
+                self.model.state(d.lock),
+                self.model.state(d.service_id),
+                self.model.state(d.escrow),
+            ]
+        };
+        let hot: Vec<&Deal> = self
             .ghost
             .deals
             .iter()
             .filter(|d| {
-                self.model
-                    .state(if of_lock { d.lock } else { d.service_id })
-                    == state
+                [d.lock, d.service_id].iter().any(|id| {
+                    self.model.conditions.get(id).is_some_and(|c| {
+                        c.time_out.abs_diff(now) <= 1
+                            || (c.time_lock != 0 && c.time_lock.abs_diff(now) <= 1)
+                    })
+                })
             })
             .collect();
-        if matching.is_empty() || self.rng.chance(15) {
+        if !hot.is_empty() && self.rng.chance(hot_percent) {
+            return Some(hot[self.rng.index(hot.len())].clone());
+        }
+        let matching: Vec<&Deal> = self
+            .ghost
+            .deals
+            .iter()
+            .filter(|d| wanted(states(d)))
+            .collect();
+        if matching.is_empty() || self.rng.chance(any_percent) {
             return self.deal();
         }
         Some(matching[self.rng.index(matching.len())].clone())
@@ -526,12 +565,12 @@ impl<'a> Generator<'a> {
         if self.rng.chance(3) && !amounts.is_empty() {
             amounts[0] = U256::ZERO;
         }
-        let service_timeout = match self.rng.below(12) {
-            0..=5 => 0,
-            6 => 3_600,
-            7 => 3_599,
-            8 => 90 * 86_400,
-            9 => 90 * 86_400 + 1,
+        let service_timeout = match self.rng.below(40) {
+            0..=17 => 0,
+            18..=21 => 3_600,
+            22 => 3_599,
+            23 | 24 => 90 * 86_400,
+            25 => 90 * 86_400 + 1,
             _ => self.rng.range(3_600, 7 * 86_400) as u32,
         };
         let mut value = U256::ZERO;
@@ -576,7 +615,9 @@ impl<'a> Generator<'a> {
     }
 
     fn lock(&mut self) -> Step {
-        let Some(deal) = self.deal_in(CondState::Unfulfilled, true) else {
+        use CondState::{Fulfilled as F, Unfulfilled as U};
+        let _ = F;
+        let Some(deal) = self.deal_where(|[lock, _, _]| lock == U, 10, 30) else {
             return self.create(false, false);
         };
         let actor = if self.rng.chance(85) {
@@ -625,7 +666,7 @@ impl<'a> Generator<'a> {
                 }
             }
         }
-        if candidates.is_empty() || self.rng.chance(25) {
+        if candidates.is_empty() || self.rng.chance(10) {
             self.any_actor()
         } else {
             candidates[self.rng.index(candidates.len())]
@@ -633,7 +674,14 @@ impl<'a> Generator<'a> {
     }
 
     fn fulfil(&mut self, and_release: bool) -> Step {
-        let Some(deal) = self.deal_in(CondState::Unfulfilled, false) else {
+        use CondState::{Fulfilled as F, Unfulfilled as U};
+        // Mostly paid deals; unpaid ones too, whose service must not be fulfilled.
+        let paid = self.rng.chance(80);
+        let Some(deal) = self.deal_where(
+            |[lock, service, _]| service == U && (lock == F || !paid),
+            10,
+            30,
+        ) else {
             return self.create(true, false);
         };
         let actor = self.server_of(deal.did);
@@ -674,12 +722,42 @@ impl<'a> Generator<'a> {
     }
 
     fn settle(&mut self, release: bool) -> Step {
-        let state = if release {
-            CondState::Fulfilled
-        } else {
-            CondState::Aborted
+        use CondState::{Aborted as A, Fulfilled as F, Unfulfilled as U};
+        // Mostly deals ready to settle; some already settled, to try settling them again. With
+        // none ready, move a deal towards settlement instead.
+        let again = self.rng.chance(15);
+        let ready = |[lock, service, escrow]: [CondState; 3]| {
+            lock == F && service == if release { F } else { A } && escrow == U
         };
-        let Some(deal) = self.deal_in(state, false) else {
+        if !self.has_deal(ready) && self.rng.chance(80) {
+            return if release {
+                let and_release = self.rng.chance(30);
+                self.fulfil(and_release)
+            } else if self.rng.chance(50) {
+                self.abort()
+            } else {
+                Step {
+                    actor: Actor::Governor,
+                    call: Call::Warp {
+                        seconds: self.warp(),
+                    },
+                }
+            };
+        }
+        let found = if release {
+            self.deal_where(
+                |[lock, service, escrow]| lock == F && service == F && (escrow == U) != again,
+                10,
+                0,
+            )
+        } else {
+            self.deal_where(
+                |[lock, service, escrow]| lock == F && service == A && (escrow == U) != again,
+                10,
+                0,
+            )
+        };
+        let Some(deal) = found else {
             return self.create(true, false);
         };
         let actor = if self.rng.chance(40) {
@@ -721,17 +799,34 @@ impl<'a> Generator<'a> {
 
     fn abort(&mut self) -> Step {
         let s = self.env.suite;
+        let now = self.model.time;
+        let mut timed_out: Vec<(B256, Address)> = self
+            .model
+            .conditions
+            .iter()
+            .filter(|(_, c)| {
+                c.state == CondState::Unfulfilled && c.time_out != 0 && now >= c.time_out
+            })
+            .map(|(id, c)| (*id, c.contract))
+            .collect();
+        timed_out.sort();
         let (contract, condition) = match self.rng.below(10) {
-            0..=5 => match self.deal_in(CondState::Unfulfilled, false) {
-                Some(deal) => {
-                    let contract = match deal.service {
-                        Service::Access => s.access,
-                        Service::Compute => s.compute_execution,
-                    };
-                    (contract, deal.service_id)
+            0..=4 if !timed_out.is_empty() => {
+                let (id, owner) = timed_out[self.rng.index(timed_out.len())];
+                (owner, id)
+            }
+            0..=5 => {
+                match self.deal_where(|[_, service, _]| service == CondState::Unfulfilled, 10, 30) {
+                    Some(deal) => {
+                        let contract = match deal.service {
+                            Service::Access => s.access,
+                            Service::Compute => s.compute_execution,
+                        };
+                        (contract, deal.service_id)
+                    }
+                    None => (s.access, self.condition_id()),
                 }
-                None => (s.access, self.condition_id()),
-            },
+            }
             6 | 7 => match self.deal() {
                 Some(deal) => (s.lock_payment, deal.lock),
                 None => (s.lock_payment, self.condition_id()),
@@ -764,7 +859,10 @@ impl<'a> Generator<'a> {
             .filter(|(_, v)| !v.is_zero())
             .map(|(k, _)| *k)
             .collect();
-        let (actor, token) = if !owed.is_empty() && self.rng.chance(75) {
+        if owed.is_empty() && self.rng.chance(70) {
+            return self.settle(true);
+        }
+        let (actor, token) = if !owed.is_empty() && self.rng.chance(80) {
             let (token, account) = owed[self.rng.index(owed.len())];
             match self.actor_of(account) {
                 Some(actor) => (actor, token),

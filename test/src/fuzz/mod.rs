@@ -87,12 +87,14 @@ pub struct Failure {
 }
 
 /// Counts of one function's outcomes.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Tally {
     /// Successful calls.
     pub ok: u64,
     /// Reverted calls.
     pub reverted: u64,
+    /// Reverts by error name.
+    pub errors: BTreeMap<String, u64>,
 }
 
 /// The result of a campaign.
@@ -386,10 +388,12 @@ impl Campaign {
             } else {
                 report.calls += 1;
                 let tally = report.tally.entry(step.call.name()).or_default();
-                if outcome.error.is_none() {
-                    tally.ok += 1;
-                } else {
-                    tally.reverted += 1;
+                match &outcome.error {
+                    None => tally.ok += 1,
+                    Some(error) => {
+                        tally.reverted += 1;
+                        *tally.errors.entry(error.clone()).or_default() += 1;
+                    }
                 }
             }
         }
