@@ -13,7 +13,7 @@ use insitu_bindings::{
 };
 
 use super::actions::Role;
-use super::env::{Env, TokenKind, balance_slot};
+use super::env::{Env, TokenKind};
 use super::invariants::{Outcome, Violation};
 use super::model::{CondState, Dirty, Expected, Model};
 
@@ -48,8 +48,7 @@ pub fn outcome(expected: &Expected, actual: &Outcome) -> Result<(), Violation> {
 
 /// Compares every balance of every holder.
 pub fn balances(env: &Env, model: &Model) -> Result<(), Violation> {
-    for holder in env.holders() {
-        let slot = balance_slot(holder);
+    for &(holder, slot) in env.holder_slots() {
         for kind in TokenKind::ALL {
             let token = env.token(kind);
             let actual = if token.is_zero() {

@@ -180,6 +180,7 @@ pub struct Env {
     pub addrs: Arc<Addrs>,
     base: Option<Snapshot>,
     names: HashMap<Address, String>,
+    slots: Vec<(Address, U256)>,
 }
 
 /// Why the environment could not be set up.
@@ -385,6 +386,7 @@ impl Env {
             addrs: Arc::new(Addrs::default()),
             base: None,
             names: HashMap::new(),
+            slots: Vec::new(),
         };
 
         // Funding: every consumer and both contract actors hold every token and approved the
@@ -434,6 +436,11 @@ impl Env {
         }
 
         env.names = env.collect_names();
+        env.slots = env
+            .holders()
+            .into_iter()
+            .map(|h| (h, balance_slot(h)))
+            .collect();
         env.addrs = Arc::new(env.collect_addrs());
         env.base = Some(env.chain.snapshot());
         Ok(env)
@@ -520,6 +527,11 @@ impl Env {
         let mut all: Vec<Address> = self.names.keys().copied().collect();
         all.sort();
         all
+    }
+
+    /// Every holder with the storage slot of its token balance (see [`balance_slot`]).
+    pub fn holder_slots(&self) -> &[(Address, U256)] {
+        &self.slots
     }
 
     /// Every address used as an argument: actors, contracts, strangers, the zero address.

@@ -852,13 +852,14 @@ impl<'a> Generator<'a> {
     }
 
     fn withdraw(&mut self) -> Step {
-        let owed: Vec<(Address, Address)> = self
+        let mut owed: Vec<(Address, Address)> = self
             .model
             .credits
             .iter()
             .filter(|(_, v)| !v.is_zero())
             .map(|(k, _)| *k)
             .collect();
+        owed.sort();
         if owed.is_empty() && self.rng.chance(70) {
             return self.settle(true);
         }
@@ -889,13 +890,15 @@ impl<'a> Generator<'a> {
         } else {
             self.any_actor()
         };
-        let accrued: Vec<Address> = self
+        let mut accrued: Vec<Address> = self
             .model
             .accrued
             .iter()
             .filter(|(_, v)| !v.is_zero())
             .map(|(k, _)| *k)
             .collect();
+        // Hash maps iterate in a random order: sort, so a seed means one run.
+        accrued.sort();
         let token = if !accrued.is_empty() && self.rng.chance(80) {
             accrued[self.rng.index(accrued.len())]
         } else {

@@ -167,11 +167,29 @@ struct Pending {
     ids: Vec<B256>,
 }
 
+/// What one step touched, gathered while its logs are read.
+#[derive(Debug, Default)]
+struct StepAcc {
+    touched: Vec<B256>,
+    escrow_tokens: Vec<Address>,
+    escrow_changes: Vec<(B256, CondState)>,
+    payouts: Vec<B256>,
+}
+
+/// Position of an invariant in [`INVARIANTS`] (unknown names last).
+fn priority(invariant: &str) -> usize {
+    INVARIANTS
+        .iter()
+        .position(|(name, _)| *name == invariant)
+        .unwrap_or(INVARIANTS.len())
+}
+
 /// Ghost state built from the EVM's events and views, and the dictionary of values seen.
 #[derive(Debug, Clone)]
 pub struct Ghost {
     a: Arc<Addrs>,
     holders: Vec<(Address, U256)>,
+    escrow_slot: U256,
     /// Conditions seen created.
     pub conds: HashMap<B256, GhostCond>,
     agreements: HashSet<B256>,
@@ -186,6 +204,7 @@ pub struct Ghost {
     settled: HashMap<B256, u32>,
     locked: HashMap<Address, U256>,
     credits: HashMap<Address, U256>,
+    credit_of: HashMap<(Address, Address), U256>,
     fees: HashMap<Address, U256>,
     minted: HashMap<Address, U256>,
     burned: HashMap<Address, U256>,
@@ -211,12 +230,9 @@ impl Ghost {
     /// The ghost of a freshly built environment.
     pub fn new(env: &Env) -> Self {
         let a = env.addrs.clone();
-        let holders: Vec<(Address, U256)> = env
-            .holders()
-            .into_iter()
-            .map(|h| (h, balance_slot(h)))
-            .collect();
+        let holders: Vec<(Address, U256)> = env.holder_slots().to_vec();
         let mut ghost = Self {
+            escrow_slot: balance_slot(env.suite.escrow_payment),
             a,
             holders,
             conds: HashMap::new(),
@@ -230,6 +246,7 @@ impl Ghost {
             settled: HashMap::new(),
             locked: HashMap::new(),
             credits: HashMap::new(),
+            credit_of: HashMap::new(),
             fees: HashMap::new(),
             minted: HashMap::new(),
             burned: HashMap::new(),
@@ -268,11 +285,11 @@ impl Ghost {
             .fold(U256::ZERO, |acc, x| acc.saturating_add(x))
     }
 
-    fn balance(env: &Env, token: Address, holder: Address) -> U256 {
+    fn escrow_balance(&self, env: &Env, token: Address) -> U256 {
         if token.is_zero() {
-            env.chain.balance(holder)
+            env.chain.balance(self.a.suite().escrow_payment)
         } else {
-            env.chain.storage(token, balance_slot(holder))
+            env.chain.storage(token, self.escrow_slot)
         }
     }
 
@@ -291,173 +308,209 @@ impl Ghost {
             .map_or(CondState::Uninitialized, |c| c.state)
     }
 
-    /// Checks one step's outcome; updates the ghost. Returns the first violation.
+    /// Checks one step's outcome and updates the ghost. Every invariant is checked; the
+    /// violation reported is the first broken one in the order of [`INVARIANTS`].
     pub fn observe(
         &mut self,
         env: &mut Env,
         step: &Step,
         outcome: &Outcome,
     ) -> Result<(), Violation> {
-        let now = outcome.timestamp;
-        let s = *self.a.suite();
-        let mut touched: Vec<B256> = step.call.mentioned_ids();
-        let mut escrow_changes: Vec<(B256, CondState)> = Vec::new();
-        let mut payouts: Vec<B256> = Vec::new();
-
+        let mut acc = StepAcc {
+            touched: step.call.mentioned_ids(),
+            ..StepAcc::default()
+        };
+        let mut found: Vec<Violation> = Vec::new();
         self.learn_step(step);
-
         for log in &outcome.logs {
-            let Some(topic0) = log.topics().first().copied() else {
-                continue;
-            };
-            let from = log.address;
-            if from == s.agreement_store {
-                if topic0 == AgreementStore::AgreementCreated::SIGNATURE_HASH {
-                    let e = decode::<AgreementStore::AgreementCreated>(log)?;
-                    self.on_created(env, step, &e)?;
-                    touched.extend(e.conditionIds.iter().copied());
-                } else if topic0 == AgreementStore::ConditionFulfilled::SIGNATURE_HASH {
-                    let e = decode::<AgreementStore::ConditionFulfilled>(log)?;
-                    self.on_state(
-                        e.conditionId,
-                        e.conditionContract,
-                        CondState::Fulfilled,
-                        now,
-                    )?;
-                    touched.push(e.conditionId);
-                    if e.conditionContract == s.escrow_payment {
-                        escrow_changes.push((e.conditionId, CondState::Fulfilled));
-                    }
-                } else if topic0 == AgreementStore::ConditionAborted::SIGNATURE_HASH {
-                    let e = decode::<AgreementStore::ConditionAborted>(log)?;
-                    self.on_state(e.conditionId, e.conditionContract, CondState::Aborted, now)?;
-                    touched.push(e.conditionId);
-                    if e.conditionContract == s.escrow_payment {
-                        escrow_changes.push((e.conditionId, CondState::Aborted));
-                    }
-                }
-            } else if from == s.access_template || from == s.compute_template {
-                if topic0 == ServiceTemplate::AgreementTerms::SIGNATURE_HASH {
-                    let e = decode::<ServiceTemplate::AgreementTerms>(log)?;
-                    self.on_terms(from, &e, now)?;
-                }
-            } else if from == s.access || from == s.compute_execution {
-                let (did, provider, id) =
-                    if topic0 == AccessCondition::AccessGranted::SIGNATURE_HASH {
-                        let e = decode::<AccessCondition::AccessGranted>(log)?;
-                        (e.did, e.provider, e.conditionId)
-                    } else if topic0 == ComputeExecutionCondition::ComputeExecuted::SIGNATURE_HASH {
-                        let e = decode::<ComputeExecutionCondition::ComputeExecuted>(log)?;
-                        (e.did, e.provider, e.conditionId)
-                    } else {
-                        continue;
-                    };
-                let can = env
-                    .chain
-                    .call(
-                        s.asset_registry,
-                        &AssetRegistry::canServeCall {
-                            did,
-                            account: provider,
-                        },
-                    )
-                    .unwrap_or(false);
-                if !can {
-                    return Err(Violation::new(
-                        "only_servers_fulfil",
-                        format!(
-                            "{} fulfilled service condition {id} of asset {did} but may not serve it",
-                            env.name(provider)
-                        ),
-                    ));
-                }
-            } else if from == s.lock_payment {
-                if topic0 == LockPaymentCondition::PaymentLocked::SIGNATURE_HASH {
-                    let e = decode::<LockPaymentCondition::PaymentLocked>(log)?;
-                    self.on_locked(env, step, outcome, &e)?;
-                } else if topic0 == LockPaymentCondition::NetworkFeeSet::SIGNATURE_HASH {
-                    let e = decode::<LockPaymentCondition::NetworkFeeSet>(log)?;
-                    if e.bps > 1_000 {
-                        return Err(Violation::new(
-                            "fee_is_configured_bps",
-                            format!("network fee set to {} bps, above the 1000 bps cap", e.bps),
-                        ));
-                    }
-                    self.fee = (e.receiver, e.bps);
-                }
-            } else if from == s.escrow_payment {
-                if topic0 == EscrowPaymentCondition::PaymentReleased::SIGNATURE_HASH {
-                    let e = decode::<EscrowPaymentCondition::PaymentReleased>(log)?;
-                    payouts.push(e.conditionId);
-                    self.on_released(env, &e)?;
-                } else if topic0 == EscrowPaymentCondition::PaymentRefunded::SIGNATURE_HASH {
-                    let e = decode::<EscrowPaymentCondition::PaymentRefunded>(log)?;
-                    payouts.push(e.conditionId);
-                    self.on_refunded(env, &e)?;
-                } else if topic0 == EscrowPaymentCondition::PaymentCredited::SIGNATURE_HASH {
-                    let e = decode::<EscrowPaymentCondition::PaymentCredited>(log)?;
-                    *self.credits.entry(e.token).or_default() += e.amount;
-                    self.amounts.push(e.amount);
-                } else if topic0 == EscrowPaymentCondition::CreditWithdrawn::SIGNATURE_HASH {
-                    let e = decode::<EscrowPaymentCondition::CreditWithdrawn>(log)?;
-                    let owed = sum(&self.credits, e.token);
-                    if owed < e.amount {
-                        return Err(Violation::new(
-                            "escrow_solvency",
-                            format!(
-                                "{} withdrew {} of {} while only {owed} was credited in all",
-                                env.name(e.account),
-                                e.amount,
-                                token_name(env, e.token)
-                            ),
-                        ));
-                    }
-                    self.credits.insert(e.token, owed - e.amount);
-                } else if topic0 == EscrowPaymentCondition::FeesWithdrawn::SIGNATURE_HASH {
-                    let e = decode::<EscrowPaymentCondition::FeesWithdrawn>(log)?;
-                    let owed = sum(&self.fees, e.token);
-                    if owed < e.amount {
-                        return Err(Violation::new(
-                            "escrow_solvency",
-                            format!("fees of {} withdrawn while only {owed} accrued", e.amount),
-                        ));
-                    }
-                    self.fees.insert(e.token, owed - e.amount);
-                }
-            } else if from == s.asset_registry {
-                if topic0 == AssetRegistry::AssetRegistered::SIGNATURE_HASH {
-                    let e = decode::<AssetRegistry::AssetRegistered>(log)?;
-                    if !self.dids.contains(&e.did) {
-                        self.dids.push(e.did);
-                    }
-                }
-            } else if self.a.kind_of(from).is_some()
-                && topic0 == MockERC20::Transfer::SIGNATURE_HASH
-            {
-                let e = decode::<MockERC20::Transfer>(log)?;
-                if e.from.is_zero() {
-                    *self.minted.entry(from).or_default() += e.value;
-                }
-                // OpenZeppelin tokens burn on a transfer to zero; `NoReturnToken` keeps the
-                // zero address's balance like any other (it is one of the holders).
-                if e.to.is_zero() && self.a.kind_of(from) != Some(TokenKind::NoReturn) {
-                    *self.burned.entry(from).or_default() += e.value;
-                }
+            if let Err(violation) = self.one_log(env, step, outcome, log, &mut acc) {
+                found.push(violation);
             }
         }
-
         // An escrow condition changes state exactly when it pays out.
-        for (id, state) in &escrow_changes {
-            if !payouts.contains(id) {
-                return Err(Violation::new(
+        for (id, state) in &acc.escrow_changes {
+            if !acc.payouts.contains(id) {
+                found.push(Violation::new(
                     "settlement_exactly_once",
                     format!("escrow condition {id} moved to {state:?} without paying anyone"),
                 ));
             }
         }
+        self.check_balances(env, &mut found);
+        acc.escrow_tokens.sort();
+        acc.escrow_tokens.dedup();
+        for token in acc.escrow_tokens {
+            if let Err(violation) = self.check_books(env, token) {
+                found.push(violation);
+            }
+        }
+        if let Err(violation) = self.check_states(env, acc.touched.into_iter()) {
+            found.push(violation);
+        }
+        match found.into_iter().min_by_key(|v| priority(&v.invariant)) {
+            Some(violation) => Err(violation),
+            None => Ok(()),
+        }
+    }
 
-        self.check_balances(env)?;
-        self.check_states(env, touched.into_iter())
+    fn one_log(
+        &mut self,
+        env: &mut Env,
+        step: &Step,
+        outcome: &Outcome,
+        log: &Log,
+        acc: &mut StepAcc,
+    ) -> Result<(), Violation> {
+        let now = outcome.timestamp;
+        let s = *self.a.suite();
+        let Some(topic0) = log.topics().first().copied() else {
+            return Ok(());
+        };
+        let from = log.address;
+        if from == s.agreement_store {
+            if topic0 == AgreementStore::AgreementCreated::SIGNATURE_HASH {
+                let e = decode::<AgreementStore::AgreementCreated>(log)?;
+                self.on_created(env, step, &e)?;
+                acc.touched.extend(e.conditionIds.iter().copied());
+            } else if topic0 == AgreementStore::ConditionFulfilled::SIGNATURE_HASH {
+                let e = decode::<AgreementStore::ConditionFulfilled>(log)?;
+                self.on_state(
+                    e.conditionId,
+                    e.conditionContract,
+                    CondState::Fulfilled,
+                    now,
+                )?;
+                acc.touched.push(e.conditionId);
+                if e.conditionContract == s.escrow_payment {
+                    acc.escrow_changes
+                        .push((e.conditionId, CondState::Fulfilled));
+                }
+            } else if topic0 == AgreementStore::ConditionAborted::SIGNATURE_HASH {
+                let e = decode::<AgreementStore::ConditionAborted>(log)?;
+                self.on_state(e.conditionId, e.conditionContract, CondState::Aborted, now)?;
+                acc.touched.push(e.conditionId);
+                if e.conditionContract == s.escrow_payment {
+                    acc.escrow_changes.push((e.conditionId, CondState::Aborted));
+                }
+            }
+        } else if from == s.access_template || from == s.compute_template {
+            if topic0 == ServiceTemplate::AgreementTerms::SIGNATURE_HASH {
+                let e = decode::<ServiceTemplate::AgreementTerms>(log)?;
+                self.on_terms(from, &e, now)?;
+            }
+        } else if from == s.access || from == s.compute_execution {
+            let (did, provider, id) = if topic0 == AccessCondition::AccessGranted::SIGNATURE_HASH {
+                let e = decode::<AccessCondition::AccessGranted>(log)?;
+                (e.did, e.provider, e.conditionId)
+            } else if topic0 == ComputeExecutionCondition::ComputeExecuted::SIGNATURE_HASH {
+                let e = decode::<ComputeExecutionCondition::ComputeExecuted>(log)?;
+                (e.did, e.provider, e.conditionId)
+            } else {
+                return Ok(());
+            };
+            let can = env
+                .chain
+                .call(
+                    s.asset_registry,
+                    &AssetRegistry::canServeCall {
+                        did,
+                        account: provider,
+                    },
+                )
+                .unwrap_or(false);
+            if !can {
+                return Err(Violation::new(
+                    "only_servers_fulfil",
+                    format!(
+                        "{} fulfilled service condition {id} of asset {did} but may not serve it",
+                        env.name(provider)
+                    ),
+                ));
+            }
+        } else if from == s.lock_payment {
+            if topic0 == LockPaymentCondition::PaymentLocked::SIGNATURE_HASH {
+                let e = decode::<LockPaymentCondition::PaymentLocked>(log)?;
+                self.on_locked(env, step, outcome, &e)?;
+            } else if topic0 == LockPaymentCondition::NetworkFeeSet::SIGNATURE_HASH {
+                let e = decode::<LockPaymentCondition::NetworkFeeSet>(log)?;
+                if e.bps > 1_000 {
+                    return Err(Violation::new(
+                        "fee_is_configured_bps",
+                        format!("network fee set to {} bps, above the 1000 bps cap", e.bps),
+                    ));
+                }
+                self.fee = (e.receiver, e.bps);
+            }
+        } else if from == s.escrow_payment {
+            if topic0 == EscrowPaymentCondition::PaymentReleased::SIGNATURE_HASH {
+                let e = decode::<EscrowPaymentCondition::PaymentReleased>(log)?;
+                acc.escrow_tokens.push(e.token);
+                acc.payouts.push(e.conditionId);
+                self.on_released(env, &e)?;
+            } else if topic0 == EscrowPaymentCondition::PaymentRefunded::SIGNATURE_HASH {
+                let e = decode::<EscrowPaymentCondition::PaymentRefunded>(log)?;
+                acc.escrow_tokens.push(e.token);
+                acc.payouts.push(e.conditionId);
+                self.on_refunded(env, &e)?;
+            } else if topic0 == EscrowPaymentCondition::PaymentCredited::SIGNATURE_HASH {
+                let e = decode::<EscrowPaymentCondition::PaymentCredited>(log)?;
+                acc.escrow_tokens.push(e.token);
+                *self.credits.entry(e.token).or_default() += e.amount;
+                *self.credit_of.entry((e.token, e.account)).or_default() += e.amount;
+                self.amounts.push(e.amount);
+            } else if topic0 == EscrowPaymentCondition::CreditWithdrawn::SIGNATURE_HASH {
+                let e = decode::<EscrowPaymentCondition::CreditWithdrawn>(log)?;
+                acc.escrow_tokens.push(e.token);
+                let own = self
+                    .credit_of
+                    .get(&(e.token, e.account))
+                    .copied()
+                    .unwrap_or_default();
+                if own < e.amount {
+                    return Err(Violation::new(
+                        "escrow_solvency",
+                        format!(
+                            "{} withdrew {} of {} but was credited only {own}",
+                            env.name(e.account),
+                            e.amount,
+                            token_name(env, e.token)
+                        ),
+                    ));
+                }
+                self.credit_of.insert((e.token, e.account), own - e.amount);
+                let owed = sum(&self.credits, e.token);
+                self.credits.insert(e.token, owed.saturating_sub(e.amount));
+            } else if topic0 == EscrowPaymentCondition::FeesWithdrawn::SIGNATURE_HASH {
+                let e = decode::<EscrowPaymentCondition::FeesWithdrawn>(log)?;
+                acc.escrow_tokens.push(e.token);
+                let owed = sum(&self.fees, e.token);
+                if owed < e.amount {
+                    return Err(Violation::new(
+                        "escrow_solvency",
+                        format!("fees of {} withdrawn while only {owed} accrued", e.amount),
+                    ));
+                }
+                self.fees.insert(e.token, owed - e.amount);
+            }
+        } else if from == s.asset_registry {
+            if topic0 == AssetRegistry::AssetRegistered::SIGNATURE_HASH {
+                let e = decode::<AssetRegistry::AssetRegistered>(log)?;
+                if !self.dids.contains(&e.did) {
+                    self.dids.push(e.did);
+                }
+            }
+        } else if self.a.kind_of(from).is_some() && topic0 == MockERC20::Transfer::SIGNATURE_HASH {
+            let e = decode::<MockERC20::Transfer>(log)?;
+            if e.from.is_zero() {
+                *self.minted.entry(from).or_default() += e.value;
+            }
+            // OpenZeppelin tokens burn on a transfer to zero; `NoReturnToken` keeps the
+            // zero address's balance like any other (it is one of the holders).
+            if e.to.is_zero() && self.a.kind_of(from) != Some(TokenKind::NoReturn) {
+                *self.burned.entry(from).or_default() += e.value;
+            }
+        }
+        Ok(())
     }
 
     /// Compares the ghost's condition states with the store for `ids` (all known ones at the end
@@ -501,16 +554,42 @@ impl Ghost {
         ids
     }
 
-    fn check_balances(&self, env: &Env) -> Result<(), Violation> {
+    /// Solvency by the escrow's own books, after a step that moved its accounts of `token`: it
+    /// must hold what is locked plus what its `totalCredits` and `accruedFees` say it owes.
+    fn check_books(&self, env: &mut Env, token: Address) -> Result<(), Violation> {
         let escrow = self.a.suite().escrow_payment;
+        let credits = env
+            .chain
+            .call(escrow, &EscrowPaymentCondition::totalCreditsCall { token })
+            .unwrap_or_default();
+        let fees = env
+            .chain
+            .call(escrow, &EscrowPaymentCondition::accruedFeesCall { token })
+            .unwrap_or_default();
+        let held = self.escrow_balance(env, token);
+        let locked = sum(&self.locked, token);
+        let owed = locked.saturating_add(credits).saturating_add(fees);
+        if held < owed {
+            return Err(Violation::new(
+                "escrow_solvency",
+                format!(
+                    "the escrow holds {held} {} but its books owe {owed} (locked {locked}, totalCredits {credits}, accruedFees {fees})",
+                    token_name(env, token)
+                ),
+            ));
+        }
+        Ok(())
+    }
+
+    fn check_balances(&self, env: &Env, found: &mut Vec<Violation>) {
         for kind in TokenKind::ALL {
             let token = self.a.token(kind);
-            let held = Self::balance(env, token, escrow);
+            let held = self.escrow_balance(env, token);
             let owed = sum(&self.locked, token)
                 .saturating_add(sum(&self.credits, token))
                 .saturating_add(sum(&self.fees, token));
             if held < owed {
-                return Err(Violation::new(
+                found.push(Violation::new(
                     "escrow_solvency",
                     format!(
                         "the escrow holds {held} {} but owes {owed} (locked {}, credits {}, fees {})",
@@ -526,7 +605,7 @@ impl Ghost {
                 .saturating_add(sum(&self.minted, token))
                 .saturating_sub(sum(&self.burned, token));
             if total != expected {
-                return Err(Violation::new(
+                found.push(Violation::new(
                     "conservation",
                     format!(
                         "all holders together have {total} {} where {expected} was expected (initial {}, minted {}, burned {})",
@@ -538,7 +617,6 @@ impl Ghost {
                 ));
             }
         }
-        Ok(())
     }
 
     fn learn_step(&mut self, step: &Step) {
@@ -720,6 +798,8 @@ impl Ghost {
         Ok(())
     }
 
+    /// A state change seen in an event: checked, and recorded whatever the verdict, so one
+    /// broken rule does not make the later checks of the same step report another.
     fn on_state(
         &mut self,
         id: B256,
@@ -727,8 +807,24 @@ impl Ghost {
         to: CondState,
         now: u64,
     ) -> Result<(), Violation> {
+        let previous = self.conds.get(&id).copied();
+        let verdict = self.check_transition(previous, id, by, to, now);
+        if let Some(c) = self.conds.get_mut(&id) {
+            c.state = to;
+        }
+        verdict
+    }
+
+    fn check_transition(
+        &self,
+        previous: Option<GhostCond>,
+        id: B256,
+        by: Address,
+        to: CondState,
+        now: u64,
+    ) -> Result<(), Violation> {
         let s = *self.a.suite();
-        let Some(c) = self.conds.get(&id).copied() else {
+        let Some(c) = previous else {
             return Err(Violation::new(
                 "states_only_move_forward",
                 format!("condition {id} moved to {to:?} but was never created"),
@@ -801,9 +897,6 @@ impl Ghost {
                 }
             }
         }
-        if let Some(c) = self.conds.get_mut(&id) {
-            c.state = to;
-        }
         Ok(())
     }
 
@@ -849,13 +942,26 @@ impl Ghost {
             })
         };
         if !paid {
+            let how = if e.token.is_zero() {
+                format!(
+                    "the transaction of {} sent {} wei",
+                    env.name(env.address(step.actor)),
+                    step.call.value()
+                )
+            } else {
+                format!(
+                    "no transfer of that amount from {} to the escrow",
+                    env.name(e.payer)
+                )
+            };
             return Err(Violation::new(
                 "only_payer_locks",
                 format!(
-                    "lock {} reports {} paid {} but the funds did not come from it",
+                    "lock {} reports {} of {} paid by {}, but {how}",
                     e.conditionId,
-                    env.name(e.payer),
-                    e.amount
+                    e.amount,
+                    token_name(env, e.token),
+                    env.name(e.payer)
                 ),
             ));
         }

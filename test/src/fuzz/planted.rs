@@ -58,7 +58,7 @@ pub const PLANTED: &[Planted] = &[
     Planted {
         name: "LockAcceptsLess",
         replaces: "LockPaymentCondition",
-        invariant: "escrow_solvency",
+        invariant: "only_payer_locks",
         defect: "an ETH lock accepts any value up to the price and forwards what it got",
     },
     Planted {
