@@ -109,9 +109,11 @@ fn run(args: &Args) -> Result<bool> {
     let report = campaign.run(&config);
     let mut file_path = None;
     if let Some(failure) = &report.failure {
+        let labels = campaign.labels(&failure.steps);
         println!(
             "\nVIOLATION of {}: {}",
-            failure.violation.invariant, failure.violation.message
+            failure.violation.invariant,
+            labels.annotate(&failure.violation.message)
         );
         println!(
             "found in sequence {} after {} calls; shrunk from {} to {} steps:\n",
@@ -193,11 +195,12 @@ fn replay(path: &Path, json: bool) -> Result<bool> {
     let execution = campaign.replay(&file.steps);
     let reproduced = match &execution.violation {
         Some((index, violation)) => {
+            let labels = campaign.labels(&file.steps);
             println!(
                 "\nVIOLATION of {} after step {}: {}",
                 violation.invariant,
                 index + 1,
-                violation.message
+                labels.annotate(&violation.message)
             );
             true
         }

@@ -953,6 +953,25 @@ impl Labels {
         *n += 1;
     }
 
+    /// `message` with every full-length id it quotes followed by its name, e.g.
+    /// `0x12..ef (escrow0)`.
+    pub fn annotate(&self, message: &str) -> String {
+        let mut out = message.to_owned();
+        for (id, name) in &self.ids {
+            let hex = format!("{id}");
+            if out.contains(&hex) {
+                out = out.replace(&hex, &format!("{} ({name})", short(id.as_slice())));
+            }
+        }
+        for (address, name) in &self.addresses {
+            let hex = format!("{address}");
+            if out.contains(&hex) {
+                out = out.replace(&hex, name);
+            }
+        }
+        out
+    }
+
     /// The name of an address.
     pub fn addr(&self, address: Address) -> String {
         self.addresses
