@@ -5,7 +5,7 @@
 //! contracts' views, everything the step changed according to the model or named in its events.
 //! At the end of every sequence: the whole state the model knows.
 
-use alloy::primitives::{Address, B256, U256};
+use alloy::primitives::{Address, B256, Log, U256};
 use alloy::sol_types::SolCall;
 use insitu_bindings::{
     AgreementStore, AssetRegistry, BlocklistToken, EscrowPaymentCondition, LockPaymentCondition,
@@ -15,7 +15,7 @@ use insitu_bindings::{
 use super::actions::Role;
 use super::env::{Env, TokenKind};
 use super::invariants::{Outcome, Violation};
-use super::model::{CondState, Dirty, Expected, Model};
+use super::model::{CondState, Dirty, Ev, Expected, Model, modelled_events};
 
 const NAME: &str = "model_agrees_with_evm";
 
@@ -44,6 +44,66 @@ pub fn outcome(expected: &Expected, actual: &Outcome) -> Result<(), Violation> {
             "the model expected a revert with {e}, the EVM reverted with {a}"
         ))),
     }
+}
+
+/// Compares the receipt's events of the kinds the model emits with the model's, in order.
+pub fn events(env: &Env, expected: &[Ev], logs: &[Log]) -> Result<(), Violation> {
+    let modelled = modelled_events();
+    let actual: Vec<Ev> = logs
+        .iter()
+        .filter_map(|log| {
+            let topic0 = *log.topics().first()?;
+            modelled.contains(&topic0).then(|| Ev {
+                emitter: log.address,
+                topic0,
+                topic1: log.topics().get(1).copied().unwrap_or_default(),
+            })
+        })
+        .collect();
+    if actual == expected {
+        return Ok(());
+    }
+    let describe = |events: &[Ev]| -> String {
+        events
+            .iter()
+            .map(|e| {
+                format!(
+                    "{}:{}({})",
+                    env.name(e.emitter),
+                    event_name(e.topic0),
+                    e.topic1
+                )
+            })
+            .collect::<Vec<_>>()
+            .join(", ")
+    };
+    Err(mismatch(format!(
+        "events differ: the EVM emitted [{}], the model expected [{}]",
+        describe(&actual),
+        describe(expected)
+    )))
+}
+
+fn event_name(topic0: B256) -> &'static str {
+    const NAMES: [&str; 13] = [
+        "AgreementCreated",
+        "ConditionFulfilled",
+        "ConditionAborted",
+        "PaymentLocked",
+        "PaymentReleased",
+        "PaymentRefunded",
+        "PaymentCredited",
+        "CreditWithdrawn",
+        "FeesWithdrawn",
+        "AccessGranted",
+        "ComputeExecuted",
+        "AssetRegistered",
+        "Transfer",
+    ];
+    modelled_events()
+        .iter()
+        .position(|t| *t == topic0)
+        .map_or("?", |i| NAMES[i])
 }
 
 /// Compares every balance of every holder.

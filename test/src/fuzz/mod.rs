@@ -398,8 +398,10 @@ impl Campaign {
             }
         }
         ghost.observe(&mut self.env, step, &outcome)?;
-        let (expected, mut dirty) = model.apply(step, self.env.sender(step.actor), &outcome.logs);
-        compare::outcome(&expected, &outcome)?;
+        let prediction = model.apply(step, self.env.sender(step.actor), &outcome.logs);
+        let mut dirty = prediction.dirty;
+        compare::outcome(&prediction.expected, &outcome)?;
+        compare::events(&self.env, &prediction.events, &outcome.logs)?;
         if model.time != self.env.chain.timestamp() {
             return Err(Violation::new(
                 "model_agrees_with_evm",

@@ -158,12 +158,47 @@ pub struct Dirty {
     pub arms: bool,
 }
 
-/// An event the model expects, reduced to what identifies it in a receipt.
+/// An event the model expects, reduced to what identifies it in a receipt: the emitter, the
+/// signature and the first indexed argument.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-struct Ev {
-    emitter: Address,
-    topic0: B256,
-    topic1: B256,
+pub struct Ev {
+    /// Emitting contract.
+    pub emitter: Address,
+    /// Event signature hash.
+    pub topic0: B256,
+    /// First indexed argument.
+    pub topic1: B256,
+}
+
+/// The events the model emits (every occurrence of these in a receipt must be one the model
+/// expects, in the same order).
+pub fn modelled_events() -> [B256; 13] {
+    [
+        AgreementStore::AgreementCreated::SIGNATURE_HASH,
+        AgreementStore::ConditionFulfilled::SIGNATURE_HASH,
+        AgreementStore::ConditionAborted::SIGNATURE_HASH,
+        LockPaymentCondition::PaymentLocked::SIGNATURE_HASH,
+        EscrowPaymentCondition::PaymentReleased::SIGNATURE_HASH,
+        EscrowPaymentCondition::PaymentRefunded::SIGNATURE_HASH,
+        EscrowPaymentCondition::PaymentCredited::SIGNATURE_HASH,
+        EscrowPaymentCondition::CreditWithdrawn::SIGNATURE_HASH,
+        EscrowPaymentCondition::FeesWithdrawn::SIGNATURE_HASH,
+        AccessCondition::AccessGranted::SIGNATURE_HASH,
+        ComputeExecutionCondition::ComputeExecuted::SIGNATURE_HASH,
+        AssetRegistry::AssetRegistered::SIGNATURE_HASH,
+        MockERC20::Transfer::SIGNATURE_HASH,
+    ]
+}
+
+/// The model's prediction of one step.
+#[derive(Debug, Clone)]
+pub struct Prediction {
+    /// Success or the error.
+    pub expected: Expected,
+    /// What the step changed (or would have, for a failure).
+    pub dirty: Dirty,
+    /// The modelled events of a successful step, in order.
+    pub events: Vec<Ev>,
 }
 
 /// Failure of a modelled call.
@@ -463,23 +498,41 @@ impl Model {
     /// Predicts `step` and applies it to the model. `logs` are the step's receipt logs (used
     /// only as the gas oracle described in the module documentation); `env_sender` is the
     /// account that signs the transaction.
-    pub fn apply(&mut self, step: &Step, env_sender: Address, logs: &[Log]) -> (Expected, Dirty) {
+    pub fn apply(&mut self, step: &Step, env_sender: Address, logs: &[Log]) -> Prediction {
+        let (expected, dirty, events) = self.apply_inner(step, env_sender, logs);
+        Prediction {
+            expected,
+            dirty,
+            events,
+        }
+    }
+
+    fn apply_inner(
+        &mut self,
+        step: &Step,
+        env_sender: Address,
+        logs: &[Log],
+    ) -> (Expected, Dirty, Vec<Ev>) {
         match &step.call {
             Call::Warp { seconds } => {
                 self.time = self.time.saturating_add(*seconds);
-                return (Expected::Ok, Dirty::default());
+                return (Expected::Ok, Dirty::default(), Vec::new());
             }
             Call::Mine { blocks } => {
                 self.time = self
                     .time
                     .saturating_add(blocks.saturating_mul(crate::harness::BLOCK_TIME));
-                return (Expected::Ok, Dirty::default());
+                return (Expected::Ok, Dirty::default(), Vec::new());
             }
             _ => {}
         }
         let value = step.call.value();
         if self.eth_of(env_sender) < value {
-            return (Expected::Err("rejected".into()), Dirty::default());
+            return (
+                Expected::Err("rejected".into()),
+                Dirty::default(),
+                Vec::new(),
+            );
         }
         let before = self.clone();
         let mut cx = Ctx {
@@ -505,11 +558,11 @@ impl Model {
             self.invoke(&mut cx, env_sender, &step.call, value)
         };
         match result {
-            Ok(()) => (Expected::Ok, cx.dirty),
+            Ok(()) => (Expected::Ok, cx.dirty, cx.events),
             Err(Fail(name)) => {
                 let dirty = cx.dirty;
                 *self = before;
-                (Expected::Err(name), dirty)
+                (Expected::Err(name), dirty, Vec::new())
             }
         }
     }
