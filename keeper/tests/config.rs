@@ -100,22 +100,22 @@ fn environment_overrides_the_file() {
         env(&[
             ("INSITU_KEEPER_RPC_URL", "https://rpc.example.org"),
             ("INSITU_KEEPER_CHAIN_ID", "5"),
-            ("INSITU_KEEPER_ADDRESSES", "/tmp/a.json"),
+            ("INSITU_KEEPER_ADDRESSES", "deployments/a.json"),
             ("INSITU_KEEPER_CONFIRMATIONS", "0"),
             ("INSITU_KEEPER_POLL_INTERVAL_MS", " 250 "),
             ("INSITU_KEEPER_LISTEN", "[::1]:7000"),
-            ("INSITU_KEEPER_DATABASE", "/tmp/k.db"),
+            ("INSITU_KEEPER_DATABASE", "data/k.db"),
             ("INSITU_KEEPER_UNRELATED", "ignored"),
         ]),
     )
     .unwrap();
     assert_eq!(config.rpc_url, "https://rpc.example.org");
     assert_eq!(config.chain_id, 5);
-    assert_eq!(config.addresses, PathBuf::from("/tmp/a.json"));
+    assert_eq!(config.addresses, PathBuf::from("deployments/a.json"));
     assert_eq!(config.confirmations, 0);
     assert_eq!(config.poll_interval_ms, 250);
     assert_eq!(config.listen, "[::1]:7000");
-    assert_eq!(config.database, PathBuf::from("/tmp/k.db"));
+    assert_eq!(config.database, PathBuf::from("data/k.db"));
 
     // Empty variables count as unset.
     let config =
