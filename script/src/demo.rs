@@ -1,6 +1,7 @@
 //! The end-to-end demo on a real node: an operator deploys the suite, a provider publishes an
-//! asset, a consumer buys access and pays into escrow in one transaction, the provider serves and
-//! releases the escrow, and the network's fee receiver collects its fee.
+//! asset, a consumer buys access and pays into escrow in one transaction, the provider grants
+//! access and releases the escrow in one transaction, and the network's fee receiver collects its
+//! fee.
 //!
 //! Every step is a real transaction on the node, through the generated bindings; the report
 //! carries each step's gas and every party's balance, read back from the chain.
@@ -230,47 +231,34 @@ pub async fn run(endpoint: &str, keys: &[PrivateKeySigner]) -> Result<DemoReport
     .await?;
     let created = event::<AgreementStore::AgreementCreated>("create", &receipt)?;
     let agreed = event::<ServiceTemplate::AgreementTerms>("create", &receipt)?;
-    let [lock_id, access_id, _escrow_id] = created.conditionIds[..] else {
+    let [lock_id, _access_id, _escrow_id] = created.conditionIds[..] else {
         return Err(DemoError::MissingEvent {
             step: "create",
             event: "AgreementCreated with three conditions",
         });
     };
 
-    // 4. The provider checks the payment on chain, grants access, delivers, and releases.
+    // 4. The provider's keeper checks the payment on chain, grants access and releases the escrow
+    //    in one transaction (the contracts refuse it if the payment is not locked).
     let access = AccessCondition::new(suite.access, &provider);
+    let payment = insitu_bindings::access_condition::ServiceCondition::Payment {
+        token: token_addr,
+        receivers: agreed.receivers.clone(),
+        amounts: agreed.amounts.clone(),
+        fee: agreed.fee,
+    };
     confirm(
-        "provider grants access",
+        "provider grants access and releases the escrow",
         access
-            .fulfil(created.agreementId, did, consumer_addr, lock_id)
+            .fulfilAndRelease(created.agreementId, did, consumer_addr, lock_id, payment)
             .from(provider_addr)
             .send()
             .await
-            .map_err(step_error("fulfil access"))?,
+            .map_err(step_error("fulfil and release"))?,
         &mut steps,
     )
     .await?;
     let escrow = EscrowPaymentCondition::new(suite.escrow_payment, &provider);
-    confirm(
-        "provider releases the escrow",
-        escrow
-            .release(
-                created.agreementId,
-                did,
-                token_addr,
-                consumer_addr,
-                agreed.receivers.clone(),
-                agreed.amounts.clone(),
-                agreed.fee,
-                vec![access_id],
-            )
-            .from(provider_addr)
-            .send()
-            .await
-            .map_err(step_error("release"))?,
-        &mut steps,
-    )
-    .await?;
 
     // 5. The fee receiver collects the accrued network fee.
     confirm(
