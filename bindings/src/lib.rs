@@ -36,3 +36,4 @@ pub mod fixtures {
 }
 
 pub mod deployment;
+pub mod offers;

@@ -9,6 +9,11 @@ import {Condition} from "./Condition.sol";
 ///         parties agreed on). Anyone who knows the preimage may fulfil: revealing it is the point.
 /// @dev Value hash: `keccak256(abi.encode(keccak256(preimage)))`. Front-running a reveal cannot change
 ///      the outcome: the condition reaches the same Fulfilled state whoever submits it.
+///      One secret per agreement: a reveal publishes the preimage (in `PreimageRevealed` and in the
+///      calldata), so any other agreement locked on the same hash can then be fulfilled by anyone.
+///      Binding the agreement id into the hash would not change that, since the revealed secret
+///      opens every binding alike. Templates and parties derive a fresh secret for each agreement
+///      (e.g. `keccak256(abi.encode(masterSecret, agreementId))`).
 contract HashLockCondition is Condition {
     /// @notice The preimage of the condition's hash lock was revealed.
     event PreimageRevealed(bytes32 indexed agreementId, bytes32 indexed conditionId, bytes preimage);

@@ -3,15 +3,17 @@ pragma solidity ^0.8.28;
 
 import {IAgreementStore} from "../interfaces/IAgreementStore.sol";
 import {IAssetRegistry} from "../interfaces/IAssetRegistry.sol";
+import {AgreementIds} from "../libraries/AgreementIds.sol";
+import {Payment, PaymentTerms} from "../libraries/PaymentTerms.sol";
 import {Condition} from "./Condition.sol";
-import {EscrowPaymentCondition} from "./EscrowPaymentCondition.sol";
+import {PaymentCondition} from "./PaymentCondition.sol";
 
 /// @title ServiceCondition
 /// @notice Base of the conditions a provider fulfils by serving a paid consumer (access, compute).
-/// @dev Value hash: `keccak256(abi.encode(did, consumer, lockConditionId))`. Binding the lock
+/// @dev Value hash: `keccak256(abi.encode(did, consumer, paymentConditionId))`. Binding the payment
 ///      condition's id makes the payment an on-chain precondition: the service can only be fulfilled
-///      once that very lock (same agreement, same terms) is Fulfilled. Only an account that may serve
-///      the asset (owner, provider or delegate in the registry) may fulfil.
+///      once that very payment (same agreement, same terms) is in escrow. Only an account that may
+///      serve the asset (owner, provider or delegate in the registry) may fulfil.
 ///
 ///      A keeper usually fulfils and then releases the escrow at once: `fulfilAndRelease` does both
 ///      in one transaction. Once the service is Fulfilled the consumer has no refund path left, so
@@ -19,75 +21,68 @@ import {EscrowPaymentCondition} from "./EscrowPaymentCondition.sol";
 abstract contract ServiceCondition is Condition {
     /// @notice The asset registry that says who may serve an asset.
     IAssetRegistry public immutable assetRegistry;
-    /// @notice The escrow released by `fulfilAndRelease`.
-    EscrowPaymentCondition public immutable escrow;
-
-    /// @notice The payment terms of an agreement, as published in the template's `AgreementTerms`.
-    struct Payment {
-        address token;
-        address[] receivers;
-        uint256[] amounts;
-        uint256 fee;
-    }
+    /// @notice The payment condition whose payments this service releases.
+    PaymentCondition public immutable paymentCondition;
 
     /// @notice The caller may not serve the asset.
     error NotAssetServer(bytes32 did, address caller);
     /// @notice The registry address is zero.
     error InvalidRegistry();
-
-    /// @notice The escrow address is zero.
-    error InvalidEscrow();
+    /// @notice The payment condition address is zero.
+    error InvalidPaymentCondition();
 
     /// @param store The agreement store.
     /// @param registry The asset registry.
-    /// @param escrow_ The escrow payment condition.
-    constructor(IAgreementStore store, IAssetRegistry registry, EscrowPaymentCondition escrow_) Condition(store) {
+    /// @param payment The payment condition.
+    constructor(IAgreementStore store, IAssetRegistry registry, PaymentCondition payment) Condition(store) {
         if (address(registry) == address(0)) revert InvalidRegistry();
-        if (address(escrow_) == address(0)) revert InvalidEscrow();
+        if (address(payment) == address(0)) revert InvalidPaymentCondition();
         assetRegistry = registry;
-        escrow = escrow_;
+        paymentCondition = payment;
     }
 
     /// @notice Hash of the parameters of a service condition.
     /// @param did The asset served.
     /// @param consumer The consumer served.
-    /// @param lockConditionId The agreement's lock payment condition.
-    function hashValues(bytes32 did, address consumer, bytes32 lockConditionId) public pure returns (bytes32) {
-        return keccak256(abi.encode(did, consumer, lockConditionId));
+    /// @param paymentConditionId The agreement's payment condition.
+    function hashValues(bytes32 did, address consumer, bytes32 paymentConditionId) public pure returns (bytes32) {
+        return PaymentTerms.serviceValueHash(did, consumer, paymentConditionId);
     }
 
-    /// @dev Checks the caller, the paid lock and the time window, then fulfils; returns the condition id.
-    function _fulfilService(bytes32 agreementId, bytes32 did, address consumer, bytes32 lockConditionId)
+    /// @dev Checks the caller, the paid payment and the time window, then fulfils; returns the id.
+    function _fulfilService(bytes32 agreementId, bytes32 did, address consumer, bytes32 paymentConditionId)
         internal
         returns (bytes32 conditionId)
     {
         if (!assetRegistry.canServe(did, msg.sender)) revert NotAssetServer(did, msg.sender);
-        _requireFulfilled(lockConditionId);
-        conditionId = conditionIdOf(agreementId, hashValues(did, consumer, lockConditionId));
+        _requireFulfilled(paymentConditionId);
+        conditionId = conditionIdOf(agreementId, hashValues(did, consumer, paymentConditionId));
         agreementStore.fulfil(conditionId);
     }
 
-    /// @dev Releases the escrow of an agreement whose only release condition is `conditionId`.
-    function _release(
-        bytes32 agreementId,
-        bytes32 did,
-        address consumer,
-        bytes32 conditionId,
-        Payment calldata payment
-    ) internal {
-        bytes32[] memory releaseConditions = new bytes32[](1);
-        releaseConditions[0] = conditionId;
-        // The escrow condition's id is not needed here: the escrow emits it in `PaymentReleased`.
-        // slither-disable-next-line unused-return
-        escrow.release(
+    /// @dev Fulfils the service of a payment with terms `payment` without reading the payment's state:
+    ///      the release that must follow in the same transaction reverts unless that payment is in
+    ///      escrow, and the whole transaction with it.
+    function _fulfilServiceForRelease(bytes32 agreementId, bytes32 did, address consumer, Payment calldata payment)
+        internal
+        returns (bytes32 conditionId)
+    {
+        if (!assetRegistry.canServe(did, msg.sender)) revert NotAssetServer(did, msg.sender);
+        bytes32 paymentConditionId = AgreementIds.conditionId(
             agreementId,
-            did,
-            payment.token,
-            consumer,
-            payment.receivers,
-            payment.amounts,
-            payment.fee,
-            releaseConditions
+            address(paymentCondition),
+            PaymentTerms.valueHash(
+                did, consumer, address(this), payment.token, payment.receivers, payment.amounts, payment.fee
+            )
         );
+        conditionId = conditionIdOf(agreementId, hashValues(did, consumer, paymentConditionId));
+        agreementStore.fulfil(conditionId);
+    }
+
+    /// @dev Releases the escrow of an agreement whose service was just fulfilled.
+    function _release(bytes32 agreementId, bytes32 did, address consumer, Payment calldata payment) internal {
+        // The payment condition's id is in its `PaymentReleased` event.
+        // slither-disable-next-line unused-return
+        paymentCondition.release(agreementId, did, consumer, address(this), payment);
     }
 }

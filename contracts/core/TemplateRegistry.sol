@@ -1,7 +1,8 @@
 // SPDX-License-Identifier: Apache-2.0
 pragma solidity ^0.8.28;
 
-import {AccessControl} from "@openzeppelin/contracts/access/AccessControl.sol";
+import {AccessControlDefaultAdminRules} from
+    "@openzeppelin/contracts/access/extensions/AccessControlDefaultAdminRules.sol";
 import {ITemplateRegistry} from "../interfaces/ITemplateRegistry.sol";
 
 /// @title TemplateRegistry
@@ -9,7 +10,11 @@ import {ITemplateRegistry} from "../interfaces/ITemplateRegistry.sol";
 /// @dev Anyone may propose a template; only a governor approves or revokes it. A revoked template
 ///      stays revoked: a fixed template is deployed anew and proposed again. Inherited by the
 ///      agreement store, so the check on every agreement creation costs no external call.
-abstract contract TemplateRegistry is ITemplateRegistry, AccessControl {
+///      The governor role is meant for a timelock (the deployment plan makes it an OpenZeppelin
+///      `TimelockController`), so every approval and fee change is announced before it takes effect.
+///      The admin role, which grants and revokes the governor role, moves in two steps with a delay
+///      and cannot be granted or renounced by accident ({AccessControlDefaultAdminRules}).
+abstract contract TemplateRegistry is ITemplateRegistry, AccessControlDefaultAdminRules {
     /// @notice Role that approves and revokes templates and sets network parameters.
     bytes32 public constant GOVERNOR_ROLE = keccak256("insitu.governor");
 
@@ -34,13 +39,13 @@ abstract contract TemplateRegistry is ITemplateRegistry, AccessControl {
     error InvalidTemplateState(address template, TemplateState state);
     /// @notice The template address has no code.
     error TemplateNotContract(address template);
-    /// @notice The governor address is zero.
-    error InvalidGovernor();
 
-    /// @param governor Receives the admin and governor roles.
-    constructor(address governor) {
-        if (governor == address(0)) revert InvalidGovernor();
-        _grantRole(DEFAULT_ADMIN_ROLE, governor);
+    /// @param governor Receives the admin and governor roles; the zero address is refused
+    ///        (`AccessControlInvalidDefaultAdmin`).
+    /// @param adminTransferDelay Seconds between starting and accepting an admin transfer.
+    constructor(address governor, uint48 adminTransferDelay)
+        AccessControlDefaultAdminRules(adminTransferDelay, governor)
+    {
         _grantRole(GOVERNOR_ROLE, governor);
     }
 

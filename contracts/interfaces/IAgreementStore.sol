@@ -3,13 +3,17 @@ pragma solidity ^0.8.28;
 
 import {ITemplateRegistry} from "./ITemplateRegistry.sol";
 
-/// @notice Life cycle of a condition. Each condition moves Uninitialized -> Unfulfilled once, and
-///         Unfulfilled -> Fulfilled or Unfulfilled -> Aborted once; nothing ever moves back.
+/// @notice Life cycle of a condition. Each condition moves Uninitialized -> Unfulfilled once, then
+///         Unfulfilled -> Fulfilled or Unfulfilled -> Aborted once. A payment condition, whose
+///         Fulfilled state means "paid into escrow", then settles once more: Fulfilled -> Released or
+///         Fulfilled -> Refunded. Nothing ever moves back.
 enum ConditionState {
     Uninitialized,
     Unfulfilled,
     Fulfilled,
-    Aborted
+    Aborted,
+    Released,
+    Refunded
 }
 
 /// @notice A condition as kept by the store: one storage slot.
@@ -23,15 +27,6 @@ struct Condition {
     ConditionState state;
     uint40 timeLock;
     uint40 timeOut;
-}
-
-/// @notice An agreement as kept by the store: one storage slot. The asset id, the template and the
-///         full terms are bound into the condition ids and published in events; they are not stored.
-/// @param consumer The account that created the agreement (and pays for it).
-/// @param createdAt Block timestamp of creation; time locks and time outs are relative to it.
-struct Agreement {
-    address consumer;
-    uint40 createdAt;
 }
 
 /// @notice What a template asks the store to create for one condition.
@@ -65,9 +60,7 @@ interface IAgreementStore is ITemplateRegistry {
 
     /// @notice The caller is not an approved template.
     error TemplateNotApproved(address caller);
-    /// @notice An agreement with this id already exists.
-    error AgreementAlreadyExists(bytes32 agreementId);
-    /// @notice The creator (consumer) is the zero address.
+    /// @notice The consumer is the zero address.
     error InvalidConsumer();
     /// @notice An agreement must have at least one condition.
     error NoConditions();
@@ -83,6 +76,8 @@ interface IAgreementStore is ITemplateRegistry {
     error NotConditionContract(bytes32 conditionId, address caller);
     /// @notice The condition is not in state Unfulfilled.
     error ConditionNotUnfulfilled(bytes32 conditionId, ConditionState state);
+    /// @notice The condition is not in state Fulfilled, so it cannot be settled.
+    error ConditionNotFulfilled(bytes32 conditionId, ConditionState state);
     /// @notice The condition's time lock has not passed yet.
     error ConditionTimeLocked(bytes32 conditionId, uint40 timeLock);
     /// @notice The condition has timed out.
@@ -90,9 +85,11 @@ interface IAgreementStore is ITemplateRegistry {
     /// @notice The condition has not timed out (or never times out).
     error ConditionNotTimedOut(bytes32 conditionId);
 
-    /// @notice Creates an agreement and its conditions. Only approved templates may call.
-    /// @param seed Creator-chosen seed; `agreementId = keccak256(abi.encode(seed, consumer))`.
-    /// @param consumer The account creating the agreement.
+    /// @notice Creates an agreement of `consumer` and its conditions. Only approved templates may
+    ///         call. The id binds the seed, the consumer and the first condition (see {AgreementIds}),
+    ///         so an id is never created twice.
+    /// @param seed Consumer-chosen seed.
+    /// @param consumer The account the agreement is for (the template's caller, for shipped templates).
     /// @param did The asset the agreement is about (published in the event, bound in condition ids).
     /// @param conditions The conditions to create, in the template's order.
     /// @return agreementId The new agreement's id.
@@ -102,10 +99,18 @@ interface IAgreementStore is ITemplateRegistry {
 
     /// @notice Moves a condition to Fulfilled. Only the condition's own contract may call, inside the
     ///         condition's time window.
+    /// @param conditionId An Unfulfilled condition of the caller.
     function fulfil(bytes32 conditionId) external;
 
     /// @notice Moves a condition to Aborted. Only the condition's own contract may call.
+    /// @param conditionId An Unfulfilled condition of the caller.
     function abort(bytes32 conditionId) external;
+
+    /// @notice Settles a Fulfilled condition for good: to Released, or to Refunded. Only the
+    ///         condition's own contract may call (the payment condition, once per payment).
+    /// @param conditionId A Fulfilled condition of the caller.
+    /// @param released True for Released, false for Refunded.
+    function settle(bytes32 conditionId, bool released) external;
 
     /// @notice The state of a condition (Uninitialized when it does not exist).
     function conditionState(bytes32 conditionId) external view returns (ConditionState);
@@ -113,8 +118,12 @@ interface IAgreementStore is ITemplateRegistry {
     /// @notice The whole record of a condition.
     function getCondition(bytes32 conditionId) external view returns (Condition memory);
 
-    /// @notice The record of an agreement (all zero when it does not exist).
-    function getAgreement(bytes32 agreementId) external view returns (Agreement memory);
+    /// @notice The id of the agreement `consumer` would create with `seed` and first condition
+    ///         `firstCondition` (see {AgreementIds}).
+    function agreementIdOf(bytes32 seed, address consumer, ConditionSpec calldata firstCondition)
+        external
+        pure
+        returns (bytes32);
 
     /// @notice Whether the condition exists, is Unfulfilled, and its time out has passed.
     function isTimedOut(bytes32 conditionId) external view returns (bool);

@@ -8,7 +8,13 @@ interface IAssetRegistry {
     event AssetRegistered(bytes32 indexed did, address indexed owner, bytes32 checksum, string url);
     /// @notice The asset's metadata checksum and url were updated by `by`.
     event MetadataUpdated(bytes32 indexed did, bytes32 checksum, string url, address indexed by);
-    /// @notice Ownership of the asset moved.
+    /// @notice `owner` started transferring the asset to `pendingOwner`, who must accept.
+    event OwnershipTransferStarted(bytes32 indexed did, address indexed owner, address indexed pendingOwner);
+    /// @notice `owner` cancelled the pending transfer to `pendingOwner`.
+    event OwnershipTransferCancelled(bytes32 indexed did, address indexed owner, address indexed pendingOwner);
+    /// @notice Every offer on the asset made before epoch `epoch` was revoked, by `by`.
+    event OffersRevoked(bytes32 indexed did, uint32 epoch, address indexed by);
+    /// @notice Ownership of the asset moved (the new owner accepted).
     event AssetOwnershipTransferred(bytes32 indexed did, address indexed previousOwner, address indexed newOwner);
     /// @notice `provider` may now serve the asset.
     event ProviderAdded(bytes32 indexed did, address indexed provider);
@@ -51,9 +57,22 @@ interface IAssetRegistry {
     error PermissionUnchanged(bytes32 did, address delegate);
     /// @notice An asset cannot be derived from itself.
     error SelfDerivation(bytes32 did);
+    /// @notice A compute result needs at least one source.
+    error NoSources();
+    /// @notice No transfer of the asset is pending.
+    error NoPendingOwner(bytes32 did);
+    /// @notice The caller is not the asset's pending owner.
+    error NotPendingOwner(bytes32 did, address caller);
 
     /// @notice Whether `account` may serve the asset: its owner, one of its providers, or a delegate.
     function canServe(bytes32 did, address account) external view returns (bool);
+
+    /// @notice What a template checks of an offer on the asset, from one storage slot or two: whether
+    ///         the asset is registered, its current offer epoch, and whether `account` may serve it.
+    function offerContext(bytes32 did, address account)
+        external
+        view
+        returns (bool registered, uint32 offerEpoch, bool accountCanServe);
 
     /// @notice The owner of the asset (zero when not registered).
     function ownerOf(bytes32 did) external view returns (address);

@@ -4,9 +4,9 @@ pragma solidity ^0.8.28;
 import {IAgreementStore, ConditionSpec} from "../interfaces/IAgreementStore.sol";
 
 /// @title PassthroughTemplate
-/// @notice Test template that creates agreements with whatever conditions its caller lists, so tests
-///         can exercise the store and the generic conditions directly. Never approve it in production:
-///         it lets anyone create any condition set.
+/// @notice Test template that creates agreements of its caller with whatever conditions the caller
+///         lists, so tests can exercise the store and the generic conditions directly. Never approve it
+///         in production: it lets anyone create any condition set.
 contract PassthroughTemplate {
     /// @notice The agreement store.
     IAgreementStore public immutable agreementStore;

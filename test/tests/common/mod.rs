@@ -28,9 +28,14 @@ pub(crate) fn spec(
     }
 }
 
-/// `keccak256(abi.encode(seed, consumer))`.
-pub(crate) fn agreement_id(seed: B256, consumer: Address) -> B256 {
-    keccak256((seed, consumer).abi_encode_params())
+/// `keccak256(abi.encode(seed, consumer, firstConditionContract, firstValueHash))`: the id of the
+/// agreement `consumer` creates with `seed` and first condition `first`.
+pub(crate) fn agreement_id(
+    seed: B256,
+    consumer: Address,
+    first: &PassthroughTemplate::ConditionSpec,
+) -> B256 {
+    keccak256((seed, consumer, first.conditionContract, first.valueHash).abi_encode_params())
 }
 
 /// `keccak256(abi.encode(agreementId, conditionContract, valueHash))`.
@@ -52,7 +57,6 @@ pub(crate) fn approved_passthrough(w: &mut World) -> Address {
     let template = deploy_passthrough(w, w.outsider);
     let store = w.suite.agreement_store;
     let outsider = w.outsider;
-    let governor = w.governor;
     w.chain
         .transact(
             outsider,
@@ -60,14 +64,32 @@ pub(crate) fn approved_passthrough(w: &mut World) -> Address {
             &AgreementStore::proposeTemplateCall { template },
         )
         .expect("propose the passthrough template");
-    w.chain
-        .transact(
-            governor,
-            store,
-            &AgreementStore::approveTemplateCall { template },
-        )
-        .expect("approve the passthrough template");
+    approve_template(w, template).expect("approve the passthrough template");
     template
+}
+
+/// The governor approves a proposed `template` through the governance timelock.
+///
+/// # Errors
+///
+/// The revert of the approval.
+pub(crate) fn approve_template(w: &mut World, template: Address) -> Result<(), TxError> {
+    use alloy::sol_types::SolCall;
+    let store = w.suite.agreement_store;
+    let call = AgreementStore::approveTemplateCall { template }.abi_encode();
+    w.govern(&[(store, call)]).map(|_| ())
+}
+
+/// The governor revokes `template` through the governance timelock.
+///
+/// # Errors
+///
+/// The revert of the revocation.
+pub(crate) fn revoke_template(w: &mut World, template: Address) -> Result<(), TxError> {
+    use alloy::sol_types::SolCall;
+    let store = w.suite.agreement_store;
+    let call = AgreementStore::revokeTemplateCall { template }.abi_encode();
+    w.govern(&[(store, call)]).map(|_| ())
 }
 
 /// Deploys a `PassthroughTemplate` on the world's store from `from`, without proposing it.
@@ -126,22 +148,6 @@ pub(crate) fn condition(w: &mut World, condition_id: B256) -> AgreementStore::Co
 /// The store's records of `ids`, for before/after comparisons around a reverted call.
 pub(crate) fn conditions(w: &mut World, ids: &[B256]) -> Vec<AgreementStore::Condition> {
     ids.iter().map(|id| condition(w, *id)).collect()
-}
-
-/// The store's record of an agreement.
-///
-/// # Panics
-///
-/// If the view fails.
-pub(crate) fn agreement(w: &mut World, agreement_id: B256) -> AgreementStore::Agreement {
-    w.chain
-        .call(
-            w.suite.agreement_store,
-            &AgreementStore::getAgreementCall {
-                agreementId: agreement_id,
-            },
-        )
-        .expect("getAgreement")
 }
 
 /// Whether the store reports the condition as timed out.
