@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Runs all tests: installs the npm toolchain if needed, runs the Rust workspace tests (which
-# compile the contracts through the bindings' build script), then builds the contracts with forge.
+# compile the contracts through the bindings' build script), builds the contracts with forge, then
+# runs the static analysis (slither, pinned, in a venv; fails on any medium or high finding).
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 
@@ -14,6 +15,10 @@ cargo test --workspace --locked 2>&1 | tee "$log"
 echo
 echo "forge build (same sources and settings, see foundry.toml)"
 node_modules/@foundry-rs/forge-linux-amd64/bin/forge build
+
+echo
+echo "static analysis (script/static-analysis.sh)"
+bash script/static-analysis.sh
 
 # One closing line for the whole run, summed over every test binary of the workspace.
 awk '/^test result: / { passed += $4; failed += $6 }

@@ -66,13 +66,10 @@ contract PaymentCondition is Condition, ReentrancyGuardTransient {
     /// @notice Governance set the network fee.
     event NetworkFeeSet(address indexed receiver, uint16 bps);
     /// @notice The payment of `agreementId` was released: `amount` to its receivers, `fee` accrued.
-    event PaymentReleased(
-        bytes32 indexed agreementId, bytes32 indexed conditionId, address token, uint256 amount, uint256 fee
-    );
+    ///         (The payment condition's id is in the store's `AgreementCreated`.)
+    event PaymentReleased(bytes32 indexed agreementId, address token, uint256 amount, uint256 fee);
     /// @notice The payment of `agreementId` was refunded to `payer`.
-    event PaymentRefunded(
-        bytes32 indexed agreementId, bytes32 indexed conditionId, address indexed payer, address token, uint256 amount
-    );
+    event PaymentRefunded(bytes32 indexed agreementId, address indexed payer, address token, uint256 amount);
     /// @notice A transfer to `account` failed; `amount` was credited for withdrawal instead.
     event PaymentCredited(bytes32 indexed agreementId, address indexed account, address token, uint256 amount);
     /// @notice `account` withdrew its credit of `token` to `to`.
@@ -230,7 +227,7 @@ contract PaymentCondition is Condition, ReentrancyGuardTransient {
             total += amount;
             _pay(agreementId, token, payment.receivers[i], amount);
         }
-        emit PaymentReleased(agreementId, conditionId, token, total, fee);
+        emit PaymentReleased(agreementId, token, total, fee);
     }
 
     /// @notice Refunds the payment of `agreementId` to its payer. Anyone may call once the payment is
@@ -261,7 +258,7 @@ contract PaymentCondition is Condition, ReentrancyGuardTransient {
             total += payment.amounts[i];
         }
         _pay(agreementId, payment.token, payer, total);
-        emit PaymentRefunded(agreementId, conditionId, payer, payment.token, total);
+        emit PaymentRefunded(agreementId, payer, payment.token, total);
     }
 
     /// @notice Withdraws the caller's whole credit of `token` to `to`.

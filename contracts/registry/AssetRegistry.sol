@@ -172,9 +172,9 @@ contract AssetRegistry is IAssetRegistry {
     function grantPermission(bytes32 did, address delegate) external {
         _requireOwner(did);
         if (delegate == address(0)) revert InvalidAddress();
-        mapping(address => bool) storage delegates = _currentDelegates(did);
-        if (delegates[delegate]) revert PermissionUnchanged(did, delegate);
-        delegates[delegate] = true;
+        uint256 epoch = _assets[did].ownerEpoch;
+        if (_delegates[did][epoch][delegate]) revert PermissionUnchanged(did, delegate);
+        _delegates[did][epoch][delegate] = true;
         emit PermissionGranted(did, delegate);
     }
 
@@ -182,9 +182,9 @@ contract AssetRegistry is IAssetRegistry {
     ///         removed: list them with {providersOf}.
     function revokePermission(bytes32 did, address delegate) external {
         _requireOwner(did);
-        mapping(address => bool) storage delegates = _currentDelegates(did);
-        if (!delegates[delegate]) revert PermissionUnchanged(did, delegate);
-        delegates[delegate] = false;
+        uint256 epoch = _assets[did].ownerEpoch;
+        if (!_delegates[did][epoch][delegate]) revert PermissionUnchanged(did, delegate);
+        _delegates[did][epoch][delegate] = false;
         emit PermissionRevoked(did, delegate);
     }
 

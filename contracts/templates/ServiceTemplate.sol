@@ -241,7 +241,9 @@ abstract contract ServiceTemplate is IServiceTemplate, EIP712 {
         if (epoch != offer.epoch) revert OfferRevoked(offer.epoch, epoch);
         bytes32 digest = offerDigest(offer);
         // ECDSA first: an EOA (or an EIP-7702 account) signs with its key, and its account is never
-        // touched; a contract account cannot produce an ECDSA signature of its own address.
+        // touched; a contract account cannot produce an ECDSA signature of its own address. The
+        // error's detail (third value) is not needed: any failure falls back to ERC-1271.
+        // slither-disable-next-line unused-return
         (address recovered, ECDSA.RecoverError error,) = ECDSA.tryRecover(digest, signature);
         if (error != ECDSA.RecoverError.NoError || recovered != offer.provider) {
             if (!SignatureChecker.isValidERC1271SignatureNow(offer.provider, digest, signature)) {

@@ -34,10 +34,23 @@ fn the_committed_snapshot_matches_the_contracts() {
     }
 }
 
+/// The keeper path's budget: 30% of Nevermined v3.2.1's ~771,300 gas for the same work (one-tx
+/// purchase with a 1% fee and two payees, then access and escrow release).
+const KEEPER_PATH_BUDGET: u64 = 231_000;
+
 #[test]
-fn the_access_lifecycle_stays_within_budget() {
+fn the_keeper_path_and_the_lifecycle_stay_within_budget() {
     let report = gas::measure(false).expect("gas benchmark").report;
-    // Budget: create + lock + access + release, ERC20, provider plus network fee.
+    assert!(
+        report.access_lifecycle_keeper_total <= KEEPER_PATH_BUDGET,
+        "keeper path uses {} gas, budget {KEEPER_PATH_BUDGET}",
+        report.access_lifecycle_keeper_total
+    );
+    assert_eq!(
+        report.access_lifecycle_keeper_total,
+        report.create_agreement_and_pay + report.fulfil_access_and_release
+    );
+    // The three-transaction lifecycle keeps its first bar.
     assert!(
         report.access_lifecycle_total <= 300_000,
         "access lifecycle uses {} gas",
@@ -45,6 +58,10 @@ fn the_access_lifecycle_stays_within_budget() {
     );
     assert_eq!(
         report.access_lifecycle_total,
-        report.create_agreement_and_lock + report.fulfil_access + report.release_escrow
+        report.create_agreement_and_pay + report.fulfil_access + report.release_payment
+    );
+    assert_eq!(
+        report.access_lifecycle_keeper_total_permit,
+        report.create_agreement_and_pay_permit + report.fulfil_access_and_release
     );
 }

@@ -2,7 +2,7 @@
 //!
 //! - no flag: a table;
 //! - `--json`: one JSON object with integer fields, as the last line;
-//! - `--profile`: also where the gas of each step of the access lifecycle goes;
+//! - `--profile`: also where the gas of each step of the keeper path goes;
 //! - `--write-snapshot FILE`: writes the figures to FILE (the committed `gas-snapshot.json`).
 
 use std::path::PathBuf;
@@ -18,7 +18,7 @@ struct Args {
     /// Print one JSON object as the last line instead of a table.
     #[arg(long)]
     json: bool,
-    /// Also print where the gas of each step of the access lifecycle goes.
+    /// Also print where the gas of each step of the keeper path goes.
     #[arg(long)]
     profile: bool,
     /// Write the figures as pretty JSON to this file (the gas snapshot).
