@@ -132,8 +132,9 @@ pub enum Governance {
 pub struct DeployOptions {
     /// Who governs the suite.
     pub governance: Governance,
-    /// Seconds an admin-role transfer must wait between start and acceptance.
-    pub admin_transfer_delay: u64,
+    /// Seconds an admin-role transfer must wait between start and acceptance (the store takes a
+    /// `uint48`; a `u32` covers 136 years and cannot overflow it).
+    pub admin_transfer_delay: u32,
     /// Network fee receiver and basis points, set with the templates' approval.
     pub network_fee: Option<(Address, u16)>,
 }

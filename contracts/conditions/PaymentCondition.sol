@@ -46,7 +46,7 @@ contract PaymentCondition is Condition, ReentrancyGuardTransient {
         uint16 bps;
     }
 
-    /// @notice An EIP-2612 permit signature for exactly the total of a purchase.
+    /// @notice An EIP-2612 permit signature of the payer for the most it pays in a purchase.
     struct PermitSignature {
         uint256 deadline;
         uint8 v;
@@ -165,14 +165,16 @@ contract PaymentCondition is Condition, ReentrancyGuardTransient {
     }
 
     /// @notice As {createAgreementAndPay} for an ERC20 token with EIP-2612 permits: the caller's
-    ///         permit for exactly the total replaces a standing approval, and nothing stays approved.
+    ///         permit for `maxTotal` replaces a standing approval. A client sets `maxTotal` to the
+    ///         quoted total, so nothing stays approved; if the fee fell in between, the difference
+    ///         stays approved to this contract, which only ever takes tokens from its own caller.
     /// @param template The template of the service.
     /// @param seed Caller-chosen seed of the agreement id.
     /// @param offer The provider's offer (its token must support EIP-2612).
     /// @param signature The provider's signature of `offer`.
     /// @param serviceTimeout Seconds the provider has to serve, within the offer's bounds (0: longest).
-    /// @param maxTotal The most the caller accepts to pay in all.
-    /// @param permit The caller's permit to this contract for exactly the total. If it was already used
+    /// @param maxTotal The most the caller accepts to pay in all, and the value of the permit.
+    /// @param permit The caller's permit to this contract for `maxTotal`. If it was already used
     ///        (someone submitted it first), the allowance it set is used instead.
     /// @return agreementId The new agreement.
     function createAgreementAndPayWithPermit(
@@ -191,8 +193,9 @@ contract PaymentCondition is Condition, ReentrancyGuardTransient {
             _createAndPrice(template, seed, offer, signature, serviceTimeout, maxTotal);
         // A permit already submitted by someone else reverts here; the transfer below then checks the
         // allowance it left, so front-running the permit cannot block the purchase.
-        try IERC20Permit(offer.token).permit(msg.sender, address(this), total, permit.deadline, permit.v, permit.r, permit.s) {}
-            catch {}
+        try IERC20Permit(offer.token).permit(
+            msg.sender, address(this), maxTotal, permit.deadline, permit.v, permit.r, permit.s
+        ) {} catch {}
         _collect(conditionId, offer.token, total);
     }
 
@@ -349,7 +352,7 @@ contract PaymentCondition is Condition, ReentrancyGuardTransient {
         address service;
         (agreementId, service) =
             template.createAgreementFor(msg.sender, seed, offer, signature, serviceTimeout, feeBps);
-        address[4] memory refused = [address(this), address(agreementStore), service, address(0)];
+        address[5] memory refused = [address(this), address(agreementStore), service, address(0), address(0)];
         uint256 price = PaymentTerms.price(offer.receivers, offer.amounts, refused);
         uint256 fee = price * feeBps / BPS;
         total = price + fee;
@@ -366,7 +369,7 @@ contract PaymentCondition is Condition, ReentrancyGuardTransient {
         view
         returns (uint256)
     {
-        address[4] memory refused = [address(this), address(agreementStore), service, address(0)];
+        address[5] memory refused = [address(this), address(agreementStore), service, address(0), address(0)];
         return PaymentTerms.price(receivers, amounts, refused) + fee;
     }
 

@@ -37,7 +37,7 @@ library PaymentTerms {
     /// @param receivers Who is paid on release.
     /// @param amounts How much each receiver is paid.
     /// @param refused Protocol contracts that may not be receivers.
-    function price(address[] calldata receivers, uint256[] calldata amounts, address[4] memory refused)
+    function price(address[] calldata receivers, uint256[] calldata amounts, address[5] memory refused)
         internal
         pure
         returns (uint256 sum)
@@ -49,9 +49,10 @@ library PaymentTerms {
         for (uint256 i; i < count; ++i) {
             address receiver = receivers[i];
             if (receiver == address(0)) revert ZeroReceiver(i);
-            if (receiver == refused[0] || receiver == refused[1] || receiver == refused[2] || receiver == refused[3]) {
-                revert ProtocolReceiver(i, receiver);
-            }
+            if (
+                receiver == refused[0] || receiver == refused[1] || receiver == refused[2] || receiver == refused[3]
+                    || receiver == refused[4]
+            ) revert ProtocolReceiver(i, receiver);
             uint256 amount = amounts[i];
             if (amount == 0) revert ZeroAmount(i);
             sum += amount;

@@ -22,7 +22,7 @@ contract AssetRegistry is IAssetRegistry {
     /// @param ownerEpoch Number of ownership transfers so far; providers and delegates are kept per
     ///        epoch.
     /// @param offerEpoch Offers must name this epoch; bumped by {revokeOffers}, by every metadata
-    ///        update and by every transfer.
+    ///        update, transfer, provider removal and delegate revocation.
     /// @param checksum Checksum of the metadata document (e.g. its keccak256).
     /// @param url Where the metadata document lives (https, ipfs, ...).
     struct Asset {
@@ -39,9 +39,20 @@ contract AssetRegistry is IAssetRegistry {
     mapping(bytes32 did => mapping(uint256 ownerEpoch => EnumerableSet.AddressSet)) private _providers;
     mapping(bytes32 did => mapping(uint256 ownerEpoch => mapping(address account => bool))) private _delegates;
 
+    /// @notice Tag of the ids of compute results, which keeps them apart from every id `register` can
+    ///         produce.
+    bytes32 public constant RESULT_DID_TAG = keccak256("insitu.result");
+
     /// @notice Derives the id of the asset that `owner` registers with `seed`.
     function computeDid(bytes32 seed, address owner) public pure returns (bytes32) {
         return keccak256(abi.encode(seed, owner));
+    }
+
+    /// @notice Derives the id of the result of compute job `activityId` owned by `owner`:
+    ///         `keccak256(abi.encode(RESULT_DID_TAG, activityId, owner))`. Results live in their own id
+    ///         space, so nobody can register a result on an id its owner would register.
+    function computeResultDid(bytes32 activityId, address owner) public pure returns (bytes32) {
+        return keccak256(abi.encode(RESULT_DID_TAG, activityId, owner));
     }
 
     /// @notice Registers an asset owned by the caller.
@@ -82,7 +93,9 @@ contract AssetRegistry is IAssetRegistry {
     /// @notice Registers the result of a compute job for the consumer who paid for it, in one
     ///         transaction: the result is owned by `owner`, `wasGeneratedBy` the compute agreement and
     ///         `wasDerivedFrom` each input. Called by the keeper that ran the job, which must be able to
-    ///         serve every input. The did is `computeDid(activityId, owner)`: one result per job.
+    ///         serve every input. The did is `computeResultDid(activityId, owner)`: one result per job,
+    ///         and never an id the owner could register itself. A result is attested by the servers
+    ///         of its inputs (its `WasGeneratedBy` names the agent); nothing asks the owner's consent.
     /// @param owner The consumer who owns the result.
     /// @param activityId The compute agreement that produced it.
     /// @param checksum Checksum of the result's metadata document; must not be zero.
@@ -100,7 +113,7 @@ contract AssetRegistry is IAssetRegistry {
     ) external returns (bytes32 did) {
         if (owner == address(0)) revert InvalidAddress();
         if (sources.length == 0) revert NoSources();
-        did = _register(computeDid(activityId, owner), owner, checksum, url, providers);
+        did = _register(computeResultDid(activityId, owner), owner, checksum, url, providers);
         _recordGeneration(did, sources, activityId);
     }
 
@@ -112,9 +125,8 @@ contract AssetRegistry is IAssetRegistry {
         Asset storage asset = _assets[did];
         asset.checksum = checksum;
         asset.url = url;
-        uint32 epoch = ++asset.offerEpoch;
         emit MetadataUpdated(did, checksum, url, msg.sender);
-        emit OffersRevoked(did, epoch, msg.sender);
+        _revokeOffers(did);
     }
 
     /// @notice Starts the transfer of the asset to `newOwner`, who must accept it with
@@ -144,9 +156,8 @@ contract AssetRegistry is IAssetRegistry {
         Asset storage asset = _assets[did];
         asset.owner = msg.sender;
         ++asset.ownerEpoch;
-        uint32 epoch = ++asset.offerEpoch;
         emit AssetOwnershipTransferred(did, previous, msg.sender);
-        emit OffersRevoked(did, epoch, msg.sender);
+        _revokeOffers(did);
     }
 
     /// @notice Adds a provider that may serve the asset. Owner or delegate only.
@@ -155,13 +166,15 @@ contract AssetRegistry is IAssetRegistry {
         _addProvider(did, provider);
     }
 
-    /// @notice Removes a provider. Owner or delegate only.
+    /// @notice Removes a provider, and revokes every outstanding offer on the asset (so none signed by
+    ///         the removed provider survives its return). Owner or delegate only.
     function removeProvider(bytes32 did, address provider) external {
         _requireManager(did);
         _removeProvider(did, provider);
     }
 
-    /// @notice Removes the caller from the asset's provider set: a provider may stop serving.
+    /// @notice Removes the caller from the asset's provider set: a provider may stop serving. Every
+    ///         outstanding offer on the asset is revoked, as for {removeProvider}.
     function resignProvider(bytes32 did) external {
         _requireExists(did);
         _removeProvider(did, msg.sender);
@@ -178,14 +191,15 @@ contract AssetRegistry is IAssetRegistry {
         emit PermissionGranted(did, delegate);
     }
 
-    /// @notice Revokes a delegate's permission. Owner only. Providers the delegate added stay until
-    ///         removed: list them with {providersOf}.
+    /// @notice Revokes a delegate's permission, and every outstanding offer on the asset. Owner only.
+    ///         Providers the delegate added stay until removed: list them with {providersOf}.
     function revokePermission(bytes32 did, address delegate) external {
         _requireOwner(did);
         uint256 epoch = _assets[did].ownerEpoch;
         if (!_delegates[did][epoch][delegate]) revert PermissionUnchanged(did, delegate);
         _delegates[did][epoch][delegate] = false;
         emit PermissionRevoked(did, delegate);
+        _revokeOffers(did);
     }
 
     /// @notice Revokes every outstanding offer on the asset, by anyone who may serve it: offers must
@@ -193,8 +207,7 @@ contract AssetRegistry is IAssetRegistry {
     function revokeOffers(bytes32 did) external {
         _requireExists(did);
         if (!_canServe(did, msg.sender)) revert NotAssetServer(did, msg.sender);
-        uint32 epoch = ++_assets[did].offerEpoch;
-        emit OffersRevoked(did, epoch, msg.sender);
+        _revokeOffers(did);
     }
 
     /// @notice Records W3C PROV `used`: `activityId` (e.g. a compute job) used the asset. Only an account
@@ -294,6 +307,13 @@ contract AssetRegistry is IAssetRegistry {
     function _removeProvider(bytes32 did, address provider) private {
         if (!_currentProviders(did).remove(provider)) revert ProviderNotFound(did, provider);
         emit ProviderRemoved(did, provider);
+        _revokeOffers(did);
+    }
+
+    /// @dev Bumps the asset's offer epoch: every offer signed before is void.
+    function _revokeOffers(bytes32 did) private {
+        uint32 epoch = ++_assets[did].offerEpoch;
+        emit OffersRevoked(did, epoch, msg.sender);
     }
 
     function _recordDerivation(bytes32 did, bytes32 sourceDid, bytes32 activityId) private {

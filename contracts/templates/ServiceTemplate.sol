@@ -252,10 +252,12 @@ abstract contract ServiceTemplate is IServiceTemplate, EIP712 {
         }
     }
 
-    /// @dev The offer's price, with its split validated; protocol contracts are refused as receivers.
+    /// @dev The offer's price, with its split validated; the protocol contracts this template knows
+    ///      are refused as receivers.
     function _price(Offer calldata offer) private view returns (uint256) {
-        address[4] memory refused =
-            [address(paymentCondition), address(agreementStore), serviceCondition, address(this)];
+        address[5] memory refused = [
+            address(paymentCondition), address(agreementStore), serviceCondition, address(this), address(assetRegistry)
+        ];
         return PaymentTerms.price(offer.receivers, offer.amounts, refused);
     }
 

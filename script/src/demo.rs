@@ -1,30 +1,40 @@
-//! The end-to-end demo on a real node: an operator deploys the suite, a provider publishes an
-//! asset, a consumer buys access and pays into escrow in one transaction, the provider grants
-//! access and releases the escrow in one transaction, and the network's fee receiver collects its
-//! fee.
+//! The end-to-end demo on a real node: an operator deploys the suite (governed by a timelock
+//! without delay, the operator its proposer, so the templates are approved and the network fee set
+//! in the deployment itself), a provider publishes an asset served by its keeper, the keeper signs
+//! an EIP-712 offer, a consumer buys access on that offer and pays into escrow in one transaction
+//! (approving exactly the quoted total), the keeper grants access and releases the escrow in one
+//! transaction, and the network's fee receiver collects its fee.
 //!
 //! Every step is a real transaction on the node, through the generated bindings; the report
 //! carries each step's gas and every party's balance, read back from the chain.
 
 use alloy::{
+    eips::BlockNumberOrTag,
     network::{Ethereum, EthereumWallet},
     primitives::{B256, U256, keccak256},
-    providers::ProviderBuilder,
+    providers::{Provider, ProviderBuilder},
     rpc::types::TransactionReceipt,
-    signers::local::PrivateKeySigner,
+    signers::{Signer, local::PrivateKeySigner},
     sol_types::SolEvent,
 };
 use insitu_bindings::{
-    AccessCondition, AgreementStore, AssetRegistry, EscrowPaymentCondition, MockERC20,
-    ServiceTemplate, deployment::DeployOptions,
+    AccessCondition, AgreementStore, AssetRegistry, MockERC20, PaymentCondition, ServiceTemplate,
+    deployment::{DeployOptions, Governance},
+    offers::{self, Offer, Payment},
 };
 
-use crate::deploy::{DeployError, deploy_suite};
+use crate::deploy::{DEFAULT_ADMIN_TRANSFER_DELAY, DeployError, deploy_suite};
 
 /// Price of the demo asset, in demo tokens (18 decimals): 250.
 pub const PRICE: u128 = 250_000_000_000_000_000_000;
 /// Network fee of the demo deployment: 1%.
 pub const FEE_BPS: u16 = 100;
+/// Shortest service time out the keeper's offer allows: one hour.
+pub const OFFER_MIN_TIMEOUT: u32 = 3_600;
+/// Longest service time out the keeper's offer allows (the consumer takes it): three days.
+pub const OFFER_MAX_TIMEOUT: u32 = 3 * 86_400;
+/// How long the keeper's offer stays valid: one day.
+pub const OFFER_VALIDITY: u64 = 86_400;
 
 /// Why the demo failed.
 #[derive(Debug, thiserror::Error)]
@@ -67,9 +77,37 @@ pub enum DemoError {
     /// The endpoint is not a URL.
     #[error("invalid RPC endpoint {0}")]
     InvalidEndpoint(String),
-    /// Fewer than four funded accounts were given.
-    #[error("the demo needs four funded accounts, got {0}")]
+    /// Fewer than five funded accounts were given.
+    #[error("the demo needs five funded accounts, got {0}")]
     NotEnoughAccounts(usize),
+    /// The node could not be read.
+    #[error("{step}: {source}")]
+    Rpc {
+        /// The demo step.
+        step: &'static str,
+        /// The underlying error.
+        #[source]
+        source: alloy::transports::TransportError,
+    },
+    /// Signing the offer failed.
+    #[error("signing the offer: {0}")]
+    Sign(#[from] alloy::signers::Error),
+    /// The offer's EIP-712 hash computed off chain differs from the template's `offerDigest`.
+    #[error("the offer's signing hash {local} differs from the template's offerDigest {on_chain}")]
+    DigestMismatch {
+        /// Computed with `insitu_bindings::offers::signing_hash`.
+        local: B256,
+        /// Returned by the template.
+        on_chain: B256,
+    },
+    /// The agreement created is not the one previewed.
+    #[error("the agreement created ({created}) is not the one previewed ({previewed})")]
+    UnexpectedAgreement {
+        /// From `previewAgreement`.
+        previewed: B256,
+        /// From the store's `AgreementCreated`.
+        created: B256,
+    },
 }
 
 /// What happened, for printing and for tests.
@@ -85,6 +123,10 @@ pub struct DemoReport {
     pub balances: Vec<(&'static str, U256)>,
     /// Whether the consumer holds access on chain at the end.
     pub consumer_has_access: bool,
+    /// What the consumer paid in all (price plus network fee), as quoted by `previewAgreement`.
+    pub quoted_total: U256,
+    /// The consumer's allowance to the payment condition left after the purchase.
+    pub allowance_left: U256,
 }
 
 fn step_error(step: &'static str) -> impl FnOnce(alloy::contract::Error) -> DemoError {
@@ -123,38 +165,51 @@ fn event<E: SolEvent>(step: &'static str, receipt: &TransactionReceipt) -> Resul
         })
 }
 
-/// Runs the demo against the node at `endpoint` with four funded keys: operator (deployer and
-/// governor), provider, consumer, fee receiver.
+/// Runs the demo against the node at `endpoint` with five funded keys: operator (deployer and the
+/// timelock's proposer), provider (the asset's owner, paid on release), keeper (serves the asset:
+/// signs the offer, grants access), consumer, fee receiver.
 ///
 /// # Errors
 ///
 /// See [`DemoError`].
 pub async fn run(endpoint: &str, keys: &[PrivateKeySigner]) -> Result<DemoReport, DemoError> {
-    let [operator, provider_key, consumer_key, fee_key] = keys else {
+    let [operator, provider_key, keeper_key, consumer_key, fee_key] = keys else {
         return Err(DemoError::NotEnoughAccounts(keys.len()));
     };
-    let (operator_addr, provider_addr, consumer_addr, fee_addr) = (
+    let (operator_addr, provider_addr, keeper_addr, consumer_addr, fee_addr) = (
         operator.address(),
         provider_key.address(),
+        keeper_key.address(),
         consumer_key.address(),
         fee_key.address(),
     );
     let mut wallet = EthereumWallet::from(operator.clone());
-    for key in [provider_key, consumer_key, fee_key] {
+    for key in [provider_key, keeper_key, consumer_key, fee_key] {
         wallet.register_signer(key.clone());
     }
     let url = endpoint
         .parse()
         .map_err(|_| DemoError::InvalidEndpoint(endpoint.to_owned()))?;
     let provider = ProviderBuilder::new().wallet(wallet).connect_http(url);
+    let rpc_error = |step| move |source| DemoError::Rpc { step, source };
+    let chain_id = provider
+        .get_chain_id()
+        .await
+        .map_err(rpc_error("chain id"))?;
     let mut steps = Vec::new();
 
-    // 1. The operator deploys the suite with a 1% network fee, and a demo token.
+    // 1. The operator deploys the suite governed by a timelock without delay (a dev chain), whose
+    //    proposer it is: the deployment schedules and executes the approval of the templates and a
+    //    1% network fee itself. Then a demo token.
     let deployed = deploy_suite(
         &provider,
         operator_addr,
         DeployOptions {
-            governor: operator_addr,
+            governance: Governance::Timelock {
+                proposer: operator_addr,
+                delay: 0,
+            },
+            admin_transfer_delay: DEFAULT_ADMIN_TRANSFER_DELAY,
             network_fee: Some((fee_addr, FEE_BPS)),
         },
         1,
@@ -179,16 +234,16 @@ pub async fn run(endpoint: &str, keys: &[PrivateKeySigner]) -> Result<DemoReport
     )
     .await?;
 
-    // 2. The provider publishes an asset it serves itself.
+    // 2. The provider publishes an asset served by its keeper.
     let registry = AssetRegistry::new(suite.asset_registry, &provider);
     let receipt = confirm(
-        "provider registers an asset",
+        "provider registers an asset (keeper serves)",
         registry
             .register(
                 keccak256(b"demo asset"),
                 keccak256(b"demo metadata document"),
                 "https://provider.example/assets/demo.json".into(),
-                vec![provider_addr],
+                vec![keeper_addr],
             )
             .from(provider_addr)
             .send()
@@ -199,11 +254,74 @@ pub async fn run(endpoint: &str, keys: &[PrivateKeySigner]) -> Result<DemoReport
     .await?;
     let did = event::<AssetRegistry::AssetRegistered>("register", &receipt)?.did;
 
-    // 3. The consumer approves the lock condition once, then buys access in one transaction.
+    // 3. The keeper signs an offer (off chain): the provider is paid the price, the consumer picks
+    //    a service time out of one hour to three days, valid one day, for the asset's current
+    //    offer epoch. The hash signed is checked against the template's own `offerDigest`.
+    let asset = registry
+        .getAsset(did)
+        .call()
+        .await
+        .map_err(step_error("getAsset"))?;
+    let now = provider
+        .get_block_by_number(BlockNumberOrTag::Latest)
+        .await
+        .map_err(rpc_error("latest block"))?
+        .map(|block| block.header.timestamp)
+        .unwrap_or_default();
+    let offer = Offer {
+        did,
+        checksum: asset.checksum,
+        provider: keeper_addr,
+        token: token_addr,
+        receivers: vec![provider_addr],
+        amounts: vec![price],
+        minServiceTimeout: OFFER_MIN_TIMEOUT,
+        maxServiceTimeout: OFFER_MAX_TIMEOUT,
+        expiry: now + OFFER_VALIDITY,
+        epoch: asset.offerEpoch,
+    };
+    let domain = offers::domain(
+        offers::ACCESS_TEMPLATE_DOMAIN,
+        chain_id,
+        suite.access_template,
+    );
+    let hash = offers::signing_hash(&offer, &domain);
+    let template = ServiceTemplate::new(suite.access_template, &provider);
+    let on_chain = template
+        .offerDigest(offer.clone())
+        .call()
+        .await
+        .map_err(step_error("offerDigest"))?;
+    if on_chain != hash {
+        return Err(DemoError::DigestMismatch {
+            local: hash,
+            on_chain,
+        });
+    }
+    let signature: alloy::primitives::Bytes = keeper_key
+        .sign_hash(&hash)
+        .await?
+        .as_bytes()
+        .to_vec()
+        .into();
+    template
+        .checkOffer(offer.clone(), signature.clone())
+        .call()
+        .await
+        .map_err(step_error("checkOffer"))?;
+
+    // 4. The consumer has the purchase quoted, approves exactly the quoted total, and buys in one
+    //    transaction, refusing to pay more than the quote.
+    let seed = keccak256(b"demo order 1");
+    let preview = template
+        .previewAgreement(seed, consumer_addr, offer.clone(), 0)
+        .call()
+        .await
+        .map_err(step_error("previewAgreement"))?;
     confirm(
-        "consumer approves the lock condition",
+        "consumer approves the quoted total",
         token
-            .approve(suite.lock_payment, U256::MAX)
+            .approve(suite.payment, preview.total)
             .from(consumer_addr)
             .send()
             .await
@@ -211,59 +329,59 @@ pub async fn run(endpoint: &str, keys: &[PrivateKeySigner]) -> Result<DemoReport
         &mut steps,
     )
     .await?;
-    let template = ServiceTemplate::new(suite.access_template, &provider);
-    let terms = ServiceTemplate::Terms {
-        token: token_addr,
-        receivers: vec![provider_addr],
-        amounts: vec![price],
-        serviceTimeout: 0,
-    };
+    let payment_condition = PaymentCondition::new(suite.payment, &provider);
     let receipt = confirm(
         "consumer creates the agreement and pays",
-        template
-            .createAgreementAndLock(keccak256(b"demo order 1"), did, terms)
+        payment_condition
+            .createAgreementAndPay(
+                suite.access_template,
+                seed,
+                offer.clone().into(),
+                signature,
+                0,
+                preview.total,
+            )
             .from(consumer_addr)
             .send()
             .await
-            .map_err(step_error("create and lock"))?,
+            .map_err(step_error("create and pay"))?,
         &mut steps,
     )
     .await?;
     let created = event::<AgreementStore::AgreementCreated>("create", &receipt)?;
     let agreed = event::<ServiceTemplate::AgreementTerms>("create", &receipt)?;
-    let [lock_id, _access_id, _escrow_id] = created.conditionIds[..] else {
-        return Err(DemoError::MissingEvent {
-            step: "create",
-            event: "AgreementCreated with three conditions",
+    if created.agreementId != preview.agreementId {
+        return Err(DemoError::UnexpectedAgreement {
+            previewed: preview.agreementId,
+            created: created.agreementId,
         });
-    };
+    }
 
-    // 4. The provider's keeper checks the payment on chain, grants access and releases the escrow
-    //    in one transaction (the contracts refuse it if the payment is not locked).
+    // 5. The keeper grants access and releases the escrow in one transaction (the contracts
+    //    refuse it unless the payment with these terms is in escrow).
     let access = AccessCondition::new(suite.access, &provider);
-    let payment = insitu_bindings::access_condition::ServiceCondition::Payment {
-        token: token_addr,
+    let payment = Payment {
+        token: agreed.token,
         receivers: agreed.receivers.clone(),
         amounts: agreed.amounts.clone(),
         fee: agreed.fee,
     };
     confirm(
-        "provider grants access and releases the escrow",
+        "keeper grants access and releases the escrow",
         access
-            .fulfilAndRelease(created.agreementId, did, consumer_addr, lock_id, payment)
-            .from(provider_addr)
+            .fulfilAndRelease(created.agreementId, did, consumer_addr, payment.into())
+            .from(keeper_addr)
             .send()
             .await
             .map_err(step_error("fulfil and release"))?,
         &mut steps,
     )
     .await?;
-    let escrow = EscrowPaymentCondition::new(suite.escrow_payment, &provider);
 
-    // 5. The fee receiver collects the accrued network fee.
+    // 6. The fee receiver collects the accrued network fee.
     confirm(
         "fee receiver withdraws the network fee",
-        escrow
+        payment_condition
             .withdrawFees(token_addr, fee_addr)
             .from(fee_addr)
             .send()
@@ -274,16 +392,27 @@ pub async fn run(endpoint: &str, keys: &[PrivateKeySigner]) -> Result<DemoReport
     .await?;
 
     let consumer_has_access = access
-        .hasAccess(created.agreementId, did, consumer_addr, lock_id)
+        .hasAccess(
+            created.agreementId,
+            did,
+            consumer_addr,
+            preview.paymentConditionId,
+        )
         .call()
         .await
         .map_err(step_error("hasAccess"))?;
+    let allowance_left = token
+        .allowance(consumer_addr, suite.payment)
+        .call()
+        .await
+        .map_err(step_error("allowance"))?;
     let mut balances = Vec::new();
     for (party, address) in [
         ("consumer", consumer_addr),
         ("provider", provider_addr),
+        ("keeper", keeper_addr),
         ("fee receiver", fee_addr),
-        ("escrow", suite.escrow_payment),
+        ("escrow", suite.payment),
     ] {
         let balance = token
             .balanceOf(address)
@@ -298,6 +427,8 @@ pub async fn run(endpoint: &str, keys: &[PrivateKeySigner]) -> Result<DemoReport
         agreement_id: created.agreementId,
         balances,
         consumer_has_access,
+        quoted_total: preview.total,
+        allowance_left,
     })
 }
 

@@ -104,3 +104,49 @@ fn missing_files_and_contracts_are_reported() {
         "contract `Nope` is not in the deployment (it has: AgreementStore)"
     );
 }
+
+#[test]
+fn a_deployment_file_holds_the_suite_with_its_timelock() {
+    use insitu_bindings::deployment::{DeployOptions, Governance, SuiteAddresses, plan};
+
+    let deployer = address!("0xf39Fd6e51aad88F6F4ce6aB8827279cffFb92266");
+    let dir = tempfile::tempdir().unwrap();
+    for (governance, contracts) in [
+        (
+            Governance::Timelock {
+                proposer: deployer,
+                delay: 172_800,
+            },
+            11,
+        ),
+        (Governance::Account(deployer), 10),
+    ] {
+        let suite = plan(
+            deployer,
+            0,
+            DeployOptions {
+                governance,
+                admin_transfer_delay: 0,
+                network_fee: None,
+            },
+        )
+        .addresses;
+        let mut deployment = Deployment::new(31337, 14);
+        for (name, address) in suite.by_name() {
+            deployment.insert(name, address);
+        }
+        let path = dir.path().join("suite.json");
+        deployment.write(&path).unwrap();
+        let back = Deployment::read(&path).unwrap();
+        assert_eq!(back.contracts.len(), contracts);
+        assert_eq!(
+            back.address("GovernanceTimelock").ok(),
+            suite.governance_timelock
+        );
+        assert_eq!(SuiteAddresses::from_names(&back.contracts), Ok(suite));
+        assert_eq!(back.address("PaymentCondition").unwrap(), suite.payment);
+        for gone in ["LockPaymentCondition", "EscrowPaymentCondition"] {
+            assert!(back.address(gone).is_err(), "{gone}");
+        }
+    }
+}

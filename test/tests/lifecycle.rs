@@ -1,15 +1,19 @@
-//! Full agreement lifecycles through the templates: access and compute, ERC20 and ETH, one and
-//! three receivers, with and without network fee; refunds, late payments, double settlement,
-//! front-running and outsiders.
+//! Full agreement lifecycles through the templates and the payment condition: access and compute,
+//! ERC20 and ETH, one and three receivers, with and without network fee; refunds, late payments,
+//! settlement happening once, outsiders, template approval, agreement ids, time outs and previews.
 
 use alloy::primitives::{Address, B256, U256, keccak256};
 use alloy::sol_types::SolValue;
 use insitu_bindings::{
-    AccessCondition, AccessTemplate, AgreementStore, EscrowPaymentCondition, LockPaymentCondition,
-    ServiceTemplate,
+    AccessCondition, AccessTemplate, AgreementStore, AssetRegistry, ComputeExecutionCondition,
+    PaymentCondition, ServiceTemplate,
 };
-use insitu_tests::harness::ExpectRevert;
-use insitu_tests::world::{FEE_BPS, Service, World, state};
+use insitu_tests::harness::{ExpectRevert, Receipt, TxError};
+use insitu_tests::world::{
+    Deal, FEE_BPS, OFFER_MAX_TIMEOUT, OFFER_MIN_TIMEOUT, Service, SignedOffer, World, state,
+};
+
+mod common;
 
 const DAY: u64 = 24 * 3600;
 
@@ -18,8 +22,43 @@ fn balances(world: &mut World, token: Address, who: &[Address]) -> Vec<U256> {
     who.iter().map(|a| world.balance(token, *a)).collect()
 }
 
-/// Runs create-and-lock, serve, release for one configuration and checks every balance, state and
-/// event on the way.
+/// The keeper's signed offer on the world's asset for `service`, paying `split` in `token`.
+fn signed(
+    world: &mut World,
+    service: Service,
+    token: Address,
+    split: &[(Address, u64)],
+) -> SignedOffer {
+    let did = world.did;
+    let offer = world.offer(did, token, split);
+    world.sign_offer(service, offer)
+}
+
+/// `consumer` creates an agreement on `signed` with the template's `createAgreement` (two-step),
+/// with `seed` and service time out `timeout`, without a cap on the total.
+fn create_with(
+    world: &mut World,
+    service: Service,
+    consumer: Address,
+    signed: &SignedOffer,
+    seed: B256,
+    timeout: u32,
+) -> Result<(Deal, Receipt<B256>), TxError> {
+    let call = ServiceTemplate::createAgreementCall {
+        seed,
+        offer: signed.offer.clone(),
+        signature: signed.signature.clone(),
+        serviceTimeout: timeout,
+        maxTotal: U256::MAX,
+    };
+    let template = world.template(service);
+    let receipt = world.transact(consumer, template, &call, U256::ZERO)?;
+    let deal = world.deal_from(service, &receipt);
+    Ok((deal, receipt))
+}
+
+/// Runs buy (create and pay in one transaction), serve, release for one configuration and checks
+/// every balance, state and event on the way.
 fn run_lifecycle(service: Service, eth: bool, receivers: usize, fee: bool) {
     let mut world = if fee { World::with_fee() } else { World::new() };
     let token = if eth { Address::ZERO } else { world.token };
@@ -37,34 +76,31 @@ fn run_lifecycle(service: Service, eth: bool, receivers: usize, fee: bool) {
     };
     let total = U256::from(price + expected_fee);
 
-    let escrow = world.suite.escrow_payment;
-    let mut watched = vec![world.consumer, escrow];
+    let payment = world.suite.payment;
+    let mut watched = vec![world.consumer, payment];
     watched.extend(payees[..receivers].iter());
     let before = balances(&mut world, token, &watched);
 
-    let terms = World::terms(token, &split);
+    let offer = signed(&mut world, service, token, &split);
     let value = if eth { total } else { U256::ZERO };
     let (consumer, did, keeper) = (world.consumer, world.did, world.keeper);
     let (deal, created) = world
-        .create_and_lock(service, consumer, did, terms, value)
-        .expect("create and lock");
+        .buy(service, consumer, &offer, value)
+        .expect("create and pay");
     assert_eq!(deal.fee, U256::from(expected_fee));
     assert_eq!(deal.total(), total);
-    let locked = created.expect_event::<LockPaymentCondition::PaymentLocked>();
-    assert_eq!(locked.agreementId, deal.agreement_id);
-    assert_eq!(locked.conditionId, deal.lock_id);
-    assert_eq!(locked.payer, consumer);
-    assert_eq!(locked.escrow, escrow);
-    assert_eq!(locked.token, token);
-    assert_eq!(locked.amount, total);
-    assert_eq!(world.state(deal.lock_id), state::FULFILLED);
+    assert_eq!(deal.provider, keeper);
+    // No PaymentLocked any more: the payment is announced by the store's ConditionFulfilled.
+    let paid = created.expect_event::<AgreementStore::ConditionFulfilled>();
+    assert_eq!(paid.conditionId, deal.payment_id);
+    assert_eq!(paid.conditionContract, payment);
+    assert_eq!(world.state(deal.payment_id), state::FULFILLED);
     assert_eq!(world.state(deal.service_id), state::UNFULFILLED);
-    assert_eq!(world.state(deal.escrow_id), state::UNFULFILLED);
 
     // Gas price is zero in the harness, so ETH balances move by value only, like tokens.
-    let after_lock = balances(&mut world, token, &watched);
-    assert_eq!(after_lock[0], before[0] - total);
-    assert_eq!(after_lock[1], before[1] + total, "escrow holds the payment");
+    let after_pay = balances(&mut world, token, &watched);
+    assert_eq!(after_pay[0], before[0] - total);
+    assert_eq!(after_pay[1], before[1] + total, "escrow holds the payment");
 
     let served = world.serve(&deal, keeper).expect("serve");
     assert_eq!(served.output, deal.service_id);
@@ -72,27 +108,32 @@ fn run_lifecycle(service: Service, eth: bool, receivers: usize, fee: bool) {
         Service::Access => {
             let granted = served.expect_event::<AccessCondition::AccessGranted>();
             assert_eq!(granted.agreementId, deal.agreement_id);
-            assert_eq!(granted.conditionId, deal.service_id);
             assert_eq!(granted.did, did);
             assert_eq!(granted.consumer, consumer);
             assert_eq!(granted.provider, keeper);
         }
         Service::Compute => {
-            let executed = served
-                .expect_event::<insitu_bindings::ComputeExecutionCondition::ComputeExecuted>();
-            assert_eq!(executed.conditionId, deal.service_id);
+            let executed = served.expect_event::<ComputeExecutionCondition::ComputeExecuted>();
+            assert_eq!(executed.agreementId, deal.agreement_id);
+            assert_eq!(executed.did, did);
+            assert_eq!(executed.consumer, consumer);
             assert_eq!(executed.provider, keeper);
             assert_eq!(executed.result, keccak256(deal.agreement_id));
         }
     }
+    let fulfilled = served.expect_event::<AgreementStore::ConditionFulfilled>();
+    assert_eq!(fulfilled.conditionId, deal.service_id);
 
     let released = world.release(&deal, keeper).expect("release");
-    let event = released.expect_event::<EscrowPaymentCondition::PaymentReleased>();
+    assert_eq!(released.output, deal.payment_id);
+    let event = released.expect_event::<PaymentCondition::PaymentReleased>();
     assert_eq!(event.agreementId, deal.agreement_id);
-    assert_eq!(event.conditionId, deal.escrow_id);
+    assert_eq!(event.token, token);
     assert_eq!(event.amount, U256::from(price));
     assert_eq!(event.fee, U256::from(expected_fee));
-    assert_eq!(world.state(deal.escrow_id), state::FULFILLED);
+    assert!(!released.has_event::<PaymentCondition::PaymentCredited>());
+    assert_eq!(world.state(deal.payment_id), state::RELEASED);
+    assert_eq!(world.state(deal.service_id), state::FULFILLED);
 
     let after = balances(&mut world, token, &watched);
     assert_eq!(after[0], before[0] - total, "consumer paid exactly once");
@@ -106,7 +147,7 @@ fn run_lifecycle(service: Service, eth: bool, receivers: usize, fee: bool) {
     }
     let accrued = world
         .chain
-        .call(escrow, &EscrowPaymentCondition::accruedFeesCall { token })
+        .call(payment, &PaymentCondition::accruedFeesCall { token })
         .expect("accruedFees");
     assert_eq!(accrued, U256::from(expected_fee));
 }
@@ -133,12 +174,16 @@ fn a_provider_that_never_serves_lets_the_consumer_take_everything_back() {
     let before = world.balance(token, consumer);
 
     // Before the time out: nothing to abort, nothing to refund.
-    world
+    let err = world
         .abort_service(&deal, outsider)
         .expect_revert::<AgreementStore::ConditionNotTimedOut>();
-    world
+    assert_eq!(err.conditionId, deal.service_id);
+    let err = world
         .refund(&deal, outsider)
-        .expect_revert::<EscrowPaymentCondition::NoReleaseConditionAborted>();
+        .expect_revert::<PaymentCondition::ServiceNotAborted>();
+    assert_eq!(err.serviceConditionId, deal.service_id);
+    assert_eq!(err.state, state::UNFULFILLED);
+    assert_eq!(world.state(deal.payment_id), state::FULFILLED);
 
     // The default service time out is three days after creation.
     world.chain.warp(3 * DAY);
@@ -148,59 +193,73 @@ fn a_provider_that_never_serves_lets_the_consumer_take_everything_back() {
     assert_eq!(late.conditionId, deal.service_id);
     let blocked = world
         .release(&deal, keeper)
-        .expect_revert::<EscrowPaymentCondition::DependencyNotFulfilled>();
-    assert_eq!(blocked.conditionId, deal.service_id);
+        .expect_revert::<PaymentCondition::ServiceNotFulfilled>();
+    assert_eq!(blocked.serviceConditionId, deal.service_id);
     assert_eq!(blocked.state, state::UNFULFILLED);
 
     // Anyone aborts the timed-out condition, then anyone refunds.
     let aborted = world.abort_service(&deal, outsider).expect("abort");
     let event = aborted.expect_event::<AgreementStore::ConditionAborted>();
     assert_eq!(event.conditionId, deal.service_id);
+    assert_eq!(event.conditionContract, world.suite.access);
     assert_eq!(world.state(deal.service_id), state::ABORTED);
 
     let refunded = world.refund(&deal, outsider).expect("refund");
-    let event = refunded.expect_event::<EscrowPaymentCondition::PaymentRefunded>();
+    assert_eq!(refunded.output, deal.payment_id);
+    let event = refunded.expect_event::<PaymentCondition::PaymentRefunded>();
+    assert_eq!(event.agreementId, deal.agreement_id);
     assert_eq!(event.payer, consumer);
+    assert_eq!(event.token, token);
     assert_eq!(event.amount, deal.total());
-    assert_eq!(world.state(deal.escrow_id), state::ABORTED);
+    assert_eq!(world.state(deal.payment_id), state::REFUNDED);
     assert_eq!(world.balance(token, consumer), before + deal.total());
-    assert_eq!(world.balance(token, world.suite.escrow_payment), U256::ZERO);
+    assert_eq!(world.balance(token, world.suite.payment), U256::ZERO);
 
     // Settled once: neither a second refund nor a release.
     let again = world
         .refund(&deal, consumer)
-        .expect_revert::<AgreementStore::ConditionNotUnfulfilled>();
-    assert_eq!(again.conditionId, deal.escrow_id);
-    assert_eq!(again.state, state::ABORTED);
-    world
+        .expect_revert::<AgreementStore::ConditionNotFulfilled>();
+    assert_eq!(again.conditionId, deal.payment_id);
+    assert_eq!(again.state, state::REFUNDED);
+    let err = world
         .release(&deal, keeper)
-        .expect_revert::<EscrowPaymentCondition::DependencyNotFulfilled>();
+        .expect_revert::<PaymentCondition::ServiceNotFulfilled>();
+    assert_eq!(
+        (err.serviceConditionId, err.state),
+        (deal.service_id, state::ABORTED)
+    );
+    assert_eq!(world.balance(token, consumer), before + deal.total());
 }
 
 #[test]
-fn a_released_escrow_cannot_be_released_again_or_refunded() {
+fn a_released_payment_cannot_be_released_again_or_refunded() {
     let mut world = World::with_fee();
     let deal = world.paid_deal(Service::Compute);
     let keeper = world.keeper;
     world.serve(&deal, keeper).expect("serve");
     world.release(&deal, keeper).expect("release");
-    let escrow_balance = world.balance(world.token, world.suite.escrow_payment);
+    let escrow_balance = world.balance(world.token, world.suite.payment);
 
     let twice = world
         .release(&deal, keeper)
-        .expect_revert::<AgreementStore::ConditionNotUnfulfilled>();
-    assert_eq!(twice.conditionId, deal.escrow_id);
-    assert_eq!(twice.state, state::FULFILLED);
-    world
+        .expect_revert::<AgreementStore::ConditionNotFulfilled>();
+    assert_eq!(twice.conditionId, deal.payment_id);
+    assert_eq!(twice.state, state::RELEASED);
+    let err = world
         .refund(&deal, world.consumer)
-        .expect_revert::<EscrowPaymentCondition::NoReleaseConditionAborted>();
+        .expect_revert::<PaymentCondition::ServiceNotAborted>();
+    assert_eq!(
+        (err.serviceConditionId, err.state),
+        (deal.service_id, state::FULFILLED)
+    );
     // A fulfilled service can never be aborted afterwards, even past its time out.
     world.chain.warp(100 * DAY);
     world
         .abort_service(&deal, world.outsider)
         .expect_revert::<AgreementStore::ConditionNotTimedOut>();
+    assert_eq!(world.state(deal.payment_id), state::RELEASED);
     assert_eq!(
-        world.balance(world.token, world.suite.escrow_payment),
+        world.balance(world.token, world.suite.payment),
         escrow_balance
     );
 }
@@ -208,69 +267,75 @@ fn a_released_escrow_cannot_be_released_again_or_refunded() {
 #[test]
 fn a_late_payment_reverts_and_takes_nothing() {
     let mut world = World::new();
-    let terms = World::terms(world.token, &[(world.provider, 1_000)]);
-    let (consumer, did) = (world.consumer, world.did);
+    let (consumer, provider, token) = (world.consumer, world.provider, world.token);
+    let offer = signed(&mut world, Service::Access, token, &[(provider, 1_000)]);
     let (deal, _) = world
-        .create(Service::Access, consumer, did, terms)
+        .create(Service::Access, consumer, &offer)
         .expect("create");
-    let before = world.balance(world.token, consumer);
+    let before = world.balance(token, consumer);
 
     // The payment window is half the service time out (1.5 days by default).
     world.chain.warp(3 * DAY / 2);
     let late = world
         .lock(&deal, consumer, U256::ZERO)
         .expect_revert::<AgreementStore::ConditionTimedOut>();
-    assert_eq!(late.conditionId, deal.lock_id);
-    assert_eq!(world.balance(world.token, consumer), before);
-    assert_eq!(world.state(deal.lock_id), state::UNFULFILLED);
+    assert_eq!(late.conditionId, deal.payment_id);
+    assert_eq!(world.balance(token, consumer), before);
+    assert_eq!(world.state(deal.payment_id), state::UNFULFILLED);
 
     // One second earlier it would have gone through.
     world.chain.set_timestamp(world.chain.timestamp() - 1);
-    world
+    let receipt = world
         .lock(&deal, consumer, U256::ZERO)
         .expect("lock in time");
-    assert_eq!(world.balance(world.token, consumer), before - deal.total());
+    assert_eq!(receipt.output, deal.payment_id);
+    assert_eq!(world.balance(token, consumer), before - deal.total());
+    assert_eq!(world.state(deal.payment_id), state::FULFILLED);
 }
 
 #[test]
 fn the_two_step_path_pays_after_creation_and_the_service_waits_for_it() {
     let mut world = World::new();
-    let terms = World::terms(world.token, &[(world.provider, 500)]);
-    let (consumer, did, keeper) = (world.consumer, world.did, world.keeper);
+    let (consumer, keeper, provider, token) =
+        (world.consumer, world.keeper, world.provider, world.token);
+    let offer = signed(&mut world, Service::Access, token, &[(provider, 500)]);
     let (deal, created) = world
-        .create(Service::Access, consumer, did, terms)
+        .create(Service::Access, consumer, &offer)
         .expect("create");
-    assert!(!created.has_event::<LockPaymentCondition::PaymentLocked>());
+    assert!(!created.has_event::<AgreementStore::ConditionFulfilled>());
+    assert_eq!(world.state(deal.payment_id), state::UNFULFILLED);
 
     let unpaid = world
         .serve(&deal, keeper)
         .expect_revert::<AccessCondition::DependencyNotFulfilled>();
-    assert_eq!(unpaid.conditionId, deal.lock_id);
+    assert_eq!(unpaid.conditionId, deal.payment_id);
     assert_eq!(unpaid.state, state::UNFULFILLED);
 
-    // Only the consumer's own payment fulfils the lock: the payer is bound in its id.
+    // Only the consumer's own payment fulfils the payment: the payer is bound in its id.
     let outsider = world.outsider;
-    world.mint(world.token, outsider, U256::from(10_000));
-    world.approve(world.token, outsider, world.suite.lock_payment, U256::MAX);
+    world.mint(token, outsider, U256::from(10_000));
+    world.approve(token, outsider, world.suite.payment, U256::MAX);
     world
         .lock(&deal, outsider, U256::ZERO)
         .expect_revert::<AgreementStore::ConditionNotFound>();
+    assert_eq!(world.balance(token, outsider), U256::from(10_000));
+    assert_eq!(world.state(deal.payment_id), state::UNFULFILLED);
 
-    world.lock(&deal, consumer, U256::ZERO).expect("lock");
+    let locked = world.lock(&deal, consumer, U256::ZERO).expect("lock");
+    let paid = locked.expect_event::<AgreementStore::ConditionFulfilled>();
+    assert_eq!(paid.conditionId, deal.payment_id);
     world.serve(&deal, keeper).expect("serve");
     world.release(&deal, keeper).expect("release");
-    assert_eq!(
-        world.balance(world.token, world.provider),
-        U256::from(500u64)
-    );
+    assert_eq!(world.balance(token, provider), U256::from(500u64));
+    assert_eq!(world.state(deal.payment_id), state::RELEASED);
 }
 
 #[test]
 fn nobody_but_the_asset_servers_can_fulfil_the_service() {
     let mut world = World::new();
     let deal = world.paid_deal(Service::Access);
-    let (outsider, consumer) = (world.outsider, world.consumer);
-    for intruder in [outsider, consumer, world.governor] {
+    let (outsider, consumer, governor) = (world.outsider, world.consumer, world.governor);
+    for intruder in [outsider, consumer, governor] {
         let err = world
             .serve(&deal, intruder)
             .expect_revert::<AccessCondition::NotAssetServer>();
@@ -289,7 +354,7 @@ fn nobody_but_the_asset_servers_can_fulfil_the_service() {
         .transact(
             provider,
             world.suite.asset_registry,
-            &insitu_bindings::AssetRegistry::grantPermissionCall {
+            &AssetRegistry::grantPermissionCall {
                 did: world.did,
                 delegate,
             },
@@ -313,28 +378,32 @@ fn fulfilments_with_other_parameters_address_no_condition() {
         .serve(&other_consumer, keeper)
         .expect_revert::<AgreementStore::ConditionNotFound>();
 
-    // Access on another asset of the same provider, with this deal's paid lock.
+    // Access on another asset of the same provider, with this deal's paid payment.
     let other_did = world.register_asset(world.provider, &[keeper]);
     let mut other_asset = deal.clone();
     other_asset.did = other_did;
     world
         .serve(&other_asset, keeper)
         .expect_revert::<AgreementStore::ConditionNotFound>();
+    assert_eq!(world.state(deal.service_id), state::UNFULFILLED);
 
-    // A release that pays someone else, or more, derives another lock id: not Fulfilled.
+    // A release that pays someone else, or more, derives another payment and hence another
+    // service condition, which does not exist.
     world.serve(&deal, keeper).expect("serve");
     let mut redirected = deal.clone();
     redirected.receivers = vec![outsider];
     let err = world
         .release(&redirected, outsider)
-        .expect_revert::<EscrowPaymentCondition::DependencyNotFulfilled>();
-    assert_ne!(err.conditionId, deal.lock_id);
+        .expect_revert::<PaymentCondition::ServiceNotFulfilled>();
+    assert_ne!(err.serviceConditionId, deal.service_id);
     assert_eq!(err.state, state::UNINITIALIZED);
     let mut inflated = deal.clone();
     inflated.amounts = vec![deal.amounts[0] * U256::from(2)];
-    world
+    let err = world
         .release(&inflated, outsider)
-        .expect_revert::<EscrowPaymentCondition::DependencyNotFulfilled>();
+        .expect_revert::<PaymentCondition::ServiceNotFulfilled>();
+    assert_eq!(err.state, state::UNINITIALIZED);
+    assert_eq!(world.state(deal.payment_id), state::FULFILLED);
 
     // Anyone may trigger the real release; it pays the agreed receivers.
     world.release(&deal, outsider).expect("release by anyone");
@@ -348,7 +417,6 @@ fn fulfilments_with_other_parameters_address_no_condition() {
 #[test]
 fn only_approved_templates_create_agreements() {
     let mut world = World::new();
-    let governor = world.governor;
     let rogue = world
         .chain
         .deploy(
@@ -356,144 +424,219 @@ fn only_approved_templates_create_agreements() {
             &AccessTemplate::BYTECODE,
             &AccessTemplate::constructorCall {
                 store: world.suite.agreement_store,
-                lock: world.suite.lock_payment,
+                registry: world.suite.asset_registry,
+                payment: world.suite.payment,
                 access: world.suite.access,
-                escrow: world.suite.escrow_payment,
             },
         )
         .expect("deploy an unapproved template");
-    let seed = world.seed();
-    let call = ServiceTemplate::createAgreementAndLockCall {
-        seed,
-        did: world.did,
-        terms: World::terms(world.token, &[(world.provider, 10)]),
+    let (consumer, provider, token, did) = (world.consumer, world.provider, world.token, world.did);
+    let offer = world.offer(did, token, &[(provider, 10)]);
+    // Signed in the unapproved template's own domain, so only the approval is missing.
+    let domain = insitu_bindings::offers::domain(
+        insitu_bindings::offers::ACCESS_TEMPLATE_DOMAIN,
+        world.chain.chain_id(),
+        rogue,
+    );
+    let hash = insitu_bindings::offers::signing_hash(&offer, &domain);
+    let signature: alloy::primitives::Bytes = {
+        use alloy::signers::SignerSync;
+        let key = world.chain.signer(world.keeper).expect("keeper key");
+        key.sign_hash_sync(&hash)
+            .expect("sign")
+            .as_bytes()
+            .to_vec()
+            .into()
     };
-    let before = world.balance(world.token, world.consumer);
+    let before = world.balance(token, consumer);
+    let two_step = ServiceTemplate::createAgreementCall {
+        seed: world.seed(),
+        offer: offer.clone(),
+        signature: signature.clone(),
+        serviceTimeout: 0,
+        maxTotal: U256::MAX,
+    };
     let err = world
         .chain
-        .transact(world.consumer, rogue, &call)
+        .transact(consumer, rogue, &two_step)
         .expect_revert::<AgreementStore::TemplateNotApproved>();
     assert_eq!(err.caller, rogue);
-    assert_eq!(world.balance(world.token, world.consumer), before);
+    let one_step = PaymentCondition::createAgreementAndPayCall {
+        template: rogue,
+        seed: world.seed(),
+        offer: offer.into(),
+        signature,
+        serviceTimeout: 0,
+        maxTotal: U256::MAX,
+    };
+    let err = world
+        .chain
+        .transact(consumer, world.suite.payment, &one_step)
+        .expect_revert::<AgreementStore::TemplateNotApproved>();
+    assert_eq!(err.caller, rogue);
+    assert_eq!(world.balance(token, consumer), before);
 
     // A revoked template stops creating; its agreements keep settling.
     let deal = world.paid_deal(Service::Access);
-    world
-        .transact(
-            governor,
-            world.suite.agreement_store,
-            &AgreementStore::revokeTemplateCall {
-                template: world.suite.access_template,
-            },
-            U256::ZERO,
-        )
-        .expect("revoke");
-    let call = ServiceTemplate::createAgreementCall {
-        seed: world.seed(),
-        did: world.did,
-        terms: World::terms(world.token, &[(world.provider, 10)]),
-    };
-    world
-        .chain
-        .transact(world.consumer, world.suite.access_template, &call)
+    let access_template = world.suite.access_template;
+    common::revoke_template(&mut world, access_template).expect("revoke");
+    let fresh = signed(&mut world, Service::Access, token, &[(provider, 10)]);
+    let err = world
+        .buy(Service::Access, consumer, &fresh, U256::ZERO)
         .expect_revert::<AgreementStore::TemplateNotApproved>();
+    assert_eq!(err.caller, world.suite.access_template);
+    let err = world
+        .create(Service::Access, consumer, &fresh)
+        .expect_revert::<AgreementStore::TemplateNotApproved>();
+    assert_eq!(err.caller, world.suite.access_template);
     let keeper = world.keeper;
     world.serve(&deal, keeper).expect("serve after revocation");
     world
         .release(&deal, keeper)
         .expect("release after revocation");
+    assert_eq!(world.state(deal.payment_id), state::RELEASED);
 }
 
 #[test]
 fn an_agreement_id_cannot_be_reused() {
     let mut world = World::new();
     let seed = B256::repeat_byte(7);
-    let call = ServiceTemplate::createAgreementCall {
+    let (consumer, outsider, provider, token) =
+        (world.consumer, world.outsider, world.provider, world.token);
+    let access_offer = signed(&mut world, Service::Access, token, &[(provider, 10)]);
+    let (first, _) = create_with(
+        &mut world,
+        Service::Access,
+        consumer,
+        &access_offer,
         seed,
-        did: world.did,
-        terms: World::terms(world.token, &[(world.provider, 10)]),
-    };
-    let (consumer, outsider) = (world.consumer, world.outsider);
-    let template = world.suite.access_template;
-    let first = world
+        0,
+    )
+    .expect("first");
+    // agreementId = keccak256(abi.encode(seed, consumer, payment contract, payment value hash)).
+    let payment_hash = world
         .chain
-        .transact(consumer, template, &call)
-        .expect("first")
-        .output;
-    assert_eq!(first, keccak256((seed, consumer).abi_encode()));
+        .call(
+            world.suite.payment,
+            &PaymentCondition::hashValuesCall {
+                did: first.did,
+                payer: consumer,
+                service: world.suite.access,
+                payment: first.payment(),
+            },
+        )
+        .expect("hashValues");
+    assert_eq!(
+        first.agreement_id,
+        keccak256((seed, consumer, world.suite.payment, payment_hash).abi_encode())
+    );
+    let err = create_with(
+        &mut world,
+        Service::Access,
+        consumer,
+        &access_offer,
+        seed,
+        0,
+    )
+    .expect_revert::<AgreementStore::ConditionAlreadyExists>();
+    assert_eq!(err.conditionId, first.payment_id);
+    // The one-step purchase with the same seed hits the same agreement.
+    let call = PaymentCondition::createAgreementAndPayCall {
+        template: world.suite.access_template,
+        seed,
+        offer: access_offer.offer.clone().into(),
+        signature: access_offer.signature.clone(),
+        serviceTimeout: 0,
+        maxTotal: U256::MAX,
+    };
+    let before = world.balance(token, consumer);
     let err = world
         .chain
-        .transact(consumer, template, &call)
-        .expect_revert::<AgreementStore::AgreementAlreadyExists>();
-    assert_eq!(err.agreementId, first);
+        .transact(consumer, world.suite.payment, &call)
+        .expect_revert::<AgreementStore::ConditionAlreadyExists>();
+    assert_eq!(err.conditionId, first.payment_id);
+    assert_eq!(world.balance(token, consumer), before);
+
     // Another consumer with the same seed gets another agreement; so does the other template.
-    let other = world
-        .chain
-        .transact(outsider, template, &call)
-        .expect("other consumer")
-        .output;
-    assert_ne!(other, first);
-    world
-        .chain
-        .transact(consumer, world.suite.compute_template, &call)
-        .expect_revert::<AgreementStore::AgreementAlreadyExists>();
+    let (other, _) = create_with(
+        &mut world,
+        Service::Access,
+        outsider,
+        &access_offer,
+        seed,
+        0,
+    )
+    .expect("other consumer");
+    assert_ne!(other.agreement_id, first.agreement_id);
+    let compute_offer = signed(&mut world, Service::Compute, token, &[(provider, 10)]);
+    let (compute, _) = create_with(
+        &mut world,
+        Service::Compute,
+        consumer,
+        &compute_offer,
+        seed,
+        0,
+    )
+    .expect("other template");
+    assert_ne!(compute.agreement_id, first.agreement_id);
 }
 
 #[test]
 fn service_time_outs_are_bounded_and_finite() {
     let mut world = World::new();
-    let (consumer, did) = (world.consumer, world.did);
-    for bad in [1u32, 3_599, 90 * 24 * 3600 + 1, u32::MAX] {
-        let mut terms = World::terms(world.token, &[(world.provider, 10)]);
-        terms.serviceTimeout = bad;
-        let err = world
-            .create(Service::Access, consumer, did, terms)
+    let (consumer, provider, token) = (world.consumer, world.provider, world.token);
+    let offer = signed(&mut world, Service::Access, token, &[(provider, 10)]);
+    for bad in [1u32, OFFER_MIN_TIMEOUT - 1, OFFER_MAX_TIMEOUT + 1, u32::MAX] {
+        let seed = world.seed();
+        let err = create_with(&mut world, Service::Access, consumer, &offer, seed, bad)
             .expect_revert::<ServiceTemplate::InvalidServiceTimeout>();
-        assert_eq!(err.serviceTimeout, bad);
+        assert_eq!(
+            (
+                err.serviceTimeout,
+                err.minServiceTimeout,
+                err.maxServiceTimeout
+            ),
+            (bad, OFFER_MIN_TIMEOUT, OFFER_MAX_TIMEOUT)
+        );
     }
-    for (requested, expected) in [(0u32, 3 * DAY), (3_600, 3_600), (90 * 24 * 3600, 90 * DAY)] {
-        let mut terms = World::terms(world.token, &[(world.provider, 10)]);
-        terms.serviceTimeout = requested;
-        let (deal, receipt) = world
-            .create(Service::Access, consumer, did, terms)
-            .expect("create");
+    // The offer's own bounds must lie within [1 hour, 90 days] and not be empty.
+    for (min, max) in [
+        (3_599u32, OFFER_MAX_TIMEOUT),
+        (OFFER_MIN_TIMEOUT, 90 * 24 * 3600 + 1),
+        (7_200, 3_600),
+    ] {
+        let mut bad_offer = offer.offer.clone();
+        bad_offer.minServiceTimeout = min;
+        bad_offer.maxServiceTimeout = max;
+        let bad_signed = world.sign_offer(Service::Access, bad_offer);
+        let seed = world.seed();
+        let err = create_with(&mut world, Service::Access, consumer, &bad_signed, seed, 0)
+            .expect_revert::<ServiceTemplate::InvalidOfferTimeouts>();
+        assert_eq!((err.minServiceTimeout, err.maxServiceTimeout), (min, max));
+    }
+    for (requested, expected) in [
+        (0u32, u64::from(OFFER_MAX_TIMEOUT)),
+        (OFFER_MIN_TIMEOUT, u64::from(OFFER_MIN_TIMEOUT)),
+        (OFFER_MAX_TIMEOUT, u64::from(OFFER_MAX_TIMEOUT)),
+    ] {
+        let seed = world.seed();
+        let (deal, receipt) = create_with(
+            &mut world,
+            Service::Access,
+            consumer,
+            &offer,
+            seed,
+            requested,
+        )
+        .expect("create");
+        assert_eq!(u64::from(deal.service_timeout), expected);
         let now = receipt.timestamp;
-        let store = world.suite.agreement_store;
-        let service = world
-            .chain
-            .call(
-                store,
-                &AgreementStore::getConditionCall {
-                    conditionId: deal.service_id,
-                },
-            )
-            .expect("service condition");
+        let service = common::condition(&mut world, deal.service_id);
         assert_eq!(u64::try_from(service.timeOut).unwrap(), now + expected);
         assert_eq!(u64::try_from(service.timeLock).unwrap(), 0);
-        let lock = world
-            .chain
-            .call(
-                store,
-                &AgreementStore::getConditionCall {
-                    conditionId: deal.lock_id,
-                },
-            )
-            .expect("lock condition");
-        assert_eq!(u64::try_from(lock.timeOut).unwrap(), now + expected / 2);
-        let escrow = world
-            .chain
-            .call(
-                store,
-                &AgreementStore::getConditionCall {
-                    conditionId: deal.escrow_id,
-                },
-            )
-            .expect("escrow condition");
-        assert_eq!(
-            u64::try_from(escrow.timeOut).unwrap(),
-            0,
-            "escrow never times out"
-        );
+        let payment = common::condition(&mut world, deal.payment_id);
+        assert_eq!(u64::try_from(payment.timeOut).unwrap(), now + expected / 2);
+        assert_eq!(u64::try_from(payment.timeLock).unwrap(), 0);
     }
 }
 
@@ -501,9 +644,17 @@ fn service_time_outs_are_bounded_and_finite() {
 fn preview_matches_the_created_agreement() {
     let mut world = World::with_fee();
     let seed = B256::repeat_byte(0x42);
-    let terms = World::terms(
+    let (consumer, provider, co_provider, token) = (
+        world.consumer,
+        world.provider,
+        world.co_provider,
         world.token,
-        &[(world.provider, 20_000), (world.co_provider, 5)],
+    );
+    let offer = signed(
+        &mut world,
+        Service::Compute,
+        token,
+        &[(provider, 20_000), (co_provider, 5)],
     );
     let preview = world
         .chain
@@ -511,34 +662,37 @@ fn preview_matches_the_created_agreement() {
             world.suite.compute_template,
             &ServiceTemplate::previewAgreementCall {
                 seed,
-                consumer: world.consumer,
-                did: world.did,
-                terms: terms.clone(),
+                consumer,
+                offer: offer.offer.clone(),
+                serviceTimeout: 0,
             },
         )
         .expect("preview");
-    let call = ServiceTemplate::createAgreementAndLockCall {
+    let call = PaymentCondition::createAgreementAndPayCall {
+        template: world.suite.compute_template,
         seed,
-        did: world.did,
-        terms,
+        offer: offer.offer.clone().into(),
+        signature: offer.signature.clone(),
+        serviceTimeout: 0,
+        maxTotal: preview.total,
     };
     let receipt = world
         .chain
-        .transact(world.consumer, world.suite.compute_template, &call)
+        .transact(consumer, world.suite.payment, &call)
         .expect("create");
     let created = receipt.expect_event::<AgreementStore::AgreementCreated>();
     assert_eq!(preview.agreementId, receipt.output);
     assert_eq!(
         created.conditionIds,
-        vec![
-            preview.lockConditionId,
-            preview.serviceConditionId,
-            preview.escrowConditionId
-        ]
+        vec![preview.paymentConditionId, preview.serviceConditionId]
     );
     assert_eq!(preview.fee, U256::from(200u64)); // 1% of 20,005, rounded down
     assert_eq!(preview.total, U256::from(20_205u64));
-    assert_eq!(preview.serviceTimeout, 3 * 24 * 3600);
+    assert_eq!(preview.serviceTimeout, OFFER_MAX_TIMEOUT);
+    let terms = receipt.expect_event::<ServiceTemplate::AgreementTerms>();
+    assert_eq!(terms.fee, preview.fee);
+    assert_eq!(terms.serviceTimeout, preview.serviceTimeout);
+    assert_eq!(terms.checksum, offer.offer.checksum);
 }
 
 #[test]
@@ -546,22 +700,29 @@ fn the_fee_in_force_at_creation_holds_for_the_whole_agreement() {
     let mut world = World::with_fee();
     let deal = world.paid_deal(Service::Access);
     assert_eq!(deal.fee, U256::from(10u64)); // 1% of 1,000
-    let (governor, fee_receiver) = (world.governor, world.fee_receiver);
+    // Created (not yet paid) at 1%: the later raise does not apply to its payment either.
+    let (consumer, provider, token) = (world.consumer, world.provider, world.token);
+    let offer = signed(&mut world, Service::Access, token, &[(provider, 1_000)]);
+    let (unpaid, _) = world
+        .create(Service::Access, consumer, &offer)
+        .expect("create");
+    assert_eq!(unpaid.fee, U256::from(10u64));
+
+    let fee_receiver = world.fee_receiver;
     world
-        .transact(
-            governor,
-            world.suite.lock_payment,
-            &LockPaymentCondition::setNetworkFeeCall {
-                receiver: fee_receiver,
-                bps: 1_000,
-            },
-            U256::ZERO,
-        )
+        .set_network_fee(fee_receiver, 1_000)
         .expect("raise fee");
+    let before = world.balance(token, consumer);
+    world.lock(&unpaid, consumer, U256::ZERO).expect("lock");
+    assert_eq!(
+        world.balance(token, consumer),
+        before - U256::from(1_010u64)
+    );
+
     let keeper = world.keeper;
     world.serve(&deal, keeper).expect("serve");
     let released = world.release(&deal, keeper).expect("release");
-    let event = released.expect_event::<EscrowPaymentCondition::PaymentReleased>();
+    let event = released.expect_event::<PaymentCondition::PaymentReleased>();
     assert_eq!(event.fee, U256::from(10u64));
     let next = world.paid_deal(Service::Access);
     assert_eq!(next.fee, U256::from(100u64));
@@ -576,11 +737,11 @@ fn compute_execution_is_readable_on_chain_and_names_its_result() {
             .chain
             .call(
                 world.suite.compute_execution,
-                &insitu_bindings::ComputeExecutionCondition::isExecutedCall {
+                &ComputeExecutionCondition::isExecutedCall {
                     agreementId: deal.agreement_id,
                     did: deal.did,
                     consumer: deal.consumer,
-                    lockConditionId: deal.lock_id,
+                    paymentConditionId: deal.payment_id,
                 },
             )
             .expect("isExecuted")
@@ -601,7 +762,7 @@ fn compute_execution_is_readable_on_chain_and_names_its_result() {
                 agreementId: deal.agreement_id,
                 did: deal.did,
                 consumer: deal.consumer,
-                lockConditionId: deal.lock_id,
+                paymentConditionId: deal.payment_id,
             },
         )
         .expect("hasAccess");
@@ -618,25 +779,35 @@ fn a_keeper_serves_and_releases_in_one_transaction() {
             .serve_and_release(&deal, keeper)
             .expect("serve and release");
         assert_eq!(receipt.output, deal.service_id);
-        let released = receipt.expect_event::<EscrowPaymentCondition::PaymentReleased>();
-        assert_eq!(released.conditionId, deal.escrow_id);
+        let released = receipt.expect_event::<PaymentCondition::PaymentReleased>();
+        assert_eq!(released.agreementId, deal.agreement_id);
         assert_eq!(released.fee, deal.fee);
+        // Settlement emits no store event: only the service condition is fulfilled here.
         let fulfilled = receipt
             .events::<AgreementStore::ConditionFulfilled>()
             .unwrap();
         let ids: Vec<_> = fulfilled.iter().map(|e| e.conditionId).collect();
-        assert_eq!(ids, vec![deal.service_id, deal.escrow_id]);
+        assert_eq!(ids, vec![deal.service_id]);
         assert_eq!(world.state(deal.service_id), state::FULFILLED);
-        assert_eq!(world.state(deal.escrow_id), state::FULFILLED);
+        assert_eq!(world.state(deal.payment_id), state::RELEASED);
         assert_eq!(world.balance(token, provider), U256::from(1_000u64));
 
         // Settled once: neither path can release again.
-        world
+        let err = world
             .serve_and_release(&deal, keeper)
             .expect_revert::<AgreementStore::ConditionNotUnfulfilled>();
-        world
+        assert_eq!(
+            (err.conditionId, err.state),
+            (deal.service_id, state::FULFILLED)
+        );
+        let err = world
             .release(&deal, keeper)
-            .expect_revert::<AgreementStore::ConditionNotUnfulfilled>();
+            .expect_revert::<AgreementStore::ConditionNotFulfilled>();
+        assert_eq!(
+            (err.conditionId, err.state),
+            (deal.payment_id, state::RELEASED)
+        );
+        assert_eq!(world.balance(token, provider), U256::from(1_000u64));
     }
 }
 
@@ -644,31 +815,42 @@ fn a_keeper_serves_and_releases_in_one_transaction() {
 fn serve_and_release_is_all_or_nothing() {
     let mut world = World::new();
     let deal = world.paid_deal(Service::Access);
-    let (keeper, outsider) = (world.keeper, world.outsider);
+    let (keeper, outsider, consumer, provider, token) = (
+        world.keeper,
+        world.outsider,
+        world.consumer,
+        world.provider,
+        world.token,
+    );
 
     let err = world
         .serve_and_release(&deal, outsider)
         .expect_revert::<AccessCondition::NotAssetServer>();
     assert_eq!(err.caller, outsider);
 
-    // Terms that do not match the lock: the release reverts, and so does the access grant.
+    // Terms that do not match the payment derive a service condition that does not exist.
     let mut inflated = deal.clone();
     inflated.amounts = vec![deal.amounts[0] + U256::from(1)];
     let err = world
         .serve_and_release(&inflated, keeper)
-        .expect_revert::<EscrowPaymentCondition::DependencyNotFulfilled>();
-    assert_eq!(err.state, state::UNINITIALIZED);
+        .expect_revert::<AgreementStore::ConditionNotFound>();
+    assert_ne!(err.conditionId, deal.service_id);
     assert_eq!(world.state(deal.service_id), state::UNFULFILLED);
-    assert_eq!(world.state(deal.escrow_id), state::UNFULFILLED);
+    assert_eq!(world.state(deal.payment_id), state::FULFILLED);
 
-    // An unpaid agreement cannot be served, let alone released.
-    let terms = World::terms(world.token, &[(world.provider, 5)]);
-    let (consumer, did) = (world.consumer, world.did);
+    // An unpaid agreement: the service would be fulfilled, but the release cannot settle an
+    // unpaid payment, and the whole transaction reverts.
+    let offer = signed(&mut world, Service::Compute, token, &[(provider, 5)]);
     let (unpaid, _) = world
-        .create(Service::Compute, consumer, did, terms)
+        .create(Service::Compute, consumer, &offer)
         .expect("create");
     let err = world
         .serve_and_release(&unpaid, keeper)
-        .expect_revert::<AccessCondition::DependencyNotFulfilled>();
-    assert_eq!(err.conditionId, unpaid.lock_id);
+        .expect_revert::<AgreementStore::ConditionNotFulfilled>();
+    assert_eq!(
+        (err.conditionId, err.state),
+        (unpaid.payment_id, state::UNFULFILLED)
+    );
+    assert_eq!(world.state(unpaid.service_id), state::UNFULFILLED);
+    assert_eq!(world.state(unpaid.payment_id), state::UNFULFILLED);
 }

@@ -1,87 +1,125 @@
-//! The lock payment and escrow conditions on their own: validation of payment terms, ETH value
-//! checks, the network fee and its governance, fee withdrawal, credits and their withdrawal, and
-//! the entry points reserved to templates and to the lock condition.
+//! The payment condition on its own: validation of payment terms, ETH value checks, the network
+//! fee and its governance, fee withdrawal, credits and their withdrawal, the entry point reserved
+//! to the payment condition, value hashes and ids, and time outs.
 
 use alloy::primitives::{Address, B256, U256};
-use insitu_bindings::{EscrowPaymentCondition, LockPaymentCondition, ServiceTemplate};
-use insitu_tests::harness::ExpectRevert;
-use insitu_tests::world::{Service, World, state};
+use alloy::sol_types::SolCall;
+use insitu_bindings::{
+    AccessCondition, AgreementStore, MockERC20, PaymentCondition, ServiceTemplate,
+};
+use insitu_tests::harness::{ExpectRevert, Receipt, TxError};
+use insitu_tests::world::{Deal, Service, SignedOffer, World, state};
 
-mod common;
+/// The keeper's signed offer on the world's asset for `service`, paying `amounts[i]` to
+/// `receivers[i]` in `token` (lengths may differ: the offer is signed as given).
+fn offer_of(
+    world: &mut World,
+    service: Service,
+    token: Address,
+    receivers: Vec<Address>,
+    amounts: Vec<u64>,
+) -> SignedOffer {
+    let did = world.did;
+    let mut offer = world.offer(did, token, &[]);
+    offer.receivers = receivers;
+    offer.amounts = amounts.into_iter().map(U256::from).collect();
+    world.sign_offer(service, offer)
+}
 
-fn terms_of(token: Address, receivers: Vec<Address>, amounts: Vec<u64>) -> ServiceTemplate::Terms {
-    ServiceTemplate::Terms {
-        token,
-        receivers,
-        amounts: amounts.into_iter().map(U256::from).collect(),
+/// `consumer` buys `signed` (one transaction) with `seed`, sending `value`.
+fn buy_seeded(
+    world: &mut World,
+    service: Service,
+    consumer: Address,
+    signed: &SignedOffer,
+    seed: B256,
+    value: U256,
+) -> Result<(Deal, Receipt<B256>), TxError> {
+    let call = PaymentCondition::createAgreementAndPayCall {
+        template: world.template(service),
+        seed,
+        offer: signed.offer.clone().into(),
+        signature: signed.signature.clone(),
         serviceTimeout: 0,
-    }
+        maxTotal: U256::MAX,
+    };
+    let receipt = world.transact(consumer, world.suite.payment, &call, value)?;
+    let deal = world.deal_from(service, &receipt);
+    Ok((deal, receipt))
+}
+
+/// The payment condition id `consumer` would get by buying `signed` with `seed` now.
+fn previewed_payment_id(
+    world: &mut World,
+    service: Service,
+    consumer: Address,
+    signed: &SignedOffer,
+    seed: B256,
+) -> B256 {
+    world
+        .chain
+        .call(
+            world.template(service),
+            &ServiceTemplate::previewAgreementCall {
+                seed,
+                consumer,
+                offer: signed.offer.clone(),
+                serviceTimeout: 0,
+            },
+        )
+        .expect("preview")
+        .paymentConditionId
 }
 
 #[test]
 fn malformed_payment_terms_are_refused_before_anything_moves() {
     let mut world = World::new();
-    let (consumer, did, token, p) = (world.consumer, world.did, world.token, world.provider);
+    let (consumer, token, p) = (world.consumer, world.token, world.provider);
+    let payment = world.suite.payment;
     let before = world.balance(token, consumer);
 
+    let offer = offer_of(&mut world, Service::Access, token, vec![], vec![]);
     world
-        .create_and_lock(
-            Service::Access,
-            consumer,
-            did,
-            terms_of(token, vec![], vec![]),
-            U256::ZERO,
-        )
-        .expect_revert::<LockPaymentCondition::NoReceivers>();
+        .buy(Service::Access, consumer, &offer, U256::ZERO)
+        .expect_revert::<PaymentCondition::NoReceivers>();
+    let offer = offer_of(&mut world, Service::Access, token, vec![p, p], vec![1]);
     let err = world
-        .create_and_lock(
-            Service::Access,
-            consumer,
-            did,
-            terms_of(token, vec![p, p], vec![1]),
-            U256::ZERO,
-        )
-        .expect_revert::<LockPaymentCondition::LengthMismatch>();
+        .buy(Service::Access, consumer, &offer, U256::ZERO)
+        .expect_revert::<PaymentCondition::LengthMismatch>();
     assert_eq!((err.receivers, err.amounts), (U256::from(2), U256::from(1)));
+    let offer = offer_of(
+        &mut world,
+        Service::Access,
+        token,
+        vec![p, Address::ZERO],
+        vec![1, 1],
+    );
     let err = world
-        .create_and_lock(
-            Service::Access,
-            consumer,
-            did,
-            terms_of(token, vec![p, Address::ZERO], vec![1, 1]),
-            U256::ZERO,
-        )
-        .expect_revert::<LockPaymentCondition::ZeroReceiver>();
+        .buy(Service::Access, consumer, &offer, U256::ZERO)
+        .expect_revert::<PaymentCondition::ZeroReceiver>();
     assert_eq!(err.index, U256::from(1));
+    let offer = offer_of(&mut world, Service::Compute, token, vec![p, p], vec![5, 0]);
     let err = world
-        .create_and_lock(
-            Service::Compute,
-            consumer,
-            did,
-            terms_of(token, vec![p, p], vec![5, 0]),
-            U256::ZERO,
-        )
-        .expect_revert::<LockPaymentCondition::ZeroAmount>();
+        .buy(Service::Compute, consumer, &offer, U256::ZERO)
+        .expect_revert::<PaymentCondition::ZeroAmount>();
     assert_eq!(err.index, U256::from(1));
+    let offer = offer_of(&mut world, Service::Access, token, vec![p; 17], vec![1; 17]);
     let err = world
-        .create_and_lock(
-            Service::Access,
-            consumer,
-            did,
-            terms_of(token, vec![p; 17], vec![1; 17]),
-            U256::ZERO,
-        )
-        .expect_revert::<LockPaymentCondition::TooManyReceivers>();
+        .buy(Service::Access, consumer, &offer, U256::ZERO)
+        .expect_revert::<PaymentCondition::TooManyReceivers>();
     assert_eq!(err.count, U256::from(17));
+    // The two-step creation validates the same way.
+    let err = world
+        .create(Service::Access, consumer, &offer)
+        .expect_revert::<PaymentCondition::TooManyReceivers>();
+    assert_eq!(err.count, U256::from(17));
+    assert_eq!(world.balance(token, consumer), before);
+    assert_eq!(world.balance(token, payment), U256::ZERO);
+
     // Sixteen receivers is the most, and works.
+    let offer = offer_of(&mut world, Service::Access, token, vec![p; 16], vec![1; 16]);
     world
-        .create_and_lock(
-            Service::Access,
-            consumer,
-            did,
-            terms_of(token, vec![p; 16], vec![1; 16]),
-            U256::ZERO,
-        )
+        .buy(Service::Access, consumer, &offer, U256::ZERO)
         .expect("sixteen receivers");
     assert_eq!(world.balance(token, consumer), before - U256::from(16));
 }
@@ -89,139 +127,210 @@ fn malformed_payment_terms_are_refused_before_anything_moves() {
 #[test]
 fn eth_payments_must_send_exactly_the_total() {
     let mut world = World::with_fee();
-    let (consumer, did, p) = (world.consumer, world.did, world.provider);
-    let eth_terms = terms_of(Address::ZERO, vec![p], vec![1_000]);
+    let (consumer, p) = (world.consumer, world.provider);
+    let payment = world.suite.payment;
+    let eth_offer = offer_of(
+        &mut world,
+        Service::Access,
+        Address::ZERO,
+        vec![p],
+        vec![1_000],
+    );
+    let before = world.chain.balance(consumer);
     for sent in [0u64, 1_009, 1_011, 2_020] {
-        let err = world
-            .create_and_lock(
-                Service::Access,
-                consumer,
-                did,
-                eth_terms.clone(),
-                U256::from(sent),
-            )
-            .expect_revert::<LockPaymentCondition::IncorrectValue>();
+        let seed = world.seed();
+        let would_be =
+            previewed_payment_id(&mut world, Service::Access, consumer, &eth_offer, seed);
+        let err = buy_seeded(
+            &mut world,
+            Service::Access,
+            consumer,
+            &eth_offer,
+            seed,
+            U256::from(sent),
+        )
+        .expect_revert::<PaymentCondition::IncorrectValue>();
         assert_eq!(err.expected, U256::from(1_010));
         assert_eq!(err.sent, U256::from(sent));
+        assert_eq!(world.state(would_be), state::UNINITIALIZED);
     }
+    assert_eq!(world.chain.balance(consumer), before);
     // ETH sent along with an ERC20 payment is refused, not kept.
-    let token_terms = terms_of(world.token, vec![p], vec![1_000]);
+    let token = world.token;
+    let token_offer = offer_of(&mut world, Service::Access, token, vec![p], vec![1_000]);
     let err = world
-        .create_and_lock(Service::Access, consumer, did, token_terms, U256::from(1))
-        .expect_revert::<LockPaymentCondition::IncorrectValue>();
+        .buy(Service::Access, consumer, &token_offer, U256::from(1))
+        .expect_revert::<PaymentCondition::IncorrectValue>();
     assert_eq!((err.expected, err.sent), (U256::ZERO, U256::from(1)));
+    // The two-step lock checks the same.
+    let (deal, _) = world
+        .create(Service::Access, consumer, &eth_offer)
+        .expect("create");
+    let err = world
+        .lock(&deal, consumer, U256::from(1_000))
+        .expect_revert::<PaymentCondition::IncorrectValue>();
+    assert_eq!(
+        (err.expected, err.sent),
+        (U256::from(1_010), U256::from(1_000))
+    );
+    assert_eq!(world.state(deal.payment_id), state::UNFULFILLED);
     // createAgreement is not payable at all.
     let call = ServiceTemplate::createAgreementCall {
         seed: B256::repeat_byte(1),
-        did,
-        terms: eth_terms,
+        offer: eth_offer.offer.clone(),
+        signature: eth_offer.signature.clone(),
+        serviceTimeout: 0,
+        maxTotal: U256::MAX,
     };
     let template = world.suite.access_template;
     world
         .chain
         .transact_value(consumer, template, &call, U256::from(1))
         .expect_failure();
-    assert_eq!(world.chain.balance(world.suite.escrow_payment), U256::ZERO);
+    assert_eq!(world.chain.balance(payment), U256::ZERO);
+    assert_eq!(world.chain.balance(template), U256::ZERO);
 }
 
 #[test]
-fn lock_for_is_reserved_to_approved_templates() {
+fn create_agreement_for_is_reserved_to_the_payment_condition() {
     let mut world = World::new();
-    let (consumer, outsider) = (world.consumer, world.outsider);
-    let (deal, _) = world
-        .create(
-            Service::Access,
-            consumer,
-            world.did,
-            World::terms(world.token, &[(world.provider, 50)]),
-        )
-        .expect("create");
-    // An outsider cannot spend the consumer's approval by locking "for" it.
-    let call = LockPaymentCondition::lockForCall {
-        agreementId: deal.agreement_id,
-        did: deal.did,
-        escrow: world.suite.escrow_payment,
-        token: deal.token,
-        payer: consumer,
-        receivers: deal.receivers.clone(),
-        amounts: deal.amounts.clone(),
-        fee: deal.fee,
+    let (consumer, outsider, provider, token) =
+        (world.consumer, world.outsider, world.provider, world.token);
+    let did = world.did;
+    let offer = world.offer(did, token, &[(provider, 50)]);
+    let signed = world.sign_offer(Service::Access, offer);
+    // An outsider cannot create agreements "for" the consumer at a fee of its choosing.
+    let call = ServiceTemplate::createAgreementForCall {
+        consumer,
+        seed: B256::repeat_byte(3),
+        offer: signed.offer.clone(),
+        signature: signed.signature.clone(),
+        serviceTimeout: 0,
+        feeBps: 0,
     };
-    let err = world
-        .chain
-        .transact(outsider, world.suite.lock_payment, &call)
-        .expect_revert::<LockPaymentCondition::NotApprovedTemplate>();
-    assert_eq!(err.caller, outsider);
-    assert_eq!(world.state(deal.lock_id), state::UNFULFILLED);
+    for template in [world.suite.access_template, world.suite.compute_template] {
+        let err = world
+            .chain
+            .transact(outsider, template, &call)
+            .expect_revert::<ServiceTemplate::NotPaymentCondition>();
+        assert_eq!(err.caller, outsider);
+    }
 
-    let zero_escrow = LockPaymentCondition::lockCall {
-        agreementId: deal.agreement_id,
-        did: deal.did,
-        escrow: Address::ZERO,
-        token: deal.token,
-        receivers: deal.receivers.clone(),
-        amounts: deal.amounts.clone(),
-        fee: deal.fee,
-    };
+    // An outsider cannot spend the consumer's approval on the consumer's agreement either: the
+    // payer is always the caller, and the outsider's payment addresses no condition.
+    let (deal, _) = world
+        .create(Service::Access, consumer, &signed)
+        .expect("create");
+    let before = world.balance(token, consumer);
     world
-        .chain
-        .transact(consumer, world.suite.lock_payment, &zero_escrow)
-        .expect_revert::<LockPaymentCondition::InvalidEscrow>();
+        .lock(&deal, outsider, U256::ZERO)
+        .expect_revert::<AgreementStore::ConditionNotFound>();
+    assert_eq!(world.balance(token, consumer), before);
+    assert_eq!(world.state(deal.payment_id), state::UNFULFILLED);
+
+    // A lock naming another service contract (or none) addresses no condition either.
+    for service in [Address::ZERO, world.suite.compute_execution] {
+        let call = PaymentCondition::lockCall {
+            agreementId: deal.agreement_id,
+            did: deal.did,
+            service,
+            payment: deal.payment(),
+        };
+        world
+            .chain
+            .transact(consumer, world.suite.payment, &call)
+            .expect_revert::<AgreementStore::ConditionNotFound>();
+    }
+    assert_eq!(world.balance(token, consumer), before);
+    assert_eq!(world.state(deal.payment_id), state::UNFULFILLED);
 }
 
 #[test]
 fn a_payment_without_allowance_or_balance_reverts_whole() {
     let mut world = World::new();
     let stranger = world.chain.account_named("stranger");
-    let terms = World::terms(world.token, &[(world.provider, 100)]);
-    let did = world.did;
+    let (token, provider, payment) = (world.token, world.provider, world.suite.payment);
+    let offer = offer_of(
+        &mut world,
+        Service::Access,
+        token,
+        vec![provider],
+        vec![100],
+    );
     // No approval.
-    world.mint(world.token, stranger, U256::from(100));
-    world
-        .create_and_lock(Service::Access, stranger, did, terms.clone(), U256::ZERO)
-        .expect_revert::<insitu_bindings::MockERC20::ERC20InsufficientAllowance>();
+    world.mint(token, stranger, U256::from(100));
+    let seed = world.seed();
+    let would_be = previewed_payment_id(&mut world, Service::Access, stranger, &offer, seed);
+    let err = buy_seeded(
+        &mut world,
+        Service::Access,
+        stranger,
+        &offer,
+        seed,
+        U256::ZERO,
+    )
+    .expect_revert::<MockERC20::ERC20InsufficientAllowance>();
+    assert_eq!(
+        (err.spender, err.allowance, err.needed),
+        (payment, U256::ZERO, U256::from(100))
+    );
+    assert_eq!(world.state(would_be), state::UNINITIALIZED);
     // Approval but not enough balance.
-    world.approve(world.token, stranger, world.suite.lock_payment, U256::MAX);
-    let mut expensive = terms;
-    expensive.amounts = vec![U256::from(101)];
-    world
-        .create_and_lock(Service::Access, stranger, did, expensive, U256::ZERO)
-        .expect_revert::<insitu_bindings::MockERC20::ERC20InsufficientBalance>();
-    assert_eq!(world.balance(world.token, stranger), U256::from(100));
+    world.approve(token, stranger, payment, U256::MAX);
+    let expensive = offer_of(
+        &mut world,
+        Service::Access,
+        token,
+        vec![provider],
+        vec![101],
+    );
+    let err = world
+        .buy(Service::Access, stranger, &expensive, U256::ZERO)
+        .expect_revert::<MockERC20::ERC20InsufficientBalance>();
+    assert_eq!(
+        (err.sender, err.balance, err.needed),
+        (stranger, U256::from(100), U256::from(101))
+    );
+    assert_eq!(world.balance(token, stranger), U256::from(100));
+    assert_eq!(world.balance(token, payment), U256::ZERO);
 }
 
 #[test]
 fn the_network_fee_is_governed_and_capped() {
     let mut world = World::new();
     let (governor, outsider, fee_receiver) = (world.governor, world.outsider, world.fee_receiver);
-    let lock = world.suite.lock_payment;
-    let set =
-        |receiver: Address, bps: u16| LockPaymentCondition::setNetworkFeeCall { receiver, bps };
+    let payment = world.suite.payment;
+    let set = |receiver: Address, bps: u16| PaymentCondition::setNetworkFeeCall { receiver, bps };
 
+    // Neither an outsider nor the governor's own account: only the timelock holds the role.
+    for caller in [outsider, governor] {
+        let err = world
+            .chain
+            .transact(caller, payment, &set(fee_receiver, 100))
+            .expect_revert::<PaymentCondition::NotGovernor>();
+        assert_eq!(err.caller, caller);
+    }
     let err = world
-        .chain
-        .transact(outsider, lock, &set(outsider, 100))
-        .expect_revert::<LockPaymentCondition::NotGovernor>();
-    assert_eq!(err.caller, outsider);
-    let err = world
-        .chain
-        .transact(governor, lock, &set(fee_receiver, 1_001))
-        .expect_revert::<LockPaymentCondition::FeeTooHigh>();
+        .set_network_fee(fee_receiver, 1_001)
+        .expect_revert::<PaymentCondition::FeeTooHigh>();
     assert_eq!((err.bps, err.max), (1_001, 1_000));
     world
+        .set_network_fee(Address::ZERO, 1)
+        .expect_revert::<PaymentCondition::InvalidFeeReceiver>();
+    let fee = world
         .chain
-        .transact(governor, lock, &set(Address::ZERO, 1))
-        .expect_revert::<LockPaymentCondition::InvalidFeeReceiver>();
+        .call(payment, &PaymentCondition::networkFeeCall {})
+        .expect("networkFee");
+    assert_eq!((fee.receiver, fee.bps), (Address::ZERO, 0));
 
     let receipt = world
-        .chain
-        .transact(governor, lock, &set(fee_receiver, 1_000))
+        .govern(&[(payment, set(fee_receiver, 1_000).abi_encode())])
         .expect("max fee");
-    let event = receipt.expect_event::<LockPaymentCondition::NetworkFeeSet>();
+    let event = receipt.expect_event::<PaymentCondition::NetworkFeeSet>();
     assert_eq!((event.receiver, event.bps), (fee_receiver, 1_000));
     let fee = world
         .chain
-        .call(lock, &LockPaymentCondition::networkFeeCall {})
+        .call(payment, &PaymentCondition::networkFeeCall {})
         .expect("networkFee");
     assert_eq!((fee.receiver, fee.bps), (fee_receiver, 1_000));
 
@@ -230,8 +339,8 @@ fn the_network_fee_is_governed_and_capped() {
         let quoted = world
             .chain
             .call(
-                lock,
-                &LockPaymentCondition::quoteFeeCall {
+                payment,
+                &PaymentCondition::quoteFeeCall {
                     amount: U256::from(price),
                 },
             )
@@ -239,10 +348,7 @@ fn the_network_fee_is_governed_and_capped() {
         assert_eq!(quoted, U256::from(expected), "fee on {price}");
     }
     // Zero fee with zero receiver switches the fee off.
-    world
-        .chain
-        .transact(governor, lock, &set(Address::ZERO, 0))
-        .expect("fee off");
+    world.set_network_fee(Address::ZERO, 0).expect("fee off");
     let deal = world.paid_deal(Service::Access);
     assert_eq!(deal.fee, U256::ZERO);
 }
@@ -250,21 +356,16 @@ fn the_network_fee_is_governed_and_capped() {
 #[test]
 fn accrued_fees_are_withdrawn_by_the_fee_receiver_only() {
     let mut world = World::with_fee();
-    let (keeper, outsider, fee_receiver, governor) = (
-        world.keeper,
-        world.outsider,
-        world.fee_receiver,
-        world.governor,
-    );
+    let (keeper, outsider, fee_receiver) = (world.keeper, world.outsider, world.fee_receiver);
     let token = world.token;
-    let escrow = world.suite.escrow_payment;
-    let withdraw =
-        |token: Address, to: Address| EscrowPaymentCondition::withdrawFeesCall { token, to };
+    let payment = world.suite.payment;
+    let withdraw = |token: Address, to: Address| PaymentCondition::withdrawFeesCall { token, to };
 
-    world
+    let err = world
         .chain
-        .transact(fee_receiver, escrow, &withdraw(token, fee_receiver))
-        .expect_revert::<EscrowPaymentCondition::NoFeesAccrued>();
+        .transact(fee_receiver, payment, &withdraw(token, fee_receiver))
+        .expect_revert::<PaymentCondition::NoFeesAccrued>();
+    assert_eq!(err.token, token);
     for _ in 0..3 {
         let deal = world.paid_deal(Service::Access);
         world.serve(&deal, keeper).expect("serve");
@@ -275,277 +376,249 @@ fn accrued_fees_are_withdrawn_by_the_fee_receiver_only() {
     world.chain.warp(3 * 24 * 3600);
     world.abort_service(&refunded, outsider).expect("abort");
     world.refund(&refunded, outsider).expect("refund");
+    let accrued = world
+        .chain
+        .call(payment, &PaymentCondition::accruedFeesCall { token })
+        .expect("accruedFees");
+    assert_eq!(accrued, U256::from(30u64));
 
     let err = world
         .chain
-        .transact(outsider, escrow, &withdraw(token, outsider))
-        .expect_revert::<EscrowPaymentCondition::NotFeeReceiver>();
+        .transact(outsider, payment, &withdraw(token, outsider))
+        .expect_revert::<PaymentCondition::NotFeeReceiver>();
     assert_eq!(err.caller, outsider);
     world
         .chain
-        .transact(fee_receiver, escrow, &withdraw(token, Address::ZERO))
-        .expect_revert::<EscrowPaymentCondition::InvalidRecipient>();
+        .transact(fee_receiver, payment, &withdraw(token, Address::ZERO))
+        .expect_revert::<PaymentCondition::InvalidRecipient>();
+    assert_eq!(world.balance(token, payment), U256::from(30u64));
 
     let treasury = world.chain.account_named("treasury");
     let receipt = world
         .chain
-        .transact(fee_receiver, escrow, &withdraw(token, treasury))
+        .transact(fee_receiver, payment, &withdraw(token, treasury))
         .expect("withdraw fees");
-    let event = receipt.expect_event::<EscrowPaymentCondition::FeesWithdrawn>();
-    assert_eq!(event.amount, U256::from(30u64));
-    assert_eq!(event.to, treasury);
+    let event = receipt.expect_event::<PaymentCondition::FeesWithdrawn>();
+    assert_eq!(
+        (event.receiver, event.token, event.to, event.amount),
+        (fee_receiver, token, treasury, U256::from(30u64))
+    );
     assert_eq!(world.balance(token, treasury), U256::from(30u64));
-    assert_eq!(world.balance(token, escrow), U256::ZERO);
-
-    // Governance moves the fee receiver: the old one can no longer withdraw.
+    assert_eq!(world.balance(token, payment), U256::ZERO);
     world
         .chain
-        .transact(
-            governor,
-            world.suite.lock_payment,
-            &LockPaymentCondition::setNetworkFeeCall {
-                receiver: treasury,
-                bps: 100,
-            },
-        )
-        .expect("new receiver");
+        .transact(fee_receiver, payment, &withdraw(token, treasury))
+        .expect_revert::<PaymentCondition::NoFeesAccrued>();
+
+    // Governance moves the fee receiver: the old one can no longer withdraw.
+    world.set_network_fee(treasury, 100).expect("new receiver");
     let deal = world.paid_deal(Service::Access);
     world.serve(&deal, keeper).expect("serve");
     world.release(&deal, keeper).expect("release");
+    let err = world
+        .chain
+        .transact(fee_receiver, payment, &withdraw(token, fee_receiver))
+        .expect_revert::<PaymentCondition::NotFeeReceiver>();
+    assert_eq!(err.caller, fee_receiver);
     world
         .chain
-        .transact(fee_receiver, escrow, &withdraw(token, fee_receiver))
-        .expect_revert::<EscrowPaymentCondition::NotFeeReceiver>();
-    world
-        .chain
-        .transact(treasury, escrow, &withdraw(token, treasury))
+        .transact(treasury, payment, &withdraw(token, treasury))
         .expect("treasury withdraws");
     assert_eq!(world.balance(token, treasury), U256::from(40u64));
 }
 
 #[test]
-fn the_escrow_takes_eth_from_the_lock_condition_only() {
+fn the_payment_condition_refuses_plain_eth() {
+    // The old escrow refused ETH not sent by the lock (UnexpectedEth); the merged contract has no
+    // receive() nor fallback at all.
     let mut world = World::new();
-    let (outsider, escrow) = (world.outsider, world.suite.escrow_payment);
+    let (outsider, payment) = (world.outsider, world.suite.payment);
+    let before = world.chain.balance(outsider);
     let err = world
         .chain
-        .send_eth(outsider, escrow, U256::from(1))
-        .expect_revert::<EscrowPaymentCondition::UnexpectedEth>();
-    assert_eq!(err.sender, outsider);
-    assert_eq!(world.chain.balance(escrow), U256::ZERO);
+        .send_eth(outsider, payment, U256::from(1))
+        .expect_failure();
+    let revert = err.revert().expect("a revert, not a rejected transaction");
+    assert!(revert.selector().is_none(), "reverts without data: {err}");
+    assert_eq!(world.chain.balance(payment), U256::ZERO);
+    assert_eq!(world.chain.balance(outsider), before);
 }
 
 #[test]
-fn release_needs_at_least_one_release_condition() {
+fn settlement_naming_another_service_contract_addresses_no_payment() {
+    // Replaces "release needs at least one release condition": the releasing service is no longer
+    // a list but bound into the payment's id, so naming another one reaches no payment.
     let mut world = World::new();
     let deal = world.paid_deal(Service::Access);
-    let call = EscrowPaymentCondition::releaseCall {
-        agreementId: deal.agreement_id,
-        did: deal.did,
-        token: deal.token,
-        payer: deal.consumer,
-        receivers: deal.receivers.clone(),
-        amounts: deal.amounts.clone(),
-        fee: deal.fee,
-        releaseConditions: vec![],
-    };
-    world
+    let (keeper, outsider) = (world.keeper, world.outsider);
+    world.serve(&deal, keeper).expect("serve");
+
+    // Release through the compute condition: its derived service condition does not exist.
+    let mut release = deal.release_call();
+    release.service = world.suite.compute_execution;
+    let err = world
         .chain
-        .transact(world.outsider, world.suite.escrow_payment, &call)
-        .expect_revert::<EscrowPaymentCondition::NoReleaseConditions>();
-    // Naming the lock itself (Fulfilled) as release condition addresses no escrow condition.
-    let mut sneaky = call;
-    sneaky.releaseConditions = vec![deal.lock_id];
-    world
-        .chain
-        .transact(world.outsider, world.suite.escrow_payment, &sneaky)
-        .expect_revert::<insitu_bindings::AgreementStore::ConditionNotFound>();
-    assert_eq!(world.state(deal.escrow_id), state::UNFULFILLED);
+        .transact(outsider, world.suite.payment, &release)
+        .expect_revert::<PaymentCondition::ServiceNotFulfilled>();
+    assert_eq!(err.state, state::UNINITIALIZED);
+    // Refund accepts a service condition that does not exist; but naming another service derives
+    // another payment id, which does not exist either.
+    for service in [world.suite.compute_execution, outsider, Address::ZERO] {
+        let mut refund = deal.refund_call();
+        refund.service = service;
+        world
+            .chain
+            .transact(outsider, world.suite.payment, &refund)
+            .expect_revert::<AgreementStore::ConditionNotFound>();
+    }
+    assert_eq!(world.state(deal.payment_id), state::FULFILLED);
+    assert_eq!(
+        world.balance(world.token, world.suite.payment),
+        deal.total()
+    );
 }
 
 #[test]
 fn credits_cannot_be_withdrawn_twice_or_to_nowhere() {
     let mut world = World::new();
-    let (outsider, escrow, token) = (world.outsider, world.suite.escrow_payment, world.token);
+    let (outsider, payment, token) = (world.outsider, world.suite.payment, world.token);
     let err = world
         .chain
         .transact(
             outsider,
-            escrow,
-            &EscrowPaymentCondition::withdrawCall {
+            payment,
+            &PaymentCondition::withdrawCall {
                 token,
                 to: outsider,
             },
         )
-        .expect_revert::<EscrowPaymentCondition::NothingToWithdraw>();
+        .expect_revert::<PaymentCondition::NothingToWithdraw>();
     assert_eq!((err.account, err.token), (outsider, token));
     world
         .chain
         .transact(
             outsider,
-            escrow,
-            &EscrowPaymentCondition::withdrawCall {
+            payment,
+            &PaymentCondition::withdrawCall {
                 token,
                 to: Address::ZERO,
             },
         )
-        .expect_revert::<EscrowPaymentCondition::InvalidRecipient>();
+        .expect_revert::<PaymentCondition::InvalidRecipient>();
 }
 
 #[test]
 fn value_hashes_agree_between_contracts_and_the_template() {
     let mut world = World::with_fee();
     let deal = world.paid_deal(Service::Access);
-    let lock_hash = world
+    let payment = world.suite.payment;
+    let payment_hash = world
         .chain
         .call(
-            world.suite.lock_payment,
-            &LockPaymentCondition::hashValuesCall {
+            payment,
+            &PaymentCondition::hashValuesCall {
                 did: deal.did,
-                escrow: world.suite.escrow_payment,
-                token: deal.token,
                 payer: deal.consumer,
-                receivers: deal.receivers.clone(),
-                amounts: deal.amounts.clone(),
-                fee: deal.fee,
+                service: world.suite.access,
+                payment: deal.payment(),
             },
         )
-        .expect("lock hash");
-    let lock_id = world
+        .expect("payment hash");
+    let payment_id = world
         .chain
         .call(
-            world.suite.lock_payment,
-            &LockPaymentCondition::conditionIdOfCall {
+            payment,
+            &PaymentCondition::conditionIdOfCall {
                 agreementId: deal.agreement_id,
-                valueHash: lock_hash,
+                valueHash: payment_hash,
             },
         )
-        .expect("lock id");
-    assert_eq!(lock_id, deal.lock_id);
-    let escrow_hash = world
+        .expect("payment id");
+    assert_eq!(payment_id, deal.payment_id);
+    let by_terms = world
         .chain
         .call(
-            world.suite.escrow_payment,
-            &EscrowPaymentCondition::hashValuesCall {
-                lockConditionId: deal.lock_id,
-                releaseConditions: vec![deal.service_id],
-            },
-        )
-        .expect("escrow hash");
-    let escrow_id = world
-        .chain
-        .call(
-            world.suite.escrow_payment,
-            &EscrowPaymentCondition::conditionIdOfCall {
+            payment,
+            &PaymentCondition::paymentConditionIdOfCall {
                 agreementId: deal.agreement_id,
-                valueHash: escrow_hash,
+                did: deal.did,
+                payer: deal.consumer,
+                service: world.suite.access,
+                payment: deal.payment(),
             },
         )
-        .expect("escrow id");
-    assert_eq!(escrow_id, deal.escrow_id);
-    let has_access = world
+        .expect("paymentConditionIdOf");
+    assert_eq!(by_terms, deal.payment_id);
+    let service_id = world
+        .chain
+        .call(
+            payment,
+            &PaymentCondition::serviceConditionIdOfCall {
+                agreementId: deal.agreement_id,
+                did: deal.did,
+                payer: deal.consumer,
+                service: world.suite.access,
+                paymentConditionId: deal.payment_id,
+            },
+        )
+        .expect("serviceConditionIdOf");
+    assert_eq!(service_id, deal.service_id);
+    let access_hash = world
         .chain
         .call(
             world.suite.access,
-            &insitu_bindings::AccessCondition::hasAccessCall {
-                agreementId: deal.agreement_id,
+            &AccessCondition::hashValuesCall {
                 did: deal.did,
                 consumer: deal.consumer,
-                lockConditionId: deal.lock_id,
+                paymentConditionId: deal.payment_id,
             },
         )
-        .expect("hasAccess");
-    assert!(!has_access);
+        .expect("access hash");
+    let access_id = world
+        .chain
+        .call(
+            world.suite.access,
+            &AccessCondition::conditionIdOfCall {
+                agreementId: deal.agreement_id,
+                valueHash: access_hash,
+            },
+        )
+        .expect("access id");
+    assert_eq!(access_id, deal.service_id);
+    let has_access = |world: &mut World| {
+        world
+            .chain
+            .call(
+                world.suite.access,
+                &AccessCondition::hasAccessCall {
+                    agreementId: deal.agreement_id,
+                    did: deal.did,
+                    consumer: deal.consumer,
+                    paymentConditionId: deal.payment_id,
+                },
+            )
+            .expect("hasAccess")
+    };
+    assert!(!has_access(&mut world));
     let keeper = world.keeper;
     world.serve(&deal, keeper).expect("serve");
-    let has_access = world
-        .chain
-        .call(
-            world.suite.access,
-            &insitu_bindings::AccessCondition::hasAccessCall {
-                agreementId: deal.agreement_id,
-                did: deal.did,
-                consumer: deal.consumer,
-                lockConditionId: deal.lock_id,
-            },
-        )
-        .expect("hasAccess");
-    assert!(has_access);
+    assert!(has_access(&mut world));
 }
 
 #[test]
-fn an_escrow_condition_never_times_out() {
+fn a_paid_payment_never_times_out() {
+    // Was "an escrow condition never times out": the payment condition times out only while
+    // unpaid (see payment_gaps.rs); once Fulfilled it can no longer be aborted.
     let mut world = World::new();
     let deal = world.paid_deal(Service::Access);
     world.chain.warp(1_000 * 24 * 3600);
-    let call = EscrowPaymentCondition::abortTimedOutCall {
-        conditionId: deal.escrow_id,
+    let call = PaymentCondition::abortTimedOutCall {
+        conditionId: deal.payment_id,
     };
     let err = world
         .chain
-        .transact(world.outsider, world.suite.escrow_payment, &call)
-        .expect_revert::<EscrowPaymentCondition::EscrowCannotTimeOut>();
-    assert_eq!(err.conditionId, deal.escrow_id);
-    assert_eq!(world.state(deal.escrow_id), state::UNFULFILLED);
-}
-
-#[test]
-fn a_lock_whose_escrow_refuses_eth_reverts_whole() {
-    // Approved templates always bind the escrow contract, which accepts ETH from the lock. A
-    // lock bound (through a test template) to a contract that refuses ETH must revert, and keep
-    // nothing.
-    let mut world = World::new();
-    let passthrough = common::approved_passthrough(&mut world);
-    let refuser = world
-        .chain
-        .deploy_bare(
-            world.governor,
-            &insitu_bindings::RevertingReceiver::BYTECODE,
-        )
-        .expect("deploy");
-    let (consumer, did, provider) = (world.consumer, world.did, world.provider);
-    let amounts = vec![U256::from(1_000u64)];
-    let value_hash = world
-        .chain
-        .call(
-            world.suite.lock_payment,
-            &LockPaymentCondition::hashValuesCall {
-                did,
-                escrow: refuser,
-                token: Address::ZERO,
-                payer: consumer,
-                receivers: vec![provider],
-                amounts: amounts.clone(),
-                fee: U256::ZERO,
-            },
-        )
-        .expect("hash");
-    let seed = B256::repeat_byte(0x77);
-    let specs = vec![common::spec(world.suite.lock_payment, value_hash, 0, 3_600)];
-    let agreement_id = common::create(&mut world, passthrough, consumer, seed, did, specs)
-        .expect("create")
-        .output;
-    let before = world.chain.balance(consumer);
-    let call = LockPaymentCondition::lockCall {
-        agreementId: agreement_id,
-        did,
-        escrow: refuser,
-        token: Address::ZERO,
-        receivers: vec![provider],
-        amounts,
-        fee: U256::ZERO,
-    };
-    world
-        .chain
-        .transact_value(
-            consumer,
-            world.suite.lock_payment,
-            &call,
-            U256::from(1_000u64),
-        )
-        .expect_revert::<LockPaymentCondition::EthForwardFailed>();
-    assert_eq!(world.chain.balance(consumer), before);
-    assert_eq!(world.chain.balance(refuser), U256::ZERO);
-    let lock_id = common::condition_id(agreement_id, world.suite.lock_payment, value_hash);
-    assert_eq!(world.state(lock_id), state::UNFULFILLED);
+        .transact(world.outsider, world.suite.payment, &call)
+        .expect_revert::<AgreementStore::ConditionNotTimedOut>();
+    assert_eq!(err.conditionId, deal.payment_id);
+    assert_eq!(world.state(deal.payment_id), state::FULFILLED);
 }

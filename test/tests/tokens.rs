@@ -1,20 +1,19 @@
 //! Adversarial tokens and receivers: tokens that return nothing, take a fee on transfer, blocklist
 //! accounts or call back into the protocol; ETH receivers that revert, re-enter or burn all gas.
 
-use alloy::primitives::{Address, Bytes, U256};
+use alloy::primitives::{Address, B256, Bytes, U256};
 use alloy::sol_types::{SolCall, SolError};
 use insitu_bindings::{
-    BlocklistToken, EscrowPaymentCondition, FeeOnTransferToken, GasBurningReceiver,
-    LockPaymentCondition, NoReturnToken, ReentrantReceiver, ReentrantToken, RevertingReceiver,
-    ServiceTemplate,
+    BlocklistToken, FeeOnTransferToken, GasBurningReceiver, NoReturnToken, PaymentCondition,
+    ReentrantReceiver, ReentrantToken, RevertingReceiver,
 };
-use insitu_tests::harness::ExpectRevert;
-use insitu_tests::world::{Deal, Service, World, state};
+use insitu_tests::harness::{ExpectRevert, Receipt, TxError};
+use insitu_tests::world::{Deal, Service, SignedOffer, World, state};
 
 const DAY: u64 = 24 * 3600;
 
 /// Deploys a token from `bytecode` (no constructor arguments), funds the consumer and approves
-/// the lock condition.
+/// the payment condition.
 fn bare_token(world: &mut World, bytecode: &[u8]) -> Address {
     let token = world
         .chain
@@ -27,21 +26,34 @@ fn bare_token(world: &mut World, bytecode: &[u8]) -> Address {
 fn fund_consumer(world: &mut World, token: Address) {
     let consumer = world.consumer;
     world.mint(token, consumer, U256::from(1_000_000u64));
-    world.approve(token, consumer, world.suite.lock_payment, U256::MAX);
+    world.approve(token, consumer, world.suite.payment, U256::MAX);
 }
 
-fn deal_in(world: &mut World, token: Address, split: &[(Address, u64)]) -> Deal {
-    let terms = World::terms(token, split);
-    let (consumer, did) = (world.consumer, world.did);
+/// The keeper's signed access offer on the world's asset paying `split` in `token`.
+fn offer_in(world: &mut World, token: Address, split: &[(Address, u64)]) -> SignedOffer {
+    let did = world.did;
+    let offer = world.offer(did, token, split);
+    world.sign_offer(Service::Access, offer)
+}
+
+/// The consumer buys access paying `split` in `token` (ETH: sends the price; the world has no fee).
+fn buy_in(
+    world: &mut World,
+    token: Address,
+    split: &[(Address, u64)],
+) -> Result<(Deal, Receipt<B256>), TxError> {
+    let signed = offer_in(world, token, split);
+    let consumer = world.consumer;
     let value = if token == Address::ZERO {
         U256::from(split.iter().map(|(_, a)| a).sum::<u64>())
     } else {
         U256::ZERO
     };
-    world
-        .create_and_lock(Service::Access, consumer, did, terms, value)
-        .expect("create and lock")
-        .0
+    world.buy(Service::Access, consumer, &signed, value)
+}
+
+fn deal_in(world: &mut World, token: Address, split: &[(Address, u64)]) -> Deal {
+    buy_in(world, token, split).expect("create and pay").0
 }
 
 #[test]
@@ -64,7 +76,7 @@ fn tokens_that_return_nothing_work_end_to_end() {
         world.balance(token, consumer),
         U256::from(1_000_000u64 - 700)
     );
-    assert_eq!(world.balance(token, world.suite.escrow_payment), U256::ZERO);
+    assert_eq!(world.balance(token, world.suite.payment), U256::ZERO);
 }
 
 #[test]
@@ -81,15 +93,13 @@ fn fee_on_transfer_tokens_are_refused() {
         )
         .expect("deploy");
     fund_consumer(&mut world, token);
-    let (consumer, did, provider) = (world.consumer, world.did, world.provider);
-    let terms = World::terms(token, &[(provider, 1_000)]);
-    let err = world
-        .create_and_lock(Service::Access, consumer, did, terms, U256::ZERO)
-        .expect_revert::<LockPaymentCondition::TransferAmountMismatch>();
+    let (consumer, provider) = (world.consumer, world.provider);
+    let err = buy_in(&mut world, token, &[(provider, 1_000)])
+        .expect_revert::<PaymentCondition::TransferAmountMismatch>();
     assert_eq!(err.expected, U256::from(1_000));
     assert_eq!(err.received, U256::from(990));
     assert_eq!(world.balance(token, consumer), U256::from(1_000_000u64));
-    assert_eq!(world.balance(token, world.suite.escrow_payment), U256::ZERO);
+    assert_eq!(world.balance(token, world.suite.payment), U256::ZERO);
 }
 
 #[test]
@@ -119,23 +129,23 @@ fn a_blocklisted_receiver_is_credited_and_does_not_block_the_others() {
     let released = world
         .release(&deal, keeper)
         .expect("release despite a blocked receiver");
-    let credited = released.expect_event::<EscrowPaymentCondition::PaymentCredited>();
+    let credited = released.expect_event::<PaymentCondition::PaymentCredited>();
     assert_eq!(credited.agreementId, deal.agreement_id);
     assert_eq!(credited.account, provider);
     assert_eq!(credited.amount, U256::from(600u64));
     assert_eq!(world.balance(token, co_provider), U256::from(400u64));
     assert_eq!(world.balance(token, provider), U256::ZERO);
     assert_eq!(world.credit(token, provider), U256::from(600u64));
-    assert_eq!(world.state(deal.escrow_id), state::FULFILLED);
+    assert_eq!(world.state(deal.payment_id), state::RELEASED);
 
     // Withdrawing to itself still fails (blocked), and changes nothing; to another address works.
-    let escrow = world.suite.escrow_payment;
+    let escrow = world.suite.payment;
     world
         .chain
         .transact(
             provider,
             escrow,
-            &EscrowPaymentCondition::withdrawCall {
+            &PaymentCondition::withdrawCall {
                 token,
                 to: provider,
             },
@@ -148,13 +158,13 @@ fn a_blocklisted_receiver_is_credited_and_does_not_block_the_others() {
         .transact(
             provider,
             escrow,
-            &EscrowPaymentCondition::withdrawCall {
+            &PaymentCondition::withdrawCall {
                 token,
                 to: cold_wallet,
             },
         )
         .expect("withdraw elsewhere");
-    let event = receipt.expect_event::<EscrowPaymentCondition::CreditWithdrawn>();
+    let event = receipt.expect_event::<PaymentCondition::CreditWithdrawn>();
     assert_eq!(
         (event.account, event.to, event.amount),
         (provider, cold_wallet, U256::from(600u64))
@@ -163,7 +173,7 @@ fn a_blocklisted_receiver_is_credited_and_does_not_block_the_others() {
     assert_eq!(world.credit(token, provider), U256::ZERO);
     let total_credits = world
         .chain
-        .call(escrow, &EscrowPaymentCondition::totalCreditsCall { token })
+        .call(escrow, &PaymentCondition::totalCreditsCall { token })
         .expect("totalCredits");
     assert_eq!(total_credits, U256::ZERO);
     world
@@ -171,12 +181,12 @@ fn a_blocklisted_receiver_is_credited_and_does_not_block_the_others() {
         .transact(
             provider,
             escrow,
-            &EscrowPaymentCondition::withdrawCall {
+            &PaymentCondition::withdrawCall {
                 token,
                 to: cold_wallet,
             },
         )
-        .expect_revert::<EscrowPaymentCondition::NothingToWithdraw>();
+        .expect_revert::<PaymentCondition::NothingToWithdraw>();
 }
 
 #[test]
@@ -204,17 +214,31 @@ fn a_blocklisted_consumer_is_refunded_by_credit() {
     world.chain.warp(3 * DAY);
     world.abort_service(&deal, outsider).expect("abort");
     let refunded = world.refund(&deal, outsider).expect("refund");
-    assert!(refunded.has_event::<EscrowPaymentCondition::PaymentCredited>());
+    let credited = refunded.expect_event::<PaymentCondition::PaymentCredited>();
+    assert_eq!(
+        (
+            credited.agreementId,
+            credited.account,
+            credited.token,
+            credited.amount
+        ),
+        (deal.agreement_id, consumer, token, U256::from(250u64))
+    );
+    let event = refunded.expect_event::<PaymentCondition::PaymentRefunded>();
+    assert_eq!((event.payer, event.amount), (consumer, U256::from(250u64)));
     assert_eq!(world.credit(token, consumer), U256::from(250u64));
-    assert_eq!(world.state(deal.escrow_id), state::ABORTED);
+    assert_eq!(
+        world.balance(token, world.suite.payment),
+        U256::from(250u64)
+    );
+    assert_eq!(world.state(deal.payment_id), state::REFUNDED);
 }
 
 #[test]
 fn a_blocklisted_consumer_cannot_pay() {
     let mut world = World::new();
     let token = bare_token(&mut world, &BlocklistToken::BYTECODE);
-    let (consumer, did, provider, governor) =
-        (world.consumer, world.did, world.provider, world.governor);
+    let (consumer, provider, governor) = (world.consumer, world.provider, world.governor);
     world
         .chain
         .transact(
@@ -226,11 +250,11 @@ fn a_blocklisted_consumer_cannot_pay() {
             },
         )
         .expect("blocklist consumer");
-    let terms = World::terms(token, &[(provider, 250)]);
-    let err = world
-        .create_and_lock(Service::Access, consumer, did, terms, U256::ZERO)
-        .expect_revert::<BlocklistToken::Blocked>();
+    let err =
+        buy_in(&mut world, token, &[(provider, 250)]).expect_revert::<BlocklistToken::Blocked>();
     assert_eq!(err.account, consumer);
+    assert_eq!(world.balance(token, consumer), U256::from(1_000_000u64));
+    assert_eq!(world.balance(token, world.suite.payment), U256::ZERO);
 }
 
 #[test]
@@ -247,7 +271,7 @@ fn a_token_that_reenters_release_cannot_pay_twice() {
             governor,
             token,
             &ReentrantToken::armCall {
-                target_: world.suite.escrow_payment,
+                target_: world.suite.payment,
                 payload_: payload,
             },
         )
@@ -265,23 +289,27 @@ fn a_token_that_reenters_release_cannot_pay_twice() {
         .expect("lastCallResult");
     assert_eq!(
         &inner[..4],
-        EscrowPaymentCondition::ReentrancyGuardReentrantCall::SELECTOR.as_slice()
+        PaymentCondition::ReentrancyGuardReentrantCall::SELECTOR.as_slice()
     );
     assert_eq!(world.balance(token, provider), U256::from(800u64));
-    assert_eq!(world.balance(token, world.suite.escrow_payment), U256::ZERO);
+    assert_eq!(world.balance(token, world.suite.payment), U256::ZERO);
 }
 
 #[test]
-fn a_token_that_reenters_lock_cannot_lock_twice() {
+fn a_token_that_reenters_the_purchase_cannot_pay_twice() {
     let mut world = World::new();
     let token = bare_token(&mut world, &ReentrantToken::BYTECODE);
-    let (consumer, did, provider, governor) =
-        (world.consumer, world.did, world.provider, world.governor);
-    // The token calls the template again from inside the consumer's payment.
-    let inner = ServiceTemplate::createAgreementAndLockCall {
+    let (consumer, provider, governor) = (world.consumer, world.provider, world.governor);
+    // From inside the consumer's payment, the token starts another purchase (as itself) on the
+    // payment condition; the old test re-entered the template's createAgreementAndLock.
+    let signed = offer_in(&mut world, token, &[(provider, 10)]);
+    let inner = PaymentCondition::createAgreementAndPayCall {
+        template: world.suite.access_template,
         seed: world.seed(),
-        did,
-        terms: World::terms(token, &[(provider, 10)]),
+        offer: signed.offer.into(),
+        signature: signed.signature,
+        serviceTimeout: 0,
+        maxTotal: U256::MAX,
     };
     world
         .chain
@@ -289,7 +317,7 @@ fn a_token_that_reenters_lock_cannot_lock_twice() {
             governor,
             token,
             &ReentrantToken::armCall {
-                target_: world.suite.access_template,
+                target_: world.suite.payment,
                 payload_: inner.abi_encode().into(),
             },
         )
@@ -300,9 +328,17 @@ fn a_token_that_reenters_lock_cannot_lock_twice() {
         .call(token, &ReentrantToken::lastCallSucceededCall {})
         .expect("lastCallSucceeded");
     assert!(!succeeded);
-    assert_eq!(world.state(deal.lock_id), state::FULFILLED);
+    let result = world
+        .chain
+        .call(token, &ReentrantToken::lastCallResultCall {})
+        .expect("lastCallResult");
     assert_eq!(
-        world.balance(token, world.suite.escrow_payment),
+        &result[..4],
+        PaymentCondition::ReentrancyGuardReentrantCall::SELECTOR.as_slice()
+    );
+    assert_eq!(world.state(deal.payment_id), state::FULFILLED);
+    assert_eq!(
+        world.balance(token, world.suite.payment),
         U256::from(500u64)
     );
     assert_eq!(
@@ -327,7 +363,7 @@ fn an_eth_receiver_that_reverts_is_credited_and_withdraws_elsewhere() {
     world.serve(&deal, keeper).expect("serve");
     let provider_before = world.chain.balance(provider);
     let released = world.release(&deal, keeper).expect("release");
-    let credited = released.expect_event::<EscrowPaymentCondition::PaymentCredited>();
+    let credited = released.expect_event::<PaymentCondition::PaymentCredited>();
     assert_eq!(
         (credited.account, credited.amount),
         (receiver, U256::from(3_000u64))
@@ -340,7 +376,7 @@ fn an_eth_receiver_that_reverts_is_credited_and_withdraws_elsewhere() {
 
     let payout = world.chain.account_named("payout");
     let payout_before = world.chain.balance(payout);
-    let withdraw = EscrowPaymentCondition::withdrawCall {
+    let withdraw = PaymentCondition::withdrawCall {
         token: Address::ZERO,
         to: payout,
     };
@@ -350,7 +386,7 @@ fn an_eth_receiver_that_reverts_is_credited_and_withdraws_elsewhere() {
             world.outsider,
             receiver,
             &RevertingReceiver::executeCall {
-                target: world.suite.escrow_payment,
+                target: world.suite.payment,
                 data: withdraw.abi_encode().into(),
             },
         )
@@ -359,12 +395,12 @@ fn an_eth_receiver_that_reverts_is_credited_and_withdraws_elsewhere() {
         world.chain.balance(payout),
         payout_before + U256::from(3_000u64)
     );
-    assert_eq!(world.chain.balance(world.suite.escrow_payment), U256::ZERO);
+    assert_eq!(world.chain.balance(world.suite.payment), U256::ZERO);
     // Withdrawing ETH to a contract that refuses it reverts and keeps the credit.
     let deal = deal_in(&mut world, Address::ZERO, &[(receiver, 1_000)]);
     world.serve(&deal, keeper).expect("serve");
     world.release(&deal, keeper).expect("release");
-    let to_self = EscrowPaymentCondition::withdrawCall {
+    let to_self = PaymentCondition::withdrawCall {
         token: Address::ZERO,
         to: receiver,
     };
@@ -374,11 +410,11 @@ fn an_eth_receiver_that_reverts_is_credited_and_withdraws_elsewhere() {
             world.outsider,
             receiver,
             &RevertingReceiver::executeCall {
-                target: world.suite.escrow_payment,
+                target: world.suite.payment,
                 data: to_self.abi_encode().into(),
             },
         )
-        .expect_revert::<EscrowPaymentCondition::EthTransferFailed>();
+        .expect_revert::<PaymentCondition::EthTransferFailed>();
     assert_eq!(err.to, receiver);
     assert_eq!(world.credit(Address::ZERO, receiver), U256::from(1_000u64));
 }
@@ -390,7 +426,7 @@ fn an_eth_receiver_that_reenters_is_paid_once() {
         .chain
         .deploy_bare(world.governor, &ReentrantReceiver::BYTECODE)
         .expect("deploy receiver");
-    let (keeper, governor, escrow) = (world.keeper, world.governor, world.suite.escrow_payment);
+    let (keeper, governor, escrow) = (world.keeper, world.governor, world.suite.payment);
     let deal = deal_in(&mut world, Address::ZERO, &[(receiver, 4_000)]);
     world.serve(&deal, keeper).expect("serve");
     let arm = |payload: Bytes| ReentrantReceiver::armCall {
@@ -409,13 +445,13 @@ fn an_eth_receiver_that_reenters_is_paid_once() {
     // Pushed with a 50,000 gas stipend, the re-entering receive() runs out of gas: the push fails
     // and the receiver is credited instead. The escrow is settled once.
     let released = world.release(&deal, keeper).expect("release");
-    assert!(released.has_event::<EscrowPaymentCondition::PaymentCredited>());
-    assert_eq!(world.state(deal.escrow_id), state::FULFILLED);
+    assert!(released.has_event::<PaymentCondition::PaymentCredited>());
+    assert_eq!(world.state(deal.payment_id), state::RELEASED);
     assert_eq!(world.credit(Address::ZERO, receiver), U256::from(4_000u64));
     assert_eq!(world.chain.balance(receiver), U256::ZERO);
 
     // A withdrawal forwards all gas: the receiver re-enters withdraw, which the guard refuses.
-    let withdraw = EscrowPaymentCondition::withdrawCall {
+    let withdraw = PaymentCondition::withdrawCall {
         token: Address::ZERO,
         to: receiver,
     };
@@ -465,10 +501,7 @@ fn an_eth_receiver_that_burns_all_gas_is_credited_without_stalling_release() {
     // The receiver gets a bounded stipend, so the release stays cheap whatever it does.
     let stipend = world
         .chain
-        .call(
-            world.suite.escrow_payment,
-            &EscrowPaymentCondition::ETH_PUSH_GASCall {},
-        )
+        .call(world.suite.payment, &PaymentCondition::ETH_PUSH_GASCall {})
         .expect("stipend");
     assert_eq!(stipend, U256::from(50_000u64));
     assert!(

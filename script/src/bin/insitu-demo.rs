@@ -1,5 +1,6 @@
-//! The end-to-end demo: starts a local anvil node, deploys the suite, and runs one access
-//! agreement from publication to payment, printing each step's gas and the final balances.
+//! The end-to-end demo: starts a local anvil node, deploys the suite (governed by a timelock
+//! without delay), and runs one access agreement from publication and a keeper-signed offer to
+//! payment, printing each step's gas and the final balances.
 
 use anyhow::{Context, Result};
 use insitu_script::{demo, devnet::Devnet};
@@ -12,13 +13,18 @@ async fn main() -> Result<()> {
         .instance()
         .keys()
         .iter()
-        .take(4)
+        .take(5)
         .map(|key| alloy::signers::local::PrivateKeySigner::from(key.clone()))
         .collect();
     let report = demo::run(&devnet.endpoint(), &keys).await?;
 
     println!("asset     {}", report.did);
     println!("agreement {}", report.agreement_id);
+    println!(
+        "quoted total {} DUSD (approved exactly; allowance left {})",
+        demo::format_tokens(report.quoted_total),
+        demo::format_tokens(report.allowance_left)
+    );
     println!();
     println!("{:<44} {:>10}", "step", "gas");
     for (step, gas) in &report.steps {

@@ -2,19 +2,36 @@
 //!
 //! The deployer's key comes from the environment (`INSITU_DEPLOYER_KEY`, hex), never from the
 //! command line, where other users of the machine could read it.
+//!
+//! Governance goes through a timelock by default (two days), whose proposer is `--governor` (the
+//! deployer when omitted). When the deployer cannot carry out the template approvals and the
+//! network fee at once, the command prints what must still be sent, by whom and from when.
 
 use std::path::PathBuf;
 
 use alloy::{
     network::EthereumWallet,
-    primitives::{Address, hex},
-    providers::ProviderBuilder,
+    primitives::Address,
+    providers::{Provider, ProviderBuilder},
     signers::local::PrivateKeySigner,
 };
 use anyhow::{Context, Result, bail};
-use clap::Parser;
-use insitu_bindings::deployment::DeployOptions;
-use insitu_script::deploy::deploy_suite;
+use clap::{Parser, ValueEnum};
+use insitu_bindings::deployment::{DeployOptions, Governance};
+use insitu_script::deploy::{
+    DEFAULT_ADMIN_TRANSFER_DELAY, DEFAULT_TIMELOCK_DELAY, MAX_FEE_BPS,
+    deploy_suite, unsafe_governance,
+};
+
+/// Who holds the governor and admin roles.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+enum GovernanceKind {
+    /// A governance timelock: every change is scheduled by the proposer (--governor) and applies
+    /// after --timelock-delay seconds.
+    Timelock,
+    /// The --governor account itself, changes apply at once (development chains only).
+    Account,
+}
 
 /// Deploys the insitu contracts and approves the templates.
 #[derive(Debug, Parser)]
@@ -23,10 +40,22 @@ struct Args {
     /// JSON-RPC endpoint of the chain.
     #[arg(long, env = "INSITU_RPC_URL", default_value = "http://127.0.0.1:8545")]
     rpc_url: String,
-    /// Account that governs templates and fees; the deployer when omitted. When it is not the
-    /// deployer, the template approvals and the fee are printed for the governor to send.
+    /// Who governs templates and fees: a timelock, or an account directly (development chains
+    /// only: chain ids 31337 and 1337).
+    #[arg(long, value_enum, default_value_t = GovernanceKind::Timelock)]
+    governance: GovernanceKind,
+    /// With a timelock, its proposer (e.g. a multisig), who schedules governance changes; with
+    /// --governance account, the governing account. The deployer when omitted. When it is not the
+    /// deployer, what it must send is printed.
     #[arg(long)]
     governor: Option<Address>,
+    /// Seconds between scheduling a governance change and executing it (default 172800, two
+    /// days; 0 only on development chains).
+    #[arg(long, value_name = "SECONDS")]
+    timelock_delay: Option<u64>,
+    /// Seconds an admin-role transfer of the agreement store waits between start and acceptance.
+    #[arg(long, value_name = "SECONDS", default_value_t = DEFAULT_ADMIN_TRANSFER_DELAY)]
+    admin_transfer_delay: u32,
     /// Network fee in basis points of each price (at most 1000).
     #[arg(long, default_value_t = 0)]
     fee_bps: u16,
@@ -53,11 +82,32 @@ async fn main() -> Result<()> {
     let deployer = signer.address();
     let network_fee = match (args.fee_bps, args.fee_receiver) {
         (0, _) => None,
+        (bps, _) if bps > MAX_FEE_BPS => {
+            bail!("--fee-bps {bps} is above the maximum network fee of {MAX_FEE_BPS} bps")
+        }
+        (_, Some(receiver)) if receiver.is_zero() => {
+            bail!("--fee-receiver must not be the zero address")
+        }
         (bps, Some(receiver)) => Some((receiver, bps)),
         (_, None) => bail!("--fee-bps needs --fee-receiver"),
     };
+    let governor = args.governor.unwrap_or(deployer);
+    if governor.is_zero() {
+        bail!("--governor must not be the zero address");
+    }
+    let governance = match (args.governance, args.timelock_delay) {
+        (GovernanceKind::Timelock, delay) => Governance::Timelock {
+            proposer: governor,
+            delay: delay.unwrap_or(DEFAULT_TIMELOCK_DELAY),
+        },
+        (GovernanceKind::Account, None) => Governance::Account(governor),
+        (GovernanceKind::Account, Some(_)) => {
+            bail!("--timelock-delay needs --governance timelock")
+        }
+    };
     let options = DeployOptions {
-        governor: args.governor.unwrap_or(deployer),
+        governance,
+        admin_transfer_delay: args.admin_transfer_delay,
         network_fee,
     };
     let url = args
@@ -67,6 +117,14 @@ async fn main() -> Result<()> {
     let provider = ProviderBuilder::new()
         .wallet(EthereumWallet::from(signer))
         .connect_http(url);
+
+    let chain_id = provider
+        .get_chain_id()
+        .await
+        .with_context(|| format!("reading the chain id from {}", args.rpc_url))?;
+    if let Some(problem) = unsafe_governance(chain_id, &options) {
+        bail!("{problem}");
+    }
 
     let deployed = deploy_suite(&provider, deployer, options, args.confirmations).await?;
     let out = args.out.unwrap_or_else(|| {
@@ -87,17 +145,10 @@ async fn main() -> Result<()> {
         println!("  {name:<28} {address}");
     }
     println!("addresses written to {}", out.display());
-    if !deployed.plan.governor_calls.is_empty() {
-        println!("the governor {} must still send:", options.governor);
-        for call in &deployed.plan.governor_calls {
-            if let alloy::primitives::TxKind::Call(to) = call.kind {
-                println!(
-                    "  {}: to {to} data 0x{}",
-                    call.label,
-                    hex::encode(&call.input)
-                );
-            }
-        }
+    if deployed.governance.is_done() {
+        println!("templates approved and network fee set");
+    } else {
+        print!("{}", deployed.governance.instructions());
     }
     Ok(())
 }
