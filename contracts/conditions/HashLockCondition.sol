@@ -12,8 +12,9 @@ import {Condition} from "./Condition.sol";
 ///      One secret per agreement: a reveal publishes the preimage (in `PreimageRevealed` and in the
 ///      calldata), so any other agreement locked on the same hash can then be fulfilled by anyone.
 ///      Binding the agreement id into the hash would not change that, since the revealed secret
-///      opens every binding alike. Templates and parties derive a fresh secret for each agreement
-///      (e.g. `keccak256(abi.encode(masterSecret, agreementId))`).
+///      opens every binding alike. Templates and parties derive a fresh secret for each agreement,
+///      e.g. `keccak256(abi.encode(masterSecret, agreementId))`, or from the agreement's seed when the
+///      hash lock is the agreement's first condition (whose value hash the agreement id binds).
 contract HashLockCondition is Condition {
     /// @notice The preimage of the condition's hash lock was revealed.
     event PreimageRevealed(bytes32 indexed agreementId, bytes32 indexed conditionId, bytes preimage);

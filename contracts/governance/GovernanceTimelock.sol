@@ -9,10 +9,19 @@ import {TimelockController} from "@openzeppelin/contracts/governance/TimelockCon
 ///         executed only after `getMinDelay()` seconds, so users see it coming and can leave before it
 ///         applies. Proposers (e.g. a multisig) schedule and cancel; executors carry out what is due.
 contract GovernanceTimelock is TimelockController {
+    /// @notice No proposer, or a zero one: nobody could ever schedule, and the suite it governs would
+    ///         stay ungoverned for good (the timelock administers itself).
+    error InvalidProposer(address proposer);
+
     /// @param minDelay Seconds between scheduling and executing an operation (0 only on dev chains).
-    /// @param proposers Accounts that may schedule (and cancel) operations.
+    /// @param proposers Accounts that may schedule (and cancel) operations; at least one, none zero.
     /// @param executors Accounts that may execute due operations (the zero address: anyone).
     constructor(uint256 minDelay, address[] memory proposers, address[] memory executors)
         TimelockController(minDelay, proposers, executors, address(0))
-    {}
+    {
+        if (proposers.length == 0) revert InvalidProposer(address(0));
+        for (uint256 i; i < proposers.length; ++i) {
+            if (proposers[i] == address(0)) revert InvalidProposer(address(0));
+        }
+    }
 }

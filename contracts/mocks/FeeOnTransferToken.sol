@@ -5,13 +5,19 @@ import {ERC20} from "@openzeppelin/contracts/token/ERC20/ERC20.sol";
 
 /// @title FeeOnTransferToken
 /// @notice Test token that burns `feeBps` of every transfer, so the recipient receives less than was
-///         sent. Never deploy to production.
+///         sent; anyone may change the fee, like a token whose owner switches a fee on later. Never
+///         deploy to production.
 contract FeeOnTransferToken is ERC20 {
     /// @notice Burned share of every transfer, in basis points.
-    uint256 public immutable feeBps;
+    uint256 public feeBps;
 
     /// @param feeBps_ Burned share of every transfer, in basis points.
     constructor(uint256 feeBps_) ERC20("Fee On Transfer", "FOT") {
+        feeBps = feeBps_;
+    }
+
+    /// @notice Sets the burned share of every later transfer. Anyone may call: test token.
+    function setFee(uint256 feeBps_) external {
         feeBps = feeBps_;
     }
 

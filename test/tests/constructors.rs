@@ -1,14 +1,30 @@
-//! Every contract refuses to be deployed with a zero address where it needs a contract, so a
-//! mis-wired deployment fails at once instead of misbehaving later.
+//! Every contract refuses to be deployed with a zero address where it needs a contract or a
+//! governor, so a mis-wired deployment fails at once instead of misbehaving later; and the
+//! deployed suite exposes its wiring.
 
-use alloy::primitives::Address;
+use alloy::primitives::{Address, Bytes, U256, aliases::U48};
+use alloy::sol_types::{SolConstructor, SolError};
 use insitu_bindings::{
     AccessCondition, AccessTemplate, AgreementStore, ComputeExecutionCondition, ComputeTemplate,
-    EscrowPaymentCondition, HashLockCondition, LockPaymentCondition, SignCondition,
-    ThresholdCondition,
+    GovernanceTimelock, HashLockCondition, PaymentCondition, SignCondition, ThresholdCondition,
 };
-use insitu_tests::harness::ExpectRevert;
+use insitu_tests::harness::{Chain, ExpectRevert};
 use insitu_tests::world::World;
+
+/// Deploys `bytecode` with `args` from `from`, expects the revert `E`, and checks that nothing
+/// was created at the address the deployment would have had.
+#[track_caller]
+fn refused<A: SolConstructor, E: SolError>(
+    chain: &mut Chain,
+    from: Address,
+    bytecode: &Bytes,
+    args: &A,
+) -> E {
+    let at = from.create(chain.nonce(from));
+    let err = chain.deploy(from, bytecode, args).expect_revert::<E>();
+    assert!(chain.code(at).is_empty(), "no contract was created");
+    err
+}
 
 #[test]
 fn constructors_refuse_zero_addresses() {
@@ -18,108 +34,161 @@ fn constructors_refuse_zero_addresses() {
     let zero = Address::ZERO;
     let chain = &mut world.chain;
 
-    chain
-        .deploy(
+    // The store's admin rules refuse a zero initial admin (the old store had its own
+    // InvalidGovernor).
+    for delay in [0, 86_400] {
+        let err: AgreementStore::AccessControlInvalidDefaultAdmin = refused(
+            chain,
             from,
             &AgreementStore::BYTECODE,
-            &AgreementStore::constructorCall { governor: zero },
-        )
-        .expect_revert::<AgreementStore::InvalidGovernor>();
-    chain
-        .deploy(
-            from,
-            &LockPaymentCondition::BYTECODE,
-            &LockPaymentCondition::constructorCall { store: zero },
-        )
-        .expect_revert::<LockPaymentCondition::InvalidStore>();
+            &AgreementStore::constructorCall {
+                governor: zero,
+                adminTransferDelay: U48::from(delay),
+            },
+        );
+        assert_eq!(err.defaultAdmin, zero);
+    }
+    let _: PaymentCondition::InvalidStore = refused(
+        chain,
+        from,
+        &PaymentCondition::BYTECODE,
+        &PaymentCondition::constructorCall { store: zero },
+    );
     for bytecode in [
         &SignCondition::BYTECODE,
         &HashLockCondition::BYTECODE,
         &ThresholdCondition::BYTECODE,
     ] {
+        let _: SignCondition::InvalidStore = refused(
+            chain,
+            from,
+            bytecode,
+            &SignCondition::constructorCall { store: zero },
+        );
+    }
+    for bytecode in [
+        &AccessCondition::BYTECODE,
+        &ComputeExecutionCondition::BYTECODE,
+    ] {
+        let _: AccessCondition::InvalidStore = refused(
+            chain,
+            from,
+            bytecode,
+            &AccessCondition::constructorCall {
+                store: zero,
+                registry: s.asset_registry,
+                payment: s.payment,
+            },
+        );
+        let _: AccessCondition::InvalidRegistry = refused(
+            chain,
+            from,
+            bytecode,
+            &AccessCondition::constructorCall {
+                store: s.agreement_store,
+                registry: zero,
+                payment: s.payment,
+            },
+        );
+        // Was InvalidEscrow, for the escrow condition the payment condition replaces.
+        let _: AccessCondition::InvalidPaymentCondition = refused(
+            chain,
+            from,
+            bytecode,
+            &AccessCondition::constructorCall {
+                store: s.agreement_store,
+                registry: s.asset_registry,
+                payment: zero,
+            },
+        );
+    }
+    let wirings = [
+        (zero, s.asset_registry, s.payment, s.access),
+        (s.agreement_store, zero, s.payment, s.access),
+        (s.agreement_store, s.asset_registry, zero, s.access),
+        (s.agreement_store, s.asset_registry, s.payment, zero),
+    ];
+    for (store, registry, payment, service) in wirings {
+        let _: AccessTemplate::InvalidAddress = refused(
+            chain,
+            from,
+            &AccessTemplate::BYTECODE,
+            &AccessTemplate::constructorCall {
+                store,
+                registry,
+                payment,
+                access: service,
+            },
+        );
+        let _: ComputeTemplate::InvalidAddress = refused(
+            chain,
+            from,
+            &ComputeTemplate::BYTECODE,
+            &ComputeTemplate::constructorCall {
+                store,
+                registry,
+                payment,
+                compute: service,
+            },
+        );
+    }
+}
+
+#[test]
+fn the_same_constructors_accept_a_complete_wiring() {
+    // The refusals above are about the zero address only: the same arguments with every address
+    // set deploy.
+    let mut world = World::new();
+    let from = world.outsider;
+    let s = world.suite;
+    let chain = &mut world.chain;
+    chain
+        .deploy(
+            from,
+            &AgreementStore::BYTECODE,
+            &AgreementStore::constructorCall {
+                governor: from,
+                adminTransferDelay: U48::ZERO,
+            },
+        )
+        .unwrap();
+    chain
+        .deploy(
+            from,
+            &PaymentCondition::BYTECODE,
+            &PaymentCondition::constructorCall {
+                store: s.agreement_store,
+            },
+        )
+        .unwrap();
+    for bytecode in [
+        &AccessCondition::BYTECODE,
+        &ComputeExecutionCondition::BYTECODE,
+    ] {
         chain
             .deploy(
                 from,
                 bytecode,
-                &SignCondition::constructorCall { store: zero },
+                &AccessCondition::constructorCall {
+                    store: s.agreement_store,
+                    registry: s.asset_registry,
+                    payment: s.payment,
+                },
             )
-            .expect_revert::<SignCondition::InvalidStore>();
+            .unwrap();
     }
     chain
         .deploy(
             from,
-            &AccessCondition::BYTECODE,
-            &AccessCondition::constructorCall {
-                store: s.agreement_store,
-                registry: zero,
-                escrow_: s.escrow_payment,
-            },
-        )
-        .expect_revert::<AccessCondition::InvalidRegistry>();
-    chain
-        .deploy(
-            from,
-            &AccessCondition::BYTECODE,
-            &AccessCondition::constructorCall {
+            &AccessTemplate::BYTECODE,
+            &AccessTemplate::constructorCall {
                 store: s.agreement_store,
                 registry: s.asset_registry,
-                escrow_: zero,
+                payment: s.payment,
+                access: s.access,
             },
         )
-        .expect_revert::<AccessCondition::InvalidEscrow>();
-    chain
-        .deploy(
-            from,
-            &ComputeExecutionCondition::BYTECODE,
-            &ComputeExecutionCondition::constructorCall {
-                store: zero,
-                registry: s.asset_registry,
-                escrow_: s.escrow_payment,
-            },
-        )
-        .expect_revert::<ComputeExecutionCondition::InvalidStore>();
-    chain
-        .deploy(
-            from,
-            &EscrowPaymentCondition::BYTECODE,
-            &EscrowPaymentCondition::constructorCall {
-                store: s.agreement_store,
-                lockCondition_: zero,
-            },
-        )
-        .expect_revert::<EscrowPaymentCondition::InvalidLockCondition>();
-    let wirings = [
-        (zero, s.lock_payment, s.access, s.escrow_payment),
-        (s.agreement_store, zero, s.access, s.escrow_payment),
-        (s.agreement_store, s.lock_payment, zero, s.escrow_payment),
-        (s.agreement_store, s.lock_payment, s.access, zero),
-    ];
-    for (store, lock, service, escrow) in wirings {
-        chain
-            .deploy(
-                from,
-                &AccessTemplate::BYTECODE,
-                &AccessTemplate::constructorCall {
-                    store,
-                    lock,
-                    access: service,
-                    escrow,
-                },
-            )
-            .expect_revert::<AccessTemplate::InvalidAddress>();
-        chain
-            .deploy(
-                from,
-                &ComputeTemplate::BYTECODE,
-                &ComputeTemplate::constructorCall {
-                    store,
-                    lock,
-                    compute: service,
-                    escrow,
-                },
-            )
-            .expect_revert::<ComputeTemplate::InvalidAddress>();
-    }
+        .unwrap();
 }
 
 #[test]
@@ -127,37 +196,35 @@ fn templates_and_conditions_expose_their_wiring() {
     let mut world = World::new();
     let s = world.suite;
     let chain = &mut world.chain;
-    let store = |chain: &mut insitu_tests::harness::Chain, at: Address| {
+    let store = |chain: &mut Chain, at: Address| {
         chain
             .call(at, &AccessCondition::agreementStoreCall {})
             .expect("agreementStore")
     };
     for condition in [
-        s.lock_payment,
+        s.payment,
         s.access,
         s.compute_execution,
-        s.escrow_payment,
         s.sign,
         s.hash_lock,
         s.threshold,
     ] {
         assert_eq!(store(chain, condition), s.agreement_store);
     }
-    assert_eq!(
-        chain
-            .call(s.access, &AccessCondition::assetRegistryCall {})
-            .unwrap(),
-        s.asset_registry
-    );
-    assert_eq!(
-        chain
-            .call(
-                s.escrow_payment,
-                &EscrowPaymentCondition::lockConditionCall {}
-            )
-            .unwrap(),
-        s.lock_payment
-    );
+    for service in [s.access, s.compute_execution] {
+        assert_eq!(
+            chain
+                .call(service, &AccessCondition::assetRegistryCall {})
+                .unwrap(),
+            s.asset_registry
+        );
+        assert_eq!(
+            chain
+                .call(service, &AccessCondition::paymentConditionCall {})
+                .unwrap(),
+            s.payment
+        );
+    }
     for (template, service) in [
         (s.access_template, s.access),
         (s.compute_template, s.compute_execution),
@@ -170,21 +237,21 @@ fn templates_and_conditions_expose_their_wiring() {
         );
         assert_eq!(
             chain
-                .call(template, &AccessTemplate::lockConditionCall {})
+                .call(template, &AccessTemplate::assetRegistryCall {})
                 .unwrap(),
-            s.lock_payment
+            s.asset_registry
+        );
+        assert_eq!(
+            chain
+                .call(template, &AccessTemplate::paymentConditionCall {})
+                .unwrap(),
+            s.payment
         );
         assert_eq!(
             chain
                 .call(template, &AccessTemplate::serviceConditionCall {})
                 .unwrap(),
             service
-        );
-        assert_eq!(
-            chain
-                .call(template, &AccessTemplate::escrowConditionCall {})
-                .unwrap(),
-            s.escrow_payment
         );
         assert_eq!(
             chain
@@ -198,23 +265,44 @@ fn templates_and_conditions_expose_their_wiring() {
                 .unwrap(),
             90 * 86_400
         );
-        assert_eq!(
-            chain
-                .call(template, &AccessTemplate::DEFAULT_SERVICE_TIMEOUTCall {})
-                .unwrap(),
-            3 * 86_400
-        );
     }
     assert_eq!(
         chain
-            .call(s.lock_payment, &LockPaymentCondition::MAX_FEE_BPSCall {})
+            .call(s.payment, &PaymentCondition::MAX_FEE_BPSCall {})
             .unwrap(),
         1_000
     );
     assert_eq!(
         chain
-            .call(s.lock_payment, &LockPaymentCondition::BPSCall {})
+            .call(s.payment, &PaymentCondition::BPSCall {})
             .unwrap(),
         10_000
+    );
+    assert_eq!(
+        chain
+            .call(s.payment, &PaymentCondition::ETH_PUSH_GASCall {})
+            .unwrap(),
+        U256::from(50_000)
+    );
+    // Governance: the world's timelock (no delay) administers the store, with no admin delay.
+    let timelock = s.governance_timelock.expect("a timelock");
+    assert_eq!(timelock, world.timelock);
+    assert_eq!(
+        chain
+            .call(s.agreement_store, &AgreementStore::defaultAdminCall {})
+            .unwrap(),
+        timelock
+    );
+    assert_eq!(
+        chain
+            .call(s.agreement_store, &AgreementStore::defaultAdminDelayCall {})
+            .unwrap(),
+        U48::ZERO
+    );
+    assert_eq!(
+        chain
+            .call(timelock, &GovernanceTimelock::getMinDelayCall {})
+            .unwrap(),
+        U256::ZERO
     );
 }

@@ -1,6 +1,8 @@
 //! The generic conditions of the suite: HashLockCondition (reveal a preimage), SignCondition
-//! (an EIP-712 signature of an agreed signer) and ThresholdCondition (k of n inputs Fulfilled),
-//! on agreements created through a `PassthroughTemplate` approved by the governor.
+//! (an EIP-712 signature of an agreed signer, ECDSA or ERC-1271) and ThresholdCondition (k of n
+//! inputs Fulfilled), on agreements created through a `PassthroughTemplate` approved by
+//! governance; and the payment condition on such agreements, whose release is always the derived
+//! service condition, never a generic one.
 //!
 //! Errors raised by the store bubble up unchanged through the condition contracts: they are
 //! decoded with the store's binding.
@@ -14,7 +16,8 @@ use alloy::{
 };
 use common::{approved_passthrough, condition_id, conditions, create, is_timed_out, spec};
 use insitu_bindings::{
-    AgreementStore, HashLockCondition, PassthroughTemplate, SignCondition, ThresholdCondition,
+    AccessCondition, AgreementStore, ERC1271Wallet, HashLockCondition, PassthroughTemplate,
+    PaymentCondition, SignCondition, ThresholdCondition,
 };
 use insitu_tests::harness::{CHAIN_ID, ExpectRevert, Receipt, TxError};
 use insitu_tests::world::{World, state};
@@ -987,7 +990,8 @@ fn k_of_three_is_reached_exactly_when_k_inputs_are_fulfilled() {
         .map(|secret| spec(hash_lock, g.lock_value(secret), 0, 0))
         .collect();
     // Ids are known before creation, so the thresholds can sit in the same agreement as their
-    // inputs.
+    // inputs: the agreement id binds only the first condition (a hash lock, whose value hash does
+    // not depend on the id).
     let inputs_of = |agreement_id: B256, specs: &[PassthroughTemplate::ConditionSpec]| {
         sorted(
             specs
@@ -998,7 +1002,7 @@ fn k_of_three_is_reached_exactly_when_k_inputs_are_fulfilled() {
     };
     // Build the full agreement: 3 hash locks, then thresholds k = 1, 2, 3 over them.
     let seed = g.w.seed();
-    let agreement_id = common::agreement_id(seed, g.consumer);
+    let agreement_id = common::agreement_id(seed, g.consumer, &specs[0]);
     let inputs = inputs_of(agreement_id, &specs);
     for k in 1..=3 {
         let value = g.threshold_value(&inputs, k);
@@ -1312,4 +1316,487 @@ fn threshold_reached_reports_the_threshold_not_every_fulfilled_input() {
         U256::from(1),
         "three inputs are Fulfilled, the event says 1"
     );
+}
+
+// ---- ERC-1271 signers ----
+
+impl Generic {
+    /// Deploys an `ERC1271Wallet` whose signatures are `owner`'s.
+    fn wallet(&mut self, owner: Address) -> Address {
+        let outsider = self.outsider;
+        self.w
+            .chain
+            .deploy(
+                outsider,
+                &ERC1271Wallet::BYTECODE,
+                &ERC1271Wallet::constructorCall { owner_: owner },
+            )
+            .expect("deploy ERC1271Wallet")
+    }
+}
+
+#[test]
+fn an_erc1271_wallet_signs_with_its_owner_key() {
+    let mut g = Generic::new();
+    let (owner, outsider, sign, store) = (g.signer, g.outsider, g.sign, g.store);
+    let wallet = g.wallet(owner);
+    let a = g.sign_agreement(wallet, message(), 0);
+    let id = a.conditions[0];
+    let digest = g.digest(sign, a.id, message());
+    let by_owner = g.sign_hash(owner, digest);
+    let by_other = g.sign_hash(outsider, digest);
+    // The wallet accepts its owner's signature only.
+    let magic = |g: &mut Generic, signature: &Signature| {
+        g.view(
+            wallet,
+            ERC1271Wallet::isValidSignatureCall {
+                hash: digest,
+                signature: signature.as_bytes().into(),
+            },
+        )
+    };
+    assert_eq!(magic(&mut g, &by_owner), [0x16, 0x26, 0xba, 0x7e]);
+    assert_eq!(magic(&mut g, &by_other), [0xff; 4]);
+
+    // A wrong key, or no signature, is refused for the wallet.
+    for signature in [by_other.as_bytes().to_vec(), vec![]] {
+        let err: SignCondition::InvalidSignature = g.reverts(
+            outsider,
+            sign,
+            fulfil_sign(a.id, wallet, message(), signature),
+            &a.conditions,
+        );
+        assert_eq!(err.signer, wallet);
+    }
+    // The owner's signature names the owner key, not the agreed signer: no such condition.
+    let err: AgreementStore::ConditionNotFound = g.reverts(
+        outsider,
+        sign,
+        fulfil_sign(a.id, owner, message(), by_owner.as_bytes()),
+        &a.conditions,
+    );
+    let value = g.sign_value(owner, message());
+    assert_eq!(err.conditionId, condition_id(a.id, sign, value));
+
+    // Anyone submits the owner's signature for the wallet.
+    let receipt = g
+        .submit(outsider, sign, a.id, wallet, message(), by_owner.as_bytes())
+        .unwrap();
+    assert_eq!(receipt.output, id);
+    assert_eq!(receipt.logs.len(), 2);
+    assert_eq!(
+        receipt.expect_event::<AgreementStore::ConditionFulfilled>(),
+        AgreementStore::ConditionFulfilled {
+            conditionId: id,
+            conditionContract: sign
+        }
+    );
+    assert_eq!(receipt.logs[0].address, store);
+    assert_eq!(
+        receipt.expect_event::<SignCondition::MessageSigned>(),
+        SignCondition::MessageSigned {
+            agreementId: a.id,
+            conditionId: id,
+            signer: wallet,
+            message: message(),
+        }
+    );
+    assert_eq!(g.w.state(id), state::FULFILLED);
+}
+
+#[test]
+fn an_erc1271_signature_is_bound_to_its_agreement() {
+    let mut g = Generic::new();
+    let (owner, outsider, sign) = (g.signer, g.outsider, g.sign);
+    let wallet = g.wallet(owner);
+    let first = g.sign_agreement(wallet, message(), 0);
+    let second = g.sign_agreement(wallet, message(), 0);
+    let digest = g.digest(sign, first.id, message());
+    let for_first = g.sign_hash(owner, digest);
+    let watched = [first.conditions[0], second.conditions[0]];
+    let err: SignCondition::InvalidSignature = g.reverts(
+        outsider,
+        sign,
+        fulfil_sign(second.id, wallet, message(), for_first.as_bytes()),
+        &watched,
+    );
+    assert_eq!(err.signer, wallet);
+    g.submit(
+        outsider,
+        sign,
+        first.id,
+        wallet,
+        message(),
+        for_first.as_bytes(),
+    )
+    .unwrap();
+    assert_eq!(g.w.state(second.conditions[0]), state::UNFULFILLED);
+}
+
+// ---- One secret per agreement ----
+
+#[test]
+fn once_revealed_a_secret_opens_every_agreement_locked_on_it() {
+    // Documented behaviour (HashLockCondition NatSpec, "one secret per agreement"): a reveal
+    // publishes the preimage, so anyone can then fulfil every other agreement locked on the same
+    // hash. Binding the agreement id into the lock would not help: the revealed secret opens
+    // every binding alike.
+    let mut g = Generic::new();
+    let (consumer, outsider, hash_lock) = (g.consumer, g.outsider, g.hash_lock);
+    let first = g.hash_lock_agreement(b"shared secret", 0, 0);
+    let second = g.hash_lock_agreement(b"shared secret", 0, 0);
+    assert_ne!(first.conditions[0], second.conditions[0]);
+    let watched = [first.conditions[0], second.conditions[0]];
+
+    // Before the reveal the outsider cannot guess it.
+    let _: AgreementStore::ConditionNotFound = g.reverts(
+        outsider,
+        hash_lock,
+        HashLockCondition::fulfilCall {
+            agreementId: second.id,
+            preimage: b"a guess".into(),
+        },
+        &watched,
+    );
+    let receipt = g.reveal(consumer, first.id, b"shared secret").unwrap();
+    // The outsider reads the secret from the reveal's event and opens the other agreement.
+    let revealed = receipt
+        .expect_event::<HashLockCondition::PreimageRevealed>()
+        .preimage;
+    let receipt = g.reveal(outsider, second.id, &revealed).unwrap();
+    assert_eq!(receipt.output, second.conditions[0]);
+    assert_eq!(g.w.state(first.conditions[0]), state::FULFILLED);
+    assert_eq!(g.w.state(second.conditions[0]), state::FULFILLED);
+}
+
+#[test]
+fn per_agreement_secrets_keep_the_other_agreements_locked() {
+    // The NatSpec's advice: derive each agreement's secret, e.g.
+    // keccak256(abi.encode(masterSecret, agreementId)). The agreement id binds the value hash of
+    // the first condition, so a hash lock whose secret derives from the agreement id cannot be
+    // the first condition (its value hash would depend on itself): here a sign condition comes
+    // first. A lock that is the first condition can derive its secret from the seed instead.
+    let mut g = Generic::new();
+    let (consumer, outsider, hash_lock, sign, signer, template) = (
+        g.consumer,
+        g.outsider,
+        g.hash_lock,
+        g.sign,
+        g.signer,
+        g.template,
+    );
+    let master = keccak256(b"master secret");
+    let did = g.w.did;
+    let mut agreements = Vec::new();
+    for _ in 0..2 {
+        let seed = g.w.seed();
+        let first = spec(sign, g.sign_value(signer, message()), 0, 0);
+        let id = common::agreement_id(seed, consumer, &first);
+        let secret = keccak256((master, id).abi_encode_params());
+        let lock = g.lock_value(secret.as_slice());
+        let receipt = create(
+            &mut g.w,
+            template,
+            consumer,
+            seed,
+            did,
+            vec![first, spec(hash_lock, lock, 0, 0)],
+        )
+        .unwrap();
+        assert_eq!(receipt.output, id);
+        agreements.push((id, secret, condition_id(id, hash_lock, lock)));
+    }
+    let [(one, secret_one, lock_one), (two, secret_two, lock_two)] = agreements[..] else {
+        unreachable!()
+    };
+    assert_ne!(secret_one, secret_two);
+    g.reveal(consumer, one, secret_one.as_slice()).unwrap();
+    assert_eq!(g.w.state(lock_one), state::FULFILLED);
+
+    // The published secret of the first agreement opens nothing in the second.
+    let err: AgreementStore::ConditionNotFound = g.reverts(
+        outsider,
+        hash_lock,
+        HashLockCondition::fulfilCall {
+            agreementId: two,
+            preimage: secret_one.as_slice().to_vec().into(),
+        },
+        &[lock_two],
+    );
+    let value = g.lock_value(secret_one.as_slice());
+    assert_eq!(err.conditionId, condition_id(two, hash_lock, value));
+    assert_eq!(g.w.state(lock_two), state::UNFULFILLED);
+    g.reveal(consumer, two, secret_two.as_slice()).unwrap();
+    assert_eq!(g.w.state(lock_two), state::FULFILLED);
+
+    // A lock that is the first condition, on a secret derived from the seed: distinct too.
+    let (seed_a, seed_b) = (g.w.seed(), g.w.seed());
+    let secret_a = keccak256((master, seed_a).abi_encode_params());
+    let secret_b = keccak256((master, seed_b).abi_encode_params());
+    let mut ids = Vec::new();
+    for (seed, secret) in [(seed_a, secret_a), (seed_b, secret_b)] {
+        let lock = g.lock_value(secret.as_slice());
+        let receipt = create(
+            &mut g.w,
+            template,
+            consumer,
+            seed,
+            did,
+            vec![spec(hash_lock, lock, 0, 0)],
+        )
+        .unwrap();
+        ids.push((
+            receipt.output,
+            condition_id(receipt.output, hash_lock, lock),
+        ));
+    }
+    g.reveal(consumer, ids[0].0, secret_a.as_slice()).unwrap();
+    let _: AgreementStore::ConditionNotFound = g.reverts(
+        outsider,
+        hash_lock,
+        HashLockCondition::fulfilCall {
+            agreementId: ids[1].0,
+            preimage: secret_a.as_slice().to_vec().into(),
+        },
+        &[ids[1].1],
+    );
+    assert_eq!(g.w.state(ids[1].1), state::UNFULFILLED);
+}
+
+// ---- The payment condition on generic agreements ----
+
+/// A passthrough agreement of the consumer whose first condition is a payment of `amount` of the
+/// world's token to the provider, released by `service`, followed by `more`. Returns the
+/// agreement id, the payment terms and the payment condition id.
+fn payment_agreement(
+    g: &mut Generic,
+    service: Address,
+    amount: u64,
+    more: impl FnOnce(&mut Generic, B256, B256) -> Vec<PassthroughTemplate::ConditionSpec>,
+) -> (B256, PaymentCondition::Payment, B256) {
+    let (consumer, provider, token, did, template) =
+        (g.consumer, g.w.provider, g.w.token, g.w.did, g.template);
+    let payment = g.w.suite.payment;
+    let terms = PaymentCondition::Payment {
+        token,
+        receivers: vec![provider],
+        amounts: vec![U256::from(amount)],
+        fee: U256::ZERO,
+    };
+    let value = g.view(
+        payment,
+        PaymentCondition::hashValuesCall {
+            did,
+            payer: consumer,
+            service,
+            payment: terms.clone(),
+        },
+    );
+    let seed = g.w.seed();
+    let first = spec(payment, value, 0, 3_600);
+    let id = common::agreement_id(seed, consumer, &first);
+    let payment_id = condition_id(id, payment, value);
+    let mut specs = vec![first];
+    specs.extend(more(g, id, payment_id));
+    let receipt = create(&mut g.w, template, consumer, seed, did, specs).unwrap();
+    assert_eq!(receipt.output, id);
+    (id, terms, payment_id)
+}
+
+fn lock_call(
+    agreement_id: B256,
+    did: B256,
+    service: Address,
+    terms: &PaymentCondition::Payment,
+) -> PaymentCondition::lockCall {
+    PaymentCondition::lockCall {
+        agreementId: agreement_id,
+        did,
+        service,
+        payment: terms.clone(),
+    }
+}
+
+fn settle_call(
+    release: bool,
+    agreement_id: B256,
+    did: B256,
+    payer: Address,
+    service: Address,
+    terms: &PaymentCondition::Payment,
+) -> Vec<u8> {
+    if release {
+        PaymentCondition::releaseCall {
+            agreementId: agreement_id,
+            did,
+            payer,
+            service,
+            payment: terms.clone(),
+        }
+        .abi_encode()
+    } else {
+        PaymentCondition::refundCall {
+            agreementId: agreement_id,
+            did,
+            payer,
+            service,
+            payment: terms.clone(),
+        }
+        .abi_encode()
+    }
+}
+
+#[test]
+fn a_passthrough_payment_is_released_by_its_access_condition() {
+    // The nearest a generic agreement now comes to the old escrow with a chosen release
+    // condition: the payment's release condition is always the service condition derived from
+    // it, here an access condition listed by hand in a passthrough agreement.
+    let mut g = Generic::new();
+    let (consumer, keeper, outsider, provider, token, did) = (
+        g.consumer,
+        g.w.keeper,
+        g.outsider,
+        g.w.provider,
+        g.w.token,
+        g.w.did,
+    );
+    let (payment, access) = (g.w.suite.payment, g.w.suite.access);
+    let mut service_id = B256::ZERO;
+    let (id, terms, payment_id) = payment_agreement(&mut g, access, 500, |g, id, payment_id| {
+        let value = g.view(
+            access,
+            AccessCondition::hashValuesCall {
+                did,
+                consumer,
+                paymentConditionId: payment_id,
+            },
+        );
+        assert_eq!(
+            value,
+            keccak256((did, consumer, payment_id).abi_encode_params())
+        );
+        service_id = condition_id(id, access, value);
+        vec![spec(access, value, 0, 7_200)]
+    });
+    let derived: B256 = g.view(
+        payment,
+        PaymentCondition::serviceConditionIdOfCall {
+            agreementId: id,
+            did,
+            payer: consumer,
+            service: access,
+            paymentConditionId: payment_id,
+        },
+    );
+    assert_eq!(derived, service_id);
+    let serve = AccessCondition::fulfilCall {
+        agreementId: id,
+        did,
+        consumer,
+        paymentConditionId: payment_id,
+    };
+
+    // No access before the payment.
+    let err: AccessCondition::DependencyNotFulfilled =
+        g.reverts(keeper, access, serve.clone(), &[payment_id, service_id]);
+    assert_eq!(
+        (err.conditionId, err.state),
+        (payment_id, state::UNFULFILLED)
+    );
+    let consumer_before = g.w.balance(token, consumer);
+    g.send(consumer, payment, lock_call(id, did, access, &terms))
+        .unwrap();
+    assert_eq!(g.w.state(payment_id), state::FULFILLED);
+    assert_eq!(
+        g.w.balance(token, consumer),
+        consumer_before - U256::from(500)
+    );
+    g.send(keeper, access, serve).unwrap();
+    assert_eq!(g.w.state(service_id), state::FULFILLED);
+
+    let provider_before = g.w.balance(token, provider);
+    let receipt =
+        g.w.chain
+            .send(insitu_tests::harness::Tx::call(
+                outsider,
+                payment,
+                settle_call(true, id, did, consumer, access, &terms),
+            ))
+            .unwrap();
+    assert_eq!(
+        receipt.expect_event::<PaymentCondition::PaymentReleased>(),
+        PaymentCondition::PaymentReleased {
+            agreementId: id,
+            token,
+            amount: U256::from(500),
+            fee: U256::ZERO,
+        }
+    );
+    assert_eq!(g.w.state(payment_id), state::RELEASED);
+    assert_eq!(
+        g.w.balance(token, provider),
+        provider_before + U256::from(500)
+    );
+}
+
+#[test]
+fn a_generic_condition_cannot_release_a_payment() {
+    // With the old contracts the escrow took any release condition, e.g. a hash lock: revealing
+    // the secret released the payment. Now the releasing condition is derived: the condition of
+    // `service` with value hash keccak256(abi.encode(did, payer, paymentConditionId)), which no
+    // hash lock can hold (its value hashes are keccak256(abi.encode(lockHash))). Naming the hash
+    // lock contract as `service`, the payment can never be released; its derived service
+    // condition does not exist, so the payer may take it back at once.
+    let mut g = Generic::new();
+    let (consumer, outsider, token, did, hash_lock) =
+        (g.consumer, g.outsider, g.w.token, g.w.did, g.hash_lock);
+    let payment = g.w.suite.payment;
+    let lock = g.lock_value(b"release me");
+    let mut lock_id = B256::ZERO;
+    let (id, terms, payment_id) = payment_agreement(&mut g, hash_lock, 500, |_, id, _| {
+        lock_id = condition_id(id, hash_lock, lock);
+        vec![spec(hash_lock, lock, 0, 0)]
+    });
+    let derived: B256 = g.view(
+        payment,
+        PaymentCondition::serviceConditionIdOfCall {
+            agreementId: id,
+            did,
+            payer: consumer,
+            service: hash_lock,
+            paymentConditionId: payment_id,
+        },
+    );
+    assert_ne!(derived, lock_id);
+    let before = g.w.balance(token, consumer);
+    g.send(consumer, payment, lock_call(id, did, hash_lock, &terms))
+        .unwrap();
+    g.reveal(outsider, id, b"release me").unwrap();
+    assert_eq!(g.w.state(lock_id), state::FULFILLED);
+
+    let escrow_before = g.w.balance(token, payment);
+    let err =
+        g.w.chain
+            .send(insitu_tests::harness::Tx::call(
+                outsider,
+                payment,
+                settle_call(true, id, did, consumer, hash_lock, &terms),
+            ))
+            .expect_revert::<PaymentCondition::ServiceNotFulfilled>();
+    assert_eq!(
+        (err.serviceConditionId, err.state),
+        (derived, state::UNINITIALIZED)
+    );
+    assert_eq!(g.w.state(payment_id), state::FULFILLED);
+    assert_eq!(g.w.balance(token, payment), escrow_before);
+
+    g.w.chain
+        .send(insitu_tests::harness::Tx::call(
+            outsider,
+            payment,
+            settle_call(false, id, did, consumer, hash_lock, &terms),
+        ))
+        .unwrap();
+    assert_eq!(g.w.state(payment_id), state::REFUNDED);
+    assert_eq!(g.w.balance(token, consumer), before);
 }

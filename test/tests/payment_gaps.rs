@@ -10,7 +10,8 @@
 use alloy::primitives::{Address, B256, Bytes, U256};
 use alloy::sol_types::{SolCall, SolValue};
 use insitu_bindings::{
-    AccessCondition, AgreementStore, GasBurningReceiver, PaymentCondition, PermitToken,
+    AccessCondition, AgreementStore, FeeOnTransferToken, GasBurningReceiver, PaymentCondition,
+    PermitToken,
     RebasingToken, ReentrantToken, RogueTemplate, ServiceTemplate,
 };
 use insitu_tests::harness::{ExpectRevert, Tx};
@@ -730,6 +731,71 @@ fn the_other_services_contracts_are_not_refused() {
         .buy(Service::Compute, consumer, &signed, U256::ZERO)
         .expect_revert::<PaymentCondition::ProtocolReceiver>();
     assert_eq!((err.index, err.receiver), (U256::from(1u64), registry));
+}
+
+/// Review gap 6: a token that starts charging a transfer fee after the payment (its owner switches
+/// the fee on). The payment was taken whole (the fee was off), and the escrow stays solvent: each
+/// release transfer is charged on the way out, so receivers get less than agreed; nothing is
+/// stranded and no other payment is touched. Such tokens are unsupported (docs/protocol.md).
+#[test]
+fn a_token_that_switches_a_transfer_fee_on_after_the_payment_pays_receivers_less() {
+    let mut world = World::with_fee();
+    let (consumer, provider, keeper, payment) = (
+        world.consumer,
+        world.provider,
+        world.keeper,
+        world.suite.payment,
+    );
+    let token = world
+        .chain
+        .deploy(
+            world.governor,
+            &FeeOnTransferToken::BYTECODE,
+            &FeeOnTransferToken::constructorCall {
+                feeBps_: U256::ZERO,
+            },
+        )
+        .expect("deploy the token");
+    world.mint(token, consumer, U256::from(10_000u64));
+    world.approve(token, consumer, payment, U256::MAX);
+    let signed = offer_in(&mut world, Service::Access, token, &[(provider, 1_000)]);
+    let (deal, _) = world
+        .buy(Service::Access, consumer, &signed, U256::ZERO)
+        .expect("no fee yet: the payment arrives whole");
+    assert_eq!(world.balance(token, payment), U256::from(1_010u64));
+
+    let governor = world.governor;
+    world
+        .chain
+        .transact(
+            governor,
+            token,
+            &FeeOnTransferToken::setFeeCall {
+                feeBps_: U256::from(1_000u64),
+            },
+        )
+        .expect("switch the fee on");
+    world.serve_and_release(&deal, keeper).expect("release");
+    assert_eq!(world.state(deal.payment_id), state::RELEASED);
+    // 10% of the 1,000 pushed to the provider is burned by the token on the way.
+    assert_eq!(world.balance(token, provider), U256::from(900u64));
+    // The escrow still holds the accrued network fee it owes, no more, no less.
+    assert_eq!(world.balance(token, payment), U256::from(10u64));
+    let accrued = world
+        .chain
+        .call(payment, &PaymentCondition::accruedFeesCall { token })
+        .expect("accruedFees");
+    assert_eq!(accrued, U256::from(10u64));
+
+    // A new payment is now refused whole: the escrow would receive less than the total.
+    let signed = offer_in(&mut world, Service::Access, token, &[(provider, 1_000)]);
+    let err = world
+        .buy(Service::Access, consumer, &signed, U256::ZERO)
+        .expect_revert::<PaymentCondition::TransferAmountMismatch>();
+    assert_eq!(
+        (err.expected, err.received),
+        (U256::from(1_010u64), U256::from(909u64))
+    );
 }
 
 // ---------------------------------------------------------------------------------------------

@@ -1,5 +1,6 @@
-//! Helpers shared by the agreement store and generic condition tests: a `PassthroughTemplate`
-//! approved by the governor, condition specs, and the id derivations of `AgreementIds`.
+//! Helpers shared by the agreement store, generic condition and governance tests: a
+//! `PassthroughTemplate` approved through the governance timelock, condition specs, and the id
+//! derivations of `AgreementIds`.
 
 // Each test binary compiles this module on its own and uses only part of it.
 #![allow(dead_code)]
@@ -90,6 +91,54 @@ pub(crate) fn revoke_template(w: &mut World, template: Address) -> Result<(), Tx
     let store = w.suite.agreement_store;
     let call = AgreementStore::revokeTemplateCall { template }.abi_encode();
     w.govern(&[(store, call)]).map(|_| ())
+}
+
+/// The governor carries out `call` on `target` through the governance timelock (one batch).
+///
+/// # Errors
+///
+/// The revert of the execution, which carries the revert of `call`.
+pub(crate) fn govern_call<C: alloy::sol_types::SolCall>(
+    w: &mut World,
+    target: Address,
+    call: &C,
+) -> Result<Receipt<alloy::primitives::Bytes>, TxError> {
+    w.govern(&[(target, call.abi_encode())])
+}
+
+/// The same spec as the store's own ABI type (for `createAgreement` and `agreementIdOf`).
+pub(crate) fn store_spec(
+    spec: &PassthroughTemplate::ConditionSpec,
+) -> AgreementStore::ConditionSpec {
+    AgreementStore::ConditionSpec {
+        conditionContract: spec.conditionContract,
+        valueHash: spec.valueHash,
+        timeLock: spec.timeLock,
+        timeOut: spec.timeOut,
+    }
+}
+
+/// The store's `agreementIdOf(seed, consumer, first)`.
+///
+/// # Panics
+///
+/// If the view fails.
+pub(crate) fn agreement_id_of(
+    w: &mut World,
+    seed: B256,
+    consumer: Address,
+    first: &PassthroughTemplate::ConditionSpec,
+) -> B256 {
+    w.chain
+        .call(
+            w.suite.agreement_store,
+            &AgreementStore::agreementIdOfCall {
+                seed,
+                consumer,
+                firstCondition: store_spec(first),
+            },
+        )
+        .expect("agreementIdOf")
 }
 
 /// Deploys a `PassthroughTemplate` on the world's store from `from`, without proposing it.
