@@ -230,7 +230,9 @@ pub fn plan_with_overrides(
         &AgreementStore::BYTECODE,
         AgreementStore::constructorCall {
             governor,
-            adminTransferDelay: alloy::primitives::Uint::<48, 1>::from(options.admin_transfer_delay),
+            adminTransferDelay: alloy::primitives::Uint::<48, 1>::from(
+                options.admin_transfer_delay,
+            ),
         }
         .abi_encode(),
     );

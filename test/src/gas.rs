@@ -207,7 +207,8 @@ pub fn measure(profile: bool) -> Result<Measurement, TxError> {
         let deadline = world.chain.timestamp() + 3600;
         let payment = world.suite.payment;
         let permit = world.sign_permit(permit_token, consumer, payment, total, deadline);
-        let (deal, created) = world.buy_with_permit(Service::Access, consumer, &signed, total, permit)?;
+        let (deal, created) =
+            world.buy_with_permit(Service::Access, consumer, &signed, total, permit)?;
         let settled = world.serve_and_release(&deal, keeper)?;
         permit_path = (created.gas_used, settled.gas_used);
     }

@@ -328,10 +328,17 @@ impl World {
             unreachable!("a batch is scheduled, then executed")
         };
         self.chain
-            .send(Tx::call(self.governor, self.timelock, schedule.input.clone()))
+            .send(Tx::call(
+                self.governor,
+                self.timelock,
+                schedule.input.clone(),
+            ))
             .expect("schedule a governance batch");
-        self.chain
-            .send(Tx::call(self.governor, self.timelock, execute.input.clone()))
+        self.chain.send(Tx::call(
+            self.governor,
+            self.timelock,
+            execute.input.clone(),
+        ))
     }
 
     /// Sets the network fee through governance.
@@ -758,9 +765,7 @@ impl World {
     /// If the view call fails.
     pub fn credit(&mut self, token: Address, account: Address) -> U256 {
         let call = PaymentCondition::creditsCall { token, account };
-        self.chain
-            .call(self.suite.payment, &call)
-            .expect("credits")
+        self.chain.call(self.suite.payment, &call).expect("credits")
     }
 }
 
@@ -791,8 +796,8 @@ impl World {
         value: U256,
         deadline: u64,
     ) -> PaymentCondition::PermitSignature {
-        use insitu_bindings::PermitToken;
         use alloy::sol_types::SolStruct;
+        use insitu_bindings::PermitToken;
         let name = self
             .chain
             .call(token, &PermitToken::nameCall {})
@@ -879,8 +884,8 @@ impl World {
 
 /// Replaces the salt argument of a timelock `scheduleBatch` or `executeBatch` calldata.
 fn resalt(input: &Bytes, salt: B256) -> Bytes {
-    use insitu_bindings::GovernanceTimelock;
     use alloy::sol_types::SolCall as _;
+    use insitu_bindings::GovernanceTimelock;
     if let Ok(mut call) = GovernanceTimelock::scheduleBatchCall::abi_decode(input) {
         call.salt = salt;
         return call.abi_encode().into();

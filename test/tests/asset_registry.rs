@@ -2200,7 +2200,11 @@ fn the_keeper_registers_a_result_owned_by_the_consumer() {
         }),
         did
     );
-    assert_ne!(did, did_of(job, consumer), "never an id its owner registers");
+    assert_ne!(
+        did,
+        did_of(job, consumer),
+        "never an id its owner registers"
+    );
     assert_eq!(
         r.asset(did),
         AssetRegistry::Asset {

@@ -11,8 +11,7 @@ use alloy::primitives::{Address, B256, Bytes, U256};
 use alloy::sol_types::{SolCall, SolValue};
 use insitu_bindings::{
     AccessCondition, AgreementStore, FeeOnTransferToken, GasBurningReceiver, PaymentCondition,
-    PermitToken,
-    RebasingToken, ReentrantToken, RogueTemplate, ServiceTemplate,
+    PermitToken, RebasingToken, ReentrantToken, RogueTemplate, ServiceTemplate,
 };
 use insitu_tests::harness::{ExpectRevert, Tx};
 use insitu_tests::world::{Deal, FEE_BPS, Service, SignedOffer, World, state};

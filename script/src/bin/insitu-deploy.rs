@@ -19,8 +19,8 @@ use anyhow::{Context, Result, bail};
 use clap::{Parser, ValueEnum};
 use insitu_bindings::deployment::{DeployOptions, Governance};
 use insitu_script::deploy::{
-    DEFAULT_ADMIN_TRANSFER_DELAY, DEFAULT_TIMELOCK_DELAY, MAX_FEE_BPS,
-    deploy_suite, unsafe_governance,
+    DEFAULT_ADMIN_TRANSFER_DELAY, DEFAULT_TIMELOCK_DELAY, MAX_FEE_BPS, deploy_suite,
+    unsafe_governance,
 };
 
 /// Who holds the governor and admin roles.
