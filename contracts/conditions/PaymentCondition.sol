@@ -143,6 +143,8 @@ contract PaymentCondition is Condition, ReentrancyGuardTransient {
     ///         into escrow. For ERC20 the caller must have approved this contract for the total; for
     ///         ETH send the total.
     /// @param template The template of the service (e.g. the access template); it verifies the offer.
+    ///        Pass an approved template: any other contract cannot create agreements, so at most the
+    ///        call pays for one of the caller's own unpaid agreements with exactly these terms.
     /// @param seed Caller-chosen seed of the agreement id; buying the same offer again needs another.
     /// @param offer The provider's offer.
     /// @param signature The provider's signature of `offer`.

@@ -48,11 +48,13 @@ contract AssetRegistry is IAssetRegistry {
         return keccak256(abi.encode(seed, owner));
     }
 
-    /// @notice Derives the id of the result of compute job `activityId` owned by `owner`:
-    ///         `keccak256(abi.encode(RESULT_DID_TAG, activityId, owner))`. Results live in their own id
-    ///         space, so nobody can register a result on an id its owner would register.
-    function computeResultDid(bytes32 activityId, address owner) public pure returns (bytes32) {
-        return keccak256(abi.encode(RESULT_DID_TAG, activityId, owner));
+    /// @notice Derives the id of the result of compute job `activityId` owned by `owner` and registered
+    ///         by `agent` (the keeper that ran the job):
+    ///         `keccak256(abi.encode(RESULT_DID_TAG, activityId, owner, agent))`. Results live in their
+    ///         own id space, and each agent in its own part of it, so nobody can take the id of a
+    ///         result another agent registers, nor an id an owner would register itself.
+    function computeResultDid(bytes32 activityId, address owner, address agent) public pure returns (bytes32) {
+        return keccak256(abi.encode(RESULT_DID_TAG, activityId, owner, agent));
     }
 
     /// @notice Registers an asset owned by the caller.
@@ -91,16 +93,16 @@ contract AssetRegistry is IAssetRegistry {
     }
 
     /// @notice Registers the result of a compute job for the consumer who paid for it, in one
-    ///         transaction: the result is owned by `owner`, `wasGeneratedBy` the compute agreement and
-    ///         `wasDerivedFrom` each input. Called by the keeper that ran the job, which must be able to
-    ///         serve every input. The did is `computeResultDid(activityId, owner)`: one result per job,
-    ///         and never an id the owner could register itself. A result is attested by the servers
-    ///         of its inputs (its `WasGeneratedBy` names the agent); nothing asks the owner's consent.
+    ///         transaction: the result is owned by `owner`, served by the caller (the keeper that ran
+    ///         the job, which must be able to serve every input), `wasGeneratedBy` the compute
+    ///         agreement and `wasDerivedFrom` each input. The did is
+    ///         `computeResultDid(activityId, owner, msg.sender)`: one result per job and agent. A
+    ///         result is attested by its agent, named in `WasGeneratedBy`; a verifier checks that the
+    ///         agent is the provider that fulfilled the compute agreement (`ComputeExecuted`).
     /// @param owner The consumer who owns the result.
     /// @param activityId The compute agreement that produced it.
     /// @param checksum Checksum of the result's metadata document; must not be zero.
     /// @param url Location of the metadata document; must not be empty.
-    /// @param providers Accounts allowed to serve the result (normally the calling keeper).
     /// @param sources The inputs of the job (at least one).
     /// @return did The result's id.
     function registerResult(
@@ -108,12 +110,13 @@ contract AssetRegistry is IAssetRegistry {
         bytes32 activityId,
         bytes32 checksum,
         string calldata url,
-        address[] calldata providers,
         bytes32[] calldata sources
     ) external returns (bytes32 did) {
         if (owner == address(0)) revert InvalidAddress();
         if (sources.length == 0) revert NoSources();
-        did = _register(computeResultDid(activityId, owner), owner, checksum, url, providers);
+        did = computeResultDid(activityId, owner, msg.sender);
+        _register(did, owner, checksum, url, new address[](0));
+        _addProvider(did, msg.sender);
         _recordGeneration(did, sources, activityId);
     }
 
@@ -275,7 +278,7 @@ contract AssetRegistry is IAssetRegistry {
         address owner,
         bytes32 checksum,
         string calldata url,
-        address[] calldata providers
+        address[] memory providers
     ) private returns (bytes32) {
         _requireMetadata(checksum, url);
         Asset storage asset = _assets[did];

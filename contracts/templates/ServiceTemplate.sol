@@ -47,7 +47,7 @@ abstract contract ServiceTemplate is IServiceTemplate, EIP712 {
 
     /// @notice The agreement store.
     IAgreementStore public immutable agreementStore;
-    /// @notice The asset registry (who may sign offers, current checksum and offer epoch).
+    /// @notice The asset registry (who may sign offers, the asset's offer epoch).
     IAssetRegistry public immutable assetRegistry;
     /// @notice The payment condition (escrow).
     PaymentCondition public immutable paymentCondition;
@@ -64,7 +64,8 @@ abstract contract ServiceTemplate is IServiceTemplate, EIP712 {
     /// @param amounts How much each receiver is paid.
     /// @param fee The network fee, accrued on release.
     /// @param serviceTimeout Seconds from creation the provider has to serve.
-    /// @param checksum The asset's metadata checksum the offer was made for.
+    /// @param checksum The metadata checksum named in the offer (as signed by the provider; not read
+    ///        from the registry: a client compares it with `AssetRegistry.getAsset` before paying).
     event AgreementTerms(
         bytes32 indexed agreementId,
         address indexed provider,

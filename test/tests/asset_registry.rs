@@ -248,9 +248,10 @@ fn did_of(seed: B256, owner: Address) -> B256 {
     keccak256((seed, owner).abi_encode_params())
 }
 
-/// The did of the result of job `activity` owned by `owner`: its own id space, tagged.
-fn result_did_of(activity: B256, owner: Address) -> B256 {
-    keccak256((keccak256(b"insitu.result"), activity, owner).abi_encode_params())
+/// The did of the result of job `activity` owned by `owner` and registered by `agent`: its own id
+/// space, tagged, one part per agent.
+fn result_did_of(activity: B256, owner: Address, agent: Address) -> B256 {
+    keccak256((keccak256(b"insitu.result"), activity, owner, agent).abi_encode_params())
 }
 
 fn activity(n: u8) -> B256 {
@@ -2154,18 +2155,12 @@ fn offer_context_reports_registration_epoch_and_serving_right() {
 
 /// `keeper` (a provider of the world's asset) registers the result of compute job `job` for
 /// `owner`, derived from `sources`, served by `providers`.
-fn result_call(
-    owner: Address,
-    job: B256,
-    providers: Vec<Address>,
-    sources: Vec<B256>,
-) -> AssetRegistry::registerResultCall {
+fn result_call(owner: Address, job: B256, sources: Vec<B256>) -> AssetRegistry::registerResultCall {
     AssetRegistry::registerResultCall {
         owner,
         activityId: job,
         checksum: checksum(),
         url: URL.into(),
-        providers,
         sources,
     }
 }
@@ -2184,19 +2179,20 @@ fn the_keeper_registers_a_result_owned_by_the_consumer() {
     let receipt = r
         .send(
             keeper,
-            result_call(consumer, job, vec![keeper], vec![first, second]),
+            result_call(consumer, job, vec![first, second]),
         )
         .unwrap();
     let did = receipt.output;
     assert_eq!(
         did,
-        result_did_of(job, consumer),
-        "one result per job and owner"
+        result_did_of(job, consumer, keeper),
+        "one result per job, owner and agent"
     );
     assert_eq!(
         r.view(AssetRegistry::computeResultDidCall {
             activityId: job,
-            owner: consumer
+            owner: consumer,
+            agent: keeper,
         }),
         did
     );
@@ -2269,36 +2265,43 @@ fn the_keeper_registers_a_result_owned_by_the_consumer() {
         },
     )
     .expect("the owner manages its result");
-    // The same job cannot produce a second result for the same owner.
-    let err: AssetRegistry::AssetAlreadyRegistered = r.reverts(
-        owner,
-        result_call(consumer, job, vec![], vec![first]),
-        &[did],
-    );
+    // The same agent cannot register a second result of the same job for the same owner.
+    let err: AssetRegistry::AssetAlreadyRegistered =
+        r.reverts(keeper, result_call(consumer, job, vec![first]), &[did]);
     assert_eq!(err.did, did);
+    // Another server of the inputs registers its own, distinct result: it never takes this one.
+    let other = r
+        .send(owner, result_call(consumer, job, vec![first]))
+        .unwrap()
+        .output;
+    assert_eq!(other, result_did_of(job, consumer, owner));
+    assert_ne!(other, did);
 }
 
 #[test]
-fn register_result_without_providers_emits_no_provider_event() {
+fn a_result_is_served_by_its_agent_only() {
+    // The caller cannot name other providers: it serves the result itself, and nobody else until
+    // the owner adds them.
     let mut r = Registry::new();
     let (owner, consumer, source) = (r.owner, r.new_owner, r.did);
     let receipt = r
-        .send(
-            owner,
-            result_call(consumer, activity(3), vec![], vec![source]),
-        )
+        .send(owner, result_call(consumer, activity(3), vec![source]))
         .unwrap();
     let did = receipt.output;
     let events = r.events(&receipt);
-    assert_eq!(events.len(), 3);
+    assert_eq!(events.len(), 4);
     assert!(matches!(events[0], AssetRegistryEvents::AssetRegistered(_)));
-    assert!(matches!(events[1], AssetRegistryEvents::WasGeneratedBy(_)));
-    assert!(matches!(events[2], AssetRegistryEvents::WasDerivedFrom(_)));
-    assert_eq!(r.providers(did), Vec::<Address>::new());
-    assert!(
-        !r.can_serve(did, owner),
-        "the source's owner does not serve the result"
+    assert_eq!(
+        events[1],
+        AssetRegistryEvents::ProviderAdded(AssetRegistry::ProviderAdded {
+            did,
+            provider: owner
+        })
     );
+    assert!(matches!(events[2], AssetRegistryEvents::WasGeneratedBy(_)));
+    assert!(matches!(events[3], AssetRegistryEvents::WasDerivedFrom(_)));
+    assert_eq!(r.providers(did), vec![owner]);
+    assert_eq!(r.owner_of(did), consumer);
 }
 
 #[test]
@@ -2306,24 +2309,24 @@ fn register_result_refuses_a_zero_owner_and_no_sources() {
     let mut r = Registry::new();
     let (keeper, consumer, source) = (r.keeper, r.new_owner, r.did);
     let job = activity(5);
-    let did = result_did_of(job, consumer);
+    let did = result_did_of(job, consumer, keeper);
     let _: AssetRegistry::InvalidAddress = r.reverts(
         keeper,
-        result_call(Address::ZERO, job, vec![], vec![source]),
-        &[did, result_did_of(job, Address::ZERO)],
+        result_call(Address::ZERO, job, vec![source]),
+        &[did, result_did_of(job, Address::ZERO, keeper)],
     );
     let _: AssetRegistry::NoSources = r.reverts(
         keeper,
-        result_call(consumer, job, vec![keeper], vec![]),
+        result_call(consumer, job, vec![]),
         &[did],
     );
     // The owner is checked before the sources, and the sources before the metadata.
     let _: AssetRegistry::InvalidAddress = r.reverts(
         keeper,
-        result_call(Address::ZERO, job, vec![], vec![]),
+        result_call(Address::ZERO, job, vec![]),
         &[did],
     );
-    let mut bad_metadata = result_call(consumer, job, vec![], vec![]);
+    let mut bad_metadata = result_call(consumer, job, vec![]);
     bad_metadata.checksum = B256::ZERO;
     let _: AssetRegistry::NoSources = r.reverts(keeper, bad_metadata.clone(), &[did]);
     bad_metadata.sources = vec![source];
@@ -2331,11 +2334,6 @@ fn register_result_refuses_a_zero_owner_and_no_sources() {
     bad_metadata.checksum = checksum();
     bad_metadata.url = String::new();
     let _: AssetRegistry::InvalidUrl = r.reverts(keeper, bad_metadata, &[did]);
-    let _: AssetRegistry::InvalidAddress = r.reverts(
-        keeper,
-        result_call(consumer, job, vec![Address::ZERO], vec![source]),
-        &[did],
-    );
     assert_eq!(r.owner_of(did), Address::ZERO, "nothing was registered");
 }
 
@@ -2347,31 +2345,31 @@ fn register_result_needs_a_server_of_every_source() {
     let (keeper, outsider, consumer, served) = (r.keeper, r.outsider, r.new_owner, r.did);
     let foreign = r.fresh(outsider);
     let job = activity(6);
-    let did = result_did_of(job, consumer);
+    let did = result_did_of(job, consumer, keeper);
     let err: AssetRegistry::NotAssetServer = r.reverts(
         keeper,
-        result_call(consumer, job, vec![keeper], vec![served, foreign]),
+        result_call(consumer, job, vec![served, foreign]),
         &[did, foreign],
     );
     assert_eq!((err.did, err.caller), (foreign, keeper));
     // The consumer itself cannot register a result of the keeper's asset either.
     let err: AssetRegistry::NotAssetServer = r.reverts(
         consumer,
-        result_call(consumer, job, vec![], vec![served]),
+        result_call(consumer, job, vec![served]),
         &[did],
     );
     assert_eq!((err.did, err.caller), (served, consumer));
     let unknown = keccak256(b"unknown");
     let err: AssetRegistry::AssetNotFound = r.reverts(
         keeper,
-        result_call(consumer, job, vec![], vec![served, unknown]),
+        result_call(consumer, job, vec![served, unknown]),
         &[did, unknown],
     );
     assert_eq!(err.did, unknown);
     // Its own precomputed did as a source.
     let err: AssetRegistry::SelfDerivation = r.reverts(
         keeper,
-        result_call(consumer, job, vec![], vec![did]),
+        result_call(consumer, job, vec![did]),
         &[did],
     );
     assert_eq!(err.did, did);
@@ -2397,7 +2395,6 @@ fn a_result_cannot_squat_a_did_its_owner_would_register() {
                 activityId: seed,
                 checksum: keccak256(b"attacker's metadata"),
                 url: OTHER_URL.into(),
-                providers: vec![outsider],
                 sources: vec![own_source],
             },
         )
@@ -2412,4 +2409,31 @@ fn a_result_cannot_squat_a_did_its_owner_would_register() {
         "the owner's registration was squatted (registerResult gave {squatted:?}; register reverted with {squatted_by:?})"
     );
     assert!(!r.can_serve(did_of(seed, owner), outsider));
+}
+
+#[test]
+fn nobody_can_take_the_result_did_of_a_keepers_job() {
+    // Review of v2 (N-1): with the result did bound to (job, owner) only, anyone serving an asset
+    // of its own could register the result of a live compute job first (its agreement id and
+    // consumer are public), block the keeper's registration and sit as a provider of an asset the
+    // consumer owns. Bound to the agent too, the outsider's "result" is a different asset, which
+    // only it serves, and the keeper's registration goes through.
+    let mut r = Registry::new();
+    let (keeper, outsider, consumer, input) = (r.keeper, r.outsider, r.new_owner, r.did);
+    let own_source = r.fresh(outsider);
+    let job = activity(9);
+    let planted = r
+        .send(outsider, result_call(consumer, job, vec![own_source]))
+        .unwrap()
+        .output;
+    assert_eq!(planted, result_did_of(job, consumer, outsider));
+    let result = r
+        .send(keeper, result_call(consumer, job, vec![input]))
+        .expect("the keeper's registration is not blocked")
+        .output;
+    assert_eq!(result, result_did_of(job, consumer, keeper));
+    assert_ne!(result, planted);
+    assert_eq!(r.providers(result), vec![keeper]);
+    assert!(!r.can_serve(result, outsider));
+    assert_eq!(r.providers(planted), vec![outsider], "only itself");
 }

@@ -1008,3 +1008,22 @@ fn a_timelock_without_a_real_proposer_is_refused() {
         )
         .expect("one real proposer");
 }
+
+#[test]
+fn a_timelock_without_an_executor_is_refused() {
+    // With no executor nothing scheduled could ever be carried out.
+    let mut chain = Chain::new();
+    let deployer = chain.account_named("deployer");
+    let proposer = chain.account_named("proposer");
+    chain
+        .deploy(
+            deployer,
+            &GovernanceTimelock::BYTECODE,
+            &GovernanceTimelock::constructorCall {
+                minDelay: U256::ZERO,
+                proposers: vec![proposer],
+                executors: vec![],
+            },
+        )
+        .expect_revert::<GovernanceTimelock::NoExecutor>();
+}
