@@ -4,8 +4,9 @@
 # 1. installs the npm toolchain if needed (solc, OpenZeppelin, anvil, forge);
 # 2. prints the gas benchmark of the contract suite (in-memory EVM, steady state);
 # 3. starts a local anvil node, deploys the suite with the deploy script's plan, and runs one
-#    access agreement: the provider publishes an asset, the consumer pays into escrow, the
-#    provider grants access and releases the escrow, the network collects its fee.
+#    access agreement: the provider publishes an asset, its keeper signs an offer, the consumer
+#    buys on it and pays into escrow in one transaction, the keeper grants access and releases the
+#    payment, the network collects its fee.
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 
