@@ -10,13 +10,14 @@ pragma solidity ^0.8.28;
 
 import {AgreementStore} from "../../contracts/core/AgreementStore.sol";
 import {ConditionState} from "../../contracts/interfaces/IAgreementStore.sol";
+import {IServiceTemplate} from "../../contracts/interfaces/IServiceTemplate.sol";
 import {AssetRegistry} from "../../contracts/registry/AssetRegistry.sol";
-import {LockPaymentCondition} from "../../contracts/conditions/LockPaymentCondition.sol";
-import {EscrowPaymentCondition} from "../../contracts/conditions/EscrowPaymentCondition.sol";
+import {PaymentCondition} from "../../contracts/conditions/PaymentCondition.sol";
 import {AccessCondition} from "../../contracts/conditions/AccessCondition.sol";
 import {ComputeExecutionCondition} from "../../contracts/conditions/ComputeExecutionCondition.sol";
-import {ServiceCondition} from "../../contracts/conditions/ServiceCondition.sol";
 import {ServiceTemplate} from "../../contracts/templates/ServiceTemplate.sol";
+import {Offer} from "../../contracts/libraries/Offers.sol";
+import {Payment} from "../../contracts/libraries/PaymentTerms.sol";
 import {MockERC20} from "../../contracts/mocks/MockERC20.sol";
 import {IERC20} from "@openzeppelin/contracts/token/ERC20/IERC20.sol";
 import {BlocklistToken} from "../../contracts/mocks/BlocklistToken.sol";
@@ -30,6 +31,8 @@ interface Vm {
         external
         returns (address deployed);
     function deployCode(string calldata artifactPath) external returns (address deployed);
+    function sign(uint256 privateKey, bytes32 digest) external pure returns (uint8 v, bytes32 r, bytes32 s);
+    function addr(uint256 privateKey) external pure returns (address keyAddr);
 }
 
 /// What forge reads from an invariant test contract to pick its targets.
@@ -54,7 +57,8 @@ abstract contract InvariantTargets {
 Vm constant VM = Vm(address(uint160(uint256(keccak256("hevm cheat code")))));
 
 /// Actors, tokens and the suite; every fuzzed call goes through here with bounded arguments, and
-/// records ghost state from what it observes.
+/// records ghost state from what it observes. Purchases are made on offers signed by the asset's
+/// keeper (EIP-712, with the keeper's key through the `sign` cheatcode).
 contract Handler {
     struct Deal {
         bytes32 agreementId;
@@ -65,9 +69,8 @@ contract Handler {
         uint256[] amounts;
         uint256 fee;
         uint256 total;
-        bytes32 lockId;
+        bytes32 paymentId;
         bytes32 serviceId;
-        bytes32 escrowId;
         address serviceCondition;
         bool paid;
         uint8 settlements;
@@ -77,8 +80,7 @@ contract Handler {
 
     AgreementStore public store;
     AssetRegistry public registry;
-    LockPaymentCondition public lock;
-    EscrowPaymentCondition public escrow;
+    PaymentCondition public payment;
     AccessCondition public access;
     ComputeExecutionCondition public compute;
     ServiceTemplate public accessTemplate;
@@ -88,7 +90,8 @@ contract Handler {
     address public feeReceiver = address(0xfee);
     address[3] public consumers = [address(0xc0), address(0xc1), address(0xc2)];
     address[3] public providers = [address(0xa0), address(0xa1), address(0xa2)];
-    address[3] public keepers = [address(0xb0), address(0xb1), address(0xb2)];
+    uint256[3] internal _keeperKeys = [uint256(0xb0), uint256(0xb1), uint256(0xb2)];
+    address[3] public keepers;
     address[2] public outsiders = [address(0xd0), address(0xd1)];
     bytes32[3] public dids;
     /// Index 0 is ETH (the zero address).
@@ -108,44 +111,45 @@ contract Handler {
     bool public badPayer;
 
     constructor() {
-        store = AgreementStore(VM.deployCode("AgreementStore.sol:AgreementStore", abi.encode(governor)));
+        store = AgreementStore(VM.deployCode("AgreementStore.sol:AgreementStore", abi.encode(governor, uint48(0))));
         registry = AssetRegistry(VM.deployCode("AssetRegistry.sol:AssetRegistry"));
-        lock = LockPaymentCondition(VM.deployCode("LockPaymentCondition.sol:LockPaymentCondition", abi.encode(store)));
-        escrow = EscrowPaymentCondition(
-            payable(VM.deployCode("EscrowPaymentCondition.sol:EscrowPaymentCondition", abi.encode(store, lock)))
-        );
+        payment = PaymentCondition(VM.deployCode("PaymentCondition.sol:PaymentCondition", abi.encode(store)));
         access = AccessCondition(
-            VM.deployCode("AccessCondition.sol:AccessCondition", abi.encode(store, registry, escrow))
+            VM.deployCode("AccessCondition.sol:AccessCondition", abi.encode(store, registry, payment))
         );
         compute = ComputeExecutionCondition(
-            VM.deployCode("ComputeExecutionCondition.sol:ComputeExecutionCondition", abi.encode(store, registry, escrow))
+            VM.deployCode(
+                "ComputeExecutionCondition.sol:ComputeExecutionCondition", abi.encode(store, registry, payment)
+            )
         );
         accessTemplate = ServiceTemplate(
-            VM.deployCode("AccessTemplate.sol:AccessTemplate", abi.encode(store, lock, access, escrow))
+            VM.deployCode("AccessTemplate.sol:AccessTemplate", abi.encode(store, registry, payment, access))
         );
         computeTemplate = ServiceTemplate(
-            VM.deployCode("ComputeTemplate.sol:ComputeTemplate", abi.encode(store, lock, compute, escrow))
+            VM.deployCode("ComputeTemplate.sol:ComputeTemplate", abi.encode(store, registry, payment, compute))
         );
         store.proposeTemplate(address(accessTemplate));
         store.proposeTemplate(address(computeTemplate));
+        // The governor holds the governor role itself (no timelock): governance is not fuzzed here.
         VM.prank(governor);
         store.approveTemplate(address(accessTemplate));
         VM.prank(governor);
         store.approveTemplate(address(computeTemplate));
         VM.prank(governor);
-        lock.setNetworkFee(feeReceiver, 100);
+        payment.setNetworkFee(feeReceiver, 100);
 
         tokens[1] = VM.deployCode("MockERC20.sol:MockERC20", abi.encode("Plain", "PLN", uint8(18)));
         tokens[2] = VM.deployCode("NoReturnToken.sol:NoReturnToken");
         tokens[3] = VM.deployCode("FeeOnTransferToken.sol:FeeOnTransferToken", abi.encode(uint256(100)));
         tokens[4] = VM.deployCode("BlocklistToken.sol:BlocklistToken");
         for (uint256 i; i < 3; ++i) {
+            keepers[i] = VM.addr(_keeperKeys[i]);
             VM.deal(consumers[i], 1e22);
             for (uint256 t = 1; t < 5; ++t) {
                 MockERC20(tokens[t]).mint(consumers[i], 1e12);
                 VM.prank(consumers[i]);
                 // Raw call: NoReturnToken's approve returns nothing.
-                (bool ok,) = tokens[t].call(abi.encodeCall(IERC20.approve, (address(lock), type(uint256).max)));
+                (bool ok,) = tokens[t].call(abi.encodeCall(IERC20.approve, (address(payment), type(uint256).max)));
                 require(ok, "approve");
             }
             address[] memory serving = new address[](1);
@@ -162,7 +166,7 @@ contract Handler {
         holders.push(outsiders[1]);
         holders.push(feeReceiver);
         holders.push(governor);
-        holders.push(address(escrow));
+        holders.push(address(payment));
         for (uint256 i; i < holders.length; ++i) {
             ethTotal += holders[i].balance;
         }
@@ -170,42 +174,48 @@ contract Handler {
 
     // ---- Fuzzed actions ----
 
-    function createAgreement(
+    /// Buys on an offer of the asset's keeper: in one transaction (createAgreementAndPay) or two
+    /// (template createAgreement, then lock). `flaw` spoils the offer now and then: expired,
+    /// altered after signing, or signed by an outsider.
+    function buy(
         uint256 consumerIndex,
         uint256 tokenIndex,
         uint256 didIndex,
         uint256 amount,
         uint256 receiverIndex,
         bool compute_,
-        bool andLock,
-        uint32 timeout
+        bool twoStep,
+        uint32 timeout,
+        uint8 flaw
     ) external {
         address consumer = consumers[consumerIndex % 3];
-        address token = tokens[tokenIndex % 5];
-        amount = 1 + amount % 1e9;
-        address[] memory receivers = new address[](1);
-        receivers[0] = receiverIndex % 2 == 0 ? providers[receiverIndex % 3] : keepers[receiverIndex % 3];
-        uint256[] memory amounts = new uint256[](1);
-        amounts[0] = amount;
-        timeout = timeout % 5 == 0 ? 0 : uint32(3600 + timeout % (7 days));
-        ServiceTemplate.Terms memory terms = ServiceTemplate.Terms(token, receivers, amounts, timeout);
+        uint256 asset = didIndex % 3;
+        bytes32 did = dids[asset];
+        Offer memory offer = _offer(asset, tokens[tokenIndex % 5], amount, receiverIndex);
         ServiceTemplate template = compute_ ? computeTemplate : accessTemplate;
-        uint256 fee = lock.quoteFee(amount);
-        if (fee != amount * lock.networkFee().bps / 10_000) feeMismatch = true;
+        bytes memory signature = _sign(template, offer, flaw % 8 == 1 ? 0xd0 : _keeperKeys[asset]);
+        if (flaw % 8 == 2) offer.expiry = uint64(block.timestamp);
+        if (flaw % 8 == 3) offer.amounts[0] += 1;
+        timeout = timeout % 5 == 0 ? 0 : uint32(3600 + timeout % (7 days));
+        uint256 fee = payment.quoteFee(offer.amounts[0]);
+        if (fee != offer.amounts[0] * payment.networkFee().bps / 10_000) feeMismatch = true;
         bytes32 seed = keccak256(abi.encode(++seeds));
-        bytes32 did = dids[didIndex % 3];
-        ServiceTemplate.Preview memory p = template.previewAgreement(seed, consumer, did, terms);
+        ServiceTemplate.Preview memory p = template.previewAgreement(seed, consumer, offer, timeout);
         if (seenAgreement[p.agreementId]) idReused = true;
-        uint256 value = andLock && token == address(0) ? amount + fee : 0;
+        uint256 value = !twoStep && offer.token == address(0) ? p.total : 0;
+        uint256 before = _balance(offer.token, consumer);
         bool created;
         VM.prank(consumer);
-        if (andLock) {
-            try template.createAgreementAndLock{value: value}(seed, did, terms) {
+        if (twoStep) {
+            try template.createAgreement(seed, offer, signature, timeout, p.total) {
                 created = true;
             } catch {}
         } else {
-            try template.createAgreement(seed, did, terms) {
+            try payment.createAgreementAndPay{value: value}(
+                IServiceTemplate(address(template)), seed, offer, signature, timeout, p.total
+            ) {
                 created = true;
+                if (before - _balance(offer.token, consumer) != p.total) badPayer = true;
             } catch {}
         }
         if (!created) return;
@@ -215,18 +225,17 @@ contract Handler {
         d.agreementId = p.agreementId;
         d.did = did;
         d.consumer = consumer;
-        d.token = token;
-        d.receivers = receivers;
-        d.amounts = amounts;
+        d.token = offer.token;
+        d.receivers = offer.receivers;
+        d.amounts = offer.amounts;
         d.fee = p.fee;
         d.total = p.total;
-        d.lockId = p.lockConditionId;
+        d.paymentId = p.paymentConditionId;
         d.serviceId = p.serviceConditionId;
-        d.escrowId = p.escrowConditionId;
         d.serviceCondition = compute_ ? address(compute) : address(access);
-        if (andLock) {
+        if (!twoStep) {
             d.paid = true;
-            lockedUnsettled[token] += p.total;
+            lockedUnsettled[offer.token] += p.total;
         }
     }
 
@@ -236,7 +245,7 @@ contract Handler {
         uint256 value = d.token == address(0) ? d.total : 0;
         uint256 before = _balance(d.token, d.consumer);
         VM.prank(d.consumer);
-        try lock.lock{value: value}(d.agreementId, d.did, address(escrow), d.token, d.receivers, d.amounts, d.fee) {
+        try payment.lock{value: value}(d.agreementId, d.did, d.serviceCondition, _payment(d)) {
             if (before - _balance(d.token, d.consumer) != d.total) badPayer = true;
             d.paid = true;
             lockedUnsettled[d.token] += d.total;
@@ -247,15 +256,24 @@ contract Handler {
         if (_deals.length == 0) return;
         Deal storage d = _deals[dealIndex % _deals.length];
         address actor = actorIndex % 4 == 0 ? outsiders[actorIndex % 2] : keepers[actorIndex % 3];
-        ServiceCondition.Payment memory payment = ServiceCondition.Payment(d.token, d.receivers, d.amounts, d.fee);
+        bool isCompute = d.serviceCondition == address(compute);
         VM.prank(actor);
-        if (andRelease) {
-            try AccessCondition(d.serviceCondition).fulfilAndRelease(d.agreementId, d.did, d.consumer, d.lockId, payment) {
+        if (andRelease && isCompute) {
+            try compute.fulfilAndRelease(d.agreementId, d.did, d.consumer, bytes32(dealIndex), _payment(d)) {
                 _fulfilled(d);
                 _released(d);
             } catch {}
+        } else if (andRelease) {
+            try access.fulfilAndRelease(d.agreementId, d.did, d.consumer, _payment(d)) {
+                _fulfilled(d);
+                _released(d);
+            } catch {}
+        } else if (isCompute) {
+            try compute.fulfil(d.agreementId, d.did, d.consumer, d.paymentId, bytes32(dealIndex)) {
+                _fulfilled(d);
+            } catch {}
         } else {
-            try AccessCondition(d.serviceCondition).fulfil(d.agreementId, d.did, d.consumer, d.lockId) {
+            try access.fulfil(d.agreementId, d.did, d.consumer, d.paymentId) {
                 _fulfilled(d);
             } catch {}
         }
@@ -264,10 +282,8 @@ contract Handler {
     function release(uint256 dealIndex, uint256 actorIndex) external {
         if (_deals.length == 0) return;
         Deal storage d = _deals[dealIndex % _deals.length];
-        bytes32[] memory conditions = new bytes32[](1);
-        conditions[0] = d.serviceId;
         VM.prank(holders[actorIndex % holders.length]);
-        try escrow.release(d.agreementId, d.did, d.token, d.consumer, d.receivers, d.amounts, d.fee, conditions) {
+        try payment.release(d.agreementId, d.did, d.consumer, d.serviceCondition, _payment(d)) {
             _released(d);
         } catch {}
     }
@@ -275,10 +291,8 @@ contract Handler {
     function refund(uint256 dealIndex, uint256 actorIndex) external {
         if (_deals.length == 0) return;
         Deal storage d = _deals[dealIndex % _deals.length];
-        bytes32[] memory conditions = new bytes32[](1);
-        conditions[0] = d.serviceId;
         VM.prank(holders[actorIndex % holders.length]);
-        try escrow.refund(d.agreementId, d.did, d.token, d.consumer, d.receivers, d.amounts, d.fee, conditions) {
+        try payment.refund(d.agreementId, d.did, d.consumer, d.serviceCondition, _payment(d)) {
             d.settlements += 1;
             d.refunded = true;
             lockedUnsettled[d.token] -= d.total;
@@ -291,19 +305,24 @@ contract Handler {
         if (service) {
             try AccessCondition(d.serviceCondition).abortTimedOut(d.serviceId) {} catch {}
         } else {
-            try lock.abortTimedOut(d.lockId) {} catch {}
+            try payment.abortTimedOut(d.paymentId) {} catch {}
         }
     }
 
     function withdraw(uint256 actorIndex, uint256 tokenIndex) external {
         address actor = holders[actorIndex % holders.length];
         VM.prank(actor);
-        try escrow.withdraw(tokens[tokenIndex % 5], actor) {} catch {}
+        try payment.withdraw(tokens[tokenIndex % 5], actor) {} catch {}
     }
 
     function withdrawFees(uint256 tokenIndex) external {
         VM.prank(feeReceiver);
-        try escrow.withdrawFees(tokens[tokenIndex % 5], feeReceiver) {} catch {}
+        try payment.withdrawFees(tokens[tokenIndex % 5], feeReceiver) {} catch {}
+    }
+
+    function revokeOffers(uint256 didIndex, uint256 actorIndex) external {
+        VM.prank(actorIndex % 2 == 0 ? keepers[didIndex % 3] : outsiders[actorIndex % 2]);
+        try registry.revokeOffers(dids[didIndex % 3]) {} catch {}
     }
 
     function setBlocked(uint256 actorIndex, bool blocked) external {
@@ -312,7 +331,7 @@ contract Handler {
 
     function setNetworkFee(uint16 bps) external {
         VM.prank(governor);
-        try lock.setNetworkFee(feeReceiver, bps % 1_001) {} catch {}
+        try payment.setNetworkFee(feeReceiver, bps % 1_001) {} catch {}
     }
 
     function warp(uint32 secondsAhead) external {
@@ -320,15 +339,48 @@ contract Handler {
     }
 
     /// Moves the clock onto a deal's time out, one second before or after it.
-    function warpToBoundary(uint256 dealIndex, uint8 delta) external {
+    function warpToBoundary(uint256 dealIndex, uint8 delta, bool paymentWindow) external {
         if (_deals.length == 0) return;
         Deal storage d = _deals[dealIndex % _deals.length];
-        uint256 timeOut = store.getCondition(d.serviceId).timeOut;
+        uint256 timeOut = store.getCondition(paymentWindow ? d.paymentId : d.serviceId).timeOut;
         uint256 target = timeOut + delta % 3;
         if (target >= 1 && target - 1 > block.timestamp) VM.warp(target - 1);
     }
 
-    // ---- Ghost bookkeeping ----
+    // ---- Helpers and ghost bookkeeping ----
+
+    function _offer(uint256 asset, address token, uint256 amount, uint256 receiverIndex)
+        private
+        view
+        returns (Offer memory offer)
+    {
+        (, uint32 epoch,) = registry.offerContext(dids[asset], keepers[asset]);
+        address[] memory receivers = new address[](1);
+        receivers[0] = receiverIndex % 2 == 0 ? providers[receiverIndex % 3] : keepers[receiverIndex % 3];
+        uint256[] memory amounts = new uint256[](1);
+        amounts[0] = 1 + amount % 1e9;
+        offer = Offer({
+            did: dids[asset],
+            checksum: keccak256("metadata"),
+            provider: keepers[asset],
+            token: token,
+            receivers: receivers,
+            amounts: amounts,
+            minServiceTimeout: 1 hours,
+            maxServiceTimeout: 8 days,
+            expiry: uint64(block.timestamp + 1 days),
+            epoch: epoch
+        });
+    }
+
+    function _sign(ServiceTemplate template, Offer memory offer, uint256 key) private view returns (bytes memory) {
+        (uint8 v, bytes32 r, bytes32 s) = VM.sign(key, template.offerDigest(offer));
+        return abi.encodePacked(r, s, v);
+    }
+
+    function _payment(Deal storage d) private view returns (Payment memory) {
+        return Payment(d.token, d.receivers, d.amounts, d.fee);
+    }
 
     function _fulfilled(Deal storage d) private {
         if (block.timestamp >= store.getCondition(d.serviceId).timeOut) lateFulfil = true;
@@ -363,8 +415,8 @@ contract Handler {
     }
 
     function selectors() external pure returns (bytes4[] memory s) {
-        s = new bytes4[](12);
-        s[0] = this.createAgreement.selector;
+        s = new bytes4[](13);
+        s[0] = this.buy.selector;
         s[1] = this.lockPayment.selector;
         s[2] = this.fulfil.selector;
         s[3] = this.release.selector;
@@ -372,10 +424,11 @@ contract Handler {
         s[5] = this.abortTimedOut.selector;
         s[6] = this.withdraw.selector;
         s[7] = this.withdrawFees.selector;
-        s[8] = this.setBlocked.selector;
-        s[9] = this.setNetworkFee.selector;
-        s[10] = this.warp.selector;
-        s[11] = this.warpToBoundary.selector;
+        s[8] = this.revokeOffers.selector;
+        s[9] = this.setBlocked.selector;
+        s[10] = this.setNetworkFee.selector;
+        s[11] = this.warp.selector;
+        s[12] = this.warpToBoundary.selector;
     }
 }
 
@@ -394,7 +447,7 @@ contract InsituInvariantTest is InvariantTargets {
 
     function invariant_protocol() public view {
         AgreementStore store = handler.store();
-        EscrowPaymentCondition escrow = handler.escrow();
+        PaymentCondition payment = handler.payment();
         // fee_is_configured_bps, ids_unique, time_windows_respected, only_payer_locks.
         require(!handler.feeMismatch(), "fee_is_configured_bps");
         require(!handler.idReused(), "ids_unique");
@@ -403,32 +456,38 @@ contract InsituInvariantTest is InvariantTargets {
         uint256 deals = handler.dealCount();
         for (uint256 i; i < deals; ++i) {
             Handler.Deal memory d = handler.deal(i);
-            ConditionState lockState = store.conditionState(d.lockId);
+            ConditionState paymentState = store.conditionState(d.paymentId);
             ConditionState serviceState = store.conditionState(d.serviceId);
-            ConditionState escrowState = store.conditionState(d.escrowId);
-            // settlement_exactly_once
+            // settlement_exactly_once (per payment)
             require(d.settlements <= 1, "settlement_exactly_once");
-            require((escrowState == ConditionState.Fulfilled) == d.released, "settlement_exactly_once: release");
-            require((escrowState == ConditionState.Aborted) == d.refunded, "settlement_exactly_once: refund");
+            require((paymentState == ConditionState.Released) == d.released, "settlement_exactly_once: release");
+            require((paymentState == ConditionState.Refunded) == d.refunded, "settlement_exactly_once: refund");
             // release_implies_fulfilled / refund_implies_aborted
-            if (d.released) {
-                require(lockState == ConditionState.Fulfilled, "release_implies_fulfilled: lock");
-                require(serviceState == ConditionState.Fulfilled, "release_implies_fulfilled: service");
-            }
+            if (d.released) require(serviceState == ConditionState.Fulfilled, "release_implies_fulfilled");
             if (d.refunded) require(serviceState == ConditionState.Aborted, "refund_implies_aborted");
-            // service_implies_lock
+            // service_implies_lock: a served agreement was paid.
             if (serviceState == ConditionState.Fulfilled) {
-                require(lockState == ConditionState.Fulfilled, "service_implies_lock");
+                require(
+                    paymentState == ConditionState.Fulfilled || paymentState == ConditionState.Released,
+                    "service_implies_lock"
+                );
             }
-            // states_only_move_forward: a paid deal's lock stays Fulfilled.
-            if (d.paid) require(lockState == ConditionState.Fulfilled, "states_only_move_forward");
+            // states_only_move_forward: a paid deal's payment stays paid (or settled).
+            if (d.paid) {
+                require(
+                    paymentState == ConditionState.Fulfilled || paymentState == ConditionState.Released
+                        || paymentState == ConditionState.Refunded,
+                    "states_only_move_forward"
+                );
+            }
         }
         // escrow_solvency and conservation, per token.
         uint256 holderCount = handler.holderCount();
         for (uint256 t; t < 5; ++t) {
             address token = handler.tokenAt(t);
-            uint256 held = token == address(0) ? address(escrow).balance : MockERC20(token).balanceOf(address(escrow));
-            uint256 owed = handler.lockedUnsettled(token) + escrow.totalCredits(token) + escrow.accruedFees(token);
+            uint256 held =
+                token == address(0) ? address(payment).balance : MockERC20(token).balanceOf(address(payment));
+            uint256 owed = handler.lockedUnsettled(token) + payment.totalCredits(token) + payment.accruedFees(token);
             require(held >= owed, "escrow_solvency");
             uint256 sum;
             for (uint256 h; h < holderCount; ++h) {

@@ -5,7 +5,6 @@
 //! `tests/` use it together with the bindings of `insitu-bindings`. The [`fuzz`] module is the
 //! stateful invariant fuzzer behind the `fuzz` binary (see `docs/fuzzing.md`).
 
-#[cfg(feature = "fuzzer")]
 pub mod fuzz;
 pub mod gas;
 pub mod harness;

@@ -2177,10 +2177,7 @@ fn the_keeper_registers_a_result_owned_by_the_consumer() {
     r.w.chain.warp(500);
 
     let receipt = r
-        .send(
-            keeper,
-            result_call(consumer, job, vec![first, second]),
-        )
+        .send(keeper, result_call(consumer, job, vec![first, second]))
         .unwrap();
     let did = receipt.output;
     assert_eq!(
@@ -2315,17 +2312,10 @@ fn register_result_refuses_a_zero_owner_and_no_sources() {
         result_call(Address::ZERO, job, vec![source]),
         &[did, result_did_of(job, Address::ZERO, keeper)],
     );
-    let _: AssetRegistry::NoSources = r.reverts(
-        keeper,
-        result_call(consumer, job, vec![]),
-        &[did],
-    );
+    let _: AssetRegistry::NoSources = r.reverts(keeper, result_call(consumer, job, vec![]), &[did]);
     // The owner is checked before the sources, and the sources before the metadata.
-    let _: AssetRegistry::InvalidAddress = r.reverts(
-        keeper,
-        result_call(Address::ZERO, job, vec![]),
-        &[did],
-    );
+    let _: AssetRegistry::InvalidAddress =
+        r.reverts(keeper, result_call(Address::ZERO, job, vec![]), &[did]);
     let mut bad_metadata = result_call(consumer, job, vec![]);
     bad_metadata.checksum = B256::ZERO;
     let _: AssetRegistry::NoSources = r.reverts(keeper, bad_metadata.clone(), &[did]);
@@ -2353,11 +2343,8 @@ fn register_result_needs_a_server_of_every_source() {
     );
     assert_eq!((err.did, err.caller), (foreign, keeper));
     // The consumer itself cannot register a result of the keeper's asset either.
-    let err: AssetRegistry::NotAssetServer = r.reverts(
-        consumer,
-        result_call(consumer, job, vec![served]),
-        &[did],
-    );
+    let err: AssetRegistry::NotAssetServer =
+        r.reverts(consumer, result_call(consumer, job, vec![served]), &[did]);
     assert_eq!((err.did, err.caller), (served, consumer));
     let unknown = keccak256(b"unknown");
     let err: AssetRegistry::AssetNotFound = r.reverts(
@@ -2367,11 +2354,8 @@ fn register_result_needs_a_server_of_every_source() {
     );
     assert_eq!(err.did, unknown);
     // Its own precomputed did as a source.
-    let err: AssetRegistry::SelfDerivation = r.reverts(
-        keeper,
-        result_call(consumer, job, vec![did]),
-        &[did],
-    );
+    let err: AssetRegistry::SelfDerivation =
+        r.reverts(keeper, result_call(consumer, job, vec![did]), &[did]);
     assert_eq!(err.did, did);
     assert_eq!(r.owner_of(did), Address::ZERO);
 }

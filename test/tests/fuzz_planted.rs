@@ -12,11 +12,11 @@ use insitu_tests::fuzz::{Campaign, Config};
 /// Creation code of a planted copy.
 fn code(name: &str) -> Bytes {
     match name {
-        "EscrowReleaseTwice" => fixtures::EscrowReleaseTwice::BYTECODE.clone(),
-        "EscrowRefundWithoutAbort" => fixtures::EscrowRefundWithoutAbort::BYTECODE.clone(),
-        "EscrowWithdrawTwice" => fixtures::EscrowWithdrawTwice::BYTECODE.clone(),
-        "LockAcceptsLess" => fixtures::LockAcceptsLess::BYTECODE.clone(),
-        "LockFeeRoundsUp" => fixtures::LockFeeRoundsUp::BYTECODE.clone(),
+        "PaymentReleaseTwice" => fixtures::PaymentReleaseTwice::BYTECODE.clone(),
+        "PaymentRefundWithoutAbort" => fixtures::PaymentRefundWithoutAbort::BYTECODE.clone(),
+        "PaymentWithdrawTwice" => fixtures::PaymentWithdrawTwice::BYTECODE.clone(),
+        "PaymentAcceptsLess" => fixtures::PaymentAcceptsLess::BYTECODE.clone(),
+        "PaymentFeeRoundsUp" => fixtures::PaymentFeeRoundsUp::BYTECODE.clone(),
         "AccessWithoutLock" => fixtures::AccessWithoutLock::BYTECODE.clone(),
         "StoreLateFulfil" => fixtures::StoreLateFulfil::BYTECODE.clone(),
         other => panic!("no planted contract {other}"),
@@ -41,6 +41,7 @@ fn bites(name: &str, seed: u64, max_calls: u64, max_steps: usize) {
         runs: 50,
         depth: 100,
         time_limit: None,
+        progress: None,
         shrink: true,
     };
     let report = campaign.run(&config);
@@ -106,11 +107,11 @@ fn bites(name: &str, seed: u64, max_calls: u64, max_steps: usize) {
 #[test]
 fn every_planted_bug_has_a_test_and_creation_code() {
     let tested = [
-        "EscrowReleaseTwice",
-        "EscrowRefundWithoutAbort",
-        "EscrowWithdrawTwice",
-        "LockAcceptsLess",
-        "LockFeeRoundsUp",
+        "PaymentReleaseTwice",
+        "PaymentRefundWithoutAbort",
+        "PaymentWithdrawTwice",
+        "PaymentAcceptsLess",
+        "PaymentFeeRoundsUp",
         "AccessWithoutLock",
         "StoreLateFulfil",
     ];
@@ -127,36 +128,36 @@ fn every_planted_bug_has_a_test_and_creation_code() {
 }
 
 #[test]
-fn an_escrow_that_releases_twice_is_caught() {
-    bites("EscrowReleaseTwice", 2, 500, 6);
+fn a_payment_released_twice_is_caught() {
+    bites("PaymentReleaseTwice", 3, 100, 4);
 }
 
 #[test]
-fn a_refund_without_an_aborted_condition_is_caught() {
-    bites("EscrowRefundWithoutAbort", 1, 1_000, 4);
+fn a_refund_without_an_aborted_service_is_caught() {
+    bites("PaymentRefundWithoutAbort", 10, 300, 3);
 }
 
 #[test]
 fn a_credit_withdrawn_twice_is_caught() {
-    bites("EscrowWithdrawTwice", 1, 3_000, 8);
+    bites("PaymentWithdrawTwice", 3, 500, 5);
 }
 
 #[test]
-fn a_lock_that_accepts_less_than_the_price_is_caught() {
-    bites("LockAcceptsLess", 2, 500, 3);
+fn a_payment_that_accepts_less_than_the_total_is_caught() {
+    bites("PaymentAcceptsLess", 2, 200, 2);
 }
 
 #[test]
 fn a_fee_rounded_up_is_caught() {
-    bites("LockFeeRoundsUp", 1, 50, 2);
+    bites("PaymentFeeRoundsUp", 11, 50, 2);
 }
 
 #[test]
-fn access_without_a_lock_is_caught() {
-    bites("AccessWithoutLock", 1, 200, 4);
+fn access_without_a_payment_is_caught() {
+    bites("AccessWithoutLock", 15, 100, 3);
 }
 
 #[test]
 fn a_fulfilment_at_the_time_out_second_is_caught() {
-    bites("StoreLateFulfil", 2, 1_000, 6);
+    bites("StoreLateFulfil", 13, 200, 4);
 }

@@ -36,10 +36,13 @@ struct Args {
     /// Stop starting new sequences after this many seconds.
     #[arg(long, value_name = "SECONDS")]
     time_limit: Option<f64>,
-    /// Print one JSON object as the last line (calls, sequences, calls_per_second, invariants,
-    /// violations, seed).
+    /// Print one JSON object as the last line (seed, runs, depth, calls, sequences,
+    /// calls_per_second, invariants, violations, ...).
     #[arg(long)]
     json: bool,
+    /// Seconds between progress lines on stderr (0: none).
+    #[arg(long, value_name = "SECONDS", default_value_t = 5.0)]
+    progress: f64,
     /// Run the steps of a saved failure file instead of a campaign.
     #[arg(long, value_name = "FILE")]
     replay: Option<PathBuf>,
@@ -83,6 +86,12 @@ fn run(args: &Args) -> Result<bool> {
     if let Some(path) = &args.replay {
         return replay(path, args.json);
     }
+    if args.runs == 0 {
+        bail!("--runs must be at least 1 (a campaign of no sequence checks nothing)");
+    }
+    if args.depth == 0 {
+        bail!("--depth must be at least 1 (a sequence of no call checks nothing)");
+    }
     let overrides = overrides(args.plant.as_deref())?;
     let variant = overrides.name.clone();
     let mut campaign = Campaign::new(overrides).context("setting up the fuzzing environment")?;
@@ -91,6 +100,7 @@ fn run(args: &Args) -> Result<bool> {
         runs: args.runs,
         depth: args.depth,
         time_limit: args.time_limit.map(Duration::from_secs_f64),
+        progress: (args.progress > 0.0).then(|| Duration::from_secs_f64(args.progress)),
         shrink: !args.no_shrink,
     };
     if !args.json {
@@ -144,7 +154,10 @@ fn run(args: &Args) -> Result<bool> {
         file_path = Some(path);
     }
     if args.json {
-        println!("{}", report::summary(&report, file_path.as_deref()));
+        println!(
+            "{}",
+            report::summary(&report, &config, file_path.as_deref())
+        );
     } else {
         if args.stats {
             println!("\n{:<24} {:>9} {:>9}", "function", "ok", "reverted");
@@ -240,11 +253,11 @@ fn planted(name: &str) -> Result<Overrides> {
         bail!("no planted bug named {name:?}; known: {}", names.join(", "))
     };
     let code = match bug.name {
-        "EscrowReleaseTwice" => fixtures::EscrowReleaseTwice::BYTECODE.clone(),
-        "EscrowRefundWithoutAbort" => fixtures::EscrowRefundWithoutAbort::BYTECODE.clone(),
-        "EscrowWithdrawTwice" => fixtures::EscrowWithdrawTwice::BYTECODE.clone(),
-        "LockAcceptsLess" => fixtures::LockAcceptsLess::BYTECODE.clone(),
-        "LockFeeRoundsUp" => fixtures::LockFeeRoundsUp::BYTECODE.clone(),
+        "PaymentReleaseTwice" => fixtures::PaymentReleaseTwice::BYTECODE.clone(),
+        "PaymentRefundWithoutAbort" => fixtures::PaymentRefundWithoutAbort::BYTECODE.clone(),
+        "PaymentWithdrawTwice" => fixtures::PaymentWithdrawTwice::BYTECODE.clone(),
+        "PaymentAcceptsLess" => fixtures::PaymentAcceptsLess::BYTECODE.clone(),
+        "PaymentFeeRoundsUp" => fixtures::PaymentFeeRoundsUp::BYTECODE.clone(),
         "AccessWithoutLock" => fixtures::AccessWithoutLock::BYTECODE.clone(),
         "StoreLateFulfil" => fixtures::StoreLateFulfil::BYTECODE.clone(),
         other => bail!("the planted bug {other:?} has no creation code in this build"),

@@ -1,22 +1,37 @@
 //! What the fuzzer does: one [`Step`] is one transaction (or a move of the clock), with every
-//! argument concrete, so a sequence saved as JSON replays exactly.
+//! argument concrete, so a sequence saved as JSON replays exactly. Signatures (offers, permits,
+//! sign conditions) are stored as who signs what and made with the harness's keys when the step
+//! is sent.
 
 use std::collections::HashMap;
 use std::fmt::Write as _;
 
 use alloy::primitives::{Address, B256, Bytes, U256, keccak256};
 use alloy::signers::SignerSync;
-use alloy::sol_types::{SolCall, SolValue};
+use alloy::sol_types::{Eip712Domain, SolCall, SolStruct, SolValue};
+use insitu_bindings::offers::{self, ACCESS_TEMPLATE_DOMAIN, COMPUTE_TEMPLATE_DOMAIN};
 use insitu_bindings::{
     AccessCondition, AgreementStore, AssetRegistry, BlocklistToken, ComputeExecutionCondition,
-    EscrowPaymentCondition, HashLockCondition, LockPaymentCondition, MockERC20,
-    PassthroughTemplate, ReentrantReceiver, ReentrantToken, ServiceTemplate, SignCondition,
-    ThresholdCondition, access_condition, compute_execution_condition, passthrough_template,
+    HashLockCondition, MockERC20, PassthroughTemplate, PaymentCondition, ReentrantReceiver,
+    ReentrantToken, RogueTemplate, ServiceTemplate, SignCondition, ThresholdCondition,
+    passthrough_template, rogue_template,
 };
 use serde::{Deserialize, Serialize};
 
 use super::env::{Actor, Addrs, Env, TokenKind};
 use crate::harness::CHAIN_ID;
+
+alloy::sol! {
+    /// EIP-2612 permit, as a token holder signs it.
+    #[derive(Debug)]
+    struct Permit {
+        address owner;
+        address spender;
+        uint256 value;
+        uint256 nonce;
+        uint256 deadline;
+    }
+}
 
 /// The service a template sells.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -28,7 +43,34 @@ pub enum Service {
     Compute,
 }
 
-/// Payment terms as the lock and the escrow take them.
+impl Service {
+    /// The service's template.
+    pub fn template(self, a: &Addrs) -> Address {
+        match self {
+            Service::Access => a.suite().access_template,
+            Service::Compute => a.suite().compute_template,
+        }
+    }
+
+    /// The service's condition contract.
+    pub fn condition(self, a: &Addrs) -> Address {
+        match self {
+            Service::Access => a.suite().access,
+            Service::Compute => a.suite().compute_execution,
+        }
+    }
+
+    /// The EIP-712 domain of the service template's offers.
+    pub fn domain(self, a: &Addrs) -> Eip712Domain {
+        let name = match self {
+            Service::Access => ACCESS_TEMPLATE_DOMAIN,
+            Service::Compute => COMPUTE_TEMPLATE_DOMAIN,
+        };
+        offers::domain(name, CHAIN_ID, self.template(a))
+    }
+}
+
+/// Payment terms as the payment condition takes them.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub struct Payment {
     /// Token (zero: ETH).
@@ -48,22 +90,127 @@ impl Payment {
             .iter()
             .try_fold(self.fee, |sum, amount| sum.checked_add(*amount))
     }
+
+    fn sol(&self) -> PaymentCondition::Payment {
+        PaymentCondition::Payment {
+            token: self.token,
+            receivers: self.receivers.clone(),
+            amounts: self.amounts.clone(),
+            fee: self.fee,
+        }
+    }
 }
 
-/// Terms a consumer gives a template.
+/// A provider's offer (the fields of `Offer` in `contracts/libraries/Offers.sol`).
 #[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
-pub struct Terms {
+pub struct OfferArgs {
+    /// Asset.
+    pub did: B256,
+    /// Metadata checksum the offer was made for.
+    pub checksum: B256,
+    /// Signer, who may serve the asset.
+    pub provider: Address,
     /// Token (zero: ETH).
     pub token: Address,
     /// Receivers.
     pub receivers: Vec<Address>,
-    /// Amounts, one per receiver.
+    /// Amounts.
     pub amounts: Vec<U256>,
-    /// Requested service time out in seconds (0: the default).
-    pub service_timeout: u32,
+    /// Shortest service time out.
+    pub min_timeout: u32,
+    /// Longest service time out.
+    pub max_timeout: u32,
+    /// Expiry timestamp.
+    pub expiry: u64,
+    /// Offer epoch of the asset when signed.
+    pub epoch: u32,
 }
 
-/// A condition of a generic agreement made through the passthrough template.
+impl OfferArgs {
+    /// As the bindings' `Offer`.
+    pub fn offer(&self) -> offers::Offer {
+        offers::Offer {
+            did: self.did,
+            checksum: self.checksum,
+            provider: self.provider,
+            token: self.token,
+            receivers: self.receivers.clone(),
+            amounts: self.amounts.clone(),
+            minServiceTimeout: self.min_timeout,
+            maxServiceTimeout: self.max_timeout,
+            expiry: self.expiry,
+            epoch: self.epoch,
+        }
+    }
+
+    fn payment_offer(&self) -> PaymentCondition::Offer {
+        self.offer().into()
+    }
+}
+
+/// Who signs an offer, in which template's domain, and over what.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub struct OfferSig {
+    /// Whose key signs (`None`: 65 bytes of junk).
+    pub signer: Option<Actor>,
+    /// The template whose domain the signature is made in.
+    pub domain: Service,
+    /// The offer actually signed, when not the one sent (an altered offer).
+    pub signed: Option<Box<OfferArgs>>,
+}
+
+impl OfferSig {
+    /// The signature bytes for `offer`.
+    pub fn bytes(&self, env: &Env, offer: &OfferArgs) -> Bytes {
+        let signed = self.signed.as_deref().unwrap_or(offer);
+        let hash = offers::signing_hash(&signed.offer(), &self.domain.domain(&env.addrs));
+        sign_with(env, self.signer, hash)
+    }
+}
+
+/// An EIP-2612 permit of the permit token, by `signer` for the payment condition.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub struct PermitArgs {
+    /// Whose key signs (`None`: junk).
+    pub signer: Option<Actor>,
+    /// Owner named in the signed permit.
+    pub owner: Address,
+    /// Value signed.
+    pub value: U256,
+    /// Nonce signed.
+    pub nonce: U256,
+    /// Deadline (signed and sent).
+    pub deadline: U256,
+}
+
+impl PermitArgs {
+    fn sol(&self, env: &Env, token: Address) -> PaymentCondition::PermitSignature {
+        let domain = Eip712Domain::new(
+            Some(super::env::PERMIT_TOKEN_NAME.into()),
+            Some("1".into()),
+            Some(U256::from(CHAIN_ID)),
+            Some(token),
+            None,
+        );
+        let permit = Permit {
+            owner: self.owner,
+            spender: env.suite.payment,
+            value: self.value,
+            nonce: self.nonce,
+            deadline: self.deadline,
+        };
+        let signature = sign_with(env, self.signer, permit.eip712_signing_hash(&domain));
+        let bytes = signature.to_vec();
+        PaymentCondition::PermitSignature {
+            deadline: self.deadline,
+            v: bytes[64],
+            r: B256::from_slice(&bytes[..32]),
+            s: B256::from_slice(&bytes[32..64]),
+        }
+    }
+}
+
+/// A condition a template asks the store for (passthrough and rogue templates).
 #[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Generic {
@@ -93,9 +240,31 @@ pub enum Generic {
         /// Value hash.
         value_hash: B256,
     },
+    /// A payment condition with these terms (rogue template only).
+    Payment {
+        /// Asset.
+        did: B256,
+        /// Payer bound in it.
+        payer: Address,
+        /// The service contract that releases it.
+        service: Address,
+        /// Terms.
+        payment: Payment,
+    },
+    /// A service condition releasing payment `payment_id` (rogue template only).
+    Service {
+        /// The service contract holding it.
+        contract: Address,
+        /// Asset.
+        did: B256,
+        /// Consumer.
+        consumer: Address,
+        /// The payment condition it releases.
+        payment_id: B256,
+    },
 }
 
-/// A condition spec of a generic agreement.
+/// A condition spec of an agreement made by the passthrough or rogue template.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub struct Spec {
     /// What the condition is.
@@ -147,14 +316,28 @@ pub enum Call {
         sources: Vec<B256>,
         activity: B256,
     },
+    RegisterResult {
+        owner: Address,
+        activity: B256,
+        checksum: B256,
+        url: String,
+        sources: Vec<B256>,
+    },
     UpdateMetadata {
         did: B256,
         checksum: B256,
         url: String,
     },
+    /// `transferOwnership`: starts a two-step transfer.
     TransferOwnership {
         did: B256,
         new_owner: Address,
+    },
+    AcceptOwnership {
+        did: B256,
+    },
+    CancelOwnershipTransfer {
+        did: B256,
     },
     AddProvider {
         did: B256,
@@ -174,6 +357,9 @@ pub enum Call {
     },
     /// `resignProvider`: the caller leaves the provider set.
     ResignProvider {
+        did: B256,
+    },
+    RevokeOffers {
         did: B256,
     },
     RecordUse {
@@ -218,77 +404,101 @@ pub enum Call {
     StoreAbort {
         condition: B256,
     },
+    StoreSettle {
+        condition: B256,
+        released: bool,
+    },
     // ---- Templates ----
+    /// The template's `createAgreement` (two-step purchase: pay later with `lock`).
     CreateAgreement {
         service: Service,
         seed: B256,
-        did: B256,
-        terms: Terms,
-        and_lock: bool,
-        value: U256,
+        offer: OfferArgs,
+        sig: OfferSig,
+        timeout: u32,
+        max_total: U256,
+    },
+    /// The template's `createAgreementFor`, called by someone else than the payment condition.
+    CreateAgreementFor {
+        service: Service,
+        consumer: Address,
+        seed: B256,
+        offer: OfferArgs,
+        sig: OfferSig,
+        timeout: u32,
+        fee_bps: u16,
     },
     Passthrough {
         seed: B256,
         did: B256,
         specs: Vec<Spec>,
     },
-    // ---- LockPaymentCondition ----
+    // ---- The approved rogue template ----
+    /// `RogueTemplate.createFor`: an agreement for anyone with any conditions.
+    RogueCreate {
+        seed: B256,
+        consumer: Address,
+        did: B256,
+        specs: Vec<Spec>,
+    },
+    /// `RogueTemplate.script`: what its `createAgreementFor` answers next.
+    RogueScript {
+        agreement: B256,
+        service: Address,
+        consumer: Address,
+        did: B256,
+        specs: Vec<Spec>,
+    },
+    /// `RogueTemplate.execute`: the rogue template calls `inner` as itself, forwarding `value`.
+    RogueExecute {
+        inner: Box<Call>,
+        value: U256,
+    },
+    // ---- PaymentCondition ----
     SetNetworkFee {
         receiver: Address,
         bps: u16,
     },
+    /// `createAgreementAndPay`.
+    Pay {
+        template: Address,
+        seed: B256,
+        offer: OfferArgs,
+        sig: OfferSig,
+        timeout: u32,
+        max_total: U256,
+        value: U256,
+    },
+    /// `createAgreementAndPayWithPermit`.
+    PayWithPermit {
+        template: Address,
+        seed: B256,
+        offer: OfferArgs,
+        sig: OfferSig,
+        timeout: u32,
+        max_total: U256,
+        permit: PermitArgs,
+    },
     Lock {
         agreement: B256,
         did: B256,
-        escrow: Address,
+        service: Address,
         payment: Payment,
         value: U256,
     },
-    LockFor {
-        agreement: B256,
-        did: B256,
-        escrow: Address,
-        payer: Address,
-        payment: Payment,
-        value: U256,
-    },
-    // ---- Service conditions ----
-    Fulfil {
-        service: Service,
-        agreement: B256,
-        did: B256,
-        consumer: Address,
-        lock: B256,
-        result: B256,
-    },
-    FulfilAndRelease {
-        service: Service,
-        agreement: B256,
-        did: B256,
-        consumer: Address,
-        lock: B256,
-        result: B256,
-        payment: Payment,
-    },
-    /// `abortTimedOut` on any condition contract.
-    AbortTimedOut {
-        contract: Address,
-        condition: B256,
-    },
-    // ---- EscrowPaymentCondition ----
     Release {
         agreement: B256,
         did: B256,
         payer: Address,
+        service: Address,
         payment: Payment,
-        release_conditions: Vec<B256>,
     },
     Refund {
         agreement: B256,
         did: B256,
         payer: Address,
+        service: Address,
         payment: Payment,
-        release_conditions: Vec<B256>,
     },
     Withdraw {
         token: Address,
@@ -302,6 +512,28 @@ pub enum Call {
     SendEth {
         to: Address,
         value: U256,
+    },
+    // ---- Service conditions ----
+    Fulfil {
+        service: Service,
+        agreement: B256,
+        did: B256,
+        consumer: Address,
+        payment_id: B256,
+        result: B256,
+    },
+    FulfilAndRelease {
+        service: Service,
+        agreement: B256,
+        did: B256,
+        consumer: Address,
+        result: B256,
+        payment: Payment,
+    },
+    /// `abortTimedOut` on any condition contract.
+    AbortTimedOut {
+        contract: Address,
+        condition: B256,
     },
     // ---- Generic conditions ----
     SignFulfil {
@@ -381,9 +613,9 @@ impl Call {
     /// Wei sent along.
     pub fn value(&self) -> U256 {
         match self {
-            Call::CreateAgreement { value, .. }
+            Call::Pay { value, .. }
             | Call::Lock { value, .. }
-            | Call::LockFor { value, .. }
+            | Call::RogueExecute { value, .. }
             | Call::SendEth { value, .. } => *value,
             _ => U256::ZERO,
         }
@@ -394,13 +626,17 @@ impl Call {
         match self {
             Call::Register { .. } => "register",
             Call::RegisterDerived { .. } => "registerDerived",
+            Call::RegisterResult { .. } => "registerResult",
             Call::UpdateMetadata { .. } => "updateMetadata",
             Call::TransferOwnership { .. } => "transferOwnership",
+            Call::AcceptOwnership { .. } => "acceptOwnership",
+            Call::CancelOwnershipTransfer { .. } => "cancelOwnershipTransfer",
             Call::AddProvider { .. } => "addProvider",
             Call::RemoveProvider { .. } => "removeProvider",
             Call::GrantPermission { .. } => "grantPermission",
             Call::RevokePermission { .. } => "revokePermission",
             Call::ResignProvider { .. } => "resignProvider",
+            Call::RevokeOffers { .. } => "revokeOffers",
             Call::RecordUse { .. } => "recordUse",
             Call::RecordDerivation { .. } => "recordDerivation",
             Call::ProposeTemplate { .. } => "proposeTemplate",
@@ -412,22 +648,25 @@ impl Call {
             Call::StoreCreate { .. } => "store.createAgreement",
             Call::StoreFulfil { .. } => "store.fulfil",
             Call::StoreAbort { .. } => "store.abort",
-            Call::CreateAgreement {
-                and_lock: false, ..
-            } => "createAgreement",
-            Call::CreateAgreement { and_lock: true, .. } => "createAgreementAndLock",
+            Call::StoreSettle { .. } => "store.settle",
+            Call::CreateAgreement { .. } => "createAgreement",
+            Call::CreateAgreementFor { .. } => "createAgreementFor",
             Call::Passthrough { .. } => "passthrough.create",
+            Call::RogueCreate { .. } => "rogue.createFor",
+            Call::RogueScript { .. } => "rogue.script",
+            Call::RogueExecute { .. } => "rogue.execute",
             Call::SetNetworkFee { .. } => "setNetworkFee",
+            Call::Pay { .. } => "createAgreementAndPay",
+            Call::PayWithPermit { .. } => "createAgreementAndPayWithPermit",
             Call::Lock { .. } => "lock",
-            Call::LockFor { .. } => "lockFor",
-            Call::Fulfil { .. } => "fulfil",
-            Call::FulfilAndRelease { .. } => "fulfilAndRelease",
-            Call::AbortTimedOut { .. } => "abortTimedOut",
             Call::Release { .. } => "release",
             Call::Refund { .. } => "refund",
             Call::Withdraw { .. } => "withdraw",
             Call::WithdrawFees { .. } => "withdrawFees",
             Call::SendEth { .. } => "sendEth",
+            Call::Fulfil { .. } => "fulfil",
+            Call::FulfilAndRelease { .. } => "fulfilAndRelease",
+            Call::AbortTimedOut { .. } => "abortTimedOut",
             Call::SignFulfil { .. } => "sign.fulfil",
             Call::HashLockFulfil { .. } => "hashLock.fulfil",
             Call::ThresholdFulfil { .. } => "threshold.fulfil",
@@ -448,13 +687,17 @@ impl Call {
         match self {
             Call::Register { .. }
             | Call::RegisterDerived { .. }
+            | Call::RegisterResult { .. }
             | Call::UpdateMetadata { .. }
             | Call::TransferOwnership { .. }
+            | Call::AcceptOwnership { .. }
+            | Call::CancelOwnershipTransfer { .. }
             | Call::AddProvider { .. }
             | Call::RemoveProvider { .. }
             | Call::GrantPermission { .. }
             | Call::RevokePermission { .. }
             | Call::ResignProvider { .. }
+            | Call::RevokeOffers { .. }
             | Call::RecordUse { .. }
             | Call::RecordDerivation { .. } => s.asset_registry,
             Call::ProposeTemplate { .. }
@@ -465,24 +708,27 @@ impl Call {
             | Call::RenounceRole { .. }
             | Call::StoreCreate { .. }
             | Call::StoreFulfil { .. }
-            | Call::StoreAbort { .. } => s.agreement_store,
-            Call::CreateAgreement { service, .. } => match service {
-                Service::Access => s.access_template,
-                Service::Compute => s.compute_template,
-            },
-            Call::Passthrough { .. } => env.passthrough,
-            Call::SetNetworkFee { .. } | Call::Lock { .. } | Call::LockFor { .. } => s.lock_payment,
-            Call::Fulfil { service, .. } | Call::FulfilAndRelease { service, .. } => {
-                match service {
-                    Service::Access => s.access,
-                    Service::Compute => s.compute_execution,
-                }
+            | Call::StoreAbort { .. }
+            | Call::StoreSettle { .. } => s.agreement_store,
+            Call::CreateAgreement { service, .. } | Call::CreateAgreementFor { service, .. } => {
+                service.template(env)
             }
-            Call::AbortTimedOut { contract, .. } => *contract,
-            Call::Release { .. }
+            Call::Passthrough { .. } => env.passthrough,
+            Call::RogueCreate { .. } | Call::RogueScript { .. } | Call::RogueExecute { .. } => {
+                env.rogue
+            }
+            Call::SetNetworkFee { .. }
+            | Call::Pay { .. }
+            | Call::PayWithPermit { .. }
+            | Call::Lock { .. }
+            | Call::Release { .. }
             | Call::Refund { .. }
             | Call::Withdraw { .. }
-            | Call::WithdrawFees { .. } => s.escrow_payment,
+            | Call::WithdrawFees { .. } => s.payment,
+            Call::Fulfil { service, .. } | Call::FulfilAndRelease { service, .. } => {
+                service.condition(env)
+            }
+            Call::AbortTimedOut { contract, .. } => *contract,
             Call::SendEth { to, .. } => *to,
             Call::SignFulfil { .. } => s.sign,
             Call::HashLockFulfil { .. } => s.hash_lock,
@@ -499,6 +745,7 @@ impl Call {
 
     /// The calldata.
     pub fn calldata(&self, env: &Env) -> Bytes {
+        let a = &env.addrs;
         let data: Vec<u8> = match self.clone() {
             Call::Register {
                 seed,
@@ -528,6 +775,20 @@ impl Call {
                 activityId: activity,
             }
             .abi_encode(),
+            Call::RegisterResult {
+                owner,
+                activity,
+                checksum,
+                url,
+                sources,
+            } => AssetRegistry::registerResultCall {
+                owner,
+                activityId: activity,
+                checksum,
+                url,
+                sources,
+            }
+            .abi_encode(),
             Call::UpdateMetadata { did, checksum, url } => {
                 AssetRegistry::updateMetadataCall { did, checksum, url }.abi_encode()
             }
@@ -536,6 +797,12 @@ impl Call {
                 newOwner: new_owner,
             }
             .abi_encode(),
+            Call::AcceptOwnership { did } => {
+                AssetRegistry::acceptOwnershipCall { did }.abi_encode()
+            }
+            Call::CancelOwnershipTransfer { did } => {
+                AssetRegistry::cancelOwnershipTransferCall { did }.abi_encode()
+            }
             Call::AddProvider { did, provider } => {
                 AssetRegistry::addProviderCall { did, provider }.abi_encode()
             }
@@ -549,6 +816,7 @@ impl Call {
                 AssetRegistry::revokePermissionCall { did, delegate }.abi_encode()
             }
             Call::ResignProvider { did } => AssetRegistry::resignProviderCall { did }.abi_encode(),
+            Call::RevokeOffers { did } => AssetRegistry::revokeOffersCall { did }.abi_encode(),
             Call::RecordUse { did, activity } => AssetRegistry::recordUseCall {
                 did,
                 activityId: activity,
@@ -585,7 +853,7 @@ impl Call {
             .abi_encode(),
             Call::RenounceRole { role, account } => AgreementStore::renounceRoleCall {
                 role: role.id(),
-                callerConfirmation: account,
+                account,
             }
             .abi_encode(),
             Call::StoreCreate {
@@ -607,32 +875,53 @@ impl Call {
                 conditionId: condition,
             }
             .abi_encode(),
+            Call::StoreSettle {
+                condition,
+                released,
+            } => AgreementStore::settleCall {
+                conditionId: condition,
+                released,
+            }
+            .abi_encode(),
             Call::CreateAgreement {
                 seed,
-                did,
-                terms,
-                and_lock,
+                offer,
+                sig,
+                timeout,
+                max_total,
                 ..
-            } => {
-                let terms = ServiceTemplate::Terms {
-                    token: terms.token,
-                    receivers: terms.receivers,
-                    amounts: terms.amounts,
-                    serviceTimeout: terms.service_timeout,
-                };
-                if and_lock {
-                    ServiceTemplate::createAgreementAndLockCall { seed, did, terms }.abi_encode()
-                } else {
-                    ServiceTemplate::createAgreementCall { seed, did, terms }.abi_encode()
-                }
+            } => ServiceTemplate::createAgreementCall {
+                seed,
+                signature: sig.bytes(env, &offer),
+                offer: offer.offer(),
+                serviceTimeout: timeout,
+                maxTotal: max_total,
             }
+            .abi_encode(),
+            Call::CreateAgreementFor {
+                consumer,
+                seed,
+                offer,
+                sig,
+                timeout,
+                fee_bps,
+                ..
+            } => ServiceTemplate::createAgreementForCall {
+                consumer,
+                seed,
+                signature: sig.bytes(env, &offer),
+                offer: offer.offer(),
+                serviceTimeout: timeout,
+                feeBps: fee_bps,
+            }
+            .abi_encode(),
             Call::Passthrough { seed, did, specs } => PassthroughTemplate::createCall {
                 seed,
                 did,
                 conditions: specs
                     .iter()
                     .map(|spec| {
-                        let (contract, value_hash) = spec.generic.contract_and_hash(&env.addrs);
+                        let (contract, value_hash) = spec.generic.contract_and_hash(a);
                         passthrough_template::PassthroughTemplate::ConditionSpec {
                             conditionContract: contract,
                             valueHash: value_hash,
@@ -643,63 +932,142 @@ impl Call {
                     .collect(),
             }
             .abi_encode(),
-            Call::SetNetworkFee { receiver, bps } => {
-                LockPaymentCondition::setNetworkFeeCall { receiver, bps }.abi_encode()
+            Call::RogueCreate {
+                seed,
+                consumer,
+                did,
+                specs,
+            } => RogueTemplate::createForCall {
+                seed,
+                consumer,
+                did,
+                conditions: rogue_specs(a, &specs),
             }
+            .abi_encode(),
+            Call::RogueScript {
+                agreement,
+                service,
+                consumer,
+                did,
+                specs,
+            } => RogueTemplate::scriptCall {
+                agreementId: agreement,
+                service,
+                consumer,
+                did,
+                specs: rogue_specs(a, &specs),
+            }
+            .abi_encode(),
+            Call::RogueExecute { inner, .. } => RogueTemplate::executeCall {
+                target: inner.target(a),
+                data: inner.calldata(env),
+            }
+            .abi_encode(),
+            Call::SetNetworkFee { receiver, bps } => {
+                PaymentCondition::setNetworkFeeCall { receiver, bps }.abi_encode()
+            }
+            Call::Pay {
+                template,
+                seed,
+                offer,
+                sig,
+                timeout,
+                max_total,
+                ..
+            } => PaymentCondition::createAgreementAndPayCall {
+                template,
+                seed,
+                signature: sig.bytes(env, &offer),
+                offer: offer.payment_offer(),
+                serviceTimeout: timeout,
+                maxTotal: max_total,
+            }
+            .abi_encode(),
+            Call::PayWithPermit {
+                template,
+                seed,
+                offer,
+                sig,
+                timeout,
+                max_total,
+                permit,
+            } => PaymentCondition::createAgreementAndPayWithPermitCall {
+                template,
+                seed,
+                signature: sig.bytes(env, &offer),
+                permit: permit.sol(env, offer.token),
+                offer: offer.payment_offer(),
+                serviceTimeout: timeout,
+                maxTotal: max_total,
+            }
+            .abi_encode(),
             Call::Lock {
                 agreement,
                 did,
-                escrow,
+                service,
                 payment,
                 ..
-            } => LockPaymentCondition::lockCall {
+            } => PaymentCondition::lockCall {
                 agreementId: agreement,
                 did,
-                escrow,
-                token: payment.token,
-                receivers: payment.receivers,
-                amounts: payment.amounts,
-                fee: payment.fee,
+                service,
+                payment: payment.sol(),
             }
             .abi_encode(),
-            Call::LockFor {
+            Call::Release {
                 agreement,
                 did,
-                escrow,
                 payer,
+                service,
                 payment,
-                ..
-            } => LockPaymentCondition::lockForCall {
+            } => PaymentCondition::releaseCall {
                 agreementId: agreement,
                 did,
-                escrow,
-                token: payment.token,
                 payer,
-                receivers: payment.receivers,
-                amounts: payment.amounts,
-                fee: payment.fee,
+                service,
+                payment: payment.sol(),
             }
             .abi_encode(),
+            Call::Refund {
+                agreement,
+                did,
+                payer,
+                service,
+                payment,
+            } => PaymentCondition::refundCall {
+                agreementId: agreement,
+                did,
+                payer,
+                service,
+                payment: payment.sol(),
+            }
+            .abi_encode(),
+            Call::Withdraw { token, to } => {
+                PaymentCondition::withdrawCall { token, to }.abi_encode()
+            }
+            Call::WithdrawFees { token, to } => {
+                PaymentCondition::withdrawFeesCall { token, to }.abi_encode()
+            }
             Call::Fulfil {
                 service,
                 agreement,
                 did,
                 consumer,
-                lock,
+                payment_id,
                 result,
             } => match service {
                 Service::Access => AccessCondition::fulfilCall {
                     agreementId: agreement,
                     did,
                     consumer,
-                    lockConditionId: lock,
+                    paymentConditionId: payment_id,
                 }
                 .abi_encode(),
                 Service::Compute => ComputeExecutionCondition::fulfilCall {
                     agreementId: agreement,
                     did,
                     consumer,
-                    lockConditionId: lock,
+                    paymentConditionId: payment_id,
                     result,
                 }
                 .abi_encode(),
@@ -709,7 +1077,6 @@ impl Call {
                 agreement,
                 did,
                 consumer,
-                lock,
                 result,
                 payment,
             } => match service {
@@ -717,27 +1084,15 @@ impl Call {
                     agreementId: agreement,
                     did,
                     consumer,
-                    lockConditionId: lock,
-                    payment: access_condition::ServiceCondition::Payment {
-                        token: payment.token,
-                        receivers: payment.receivers,
-                        amounts: payment.amounts,
-                        fee: payment.fee,
-                    },
+                    payment: payment.sol().into(),
                 }
                 .abi_encode(),
                 Service::Compute => ComputeExecutionCondition::fulfilAndReleaseCall {
                     agreementId: agreement,
                     did,
                     consumer,
-                    lockConditionId: lock,
                     result,
-                    payment: compute_execution_condition::ServiceCondition::Payment {
-                        token: payment.token,
-                        receivers: payment.receivers,
-                        amounts: payment.amounts,
-                        fee: payment.fee,
-                    },
+                    payment: payment.sol().into(),
                 }
                 .abi_encode(),
             },
@@ -745,46 +1100,6 @@ impl Call {
                 conditionId: condition,
             }
             .abi_encode(),
-            Call::Release {
-                agreement,
-                did,
-                payer,
-                payment,
-                release_conditions,
-            } => EscrowPaymentCondition::releaseCall {
-                agreementId: agreement,
-                did,
-                token: payment.token,
-                payer,
-                receivers: payment.receivers,
-                amounts: payment.amounts,
-                fee: payment.fee,
-                releaseConditions: release_conditions,
-            }
-            .abi_encode(),
-            Call::Refund {
-                agreement,
-                did,
-                payer,
-                payment,
-                release_conditions,
-            } => EscrowPaymentCondition::refundCall {
-                agreementId: agreement,
-                did,
-                token: payment.token,
-                payer,
-                receivers: payment.receivers,
-                amounts: payment.amounts,
-                fee: payment.fee,
-                releaseConditions: release_conditions,
-            }
-            .abi_encode(),
-            Call::Withdraw { token, to } => {
-                EscrowPaymentCondition::withdrawCall { token, to }.abi_encode()
-            }
-            Call::WithdrawFees { token, to } => {
-                EscrowPaymentCondition::withdrawFeesCall { token, to }.abi_encode()
-            }
             Call::SendEth { .. } | Call::Warp { .. } | Call::Mine { .. } => Vec::new(),
             Call::SignFulfil {
                 agreement,
@@ -797,7 +1112,11 @@ impl Call {
                 agreementId: agreement,
                 signer,
                 message,
-                signature: signature(env, key, signed_agreement, signed_message),
+                signature: sign_with(
+                    env,
+                    key,
+                    sign_digest(env.suite.sign, signed_agreement, signed_message),
+                ),
             }
             .abi_encode(),
             Call::HashLockFulfil {
@@ -855,6 +1174,21 @@ impl Call {
     }
 }
 
+fn rogue_specs(a: &Addrs, specs: &[Spec]) -> Vec<rogue_template::RogueTemplate::ConditionSpec> {
+    specs
+        .iter()
+        .map(|spec| {
+            let (contract, value_hash) = spec.generic.contract_and_hash(a);
+            rogue_template::RogueTemplate::ConditionSpec {
+                conditionContract: contract,
+                valueHash: value_hash,
+                timeLock: spec.time_lock,
+                timeOut: spec.time_out,
+            }
+        })
+        .collect()
+}
+
 /// Target and calldata of a re-entrant call (`None`: the zero address, empty calldata).
 fn payload(env: &Env, inner: Option<&Call>) -> (Address, Bytes) {
     match inner {
@@ -883,6 +1217,24 @@ impl Generic {
                 contract,
                 value_hash,
             } => (*contract, *value_hash),
+            Generic::Payment {
+                did,
+                payer,
+                service,
+                payment,
+            } => (
+                suite.payment,
+                super::model::ids::payment_value(*did, *payer, *service, payment),
+            ),
+            Generic::Service {
+                contract,
+                did,
+                consumer,
+                payment_id,
+            } => (
+                *contract,
+                super::model::ids::service_value(*did, *consumer, *payment_id),
+            ),
         }
     }
 }
@@ -911,9 +1263,8 @@ pub fn sign_digest(sign: Address, agreement: B256, message: B256) -> B256 {
     keccak256(bytes)
 }
 
-/// The signature a step carries: `key`'s over (`agreement`, `message`), or 65 bytes of junk.
-fn signature(env: &Env, key: Option<Actor>, agreement: B256, message: B256) -> Bytes {
-    let digest = sign_digest(env.suite.sign, agreement, message);
+/// `key`'s signature of `digest`, or 65 bytes of junk.
+fn sign_with(env: &Env, key: Option<Actor>, digest: B256) -> Bytes {
     key.and_then(|actor| env.chain.signer(env.address(actor)))
         .and_then(|signer| signer.sign_hash_sync(&digest).ok())
         .map_or_else(
@@ -1022,6 +1373,75 @@ impl Labels {
         )
     }
 
+    fn offer(&self, offer: &OfferArgs, sig: &OfferSig) -> String {
+        let split: Vec<String> = offer
+            .receivers
+            .iter()
+            .zip(&offer.amounts)
+            .map(|(r, a)| format!("{}: {}", self.addr(*r), amount(*a)))
+            .collect();
+        let signer = sig
+            .signer
+            .map_or_else(|| "nobody".to_owned(), |k| self.addr_actor(k));
+        let altered = if sig.signed.is_some() {
+            ", altered"
+        } else {
+            ""
+        };
+        format!(
+            "offer of {} on {} epoch {}: {} [{}] {}..{} s, expires {}, signed by {signer} for {:?}{altered}",
+            self.addr(offer.provider),
+            self.id(offer.did),
+            offer.epoch,
+            self.token(offer.token),
+            split.join(", "),
+            offer.min_timeout,
+            offer.max_timeout,
+            offer.expiry,
+            sig.domain
+        )
+    }
+
+    fn specs(&self, specs: &[Spec]) -> String {
+        let list: Vec<String> = specs
+            .iter()
+            .map(|s| {
+                let what = match &s.generic {
+                    Generic::Sign { signer, .. } => format!("sign by {}", self.addr(*signer)),
+                    Generic::HashLock { .. } => "hash lock".to_owned(),
+                    Generic::Threshold { inputs, threshold } => {
+                        format!("{threshold} of {}", self.ids(inputs))
+                    }
+                    Generic::Raw { contract, .. } => format!("raw on {}", self.addr(*contract)),
+                    Generic::Payment {
+                        payer,
+                        service,
+                        payment,
+                        ..
+                    } => format!(
+                        "payment by {} released by {}: {}",
+                        self.addr(*payer),
+                        self.addr(*service),
+                        self.payment(payment)
+                    ),
+                    Generic::Service {
+                        contract,
+                        consumer,
+                        payment_id,
+                        ..
+                    } => format!(
+                        "service {} for {} after {}",
+                        self.addr(*contract),
+                        self.addr(*consumer),
+                        self.id(*payment_id)
+                    ),
+                };
+                format!("{what} lock {} out {}", s.time_lock, s.time_out)
+            })
+            .collect();
+        format!("{} condition(s): {}", specs.len(), list.join("; "))
+    }
+
     fn token(&self, token: Address) -> String {
         if token.is_zero() {
             "ETH".to_owned()
@@ -1053,6 +1473,7 @@ impl Labels {
             Actor::Outsider(i) => format!("outsider{i}"),
             Actor::Attacker => "attacker".into(),
             Actor::Reverter => "reverter".into(),
+            Actor::Rogue => "rogue_operator".into(),
         }
     }
 
@@ -1078,6 +1499,17 @@ impl Labels {
                 self.addrs(providers),
                 self.ids(sources)
             ),
+            Call::RegisterResult {
+                owner,
+                activity,
+                sources,
+                ..
+            } => format!(
+                "{name}(for {}, activity {}, sources {})",
+                self.addr(*owner),
+                self.id(*activity),
+                self.ids(sources)
+            ),
             Call::UpdateMetadata { did, .. } => format!("{name}({})", self.id(*did)),
             Call::TransferOwnership { did, new_owner } => {
                 format!("{name}({}, to {})", self.id(*did), self.addr(*new_owner))
@@ -1088,7 +1520,11 @@ impl Labels {
             Call::GrantPermission { did, delegate } | Call::RevokePermission { did, delegate } => {
                 format!("{name}({}, {})", self.id(*did), self.addr(*delegate))
             }
-            Call::RecordUse { did, .. } | Call::ResignProvider { did } => {
+            Call::RecordUse { did, .. }
+            | Call::ResignProvider { did }
+            | Call::RevokeOffers { did }
+            | Call::AcceptOwnership { did }
+            | Call::CancelOwnershipTransfer { did } => {
                 format!("{name}({})", self.id(*did))
             }
             Call::RecordDerivation { did, source, .. } => {
@@ -1109,81 +1545,122 @@ impl Labels {
                     self.id(*did)
                 )
             }
-            Call::StoreFulfil { condition } | Call::StoreAbort { condition } => {
+            Call::StoreFulfil { condition }
+            | Call::StoreAbort { condition }
+            | Call::StoreSettle { condition, .. } => {
                 format!("{name}({})", self.id(*condition))
             }
             Call::CreateAgreement {
                 service,
                 seed,
-                did,
-                terms,
-                value,
+                offer,
+                sig,
+                timeout,
+                max_total,
+            } => format!(
+                "{service:?} {name}(seed {}, {}, timeout {timeout}, max {})",
+                self.id(*seed),
+                self.offer(offer, sig),
+                amount(*max_total)
+            ),
+            Call::CreateAgreementFor {
+                service,
+                consumer,
+                offer,
+                sig,
+                fee_bps,
                 ..
             } => format!(
-                "{service:?} {name}(seed {}, {}, {} [{}], timeout {}){}",
+                "{service:?} {name}(consumer {}, {}, {fee_bps} bps)",
+                self.addr(*consumer),
+                self.offer(offer, sig)
+            ),
+            Call::Pay {
+                template,
+                seed,
+                offer,
+                sig,
+                timeout,
+                max_total,
+                value,
+            } => format!(
+                "{name}({}, seed {}, {}, timeout {timeout}, max {}){}",
+                self.addr(*template),
                 self.id(*seed),
-                self.id(*did),
-                self.token(terms.token),
-                terms
-                    .receivers
-                    .iter()
-                    .zip(&terms.amounts)
-                    .map(|(r, a)| format!("{}: {}", self.addr(*r), amount(*a)))
-                    .collect::<Vec<_>>()
-                    .join(", "),
-                terms.service_timeout,
+                self.offer(offer, sig),
+                amount(*max_total),
                 with_value(*value)
             ),
+            Call::PayWithPermit {
+                template,
+                seed,
+                offer,
+                sig,
+                max_total,
+                permit,
+                ..
+            } => format!(
+                "{name}({}, seed {}, {}, max {}, permit of {} by {} nonce {} deadline {})",
+                self.addr(*template),
+                self.id(*seed),
+                self.offer(offer, sig),
+                amount(*max_total),
+                amount(permit.value),
+                permit
+                    .signer
+                    .map_or_else(|| "nobody".to_owned(), |k| self.addr_actor(k)),
+                permit.nonce,
+                permit.deadline
+            ),
             Call::Passthrough { seed, did, specs } => format!(
-                "{name}(seed {}, {}, {} condition(s): {})",
+                "{name}(seed {}, {}, {})",
                 self.id(*seed),
                 self.id(*did),
-                specs.len(),
-                specs
-                    .iter()
-                    .map(|s| format!(
-                        "{} lock {} out {}",
-                        match &s.generic {
-                            Generic::Sign { signer, .. } =>
-                                format!("sign by {}", self.addr(*signer)),
-                            Generic::HashLock { .. } => "hash lock".to_owned(),
-                            Generic::Threshold { inputs, threshold } =>
-                                format!("{threshold} of {}", self.ids(inputs)),
-                            Generic::Raw { contract, .. } =>
-                                format!("raw on {}", self.addr(*contract)),
-                        },
-                        s.time_lock,
-                        s.time_out
-                    ))
-                    .collect::<Vec<_>>()
-                    .join("; ")
+                self.specs(specs)
             ),
+            Call::RogueCreate {
+                seed,
+                consumer,
+                did,
+                specs,
+            } => format!(
+                "{name}(seed {}, consumer {}, {}, {})",
+                self.id(*seed),
+                self.addr(*consumer),
+                self.id(*did),
+                self.specs(specs)
+            ),
+            Call::RogueScript {
+                agreement,
+                service,
+                consumer,
+                did,
+                specs,
+            } => format!(
+                "{name}(answer {} / {}, then create for {} on {}: {})",
+                self.id(*agreement),
+                self.addr(*service),
+                self.addr(*consumer),
+                self.id(*did),
+                self.specs(specs)
+            ),
+            Call::RogueExecute { inner, value } => {
+                format!("{name}(-> {}){}", self.call(inner), with_value(*value))
+            }
             Call::SetNetworkFee { receiver, bps } => {
                 format!("{name}({}, {bps} bps)", self.addr(*receiver))
             }
             Call::Lock {
                 agreement,
-                escrow,
+                did,
+                service,
                 payment,
                 value,
-                ..
             } => format!(
-                "{name}({}, escrow {}, {}){}",
+                "{name}({}, {}, service {}, {}){}",
                 self.id(*agreement),
-                self.addr(*escrow),
-                self.payment(payment),
-                with_value(*value)
-            ),
-            Call::LockFor {
-                agreement,
-                payer,
-                payment,
-                value,
-                ..
-            } => format!(
-                "{name}({}, payer {}, {}){}",
-                self.id(*agreement),
-                self.addr(*payer),
+                self.id(*did),
+                self.addr(*service),
                 self.payment(payment),
                 with_value(*value)
             ),
@@ -1192,29 +1669,27 @@ impl Labels {
                 agreement,
                 did,
                 consumer,
-                lock,
+                payment_id,
                 ..
             } => format!(
-                "{service:?} {name}({}, {}, consumer {}, lock {})",
+                "{service:?} {name}({}, {}, consumer {}, payment {})",
                 self.id(*agreement),
                 self.id(*did),
                 self.addr(*consumer),
-                self.id(*lock)
+                self.id(*payment_id)
             ),
             Call::FulfilAndRelease {
                 service,
                 agreement,
                 did,
                 consumer,
-                lock,
                 payment,
                 ..
             } => format!(
-                "{service:?} {name}({}, {}, consumer {}, lock {}, {})",
+                "{service:?} {name}({}, {}, consumer {}, {})",
                 self.id(*agreement),
                 self.id(*did),
                 self.addr(*consumer),
-                self.id(*lock),
                 self.payment(payment)
             ),
             Call::AbortTimedOut {
@@ -1224,22 +1699,22 @@ impl Labels {
             Call::Release {
                 agreement,
                 payer,
+                service,
                 payment,
-                release_conditions,
                 ..
             }
             | Call::Refund {
                 agreement,
                 payer,
+                service,
                 payment,
-                release_conditions,
                 ..
             } => format!(
-                "{name}({}, payer {}, {}, after {})",
+                "{name}({}, payer {}, service {}, {})",
                 self.id(*agreement),
                 self.addr(*payer),
-                self.payment(payment),
-                self.ids(release_conditions)
+                self.addr(*service),
+                self.payment(payment)
             ),
             Call::Withdraw { token, to } | Call::WithdrawFees { token, to } => {
                 format!("{name}({}, to {})", self.token(*token), self.addr(*to))

@@ -8,8 +8,8 @@
 use alloy::primitives::{Address, B256, Log, U256};
 use alloy::sol_types::SolCall;
 use insitu_bindings::{
-    AgreementStore, AssetRegistry, BlocklistToken, EscrowPaymentCondition, LockPaymentCondition,
-    MockERC20, ReentrantReceiver, ReentrantToken,
+    AgreementStore, AssetRegistry, BlocklistToken, MockERC20, PaymentCondition, PermitToken,
+    ReentrantReceiver, ReentrantToken,
 };
 
 use super::actions::Role;
@@ -85,11 +85,10 @@ pub fn events(env: &Env, expected: &[Ev], logs: &[Log]) -> Result<(), Violation>
 }
 
 fn event_name(topic0: B256) -> &'static str {
-    const NAMES: [&str; 13] = [
+    const NAMES: [&str; 12] = [
         "AgreementCreated",
         "ConditionFulfilled",
         "ConditionAborted",
-        "PaymentLocked",
         "PaymentReleased",
         "PaymentRefunded",
         "PaymentCredited",
@@ -131,26 +130,8 @@ pub fn balances(env: &Env, model: &Model) -> Result<(), Violation> {
 
 /// Compares what `dirty` names.
 pub fn dirty(env: &mut Env, model: &Model, dirty: &Dirty) -> Result<(), Violation> {
-    let s = env.suite;
     for id in &dirty.conditions {
         condition(env, model, *id)?;
-    }
-    for id in &dirty.agreements {
-        let actual = view(
-            env,
-            s.agreement_store,
-            &AgreementStore::getAgreementCall { agreementId: *id },
-        )?;
-        let expected = model.agreements.get(id).copied().unwrap_or_default();
-        if (actual.consumer, actual.createdAt.to::<u64>()) != expected {
-            return Err(mismatch(format!(
-                "agreement {id}: store has consumer {} created at {}, the model {} at {}",
-                env.name(actual.consumer),
-                actual.createdAt,
-                env.name(expected.0),
-                expected.1
-            )));
-        }
     }
     for (token, account) in &dirty.credits {
         credit(env, model, *token, *account)?;
@@ -211,6 +192,17 @@ pub fn dirty(env: &mut Env, model: &Model, dirty: &Dirty) -> Result<(), Violatio
     if dirty.arms {
         arms(env, model)?;
     }
+    let permit = env.token(TokenKind::Permit);
+    for owner in &dirty.nonces {
+        let actual = view(env, permit, &PermitToken::noncesCall { owner: *owner })?;
+        let expected = model.nonces.get(owner).copied().unwrap_or_default();
+        if actual != expected {
+            return Err(mismatch(format!(
+                "permit nonce of {}: {actual}, the model says {expected}",
+                env.name(*owner)
+            )));
+        }
+    }
     Ok(())
 }
 
@@ -248,8 +240,8 @@ fn credit(env: &mut Env, model: &Model, token: Address, account: Address) -> Res
     let s = env.suite;
     let actual = view(
         env,
-        s.escrow_payment,
-        &EscrowPaymentCondition::creditsCall { token, account },
+        s.payment,
+        &PaymentCondition::creditsCall { token, account },
     )?;
     let expected = model
         .credits
@@ -270,14 +262,10 @@ fn escrow_totals(env: &mut Env, model: &Model, token: Address) -> Result<(), Vio
     let s = env.suite;
     let credits = view(
         env,
-        s.escrow_payment,
-        &EscrowPaymentCondition::totalCreditsCall { token },
+        s.payment,
+        &PaymentCondition::totalCreditsCall { token },
     )?;
-    let fees = view(
-        env,
-        s.escrow_payment,
-        &EscrowPaymentCondition::accruedFeesCall { token },
-    )?;
+    let fees = view(env, s.payment, &PaymentCondition::accruedFeesCall { token })?;
     let expected_credits = model.total_credits.get(&token).copied().unwrap_or_default();
     let expected_fees = model.accrued.get(&token).copied().unwrap_or_default();
     if credits != expected_credits || fees != expected_fees {
@@ -293,18 +281,31 @@ fn asset(env: &mut Env, model: &Model, did: B256) -> Result<(), Violation> {
     let s = env.suite;
     let actual = view(env, s.asset_registry, &AssetRegistry::getAssetCall { did })?;
     let expected = model.assets.get(&did).cloned().unwrap_or_default();
+    let pending = view(
+        env,
+        s.asset_registry,
+        &AssetRegistry::pendingOwnerOfCall { did },
+    )?;
     if actual.owner != expected.owner
         || actual.checksum != expected.checksum
         || actual.url != expected.url
         || actual.registeredAt.to::<u64>() != expected.registered_at
         || actual.ownerEpoch.to::<u64>() != expected.owner_epoch
+        || actual.offerEpoch != expected.offer_epoch
+        || pending != expected.pending_owner
     {
         return Err(mismatch(format!(
-            "asset {did}: owner {} checksum {} url {:?}; the model says owner {} checksum {} url {:?}",
+            "asset {did}: owner {} (pending {}) epochs {}/{} checksum {} url {:?}; the model says owner {} (pending {}) epochs {}/{} checksum {} url {:?}",
             env.name(actual.owner),
+            env.name(pending),
+            actual.ownerEpoch,
+            actual.offerEpoch,
             actual.checksum,
             actual.url,
             env.name(expected.owner),
+            env.name(expected.pending_owner),
+            expected.owner_epoch,
+            expected.offer_epoch,
             expected.checksum,
             expected.url
         )));
@@ -383,11 +384,7 @@ fn role_holder(
 
 fn fee(env: &mut Env, model: &Model) -> Result<(), Violation> {
     let s = env.suite;
-    let actual = view(
-        env,
-        s.lock_payment,
-        &LockPaymentCondition::networkFeeCall {},
-    )?;
+    let actual = view(env, s.payment, &PaymentCondition::networkFeeCall {})?;
     if (actual.receiver, actual.bps) != model.fee {
         return Err(mismatch(format!(
             "network fee {} bps to {}, the model says {} bps to {}",
@@ -433,7 +430,6 @@ pub fn everything(env: &mut Env, model: &Model) -> Result<(), Violation> {
         ..Dirty::default()
     };
     all.conditions.extend(model.conditions.keys().copied());
-    all.agreements.extend(model.agreements.keys().copied());
     all.assets.extend(model.assets.keys().copied());
     all.templates.extend(model.templates.keys().copied());
     all.blocked.extend(model.blocked.iter().copied());
@@ -448,6 +444,7 @@ pub fn everything(env: &mut Env, model: &Model) -> Result<(), Violation> {
     for kind in TokenKind::ALL {
         all.escrow_tokens.insert(env.token(kind));
     }
+    all.nonces.extend(model.nonces.keys().copied());
     for (token, ledger) in &model.ledgers {
         for (owner, spender) in ledger.allowances.keys() {
             all.allowances.insert((*token, *owner, *spender));

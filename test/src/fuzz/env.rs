@@ -6,11 +6,11 @@ use std::sync::Arc;
 
 use alloy::primitives::{Address, B256, Bytes, U256, keccak256};
 use alloy::sol_types::{SolCall, SolValue};
-use insitu_bindings::deployment::{self, DeployOptions, SuiteAddresses};
+use insitu_bindings::deployment::{self, DeployOptions, Governance, SuiteAddresses};
 use insitu_bindings::{
     AssetRegistry, BlocklistToken, FeeOnTransferToken, GasBurningReceiver, MockERC20,
-    NoReturnToken, PassthroughTemplate, ReentrantReceiver, ReentrantToken, RevertingReceiver,
-    TemplateRegistry,
+    NoReturnToken, PassthroughTemplate, PermitToken, ReentrantReceiver, ReentrantToken,
+    RevertingReceiver, RogueTemplate, TemplateRegistry,
 };
 use serde::{Deserialize, Serialize};
 
@@ -30,6 +30,8 @@ pub const INITIAL_FEE_BPS: u16 = 100;
 pub const FOT_FEE_BPS: u64 = 100;
 /// Tokens of each kind minted to each consumer and to each contract actor at the start.
 pub const INITIAL_TOKENS: u64 = 1_000_000_000_000;
+/// Name of the permit token (its EIP-712 domain name).
+pub const PERMIT_TOKEN_NAME: &str = "Permit";
 /// Gas limit of every transaction of a campaign. Far above what any protocol call needs, low
 /// enough that a receiver burning all its gas costs little time.
 pub const TX_GAS_LIMIT: u64 = 3_000_000;
@@ -58,6 +60,9 @@ pub enum Actor {
     Attacker,
     /// A contract that rejects every ETH payment (`RevertingReceiver`).
     Reverter,
+    /// The account that drives the approved rogue template (an ordinary account: the template's
+    /// functions are open to anyone).
+    Rogue,
 }
 
 impl Actor {
@@ -76,6 +81,7 @@ impl Actor {
         }
         all.push(Actor::Attacker);
         all.push(Actor::Reverter);
+        all.push(Actor::Rogue);
         all
     }
 
@@ -101,17 +107,20 @@ pub enum TokenKind {
     Blocklist,
     /// Calls back into a chosen contract from inside its next transfer once armed.
     Reentrant,
+    /// An OpenZeppelin ERC20 with EIP-2612 permits (nobody approves it in advance).
+    Permit,
 }
 
 impl TokenKind {
     /// All kinds, ETH first.
-    pub const ALL: [TokenKind; 6] = [
+    pub const ALL: [TokenKind; 7] = [
         TokenKind::Eth,
         TokenKind::Plain,
         TokenKind::NoReturn,
         TokenKind::FeeOnTransfer,
         TokenKind::Blocklist,
         TokenKind::Reentrant,
+        TokenKind::Permit,
     ];
 
     /// Short name for reports.
@@ -123,6 +132,7 @@ impl TokenKind {
             TokenKind::FeeOnTransfer => "FeeOnTransferToken",
             TokenKind::Blocklist => "BlocklistToken",
             TokenKind::Reentrant => "ReentrantToken",
+            TokenKind::Permit => "PermitToken",
         }
     }
 }
@@ -146,6 +156,10 @@ pub struct Env {
     pub suite: SuiteAddresses,
     /// The test-only template creating agreements of generic conditions, approved.
     pub passthrough: Address,
+    /// The adversarial template (`RogueTemplate`), approved by governance.
+    pub rogue: Address,
+    /// The account driving the rogue template.
+    pub rogue_operator: Address,
     /// Governor (and deployer).
     pub governor: Address,
     /// Network fee receiver.
@@ -229,6 +243,7 @@ impl Env {
             std::array::from_fn(|i| chain.account_named(&format!("outsider{i}")));
         let attacker_operator = chain.account_named("attacker_operator");
         let reverter_operator = chain.account_named("reverter_operator");
+        let rogue_operator = chain.account_named("rogue_operator");
         let strangers: [Address; STRANGERS] = std::array::from_fn(|i| {
             let address = Address::from_word(keccak256(format!("insitu.fuzz.stranger.{i}")));
             chain.label(address, &format!("stranger{i}"));
@@ -236,8 +251,11 @@ impl Env {
         });
 
         // The suite, deployed by the governor as the deploy script does.
+        // The governor holds the governance roles itself (no timelock): a governance call takes
+        // effect at once, which is all the fuzzer needs (the timelock is tested apart).
         let options = DeployOptions {
-            governor,
+            governance: Governance::Account(governor),
+            admin_transfer_delay: 0,
             network_fee: Some((fee_receiver, INITIAL_FEE_BPS)),
         };
         let plan = deployment::plan_with_overrides(
@@ -278,26 +296,36 @@ impl Env {
             ),
         )?;
         chain.label(passthrough, "PassthroughTemplate");
-        step(
-            "propose PassthroughTemplate",
-            chain.transact(
+        let rogue = step(
+            "deploy RogueTemplate",
+            chain.deploy(
                 governor,
-                suite.agreement_store,
-                &TemplateRegistry::proposeTemplateCall {
-                    template: passthrough,
+                &RogueTemplate::BYTECODE,
+                &RogueTemplate::constructorCall {
+                    store: suite.agreement_store,
                 },
             ),
         )?;
-        step(
-            "approve PassthroughTemplate",
-            chain.transact(
-                governor,
-                suite.agreement_store,
-                &TemplateRegistry::approveTemplateCall {
-                    template: passthrough,
-                },
-            ),
-        )?;
+        chain.label(rogue, "RogueTemplate");
+        // Both test templates approved, as a compromised governance would.
+        for template in [passthrough, rogue] {
+            step(
+                "propose template",
+                chain.transact(
+                    governor,
+                    suite.agreement_store,
+                    &TemplateRegistry::proposeTemplateCall { template },
+                ),
+            )?;
+            step(
+                "approve template",
+                chain.transact(
+                    governor,
+                    suite.agreement_store,
+                    &TemplateRegistry::approveTemplateCall { template },
+                ),
+            )?;
+        }
 
         // Tokens.
         let mut tokens = BTreeMap::new();
@@ -341,6 +369,18 @@ impl Env {
             chain.deploy_bare(governor, &ReentrantToken::BYTECODE),
         )?;
         tokens.insert(TokenKind::Reentrant, reentrant);
+        let permit = step(
+            "deploy PermitToken",
+            chain.deploy(
+                governor,
+                &PermitToken::BYTECODE,
+                &PermitToken::constructorCall {
+                    name_: PERMIT_TOKEN_NAME.into(),
+                    symbol_: "PRM".into(),
+                },
+            ),
+        )?;
+        tokens.insert(TokenKind::Permit, permit);
         for (kind, address) in &tokens {
             if *kind != TokenKind::Eth {
                 chain.label(*address, kind.name());
@@ -368,6 +408,8 @@ impl Env {
             chain,
             suite,
             passthrough,
+            rogue,
+            rogue_operator,
             governor,
             fee_receiver,
             providers,
@@ -390,7 +432,7 @@ impl Env {
         };
 
         // Funding: every consumer and both contract actors hold every token and approved the
-        // lock condition for all of it.
+        // payment condition for all of it, except the permit token (bought with permits).
         let holders: Vec<Actor> = (0..CONSUMERS as u8)
             .map(Actor::Consumer)
             .chain([Actor::Attacker, Actor::Reverter])
@@ -410,8 +452,11 @@ impl Env {
                     format!("mint {}", kind.name()),
                     env.chain.send(Tx::call(governor, token, mint.abi_encode())),
                 )?;
+                if kind == TokenKind::Permit {
+                    continue;
+                }
                 let approve = MockERC20::approveCall {
-                    spender: env.suite.lock_payment,
+                    spender: env.suite.payment,
                     value: U256::MAX,
                 };
                 let tx = env.tx(holder, token, approve.abi_encode().into(), U256::ZERO);
@@ -477,6 +522,7 @@ impl Env {
             Actor::Outsider(i) => self.outsiders[usize::from(i) % OUTSIDERS],
             Actor::Attacker => self.attacker,
             Actor::Reverter => self.reverter,
+            Actor::Rogue => self.rogue_operator,
         }
     }
 
@@ -543,6 +589,7 @@ impl Env {
         let mut contracts: HashSet<Address> = self.suite.by_name().into_values().collect();
         contracts.extend([
             self.passthrough,
+            self.rogue,
             self.attacker,
             self.reverter,
             self.gas_burner,
@@ -551,6 +598,7 @@ impl Env {
         Addrs {
             suite: Some(self.suite),
             passthrough: self.passthrough,
+            rogue: self.rogue,
             governor: self.governor,
             fee_receiver: self.fee_receiver,
             attacker: self.attacker,
@@ -576,6 +624,7 @@ impl Env {
             self.reverter_operator,
             self.gas_burner,
             self.passthrough,
+            self.rogue,
         ]
         .into_iter()
         .chain(self.strangers)
@@ -603,6 +652,8 @@ pub struct Addrs {
     pub suite: Option<SuiteAddresses>,
     /// Passthrough template.
     pub passthrough: Address,
+    /// Rogue template.
+    pub rogue: Address,
     /// Governor.
     pub governor: Address,
     /// Network fee receiver at the start.
@@ -652,13 +703,12 @@ impl Addrs {
     }
 
     /// The condition contracts of the suite (every contract with `abortTimedOut`).
-    pub fn condition_contracts(&self) -> [Address; 7] {
+    pub fn condition_contracts(&self) -> [Address; 6] {
         let s = self.suite();
         [
-            s.lock_payment,
+            s.payment,
             s.access,
             s.compute_execution,
-            s.escrow_payment,
             s.sign,
             s.hash_lock,
             s.threshold,

@@ -1,20 +1,25 @@
 //! The step generator: random actors and calls over every external function, with arguments
 //! drawn from the dictionary of values seen (agreements and their terms, condition ids, assets,
 //! amounts, time boundaries) most of the time and at random otherwise, then sometimes mutated by
-//! one field, so that both the happy paths and their near misses are explored.
+//! one field, so that both the happy paths and their near misses are explored. Offers are signed
+//! by the asset's servers most of the time; expired, revoked, altered, foreign (another
+//! template's domain, another signer) and malformed ones are made too.
 
 use alloy::primitives::{Address, B256, Bytes, U256};
 
-use super::actions::{Call, Generic, Payment, Role, Service, Spec, Step, Terms};
-use super::env::{Actor, CONSUMERS, Env, OUTSIDERS, PROVIDERS, TokenKind};
+use super::actions::{
+    Call, Generic, OfferArgs, OfferSig, Payment, PermitArgs, Role, Service, Spec, Step,
+};
+use super::env::{Actor, CONSUMERS, Env, PROVIDERS, TokenKind};
 use super::invariants::{Deal, Ghost};
-use super::model::{CondState, Model, TemplateState};
+use super::model::{CondState, Model, ids};
 use super::rng::Rng;
 
 /// Relative weights of the kinds of steps (see [`Kind`]).
 const WEIGHTS: &[(Kind, u32)] = &[
-    (Kind::CreateAndLock, 14),
+    (Kind::Pay, 14),
     (Kind::Create, 4),
+    (Kind::PayWithPermit, 3),
     (Kind::Lock, 6),
     (Kind::Fulfil, 8),
     (Kind::FulfilAndRelease, 5),
@@ -25,28 +30,30 @@ const WEIGHTS: &[(Kind, u32)] = &[
     (Kind::Mine, 2),
     (Kind::Withdraw, 4),
     (Kind::WithdrawFees, 2),
-    (Kind::Passthrough, 3),
-    (Kind::SignFulfil, 2),
-    (Kind::HashLockFulfil, 2),
-    (Kind::ThresholdFulfil, 2),
-    (Kind::Registry, 7),
+    (Kind::Passthrough, 2),
+    (Kind::SignFulfil, 1),
+    (Kind::HashLockFulfil, 1),
+    (Kind::ThresholdFulfil, 1),
+    (Kind::Registry, 8),
     (Kind::Governance, 3),
     (Kind::StoreDirect, 1),
-    (Kind::LockFor, 1),
+    (Kind::CreateFor, 1),
+    (Kind::Rogue, 7),
     (Kind::Mint, 1),
     (Kind::Approve, 1),
     (Kind::Transfer, 2),
     (Kind::SetBlocked, 3),
-    (Kind::ArmToken, 3),
-    (Kind::ArmAttacker, 3),
+    (Kind::ArmToken, 2),
+    (Kind::ArmAttacker, 2),
     (Kind::SendEth, 1),
 ];
 
 /// Kinds of steps the generator makes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Kind {
-    CreateAndLock,
+    Pay,
     Create,
+    PayWithPermit,
     Lock,
     Fulfil,
     FulfilAndRelease,
@@ -64,7 +71,8 @@ enum Kind {
     Registry,
     Governance,
     StoreDirect,
-    LockFor,
+    CreateFor,
+    Rogue,
     Mint,
     Approve,
     Transfer,
@@ -84,7 +92,7 @@ const INNER: &[Kind] = &[
     Kind::Abort,
     Kind::Fulfil,
     Kind::FulfilAndRelease,
-    Kind::CreateAndLock,
+    Kind::Pay,
 ];
 
 /// Makes steps for one sequence.
@@ -117,7 +125,9 @@ impl<'a> Generator<'a> {
     fn make(&mut self, kind: Kind, inner: bool) -> Step {
         let any = self.any_actor();
         match kind {
-            Kind::CreateAndLock | Kind::Create => self.create(kind == Kind::CreateAndLock, inner),
+            Kind::Pay => self.pay(inner),
+            Kind::Create => self.create(),
+            Kind::PayWithPermit => self.pay_with_permit(),
             Kind::Lock => self.lock(),
             Kind::Fulfil | Kind::FulfilAndRelease => self.fulfil(kind == Kind::FulfilAndRelease),
             Kind::Release | Kind::Refund => self.settle(kind == Kind::Release),
@@ -144,9 +154,13 @@ impl<'a> Generator<'a> {
             Kind::Governance => self.governance(),
             Kind::StoreDirect => {
                 let condition = self.condition_id();
-                let call = match self.rng.below(3) {
+                let call = match self.rng.below(4) {
                     0 => Call::StoreFulfil { condition },
                     1 => Call::StoreAbort { condition },
+                    2 => Call::StoreSettle {
+                        condition,
+                        released: self.rng.chance(50),
+                    },
                     _ => Call::StoreCreate {
                         seed: self.rng.b256(),
                         consumer: self.pool_address(),
@@ -155,31 +169,38 @@ impl<'a> Generator<'a> {
                 };
                 Step { actor: any, call }
             }
-            Kind::LockFor => match self.deal() {
-                Some(deal) => Step {
+            Kind::CreateFor => {
+                let service = self.service();
+                let (offer, sig) = self.offer(service);
+                Step {
                     actor: any,
-                    call: Call::LockFor {
-                        agreement: deal.agreement,
-                        did: deal.did,
-                        escrow: self.env.suite.escrow_payment,
-                        payer: deal.consumer,
-                        payment: deal.payment.clone(),
-                        value: U256::ZERO,
+                    call: Call::CreateAgreementFor {
+                        service,
+                        consumer: self.pool_address(),
+                        seed: self.seed(),
+                        offer,
+                        sig,
+                        timeout: 0,
+                        fee_bps: self.model.fee.1,
                     },
-                },
-                None => self.create(true, false),
-            },
+                }
+            }
+            Kind::Rogue => self.rogue(),
             Kind::Mint => Step {
                 actor: any,
                 call: Call::Mint {
                     token: self.erc20(),
-                    to: self.pool_address(),
+                    to: if self.rng.chance(30) {
+                        self.env.rogue
+                    } else {
+                        self.pool_address()
+                    },
                     amount: self.amount(),
                 },
             },
             Kind::Approve => {
                 let spender = if self.rng.chance(70) {
-                    self.env.suite.lock_payment
+                    self.env.suite.payment
                 } else {
                     self.pool_address()
                 };
@@ -199,7 +220,7 @@ impl<'a> Generator<'a> {
             }
             Kind::Transfer => {
                 let to = if self.rng.chance(40) {
-                    self.env.suite.escrow_payment
+                    self.env.suite.payment
                 } else {
                     self.pool_address()
                 };
@@ -214,7 +235,7 @@ impl<'a> Generator<'a> {
             }
             Kind::SetBlocked => {
                 let account = match self.rng.below(4) {
-                    0 => self.env.suite.escrow_payment,
+                    0 => self.env.suite.payment,
                     1 => self
                         .deal()
                         .and_then(|d| d.payment.receivers.first().copied())
@@ -245,7 +266,7 @@ impl<'a> Generator<'a> {
             }
             Kind::SendEth => {
                 let to = match self.rng.below(4) {
-                    0 => self.env.suite.escrow_payment,
+                    0 => self.env.suite.payment,
                     1 => self.env.attacker,
                     _ => self.pool_address(),
                 };
@@ -331,6 +352,7 @@ impl<'a> Generator<'a> {
             10 | 11 => TokenKind::NoReturn,
             12 | 13 => TokenKind::FeeOnTransfer,
             14..=16 => TokenKind::Blocklist,
+            17 => TokenKind::Permit,
             _ => TokenKind::Reentrant,
         };
         self.env.token(kind)
@@ -410,33 +432,31 @@ impl<'a> Generator<'a> {
         Some(deals[i].clone())
     }
 
-    /// Whether some deal's (lock, service, escrow) states satisfy `wanted`.
-    fn has_deal(&self, wanted: impl Fn([CondState; 3]) -> bool) -> bool {
+    /// Whether some deal's (payment, service) states satisfy `wanted`.
+    fn has_deal(&self, wanted: impl Fn([CondState; 2]) -> bool) -> bool {
         self.ghost.deals.iter().any(|d| {
             wanted([
-                self.model.state(d.lock),
+                self.model.state(d.payment_id),
                 self.model.state(d.service_id),
-                self.model.state(d.escrow),
             ])
         })
     }
 
-    /// A deal for which `wanted` holds (given the states of its lock, service and escrow
+    /// A deal for which `wanted` holds (given the states of its payment and service
     /// conditions), else sometimes (`any_percent`) any deal. With `hot_percent`, a deal with a
     /// time boundary at this very second comes first: that is where off-by-one errors in time
     /// checks show.
     fn deal_where(
         &mut self,
-        wanted: impl Fn([CondState; 3]) -> bool,
+        wanted: impl Fn([CondState; 2]) -> bool,
         any_percent: u64,
         hot_percent: u64,
     ) -> Option<Deal> {
         let now = self.model.time;
         let states = |d: &Deal| {
             [
-                self.model.state(d.lock),
+                self.model.state(d.payment_id),
                 self.model.state(d.service_id),
-                self.model.state(d.escrow),
             ]
         };
         let hot: Vec<&Deal> = self
@@ -444,7 +464,7 @@ impl<'a> Generator<'a> {
             .deals
             .iter()
             .filter(|d| {
-                [d.lock, d.service_id].iter().any(|id| {
+                [d.payment_id, d.service_id].iter().any(|id| {
                     self.model.conditions.get(id).is_some_and(|c| {
                         c.time_out.abs_diff(now) <= 1
                             || (c.time_lock != 0 && c.time_lock.abs_diff(now) <= 1)
@@ -549,15 +569,22 @@ impl<'a> Generator<'a> {
 
     // ---- Protocol steps ----
 
-    fn create(&mut self, and_lock: bool, inner: bool) -> Step {
-        let actor = self.consumer_actor();
-        let token = self.token();
+    fn service(&mut self) -> Service {
+        if self.rng.chance(60) {
+            Service::Access
+        } else {
+            Service::Compute
+        }
+    }
+
+    /// A split: 1 to 16 receivers, sometimes malformed.
+    fn split(&mut self) -> (Vec<Address>, Vec<U256>) {
         let n = match self.rng.below(10) {
             0..=5 => 1,
             6..=8 => 2,
             _ => self.rng.range(0, 17) as usize,
         };
-        let receivers: Vec<Address> = (0..n).map(|_| self.receiver()).collect();
+        let mut receivers: Vec<Address> = (0..n).map(|_| self.receiver()).collect();
         let mut amounts: Vec<U256> = (0..n).map(|_| self.amount()).collect();
         if self.rng.chance(3) {
             amounts.push(self.small_amount());
@@ -565,24 +592,149 @@ impl<'a> Generator<'a> {
         if self.rng.chance(3) && !amounts.is_empty() {
             amounts[0] = U256::ZERO;
         }
-        let service_timeout = match self.rng.below(40) {
-            0..=17 => 0,
-            18..=21 => 3_600,
-            22 => 3_599,
-            23 | 24 => 90 * 86_400,
-            25 => 90 * 86_400 + 1,
-            _ => self.rng.range(3_600, 7 * 86_400) as u32,
+        if self.rng.chance(3) && !receivers.is_empty() {
+            // A protocol contract as receiver (refused).
+            let s = self.env.suite;
+            receivers[0] =
+                *self
+                    .rng
+                    .pick(&[s.payment, s.agreement_store, s.access, s.access_template]);
+        }
+        (receivers, amounts)
+    }
+
+    /// An offer of a server of an asset, signed, or one of its near misses.
+    fn offer(&mut self, service: Service) -> (OfferArgs, OfferSig) {
+        let now = self.model.time;
+        let did = self.did();
+        let asset = self.model.assets.get(&did).cloned().unwrap_or_default();
+        let mut servers: Vec<Address> = std::iter::once(asset.owner)
+            .chain(asset.providers.iter().copied())
+            .chain(asset.delegates.iter().copied())
+            .filter(|a| self.actor_of(*a).is_some_and(|actor| !actor.is_contract()))
+            .collect();
+        servers.sort();
+        let provider = if servers.is_empty() || self.rng.chance(5) {
+            let actor = self.eoa_actor();
+            self.env.address(actor)
+        } else {
+            servers[self.rng.index(servers.len())]
         };
+        let (receivers, amounts) = self.split();
+        let (min_timeout, max_timeout) = match self.rng.below(30) {
+            0 => (3_599, 7 * 86_400),
+            1 => (3_600, 90 * 86_400 + 1),
+            2 => (7 * 86_400, 3_600),
+            3..=6 => (3_600, 90 * 86_400),
+            7..=9 => (86_400, 86_400),
+            _ => (3_600, 3 * 86_400),
+        };
+        let expiry = match self.rng.below(30) {
+            0 => now,
+            1 => now.saturating_sub(1),
+            2 => now + 1,
+            _ => now + 86_400,
+        };
+        let epoch = if self.rng.chance(5) {
+            asset.offer_epoch.wrapping_sub(1)
+        } else {
+            asset.offer_epoch
+        };
+        let offer = OfferArgs {
+            did,
+            checksum: asset.checksum,
+            provider,
+            token: self.token(),
+            receivers,
+            amounts,
+            min_timeout,
+            max_timeout,
+            expiry,
+            epoch,
+        };
+        let signer = match self.rng.below(30) {
+            0 => None,
+            1 => Some(self.eoa_actor()),
+            _ => self.actor_of(provider),
+        };
+        let domain = if self.rng.chance(4) {
+            match service {
+                Service::Access => Service::Compute,
+                Service::Compute => Service::Access,
+            }
+        } else {
+            service
+        };
+        let signed = if self.rng.chance(5) {
+            // Signed, then altered.
+            let mut original = offer.clone();
+            match self.rng.below(3) {
+                0 => original.token = self.token(),
+                1 => original.expiry += 1,
+                _ => original.epoch = original.epoch.wrapping_add(1),
+            }
+            Some(Box::new(original))
+        } else {
+            None
+        };
+        (
+            offer,
+            OfferSig {
+                signer,
+                domain,
+                signed,
+            },
+        )
+    }
+
+    /// The total of an offer at today's fee (saturated), or `None` when malformed.
+    fn total_of(&self, offer: &OfferArgs) -> U256 {
+        let price = offer
+            .amounts
+            .iter()
+            .fold(U256::ZERO, |a, b| a.saturating_add(*b));
+        self.model
+            .quote(price)
+            .map_or(price, |fee| price.saturating_add(fee))
+    }
+
+    fn timeout_for(&mut self, offer: &OfferArgs) -> u32 {
+        match self.rng.below(10) {
+            0..=5 => 0,
+            6 => offer.min_timeout.saturating_sub(1),
+            7 => offer.max_timeout.saturating_add(1),
+            _ => self.rng.range(
+                u64::from(offer.min_timeout.min(offer.max_timeout)),
+                u64::from(offer.max_timeout.max(offer.min_timeout)),
+            ) as u32,
+        }
+    }
+
+    /// The most a consumer accepts to pay: the quoted total mostly, any fee often, a cent less
+    /// now and then.
+    fn max_total(&mut self, total: U256) -> U256 {
+        match self.rng.below(12) {
+            0 => total.saturating_sub(U256::from(1)),
+            1..=4 => U256::MAX,
+            _ => total,
+        }
+    }
+
+    fn template_to_buy(&mut self, service: Service) -> Address {
+        match self.rng.below(40) {
+            0..=2 => self.env.rogue,
+            3 => self.pool_address(),
+            _ => service.template(&self.env.addrs),
+        }
+    }
+
+    fn pay(&mut self, inner: bool) -> Step {
+        let actor = self.consumer_actor();
+        let service = self.service();
+        let (offer, sig) = self.offer(service);
+        let total = self.total_of(&offer);
         let mut value = U256::ZERO;
-        if and_lock && token.is_zero() && !inner {
-            let price = amounts
-                .iter()
-                .take(n)
-                .fold(U256::ZERO, |a, b| a.saturating_add(*b));
-            let total = self
-                .model
-                .quote(price)
-                .map_or(price, |fee| price.saturating_add(fee));
+        if offer.token.is_zero() && !inner && !actor.is_contract() {
             value = match self.rng.below(12) {
                 0 => total.saturating_add(U256::from(1)),
                 1 => total.saturating_sub(U256::from(1)),
@@ -590,68 +742,179 @@ impl<'a> Generator<'a> {
             };
             // Never more than an account holds: the EVM would reject the transaction outright.
             value = value.min(U256::from(10u64).pow(U256::from(21)));
+        } else if self.rng.chance(2) && !inner && !actor.is_contract() {
+            value = U256::from(1);
         }
-        let service = if self.rng.chance(60) {
-            Service::Access
-        } else {
-            Service::Compute
-        };
+        let timeout = self.timeout_for(&offer);
+        let max_total = self.max_total(total);
         Step {
             actor,
-            call: Call::CreateAgreement {
-                service,
+            call: Call::Pay {
+                template: self.template_to_buy(service),
                 seed: self.seed(),
-                did: self.did(),
-                terms: Terms {
-                    token,
-                    receivers,
-                    amounts,
-                    service_timeout,
-                },
-                and_lock,
+                offer,
+                sig,
+                timeout,
+                max_total,
                 value,
             },
         }
     }
 
-    fn lock(&mut self) -> Step {
-        use CondState::{Fulfilled as F, Unfulfilled as U};
-        let _ = F;
-        let Some(deal) = self.deal_where(|[lock, _, _]| lock == U, 10, 30) else {
-            return self.create(false, false);
+    fn pay_with_permit(&mut self) -> Step {
+        let actor = Actor::Consumer(self.rng.below(CONSUMERS as u64) as u8);
+        let owner = self.env.address(actor);
+        let service = self.service();
+        let (mut offer, sig) = self.offer(service);
+        if self.rng.chance(85) {
+            offer.token = self.env.token(TokenKind::Permit);
+        }
+        let total = self.total_of(&offer);
+        let timeout = self.timeout_for(&offer);
+        let max_total = self.max_total(total);
+        let nonce = self.model.nonces.get(&owner).copied().unwrap_or_default();
+        let now = U256::from(self.model.time);
+        // The permit is for `maxTotal`.
+        let mut permit = PermitArgs {
+            signer: Some(actor),
+            owner,
+            value: max_total,
+            nonce,
+            deadline: now + U256::from(3_600),
         };
+        match self.rng.below(20) {
+            0 => permit.deadline = now.saturating_sub(U256::from(1)),
+            1 => permit.value = max_total.saturating_sub(U256::from(1)),
+            2 => permit.nonce += U256::from(1),
+            3 => permit.signer = Some(self.eoa_actor()),
+            4 => permit.signer = None,
+            _ => {}
+        }
+        Step {
+            actor,
+            call: Call::PayWithPermit {
+                template: self.template_to_buy(service),
+                seed: self.seed(),
+                offer,
+                sig,
+                timeout,
+                max_total,
+                permit,
+            },
+        }
+    }
+
+    fn create(&mut self) -> Step {
+        let actor = self.consumer_actor();
+        let service = self.service();
+        let (offer, sig) = self.offer(service);
+        let total = self.total_of(&offer);
+        let timeout = self.timeout_for(&offer);
+        let max_total = self.max_total(total);
+        Step {
+            actor,
+            call: Call::CreateAgreement {
+                service,
+                seed: self.seed(),
+                offer,
+                sig,
+                timeout,
+                max_total,
+            },
+        }
+    }
+
+    /// `call` made by the payer of a deal: the payer's own transaction, or the rogue template's
+    /// `execute` when the payer is the rogue template.
+    fn as_payer(&mut self, payer: Address, call: Call) -> Step {
+        if payer == self.env.rogue {
+            let value = call.value();
+            let call = match call {
+                Call::Lock {
+                    agreement,
+                    did,
+                    service,
+                    payment,
+                    ..
+                } => Call::Lock {
+                    agreement,
+                    did,
+                    service,
+                    payment,
+                    value,
+                },
+                other => other,
+            };
+            return Step {
+                actor: Actor::Rogue,
+                call: Call::RogueExecute {
+                    inner: Box::new(call),
+                    value,
+                },
+            };
+        }
         let actor = if self.rng.chance(85) {
-            self.actor_of(deal.consumer).unwrap_or(Actor::Attacker)
+            self.actor_of(payer).unwrap_or(Actor::Attacker)
         } else {
             self.any_actor()
         };
+        let call = match call {
+            Call::Lock {
+                agreement,
+                did,
+                service,
+                payment,
+                value,
+            } => Call::Lock {
+                agreement,
+                did,
+                service,
+                payment,
+                value: if actor.is_contract() {
+                    U256::ZERO
+                } else {
+                    value
+                },
+            },
+            other => other,
+        };
+        Step { actor, call }
+    }
+
+    fn lock(&mut self) -> Step {
+        use CondState::Unfulfilled as U;
+        let Some(deal) = self.deal_where(|[payment, _]| payment == U, 10, 30) else {
+            return self.create();
+        };
         let mut payment = deal.payment.clone();
         self.mutate_payment(&mut payment);
-        let value = if payment.token.is_zero() && !actor.is_contract() {
+        let value = if payment.token.is_zero() {
             let total = payment.total().unwrap_or_default();
             match self.rng.below(12) {
                 0 => total.saturating_add(U256::from(1)),
                 1 => total.saturating_sub(U256::from(1)),
                 _ => total,
             }
+            .min(U256::from(10u64).pow(U256::from(21)))
         } else {
             U256::ZERO
         };
-        let escrow = if self.rng.chance(3) {
+        let service = if self.rng.chance(3) {
             self.pool_address()
         } else {
-            self.env.suite.escrow_payment
+            deal.service_contract
         };
-        Step {
-            actor,
-            call: Call::Lock {
-                agreement: self.maybe_other_agreement(deal.agreement),
+        let agreement = self.maybe_other_agreement(deal.agreement);
+        self.as_payer(
+            deal.consumer,
+            Call::Lock {
+                agreement,
                 did: deal.did,
-                escrow,
+                service,
                 payment,
                 value,
             },
-        }
+        )
     }
 
     fn server_of(&mut self, did: B256) -> Actor {
@@ -678,23 +941,20 @@ impl<'a> Generator<'a> {
         // Mostly paid deals; unpaid ones too, whose service must not be fulfilled.
         let paid = self.rng.chance(80);
         let Some(deal) = self.deal_where(
-            |[lock, service, _]| service == U && (lock == F || !paid),
+            |[payment, service]| service == U && (payment == F || !paid),
             10,
             30,
         ) else {
-            return self.create(true, false);
+            return self.pay(false);
         };
         let actor = self.server_of(deal.did);
-        let service = if self.rng.chance(92) {
-            deal.service
-        } else if deal.service == Service::Access {
-            Service::Compute
-        } else {
-            Service::Access
+        let service = match deal.service {
+            Some(service) if self.rng.chance(92) => service,
+            Some(Service::Access) => Service::Compute,
+            _ => Service::Access,
         };
         let agreement = self.maybe_other_agreement(deal.agreement);
         let consumer = self.maybe_other_address(deal.consumer);
-        let lock = self.maybe_other_id(deal.lock);
         let result = self.rng.b256();
         let call = if and_release {
             let mut payment = deal.payment.clone();
@@ -704,7 +964,6 @@ impl<'a> Generator<'a> {
                 agreement,
                 did: deal.did,
                 consumer,
-                lock,
                 result,
                 payment,
             }
@@ -714,7 +973,7 @@ impl<'a> Generator<'a> {
                 agreement,
                 did: deal.did,
                 consumer,
-                lock,
+                payment_id: self.maybe_other_id(deal.payment_id),
                 result,
             }
         };
@@ -722,12 +981,21 @@ impl<'a> Generator<'a> {
     }
 
     fn settle(&mut self, release: bool) -> Step {
-        use CondState::{Aborted as A, Fulfilled as F, Unfulfilled as U};
+        use CondState::{Aborted as A, Fulfilled as F, Uninitialized as N};
         // Mostly deals ready to settle; some already settled, to try settling them again. With
         // none ready, move a deal towards settlement instead.
         let again = self.rng.chance(15);
-        let ready = |[lock, service, escrow]: [CondState; 3]| {
-            lock == F && service == if release { F } else { A } && escrow == U
+        // Premature settlements too: a paid payment whose service is still pending.
+        let early = !again && self.rng.chance(20);
+        let ready = move |[payment, service]: [CondState; 2]| {
+            let service_ready = if early {
+                service == CondState::Unfulfilled
+            } else if release {
+                service == F
+            } else {
+                service == A || service == N
+            };
+            service_ready && ((payment == F) != again)
         };
         if !self.has_deal(ready) && self.rng.chance(80) {
             return if release {
@@ -744,21 +1012,8 @@ impl<'a> Generator<'a> {
                 }
             };
         }
-        let found = if release {
-            self.deal_where(
-                |[lock, service, escrow]| lock == F && service == F && (escrow == U) != again,
-                10,
-                0,
-            )
-        } else {
-            self.deal_where(
-                |[lock, service, escrow]| lock == F && service == A && (escrow == U) != again,
-                10,
-                0,
-            )
-        };
-        let Some(deal) = found else {
-            return self.create(true, false);
+        let Some(deal) = self.deal_where(ready, 10, 0) else {
+            return self.pay(false);
         };
         let actor = if self.rng.chance(40) {
             self.actor_of(deal.consumer).unwrap_or(Actor::Outsider(0))
@@ -767,33 +1022,40 @@ impl<'a> Generator<'a> {
         };
         let mut payment = deal.payment.clone();
         self.mutate_payment(&mut payment);
-        let mut release_conditions = vec![deal.service_id];
-        if self.rng.chance(8) {
-            match self.rng.below(3) {
-                0 => release_conditions.clear(),
-                1 => release_conditions.push(self.condition_id()),
-                _ => release_conditions[0] = self.condition_id(),
-            }
-        }
         let agreement = self.maybe_other_agreement(deal.agreement);
         let payer = self.maybe_other_address(deal.consumer);
+        let service = if self.rng.chance(5) {
+            self.pool_address()
+        } else {
+            deal.service_contract
+        };
         let call = if release {
             Call::Release {
                 agreement,
                 did: deal.did,
                 payer,
+                service,
                 payment,
-                release_conditions,
             }
         } else {
             Call::Refund {
                 agreement,
                 did: deal.did,
                 payer,
+                service,
                 payment,
-                release_conditions,
             }
         };
+        if self.rng.chance(5) {
+            // The rogue template settles as itself: it has no more rights than anyone.
+            return Step {
+                actor: Actor::Rogue,
+                call: Call::RogueExecute {
+                    inner: Box::new(call),
+                    value: U256::ZERO,
+                },
+            };
+        }
         Step { actor, call }
     }
 
@@ -816,20 +1078,14 @@ impl<'a> Generator<'a> {
                 (owner, id)
             }
             0..=5 => {
-                match self.deal_where(|[_, service, _]| service == CondState::Unfulfilled, 10, 30) {
-                    Some(deal) => {
-                        let contract = match deal.service {
-                            Service::Access => s.access,
-                            Service::Compute => s.compute_execution,
-                        };
-                        (contract, deal.service_id)
-                    }
+                match self.deal_where(|[_, service]| service == CondState::Unfulfilled, 10, 30) {
+                    Some(deal) => (deal.service_contract, deal.service_id),
                     None => (s.access, self.condition_id()),
                 }
             }
             6 | 7 => match self.deal() {
-                Some(deal) => (s.lock_payment, deal.lock),
-                None => (s.lock_payment, self.condition_id()),
+                Some(deal) => (s.payment, deal.payment_id),
+                None => (s.payment, self.condition_id()),
             },
             _ => {
                 let id = self.condition_id();
@@ -849,6 +1105,243 @@ impl<'a> Generator<'a> {
                 condition,
             },
         }
+    }
+
+    // ---- The rogue template ----
+
+    /// A payer for the rogue template's payments: consumers mostly, the rogue template itself,
+    /// anyone.
+    fn rogue_payer(&mut self) -> Address {
+        match self.rng.below(10) {
+            0..=5 => self.env.consumers[self.rng.index(CONSUMERS)],
+            6 | 7 => self.env.rogue,
+            _ => self.pool_address(),
+        }
+    }
+
+    fn rogue_service(&mut self) -> Address {
+        let s = self.env.suite;
+        match self.rng.below(10) {
+            0..=4 => s.access,
+            5..=7 => s.compute_execution,
+            8 => self.env.strangers[0],
+            _ => self.pool_address(),
+        }
+    }
+
+    fn rogue_payment(&mut self) -> Payment {
+        let (receivers, amounts) = if self.rng.chance(85) {
+            let n = self.rng.range(1, 3) as usize;
+            let receivers = (0..n).map(|_| self.receiver()).collect();
+            let amounts = (0..n).map(|_| self.small_amount()).collect();
+            (receivers, amounts)
+        } else {
+            self.split()
+        };
+        Payment {
+            token: self.token(),
+            receivers,
+            amounts,
+            fee: if self.rng.chance(50) {
+                U256::ZERO
+            } else {
+                self.small_amount()
+            },
+        }
+    }
+
+    /// Specs of an agreement of `consumer` made with `seed` by the rogue template: one or more
+    /// payments (naming any payer), each with or without its service condition.
+    fn rogue_specs(&mut self, seed: B256, consumer: Address, did: B256) -> Vec<Spec> {
+        let pc = self.env.suite.payment;
+        let payments = if self.rng.chance(75) { 1 } else { 2 };
+        let shared_service = self.rogue_service();
+        let mut specs = Vec::new();
+        let mut agreement = B256::ZERO;
+        for i in 0..payments {
+            let payer = self.rogue_payer();
+            // Several payments on one service, or each on its own.
+            let service = if self.rng.chance(60) {
+                shared_service
+            } else {
+                self.rogue_service()
+            };
+            let payment = self.rogue_payment();
+            let generic = Generic::Payment {
+                did,
+                payer,
+                service,
+                payment: payment.clone(),
+            };
+            let time_out = match self.rng.below(4) {
+                0 => 0,
+                _ => self.rng.range(60, 2 * 86_400) as u32,
+            };
+            let value_hash = ids::payment_value(did, payer, service, &payment);
+            if i == 0 {
+                agreement = ids::agreement(seed, consumer, pc, value_hash);
+            }
+            let payment_id = ids::condition(agreement, pc, value_hash);
+            specs.push(Spec {
+                generic,
+                time_lock: 0,
+                time_out,
+            });
+            // The service condition that releases it, mostly; sometimes none (a service that
+            // does not exist), or one for another consumer.
+            if self.rng.chance(75) {
+                let service_consumer = if self.rng.chance(90) {
+                    payer
+                } else {
+                    self.pool_address()
+                };
+                specs.push(Spec {
+                    generic: Generic::Service {
+                        contract: service,
+                        did,
+                        consumer: service_consumer,
+                        payment_id,
+                    },
+                    time_lock: if self.rng.chance(80) {
+                        0
+                    } else {
+                        self.rng.range(1, 3_600) as u32
+                    },
+                    time_out: match self.rng.below(5) {
+                        0 => 0,
+                        _ => self.rng.range(3_600, 4 * 86_400) as u32,
+                    },
+                });
+            }
+        }
+        if self.rng.chance(5) {
+            specs.reverse();
+        }
+        specs
+    }
+
+    fn rogue(&mut self) -> Step {
+        let actor = if self.rng.chance(80) {
+            Actor::Rogue
+        } else {
+            self.any_actor()
+        };
+        let call = match self.rng.below(10) {
+            0..=3 => {
+                let seed = self.seed();
+                let consumer = if self.rng.chance(80) {
+                    self.env.consumers[self.rng.index(CONSUMERS)]
+                } else {
+                    self.pool_address()
+                };
+                let did = self.did();
+                Call::RogueCreate {
+                    seed,
+                    consumer,
+                    did,
+                    specs: self.rogue_specs(seed, consumer, did),
+                }
+            }
+            4 | 5 => {
+                // Lies for `createAgreementFor`: an agreement for someone else, a known one, a
+                // random one, any service.
+                let consumer = if self.rng.chance(50) {
+                    self.env.consumers[self.rng.index(CONSUMERS)]
+                } else {
+                    self.pool_address()
+                };
+                let did = self.did();
+                let specs = if self.rng.chance(60) {
+                    self.rogue_specs(B256::ZERO, consumer, did)
+                } else {
+                    Vec::new()
+                };
+                let agreement = match self.rng.below(4) {
+                    0 => self.rng.b256(),
+                    1 => self.deal().map_or(B256::ZERO, |d| d.agreement),
+                    _ => B256::ZERO,
+                };
+                Call::RogueScript {
+                    agreement,
+                    service: self.rogue_service(),
+                    consumer,
+                    did,
+                    specs,
+                }
+            }
+            6 => {
+                // Buy through the rogue template.
+                let step = self.pay(false);
+                if let Call::Pay {
+                    seed,
+                    offer,
+                    sig,
+                    timeout,
+                    max_total,
+                    value,
+                    ..
+                } = step.call
+                {
+                    return Step {
+                        actor: step.actor,
+                        call: Call::Pay {
+                            template: self.env.rogue,
+                            seed,
+                            offer,
+                            sig,
+                            timeout,
+                            max_total,
+                            value,
+                        },
+                    };
+                }
+                return step;
+            }
+            _ => {
+                // The rogue template calls the protocol as itself.
+                let condition = self.condition_id();
+                let inner = match self.rng.below(8) {
+                    0 => Call::StoreFulfil { condition },
+                    1 => Call::StoreAbort { condition },
+                    2 => Call::StoreSettle {
+                        condition,
+                        released: self.rng.chance(50),
+                    },
+                    3 => Call::Approve {
+                        token: self.erc20(),
+                        spender: self.env.suite.payment,
+                        amount: U256::MAX,
+                    },
+                    4 => Call::Withdraw {
+                        token: self.token(),
+                        to: self.pool_address(),
+                    },
+                    5 => {
+                        let service = self.service();
+                        let (offer, sig) = self.offer(service);
+                        Call::CreateAgreementFor {
+                            service,
+                            consumer: self.pool_address(),
+                            seed: self.seed(),
+                            offer,
+                            sig,
+                            timeout: 0,
+                            fee_bps: 0,
+                        }
+                    }
+                    6 => return self.lock(),
+                    _ => {
+                        let release = self.rng.chance(50);
+                        return self.settle(release);
+                    }
+                };
+                Call::RogueExecute {
+                    inner: Box::new(inner),
+                    value: U256::ZERO,
+                }
+            }
+        };
+        Step { actor, call }
     }
 
     fn withdraw(&mut self) -> Step {
@@ -1124,8 +1617,7 @@ impl<'a> Generator<'a> {
             .map(|_| self.pool_address())
             .collect();
         let activity = self.rng.b256();
-        let (actor, call) = match self.rng.below(12) {
-            11 => (self.server_of(did), Call::ResignProvider { did }),
+        let (actor, call) = match self.rng.below(18) {
             0 => (
                 Actor::Provider(self.rng.below(PROVIDERS as u64) as u8),
                 Call::Register {
@@ -1135,36 +1627,85 @@ impl<'a> Generator<'a> {
                     providers,
                 },
             ),
-            1 => (
-                self.consumer_actor(),
-                Call::RegisterDerived {
-                    seed: self.seed(),
-                    checksum,
-                    url,
-                    providers,
-                    sources: vec![self.did()],
-                    activity,
-                },
-            ),
-            2 => (
+            1 => {
+                let source = self.did();
+                (
+                    self.server_of(source),
+                    Call::RegisterDerived {
+                        seed: self.seed(),
+                        checksum,
+                        url,
+                        providers,
+                        sources: vec![source],
+                        activity,
+                    },
+                )
+            }
+            2 => {
+                let source = self.did();
+                let owner = if self.rng.chance(90) {
+                    self.env.consumers[self.rng.index(CONSUMERS)]
+                } else {
+                    self.pool_address()
+                };
+                let activity = match self.deal() {
+                    Some(deal) if self.rng.chance(70) => deal.agreement,
+                    _ => activity,
+                };
+                let sources = if self.rng.chance(5) {
+                    Vec::new()
+                } else {
+                    vec![source]
+                };
+                (
+                    self.server_of(source),
+                    Call::RegisterResult {
+                        owner,
+                        activity,
+                        checksum,
+                        url,
+                        sources,
+                    },
+                )
+            }
+            3 => (
                 self.manager_of(did),
                 Call::UpdateMetadata { did, checksum, url },
             ),
-            3 => (
-                self.manager_of(did),
-                Call::TransferOwnership {
-                    did,
-                    new_owner: someone,
-                },
-            ),
-            4 | 5 => (
+            4 => {
+                let new_owner = if self.rng.chance(80) {
+                    let actor = self.eoa_actor();
+                    self.env.address(actor)
+                } else {
+                    someone
+                };
+                (
+                    self.owner_of(did),
+                    Call::TransferOwnership { did, new_owner },
+                )
+            }
+            5 => {
+                let pending = self
+                    .model
+                    .assets
+                    .get(&did)
+                    .map(|a| a.pending_owner)
+                    .unwrap_or_default();
+                let actor = match self.actor_of(pending) {
+                    Some(actor) if self.rng.chance(85) => actor,
+                    _ => self.any_actor(),
+                };
+                (actor, Call::AcceptOwnership { did })
+            }
+            6 => (self.owner_of(did), Call::CancelOwnershipTransfer { did }),
+            7 | 8 => (
                 self.manager_of(did),
                 Call::AddProvider {
                     did,
                     provider: someone,
                 },
             ),
-            6 => {
+            9 => {
                 let provider = self
                     .model
                     .assets
@@ -1173,43 +1714,61 @@ impl<'a> Generator<'a> {
                     .unwrap_or(someone);
                 (self.manager_of(did), Call::RemoveProvider { did, provider })
             }
-            7 => (
-                self.manager_of(did),
+            10 => (
+                self.owner_of(did),
                 Call::GrantPermission {
                     did,
                     delegate: someone,
                 },
             ),
-            8 => {
+            11 => {
                 let delegate = self
                     .model
                     .assets
                     .get(&did)
                     .and_then(|a| a.delegates.iter().next().copied())
                     .unwrap_or(someone);
+                (self.owner_of(did), Call::RevokePermission { did, delegate })
+            }
+            12 => (self.server_of(did), Call::ResignProvider { did }),
+            13 | 14 => (self.server_of(did), Call::RevokeOffers { did }),
+            15 => (self.server_of(did), Call::RecordUse { did, activity }),
+            _ => {
+                let source = self.did();
                 (
-                    self.manager_of(did),
-                    Call::RevokePermission { did, delegate },
+                    self.server_of(source),
+                    Call::RecordDerivation {
+                        did,
+                        source,
+                        activity,
+                    },
                 )
             }
-            9 => (self.server_of(did), Call::RecordUse { did, activity }),
-            _ => (
-                self.manager_of(did),
-                Call::RecordDerivation {
-                    did,
-                    source: self.did(),
-                    activity,
-                },
-            ),
         };
         Step { actor, call }
     }
 
+    fn owner_of(&mut self, did: B256) -> Actor {
+        if let Some(asset) = self.model.assets.get(&did)
+            && self.rng.chance(80)
+            && let Some(actor) = self.actor_of(asset.owner)
+        {
+            return actor;
+        }
+        self.any_actor()
+    }
+
     fn governance(&mut self) -> Step {
         let s = self.env.suite;
-        let templates = [s.access_template, s.compute_template, self.env.passthrough];
-        // The governor is trusted: it only approves the real templates, grants roles only to the
-        // fee receiver, and rarely revokes anything. Everyone else may try anything.
+        let templates = [
+            s.access_template,
+            s.compute_template,
+            self.env.passthrough,
+            self.env.rogue,
+        ];
+        // The governor holds the roles itself (no timelock in the fuzz environment). It only
+        // approves the real templates (the rogue one is approved from the start), grants roles
+        // only to the fee receiver, and rarely revokes anything. Everyone else may try anything.
         let governor = self.rng.chance(50);
         let actor = if governor {
             Actor::Governor
@@ -1222,7 +1781,7 @@ impl<'a> Generator<'a> {
             },
             1 => Call::ApproveTemplate {
                 template: if governor {
-                    *self.rng.pick(&templates)
+                    *self.rng.pick(&templates[..2])
                 } else {
                     self.pool_address()
                 },
@@ -1243,7 +1802,11 @@ impl<'a> Generator<'a> {
                 },
             },
             4 if !governor || self.rng.chance(5) => Call::RevokeRole {
-                role: Role::Governor,
+                role: if self.rng.chance(80) {
+                    Role::Governor
+                } else {
+                    Role::Admin
+                },
                 account: self.pool_address(),
             },
             5 if !governor || self.rng.chance(5) => {
@@ -1273,10 +1836,6 @@ impl<'a> Generator<'a> {
                 Call::SetNetworkFee { receiver, bps }
             }
         };
-        let _ = TemplateState::None;
         Step { actor, call }
     }
 }
-
-/// Providers, keepers, consumers and outsiders together, for sizing.
-pub const EOA_ACTORS: usize = 2 + 2 * PROVIDERS + CONSUMERS + OUTSIDERS;

@@ -1,5 +1,5 @@
-//! The named invariants of `DESIGN.md` section 2, checked after every step from what the EVM
-//! did: the receipt's events, the store's views and the token balances.
+//! The named invariants of the protocol (see `docs/fuzzing.md`), checked after every step from
+//! what the EVM did: the receipt's events, the store's views and the token balances.
 //!
 //! These checks do not use the reference model's predictions. They keep their own "ghost"
 //! bookkeeping, built only from events and views, so a planted bug is reported under the
@@ -13,12 +13,12 @@ use std::sync::Arc;
 use alloy::primitives::{Address, B256, Bytes, Log, U256};
 use alloy::sol_types::SolEvent;
 use insitu_bindings::{
-    AccessCondition, AgreementStore, AssetRegistry, ComputeExecutionCondition,
-    EscrowPaymentCondition, LockPaymentCondition, MockERC20, ServiceTemplate,
+    AccessCondition, AgreementStore, AssetRegistry, ComputeExecutionCondition, MockERC20,
+    PaymentCondition, ServiceTemplate,
 };
 use serde::{Deserialize, Serialize};
 
-use super::actions::{Call, Generic, Payment, Service, Step};
+use super::actions::{Call, Generic, Payment, Service, Spec, Step};
 use super::env::{Addrs, Env, TokenKind, balance_slot};
 use super::model::{CondState, ids};
 
@@ -27,19 +27,19 @@ use super::model::{CondState, ids};
 pub const INVARIANTS: &[(&str, &str)] = &[
     (
         "settlement_exactly_once",
-        "an escrow condition pays out once: released or refunded, never both, never twice, and never changes state without paying",
+        "a payment (lock) is settled once: released or refunded, never both, never twice, and its condition never reaches Released or Refunded without paying out",
     ),
     (
         "release_implies_fulfilled",
-        "a release happens only when the lock and every release condition are Fulfilled",
+        "a payment is released only while it is paid (Fulfilled) and the service condition that releases it is Fulfilled",
     ),
     (
         "refund_implies_aborted",
-        "a refund happens only when the lock is Fulfilled and a release condition is Aborted",
+        "a payment is refunded only while it is paid (Fulfilled) and the service condition that releases it is Aborted or does not exist",
     ),
     (
         "states_only_move_forward",
-        "condition states move Unfulfilled -> Fulfilled | Aborted once, only through their own condition contract, never without an event",
+        "condition states move Unfulfilled -> Fulfilled | Aborted once, only through their own condition contract, and a paid payment Fulfilled -> Released | Refunded once; never without an event",
     ),
     (
         "only_servers_fulfil",
@@ -47,15 +47,15 @@ pub const INVARIANTS: &[(&str, &str)] = &[
     ),
     (
         "only_payer_locks",
-        "a lock is paid only by the payer bound in it, with the agreed token and amount, into the agreed escrow",
+        "a payment is paid only by the payer bound in it, with the agreed token and amount, into the payment condition",
     ),
     (
         "time_windows_respected",
-        "nothing is fulfilled before its time lock or from its time out on; only timed-out conditions are aborted (escrow: only by refund); service conditions always time out",
+        "nothing is fulfilled before its time lock or from its time out on; the suite's conditions are aborted only once timed out; a template's service condition always times out, within 90 days, and its payment window is half of it",
     ),
     (
         "service_implies_lock",
-        "an access or compute condition is Fulfilled only if its lock is Fulfilled",
+        "an access or compute condition becomes Fulfilled only while the payment it releases is paid (Fulfilled)",
     ),
     (
         "fee_is_configured_bps",
@@ -63,11 +63,11 @@ pub const INVARIANTS: &[(&str, &str)] = &[
     ),
     (
         "ids_unique",
-        "no agreement id and no condition id is created twice",
+        "no agreement id and no condition id is created twice; a template's payment id is the one its terms derive",
     ),
     (
         "escrow_solvency",
-        "for every token the escrow holds at least what it owes: locked and unsettled payments, pending credits, accrued fees",
+        "for every token the payment condition holds at least what it owes: paid and unsettled payments, pending credits, accrued fees; nobody withdraws more than was credited; a settlement pays exactly what was paid in",
     ),
     (
         "conservation",
@@ -114,11 +114,14 @@ pub struct Outcome {
     pub timestamp: u64,
 }
 
-/// An agreement made by the access or compute template, as its events describe it.
+/// A payment condition whose terms the ghost knows (from a template's `AgreementTerms`, or from
+/// the specs a step gave the rogue template), with the service condition that releases it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Deal {
-    /// Access or compute.
-    pub service: Service,
+    /// Access or compute, when the releasing service contract is one of the suite's.
+    pub service: Option<Service>,
+    /// The service contract bound in the payment.
+    pub service_contract: Address,
     /// Agreement id.
     pub agreement: B256,
     /// Asset.
@@ -127,17 +130,17 @@ pub struct Deal {
     pub consumer: Address,
     /// Payment terms (fee included).
     pub payment: Payment,
-    /// Lock condition.
-    pub lock: B256,
-    /// Service condition.
+    /// Payment condition.
+    pub payment_id: B256,
+    /// The service condition that releases the payment (derived; it may not exist).
     pub service_id: B256,
-    /// Escrow condition.
-    pub escrow: B256,
-    /// Service time out in seconds.
+    /// Service time out in seconds (0 for the rogue template's agreements).
     pub timeout: u32,
+    /// Made by the access or compute template.
+    pub template: bool,
 }
 
-/// A generic agreement made through the passthrough template.
+/// An agreement made by the passthrough or rogue template, with its conditions.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct GenericDeal {
     /// Agreement id.
@@ -163,8 +166,8 @@ pub struct GhostCond {
 struct Pending {
     did: B256,
     consumer: Address,
-    template: Address,
     ids: Vec<B256>,
+    created: u64,
 }
 
 /// What one step touched, gathered while its logs are read.
@@ -172,8 +175,8 @@ struct Pending {
 struct StepAcc {
     touched: Vec<B256>,
     escrow_tokens: Vec<Address>,
-    escrow_changes: Vec<(B256, CondState)>,
-    payouts: Vec<B256>,
+    /// (token, account) whose credit moved.
+    credited: Vec<(Address, Address)>,
 }
 
 /// Position of an invariant in [`INVARIANTS`] (unknown names last).
@@ -193,12 +196,13 @@ pub struct Ghost {
     /// Conditions seen created.
     pub conds: HashMap<B256, GhostCond>,
     agreements: HashSet<B256>,
-    /// Template agreements in creation order.
+    /// Payments with known terms, in creation order.
     pub deals: Vec<Deal>,
-    by_lock: HashMap<B256, usize>,
-    by_service: HashMap<B256, usize>,
-    by_escrow: HashMap<B256, usize>,
-    /// Generic agreements in creation order.
+    by_payment: HashMap<B256, usize>,
+    /// Service conditions (of templates and of the rogue template's specs) to the payment each
+    /// releases.
+    service_of: HashMap<B256, B256>,
+    /// Agreements of the passthrough and rogue templates in creation order.
     pub generics: Vec<GenericDeal>,
     pending: HashMap<B256, Pending>,
     settled: HashMap<B256, u32>,
@@ -210,6 +214,11 @@ pub struct Ghost {
     burned: HashMap<Address, U256>,
     initial: HashMap<Address, U256>,
     fee: (Address, u16),
+    /// The specs the rogue template was last scripted with.
+    script: Vec<Spec>,
+    /// The calls the re-entrant token and the attacker were last armed with (in that order):
+    /// they run in later steps.
+    armed: [Option<Call>; 2],
     /// Time locks and time outs seen (absolute), for warps onto boundaries.
     pub times: BTreeSet<u64>,
     /// Amounts seen in terms, events and credits.
@@ -232,15 +241,14 @@ impl Ghost {
         let a = env.addrs.clone();
         let holders: Vec<(Address, U256)> = env.holder_slots().to_vec();
         let mut ghost = Self {
-            escrow_slot: balance_slot(env.suite.escrow_payment),
+            escrow_slot: balance_slot(env.suite.payment),
             a,
             holders,
             conds: HashMap::new(),
             agreements: HashSet::new(),
             deals: Vec::new(),
-            by_lock: HashMap::new(),
-            by_service: HashMap::new(),
-            by_escrow: HashMap::new(),
+            by_payment: HashMap::new(),
+            service_of: HashMap::new(),
             generics: Vec::new(),
             pending: HashMap::new(),
             settled: HashMap::new(),
@@ -252,6 +260,8 @@ impl Ghost {
             burned: HashMap::new(),
             initial: HashMap::new(),
             fee: (env.fee_receiver, super::env::INITIAL_FEE_BPS),
+            script: Vec::new(),
+            armed: [None, None],
             times: BTreeSet::new(),
             amounts: vec![
                 U256::from(1),
@@ -263,8 +273,7 @@ impl Ghost {
             seeds: Vec::new(),
             secrets: Vec::new(),
         };
-        for (&kind, &token) in &env.tokens {
-            let _ = kind;
+        for &token in env.tokens.values() {
             let total = ghost.total(env, token);
             ghost.initial.insert(token, total);
         }
@@ -287,22 +296,20 @@ impl Ghost {
 
     fn escrow_balance(&self, env: &Env, token: Address) -> U256 {
         if token.is_zero() {
-            env.chain.balance(self.a.suite().escrow_payment)
+            env.chain.balance(self.a.suite().payment)
         } else {
             env.chain.storage(token, self.escrow_slot)
         }
     }
 
-    /// The deal whose lock, service or escrow condition is `id`.
+    /// The deal whose payment or service condition is `id`.
     pub fn deal_of_condition(&self, id: B256) -> Option<&Deal> {
-        self.by_lock
-            .get(&id)
-            .or_else(|| self.by_service.get(&id))
-            .or_else(|| self.by_escrow.get(&id))
-            .map(|&i| &self.deals[i])
+        let payment = self.service_of.get(&id).copied().unwrap_or(id);
+        self.by_payment.get(&payment).map(|&i| &self.deals[i])
     }
 
-    fn state(&self, id: B256) -> CondState {
+    /// The state the ghost last saw for a condition.
+    pub fn state(&self, id: B256) -> CondState {
         self.conds
             .get(&id)
             .map_or(CondState::Uninitialized, |c| c.state)
@@ -317,23 +324,14 @@ impl Ghost {
         outcome: &Outcome,
     ) -> Result<(), Violation> {
         let mut acc = StepAcc {
-            touched: step.call.mentioned_ids(),
+            touched: step.call.mentioned_ids(&self.a),
             ..StepAcc::default()
         };
         let mut found: Vec<Violation> = Vec::new();
-        self.learn_step(step);
+        self.learn_step(step, outcome);
         for log in &outcome.logs {
             if let Err(violation) = self.one_log(env, step, outcome, log, &mut acc) {
                 found.push(violation);
-            }
-        }
-        // An escrow condition changes state exactly when it pays out.
-        for (id, state) in &acc.escrow_changes {
-            if !acc.payouts.contains(id) {
-                found.push(Violation::new(
-                    "settlement_exactly_once",
-                    format!("escrow condition {id} moved to {state:?} without paying anyone"),
-                ));
             }
         }
         self.check_balances(env, &mut found);
@@ -341,6 +339,13 @@ impl Ghost {
         acc.escrow_tokens.dedup();
         for token in acc.escrow_tokens {
             if let Err(violation) = self.check_books(env, token) {
+                found.push(violation);
+            }
+        }
+        acc.credited.sort();
+        acc.credited.dedup();
+        for (token, account) in acc.credited {
+            if let Err(violation) = self.check_credit(env, token, account) {
                 found.push(violation);
             }
         }
@@ -370,44 +375,50 @@ impl Ghost {
         if from == s.agreement_store {
             if topic0 == AgreementStore::AgreementCreated::SIGNATURE_HASH {
                 let e = decode::<AgreementStore::AgreementCreated>(log)?;
-                self.on_created(env, step, &e)?;
                 acc.touched.extend(e.conditionIds.iter().copied());
+                self.on_created(env, step, &e, now)?;
             } else if topic0 == AgreementStore::ConditionFulfilled::SIGNATURE_HASH {
                 let e = decode::<AgreementStore::ConditionFulfilled>(log)?;
-                self.on_state(
+                acc.touched.push(e.conditionId);
+                let verdict = self.on_state(
                     e.conditionId,
                     e.conditionContract,
                     CondState::Fulfilled,
                     now,
-                )?;
-                acc.touched.push(e.conditionId);
-                if e.conditionContract == s.escrow_payment {
-                    acc.escrow_changes
-                        .push((e.conditionId, CondState::Fulfilled));
+                );
+                if e.conditionContract == s.payment {
+                    acc.escrow_tokens.extend(
+                        self.deal_of_condition(e.conditionId)
+                            .map(|d| d.payment.token),
+                    );
+                    // Checked whatever the verdict above, so that the books stay right.
+                    let paid = self.on_paid(env, step, outcome, e.conditionId);
+                    verdict?;
+                    paid?;
+                } else {
+                    verdict?;
                 }
             } else if topic0 == AgreementStore::ConditionAborted::SIGNATURE_HASH {
                 let e = decode::<AgreementStore::ConditionAborted>(log)?;
-                self.on_state(e.conditionId, e.conditionContract, CondState::Aborted, now)?;
                 acc.touched.push(e.conditionId);
-                if e.conditionContract == s.escrow_payment {
-                    acc.escrow_changes.push((e.conditionId, CondState::Aborted));
-                }
+                self.on_state(e.conditionId, e.conditionContract, CondState::Aborted, now)?;
             }
         } else if from == s.access_template || from == s.compute_template {
             if topic0 == ServiceTemplate::AgreementTerms::SIGNATURE_HASH {
                 let e = decode::<ServiceTemplate::AgreementTerms>(log)?;
-                self.on_terms(from, &e, now)?;
+                self.on_terms(from, &e)?;
             }
         } else if from == s.access || from == s.compute_execution {
-            let (did, provider, id) = if topic0 == AccessCondition::AccessGranted::SIGNATURE_HASH {
-                let e = decode::<AccessCondition::AccessGranted>(log)?;
-                (e.did, e.provider, e.conditionId)
-            } else if topic0 == ComputeExecutionCondition::ComputeExecuted::SIGNATURE_HASH {
-                let e = decode::<ComputeExecutionCondition::ComputeExecuted>(log)?;
-                (e.did, e.provider, e.conditionId)
-            } else {
-                return Ok(());
-            };
+            let (did, provider, agreement) =
+                if topic0 == AccessCondition::AccessGranted::SIGNATURE_HASH {
+                    let e = decode::<AccessCondition::AccessGranted>(log)?;
+                    (e.did, e.provider, e.agreementId)
+                } else if topic0 == ComputeExecutionCondition::ComputeExecuted::SIGNATURE_HASH {
+                    let e = decode::<ComputeExecutionCondition::ComputeExecuted>(log)?;
+                    (e.did, e.provider, e.agreementId)
+                } else {
+                    return Ok(());
+                };
             let can = env
                 .chain
                 .call(
@@ -422,17 +433,14 @@ impl Ghost {
                 return Err(Violation::new(
                     "only_servers_fulfil",
                     format!(
-                        "{} fulfilled service condition {id} of asset {did} but may not serve it",
+                        "{} served agreement {agreement} on asset {did} but may not serve it",
                         env.name(provider)
                     ),
                 ));
             }
-        } else if from == s.lock_payment {
-            if topic0 == LockPaymentCondition::PaymentLocked::SIGNATURE_HASH {
-                let e = decode::<LockPaymentCondition::PaymentLocked>(log)?;
-                self.on_locked(env, step, outcome, &e)?;
-            } else if topic0 == LockPaymentCondition::NetworkFeeSet::SIGNATURE_HASH {
-                let e = decode::<LockPaymentCondition::NetworkFeeSet>(log)?;
+        } else if from == s.payment {
+            if topic0 == PaymentCondition::NetworkFeeSet::SIGNATURE_HASH {
+                let e = decode::<PaymentCondition::NetworkFeeSet>(log)?;
                 if e.bps > 1_000 {
                     return Err(Violation::new(
                         "fee_is_configured_bps",
@@ -440,27 +448,29 @@ impl Ghost {
                     ));
                 }
                 self.fee = (e.receiver, e.bps);
-            }
-        } else if from == s.escrow_payment {
-            if topic0 == EscrowPaymentCondition::PaymentReleased::SIGNATURE_HASH {
-                let e = decode::<EscrowPaymentCondition::PaymentReleased>(log)?;
+            } else if topic0 == PaymentCondition::PaymentReleased::SIGNATURE_HASH {
+                let e = decode::<PaymentCondition::PaymentReleased>(log)?;
                 acc.escrow_tokens.push(e.token);
-                acc.payouts.push(e.conditionId);
-                self.on_released(env, &e)?;
-            } else if topic0 == EscrowPaymentCondition::PaymentRefunded::SIGNATURE_HASH {
-                let e = decode::<EscrowPaymentCondition::PaymentRefunded>(log)?;
+                let id = self.settled_payment(step, e.agreementId, e.token, e.amount, Some(e.fee));
+                acc.touched.extend(id);
+                self.on_released(env, &e, id)?;
+            } else if topic0 == PaymentCondition::PaymentRefunded::SIGNATURE_HASH {
+                let e = decode::<PaymentCondition::PaymentRefunded>(log)?;
                 acc.escrow_tokens.push(e.token);
-                acc.payouts.push(e.conditionId);
-                self.on_refunded(env, &e)?;
-            } else if topic0 == EscrowPaymentCondition::PaymentCredited::SIGNATURE_HASH {
-                let e = decode::<EscrowPaymentCondition::PaymentCredited>(log)?;
+                let id = self.settled_payment(step, e.agreementId, e.token, e.amount, None);
+                acc.touched.extend(id);
+                self.on_refunded(env, &e, id)?;
+            } else if topic0 == PaymentCondition::PaymentCredited::SIGNATURE_HASH {
+                let e = decode::<PaymentCondition::PaymentCredited>(log)?;
                 acc.escrow_tokens.push(e.token);
+                acc.credited.push((e.token, e.account));
                 *self.credits.entry(e.token).or_default() += e.amount;
                 *self.credit_of.entry((e.token, e.account)).or_default() += e.amount;
                 self.amounts.push(e.amount);
-            } else if topic0 == EscrowPaymentCondition::CreditWithdrawn::SIGNATURE_HASH {
-                let e = decode::<EscrowPaymentCondition::CreditWithdrawn>(log)?;
+            } else if topic0 == PaymentCondition::CreditWithdrawn::SIGNATURE_HASH {
+                let e = decode::<PaymentCondition::CreditWithdrawn>(log)?;
                 acc.escrow_tokens.push(e.token);
+                acc.credited.push((e.token, e.account));
                 let own = self
                     .credit_of
                     .get(&(e.token, e.account))
@@ -480,8 +490,8 @@ impl Ghost {
                 self.credit_of.insert((e.token, e.account), own - e.amount);
                 let owed = sum(&self.credits, e.token);
                 self.credits.insert(e.token, owed.saturating_sub(e.amount));
-            } else if topic0 == EscrowPaymentCondition::FeesWithdrawn::SIGNATURE_HASH {
-                let e = decode::<EscrowPaymentCondition::FeesWithdrawn>(log)?;
+            } else if topic0 == PaymentCondition::FeesWithdrawn::SIGNATURE_HASH {
+                let e = decode::<PaymentCondition::FeesWithdrawn>(log)?;
                 acc.escrow_tokens.push(e.token);
                 let owed = sum(&self.fees, e.token);
                 if owed < e.amount {
@@ -536,8 +546,13 @@ impl Ghost {
                 .map(CondState::from_u8)
                 .unwrap_or(CondState::Uninitialized);
             if actual != ghost {
+                let settled = matches!(actual, CondState::Released | CondState::Refunded);
                 return Err(Violation::new(
-                    "states_only_move_forward",
+                    if settled {
+                        "settlement_exactly_once"
+                    } else {
+                        "states_only_move_forward"
+                    },
                     format!(
                         "condition {id} is {actual:?} in the store, but its events left it {ghost:?}"
                     ),
@@ -554,17 +569,18 @@ impl Ghost {
         ids
     }
 
-    /// Solvency by the escrow's own books, after a step that moved its accounts of `token`: it
-    /// must hold what is locked plus what its `totalCredits` and `accruedFees` say it owes.
+    /// Solvency by the payment condition's own books, after a step that moved its accounts of
+    /// `token`: it must hold what is paid in plus what its `totalCredits` and `accruedFees` say
+    /// it owes.
     fn check_books(&self, env: &mut Env, token: Address) -> Result<(), Violation> {
-        let escrow = self.a.suite().escrow_payment;
+        let escrow = self.a.suite().payment;
         let credits = env
             .chain
-            .call(escrow, &EscrowPaymentCondition::totalCreditsCall { token })
+            .call(escrow, &PaymentCondition::totalCreditsCall { token })
             .unwrap_or_default();
         let fees = env
             .chain
-            .call(escrow, &EscrowPaymentCondition::accruedFeesCall { token })
+            .call(escrow, &PaymentCondition::accruedFeesCall { token })
             .unwrap_or_default();
         let held = self.escrow_balance(env, token);
         let locked = sum(&self.locked, token);
@@ -573,7 +589,38 @@ impl Ghost {
             return Err(Violation::new(
                 "escrow_solvency",
                 format!(
-                    "the escrow holds {held} {} but its books owe {owed} (locked {locked}, totalCredits {credits}, accruedFees {fees})",
+                    "the payment condition holds {held} {} but its books owe {owed} (paid in {locked}, totalCredits {credits}, accruedFees {fees})",
+                    token_name(env, token)
+                ),
+            ));
+        }
+        Ok(())
+    }
+
+    /// The payment condition's record of what it owes `account` in `token` is what was credited
+    /// to it and not withdrawn: a credit withdrawn but still on the books can be withdrawn again.
+    fn check_credit(
+        &self,
+        env: &mut Env,
+        token: Address,
+        account: Address,
+    ) -> Result<(), Violation> {
+        let escrow = self.a.suite().payment;
+        let books = env
+            .chain
+            .call(escrow, &PaymentCondition::creditsCall { token, account })
+            .unwrap_or_default();
+        let owed = self
+            .credit_of
+            .get(&(token, account))
+            .copied()
+            .unwrap_or_default();
+        if books != owed {
+            return Err(Violation::new(
+                "escrow_solvency",
+                format!(
+                    "the payment condition's books owe {} {books} {}, but it was credited {owed} more than it withdrew",
+                    env.name(account),
                     token_name(env, token)
                 ),
             ));
@@ -592,7 +639,7 @@ impl Ghost {
                 found.push(Violation::new(
                     "escrow_solvency",
                     format!(
-                        "the escrow holds {held} {} but owes {owed} (locked {}, credits {}, fees {})",
+                        "the payment condition holds {held} {} but owes {owed} (paid in {}, credits {}, fees {})",
                         kind.name(),
                         sum(&self.locked, token),
                         sum(&self.credits, token),
@@ -619,13 +666,26 @@ impl Ghost {
         }
     }
 
-    fn learn_step(&mut self, step: &Step) {
+    fn learn_step(&mut self, step: &Step, outcome: &Outcome) {
         match &step.call {
-            Call::CreateAgreement { seed, terms, .. } => {
+            Call::CreateAgreement { seed, offer, .. }
+            | Call::Pay { seed, offer, .. }
+            | Call::PayWithPermit { seed, offer, .. } => {
                 self.seeds.push(*seed);
-                self.amounts.extend(terms.amounts.iter().copied());
+                self.amounts.extend(offer.amounts.iter().copied());
             }
-            Call::Passthrough { seed, .. } | Call::Register { seed, .. } => self.seeds.push(*seed),
+            Call::Passthrough { seed, .. }
+            | Call::Register { seed, .. }
+            | Call::RogueCreate { seed, .. } => self.seeds.push(*seed),
+            Call::RogueScript { specs, .. } if outcome.error.is_none() => {
+                self.script = specs.clone();
+            }
+            Call::ArmToken { inner } if outcome.error.is_none() => {
+                self.armed[0] = inner.as_deref().cloned();
+            }
+            Call::ArmAttacker { inner } if outcome.error.is_none() => {
+                self.armed[1] = inner.as_deref().cloned();
+            }
             Call::HashLockFulfil { preimage, .. } => self.secrets.push(preimage.clone()),
             _ => {}
         }
@@ -634,11 +694,27 @@ impl Ghost {
         }
     }
 
+    /// The condition specs a step may have given the passthrough or rogue template.
+    fn candidate_specs(&self, call: &Call, out: &mut Vec<Vec<Spec>>) {
+        match call {
+            Call::Passthrough { specs, .. } | Call::RogueCreate { specs, .. } => {
+                out.push(specs.clone());
+            }
+            Call::Pay { .. } | Call::PayWithPermit { .. } => out.push(self.script.clone()),
+            Call::RogueExecute { inner, .. } => self.candidate_specs(inner, out),
+            Call::ArmToken { inner: Some(inner) } | Call::ArmAttacker { inner: Some(inner) } => {
+                self.candidate_specs(inner, out);
+            }
+            _ => {}
+        }
+    }
+
     fn on_created(
         &mut self,
         env: &mut Env,
         step: &Step,
         e: &AgreementStore::AgreementCreated,
+        now: u64,
     ) -> Result<(), Violation> {
         if !self.agreements.insert(e.agreementId) {
             return Err(Violation::new(
@@ -678,37 +754,96 @@ impl Ghost {
                 }
             }
         }
-        if e.template == self.a.passthrough {
-            if let Call::Passthrough { specs, .. } = &step.call {
-                self.generics.push(GenericDeal {
-                    agreement: e.agreementId,
-                    conditions: e
-                        .conditionIds
-                        .iter()
-                        .copied()
-                        .zip(specs.iter().map(|s| s.generic.clone()))
-                        .collect(),
-                });
-            }
-        } else {
+        if e.template != self.a.passthrough && e.template != self.a.rogue {
             self.pending.insert(
                 e.agreementId,
                 Pending {
                     did: e.did,
                     consumer: e.consumer,
-                    template: e.template,
                     ids: e.conditionIds.clone(),
+                    created: now,
                 },
             );
+            return Ok(());
         }
+        // The passthrough's or the rogue's: find the specs the step gave it.
+        let mut candidates = Vec::new();
+        self.candidate_specs(&step.call, &mut candidates);
+        for call in self.armed.iter().flatten() {
+            self.candidate_specs(call, &mut candidates);
+        }
+        let a = self.a.clone();
+        let Some(specs) = candidates.into_iter().find(|specs| {
+            specs.len() == e.conditionIds.len()
+                && specs.iter().zip(&e.conditionIds).all(|(spec, id)| {
+                    let (contract, hash) = spec.generic.contract_and_hash(&a);
+                    ids::condition(e.agreementId, contract, hash) == *id
+                })
+        }) else {
+            return Ok(());
+        };
+        for (spec, id) in specs.iter().zip(&e.conditionIds) {
+            match &spec.generic {
+                Generic::Payment {
+                    did,
+                    payer,
+                    service,
+                    payment,
+                } => {
+                    let service_id = ids::condition(
+                        e.agreementId,
+                        *service,
+                        ids::service_value(*did, *payer, *id),
+                    );
+                    let kind = if *service == a.suite().access {
+                        Some(Service::Access)
+                    } else if *service == a.suite().compute_execution {
+                        Some(Service::Compute)
+                    } else {
+                        None
+                    };
+                    self.add_deal(Deal {
+                        service: kind,
+                        service_contract: *service,
+                        agreement: e.agreementId,
+                        did: *did,
+                        consumer: *payer,
+                        payment: payment.clone(),
+                        payment_id: *id,
+                        service_id,
+                        timeout: 0,
+                        template: false,
+                    });
+                }
+                Generic::Service { payment_id, .. } => {
+                    self.service_of.insert(*id, *payment_id);
+                }
+                _ => {}
+            }
+        }
+        self.generics.push(GenericDeal {
+            agreement: e.agreementId,
+            conditions: e
+                .conditionIds
+                .iter()
+                .copied()
+                .zip(specs.into_iter().map(|s| s.generic))
+                .collect(),
+        });
         Ok(())
+    }
+
+    fn add_deal(&mut self, deal: Deal) {
+        let i = self.deals.len();
+        self.by_payment.insert(deal.payment_id, i);
+        self.service_of.insert(deal.service_id, deal.payment_id);
+        self.deals.push(deal);
     }
 
     fn on_terms(
         &mut self,
         template: Address,
         e: &ServiceTemplate::AgreementTerms,
-        now: u64,
     ) -> Result<(), Violation> {
         let s = *self.a.suite();
         let Some(p) = self.pending.remove(&e.agreementId) else {
@@ -734,10 +869,10 @@ impl Ghost {
                 ),
             ));
         }
-        let service = if template == s.access_template {
-            Service::Access
+        let (service, service_contract) = if template == s.access_template {
+            (Service::Access, s.access)
         } else {
-            Service::Compute
+            (Service::Compute, s.compute_execution)
         };
         let payment = Payment {
             token: e.token,
@@ -745,56 +880,66 @@ impl Ghost {
             amounts: e.amounts.clone(),
             fee: e.fee,
         };
-        let [lock, service_id, escrow] = p.ids[..] else {
+        let [payment_id, service_id] = p.ids[..] else {
             return Err(Violation::new(
                 "ids_unique",
                 format!("a template agreement with {} conditions", p.ids.len()),
             ));
         };
-        let _ = p.template;
-        // The template's ids must be the ones the lock, service and escrow derive.
-        let expected_lock = ids::condition(
+        // The template's ids must be the ones its terms derive.
+        let expected_payment = ids::condition(
             e.agreementId,
-            s.lock_payment,
-            ids::lock_value(p.did, s.escrow_payment, p.consumer, &payment),
+            s.payment,
+            ids::payment_value(p.did, p.consumer, service_contract, &payment),
         );
-        if expected_lock != lock {
+        let expected_service = ids::condition(
+            e.agreementId,
+            service_contract,
+            ids::service_value(p.did, p.consumer, expected_payment),
+        );
+        if expected_payment != payment_id || expected_service != service_id {
             return Err(Violation::new(
                 "ids_unique",
                 format!(
-                    "agreement {} has lock id {lock}, terms derive {expected_lock}",
+                    "agreement {} has payment {payment_id} and service {service_id}, its terms derive {expected_payment} and {expected_service}",
                     e.agreementId
                 ),
             ));
         }
+        let timeout = u64::from(e.serviceTimeout);
         let svc = self.conds.get(&service_id).copied();
-        if svc.is_none_or(|c| c.time_out == 0 || c.time_out > now + 90 * 24 * 3600) {
+        if svc.is_none_or(|c| {
+            c.time_out != p.created + timeout || timeout == 0 || timeout > 90 * 24 * 3600
+        }) {
             return Err(Violation::new(
                 "time_windows_respected",
-                format!("service condition {service_id} has no finite time out within 90 days"),
+                format!(
+                    "service condition {service_id} does not time out {timeout} s (at most 90 days) after creation"
+                ),
             ));
         }
-        if self.conds.get(&escrow).is_none_or(|c| c.time_out != 0) {
+        if self
+            .conds
+            .get(&payment_id)
+            .is_none_or(|c| c.time_out != p.created + timeout / 2)
+        {
             return Err(Violation::new(
                 "time_windows_respected",
-                format!("escrow condition {escrow} can time out"),
+                format!("payment {payment_id} does not time out after half the service time out"),
             ));
         }
-        let i = self.deals.len();
-        self.deals.push(Deal {
-            service,
+        self.add_deal(Deal {
+            service: Some(service),
+            service_contract,
             agreement: e.agreementId,
             did: p.did,
             consumer: p.consumer,
             payment,
-            lock,
+            payment_id,
             service_id,
-            escrow,
             timeout: e.serviceTimeout,
+            template: true,
         });
-        self.by_lock.insert(lock, i);
-        self.by_service.insert(service_id, i);
-        self.by_escrow.insert(escrow, i);
         Ok(())
     }
 
@@ -823,7 +968,6 @@ impl Ghost {
         to: CondState,
         now: u64,
     ) -> Result<(), Violation> {
-        let s = *self.a.suite();
         let Some(c) = previous else {
             return Err(Violation::new(
                 "states_only_move_forward",
@@ -861,28 +1005,24 @@ impl Ghost {
                         ),
                     ));
                 }
-                if let Some(&i) = self.by_service.get(&id) {
-                    let lock = self.deals[i].lock;
-                    if self.state(lock) != CondState::Fulfilled {
-                        return Err(Violation::new(
-                            "service_implies_lock",
-                            format!(
-                                "service condition {id} fulfilled while its lock {lock} is {:?}",
-                                self.state(lock)
-                            ),
-                        ));
-                    }
+                if let Some(payment) = self.service_of.get(&id)
+                    && self.state(*payment) != CondState::Fulfilled
+                {
+                    return Err(Violation::new(
+                        "service_implies_lock",
+                        format!(
+                            "service condition {id} fulfilled while its payment {payment} is {:?}",
+                            self.state(*payment)
+                        ),
+                    ));
                 }
             }
             _ => {
-                // The suite's condition contracts abort only timed-out conditions (the escrow
-                // only by refund, checked with its payout). A generic condition owned by any
-                // other account is that account's to abort: the store allows it by design.
+                // The suite's condition contracts abort only timed-out conditions. A generic
+                // condition owned by any other account is that account's to abort: the store
+                // allows it by design.
                 let suite_condition = self.a.condition_contracts().contains(&by);
-                if suite_condition
-                    && by != s.escrow_payment
-                    && (c.time_out == 0 || now < c.time_out)
-                {
+                if suite_condition && (c.time_out == 0 || now < c.time_out) {
                     return Err(Violation::new(
                         "time_windows_respected",
                         format!(
@@ -900,73 +1040,56 @@ impl Ghost {
         Ok(())
     }
 
-    fn on_locked(
+    /// A payment condition became Fulfilled: its payer must have paid exactly its total into
+    /// the payment condition in this transaction.
+    fn on_paid(
         &mut self,
         env: &Env,
         step: &Step,
         outcome: &Outcome,
-        e: &LockPaymentCondition::PaymentLocked,
+        id: B256,
     ) -> Result<(), Violation> {
-        let s = *self.a.suite();
-        if let Some(&i) = self.by_lock.get(&e.conditionId) {
-            let deal = &self.deals[i];
-            let total = deal.payment.total().unwrap_or(U256::MAX);
-            if e.payer != deal.consumer
-                || e.token != deal.payment.token
-                || e.amount != total
-                || e.escrow != s.escrow_payment
-            {
-                return Err(Violation::new(
-                    "only_payer_locks",
-                    format!(
-                        "lock {} paid by {} with {} of {} into {}; agreed: {} pays {total} of {} into the escrow",
-                        e.conditionId,
-                        env.name(e.payer),
-                        e.amount,
-                        token_name(env, e.token),
-                        env.name(e.escrow),
-                        env.name(deal.consumer),
-                        token_name(env, deal.payment.token)
-                    ),
-                ));
-            }
-        }
-        let paid = if e.token.is_zero() {
-            env.addrs.actors.get(&step.actor) == Some(&e.payer) && step.call.value() == e.amount
+        let pc = self.a.suite().payment;
+        let Some(deal) = self.by_payment.get(&id).map(|&i| self.deals[i].clone()) else {
+            return Err(Violation::new(
+                "only_payer_locks",
+                format!("payment {id}, whose terms nobody published, was paid"),
+            ));
+        };
+        let token = deal.payment.token;
+        let total = deal.payment.total().unwrap_or(U256::MAX);
+        let paid = if token.is_zero() {
+            protocol_sender(env, step) == deal.consumer && step.call.value() == total
         } else {
             outcome.logs.iter().any(|log| {
-                log.address == e.token
+                log.address == token
                     && log.topics().first() == Some(&MockERC20::Transfer::SIGNATURE_HASH)
                     && MockERC20::Transfer::decode_log_data(&log.data)
-                        .is_ok_and(|t| t.from == e.payer && t.to == e.escrow && t.value == e.amount)
+                        .is_ok_and(|t| t.from == deal.consumer && t.to == pc && t.value == total)
             })
         };
+        *self.locked.entry(token).or_default() += total;
         if !paid {
-            let how = if e.token.is_zero() {
+            let how = if token.is_zero() {
                 format!(
                     "the transaction of {} sent {} wei",
-                    env.name(env.address(step.actor)),
+                    env.name(protocol_sender(env, step)),
                     step.call.value()
                 )
             } else {
                 format!(
-                    "no transfer of that amount from {} to the escrow",
-                    env.name(e.payer)
+                    "no transfer of that amount from {} to the payment condition",
+                    env.name(deal.consumer)
                 )
             };
             return Err(Violation::new(
                 "only_payer_locks",
                 format!(
-                    "lock {} reports {} of {} paid by {}, but {how}",
-                    e.conditionId,
-                    e.amount,
-                    token_name(env, e.token),
-                    env.name(e.payer)
+                    "payment {id} of {total} {} by {} is Fulfilled, but {how}",
+                    token_name(env, token),
+                    env.name(deal.consumer)
                 ),
             ));
-        }
-        if e.escrow == s.escrow_payment {
-            *self.locked.entry(e.token).or_default() += e.amount;
         }
         Ok(())
     }
@@ -977,39 +1100,107 @@ impl Ghost {
         if *n > 1 {
             return Err(Violation::new(
                 "settlement_exactly_once",
-                format!("escrow condition {id} paid out {n} times"),
+                format!("payment {id} settled {n} times"),
             ));
         }
         Ok(())
     }
 
+    /// The payment settled by a payout event: known, paid, not settled before. Records its new
+    /// state.
+    fn settling(&mut self, id: B256, to: CondState, rule: &str) -> Result<Deal, Violation> {
+        let once = self.settle_once(id);
+        let previous = self.state(id);
+        if let Some(c) = self.conds.get_mut(&id) {
+            c.state = to;
+        }
+        once?;
+        let Some(deal) = self.by_payment.get(&id).map(|&i| self.deals[i].clone()) else {
+            return Err(Violation::new(
+                rule,
+                format!("settled payment {id}, which was never created"),
+            ));
+        };
+        match previous {
+            CondState::Fulfilled => Ok(deal),
+            CondState::Released | CondState::Refunded => Err(Violation::new(
+                "settlement_exactly_once",
+                format!("payment {id} settled again ({to:?}) after it was {previous:?}"),
+            )),
+            _ => Err(Violation::new(
+                rule,
+                format!("payment {id} settled ({to:?}) while it was {previous:?}, never paid"),
+            )),
+        }
+    }
+
+    /// The payment a payout event of `agreement` settled: the one the step's release, refund or
+    /// fulfil-and-release call names with these amounts (the events do not carry the payment's
+    /// id, since one agreement has one payment when made by a real template).
+    fn settled_payment(
+        &self,
+        step: &Step,
+        agreement: B256,
+        token: Address,
+        amount: U256,
+        fee: Option<U256>,
+    ) -> Option<B256> {
+        let mut candidates = Vec::new();
+        settle_candidates(&step.call, &self.a, &mut candidates);
+        for call in self.armed.iter().flatten() {
+            settle_candidates(call, &self.a, &mut candidates);
+        }
+        let matching: Vec<B256> = candidates
+            .into_iter()
+            .filter(|(a, _, p)| {
+                let price = p
+                    .amounts
+                    .iter()
+                    .fold(U256::ZERO, |x, y| x.saturating_add(*y));
+                *a == agreement
+                    && p.token == token
+                    && match fee {
+                        Some(fee) => p.fee == fee && price == amount,
+                        None => p.total() == Some(amount),
+                    }
+            })
+            .map(|(_, id, _)| id)
+            .collect();
+        // Several calls may name the same agreement and amounts (a callback armed with other
+        // terms): the paid one is the one that can have been settled, then a known one.
+        matching
+            .iter()
+            .find(|id| self.state(**id) == CondState::Fulfilled)
+            .or_else(|| matching.iter().find(|id| self.by_payment.contains_key(*id)))
+            .or(matching.first())
+            .copied()
+    }
+
     fn on_released(
         &mut self,
         env: &Env,
-        e: &EscrowPaymentCondition::PaymentReleased,
+        e: &PaymentCondition::PaymentReleased,
+        id: Option<B256>,
     ) -> Result<(), Violation> {
-        self.settle_once(e.conditionId)?;
-        let Some(&i) = self.by_escrow.get(&e.conditionId) else {
+        let Some(id) = id else {
             return Err(Violation::new(
                 "release_implies_fulfilled",
                 format!(
-                    "released escrow condition {} that no template created",
-                    e.conditionId
+                    "a payment of agreement {} was released that no call of the step names",
+                    e.agreementId
                 ),
             ));
         };
-        let deal = self.deals[i].clone();
-        for (what, id) in [("lock", deal.lock), ("release condition", deal.service_id)] {
-            if self.state(id) != CondState::Fulfilled {
-                return Err(Violation::new(
-                    "release_implies_fulfilled",
-                    format!(
-                        "escrow {} released while its {what} {id} is {:?}",
-                        e.conditionId,
-                        self.state(id)
-                    ),
-                ));
-            }
+        let deal = self.settling(id, CondState::Released, "release_implies_fulfilled")?;
+        let service = self.state(deal.service_id);
+        if service != CondState::Fulfilled {
+            return Err(Violation::new(
+                "release_implies_fulfilled",
+                format!(
+                    "payment {id} released while its service condition {} is {service:?}",
+                    deal.service_id
+                ),
+            ));
         }
         if e.fee != deal.payment.fee {
             return Err(Violation::new(
@@ -1029,7 +1220,7 @@ impl Ghost {
             return Err(Violation::new(
                 "escrow_solvency",
                 format!(
-                    "release paid {} of {}, the agreement locked {price} of {}",
+                    "release paid {} of {}, the agreement took {price} of {}",
                     e.amount,
                     token_name(env, e.token),
                     token_name(env, deal.payment.token)
@@ -1044,29 +1235,26 @@ impl Ghost {
     fn on_refunded(
         &mut self,
         env: &Env,
-        e: &EscrowPaymentCondition::PaymentRefunded,
+        e: &PaymentCondition::PaymentRefunded,
+        id: Option<B256>,
     ) -> Result<(), Violation> {
-        self.settle_once(e.conditionId)?;
-        let Some(&i) = self.by_escrow.get(&e.conditionId) else {
+        let Some(id) = id else {
             return Err(Violation::new(
                 "refund_implies_aborted",
                 format!(
-                    "refunded escrow condition {} that no template created",
-                    e.conditionId
+                    "a payment of agreement {} was refunded that no call of the step names",
+                    e.agreementId
                 ),
             ));
         };
-        let deal = self.deals[i].clone();
-        if self.state(deal.lock) != CondState::Fulfilled
-            || self.state(deal.service_id) != CondState::Aborted
-        {
+        let deal = self.settling(id, CondState::Refunded, "refund_implies_aborted")?;
+        let service = self.state(deal.service_id);
+        if service != CondState::Aborted && service != CondState::Uninitialized {
             return Err(Violation::new(
                 "refund_implies_aborted",
                 format!(
-                    "escrow {} refunded while its lock is {:?} and its service condition {:?}",
-                    e.conditionId,
-                    self.state(deal.lock),
-                    self.state(deal.service_id)
+                    "payment {id} refunded while its service condition {} is {service:?}",
+                    deal.service_id
                 ),
             ));
         }
@@ -1075,7 +1263,7 @@ impl Ghost {
             return Err(Violation::new(
                 "escrow_solvency",
                 format!(
-                    "refund paid {} to {}, the agreement locked {total} from {}",
+                    "refund paid {} to {}, {} paid {total}",
                     e.amount,
                     env.name(e.payer),
                     env.name(deal.consumer)
@@ -1091,13 +1279,71 @@ impl Ghost {
             return Err(Violation::new(
                 "escrow_solvency",
                 format!(
-                    "the escrow paid out {amount} of {} while only {locked} was locked and unsettled",
+                    "the payment condition paid out {amount} of {} while only {locked} was paid in and unsettled",
                     token_name(env, token)
                 ),
             ));
         }
         self.locked.insert(token, locked - amount);
         Ok(())
+    }
+}
+
+/// (agreement, payment id, terms) of every release, refund and fulfil-and-release in `call`,
+/// nested calls included.
+fn settle_candidates(call: &Call, a: &Addrs, out: &mut Vec<(B256, B256, Payment)>) {
+    let pc = a.suite().payment;
+    match call {
+        Call::Release {
+            agreement,
+            did,
+            payer,
+            service,
+            payment,
+        }
+        | Call::Refund {
+            agreement,
+            did,
+            payer,
+            service,
+            payment,
+        } => out.push((
+            *agreement,
+            ids::condition(
+                *agreement,
+                pc,
+                ids::payment_value(*did, *payer, *service, payment),
+            ),
+            payment.clone(),
+        )),
+        Call::FulfilAndRelease {
+            service,
+            agreement,
+            did,
+            consumer,
+            payment,
+            ..
+        } => out.push((
+            *agreement,
+            ids::condition(
+                *agreement,
+                pc,
+                ids::payment_value(*did, *consumer, service.condition(a), payment),
+            ),
+            payment.clone(),
+        )),
+        Call::RogueExecute { inner, .. }
+        | Call::ArmToken { inner: Some(inner) }
+        | Call::ArmAttacker { inner: Some(inner) } => settle_candidates(inner, a, out),
+        _ => {}
+    }
+}
+
+/// The account the protocol sees as the caller of a step.
+fn protocol_sender(env: &Env, step: &Step) -> Address {
+    match &step.call {
+        Call::RogueExecute { .. } => env.rogue,
+        _ => env.address(step.actor),
     }
 }
 
@@ -1118,23 +1364,52 @@ fn token_name(env: &Env, token: Address) -> String {
 }
 
 impl Call {
-    /// The condition and agreement ids a call names.
-    pub fn mentioned_ids(&self) -> Vec<B256> {
+    /// The condition ids a call names or derives (payment and service conditions of its terms).
+    pub fn mentioned_ids(&self, a: &Addrs) -> Vec<B256> {
+        let s = a.suite();
+        let pair = |agreement: B256, did: B256, payer: Address, service: Address, p: &Payment| {
+            let id = ids::condition(
+                agreement,
+                s.payment,
+                ids::payment_value(did, payer, service, p),
+            );
+            vec![
+                id,
+                ids::condition(agreement, service, ids::service_value(did, payer, id)),
+            ]
+        };
         match self {
             Call::StoreFulfil { condition }
             | Call::StoreAbort { condition }
+            | Call::StoreSettle { condition, .. }
             | Call::AbortTimedOut { condition, .. } => vec![*condition],
-            Call::Fulfil { lock, .. } | Call::FulfilAndRelease { lock, .. } => vec![*lock],
+            Call::Fulfil { payment_id, .. } => vec![*payment_id],
+            Call::FulfilAndRelease {
+                service,
+                agreement,
+                did,
+                consumer,
+                payment,
+                ..
+            } => pair(*agreement, *did, *consumer, service.condition(a), payment),
             Call::Release {
-                release_conditions, ..
+                agreement,
+                did,
+                payer,
+                service,
+                payment,
             }
             | Call::Refund {
-                release_conditions, ..
-            } => release_conditions.clone(),
+                agreement,
+                did,
+                payer,
+                service,
+                payment,
+            } => pair(*agreement, *did, *payer, *service, payment),
             Call::ThresholdFulfil { inputs, .. } => inputs.clone(),
-            Call::ArmToken { inner: Some(inner) } | Call::ArmAttacker { inner: Some(inner) } => {
-                inner.mentioned_ids()
-            }
+            Call::ArmToken { inner: Some(inner) }
+            | Call::ArmAttacker { inner: Some(inner) }
+            | Call::RogueExecute { inner, .. } => inner.mentioned_ids(a),
             _ => Vec::new(),
         }
     }

@@ -4,8 +4,8 @@
 //! snapshots it. Each sequence restores the snapshot and runs `depth` random [`actions::Step`]s
 //! made by [`generator::Generator`] from a seed. After every step:
 //!
-//! 1. the named invariants of `DESIGN.md` are checked from the receipt's events, the store's views
-//!    and the balances ([`invariants::Ghost`]);
+//! 1. the named invariants of the protocol ([`invariants::INVARIANTS`]) are checked from the
+//!    receipt's events, the store's views and the balances ([`invariants::Ghost`]);
 //! 2. the reference model ([`model::Model`]) predicts the step's outcome and state, and both are
 //!    compared with the EVM ([`compare`]).
 //!
@@ -32,9 +32,8 @@ use alloy::primitives::{B256, Log, U256};
 use alloy::sol_types::{Panic, Revert as RevertString, SolError, SolEvent};
 use insitu_bindings::{
     AccessCondition, AccessTemplate, AgreementStore, AssetRegistry, BlocklistToken,
-    ComputeExecutionCondition, ComputeTemplate, EscrowPaymentCondition, FeeOnTransferToken,
-    HashLockCondition, LockPaymentCondition, MockERC20, ReentrantToken, SignCondition,
-    ThresholdCondition,
+    ComputeExecutionCondition, ComputeTemplate, FeeOnTransferToken, HashLockCondition, MockERC20,
+    PaymentCondition, PermitToken, ReentrantToken, SignCondition, ThresholdCondition,
 };
 
 use crate::harness::TxError;
@@ -55,6 +54,8 @@ pub struct Config {
     pub depth: usize,
     /// Stop starting new sequences after this long.
     pub time_limit: Option<Duration>,
+    /// Print progress to stderr at this interval (`None`: never).
+    pub progress: Option<Duration>,
     /// Shrink a failing sequence before reporting it.
     pub shrink: bool,
 }
@@ -66,6 +67,7 @@ impl Default for Config {
             runs: 100,
             depth: 100,
             time_limit: None,
+            progress: None,
             shrink: true,
         }
     }
@@ -179,12 +181,19 @@ impl Campaign {
             failure: None,
             tally: BTreeMap::new(),
         };
+        let mut last_progress = start;
         for sequence in 0..config.runs {
             if config
                 .time_limit
                 .is_some_and(|limit| start.elapsed() >= limit)
             {
                 break;
+            }
+            if let Some(every) = config.progress
+                && last_progress.elapsed() >= every
+            {
+                last_progress = Instant::now();
+                eprintln!("{}", progress_line(&report, start.elapsed()));
             }
             let mut rng = master.fork();
             let (steps, execution) =
@@ -298,12 +307,10 @@ impl Campaign {
             }
             ghost
         };
-        for (i, deal) in execution_ghost.deals.iter().enumerate() {
-            let _ = i;
+        for deal in &execution_ghost.deals {
             labels.learn(deal.agreement, "agreement");
-            labels.learn(deal.lock, "lock");
+            labels.learn(deal.payment_id, "payment");
             labels.learn(deal.service_id, "service");
-            labels.learn(deal.escrow, "escrow");
         }
         for generic in &execution_ghost.generics {
             labels.learn(generic.agreement, "agreement");
@@ -429,6 +436,23 @@ impl Campaign {
     }
 }
 
+/// One line of progress: sequences, calls, calls per second, violations.
+pub fn progress_line(report: &Report, elapsed: Duration) -> String {
+    let secs = elapsed.as_secs_f64();
+    let rate = if secs > 0.0 {
+        report.calls as f64 / secs
+    } else {
+        0.0
+    };
+    format!(
+        "fuzz: {:.0} s, {} runs done, {} calls, {rate:.0} calls/s, {} violations",
+        secs,
+        report.sequences,
+        report.calls,
+        u8::from(report.failure.is_some())
+    )
+}
+
 /// Adds to `dirty` what the logs say changed.
 fn dirty_from_logs(env: &Env, logs: &[Log], dirty: &mut Dirty) {
     let s = env.suite;
@@ -441,38 +465,35 @@ fn dirty_from_logs(env: &Env, logs: &[Log], dirty: &mut Dirty) {
                 || *topic0 == AgreementStore::ConditionAborted::SIGNATURE_HASH
             {
                 dirty.conditions.insert(*topic1);
-            } else if *topic0 == AgreementStore::AgreementCreated::SIGNATURE_HASH {
-                dirty.agreements.insert(*topic1);
-                if let Ok(e) = AgreementStore::AgreementCreated::decode_log_data(&log.data) {
-                    dirty.conditions.extend(e.conditionIds);
-                }
+            } else if *topic0 == AgreementStore::AgreementCreated::SIGNATURE_HASH
+                && let Ok(e) = AgreementStore::AgreementCreated::decode_log_data(&log.data)
+            {
+                dirty.conditions.extend(e.conditionIds);
             }
-        } else if log.address == s.escrow_payment {
-            if *topic0 == EscrowPaymentCondition::PaymentCredited::SIGNATURE_HASH
-                && let Ok(e) = EscrowPaymentCondition::PaymentCredited::decode_log_data(&log.data)
+        } else if log.address == s.payment {
+            if *topic0 == PaymentCondition::PaymentCredited::SIGNATURE_HASH
+                && let Ok(e) = PaymentCondition::PaymentCredited::decode_log_data(&log.data)
             {
                 dirty.credits.insert((e.token, e.account));
                 dirty.escrow_tokens.insert(e.token);
-            } else if *topic0 == EscrowPaymentCondition::CreditWithdrawn::SIGNATURE_HASH
-                && let Ok(e) = EscrowPaymentCondition::CreditWithdrawn::decode_log_data(&log.data)
+            } else if *topic0 == PaymentCondition::CreditWithdrawn::SIGNATURE_HASH
+                && let Ok(e) = PaymentCondition::CreditWithdrawn::decode_log_data(&log.data)
             {
                 dirty.credits.insert((e.token, e.account));
                 dirty.escrow_tokens.insert(e.token);
-            } else if *topic0 == EscrowPaymentCondition::PaymentReleased::SIGNATURE_HASH
-                && let Ok(e) = EscrowPaymentCondition::PaymentReleased::decode_log_data(&log.data)
+            } else if *topic0 == PaymentCondition::PaymentReleased::SIGNATURE_HASH
+                && let Ok(e) = PaymentCondition::PaymentReleased::decode_log_data(&log.data)
             {
                 dirty.escrow_tokens.insert(e.token);
-            } else if *topic0 == EscrowPaymentCondition::FeesWithdrawn::SIGNATURE_HASH
-                && let Ok(e) = EscrowPaymentCondition::FeesWithdrawn::decode_log_data(&log.data)
+            } else if *topic0 == PaymentCondition::FeesWithdrawn::SIGNATURE_HASH
+                && let Ok(e) = PaymentCondition::FeesWithdrawn::decode_log_data(&log.data)
             {
                 dirty.escrow_tokens.insert(e.token);
+            } else if *topic0 == PaymentCondition::NetworkFeeSet::SIGNATURE_HASH {
+                dirty.fee = true;
             }
         } else if log.address == s.asset_registry {
             dirty.assets.insert(*topic1);
-        } else if log.address == s.lock_payment
-            && *topic0 == LockPaymentCondition::NetworkFeeSet::SIGNATURE_HASH
-        {
-            dirty.fee = true;
         }
     }
 }
@@ -542,10 +563,7 @@ pub fn error_name(err: &TxError) -> String {
 fn error_by_selector(selector: [u8; 4]) -> Option<&'static str> {
     AgreementStore::AgreementStoreErrors::name_by_selector(selector)
         .or_else(|| AssetRegistry::AssetRegistryErrors::name_by_selector(selector))
-        .or_else(|| LockPaymentCondition::LockPaymentConditionErrors::name_by_selector(selector))
-        .or_else(|| {
-            EscrowPaymentCondition::EscrowPaymentConditionErrors::name_by_selector(selector)
-        })
+        .or_else(|| PaymentCondition::PaymentConditionErrors::name_by_selector(selector))
         .or_else(|| AccessCondition::AccessConditionErrors::name_by_selector(selector))
         .or_else(|| {
             ComputeExecutionCondition::ComputeExecutionConditionErrors::name_by_selector(selector)
@@ -559,6 +577,7 @@ fn error_by_selector(selector: [u8; 4]) -> Option<&'static str> {
         .or_else(|| BlocklistToken::BlocklistTokenErrors::name_by_selector(selector))
         .or_else(|| FeeOnTransferToken::FeeOnTransferTokenErrors::name_by_selector(selector))
         .or_else(|| ReentrantToken::ReentrantTokenErrors::name_by_selector(selector))
+        .or_else(|| PermitToken::PermitTokenErrors::name_by_selector(selector))
 }
 
 /// FNV-1a, 64 bits: a hasher whose output depends only on the bytes fed to it.

@@ -23,15 +23,16 @@ use std::sync::Arc;
 use alloy::primitives::{Address, B256, Log, U256, keccak256};
 use alloy::sol_types::{SolEvent, SolValue};
 use insitu_bindings::{
-    AccessCondition, AgreementStore, AssetRegistry, ComputeExecutionCondition,
-    EscrowPaymentCondition, LockPaymentCondition, MockERC20,
+    AccessCondition, AgreementStore, AssetRegistry, ComputeExecutionCondition, MockERC20,
+    PaymentCondition,
 };
 
-use super::actions::{Call, Generic, Payment, Role, Service, Step, sign_digest};
+use super::actions::{
+    Call, Generic, OfferArgs, OfferSig, Payment, PermitArgs, Role, Service, Step,
+};
 use super::env::{Actor, Addrs, Env, FOT_FEE_BPS, TokenKind};
 
-/// Seconds a service has by default, and its bounds.
-const DEFAULT_SERVICE_TIMEOUT: u32 = 3 * 24 * 3600;
+/// Bounds of an offer's service time outs.
 const MIN_SERVICE_TIMEOUT: u32 = 3600;
 const MAX_SERVICE_TIMEOUT: u32 = 90 * 24 * 3600;
 const MAX_RECEIVERS: usize = 16;
@@ -61,6 +62,10 @@ pub enum CondState {
     Fulfilled = 2,
     /// Aborted.
     Aborted = 3,
+    /// A paid payment, released to its receivers.
+    Released = 4,
+    /// A paid payment, refunded to its payer.
+    Refunded = 5,
 }
 
 impl CondState {
@@ -70,6 +75,8 @@ impl CondState {
             1 => Self::Unfulfilled,
             2 => Self::Fulfilled,
             3 => Self::Aborted,
+            4 => Self::Released,
+            5 => Self::Refunded,
             _ => Self::Uninitialized,
         }
     }
@@ -95,8 +102,12 @@ pub struct Asset {
     pub owner: Address,
     /// Registration time.
     pub registered_at: u64,
-    /// Ownership transfers so far; delegations belong to one epoch.
+    /// Ownership transfers so far; providers and delegations belong to one epoch.
     pub owner_epoch: u64,
+    /// Offers must name this epoch.
+    pub offer_epoch: u32,
+    /// Pending owner of a started transfer (zero: none).
+    pub pending_owner: Address,
     /// Metadata checksum.
     pub checksum: B256,
     /// Metadata url.
@@ -131,13 +142,26 @@ pub struct Ledger {
     pub supply: U256,
 }
 
+/// What the rogue template's `createAgreementFor` answers (set by `script`).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct RogueScript {
+    /// Agreement id answered (zero: the one it creates).
+    pub agreement: B256,
+    /// Service contract answered.
+    pub service: Address,
+    /// Consumer of the agreement it creates first.
+    pub consumer: Address,
+    /// Asset of the agreement it creates first.
+    pub did: B256,
+    /// Specs of the agreement it creates first (none: creates nothing).
+    pub specs: Vec<(Address, B256, u32, u32)>,
+}
+
 /// What a step changed, so the engine compares exactly those things with the EVM.
 #[derive(Debug, Clone, Default)]
 pub struct Dirty {
     /// Conditions.
     pub conditions: HashSet<B256>,
-    /// Agreements.
-    pub agreements: HashSet<B256>,
     /// Escrow credits (token, account).
     pub credits: HashSet<(Address, Address)>,
     /// Tokens whose escrow totals (credits, fees) changed.
@@ -156,6 +180,8 @@ pub struct Dirty {
     pub blocked: HashSet<Address>,
     /// Re-entrant token and attacker arming.
     pub arms: bool,
+    /// Permit nonces of the permit token.
+    pub nonces: HashSet<Address>,
 }
 
 /// An event the model expects, reduced to what identifies it in a receipt: the emitter, the
@@ -172,17 +198,16 @@ pub struct Ev {
 
 /// The events the model emits (every occurrence of these in a receipt must be one the model
 /// expects, in the same order).
-pub fn modelled_events() -> [B256; 13] {
+pub fn modelled_events() -> [B256; 12] {
     [
         AgreementStore::AgreementCreated::SIGNATURE_HASH,
         AgreementStore::ConditionFulfilled::SIGNATURE_HASH,
         AgreementStore::ConditionAborted::SIGNATURE_HASH,
-        LockPaymentCondition::PaymentLocked::SIGNATURE_HASH,
-        EscrowPaymentCondition::PaymentReleased::SIGNATURE_HASH,
-        EscrowPaymentCondition::PaymentRefunded::SIGNATURE_HASH,
-        EscrowPaymentCondition::PaymentCredited::SIGNATURE_HASH,
-        EscrowPaymentCondition::CreditWithdrawn::SIGNATURE_HASH,
-        EscrowPaymentCondition::FeesWithdrawn::SIGNATURE_HASH,
+        PaymentCondition::PaymentReleased::SIGNATURE_HASH,
+        PaymentCondition::PaymentRefunded::SIGNATURE_HASH,
+        PaymentCondition::PaymentCredited::SIGNATURE_HASH,
+        PaymentCondition::CreditWithdrawn::SIGNATURE_HASH,
+        PaymentCondition::FeesWithdrawn::SIGNATURE_HASH,
         AccessCondition::AccessGranted::SIGNATURE_HASH,
         ComputeExecutionCondition::ComputeExecuted::SIGNATURE_HASH,
         AssetRegistry::AssetRegistered::SIGNATURE_HASH,
@@ -292,8 +317,6 @@ pub struct Model {
     pub templates: HashMap<Address, TemplateState>,
     /// Role holders.
     pub roles: HashSet<(Role, Address)>,
-    /// Agreements: consumer and creation time.
-    pub agreements: HashMap<B256, (Address, u64)>,
     /// Conditions.
     pub conditions: HashMap<B256, Cond>,
     /// Network fee (receiver, bps).
@@ -306,15 +329,19 @@ pub struct Model {
     pub accrued: HashMap<Address, U256>,
     /// Assets.
     pub assets: HashMap<B256, Asset>,
+    /// EIP-2612 nonces of the permit token.
+    pub nonces: HashMap<Address, U256>,
+    /// The rogue template's scripted answer.
+    pub rogue: RogueScript,
 }
 
 /// Hash helpers: the same derivations as `AgreementIds`, `PaymentTerms` and the conditions.
 pub mod ids {
     use super::*;
 
-    /// `keccak256(abi.encode(seed, creator))`.
-    pub fn agreement(seed: B256, creator: Address) -> B256 {
-        keccak256((seed, creator).abi_encode_params())
+    /// `AgreementIds.agreementId(seed, consumer, firstConditionContract, firstValueHash)`.
+    pub fn agreement(seed: B256, consumer: Address, first: Address, first_value: B256) -> B256 {
+        keccak256((seed, consumer, first, first_value).abi_encode_params())
     }
 
     /// `keccak256(abi.encode(agreementId, conditionContract, valueHash))`.
@@ -322,14 +349,14 @@ pub mod ids {
         keccak256((agreement, contract, value_hash).abi_encode_params())
     }
 
-    /// `PaymentTerms.lockValueHash`.
-    pub fn lock_value(did: B256, escrow: Address, payer: Address, payment: &Payment) -> B256 {
+    /// `PaymentTerms.valueHash(did, payer, service, token, receivers, amounts, fee)`.
+    pub fn payment_value(did: B256, payer: Address, service: Address, payment: &Payment) -> B256 {
         keccak256(
             (
                 did,
-                escrow,
-                payment.token,
                 payer,
+                service,
+                payment.token,
                 payment.receivers.clone(),
                 payment.amounts.clone(),
                 payment.fee,
@@ -338,14 +365,14 @@ pub mod ids {
         )
     }
 
-    /// Value hash of an access or compute condition.
-    pub fn service_value(did: B256, consumer: Address, lock: B256) -> B256 {
-        keccak256((did, consumer, lock).abi_encode_params())
+    /// `PaymentTerms.serviceValueHash`: value hash of an access or compute condition.
+    pub fn service_value(did: B256, consumer: Address, payment_id: B256) -> B256 {
+        keccak256((did, consumer, payment_id).abi_encode_params())
     }
 
-    /// Value hash of an escrow condition.
-    pub fn escrow_value(lock: B256, release_conditions: &[B256]) -> B256 {
-        keccak256((lock, release_conditions.to_vec()).abi_encode_params())
+    /// `computeResultDid(activityId, owner, agent)`.
+    pub fn result_did(activity: B256, owner: Address, agent: Address) -> B256 {
+        keccak256((keccak256(b"insitu.result"), activity, owner, agent).abi_encode_params())
     }
 
     /// `computeDid(seed, owner)`.
@@ -388,14 +415,12 @@ impl Model {
                         token,
                         &MockERC20::allowanceCall {
                             owner: h,
-                            spender: a.suite().lock_payment,
+                            spender: a.suite().payment,
                         },
                     )
                     .expect("allowance");
                 if !allowance.is_zero() {
-                    ledger
-                        .allowances
-                        .insert((h, a.suite().lock_payment), allowance);
+                    ledger.allowances.insert((h, a.suite().payment), allowance);
                 }
             }
             ledger.supply = env
@@ -406,7 +431,12 @@ impl Model {
         }
         let suite = *a.suite();
         let mut templates = HashMap::new();
-        for t in [suite.access_template, suite.compute_template, a.passthrough] {
+        for t in [
+            suite.access_template,
+            suite.compute_template,
+            a.passthrough,
+            a.rogue,
+        ] {
             templates.insert(t, TemplateState::Approved);
         }
         let mut roles = HashSet::new();
@@ -427,6 +457,8 @@ impl Model {
                     owner: info.owner,
                     registered_at: info.registeredAt.to::<u64>(),
                     owner_epoch: info.ownerEpoch.to::<u64>(),
+                    offer_epoch: info.offerEpoch,
+                    pending_owner: Address::ZERO,
                     checksum: info.checksum,
                     url: info.url,
                     providers: BTreeSet::from([env.keepers[i]]),
@@ -443,13 +475,14 @@ impl Model {
             attacker_arm: None,
             templates,
             roles,
-            agreements: HashMap::new(),
             conditions: HashMap::new(),
             fee: (a.fee_receiver, super::env::INITIAL_FEE_BPS),
             credits: HashMap::new(),
             total_credits: HashMap::new(),
             accrued: HashMap::new(),
             assets,
+            nonces: HashMap::new(),
+            rogue: RogueScript::default(),
             a,
         }
     }
@@ -606,13 +639,13 @@ impl Model {
             if gas == Gas::Limited && self.attacker_arm.is_some() {
                 // The oracle: with 50,000 gas the armed callback may not fit, and then the escrow
                 // credits the payment instead. The receipt says which happened.
-                let escrow = self.a.suite().escrow_payment;
+                let escrow = self.a.suite().payment;
                 let credited = cx.take_log(|log| {
                     log.address == escrow
                         && log.topics().first()
-                            == Some(&EscrowPaymentCondition::PaymentCredited::SIGNATURE_HASH)
+                            == Some(&PaymentCondition::PaymentCredited::SIGNATURE_HASH)
                         && log.topics().get(2) == Some(&to.into_word())
-                        && EscrowPaymentCondition::PaymentCredited::decode_log_data(&log.data)
+                        && PaymentCondition::PaymentCredited::decode_log_data(&log.data)
                             .is_ok_and(|e| e.amount == value && e.token.is_zero())
                 });
                 if credited {
@@ -627,9 +660,6 @@ impl Model {
                 cx.gas = saved_gas;
             }
             true
-        } else if to == self.a.suite().escrow_payment {
-            // Accepts ETH from the lock condition only.
-            from == self.a.suite().lock_payment && self.move_eth(from, to, value).is_ok()
         } else {
             // Every other contract rejects plain ETH (no receive/fallback, reverts, or burns gas).
             false
@@ -860,8 +890,8 @@ impl Model {
         }
     }
 
-    /// `_ownCondition`: exists, owned by `caller`, Unfulfilled.
-    fn own_condition(&self, id: B256, caller: Address) -> R<Cond> {
+    /// `_own`: exists and owned by `caller`.
+    fn own(&self, id: B256, caller: Address) -> R<Cond> {
         let Some(c) = self.conditions.get(&id).copied() else {
             return fail("ConditionNotFound");
         };
@@ -871,6 +901,12 @@ impl Model {
         if c.contract != caller {
             return fail("NotConditionContract");
         }
+        Ok(c)
+    }
+
+    /// `_ownUnfulfilled`: exists, owned by `caller`, Unfulfilled.
+    fn own_condition(&self, id: B256, caller: Address) -> R<Cond> {
+        let c = self.own(id, caller)?;
         if c.state != CondState::Unfulfilled {
             return fail("ConditionNotUnfulfilled");
         }
@@ -902,6 +938,21 @@ impl Model {
             AgreementStore::ConditionAborted::SIGNATURE_HASH,
             id,
         );
+        Ok(())
+    }
+
+    /// `AgreementStore.settle`: only from Fulfilled, no event.
+    fn store_settle(&mut self, cx: &mut Ctx<'_>, caller: Address, id: B256, released: bool) -> R {
+        let c = self.own(id, caller)?;
+        if c.state != CondState::Fulfilled {
+            return fail("ConditionNotFulfilled");
+        }
+        let state = if released {
+            CondState::Released
+        } else {
+            CondState::Refunded
+        };
+        self.set_state(cx, id, state);
         Ok(())
     }
 
@@ -938,16 +989,11 @@ impl Model {
         if consumer.is_zero() {
             return fail("InvalidConsumer");
         }
-        if specs.is_empty() {
+        let Some(first) = specs.first() else {
             return fail("NoConditions");
-        }
-        let agreement = ids::agreement(seed, consumer);
-        if self.agreements.contains_key(&agreement) {
-            return fail("AgreementAlreadyExists");
-        }
+        };
+        let agreement = ids::agreement(seed, consumer, first.0, first.1);
         let now = self.time;
-        self.agreements.insert(agreement, (consumer, now));
-        cx.dirty.agreements.insert(agreement);
         for &(contract, value_hash, time_lock, time_out) in specs {
             if contract.is_zero() {
                 return fail("InvalidConditionContract");
@@ -981,8 +1027,8 @@ impl Model {
 
     // ---- Payments ----
 
-    /// `PaymentTerms.price`.
-    fn price(receivers: &[Address], amounts: &[U256]) -> R<U256> {
+    /// `PaymentTerms.price` with the protocol contracts `refused` as receivers.
+    fn price(receivers: &[Address], amounts: &[U256], refused: &[Address]) -> R<U256> {
         let count = receivers.len();
         if count == 0 {
             return fail("NoReceivers");
@@ -998,6 +1044,9 @@ impl Model {
             if receivers[i].is_zero() {
                 return fail("ZeroReceiver");
             }
+            if refused.contains(&receivers[i]) {
+                return fail("ProtocolReceiver");
+            }
             if amounts[i].is_zero() {
                 return fail("ZeroAmount");
             }
@@ -1009,63 +1058,251 @@ impl Model {
         Ok(sum)
     }
 
-    #[allow(clippy::too_many_arguments)]
-    fn lock_payment(
+    /// `price * bps / 10000`, reverting on overflow.
+    fn fee_of(price: U256, bps: u16) -> R<U256> {
+        match price.checked_mul(U256::from(bps)) {
+            Some(x) => Ok(x / U256::from(10_000u64)),
+            None => fail(OVERFLOW),
+        }
+    }
+
+    /// `PaymentCondition._collect`: the payment condition Fulfilled, then `total` taken from
+    /// `payer` (ETH came with the call).
+    fn collect(
         &mut self,
         cx: &mut Ctx<'_>,
-        value: U256,
-        agreement: B256,
-        did: B256,
-        escrow: Address,
+        id: B256,
         payer: Address,
-        payment: &Payment,
+        token: Address,
+        total: U256,
+        value: U256,
     ) -> R {
-        let lock = self.a.suite().lock_payment;
-        if escrow.is_zero() {
-            return fail("InvalidEscrow");
-        }
-        let total =
-            match Self::price(&payment.receivers, &payment.amounts)?.checked_add(payment.fee) {
-                Some(t) => t,
-                None => return fail(OVERFLOW),
-            };
-        let id = ids::condition(
-            agreement,
-            lock,
-            ids::lock_value(did, escrow, payer, payment),
-        );
-        self.store_fulfil(cx, lock, id)?;
-        if payment.token.is_zero() {
+        let pc = self.a.suite().payment;
+        self.store_fulfil(cx, pc, id)?;
+        if token.is_zero() {
             if value != total {
                 return fail("IncorrectValue");
-            }
-            if !self.send_eth(cx, lock, escrow, total, Gas::Full) {
-                return fail("EthForwardFailed");
             }
         } else {
             if !value.is_zero() {
                 return fail("IncorrectValue");
             }
-            if self.a.kind_of(payment.token).is_none() {
+            if self.a.kind_of(token).is_none() {
                 return fail(EMPTY);
             }
-            let before = self.token_balance(payment.token, escrow);
-            self.safe_transfer(cx, payment.token, Some(lock), payer, escrow, total)?;
-            let after = self.token_balance(payment.token, escrow);
-            let received = after.saturating_sub(before);
-            if received != total {
+            let before = self.token_balance(token, pc);
+            self.safe_transfer(cx, token, Some(pc), payer, pc, total)?;
+            let after = self.token_balance(token, pc);
+            if after.saturating_sub(before) != total {
                 return fail("TransferAmountMismatch");
             }
         }
-        cx.emit(
-            lock,
-            LockPaymentCondition::PaymentLocked::SIGNATURE_HASH,
-            agreement,
-        );
         Ok(())
     }
 
-    /// The escrow's `_pay`: push, or credit when the push fails.
+    /// `ServiceTemplate._checkOffer` at `template` (of `service`).
+    fn check_offer(&self, service: Service, offer: &OfferArgs, sig: &OfferSig) -> R {
+        if self.time >= offer.expiry {
+            return fail("OfferExpired");
+        }
+        if offer.min_timeout < MIN_SERVICE_TIMEOUT
+            || offer.max_timeout > MAX_SERVICE_TIMEOUT
+            || offer.min_timeout > offer.max_timeout
+        {
+            return fail("InvalidOfferTimeouts");
+        }
+        let Some(asset) = self.assets.get(&offer.did).filter(|a| !a.owner.is_zero()) else {
+            return fail("AssetNotRegistered");
+        };
+        if !self.can_serve(offer.did, offer.provider) {
+            return fail("OfferSignerNotServer");
+        }
+        if asset.offer_epoch != offer.epoch {
+            return fail("OfferRevoked");
+        }
+        // ECDSA by the provider's key, over this very offer, in this template's domain; no
+        // account of the campaign implements ERC-1271, so nothing else is valid.
+        let valid = sig.domain == service
+            && sig.signed.as_deref().is_none_or(|signed| signed == offer)
+            && sig
+                .signer
+                .is_some_and(|k| self.key_address(k) == Some(offer.provider));
+        if !valid {
+            return fail("InvalidOfferSignature");
+        }
+        Ok(())
+    }
+
+    /// `ServiceTemplate._create`: creates the agreement of `consumer` on `offer` with `fee`.
+    /// Returns the agreement id and the payment condition's id.
+    #[allow(clippy::too_many_arguments)]
+    fn template_create(
+        &mut self,
+        cx: &mut Ctx<'_>,
+        service: Service,
+        seed: B256,
+        consumer: Address,
+        offer: &OfferArgs,
+        sig: &OfferSig,
+        requested: u32,
+        fee: U256,
+    ) -> R<B256> {
+        let a = self.a.clone();
+        let s = *a.suite();
+        self.check_offer(service, offer, sig)?;
+        let timeout = if requested == 0 {
+            offer.max_timeout
+        } else if requested < offer.min_timeout || requested > offer.max_timeout {
+            return fail("InvalidServiceTimeout");
+        } else {
+            requested
+        };
+        let contract = service.condition(&a);
+        let payment = Payment {
+            token: offer.token,
+            receivers: offer.receivers.clone(),
+            amounts: offer.amounts.clone(),
+            fee,
+        };
+        let payment_value = ids::payment_value(offer.did, consumer, contract, &payment);
+        let agreement = ids::agreement(seed, consumer, s.payment, payment_value);
+        let payment_id = ids::condition(agreement, s.payment, payment_value);
+        let specs = [
+            (s.payment, payment_value, 0, timeout / 2),
+            (
+                contract,
+                ids::service_value(offer.did, consumer, payment_id),
+                0,
+                timeout,
+            ),
+        ];
+        self.store_create(cx, service.template(&a), seed, consumer, &specs)?;
+        Ok(agreement)
+    }
+
+    /// The price of an offer as a template validates it.
+    fn template_price(&self, service: Service, offer: &OfferArgs) -> R<U256> {
+        let s = *self.a.suite();
+        let refused = [
+            s.payment,
+            s.agreement_store,
+            service.condition(&self.a),
+            service.template(&self.a),
+            s.asset_registry,
+        ];
+        Self::price(&offer.receivers, &offer.amounts, &refused)
+    }
+
+    /// `template.createAgreementFor(consumer, ...)` called by the payment condition. Returns the
+    /// agreement id and the service contract the template answers.
+    #[allow(clippy::too_many_arguments)]
+    fn create_for(
+        &mut self,
+        cx: &mut Ctx<'_>,
+        template: Address,
+        consumer: Address,
+        seed: B256,
+        offer: &OfferArgs,
+        sig: &OfferSig,
+        timeout: u32,
+        fee_bps: u16,
+    ) -> R<(B256, Address)> {
+        let a = self.a.clone();
+        let service = if template == a.suite().access_template {
+            Service::Access
+        } else if template == a.suite().compute_template {
+            Service::Compute
+        } else if template == a.rogue {
+            let script = self.rogue.clone();
+            let mut agreement = script.agreement;
+            if !script.specs.is_empty() {
+                let created =
+                    self.store_create(cx, a.rogue, B256::ZERO, script.consumer, &script.specs)?;
+                if agreement.is_zero() {
+                    agreement = created;
+                }
+            }
+            return Ok((agreement, script.service));
+        } else {
+            // No such function (or no code): the call reverts without data.
+            return fail(EMPTY);
+        };
+        let fee = Self::fee_of(self.template_price(service, offer)?, fee_bps)?;
+        let agreement =
+            self.template_create(cx, service, seed, consumer, offer, sig, timeout, fee)?;
+        Ok((agreement, service.condition(&a)))
+    }
+
+    /// `PaymentCondition._createAndPrice`: the agreement, its payment condition and the total.
+    #[allow(clippy::too_many_arguments)]
+    fn create_and_price(
+        &mut self,
+        cx: &mut Ctx<'_>,
+        payer: Address,
+        template: Address,
+        seed: B256,
+        offer: &OfferArgs,
+        sig: &OfferSig,
+        timeout: u32,
+        max_total: U256,
+    ) -> R<(B256, U256)> {
+        let s = *self.a.suite();
+        let bps = self.fee.1;
+        let (agreement, service) =
+            self.create_for(cx, template, payer, seed, offer, sig, timeout, bps)?;
+        let refused = [s.payment, s.agreement_store, service, Address::ZERO];
+        let price = Self::price(&offer.receivers, &offer.amounts, &refused)?;
+        let fee = Self::fee_of(price, bps)?;
+        let Some(total) = price.checked_add(fee) else {
+            return fail(OVERFLOW);
+        };
+        if total > max_total {
+            return fail("TotalAboveMaximum");
+        }
+        let payment = Payment {
+            token: offer.token,
+            receivers: offer.receivers.clone(),
+            amounts: offer.amounts.clone(),
+            fee,
+        };
+        let id = ids::condition(
+            agreement,
+            s.payment,
+            ids::payment_value(offer.did, payer, service, &payment),
+        );
+        Ok((id, total))
+    }
+
+    /// `PermitToken.permit` inside a `try`: applied when valid, ignored otherwise.
+    fn permit(
+        &mut self,
+        cx: &mut Ctx<'_>,
+        token: Address,
+        owner: Address,
+        value: U256,
+        p: &PermitArgs,
+    ) {
+        if self.a.kind_of(token) != Some(TokenKind::Permit) {
+            return;
+        }
+        let nonce = self.nonces.get(&owner).copied().unwrap_or_default();
+        let valid = U256::from(self.time) <= p.deadline
+            && p.owner == owner
+            && p.value == value
+            && p.nonce == nonce
+            && p.signer.is_some_and(|k| self.key_address(k) == Some(owner));
+        if valid {
+            let spender = self.a.suite().payment;
+            self.nonces.insert(owner, nonce + U256::from(1));
+            self.ledger(token)
+                .allowances
+                .insert((owner, spender), value);
+            cx.dirty.allowances.insert((token, owner, spender));
+            cx.dirty.nonces.insert(owner);
+        }
+    }
+
+    /// The payment condition's `_pay`: push, or credit when the push fails.
     fn pay(
         &mut self,
         cx: &mut Ctx<'_>,
@@ -1074,7 +1311,7 @@ impl Model {
         to: Address,
         amount: U256,
     ) {
-        let escrow = self.a.suite().escrow_payment;
+        let escrow = self.a.suite().payment;
         let sent = if token.is_zero() {
             self.send_eth(cx, escrow, to, amount, Gas::Limited)
         } else {
@@ -1087,15 +1324,15 @@ impl Model {
             cx.dirty.escrow_tokens.insert(token);
             cx.emit(
                 escrow,
-                EscrowPaymentCondition::PaymentCredited::SIGNATURE_HASH,
+                PaymentCondition::PaymentCredited::SIGNATURE_HASH,
                 agreement,
             );
         }
     }
 
-    /// The escrow's `_send`: full gas, reverts on failure.
+    /// The payment condition's `_send`: full gas, reverts on failure.
     fn send(&mut self, cx: &mut Ctx<'_>, token: Address, to: Address, amount: U256) -> R {
-        let escrow = self.a.suite().escrow_payment;
+        let escrow = self.a.suite().payment;
         if token.is_zero() {
             if self.send_eth(cx, escrow, to, amount, Gas::Full) {
                 Ok(())
@@ -1115,38 +1352,41 @@ impl Model {
         }
     }
 
-    #[allow(clippy::too_many_arguments)]
-    fn release(
-        &mut self,
-        cx: &mut Ctx<'_>,
-        caller: Address,
+    /// The payment condition's id and the id of the service condition that releases it.
+    fn payment_ids(
+        &self,
         agreement: B256,
         did: B256,
         payer: Address,
+        service: Address,
         payment: &Payment,
-        release_conditions: &[B256],
-    ) -> R {
-        let _ = caller;
-        let s = *self.a.suite();
-        self.guard(cx, s.escrow_payment)?;
-        if release_conditions.is_empty() {
-            return fail("NoReleaseConditions");
-        }
-        let lock_id = ids::condition(
-            agreement,
-            s.lock_payment,
-            ids::lock_value(did, s.escrow_payment, payer, payment),
-        );
-        self.require_fulfilled(lock_id)?;
-        for id in release_conditions {
-            self.require_fulfilled(*id)?;
-        }
+    ) -> (B256, B256) {
+        let pc = self.a.suite().payment;
         let id = ids::condition(
             agreement,
-            s.escrow_payment,
-            ids::escrow_value(lock_id, release_conditions),
+            pc,
+            ids::payment_value(did, payer, service, payment),
         );
-        self.store_fulfil(cx, s.escrow_payment, id)?;
+        let service_id = ids::condition(agreement, service, ids::service_value(did, payer, id));
+        (id, service_id)
+    }
+
+    fn release(
+        &mut self,
+        cx: &mut Ctx<'_>,
+        agreement: B256,
+        did: B256,
+        payer: Address,
+        service: Address,
+        payment: &Payment,
+    ) -> R {
+        let pc = self.a.suite().payment;
+        self.guard(cx, pc)?;
+        let (id, service_id) = self.payment_ids(agreement, did, payer, service, payment);
+        if self.state(service_id) != CondState::Fulfilled {
+            return fail("ServiceNotFulfilled");
+        }
+        self.store_settle(cx, pc, id, true)?;
         let token = payment.token;
         if !payment.fee.is_zero() {
             let accrued = self.accrued.entry(token).or_default();
@@ -1156,19 +1396,23 @@ impl Model {
             };
             cx.dirty.escrow_tokens.insert(token);
         }
-        for (to, amount) in payment.receivers.iter().zip(&payment.amounts) {
-            self.pay(cx, agreement, token, *to, *amount);
-        }
-        if payment.receivers.len() > payment.amounts.len() {
-            // `amounts[i]` out of bounds; unreachable once the lock validated the lengths.
-            return fail("Panic(0x32)");
+        let mut total = U256::ZERO;
+        for (i, to) in payment.receivers.iter().enumerate() {
+            let Some(amount) = payment.amounts.get(i).copied() else {
+                return fail("Panic(0x32)");
+            };
+            total = match total.checked_add(amount) {
+                Some(t) => t,
+                None => return fail(OVERFLOW),
+            };
+            self.pay(cx, agreement, token, *to, amount);
         }
         cx.emit(
-            s.escrow_payment,
-            EscrowPaymentCondition::PaymentReleased::SIGNATURE_HASH,
+            pc,
+            PaymentCondition::PaymentReleased::SIGNATURE_HASH,
             agreement,
         );
-        Self::unguard(cx, s.escrow_payment);
+        Self::unguard(cx, pc);
         Ok(())
     }
 
@@ -1178,39 +1422,27 @@ impl Model {
         agreement: B256,
         did: B256,
         payer: Address,
+        service: Address,
         payment: &Payment,
-        release_conditions: &[B256],
     ) -> R {
-        let s = *self.a.suite();
-        self.guard(cx, s.escrow_payment)?;
-        let lock_id = ids::condition(
-            agreement,
-            s.lock_payment,
-            ids::lock_value(did, s.escrow_payment, payer, payment),
-        );
-        self.require_fulfilled(lock_id)?;
-        if !release_conditions
-            .iter()
-            .any(|id| self.state(*id) == CondState::Aborted)
-        {
-            return fail("NoReleaseConditionAborted");
+        let pc = self.a.suite().payment;
+        self.guard(cx, pc)?;
+        let (id, service_id) = self.payment_ids(agreement, did, payer, service, payment);
+        let state = self.state(service_id);
+        if state != CondState::Aborted && state != CondState::Uninitialized {
+            return fail("ServiceNotAborted");
         }
-        let id = ids::condition(
-            agreement,
-            s.escrow_payment,
-            ids::escrow_value(lock_id, release_conditions),
-        );
-        self.store_abort(cx, s.escrow_payment, id)?;
+        self.store_settle(cx, pc, id, false)?;
         let Some(total) = payment.total() else {
             return fail(OVERFLOW);
         };
         self.pay(cx, agreement, payment.token, payer, total);
         cx.emit(
-            s.escrow_payment,
-            EscrowPaymentCondition::PaymentRefunded::SIGNATURE_HASH,
+            pc,
+            PaymentCondition::PaymentRefunded::SIGNATURE_HASH,
             agreement,
         );
-        Self::unguard(cx, s.escrow_payment);
+        Self::unguard(cx, pc);
         Ok(())
     }
 
@@ -1230,10 +1462,7 @@ impl Model {
         }
         let payable = matches!(
             call,
-            Call::CreateAgreement { and_lock: true, .. }
-                | Call::Lock { .. }
-                | Call::LockFor { .. }
-                | Call::SendEth { .. }
+            Call::Pay { .. } | Call::Lock { .. } | Call::RogueExecute { .. } | Call::SendEth { .. }
         );
         if !payable && !value.is_zero() {
             return fail(EMPTY);
@@ -1255,13 +1484,8 @@ impl Model {
                     fail("Error(no ETH)")
                 } else if *to == a.gas_burner {
                     fail("halt")
-                } else if *to == s.escrow_payment {
-                    if sender == s.lock_payment {
-                        self.move_eth(sender, *to, *value)
-                    } else {
-                        fail("UnexpectedEth")
-                    }
                 } else {
+                    // No receive function (the payment condition included): reverts.
                     fail(EMPTY)
                 }
             }
@@ -1272,7 +1496,14 @@ impl Model {
                 url,
                 providers,
             } => self
-                .register(cx, sender, *seed, *checksum, url, providers)
+                .register(
+                    cx,
+                    ids::did(*seed, sender),
+                    sender,
+                    *checksum,
+                    url,
+                    providers,
+                )
                 .map(|_| ()),
             Call::RegisterDerived {
                 seed,
@@ -1282,9 +1513,32 @@ impl Model {
                 sources,
                 ..
             } => {
-                let did = self.register(cx, sender, *seed, *checksum, url, providers)?;
+                let did = ids::did(*seed, sender);
+                self.register(cx, did, sender, *checksum, url, providers)?;
                 for source in sources {
-                    self.record_derivation(did, *source)?;
+                    self.record_derivation(did, *source, sender)?;
+                }
+                Ok(())
+            }
+            Call::RegisterResult {
+                owner,
+                activity,
+                checksum,
+                url,
+                sources,
+            } => {
+                if owner.is_zero() {
+                    return fail("InvalidAddress");
+                }
+                if sources.is_empty() {
+                    return fail("NoSources");
+                }
+                // The result is served by its agent, the caller.
+                let did = ids::result_did(*activity, *owner, sender);
+                self.register(cx, did, *owner, *checksum, url, &[])?;
+                self.add_provider(cx, did, sender)?;
+                for source in sources {
+                    self.record_derivation(did, *source, sender)?;
                 }
                 Ok(())
             }
@@ -1294,19 +1548,51 @@ impl Model {
                 let asset = self.assets.get_mut(did).expect("exists");
                 asset.checksum = *checksum;
                 asset.url.clone_from(url);
+                asset.offer_epoch += 1;
                 cx.dirty.assets.insert(*did);
                 Ok(())
             }
             Call::TransferOwnership { did, new_owner } => {
                 self.require_owner(*did, sender)?;
-                if new_owner.is_zero() {
+                if new_owner.is_zero() || *new_owner == sender {
                     return fail("InvalidAddress");
                 }
-                // A transfer ends the previous owner's delegations (a new owner epoch).
+                self.assets.get_mut(did).expect("exists").pending_owner = *new_owner;
+                cx.dirty.assets.insert(*did);
+                Ok(())
+            }
+            Call::CancelOwnershipTransfer { did } => {
+                self.require_owner(*did, sender)?;
                 let asset = self.assets.get_mut(did).expect("exists");
-                asset.owner = *new_owner;
+                if asset.pending_owner.is_zero() {
+                    return fail("NoPendingOwner");
+                }
+                asset.pending_owner = Address::ZERO;
+                cx.dirty.assets.insert(*did);
+                Ok(())
+            }
+            Call::AcceptOwnership { did } => {
+                self.require_exists(*did)?;
+                let asset = self.assets.get_mut(did).expect("exists");
+                if asset.pending_owner != sender {
+                    return fail("NotPendingOwner");
+                }
+                // A new owner epoch: every provider and delegate of the previous owner is gone.
+                asset.pending_owner = Address::ZERO;
+                asset.owner = sender;
                 asset.owner_epoch += 1;
+                asset.offer_epoch += 1;
+                asset.providers.clear();
                 asset.delegates.clear();
+                cx.dirty.assets.insert(*did);
+                Ok(())
+            }
+            Call::RevokeOffers { did } => {
+                self.require_exists(*did)?;
+                if !self.can_serve(*did, sender) {
+                    return fail("NotAssetServer");
+                }
+                self.assets.get_mut(did).expect("exists").offer_epoch += 1;
                 cx.dirty.assets.insert(*did);
                 Ok(())
             }
@@ -1320,6 +1606,7 @@ impl Model {
                 if !asset.providers.remove(provider) {
                     return fail("ProviderNotFound");
                 }
+                asset.offer_epoch += 1;
                 cx.dirty.assets.insert(*did);
                 Ok(())
             }
@@ -1341,6 +1628,7 @@ impl Model {
                 if !asset.delegates.remove(delegate) {
                     return fail("PermissionUnchanged");
                 }
+                asset.offer_epoch += 1;
                 cx.dirty.assets.insert(*did);
                 Ok(())
             }
@@ -1350,6 +1638,7 @@ impl Model {
                 if !asset.providers.remove(&sender) {
                     return fail("ProviderNotFound");
                 }
+                asset.offer_epoch += 1;
                 cx.dirty.assets.insert(*did);
                 Ok(())
             }
@@ -1361,8 +1650,8 @@ impl Model {
                 Ok(())
             }
             Call::RecordDerivation { did, source, .. } => {
-                self.require_manager(*did, sender)?;
-                self.record_derivation(*did, *source)
+                self.require_exists(*did)?;
+                self.record_derivation(*did, *source, sender)
             }
             // ---- Store ----
             Call::ProposeTemplate { template } => {
@@ -1397,18 +1686,28 @@ impl Model {
                 Ok(())
             }
             Call::GrantRole { role, account } => {
+                if *role == Role::Admin {
+                    return fail("AccessControlEnforcedDefaultAdminRules");
+                }
                 self.only_role(Role::Admin, sender)?;
                 self.roles.insert((*role, *account));
                 cx.dirty.roles.insert((*role, *account));
                 Ok(())
             }
             Call::RevokeRole { role, account } => {
+                if *role == Role::Admin {
+                    return fail("AccessControlEnforcedDefaultAdminRules");
+                }
                 self.only_role(Role::Admin, sender)?;
                 self.roles.remove(&(*role, *account));
                 cx.dirty.roles.insert((*role, *account));
                 Ok(())
             }
             Call::RenounceRole { role, account } => {
+                if *role == Role::Admin && self.roles.contains(&(Role::Admin, *account)) {
+                    // The default admin renounces only through a scheduled transfer.
+                    return fail("AccessControlEnforcedDefaultAdminDelay");
+                }
                 if *account != sender {
                     return fail("AccessControlBadConfirmation");
                 }
@@ -1421,89 +1720,86 @@ impl Model {
                 .map(|_| ()),
             Call::StoreFulfil { condition } => self.store_fulfil(cx, sender, *condition),
             Call::StoreAbort { condition } => self.store_abort(cx, sender, *condition),
+            Call::StoreSettle {
+                condition,
+                released,
+            } => self.store_settle(cx, sender, *condition, *released),
             // ---- Templates ----
             Call::CreateAgreement {
                 service,
                 seed,
-                did,
-                terms,
-                and_lock,
-                ..
+                offer,
+                sig,
+                timeout,
+                max_total,
             } => {
-                let template = target;
-                let service_contract = match service {
-                    Service::Access => s.access,
-                    Service::Compute => s.compute_execution,
-                };
-                let timeout = match terms.service_timeout {
-                    0 => DEFAULT_SERVICE_TIMEOUT,
-                    t if !(MIN_SERVICE_TIMEOUT..=MAX_SERVICE_TIMEOUT).contains(&t) => {
-                        return fail("InvalidServiceTimeout");
-                    }
-                    t => t,
-                };
-                let price = Self::price(&terms.receivers, &terms.amounts)?;
-                let Some(fee) = self.quote(price) else {
+                let price = self.template_price(*service, offer)?;
+                let fee = Self::fee_of(price, self.fee.1)?;
+                let Some(total) = price.checked_add(fee) else {
                     return fail(OVERFLOW);
                 };
-                let payment = Payment {
-                    token: terms.token,
-                    receivers: terms.receivers.clone(),
-                    amounts: terms.amounts.clone(),
-                    fee,
-                };
-                let agreement = ids::agreement(*seed, sender);
-                let lock_value = ids::lock_value(*did, s.escrow_payment, sender, &payment);
-                let lock_id = ids::condition(agreement, s.lock_payment, lock_value);
-                let service_value = ids::service_value(*did, sender, lock_id);
-                let service_id = ids::condition(agreement, service_contract, service_value);
-                let specs = [
-                    (s.lock_payment, lock_value, 0, timeout / 2),
-                    (service_contract, service_value, 0, timeout),
-                    (
-                        s.escrow_payment,
-                        ids::escrow_value(lock_id, &[service_id]),
-                        0,
-                        0,
-                    ),
-                ];
-                self.store_create(cx, template, *seed, sender, &specs)?;
-                if *and_lock {
-                    // lockFor{value: msg.value}(...) from the template.
-                    self.move_eth(template, s.lock_payment, value)?;
-                    self.guard(cx, s.lock_payment)?;
-                    if !self.approved(template) {
-                        return fail("NotApprovedTemplate");
-                    }
-                    self.lock_payment(
-                        cx,
-                        value,
-                        agreement,
-                        *did,
-                        s.escrow_payment,
-                        sender,
-                        &payment,
-                    )?;
-                    Self::unguard(cx, s.lock_payment);
+                if total > *max_total {
+                    return fail("TotalAboveMaximum");
                 }
+                self.template_create(cx, *service, *seed, sender, offer, sig, *timeout, fee)
+                    .map(|_| ())
+            }
+            Call::CreateAgreementFor {
+                service,
+                consumer,
+                seed,
+                offer,
+                sig,
+                timeout,
+                fee_bps,
+            } => {
+                if sender != s.payment {
+                    return fail("NotPaymentCondition");
+                }
+                let fee = Self::fee_of(self.template_price(*service, offer)?, *fee_bps)?;
+                self.template_create(cx, *service, *seed, *consumer, offer, sig, *timeout, fee)
+                    .map(|_| ())
+            }
+            Call::RogueCreate {
+                seed,
+                consumer,
+                specs,
+                ..
+            } => {
+                let specs = Self::specs(&a, specs);
+                self.store_create(cx, a.rogue, *seed, *consumer, &specs)
+                    .map(|_| ())
+            }
+            Call::RogueScript {
+                agreement,
+                service,
+                consumer,
+                did,
+                specs,
+            } => {
+                self.rogue = RogueScript {
+                    agreement: *agreement,
+                    service: *service,
+                    consumer: *consumer,
+                    did: *did,
+                    specs: Self::specs(&a, specs),
+                };
                 Ok(())
+            }
+            Call::RogueExecute { inner, value } => {
+                // The rogue template calls `inner` as itself with the value it was sent.
+                self.invoke(cx, a.rogue, inner, *value)
             }
             Call::Passthrough {
                 seed,
                 did: _,
                 specs,
             } => {
-                let specs: Vec<(Address, B256, u32, u32)> = specs
-                    .iter()
-                    .map(|spec| {
-                        let (contract, hash) = spec.generic.contract_and_hash(&a);
-                        (contract, hash, spec.time_lock, spec.time_out)
-                    })
-                    .collect();
+                let specs = Self::specs(&a, specs);
                 self.store_create(cx, target, *seed, sender, &specs)
                     .map(|_| ())
             }
-            // ---- Lock ----
+            // ---- Payment ----
             Call::SetNetworkFee { receiver, bps } => {
                 if !self.roles.contains(&(Role::Governor, sender)) {
                     return fail("NotGovernor");
@@ -1518,32 +1814,67 @@ impl Model {
                 cx.dirty.fee = true;
                 Ok(())
             }
+            Call::Pay {
+                template,
+                seed,
+                offer,
+                sig,
+                timeout,
+                max_total,
+                ..
+            } => {
+                self.guard(cx, s.payment)?;
+                let (id, total) = self.create_and_price(
+                    cx, sender, *template, *seed, offer, sig, *timeout, *max_total,
+                )?;
+                self.collect(cx, id, sender, offer.token, total, value)?;
+                Self::unguard(cx, s.payment);
+                Ok(())
+            }
+            Call::PayWithPermit {
+                template,
+                seed,
+                offer,
+                sig,
+                timeout,
+                max_total,
+                permit,
+            } => {
+                self.guard(cx, s.payment)?;
+                if offer.token.is_zero() {
+                    return fail("PermitForEth");
+                }
+                let (id, total) = self.create_and_price(
+                    cx, sender, *template, *seed, offer, sig, *timeout, *max_total,
+                )?;
+                if !a.is_contract(offer.token) {
+                    return fail(EMPTY);
+                }
+                self.permit(cx, offer.token, sender, *max_total, permit);
+                self.collect(cx, id, sender, offer.token, total, U256::ZERO)?;
+                Self::unguard(cx, s.payment);
+                Ok(())
+            }
             Call::Lock {
                 agreement,
                 did,
-                escrow,
+                service,
                 payment,
                 ..
             } => {
-                self.guard(cx, s.lock_payment)?;
-                self.lock_payment(cx, value, *agreement, *did, *escrow, sender, payment)?;
-                Self::unguard(cx, s.lock_payment);
-                Ok(())
-            }
-            Call::LockFor {
-                agreement,
-                did,
-                escrow,
-                payer,
-                payment,
-                ..
-            } => {
-                self.guard(cx, s.lock_payment)?;
-                if !self.approved(sender) {
-                    return fail("NotApprovedTemplate");
-                }
-                self.lock_payment(cx, value, *agreement, *did, *escrow, *payer, payment)?;
-                Self::unguard(cx, s.lock_payment);
+                self.guard(cx, s.payment)?;
+                let refused = [s.payment, s.agreement_store, *service, Address::ZERO];
+                let price = Self::price(&payment.receivers, &payment.amounts, &refused)?;
+                let Some(total) = price.checked_add(payment.fee) else {
+                    return fail(OVERFLOW);
+                };
+                let id = ids::condition(
+                    *agreement,
+                    s.payment,
+                    ids::payment_value(*did, sender, *service, payment),
+                );
+                self.collect(cx, id, sender, payment.token, total, value)?;
+                Self::unguard(cx, s.payment);
                 Ok(())
             }
             // ---- Service conditions ----
@@ -1551,44 +1882,42 @@ impl Model {
                 agreement,
                 did,
                 consumer,
-                lock,
+                payment_id,
                 ..
-            } => self
-                .fulfil_service(cx, target, sender, *agreement, *did, *consumer, *lock)
-                .map(|_| ()),
+            } => {
+                if !self.can_serve(*did, sender) {
+                    return fail("NotAssetServer");
+                }
+                self.require_fulfilled(*payment_id)?;
+                let id = ids::condition(
+                    *agreement,
+                    target,
+                    ids::service_value(*did, *consumer, *payment_id),
+                );
+                self.store_fulfil(cx, target, id)?;
+                self.served(cx, target, *agreement);
+                Ok(())
+            }
             Call::FulfilAndRelease {
                 agreement,
                 did,
                 consumer,
-                lock,
                 payment,
                 ..
             } => {
-                let id =
-                    self.fulfil_service(cx, target, sender, *agreement, *did, *consumer, *lock)?;
-                let _ = id;
-                let service_id = ids::condition(
-                    *agreement,
-                    target,
-                    ids::service_value(*did, *consumer, *lock),
-                );
-                self.release(
-                    cx,
-                    target,
-                    *agreement,
-                    *did,
-                    *consumer,
-                    payment,
-                    &[service_id],
-                )
+                if !self.can_serve(*did, sender) {
+                    return fail("NotAssetServer");
+                }
+                let (_, service_id) =
+                    self.payment_ids(*agreement, *did, *consumer, target, payment);
+                self.store_fulfil(cx, target, service_id)?;
+                self.served(cx, target, *agreement);
+                self.release(cx, *agreement, *did, *consumer, target, payment)
             }
             Call::AbortTimedOut {
                 contract,
                 condition,
             } => {
-                if *contract == s.escrow_payment {
-                    return fail("EscrowCannotTimeOut");
-                }
                 if !a.condition_contracts().contains(contract) {
                     return fail(EMPTY);
                 }
@@ -1597,31 +1926,22 @@ impl Model {
                 }
                 self.store_abort(cx, *contract, *condition)
             }
-            // ---- Escrow ----
             Call::Release {
                 agreement,
                 did,
                 payer,
+                service,
                 payment,
-                release_conditions,
-            } => self.release(
-                cx,
-                sender,
-                *agreement,
-                *did,
-                *payer,
-                payment,
-                release_conditions,
-            ),
+            } => self.release(cx, *agreement, *did, *payer, *service, payment),
             Call::Refund {
                 agreement,
                 did,
                 payer,
+                service,
                 payment,
-                release_conditions,
-            } => self.refund(cx, *agreement, *did, *payer, payment, release_conditions),
+            } => self.refund(cx, *agreement, *did, *payer, *service, payment),
             Call::Withdraw { token, to } => {
-                self.guard(cx, s.escrow_payment)?;
+                self.guard(cx, s.payment)?;
                 if to.is_zero() {
                     return fail("InvalidRecipient");
                 }
@@ -1639,15 +1959,15 @@ impl Model {
                 cx.dirty.escrow_tokens.insert(*token);
                 self.send(cx, *token, *to, amount)?;
                 cx.emit(
-                    s.escrow_payment,
-                    EscrowPaymentCondition::CreditWithdrawn::SIGNATURE_HASH,
+                    s.payment,
+                    PaymentCondition::CreditWithdrawn::SIGNATURE_HASH,
                     sender.into_word(),
                 );
-                Self::unguard(cx, s.escrow_payment);
+                Self::unguard(cx, s.payment);
                 Ok(())
             }
             Call::WithdrawFees { token, to } => {
-                self.guard(cx, s.escrow_payment)?;
+                self.guard(cx, s.payment)?;
                 if self.fee.0 != sender {
                     return fail("NotFeeReceiver");
                 }
@@ -1662,11 +1982,11 @@ impl Model {
                 cx.dirty.escrow_tokens.insert(*token);
                 self.send(cx, *token, *to, amount)?;
                 cx.emit(
-                    s.escrow_payment,
-                    EscrowPaymentCondition::FeesWithdrawn::SIGNATURE_HASH,
+                    s.payment,
+                    PaymentCondition::FeesWithdrawn::SIGNATURE_HASH,
                     sender.into_word(),
                 );
-                Self::unguard(cx, s.escrow_payment);
+                Self::unguard(cx, s.payment);
                 Ok(())
             }
             // ---- Generic conditions ----
@@ -1682,7 +2002,6 @@ impl Model {
                     && key.is_some_and(|k| self.key_address(k) == Some(*signer))
                     && signed_agreement == agreement
                     && signed_message == message;
-                let _ = sign_digest;
                 if !valid {
                     return fail("InvalidSignature");
                 }
@@ -1807,30 +2126,25 @@ impl Model {
         }
     }
 
-    #[allow(clippy::too_many_arguments)]
-    fn fulfil_service(
-        &mut self,
-        cx: &mut Ctx<'_>,
-        contract: Address,
-        sender: Address,
-        agreement: B256,
-        did: B256,
-        consumer: Address,
-        lock: B256,
-    ) -> R<B256> {
-        if !self.can_serve(did, sender) {
-            return fail("NotAssetServer");
-        }
-        self.require_fulfilled(lock)?;
-        let id = ids::condition(agreement, contract, ids::service_value(did, consumer, lock));
-        self.store_fulfil(cx, contract, id)?;
+    /// The service condition's event after a fulfilment.
+    fn served(&mut self, cx: &mut Ctx<'_>, contract: Address, agreement: B256) {
         let topic = if contract == self.a.suite().access {
             AccessCondition::AccessGranted::SIGNATURE_HASH
         } else {
             ComputeExecutionCondition::ComputeExecuted::SIGNATURE_HASH
         };
         cx.emit(contract, topic, agreement);
-        Ok(id)
+    }
+
+    /// Condition specs as the store takes them.
+    fn specs(a: &Addrs, specs: &[super::actions::Spec]) -> Vec<(Address, B256, u32, u32)> {
+        specs
+            .iter()
+            .map(|spec| {
+                let (contract, hash) = spec.generic.contract_and_hash(a);
+                (contract, hash, spec.time_lock, spec.time_out)
+            })
+            .collect()
     }
 
     // ---- Registry helpers ----
@@ -1838,23 +2152,24 @@ impl Model {
     fn register(
         &mut self,
         cx: &mut Ctx<'_>,
-        sender: Address,
-        seed: B256,
+        did: B256,
+        owner: Address,
         checksum: B256,
         url: &str,
         providers: &[Address],
     ) -> R<B256> {
         Self::require_metadata(checksum, url)?;
-        let did = ids::did(seed, sender);
         if self.assets.get(&did).is_some_and(|a| !a.owner.is_zero()) {
             return fail("AssetAlreadyRegistered");
         }
         self.assets.insert(
             did,
             Asset {
-                owner: sender,
+                owner,
                 registered_at: self.time,
                 owner_epoch: 0,
+                offer_epoch: 0,
+                pending_owner: Address::ZERO,
                 checksum,
                 url: url.to_owned(),
                 providers: BTreeSet::new(),
@@ -1885,11 +2200,15 @@ impl Model {
         Ok(())
     }
 
-    fn record_derivation(&self, did: B256, source: B256) -> R {
+    fn record_derivation(&self, did: B256, source: B256, sender: Address) -> R {
         if source == did {
             return fail("SelfDerivation");
         }
-        self.require_exists(source).map(|_| ())
+        self.require_exists(source)?;
+        if !self.can_serve(source, sender) {
+            return fail("NotAssetServer");
+        }
+        Ok(())
     }
 
     fn require_metadata(checksum: B256, url: &str) -> R {

@@ -6,7 +6,7 @@ use serde::{Deserialize, Serialize};
 
 use super::actions::{Labels, Step};
 use super::invariants::{INVARIANTS, Violation};
-use super::{Campaign, Report};
+use super::{Campaign, Config, Report};
 
 /// Format tag of failure files.
 pub const FORMAT: &str = "insitu-fuzz-failure/1";
@@ -90,10 +90,12 @@ pub fn steps(campaign: &mut Campaign, steps: &[Step]) -> String {
 }
 
 /// The one-line JSON summary printed last by `fuzz --json`.
-pub fn summary(report: &Report, failure_file: Option<&Path>) -> serde_json::Value {
+pub fn summary(report: &Report, config: &Config, failure_file: Option<&Path>) -> serde_json::Value {
     let invariants: Vec<&str> = INVARIANTS.iter().map(|(name, _)| *name).collect();
     serde_json::json!({
         "seed": report.seed,
+        "runs": config.runs,
+        "depth": config.depth,
         "calls": report.calls,
         "sequences": report.sequences,
         "calls_per_second": (report.calls_per_second() * 10.0).round() / 10.0,
