@@ -10,7 +10,7 @@ bash script/npm-deps.sh
 log="$(mktemp)"
 trap 'rm -f "$log"' EXIT
 
-cargo test --workspace --locked 2>&1 | tee "$log"
+cargo test --workspace --locked --no-fail-fast 2>&1 | tee "$log"
 
 echo
 echo "forge build (same sources and settings, see foundry.toml)"

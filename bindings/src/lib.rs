@@ -37,3 +37,4 @@ pub mod fixtures {
 
 pub mod deployment;
 pub mod offers;
+pub mod permits;

@@ -769,18 +769,6 @@ impl World {
     }
 }
 
-alloy::sol! {
-    /// EIP-2612 permit, as signed by a token holder.
-    #[derive(Debug)]
-    struct Permit {
-        address owner;
-        address spender;
-        uint256 value;
-        uint256 nonce;
-        uint256 deadline;
-    }
-}
-
 impl World {
     /// `owner` signs an EIP-2612 permit of `value` of `token` (a [`insitu_bindings::PermitToken`])
     /// to `spender`, valid until `deadline`.
@@ -796,8 +784,8 @@ impl World {
         value: U256,
         deadline: u64,
     ) -> PaymentCondition::PermitSignature {
-        use alloy::sol_types::SolStruct;
         use insitu_bindings::PermitToken;
+        use insitu_bindings::permits::{self, Permit};
         let name = self
             .chain
             .call(token, &PermitToken::nameCall {})
@@ -806,13 +794,7 @@ impl World {
             .chain
             .call(token, &PermitToken::noncesCall { owner })
             .expect("permit nonce");
-        let domain = alloy::sol_types::Eip712Domain::new(
-            Some(name.into()),
-            Some("1".into()),
-            Some(U256::from(self.chain.chain_id())),
-            Some(token),
-            None,
-        );
+        let domain = permits::domain(name, self.chain.chain_id(), token);
         let permit = Permit {
             owner,
             spender,
@@ -820,7 +802,7 @@ impl World {
             nonce,
             deadline: U256::from(deadline),
         };
-        let hash = permit.eip712_signing_hash(&domain);
+        let hash = permits::signing_hash(&permit, &domain);
         let signature = self
             .chain
             .signer(owner)

@@ -8,8 +8,9 @@ use std::fmt::Write as _;
 
 use alloy::primitives::{Address, B256, Bytes, U256, keccak256};
 use alloy::signers::SignerSync;
-use alloy::sol_types::{Eip712Domain, SolCall, SolStruct, SolValue};
+use alloy::sol_types::{Eip712Domain, SolCall, SolValue};
 use insitu_bindings::offers::{self, ACCESS_TEMPLATE_DOMAIN, COMPUTE_TEMPLATE_DOMAIN};
+use insitu_bindings::permits::{self, Permit};
 use insitu_bindings::{
     AccessCondition, AgreementStore, AssetRegistry, BlocklistToken, ComputeExecutionCondition,
     HashLockCondition, MockERC20, PassthroughTemplate, PaymentCondition, ReentrantReceiver,
@@ -20,18 +21,6 @@ use serde::{Deserialize, Serialize};
 
 use super::env::{Actor, Addrs, Env, TokenKind};
 use crate::harness::CHAIN_ID;
-
-alloy::sol! {
-    /// EIP-2612 permit, as a token holder signs it.
-    #[derive(Debug)]
-    struct Permit {
-        address owner;
-        address spender;
-        uint256 value;
-        uint256 nonce;
-        uint256 deadline;
-    }
-}
 
 /// The service a template sells.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -185,13 +174,7 @@ pub struct PermitArgs {
 
 impl PermitArgs {
     fn sol(&self, env: &Env, token: Address) -> PaymentCondition::PermitSignature {
-        let domain = Eip712Domain::new(
-            Some(super::env::PERMIT_TOKEN_NAME.into()),
-            Some("1".into()),
-            Some(U256::from(CHAIN_ID)),
-            Some(token),
-            None,
-        );
+        let domain = permits::domain(super::env::PERMIT_TOKEN_NAME.into(), CHAIN_ID, token);
         let permit = Permit {
             owner: self.owner,
             spender: env.suite.payment,
@@ -199,7 +182,7 @@ impl PermitArgs {
             nonce: self.nonce,
             deadline: self.deadline,
         };
-        let signature = sign_with(env, self.signer, permit.eip712_signing_hash(&domain));
+        let signature = sign_with(env, self.signer, permits::signing_hash(&permit, &domain));
         let bytes = signature.to_vec();
         PaymentCondition::PermitSignature {
             deadline: self.deadline,
