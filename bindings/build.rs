@@ -8,6 +8,11 @@
 //! With the `fixtures` feature the contracts under `test/fixtures/` are compiled the same way into
 //! `$OUT_DIR/fixtures/`, for the harness tests only.
 //!
+//! Without a compiler (no `npm install` in the repository, no `$INSITU_SOLC`), e.g. for an
+//! integrator who depends on this crate through git, the artifacts committed in
+//! `bindings/artifacts/` are used instead; `bindings/tests/artifacts.rs` fails when they drift from
+//! the sources.
+//!
 //! The compiler settings below MUST stay equal to the ones in `foundry.toml` at the repository
 //! root, so that `forge build` and the Rust bindings produce the same bytecode. A test in
 //! `bindings/tests/settings.rs` compares them.
@@ -55,6 +60,9 @@ const EVM_VERSION_NAME: &str = "cancun";
 
 /// Environment variable naming another solc-compatible executable (e.g. a native solc).
 const SOLC_OVERRIDE_ENV: &str = "INSITU_SOLC";
+/// Committed artifacts of the production contracts, relative to this crate, used when no compiler
+/// is installed.
+const COMMITTED_ARTIFACTS_DIR: &str = "artifacts";
 
 /// A failure of the build script: one or more messages for `cargo::error`.
 struct BuildError(Vec<String>);
@@ -114,6 +122,17 @@ fn run() -> Result<(), BuildError> {
         fixtures.watch();
     }
 
+    let committed = manifest_dir.join(COMMITTED_ARTIFACTS_DIR);
+    println!("cargo::rerun-if-changed={}", committed.display());
+    let compiler_installed =
+        std::env::var_os(SOLC_OVERRIDE_ENV).is_some() || root.join(SOLCJS_PACKAGE).is_file();
+    if !compiler_installed && !with_fixtures && committed.is_dir() {
+        let contracts = committed_contracts(&committed)?;
+        production.write(&contracts)?;
+        write_if_changed(&out_dir.join("settings.rs"), &settings_source("", false))?;
+        return Ok(());
+    }
+
     let needs_compiler = production.has_sources()? || (with_fixtures && fixtures.has_sources()?);
     let solc = if needs_compiler {
         Some(compiler(&root)?)
@@ -132,9 +151,43 @@ fn run() -> Result<(), BuildError> {
 
     write_if_changed(
         &out_dir.join("settings.rs"),
-        &settings_source(&solc_version),
+        &settings_source(&solc_version, solc.is_some()),
     )?;
     Ok(())
+}
+
+/// The contracts of the committed artifacts: one `<Name>.json` each, a Foundry-style artifact
+/// (`abi`, `bytecode`, `deployedBytecode`) plus the `source` file it was compiled from.
+fn committed_contracts(dir: &Path) -> Result<Vec<Contract>, BuildError> {
+    let mut files: Vec<PathBuf> = fs::read_dir(dir)?
+        .flatten()
+        .map(|entry| entry.path())
+        .filter(|path| path.extension().is_some_and(|ext| ext == "json"))
+        .collect();
+    files.sort();
+    let mut contracts = Vec::new();
+    for path in files {
+        let name = path
+            .file_stem()
+            .map(|stem| stem.to_string_lossy().into_owned())
+            .ok_or_else(|| fail(format!("bad artifact name {}", path.display())))?;
+        let text = fs::read_to_string(&path)?;
+        let mut artifact: serde_json::Value = serde_json::from_str(&text)
+            .map_err(|err| fail(format!("{}: {err}", path.display())))?;
+        let source = artifact
+            .as_object_mut()
+            .and_then(|object| object.remove("source"))
+            .and_then(|source| source.as_str().map(PathBuf::from))
+            .ok_or_else(|| fail(format!("{}: no `source`", path.display())))?;
+        contracts.push(Contract {
+            module: module_name(&name),
+            name,
+            source,
+            has_bytecode: artifact.get("bytecode").is_some(),
+            artifact,
+        });
+    }
+    Ok(contracts)
 }
 
 fn env(name: &str) -> Result<String, BuildError> {
@@ -203,12 +256,17 @@ impl Unit {
     }
 
     fn build(&self, root: &Path, solc: Option<&Solc>) -> Result<(), BuildError> {
-        let artifacts_dir = self.out.join("artifacts");
-        fs::create_dir_all(&artifacts_dir)?;
         let contracts = match solc {
             Some(solc) if self.has_sources()? => self.compile(root, solc)?,
             _ => Vec::new(),
         };
+        self.write(&contracts)
+    }
+
+    /// Writes the artifacts and the bindings of `contracts`.
+    fn write(&self, contracts: &[Contract]) -> Result<(), BuildError> {
+        let artifacts_dir = self.out.join("artifacts");
+        fs::create_dir_all(&artifacts_dir)?;
 
         // Remove artifacts of contracts that no longer exist, then write the current ones.
         let keep: Vec<String> = contracts
@@ -221,13 +279,13 @@ impl Unit {
                 fs::remove_file(entry.path())?;
             }
         }
-        for contract in &contracts {
+        for contract in contracts {
             let path = artifacts_dir.join(format!("{}.json", contract.name));
             write_if_changed(&path, &serde_json::to_string_pretty(&contract.artifact)?)?;
         }
         write_if_changed(
             &self.out.join(format!("{}.rs", self.label)),
-            &self.bindings_source(&contracts),
+            &self.bindings_source(contracts),
         )?;
         Ok(())
     }
@@ -450,6 +508,44 @@ impl Unit {
              pub const CONTRACTS: &[&str] = &[{}];",
             names.join(", ")
         );
+        let sources: Vec<String> = contracts
+            .iter()
+            .map(|c| format!("(\"{}\", \"{}\")", c.name, c.source.display()))
+            .collect();
+        let _ = writeln!(
+            src,
+            "/// Each binding's contract name and the source file it was compiled from, in the order of\n\
+             /// [`CONTRACTS`].\n\
+             pub const SOURCES: &[(&str, &str)] = &[{}];",
+            sources.join(", ")
+        );
+        // One decoder over the custom errors of every contract: the first whose ABI declares the
+        // selector decodes it (an error declared in several contracts has the same signature and
+        // arguments everywhere).
+        let mut arms = String::new();
+        for contract in contracts {
+            let declares_errors = contract.artifact["abi"]
+                .as_array()
+                .is_some_and(|abi| abi.iter().any(|item| item["type"] == "error"));
+            if declares_errors {
+                let _ = writeln!(
+                    arms,
+                    "    if let Ok(error) = <{module}::{name}::{name}Errors as alloy::sol_types::SolInterface>::abi_decode(data) {{\n        \
+                         return Some(format!(\"{{error:?}}\"));\n    \
+                     }}",
+                    module = contract.module,
+                    name = contract.name,
+                );
+            }
+        }
+        let _ = writeln!(
+            src,
+            "/// Decodes `data` as a custom error of any contract of this module, as `Name(Name {{ arg: value, .. }})`.\n\
+             #[allow(dead_code)]\n\
+             pub(crate) fn decode_custom_error(data: &[u8]) -> Option<String> {{\n\
+             {arms}    None\n\
+             }}"
+        );
         src
     }
 }
@@ -572,11 +668,13 @@ fn sol_files(dir: &Path) -> Result<Vec<PathBuf>, BuildError> {
     Ok(files)
 }
 
-fn settings_source(solc_version: &str) -> String {
+fn settings_source(solc_version: &str, compiled: bool) -> String {
     format!(
         "// @generated by insitu-bindings/build.rs. Do not edit.\n\
          /// Version of the Solidity compiler that produced the bytecode (empty when nothing was compiled).\n\
          pub const SOLC_VERSION: &str = \"{solc_version}\";\n\
+         /// Whether the bindings were compiled from the sources (false: from the committed artifacts).\n\
+         pub const COMPILED_FROM_SOURCES: bool = {compiled};\n\
          /// Whether the optimizer was enabled.\n\
          pub const OPTIMIZER: bool = {OPTIMIZER_ENABLED};\n\
          /// Optimizer runs.\n\

@@ -36,5 +36,6 @@ pub mod fixtures {
 }
 
 pub mod deployment;
+pub mod errors;
 pub mod offers;
 pub mod permits;
