@@ -40,7 +40,7 @@ fn setup() -> (Chain, Address, Address, Address) {
 fn fixtures_are_listed_apart_from_production_contracts() {
     // The harness probe, and the fuzzer's planted-bug copies (`test/fixtures/planted/`).
     assert!(CONTRACTS.contains(&"HarnessProbe"));
-    assert!(CONTRACTS.contains(&"EscrowReleaseTwice"));
+    assert!(CONTRACTS.contains(&"PaymentReleaseTwice"));
     for fixture in CONTRACTS {
         assert!(
             !insitu_bindings::CONTRACTS.contains(fixture),
