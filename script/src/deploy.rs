@@ -80,6 +80,15 @@ pub enum DeployError {
         #[source]
         source: PendingTransactionError,
     },
+    /// The node refused a transaction because it would revert (gas estimation failed); nothing of
+    /// this step was sent.
+    #[error("`{label}` would revert: {reason}")]
+    WouldRevert {
+        /// The plan step.
+        label: &'static str,
+        /// The decoded revert.
+        reason: insitu_bindings::errors::Revert,
+    },
     /// A transaction was mined but reverted.
     #[error("`{label}` reverted (transaction {tx_hash})")]
     Reverted {
@@ -408,7 +417,10 @@ async fn send_planned<P: Provider<Ethereum>>(
         TxKind::Call(to) => request.with_to(to),
     };
     let label = planned.label;
-    let pending = provider.send_transaction(request).await?;
+    let pending = provider
+        .send_transaction(request)
+        .await
+        .map_err(|error| refused_step(label, error))?;
     let receipt = pending
         .with_required_confirmations(confirmations.max(1))
         .get_receipt()
@@ -433,6 +445,21 @@ async fn send_planned<P: Provider<Ethereum>>(
         receipt.transaction_hash,
         receipt.block_number.unwrap_or_default(),
     ))
+}
+
+/// Names the step and decodes the revert when the node refused to send it because it would revert;
+/// any other RPC error stays as it is.
+fn refused_step(label: &'static str, error: TransportError) -> DeployError {
+    match error
+        .as_error_resp()
+        .and_then(|payload| payload.as_revert_data())
+    {
+        Some(data) => DeployError::WouldRevert {
+            label,
+            reason: insitu_bindings::errors::decode_revert(&data),
+        },
+        None => DeployError::Rpc(error),
+    }
 }
 
 #[cfg(test)]

@@ -614,6 +614,37 @@ async fn a_deployer_without_funds_gets_a_clear_error() {
 }
 
 #[tokio::test]
+async fn a_step_that_would_revert_is_named_with_its_decoded_error() {
+    // The library takes a fee above the contract's cap (the command refuses it before sending):
+    // the timelock's execution of the governance batch would revert inside `setNetworkFee`, and
+    // the error names that step and the contract's error with its arguments.
+    let devnet = Devnet::start().expect("anvil");
+    let keys = keys(&devnet);
+    let deployer = keys[0].address();
+    let provider = provider_for(&devnet, &keys[..1]);
+    let options = DeployOptions {
+        governance: Governance::Timelock {
+            proposer: deployer,
+            delay: 0,
+        },
+        admin_transfer_delay: 0,
+        network_fee: Some((keys[3].address(), 2_000)),
+    };
+    let err = deploy_suite(&provider, deployer, options, 1)
+        .await
+        .expect_err("the fee is above the cap");
+    let DeployError::WouldRevert { label, reason } = &err else {
+        panic!("{err:?}");
+    };
+    assert_eq!(*label, "execute governance batch");
+    assert_eq!(reason.name(), Some("FeeTooHigh"));
+    assert_eq!(
+        err.to_string(),
+        "`execute governance batch` would revert: FeeTooHigh { bps: 2000, max: 1000 }"
+    );
+}
+
+#[tokio::test]
 async fn the_demo_runs_a_paid_access_agreement_end_to_end() {
     let devnet = Devnet::start().expect("anvil");
     let keys = keys(&devnet);
@@ -710,6 +741,109 @@ fn the_deploy_command_refuses_to_run_without_a_key() {
 }
 
 #[test]
+fn the_deploy_command_names_its_key_variable_and_the_deployer() {
+    let output = Command::new(env!("CARGO_BIN_EXE_insitu-deploy"))
+        .arg("--help")
+        .output()
+        .expect("run insitu-deploy --help");
+    assert!(output.status.success());
+    assert!(stdout(&output).contains("INSITU_DEPLOYER_KEY"));
+
+    let devnet = Devnet::start().expect("anvil");
+    let keys = keys(&devnet);
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("devnet.json");
+    let output = deploy_command(
+        &keys[0],
+        &devnet.endpoint(),
+        &["--timelock-delay", "0", "--out", out.to_str().unwrap()],
+    );
+    assert!(output.status.success(), "{}", stderr(&output));
+    assert!(
+        stdout(&output).contains(&format!("deployer {} on chain 31337", keys[0].address())),
+        "{}",
+        stdout(&output)
+    );
+}
+
+#[test]
+fn a_second_deploy_or_an_unwritable_output_is_refused_before_sending_anything() {
+    let devnet = Devnet::start().expect("anvil");
+    let keys = keys(&devnet);
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("devnet.json");
+    let first = deploy_command(
+        &keys[0],
+        &devnet.endpoint(),
+        &["--timelock-delay", "0", "--out", out.to_str().unwrap()],
+    );
+    assert!(first.status.success(), "{}", stderr(&first));
+    let recorded = std::fs::read_to_string(&out).unwrap();
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let nonce = |rt: &tokio::runtime::Runtime| {
+        rt.block_on(async {
+            provider_for(&devnet, &keys[..1])
+                .get_transaction_count(keys[0].address())
+                .await
+                .unwrap()
+        })
+    };
+    let sent = nonce(&rt);
+
+    // The same chain again: refused, the file and the chain unchanged.
+    let again = deploy_command(
+        &keys[0],
+        &devnet.endpoint(),
+        &["--timelock-delay", "0", "--out", out.to_str().unwrap()],
+    );
+    assert!(!again.status.success());
+    assert!(
+        stderr(&again).contains("exists: a suite is already deployed on this chain"),
+        "{}",
+        stderr(&again)
+    );
+    assert_eq!(std::fs::read_to_string(&out).unwrap(), recorded);
+    assert_eq!(nonce(&rt), sent, "nothing was sent");
+
+    // An output that cannot be written: a file stands where its folder should be.
+    let blocked = dir.path().join("not-a-folder");
+    std::fs::write(&blocked, "").unwrap();
+    let unwritable = blocked.join("devnet.json");
+    let output = deploy_command(
+        &keys[0],
+        &devnet.endpoint(),
+        &[
+            "--timelock-delay",
+            "0",
+            "--out",
+            unwritable.to_str().unwrap(),
+        ],
+    );
+    assert!(!output.status.success());
+    assert!(
+        stderr(&output).contains("for the addresses file"),
+        "{}",
+        stderr(&output)
+    );
+    assert_eq!(nonce(&rt), sent, "nothing was sent");
+
+    // Told to, it deploys another suite and replaces the file.
+    let replaced = deploy_command(
+        &keys[0],
+        &devnet.endpoint(),
+        &[
+            "--timelock-delay",
+            "0",
+            "--out",
+            out.to_str().unwrap(),
+            "--overwrite",
+        ],
+    );
+    assert!(replaced.status.success(), "{}", stderr(&replaced));
+    assert_ne!(std::fs::read_to_string(&out).unwrap(), recorded);
+}
+
+#[test]
 fn the_deploy_command_schedules_governance_behind_a_two_day_timelock_by_default() {
     let devnet = Devnet::start().expect("anvil");
     let keys = keys(&devnet);
@@ -796,11 +930,15 @@ fn the_deploy_command_governs_by_account_or_without_delay_on_dev_chains_only() {
     let keys = keys(&devnet);
     let dir = tempfile::tempdir().unwrap();
 
-    for (args, contracts) in [
-        (&["--governance", "account"][..], CONTRACTS),
-        (&["--timelock-delay", "0"][..], CONTRACTS + 1),
+    for (args, contracts, file) in [
+        (&["--governance", "account"][..], CONTRACTS, "account.json"),
+        (
+            &["--timelock-delay", "0"][..],
+            CONTRACTS + 1,
+            "timelock.json",
+        ),
     ] {
-        let out = dir.path().join("dev.json");
+        let out = dir.path().join(file);
         let mut args = args.to_vec();
         args.extend(["--out", out.to_str().unwrap()]);
         let output = deploy_command(&keys[0], &devnet.endpoint(), &args);

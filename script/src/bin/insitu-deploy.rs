@@ -34,6 +34,9 @@ enum GovernanceKind {
 }
 
 /// Deploys the insitu contracts and approves the templates.
+///
+/// The deployer's private key is read from the environment variable INSITU_DEPLOYER_KEY (hex),
+/// never from the command line.
 #[derive(Debug, Parser)]
 #[command(name = "insitu-deploy", version)]
 struct Args {
@@ -68,6 +71,9 @@ struct Args {
     /// Where to write the addresses file (default: deployments/<chain id>.json).
     #[arg(long)]
     out: Option<PathBuf>,
+    /// Deploy even if the addresses file already exists (it is replaced).
+    #[arg(long)]
+    overwrite: bool,
 }
 
 #[tokio::main]
@@ -125,11 +131,13 @@ async fn main() -> Result<()> {
     if let Some(problem) = unsafe_governance(chain_id, &options) {
         bail!("{problem}");
     }
+    let out = args
+        .out
+        .unwrap_or_else(|| PathBuf::from("deployments").join(format!("{chain_id}.json")));
+    check_output(&out, args.overwrite)?;
+    println!("deployer {deployer} on chain {chain_id}");
 
     let deployed = deploy_suite(&provider, deployer, options, args.confirmations).await?;
-    let out = args.out.unwrap_or_else(|| {
-        PathBuf::from("deployments").join(format!("{}.json", deployed.deployment.chain_id))
-    });
     deployed
         .deployment
         .write(&out)
@@ -150,5 +158,26 @@ async fn main() -> Result<()> {
     } else {
         print!("{}", deployed.governance.instructions());
     }
+    Ok(())
+}
+
+/// Refuses, before anything is sent, an addresses file that exists (a second deployment would
+/// replace the record of the first) unless `overwrite`, and a place where it cannot be written.
+fn check_output(out: &std::path::Path, overwrite: bool) -> Result<()> {
+    if out.exists() && !overwrite {
+        bail!(
+            "{} exists: a suite is already deployed on this chain (pass --overwrite to deploy \
+             another one and replace the file)",
+            out.display()
+        );
+    }
+    let dir = match out.parent() {
+        Some(parent) if !parent.as_os_str().is_empty() => parent.to_path_buf(),
+        _ => PathBuf::from("."),
+    };
+    std::fs::create_dir_all(&dir)
+        .with_context(|| format!("cannot create {} for the addresses file", dir.display()))?;
+    tempfile::NamedTempFile::new_in(&dir)
+        .with_context(|| format!("cannot write the addresses file in {}", dir.display()))?;
     Ok(())
 }
