@@ -35,6 +35,7 @@ pub mod fixtures {
     pub const ARTIFACTS_DIR: &str = concat!(env!("OUT_DIR"), "/fixtures/artifacts");
 }
 
+pub mod addresses;
 pub mod deployment;
 pub mod errors;
 pub mod offers;

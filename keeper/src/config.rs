@@ -4,7 +4,7 @@
 //! ```toml
 //! rpc_url = "http://127.0.0.1:8545"
 //! chain_id = 31337
-//! addresses = "deployments/devnet.json"
+//! addresses = "deployments/31337.json"  # default: deployments/<chain_id>.json, as insitu-deploy writes
 //! confirmations = 2
 //! poll_interval_ms = 1000
 //! listen = "127.0.0.1:8088"
@@ -20,6 +20,8 @@ use std::{
     path::{Path, PathBuf},
 };
 
+use insitu_bindings::addresses::{AddressesError, Deployment};
+use insitu_bindings::deployment::SuiteAddresses;
 use serde::{Deserialize, Serialize};
 use url::Url;
 
@@ -40,7 +42,8 @@ pub struct Config {
     pub rpc_url: String,
     /// Chain id the endpoint must report.
     pub chain_id: u64,
-    /// Deployment addresses file (see `insitu_script::addresses`).
+    /// Deployment addresses file (see `insitu_bindings::addresses`); by default
+    /// `deployments/<chain_id>.json`, where `insitu-deploy` writes it.
     pub addresses: PathBuf,
     /// Blocks an event must be buried under before the keeper acts on it (0 acts on the head).
     pub confirmations: u64,
@@ -57,13 +60,50 @@ impl Default for Config {
         Self {
             rpc_url: "http://127.0.0.1:8545".to_owned(),
             chain_id: 31337,
-            addresses: PathBuf::from("deployments/devnet.json"),
+            addresses: default_addresses(31337),
             confirmations: 1,
             poll_interval_ms: 1_000,
             listen: "127.0.0.1:8088".to_owned(),
             database: PathBuf::from("keeper.db"),
         }
     }
+}
+
+/// Where `insitu-deploy` writes the addresses file of chain `chain_id`, relative to its working
+/// folder.
+pub fn default_addresses(chain_id: u64) -> PathBuf {
+    PathBuf::from("deployments").join(format!("{chain_id}.json"))
+}
+
+/// Why the deployment named by the configuration cannot be used.
+#[derive(Debug, thiserror::Error)]
+pub enum DeploymentError {
+    /// The addresses file does not exist.
+    #[error(
+        "the addresses file {} does not exist: deploy the contracts first (insitu-deploy writes \
+         deployments/<chain id>.json) or set `addresses`",
+        path.display()
+    )]
+    Missing {
+        /// The file.
+        path: PathBuf,
+    },
+    /// The file could not be read, parsed or lacks a contract of the suite.
+    #[error(transparent)]
+    Addresses(#[from] AddressesError),
+    /// The file is for another chain.
+    #[error(
+        "the addresses file {} is for chain {file}, but the keeper is configured for chain {config}",
+        path.display()
+    )]
+    WrongChain {
+        /// The file.
+        path: PathBuf,
+        /// The chain id in the file.
+        file: u64,
+        /// The configured chain id.
+        config: u64,
+    },
 }
 
 /// Why a configuration could not be loaded.
@@ -167,24 +207,55 @@ impl Config {
         path: Option<&Path>,
         env: impl Fn(&str) -> Option<String>,
     ) -> Result<Self, ConfigError> {
-        let mut config = match path {
+        let (mut config, base, addresses_set) = match path {
             Some(path) => {
                 let text = fs::read_to_string(path).map_err(|source| ConfigError::Read {
                     path: path.to_owned(),
                     source,
                 })?;
-                let mut config = Self::from_toml(&text).map_err(|source| ConfigError::Parse {
+                let parse_error = |source| ConfigError::Parse {
                     path: path.to_owned(),
                     source: Box::new(source),
-                })?;
-                config.resolve_paths(path.parent().unwrap_or(Path::new("")));
-                config
+                };
+                let addresses_set = text
+                    .parse::<toml::Table>()
+                    .map_err(parse_error)?
+                    .contains_key("addresses");
+                let mut config = Self::from_toml(&text).map_err(parse_error)?;
+                let base = path.parent().unwrap_or(Path::new("")).to_path_buf();
+                config.resolve_paths(&base);
+                (config, base, addresses_set)
             }
-            None => Self::default(),
+            None => (Self::default(), PathBuf::new(), false),
         };
+        let addresses_set =
+            addresses_set || env(&format!("{ENV_PREFIX}ADDRESSES")).is_some_and(|v| !v.is_empty());
         config.apply_env(env)?;
+        if !addresses_set {
+            // Follow the chain id (perhaps set by the environment), like insitu-deploy does.
+            config.addresses = base.join(default_addresses(config.chain_id));
+        }
         config.validate()?;
         Ok(config)
+    }
+
+    /// Reads the addresses file and checks it is a whole suite deployed on the configured chain.
+    pub fn deployment(&self) -> Result<(Deployment, SuiteAddresses), DeploymentError> {
+        if !self.addresses.exists() {
+            return Err(DeploymentError::Missing {
+                path: self.addresses.clone(),
+            });
+        }
+        let deployment = Deployment::read(&self.addresses)?;
+        if deployment.chain_id != self.chain_id {
+            return Err(DeploymentError::WrongChain {
+                path: self.addresses.clone(),
+                file: deployment.chain_id,
+                config: self.chain_id,
+            });
+        }
+        let suite = deployment.suite()?;
+        Ok((deployment, suite))
     }
 
     /// Parses TOML text, filling missing keys with defaults. Unknown keys are errors.

@@ -1,7 +1,8 @@
 //! `insitu-keeper`: the provider's keeper.
 //!
 //! This version loads and validates the configuration; `--check-config` prints the effective
-//! settings (file, then `INSITU_KEEPER_*` variables, then defaults).
+//! settings (file, then `INSITU_KEEPER_*` variables, then defaults) and checks the deployment's
+//! addresses file (it exists, is for the configured chain and names the whole suite).
 
 use std::path::PathBuf;
 
@@ -28,6 +29,13 @@ fn main() -> anyhow::Result<()> {
     let config = Config::load(args.config.as_deref()).context("loading the configuration")?;
     if args.check_config {
         print!("{config}");
+        let (deployment, suite) = config
+            .deployment()
+            .context("checking the deployment's addresses")?;
+        println!(
+            "# deployment: chain {}, from block {}, agreement store {}, payment condition {}",
+            deployment.chain_id, deployment.block, suite.agreement_store, suite.payment
+        );
         return Ok(());
     }
     bail!("this version of insitu-keeper only checks its configuration: run it with --check-config")

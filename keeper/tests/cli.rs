@@ -1,6 +1,11 @@
 //! The `insitu-keeper` binary.
 
+use std::path::Path;
 use std::process::Command;
+
+use alloy::primitives::address;
+use insitu_bindings::addresses::Deployment;
+use insitu_bindings::deployment::{self, DeployOptions, Governance};
 
 fn keeper() -> Command {
     let mut command = Command::new(env!("CARGO_BIN_EXE_insitu-keeper"));
@@ -13,11 +18,32 @@ fn keeper() -> Command {
     command
 }
 
+/// Writes the addresses file of a whole suite on `chain_id` to `path`, as insitu-deploy does.
+fn write_deployment(path: &Path, chain_id: u64) {
+    let deployer = address!("f39Fd6e51aad88F6F4ce6aB8827279cffFb92266");
+    let options = DeployOptions {
+        governance: Governance::Timelock {
+            proposer: deployer,
+            delay: 0,
+        },
+        admin_transfer_delay: 0,
+        network_fee: None,
+    };
+    let plan = deployment::plan(deployer, 0, options);
+    let mut file = Deployment::new(chain_id, 20);
+    for (name, address) in plan.addresses.by_name() {
+        file.insert(name, address);
+    }
+    file.write(path).unwrap();
+}
+
 #[test]
 fn check_config_prints_the_effective_configuration() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("keeper.toml");
     std::fs::write(&path, "confirmations = 4\n").unwrap();
+    // By default the keeper reads deployments/<chain id>.json, where insitu-deploy writes it.
+    write_deployment(&dir.path().join("deployments/1337.json"), 1337);
     let output = keeper()
         .args(["--check-config", "--config"])
         .arg(&path)
@@ -36,6 +62,53 @@ fn check_config_prints_the_effective_configuration() {
         stdout.contains("rpc_url = \"http://127.0.0.1:8545\""),
         "{stdout}"
     );
+    assert!(stdout.contains("deployments/1337.json"), "{stdout}");
+    assert!(
+        stdout.contains("# deployment: chain 1337, from block 20"),
+        "{stdout}"
+    );
+}
+
+#[test]
+fn check_config_refuses_a_missing_or_foreign_addresses_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("keeper.toml");
+    std::fs::write(&path, "chain_id = 1337\n").unwrap();
+    let run = || {
+        let output = keeper()
+            .args(["--check-config", "--config"])
+            .arg(&path)
+            .output()
+            .unwrap();
+        assert!(!output.status.success());
+        String::from_utf8(output.stderr).unwrap()
+    };
+    let stderr = run();
+    assert!(
+        stderr.contains("deployments/1337.json does not exist"),
+        "{stderr}"
+    );
+    assert!(stderr.contains("deploy the contracts first"), "{stderr}");
+
+    // A file written for another chain.
+    write_deployment(&dir.path().join("deployments/1337.json"), 31337);
+    let stderr = run();
+    assert!(
+        stderr.contains("is for chain 31337, but the keeper is configured for chain 1337"),
+        "{stderr}"
+    );
+
+    // A file that lacks a contract of the suite.
+    let mut partial = Deployment::new(1337, 1);
+    partial.insert(
+        "AgreementStore",
+        address!("5FbDB2315678afecb367f032d93F642f64180aa3"),
+    );
+    partial
+        .write(dir.path().join("deployments/1337.json"))
+        .unwrap();
+    let stderr = run();
+    assert!(stderr.contains("is not in the deployment"), "{stderr}");
 }
 
 #[test]

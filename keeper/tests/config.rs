@@ -249,3 +249,27 @@ fn printed_configuration_parses_back() {
     let config = Config::from_toml(FULL).unwrap();
     assert_eq!(Config::from_toml(&config.to_string()).unwrap(), config);
 }
+
+#[test]
+fn the_addresses_file_follows_the_chain_id_unless_set() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("keeper.toml");
+    std::fs::write(&path, "chain_id = 10\n").unwrap();
+    let config = Config::load_with_env(Some(&path), no_env).unwrap();
+    assert_eq!(config.addresses, dir.path().join("deployments/10.json"));
+    // The chain id from the environment moves it too.
+    let config =
+        Config::load_with_env(Some(&path), env(&[("INSITU_KEEPER_CHAIN_ID", "5")])).unwrap();
+    assert_eq!(config.addresses, dir.path().join("deployments/5.json"));
+    // Set in the file or the environment, it stays.
+    std::fs::write(&path, "chain_id = 10\naddresses = \"mine.json\"\n").unwrap();
+    let config = Config::load_with_env(Some(&path), no_env).unwrap();
+    assert_eq!(config.addresses, dir.path().join("mine.json"));
+    let config =
+        Config::load_with_env(None, env(&[("INSITU_KEEPER_ADDRESSES", "/x.json")])).unwrap();
+    assert_eq!(config.addresses, PathBuf::from("/x.json"));
+    assert_eq!(
+        Config::default().addresses,
+        PathBuf::from("deployments/31337.json")
+    );
+}

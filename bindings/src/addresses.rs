@@ -1,7 +1,8 @@
 //! Deployment address files.
 //!
 //! A deployment writes one JSON file naming the chain, the block it was made at and the address
-//! of each contract; the keeper and the demo read it back:
+//! of each contract (by default `deployments/<chain id>.json`); the keeper and the demo read it
+//! back:
 //!
 //! ```json
 //! {
@@ -157,6 +158,21 @@ impl Deployment {
         let mut text = serde_json::to_string_pretty(self).unwrap_or_default();
         text.push('\n');
         text
+    }
+
+    /// The suite's addresses, when the deployment names every contract of the suite.
+    pub fn suite(&self) -> Result<crate::deployment::SuiteAddresses, AddressesError> {
+        crate::deployment::SuiteAddresses::from_names(&self.contracts).map_err(|name| {
+            AddressesError::UnknownContract {
+                known: self
+                    .contracts
+                    .keys()
+                    .cloned()
+                    .collect::<Vec<_>>()
+                    .join(", "),
+                name,
+            }
+        })
     }
 
     /// Reads and validates an addresses file.
