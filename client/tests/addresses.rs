@@ -1,7 +1,7 @@
 //! Reading and writing deployment address files.
 
 use alloy::primitives::{Address, address};
-use insitu_script::addresses::{AddressesError, Deployment};
+use insitu_client::addresses::{AddressesError, Deployment};
 
 const STORE: Address = address!("0x5FbDB2315678afecb367f032d93F642f64180aa3");
 const REGISTRY: Address = address!("0xe7f1725E7734CE288F8367e1Bb143E90bb3F0512");

@@ -23,7 +23,10 @@ use insitu_bindings::{
     offers::{self, Offer, Payment},
 };
 
-use crate::deploy::{DEFAULT_ADMIN_TRANSFER_DELAY, DeployError, deploy_suite};
+use crate::{
+    deploy::{DEFAULT_ADMIN_TRANSFER_DELAY, DeployError, deploy_suite},
+    tx::{Sender, Silent, TxOptions},
+};
 
 /// Price of the demo asset, in demo tokens (18 decimals): 250.
 pub const PRICE: u128 = 250_000_000_000_000_000_000;
@@ -111,7 +114,7 @@ pub enum DemoError {
 }
 
 /// What happened, for printing and for tests.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
 pub struct DemoReport {
     /// Each transaction: (what it did, gas used).
     pub steps: Vec<(&'static str, u64)>,
@@ -201,9 +204,14 @@ pub async fn run(endpoint: &str, keys: &[PrivateKeySigner]) -> Result<DemoReport
     // 1. The operator deploys the suite governed by a timelock without delay (a dev chain), whose
     //    proposer it is: the deployment schedules and executes the approval of the templates and a
     //    1% network fee itself. Then a demo token.
-    let deployed = deploy_suite(
-        &provider,
-        operator_addr,
+    let sender = Sender::new(
+        provider.clone().erased(),
+        chain_id,
+        operator.clone(),
+        TxOptions::default(),
+    );
+    let (deployed, _journal) = deploy_suite(
+        &sender,
         DeployOptions {
             governance: Governance::Timelock {
                 proposer: operator_addr,
@@ -212,7 +220,8 @@ pub async fn run(endpoint: &str, keys: &[PrivateKeySigner]) -> Result<DemoReport
             admin_transfer_delay: DEFAULT_ADMIN_TRANSFER_DELAY,
             network_fee: Some((fee_addr, FEE_BPS)),
         },
-        1,
+        None,
+        &Silent,
     )
     .await?;
     let suite = deployed.plan.addresses;

@@ -1,7 +1,7 @@
 //! Starts a real anvil through the devnet module and talks to it over HTTP.
 
 use alloy::providers::{Provider, ProviderBuilder};
-use insitu_script::devnet::{DEVNET_CHAIN_ID, Devnet, DevnetError, anvil_path, locate_anvil};
+use insitu_client::devnet::{DEVNET_CHAIN_ID, Devnet, DevnetError, anvil_path, locate_anvil};
 
 #[tokio::test]
 async fn devnet_runs_a_funded_chain_31337_on_localhost() {

@@ -1,8 +1,6 @@
 //! Deploying the suite to a real anvil node, its governance, the deploy command, and the
 //! end-to-end demo on it.
 
-use std::process::Command;
-
 use alloy::{
     network::EthereumWallet,
     primitives::{Address, B256, TxKind, U256, aliases::U48},
@@ -15,11 +13,14 @@ use insitu_bindings::{
     AgreementStore, GovernanceTimelock, PaymentCondition,
     deployment::{DeployOptions, Governance, PlannedTx},
 };
-use insitu_script::{
+use insitu_client::{
     addresses::Deployment,
     demo,
-    deploy::{DeployError, PendingGovernance, deploy_suite, format_utc},
+    deploy::{DeployError, Deployed, PendingGovernance, deploy_suite, format_utc},
     devnet::Devnet,
+    rpc::{self, Endpoint},
+    simulate::SimulationError,
+    tx::{Sender, Silent, TxOptions},
 };
 
 /// `TemplateRegistry.TemplateState.Proposed`.
@@ -38,6 +39,27 @@ fn keys(devnet: &Devnet) -> Vec<PrivateKeySigner> {
         .iter()
         .map(|key| PrivateKeySigner::from(key.clone()))
         .collect()
+}
+
+/// Deploys the suite from `key`'s account, as the command does (without a journal).
+async fn deploy_as(
+    devnet: &Devnet,
+    key: &PrivateKeySigner,
+    options: DeployOptions,
+) -> Result<Deployed, DeployError> {
+    let endpoint = Endpoint::parse(&devnet.endpoint()).expect("endpoint");
+    let connection = rpc::connect(&endpoint, Some(devnet.chain_id()))
+        .await
+        .expect("connect");
+    let sender = Sender::new(
+        connection.provider,
+        connection.chain_id,
+        key.clone(),
+        TxOptions::default(),
+    );
+    deploy_suite(&sender, options, None, &Silent)
+        .await
+        .map(|(deployed, _journal)| deployed)
 }
 
 /// A provider signing for each of `keys`.
@@ -114,7 +136,7 @@ async fn block_time(provider: &impl Provider, tx: B256) -> u64 {
 
 async fn template_states(
     provider: &impl Provider,
-    deployed: &insitu_script::deploy::Deployed,
+    deployed: &insitu_client::deploy::Deployed,
 ) -> [u8; 2] {
     let suite = deployed.plan.addresses;
     let store = AgreementStore::new(suite.agreement_store, provider);
@@ -154,9 +176,7 @@ async fn an_account_governed_deploy_wires_the_suite_as_planned() {
         admin_transfer_delay: 0,
         network_fee: Some((fee_receiver, 250)),
     };
-    let deployed = deploy_suite(&provider, deployer, options, 1)
-        .await
-        .expect("deploy");
+    let deployed = deploy_as(&devnet, &keys[0], options).await.expect("deploy");
     // Contracts, proposals, two approvals and the fee.
     assert_eq!(deployed.transactions.len(), CONTRACTS + PROPOSALS + 3);
     assert!(deployed.plan.governor_calls.is_empty());
@@ -196,7 +216,7 @@ async fn an_account_governed_deploy_wires_the_suite_as_planned() {
     assert_eq!(Deployment::read(&path).unwrap(), deployed.deployment);
 
     // A second deployment by the same account lands at new addresses.
-    let again = deploy_suite(&provider, deployer, options, 1)
+    let again = deploy_as(&devnet, &keys[0], options)
         .await
         .expect("deploy again");
     assert_ne!(again.plan.addresses, suite);
@@ -218,9 +238,7 @@ async fn a_timelock_without_delay_governs_in_the_deploy_itself() {
         admin_transfer_delay: 3_600,
         network_fee: Some((fee_receiver, 250)),
     };
-    let deployed = deploy_suite(&provider, deployer, options, 1)
-        .await
-        .expect("deploy");
+    let deployed = deploy_as(&devnet, &keys[0], options).await.expect("deploy");
     // Timelock and contracts, proposals, and the batch scheduled then executed.
     assert_eq!(deployed.transactions.len(), 1 + CONTRACTS + PROPOSALS + 2);
     assert!(deployed.plan.governor_calls.is_empty());
@@ -238,7 +256,7 @@ async fn a_timelock_without_delay_governs_in_the_deploy_itself() {
         .call()
         .await
         .expect("MAX_FEE_BPS");
-    assert_eq!(cap, insitu_script::deploy::MAX_FEE_BPS);
+    assert_eq!(cap, insitu_client::deploy::MAX_FEE_BPS);
     assert!(
         !provider
             .get_code_at(timelock_address)
@@ -338,9 +356,7 @@ async fn a_timelock_with_a_delay_leaves_the_batch_scheduled_not_executed() {
         admin_transfer_delay: 0,
         network_fee: Some((fee_receiver, 100)),
     };
-    let deployed = deploy_suite(&provider, deployer, options, 1)
-        .await
-        .expect("deploy");
+    let deployed = deploy_as(&devnet, &keys[0], options).await.expect("deploy");
     // The plan, then the deployer (the proposer) schedules the batch.
     assert_eq!(deployed.transactions.len(), 1 + CONTRACTS + PROPOSALS + 1);
     assert_eq!(
@@ -477,9 +493,7 @@ async fn a_separate_proposer_is_left_the_schedule_and_the_execute() {
         admin_transfer_delay: 0,
         network_fee: None,
     };
-    let deployed = deploy_suite(&provider, deployer, options, 1)
-        .await
-        .expect("deploy");
+    let deployed = deploy_as(&devnet, &keys[0], options).await.expect("deploy");
     assert_eq!(deployed.transactions.len(), 1 + CONTRACTS + PROPOSALS);
     let suite = deployed.plan.addresses;
     let PendingGovernance::Unscheduled {
@@ -553,9 +567,7 @@ async fn a_separate_governor_account_is_left_the_approvals_to_send() {
         admin_transfer_delay: 0,
         network_fee: None,
     };
-    let deployed = deploy_suite(&provider, deployer, options, 1)
-        .await
-        .expect("deploy");
+    let deployed = deploy_as(&devnet, &keys[0], options).await.expect("deploy");
     let suite = deployed.plan.addresses;
     let store = AgreementStore::new(suite.agreement_store, &provider);
     assert!(!store.isGovernor(deployer).call().await.unwrap());
@@ -606,11 +618,22 @@ async fn a_deployer_without_funds_gets_a_clear_error() {
         admin_transfer_delay: 0,
         network_fee: None,
     };
-    let err = deploy_suite(&provider, broke.address(), options, 1)
+    let err = deploy_as(&devnet, &broke, options)
         .await
         .expect_err("no funds");
-    assert!(matches!(err, DeployError::Rpc(_)), "{err:?}");
-    assert!(err.to_string().to_lowercase().contains("funds"), "{err}");
+    assert!(
+        matches!(err, DeployError::InsufficientFunds { deployer, balance, .. }
+            if deployer == broke.address() && balance.is_zero()),
+        "{err:?}"
+    );
+    assert!(err.to_string().contains("nothing was sent"), "{err}");
+    assert_eq!(
+        provider
+            .get_transaction_count(broke.address())
+            .await
+            .unwrap(),
+        0
+    );
 }
 
 #[tokio::test]
@@ -630,18 +653,21 @@ async fn a_step_that_would_revert_is_named_with_its_decoded_error() {
         admin_transfer_delay: 0,
         network_fee: Some((keys[3].address(), 2_000)),
     };
-    let err = deploy_suite(&provider, deployer, options, 1)
+    let err = deploy_as(&devnet, &keys[0], options)
         .await
         .expect_err("the fee is above the cap");
-    let DeployError::WouldRevert { label, reason } = &err else {
+    let DeployError::Simulation(SimulationError::Reverts { label, reason }) = &err else {
         panic!("{err:?}");
     };
     assert_eq!(*label, "execute governance batch");
     assert_eq!(reason.name(), Some("FeeTooHigh"));
     assert_eq!(
         err.to_string(),
-        "`execute governance batch` would revert: FeeTooHigh { bps: 2000, max: 1000 }"
+        "the deployment would fail, nothing was sent: `execute governance batch` would revert: \
+         FeeTooHigh { bps: 2000, max: 1000 }"
     );
+    // Simulated in memory: not one transaction was sent.
+    assert_eq!(provider.get_transaction_count(deployer).await.unwrap(), 0);
 }
 
 #[tokio::test]
@@ -692,342 +718,4 @@ async fn the_demo_runs_a_paid_access_agreement_end_to_end() {
         err.to_string(),
         "the demo needs five funded accounts, got 4"
     );
-}
-
-fn deploy_command(key: &PrivateKeySigner, endpoint: &str, args: &[&str]) -> std::process::Output {
-    Command::new(env!("CARGO_BIN_EXE_insitu-deploy"))
-        .env(
-            "INSITU_DEPLOYER_KEY",
-            alloy::primitives::hex::encode(key.to_bytes()),
-        )
-        .env_remove("INSITU_RPC_URL")
-        .args(["--rpc-url", endpoint])
-        .args(args)
-        .output()
-        .expect("run insitu-deploy")
-}
-
-fn stdout(output: &std::process::Output) -> String {
-    String::from_utf8_lossy(&output.stdout).into_owned()
-}
-
-fn stderr(output: &std::process::Output) -> String {
-    String::from_utf8_lossy(&output.stderr).into_owned()
-}
-
-#[test]
-fn the_deploy_command_refuses_to_run_without_a_key() {
-    let output = Command::new(env!("CARGO_BIN_EXE_insitu-deploy"))
-        .env_remove("INSITU_DEPLOYER_KEY")
-        .output()
-        .expect("run insitu-deploy");
-    assert!(!output.status.success());
-    assert!(
-        stderr(&output).contains("set INSITU_DEPLOYER_KEY"),
-        "{}",
-        stderr(&output)
-    );
-
-    let output = Command::new(env!("CARGO_BIN_EXE_insitu-deploy"))
-        .env("INSITU_DEPLOYER_KEY", "not a key")
-        .output()
-        .expect("run insitu-deploy");
-    assert!(!output.status.success());
-    assert!(
-        stderr(&output).contains("not a valid private key"),
-        "{}",
-        stderr(&output)
-    );
-}
-
-#[test]
-fn the_deploy_command_names_its_key_variable_and_the_deployer() {
-    let output = Command::new(env!("CARGO_BIN_EXE_insitu-deploy"))
-        .arg("--help")
-        .output()
-        .expect("run insitu-deploy --help");
-    assert!(output.status.success());
-    assert!(stdout(&output).contains("INSITU_DEPLOYER_KEY"));
-
-    let devnet = Devnet::start().expect("anvil");
-    let keys = keys(&devnet);
-    let dir = tempfile::tempdir().unwrap();
-    let out = dir.path().join("devnet.json");
-    let output = deploy_command(
-        &keys[0],
-        &devnet.endpoint(),
-        &["--timelock-delay", "0", "--out", out.to_str().unwrap()],
-    );
-    assert!(output.status.success(), "{}", stderr(&output));
-    assert!(
-        stdout(&output).contains(&format!("deployer {} on chain 31337", keys[0].address())),
-        "{}",
-        stdout(&output)
-    );
-}
-
-#[test]
-fn a_second_deploy_or_an_unwritable_output_is_refused_before_sending_anything() {
-    let devnet = Devnet::start().expect("anvil");
-    let keys = keys(&devnet);
-    let dir = tempfile::tempdir().unwrap();
-    let out = dir.path().join("devnet.json");
-    let first = deploy_command(
-        &keys[0],
-        &devnet.endpoint(),
-        &["--timelock-delay", "0", "--out", out.to_str().unwrap()],
-    );
-    assert!(first.status.success(), "{}", stderr(&first));
-    let recorded = std::fs::read_to_string(&out).unwrap();
-    let rt = tokio::runtime::Runtime::new().unwrap();
-    let nonce = |rt: &tokio::runtime::Runtime| {
-        rt.block_on(async {
-            provider_for(&devnet, &keys[..1])
-                .get_transaction_count(keys[0].address())
-                .await
-                .unwrap()
-        })
-    };
-    let sent = nonce(&rt);
-
-    // The same chain again: refused, the file and the chain unchanged.
-    let again = deploy_command(
-        &keys[0],
-        &devnet.endpoint(),
-        &["--timelock-delay", "0", "--out", out.to_str().unwrap()],
-    );
-    assert!(!again.status.success());
-    assert!(
-        stderr(&again).contains("exists: a suite is already deployed on this chain"),
-        "{}",
-        stderr(&again)
-    );
-    assert_eq!(std::fs::read_to_string(&out).unwrap(), recorded);
-    assert_eq!(nonce(&rt), sent, "nothing was sent");
-
-    // An output that cannot be written: a file stands where its folder should be.
-    let blocked = dir.path().join("not-a-folder");
-    std::fs::write(&blocked, "").unwrap();
-    let unwritable = blocked.join("devnet.json");
-    let output = deploy_command(
-        &keys[0],
-        &devnet.endpoint(),
-        &[
-            "--timelock-delay",
-            "0",
-            "--out",
-            unwritable.to_str().unwrap(),
-        ],
-    );
-    assert!(!output.status.success());
-    assert!(
-        stderr(&output).contains("for the addresses file"),
-        "{}",
-        stderr(&output)
-    );
-    assert_eq!(nonce(&rt), sent, "nothing was sent");
-
-    // Told to, it deploys another suite and replaces the file.
-    let replaced = deploy_command(
-        &keys[0],
-        &devnet.endpoint(),
-        &[
-            "--timelock-delay",
-            "0",
-            "--out",
-            out.to_str().unwrap(),
-            "--overwrite",
-        ],
-    );
-    assert!(replaced.status.success(), "{}", stderr(&replaced));
-    assert_ne!(std::fs::read_to_string(&out).unwrap(), recorded);
-}
-
-#[test]
-fn the_deploy_command_schedules_governance_behind_a_two_day_timelock_by_default() {
-    let devnet = Devnet::start().expect("anvil");
-    let keys = keys(&devnet);
-    let dir = tempfile::tempdir().unwrap();
-    let out = dir.path().join("devnet.json");
-    let receiver = keys[3].address().to_string();
-    let output = deploy_command(
-        &keys[0],
-        &devnet.endpoint(),
-        &[
-            "--fee-bps",
-            "100",
-            "--fee-receiver",
-            &receiver,
-            "--out",
-            out.to_str().unwrap(),
-        ],
-    );
-    let text = stdout(&output);
-    assert!(output.status.success(), "{text}{}", stderr(&output));
-    let deployment = Deployment::read(&out).expect("addresses file");
-    assert_eq!(deployment.contracts.len(), CONTRACTS + 1);
-    let timelock_address = deployment.address("GovernanceTimelock").unwrap();
-    assert!(text.contains("AccessTemplate"), "{text}");
-    assert!(text.contains("the governance batch is scheduled"), "{text}");
-    assert!(text.contains("executeBatch"), "{text}");
-    assert!(
-        text.contains(&format!("to {timelock_address} data 0x")),
-        "{text}"
-    );
-
-    let rt = tokio::runtime::Runtime::new().unwrap();
-    rt.block_on(async {
-        let provider = provider_for(&devnet, &keys[..1]);
-        let timelock = GovernanceTimelock::new(timelock_address, &provider);
-        assert_eq!(
-            timelock.getMinDelay().call().await.unwrap(),
-            U256::from(172_800)
-        );
-        let store = AgreementStore::new(deployment.address("AgreementStore").unwrap(), &provider);
-        assert_eq!(
-            store.defaultAdminDelay().call().await.unwrap(),
-            U48::from(172_800)
-        );
-        assert_eq!(store.defaultAdmin().call().await.unwrap(), timelock_address);
-        let access_template = deployment.address("AccessTemplate").unwrap();
-        assert_eq!(
-            store.templateState(access_template).call().await.unwrap(),
-            PROPOSED
-        );
-    });
-}
-
-#[test]
-fn the_deploy_command_tells_another_proposer_what_to_send() {
-    let devnet = Devnet::start().expect("anvil");
-    let keys = keys(&devnet);
-    let dir = tempfile::tempdir().unwrap();
-    let out = dir.path().join("devnet.json");
-    let proposer = keys[1].address().to_string();
-    let output = deploy_command(
-        &keys[0],
-        &devnet.endpoint(),
-        &[
-            "--governor",
-            &proposer,
-            "--timelock-delay",
-            "600",
-            "--out",
-            out.to_str().unwrap(),
-        ],
-    );
-    let text = stdout(&output);
-    assert!(output.status.success(), "{text}{}", stderr(&output));
-    assert!(text.contains("NOT scheduled"), "{text}");
-    assert!(text.contains(&proposer), "{text}");
-    assert!(text.contains("scheduleBatch"), "{text}");
-    assert!(text.contains("600 seconds after"), "{text}");
-}
-
-#[test]
-fn the_deploy_command_governs_by_account_or_without_delay_on_dev_chains_only() {
-    let devnet = Devnet::start().expect("anvil");
-    let keys = keys(&devnet);
-    let dir = tempfile::tempdir().unwrap();
-
-    for (args, contracts, file) in [
-        (&["--governance", "account"][..], CONTRACTS, "account.json"),
-        (
-            &["--timelock-delay", "0"][..],
-            CONTRACTS + 1,
-            "timelock.json",
-        ),
-    ] {
-        let out = dir.path().join(file);
-        let mut args = args.to_vec();
-        args.extend(["--out", out.to_str().unwrap()]);
-        let output = deploy_command(&keys[0], &devnet.endpoint(), &args);
-        let text = stdout(&output);
-        assert!(
-            output.status.success(),
-            "{args:?}: {text}{}",
-            stderr(&output)
-        );
-        assert!(
-            text.contains("templates approved and network fee set"),
-            "{text}"
-        );
-        assert_eq!(Deployment::read(&out).unwrap().contracts.len(), contracts);
-    }
-
-    // Chain 5 is not a development chain.
-    let testnet = Devnet::start_with(|anvil| anvil.chain_id(5)).expect("anvil");
-    for (args, message) in [
-        (
-            &["--governance", "account"][..],
-            "governance by an account without a timelock is for development chains only",
-        ),
-        (
-            &["--timelock-delay", "0"][..],
-            "a governance timelock without delay is for development chains only",
-        ),
-    ] {
-        let output = deploy_command(&keys[0], &testnet.endpoint(), args);
-        assert!(!output.status.success(), "{args:?}");
-        assert!(stderr(&output).contains(message), "{}", stderr(&output));
-    }
-    let rt = tokio::runtime::Runtime::new().unwrap();
-    let nonce = rt.block_on(async {
-        provider_for(&testnet, &keys[..1])
-            .get_transaction_count(keys[0].address())
-            .await
-            .unwrap()
-    });
-    assert_eq!(nonce, 0, "nothing was sent");
-}
-
-#[test]
-fn the_deploy_command_refuses_bad_options_before_sending_anything() {
-    let devnet = Devnet::start().expect("anvil");
-    let keys = keys(&devnet);
-    let zero = Address::ZERO.to_string();
-    let receiver = keys[3].address().to_string();
-    for (args, message) in [
-        (&["--fee-bps", "100"][..], "--fee-bps needs --fee-receiver"),
-        (
-            &["--fee-bps", "1001", "--fee-receiver", &receiver][..],
-            "--fee-bps 1001 is above the maximum network fee of 1000 bps",
-        ),
-        (
-            &["--fee-bps", "100", "--fee-receiver", &zero][..],
-            "--fee-receiver must not be the zero address",
-        ),
-        (
-            &["--governor", &zero][..],
-            "--governor must not be the zero address",
-        ),
-        (
-            &["--governance", "account", "--timelock-delay", "60"][..],
-            "--timelock-delay needs --governance timelock",
-        ),
-        (
-            &["--admin-transfer-delay", "4294967296"][..],
-            "invalid value '4294967296' for '--admin-transfer-delay <SECONDS>'",
-        ),
-        (
-            &["--governance", "multisig"][..],
-            "invalid value 'multisig'",
-        ),
-    ] {
-        let output = deploy_command(&keys[0], &devnet.endpoint(), args);
-        assert!(!output.status.success(), "{args:?}");
-        assert!(
-            stderr(&output).contains(message),
-            "{args:?}: {}",
-            stderr(&output)
-        );
-    }
-    let rt = tokio::runtime::Runtime::new().unwrap();
-    let nonce = rt.block_on(async {
-        provider_for(&devnet, &keys[..1])
-            .get_transaction_count(keys[0].address())
-            .await
-            .unwrap()
-    });
-    assert_eq!(nonce, 0, "nothing was sent");
 }

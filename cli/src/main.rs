@@ -1,0 +1,580 @@
+//! `insitu`: the command line of the insitu network.
+//!
+//! Operators deploy the contract suite and govern it; consumers and providers inspect assets and
+//! agreements, refund agreements that were not served and withdraw what they are owed. Every
+//! command takes `--json` for scripts; otherwise it prints for people, and shows each transaction
+//! as it is sent and confirmed.
+//!
+//! Keys never come from the command line: `INSITU_PRIVATE_KEY` (hex), or `--keystore` with an
+//! encrypted JSON keystore whose password is prompted or read from `--password-file`.
+
+mod output;
+
+use std::{path::PathBuf, time::Duration};
+
+use crate::output::{Output, TerminalProgress};
+use alloy::primitives::{Address, B256};
+use anyhow::{Context, Result, bail};
+use clap::{Args, CommandFactory, Parser, Subcommand, ValueEnum};
+use insitu_bindings::deployment::{DeployOptions, Governance};
+use insitu_client::{
+    agreement, asset,
+    deploy::{
+        DEFAULT_ADMIN_TRANSFER_DELAY, DEFAULT_TIMELOCK_DELAY, MAX_FEE_BPS, deploy_suite,
+        journal::journal_path, unsafe_governance,
+    },
+    governance, keys,
+    keys::{KeySource, Password},
+    payments,
+    rpc::{self, Connection, Endpoint},
+    suite::{Suite, default_addresses_path},
+    tx::{DEFAULT_CONFIRMATION_TIMEOUT, Sender, TxOptions},
+};
+
+/// The insitu network from the command line: deploy and govern the contracts, inspect assets and
+/// agreements, refund, withdraw.
+///
+/// Keys: set INSITU_PRIVATE_KEY to a private key (hex), or pass --keystore (an encrypted JSON
+/// keystore; its password is prompted, or read from --password-file). TLS endpoints (https://,
+/// wss://) are checked against the system's certificates, or those of the file SSL_CERT_FILE names.
+#[derive(Debug, Parser)]
+#[command(name = "insitu", version, propagate_version = true)]
+struct Cli {
+    /// Print one JSON object on standard output instead of text (errors too, as {"error": ...}).
+    #[arg(long, global = true)]
+    json: bool,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Deploy and wire the contract suite, and write its addresses file.
+    Deploy(Box<DeployArgs>),
+    /// Run the end-to-end demo on a local anvil node it starts.
+    Demo,
+    /// Assets in the registry.
+    #[command(subcommand)]
+    Asset(AssetCommand),
+    /// Agreements: their conditions, deadlines and what to do next.
+    #[command(subcommand)]
+    Agreement(AgreementCommand),
+    /// Refund an agreement its provider did not serve in time (anyone may; the consumer is paid).
+    Refund(RefundArgs),
+    /// Withdraw a credit (a payment a transfer could not deliver) or, with --fees, network fees.
+    Withdraw(WithdrawArgs),
+    /// The network fee.
+    #[command(subcommand)]
+    Fee(FeeCommand),
+    /// The template registry.
+    #[command(subcommand)]
+    Template(TemplateCommand),
+    /// Print a shell completion script (e.g. `insitu completions bash > /etc/bash_completion.d/insitu`).
+    Completions {
+        /// The shell.
+        shell: clap_complete::Shell,
+    },
+}
+
+/// Which chain, and which deployment on it.
+#[derive(Debug, Args)]
+struct ChainArgs {
+    /// JSON-RPC endpoint: http://, https://, ws:// or wss://.
+    #[arg(long, env = "INSITU_RPC_URL", default_value = "http://127.0.0.1:8545")]
+    rpc_url: String,
+    /// Refuse to run unless the endpoint serves this chain id.
+    #[arg(long)]
+    chain_id: Option<u64>,
+}
+
+/// The addresses file of the deployment to use.
+#[derive(Debug, Args)]
+struct SuiteArgs {
+    #[command(flatten)]
+    chain: ChainArgs,
+    /// The deployment's addresses file (default: deployments/<chain id>.json).
+    #[arg(long, env = "INSITU_ADDRESSES")]
+    addresses: Option<PathBuf>,
+}
+
+/// The sending account's key and how transactions are awaited.
+#[derive(Debug, Args)]
+struct SignerArgs {
+    /// Encrypted JSON keystore of the sending account (instead of INSITU_PRIVATE_KEY).
+    #[arg(long, env = "INSITU_KEYSTORE")]
+    keystore: Option<PathBuf>,
+    /// File whose first line is the keystore's password (prompted when omitted).
+    #[arg(long, requires = "keystore")]
+    password_file: Option<PathBuf>,
+    /// Confirmations to wait for on every transaction.
+    #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u64).range(1..))]
+    confirmations: u64,
+    /// Seconds to wait for a transaction's confirmations before giving up.
+    #[arg(long, value_name = "SECONDS", default_value_t = DEFAULT_CONFIRMATION_TIMEOUT.as_secs())]
+    confirmation_timeout: u64,
+}
+
+/// Who holds the governor and admin roles.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+enum GovernanceKind {
+    /// A governance timelock: every change is scheduled by the proposer (--governor) and applies
+    /// after --timelock-delay seconds.
+    Timelock,
+    /// The --governor account itself, changes apply at once (development chains only).
+    Account,
+}
+
+#[derive(Debug, Args)]
+struct DeployArgs {
+    #[command(flatten)]
+    chain: ChainArgs,
+    #[command(flatten)]
+    signer: SignerArgs,
+    /// Who governs templates and fees: a timelock, or an account directly (development chains
+    /// only: chain ids 31337 and 1337).
+    #[arg(long, value_enum, default_value_t = GovernanceKind::Timelock)]
+    governance: GovernanceKind,
+    /// With a timelock, its proposer (e.g. a multisig), who schedules governance changes; with
+    /// --governance account, the governing account. The deployer when omitted. When it is not the
+    /// deployer, what it must send is printed.
+    #[arg(long)]
+    governor: Option<Address>,
+    /// Seconds between scheduling a governance change and executing it (default 172800, two
+    /// days; 0 only on development chains).
+    #[arg(long, value_name = "SECONDS")]
+    timelock_delay: Option<u64>,
+    /// Seconds an admin-role transfer of the agreement store waits between start and acceptance.
+    #[arg(long, value_name = "SECONDS", default_value_t = DEFAULT_ADMIN_TRANSFER_DELAY)]
+    admin_transfer_delay: u32,
+    /// Network fee in basis points of each price (at most 1000); needs --fee-receiver.
+    #[arg(long)]
+    fee_bps: Option<u16>,
+    /// Receiver of the network fee; needs --fee-bps.
+    #[arg(long)]
+    fee_receiver: Option<Address>,
+    /// Where to write the addresses file (default: deployments/<chain id>.json). The journal of
+    /// an interrupted deployment is kept next to it (<name>.journal.json) until it completes.
+    #[arg(long)]
+    out: Option<PathBuf>,
+    /// Deploy even if the addresses file already exists (it is replaced).
+    #[arg(long)]
+    overwrite: bool,
+}
+
+#[derive(Debug, Subcommand)]
+enum AssetCommand {
+    /// Show an asset: owner, metadata, providers, offer epoch.
+    Show {
+        /// The asset's id (32 bytes, hex).
+        did: B256,
+        #[command(flatten)]
+        suite: SuiteArgs,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+enum AgreementCommand {
+    /// Show an agreement: every condition's state and deadline, the terms, and what to do next.
+    Show {
+        /// The agreement's id (32 bytes, hex).
+        id: B256,
+        /// Whose next step to show (default: the account of INSITU_PRIVATE_KEY, if set).
+        #[arg(long = "as", value_name = "ADDRESS")]
+        party: Option<Address>,
+        /// Look for the agreement's creation from this block (default: the deployment's block).
+        #[arg(long)]
+        from_block: Option<u64>,
+        #[command(flatten)]
+        suite: SuiteArgs,
+    },
+}
+
+#[derive(Debug, Args)]
+struct RefundArgs {
+    /// The agreement's id (32 bytes, hex).
+    id: B256,
+    #[command(flatten)]
+    suite: SuiteArgs,
+    #[command(flatten)]
+    signer: SignerArgs,
+}
+
+#[derive(Debug, Args)]
+struct WithdrawArgs {
+    /// The token (default: the zero address, native ETH).
+    #[arg(long, default_value_t = Address::ZERO)]
+    token: Address,
+    /// Where to send it (default: the sending account).
+    #[arg(long)]
+    to: Option<Address>,
+    /// Withdraw the network fees accrued (the sender must be the fee receiver).
+    #[arg(long)]
+    fees: bool,
+    #[command(flatten)]
+    suite: SuiteArgs,
+    #[command(flatten)]
+    signer: SignerArgs,
+}
+
+#[derive(Debug, Subcommand)]
+enum FeeCommand {
+    /// Show the network fee and, for each --token, the fees accrued.
+    Show {
+        /// A token whose accrued fees to show (zero address: ETH); repeatable.
+        #[arg(long)]
+        token: Vec<Address>,
+        #[command(flatten)]
+        suite: SuiteArgs,
+    },
+    /// Set the network fee: directly when the sender governs, else through the governance
+    /// timelock (run once to schedule, again after the delay to execute).
+    Set {
+        /// Basis points of each price (at most 1000).
+        #[arg(long)]
+        bps: u16,
+        /// Who withdraws the fees.
+        #[arg(long)]
+        receiver: Address,
+        #[command(flatten)]
+        suite: SuiteArgs,
+        #[command(flatten)]
+        signer: SignerArgs,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+enum TemplateCommand {
+    /// List the suite's templates and every template proposed since the deployment.
+    List {
+        #[command(flatten)]
+        suite: SuiteArgs,
+    },
+    /// Propose a template (anyone may); one already proposed is reported, not proposed again.
+    Propose {
+        /// The template contract.
+        template: Address,
+        #[command(flatten)]
+        suite: SuiteArgs,
+        #[command(flatten)]
+        signer: SignerArgs,
+    },
+    /// Approve a proposed template: directly when the sender governs, else through the governance
+    /// timelock (run once to schedule, again after the delay to execute).
+    Approve {
+        /// The template contract.
+        template: Address,
+        #[command(flatten)]
+        suite: SuiteArgs,
+        #[command(flatten)]
+        signer: SignerArgs,
+    },
+}
+
+fn main() -> std::process::ExitCode {
+    let cli = Cli::parse();
+    let output = Output::new(cli.json);
+    let runtime = match tokio::runtime::Runtime::new() {
+        Ok(runtime) => runtime,
+        Err(error) => return output.fail(&error.to_string()),
+    };
+    match runtime.block_on(run(cli.command, &output)) {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(error) => {
+            // Errors of the HTTP client quote the URL, which may hold an API key.
+            let message = format!("{error:#}");
+            let message = match ENDPOINT.get() {
+                Some(endpoint) => endpoint.scrub(&message),
+                None => message,
+            };
+            output.fail(&message)
+        }
+    }
+}
+
+/// The endpoint in use, whose URL is kept out of error messages.
+static ENDPOINT: std::sync::OnceLock<Endpoint> = std::sync::OnceLock::new();
+
+async fn run(command: Command, output: &Output) -> Result<()> {
+    match command {
+        Command::Deploy(args) => deploy(*args, output).await,
+        Command::Demo => demo(output).await,
+        Command::Asset(AssetCommand::Show { did, suite }) => {
+            let suite = open_suite(&suite).await?;
+            let info = asset::show(&suite, did).await?;
+            output.asset(&info)
+        }
+        Command::Agreement(AgreementCommand::Show {
+            id,
+            party,
+            from_block,
+            suite,
+        }) => {
+            let suite = open_suite(&suite).await?;
+            let party = match party {
+                Some(party) => Some(party),
+                None => keys::load(&KeySource::Env).ok().map(|key| key.address()),
+            };
+            let info = agreement::show(&suite, id, from_block).await?;
+            output.agreement(&info, party)
+        }
+        Command::Refund(args) => {
+            let suite = open_suite(&args.suite).await?;
+            let sender = sender(&suite.connection, &args.signer)?;
+            let refunded =
+                payments::refund(&suite, &sender, args.id, &TerminalProgress::new(output)).await?;
+            output.refunded(&refunded)
+        }
+        Command::Withdraw(args) => {
+            let suite = open_suite(&args.suite).await?;
+            let sender = sender(&suite.connection, &args.signer)?;
+            let to = args.to.unwrap_or(sender.address());
+            let progress = TerminalProgress::new(output);
+            let withdrawn = if args.fees {
+                payments::withdraw_fees(&suite, &sender, args.token, to, &progress).await?
+            } else {
+                payments::withdraw(&suite, &sender, args.token, to, &progress).await?
+            };
+            output.withdrawn(&withdrawn)
+        }
+        Command::Fee(FeeCommand::Show { token, suite }) => {
+            let suite = open_suite(&suite).await?;
+            let info = governance::fee(&suite, &token).await?;
+            output.fee(&info)
+        }
+        Command::Fee(FeeCommand::Set {
+            bps,
+            receiver,
+            suite,
+            signer,
+        }) => {
+            let suite = open_suite(&suite).await?;
+            let sender = sender(&suite.connection, &signer)?;
+            let outcome = governance::set_fee(
+                &suite,
+                &sender,
+                receiver,
+                bps,
+                &TerminalProgress::new(output),
+            )
+            .await?;
+            output.outcome("set the network fee", &outcome)
+        }
+        Command::Template(TemplateCommand::List { suite }) => {
+            let suite = open_suite(&suite).await?;
+            let templates = governance::list_templates(&suite).await?;
+            output.templates(&templates)
+        }
+        Command::Template(TemplateCommand::Propose {
+            template,
+            suite,
+            signer,
+        }) => {
+            let suite = open_suite(&suite).await?;
+            let sender = sender(&suite.connection, &signer)?;
+            let outcome = governance::propose_template(
+                &suite,
+                &sender,
+                template,
+                &TerminalProgress::new(output),
+            )
+            .await?;
+            output.outcome("propose the template", &outcome)
+        }
+        Command::Template(TemplateCommand::Approve {
+            template,
+            suite,
+            signer,
+        }) => {
+            let suite = open_suite(&suite).await?;
+            let sender = sender(&suite.connection, &signer)?;
+            let outcome = governance::approve_template(
+                &suite,
+                &sender,
+                template,
+                &TerminalProgress::new(output),
+            )
+            .await?;
+            output.outcome("approve the template", &outcome)
+        }
+        Command::Completions { shell } => {
+            clap_complete::generate(shell, &mut Cli::command(), "insitu", &mut std::io::stdout());
+            Ok(())
+        }
+    }
+}
+
+async fn connect(chain: &ChainArgs) -> Result<Connection> {
+    let endpoint = Endpoint::parse(&chain.rpc_url)?;
+    let _ = ENDPOINT.set(endpoint.clone());
+    Ok(rpc::connect(&endpoint, chain.chain_id).await?)
+}
+
+async fn open_suite(args: &SuiteArgs) -> Result<Suite> {
+    let connection = connect(&args.chain).await?;
+    let path = args
+        .addresses
+        .clone()
+        .unwrap_or_else(|| default_addresses_path(connection.chain_id));
+    Ok(Suite::open(connection, &path).await?)
+}
+
+fn key_source(args: &SignerArgs) -> Result<KeySource> {
+    Ok(match &args.keystore {
+        None => KeySource::Env,
+        Some(path) => KeySource::Keystore {
+            path: path.clone(),
+            password: match &args.password_file {
+                Some(file) => Password::File(file.clone()),
+                None => Password::Given(
+                    rpassword::prompt_password(format!(
+                        "password of the keystore {}: ",
+                        path.display()
+                    ))
+                    .context("reading the keystore password (or pass --password-file)")?,
+                ),
+            },
+        },
+    })
+}
+
+fn tx_options(args: &SignerArgs) -> TxOptions {
+    TxOptions {
+        confirmations: args.confirmations,
+        timeout: Duration::from_secs(args.confirmation_timeout),
+    }
+}
+
+fn sender(connection: &Connection, args: &SignerArgs) -> Result<Sender> {
+    let signer = keys::load(&key_source(args)?)?;
+    Ok(Sender::new(
+        connection.provider.clone(),
+        connection.chain_id,
+        signer,
+        tx_options(args),
+    ))
+}
+
+/// The network fee of the deployment, refusing incomplete or out-of-range arguments.
+fn network_fee(bps: Option<u16>, receiver: Option<Address>) -> Result<Option<(Address, u16)>> {
+    match (bps, receiver) {
+        (None, None) => Ok(None),
+        (Some(bps), _) if bps > MAX_FEE_BPS => {
+            bail!("--fee-bps {bps} is above the maximum network fee of {MAX_FEE_BPS} bps")
+        }
+        (Some(_), Some(receiver)) if receiver.is_zero() => {
+            bail!("--fee-receiver must not be the zero address")
+        }
+        (Some(0), Some(_)) => bail!("--fee-receiver needs a non-zero --fee-bps"),
+        (Some(bps), Some(receiver)) => Ok(Some((receiver, bps))),
+        (Some(0), None) => Ok(None),
+        (Some(_), None) => bail!("--fee-bps needs --fee-receiver"),
+        (None, Some(_)) => bail!("--fee-receiver needs --fee-bps"),
+    }
+}
+
+async fn deploy(args: DeployArgs, output: &Output) -> Result<()> {
+    // Everything that can be checked without the chain is checked before connecting.
+    let network_fee = network_fee(args.fee_bps, args.fee_receiver)?;
+    let signer = keys::load(&key_source(&args.signer)?)?;
+    let deployer = signer.address();
+    let governor = args.governor.unwrap_or(deployer);
+    if governor.is_zero() {
+        bail!("--governor must not be the zero address");
+    }
+    let governance = match (args.governance, args.timelock_delay) {
+        (GovernanceKind::Timelock, delay) => Governance::Timelock {
+            proposer: governor,
+            delay: delay.unwrap_or(DEFAULT_TIMELOCK_DELAY),
+        },
+        (GovernanceKind::Account, None) => Governance::Account(governor),
+        (GovernanceKind::Account, Some(_)) => {
+            bail!("--timelock-delay needs --governance timelock")
+        }
+    };
+    let options = DeployOptions {
+        governance,
+        admin_transfer_delay: args.admin_transfer_delay,
+        network_fee,
+    };
+
+    let connection = connect(&args.chain).await?;
+    let chain_id = connection.chain_id;
+    if let Some(problem) = unsafe_governance(chain_id, &options) {
+        bail!("{problem}");
+    }
+    let out = args.out.unwrap_or_else(|| default_addresses_path(chain_id));
+    let journal = journal_path(&out);
+    check_output(&out, args.overwrite)?;
+    output.note(&format!(
+        "deployer {deployer} on chain {chain_id} ({})",
+        connection.endpoint
+    ));
+    if journal.exists() {
+        output.note(&format!(
+            "resuming the interrupted deployment recorded in {}",
+            journal.display()
+        ));
+    }
+
+    let sender = Sender::new(
+        connection.provider.clone(),
+        chain_id,
+        signer,
+        tx_options(&args.signer),
+    );
+    let progress = TerminalProgress::new(output);
+    let (deployed, journal) = deploy_suite(&sender, options, Some(&journal), &progress).await?;
+    progress.finish();
+    deployed
+        .deployment
+        .write(&out)
+        .with_context(|| format!("writing {}", out.display()))?;
+    journal.remove()?;
+    output.deployed(&deployed, deployer, &out)
+}
+
+/// Refuses, before anything is sent, an addresses file that exists (a second deployment would
+/// replace the record of the first) unless `overwrite`, and a place where it cannot be written.
+fn check_output(out: &std::path::Path, overwrite: bool) -> Result<()> {
+    if out.exists() && !overwrite {
+        bail!(
+            "{} exists: a suite is already deployed on this chain (pass --overwrite to deploy \
+             another one and replace the file)",
+            out.display()
+        );
+    }
+    let dir = match out.parent() {
+        Some(parent) if !parent.as_os_str().is_empty() => parent.to_path_buf(),
+        _ => PathBuf::from("."),
+    };
+    std::fs::create_dir_all(&dir)
+        .with_context(|| format!("cannot create {} for the addresses file", dir.display()))?;
+    tempfile_probe(&dir)
+}
+
+fn tempfile_probe(dir: &std::path::Path) -> Result<()> {
+    let probe = dir.join(format!(".insitu-write-test-{}", std::process::id()));
+    std::fs::write(&probe, b"")
+        .with_context(|| format!("cannot write the addresses file in {}", dir.display()))?;
+    let _ = std::fs::remove_file(&probe);
+    Ok(())
+}
+
+async fn demo(output: &Output) -> Result<()> {
+    use insitu_client::{demo, devnet::Devnet};
+    let devnet = Devnet::start().context("starting the local anvil node")?;
+    output.note(&format!(
+        "local chain {} at {}",
+        devnet.chain_id(),
+        devnet.endpoint()
+    ));
+    let keys: Vec<_> = devnet
+        .instance()
+        .keys()
+        .iter()
+        .take(5)
+        .map(|key| alloy::signers::local::PrivateKeySigner::from(key.clone()))
+        .collect();
+    let report = demo::run(&devnet.endpoint(), &keys).await?;
+    output.demo(&report)
+}

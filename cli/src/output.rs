@@ -1,0 +1,403 @@
+//! What the command prints: text for people, or one JSON object for scripts (`--json`), and the
+//! progress of transactions on standard error.
+
+use std::{io::IsTerminal, path::Path, time::Duration};
+
+use alloy::primitives::Address;
+use indicatif::{ProgressBar, ProgressStyle};
+use insitu_client::{
+    agreement::{AgreementInfo, NextStep},
+    asset::AssetInfo,
+    demo::{self, DemoReport},
+    deploy::{Deployed, format_utc},
+    governance::{FeeInfo, Outcome, TemplateInfo, TemplateStatus},
+    payments::{Refunded, Withdrawn},
+    tx::{Progress, TxEvent},
+};
+use serde_json::{Value, json};
+
+/// Where results go.
+#[derive(Debug)]
+pub(crate) struct Output {
+    json: bool,
+}
+
+impl Output {
+    pub(crate) fn new(json: bool) -> Self {
+        Self { json }
+    }
+
+    /// Prints the error `message` and returns the failure exit code.
+    pub(crate) fn fail(&self, message: &str) -> std::process::ExitCode {
+        if self.json {
+            println!("{}", json!({ "error": message }));
+        } else {
+            eprintln!("error: {message}");
+        }
+        std::process::ExitCode::FAILURE
+    }
+
+    /// A remark for people (standard error; nothing in JSON mode).
+    pub(crate) fn note(&self, text: &str) {
+        if !self.json {
+            eprintln!("{text}");
+        }
+    }
+
+    fn emit(&self, value: Value, text: impl FnOnce() -> String) -> anyhow::Result<()> {
+        if self.json {
+            println!("{value}");
+        } else {
+            print!("{}", text());
+        }
+        Ok(())
+    }
+
+    pub(crate) fn asset(&self, info: &AssetInfo) -> anyhow::Result<()> {
+        self.emit(serde_json::to_value(info)?, || {
+            let mut text = format!(
+                "asset        {}\nowner        {}\n",
+                info.did, info.owner
+            );
+            if let Some(pending) = info.pending_owner {
+                text += &format!("pending owner {pending} (transfer not accepted yet)\n");
+            }
+            text += &format!(
+                "registered   {}\nmetadata     {}\nchecksum     {}\noffer epoch  {}\nproviders    {}\n",
+                format_utc(info.registered_at),
+                info.url,
+                info.checksum,
+                info.offer_epoch,
+                if info.providers.is_empty() {
+                    "none".to_owned()
+                } else {
+                    join(&info.providers)
+                }
+            );
+            text
+        })
+    }
+
+    pub(crate) fn agreement(
+        &self,
+        info: &AgreementInfo,
+        party: Option<Address>,
+    ) -> anyhow::Result<()> {
+        let next = info.next_step(party);
+        let mut value = serde_json::to_value(info)?;
+        value["next"] = serde_json::to_value(&next)?;
+        value["party"] = serde_json::to_value(party)?;
+        self.emit(value, || {
+            let mut text = format!(
+                "agreement  {}\nasset      {}\nconsumer   {}\nprovider   {}\ntemplate   {} {}\ncreated    {} (block {})\nprice      {} of token {} (fee included: {})\n\nconditions (at {}):\n",
+                info.id,
+                info.did,
+                info.consumer,
+                info.terms.provider,
+                info.template,
+                info.template_name.as_deref().unwrap_or(""),
+                format_utc(info.created_at),
+                info.created_block,
+                info.terms.total,
+                info.terms.token,
+                info.terms.fee,
+                format_utc(info.now),
+            );
+            for condition in &info.conditions {
+                let deadline = if condition.time_out == 0 {
+                    "no time out".to_owned()
+                } else {
+                    format!(
+                        "{} {}",
+                        if condition.timed_out { "timed out at" } else { "times out at" },
+                        format_utc(condition.time_out)
+                    )
+                };
+                text += &format!(
+                    "  {:<28} {:<12} {deadline}\n     id {}\n",
+                    condition
+                        .name
+                        .clone()
+                        .unwrap_or_else(|| condition.contract.to_string()),
+                    format!("{:?}", condition.state).to_lowercase(),
+                    condition.id
+                );
+            }
+            let who = match party {
+                Some(party) if party == info.consumer => "the consumer",
+                Some(party) if party == info.terms.provider => "the provider",
+                Some(_) => "you",
+                None => "anyone",
+            };
+            text += &format!("\nnext, for {who}: {}\n", describe_next(&next, info));
+            text
+        })
+    }
+
+    pub(crate) fn refunded(&self, refunded: &Refunded) -> anyhow::Result<()> {
+        self.emit(serde_json::to_value(refunded)?, || {
+            format!(
+                "refunded {} of token {} to {} (transaction {})\n",
+                refunded.amount, refunded.token, refunded.payer, refunded.transaction
+            )
+        })
+    }
+
+    pub(crate) fn withdrawn(&self, withdrawn: &Withdrawn) -> anyhow::Result<()> {
+        self.emit(serde_json::to_value(withdrawn)?, || {
+            format!(
+                "withdrew {} {} of token {} to {} (transaction {})\n",
+                withdrawn.kind,
+                withdrawn.amount,
+                withdrawn.token,
+                withdrawn.to,
+                withdrawn.transaction
+            )
+        })
+    }
+
+    pub(crate) fn fee(&self, info: &FeeInfo) -> anyhow::Result<()> {
+        self.emit(serde_json::to_value(info)?, || {
+            let mut text = format!(
+                "network fee  {} bps (at most {})\nreceiver     {}\n",
+                info.bps, info.max_bps, info.receiver
+            );
+            for (token, amount) in &info.accrued {
+                text += &format!("accrued      {amount} of token {token}\n");
+            }
+            text
+        })
+    }
+
+    pub(crate) fn outcome(&self, what: &str, outcome: &Outcome) -> anyhow::Result<()> {
+        self.emit(serde_json::to_value(outcome)?, || match outcome {
+            Outcome::AlreadyInEffect { detail } => format!("nothing to do: {detail}\n"),
+            Outcome::Done { transaction } => format!("done: {what} (transaction {transaction})\n"),
+            Outcome::Scheduled {
+                operation,
+                ready_at,
+                transaction,
+            } => format!(
+                "scheduled in the governance timelock: {what} (operation {operation}, transaction \
+                 {transaction});\nit can be executed from {}: run the same command again then\n",
+                format_utc(*ready_at)
+            ),
+            Outcome::Waiting {
+                operation,
+                ready_at,
+            } => format!(
+                "already scheduled (operation {operation}); it can be executed from {}: run the \
+                 same command again then\n",
+                format_utc(*ready_at)
+            ),
+        })
+    }
+
+    pub(crate) fn templates(&self, templates: &[TemplateInfo]) -> anyhow::Result<()> {
+        self.emit(json!({ "templates": templates }), || {
+            let mut text = String::new();
+            for template in templates {
+                let status = match template.status {
+                    TemplateStatus::Uninitialized => "not proposed",
+                    TemplateStatus::Proposed => "proposed",
+                    TemplateStatus::Approved => "approved",
+                    TemplateStatus::Revoked => "revoked",
+                };
+                text += &format!(
+                    "{} {:<16} {status}\n",
+                    template.address,
+                    template.name.as_deref().unwrap_or("-")
+                );
+            }
+            text
+        })
+    }
+
+    pub(crate) fn deployed(
+        &self,
+        deployed: &Deployed,
+        deployer: Address,
+        out: &Path,
+    ) -> anyhow::Result<()> {
+        let value = json!({
+            "chain_id": deployed.deployment.chain_id,
+            "deployer": deployer,
+            "block": deployed.deployment.block,
+            "addresses_file": out.display().to_string(),
+            "contracts": deployed.deployment.contracts,
+            "transactions": deployed.transactions,
+            "skipped": deployed.skipped.iter().map(|(label, reason)| json!({"step": label, "reason": reason})).collect::<Vec<_>>(),
+            "resumed": deployed.resumed,
+            "simulated_gas": deployed.simulated_gas,
+            "governance_done": deployed.governance.is_done(),
+            "governance_instructions": deployed.governance.instructions(),
+        });
+        self.emit(value, || {
+            let mut text = format!(
+                "deployed {} transactions on chain {} (last block {}){}\n",
+                deployed.transactions.len(),
+                deployed.deployment.chain_id,
+                deployed.deployment.block,
+                if deployed.resumed { ", resumed" } else { "" }
+            );
+            for (name, address) in &deployed.deployment.contracts {
+                text += &format!("  {name:<28} {address}\n");
+            }
+            text += &format!("addresses written to {}\n", out.display());
+            if deployed.governance.is_done() {
+                text += "templates approved and network fee set\n";
+            } else {
+                text += &deployed.governance.instructions();
+            }
+            text
+        })
+    }
+
+    pub(crate) fn demo(&self, report: &DemoReport) -> anyhow::Result<()> {
+        self.emit(serde_json::to_value(report)?, || {
+            let mut text = format!(
+                "asset     {}\nagreement {}\nquoted total {} DUSD (approved exactly; allowance left {})\n\n{:<44} {:>10}\n",
+                report.did,
+                report.agreement_id,
+                demo::format_tokens(report.quoted_total),
+                demo::format_tokens(report.allowance_left),
+                "step",
+                "gas"
+            );
+            for (step, gas) in &report.steps {
+                text += &format!("{step:<44} {gas:>10}\n");
+            }
+            text += &format!("\n{:<44} {:>10}\n", "demo token balance", "DUSD");
+            for (party, balance) in &report.balances {
+                text += &format!("{party:<44} {:>10}\n", demo::format_tokens(*balance));
+            }
+            text += &format!(
+                "\nconsumer holds access on chain: {}\n",
+                if report.consumer_has_access { "yes" } else { "no" }
+            );
+            text
+        })
+    }
+}
+
+fn join(addresses: &[Address]) -> String {
+    addresses
+        .iter()
+        .map(ToString::to_string)
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+fn describe_next(next: &NextStep, info: &AgreementInfo) -> String {
+    match next {
+        NextStep::Pay { deadline } => format!(
+            "pay {} of token {} into escrow (PaymentCondition.lock) before {}",
+            info.terms.total,
+            info.terms.token,
+            format_utc(*deadline)
+        ),
+        NextStep::Wait { who, deadline } if *deadline == 0 => format!("wait for {who}"),
+        NextStep::Wait { who, deadline } => format!(
+            "wait for {who} until {}; {}",
+            format_utc(*deadline),
+            if who.contains("provider") {
+                format!(
+                    "after that, `insitu refund {}` returns the payment to the consumer",
+                    info.id
+                )
+            } else {
+                "after that, the agreement lapses".to_owned()
+            }
+        ),
+        NextStep::Serve { deadline } => format!(
+            "serve the consumer before {}, or the payment is refunded",
+            format_utc(*deadline)
+        ),
+        NextStep::Release => {
+            "release the payment to the provider (the provider's keeper does it)".to_owned()
+        }
+        NextStep::Refund => format!(
+            "the provider did not serve in time: `insitu refund {}` returns {} of token {} to the consumer (anyone may send it)",
+            info.id, info.terms.total, info.terms.token
+        ),
+        NextStep::Finished { outcome } => format!("nothing, it is over: {outcome}"),
+    }
+}
+
+/// Shows transactions as they are sent and confirmed, on standard error: a spinner on a terminal,
+/// plain lines otherwise (logs, CI). Silent in JSON mode, except on a terminal.
+#[derive(Debug)]
+pub(crate) struct TerminalProgress {
+    spinner: Option<ProgressBar>,
+    lines: bool,
+}
+
+impl TerminalProgress {
+    pub(crate) fn new(output: &Output) -> Self {
+        let terminal = std::io::stderr().is_terminal();
+        let spinner = terminal.then(|| {
+            let spinner = ProgressBar::new_spinner();
+            spinner.set_style(
+                ProgressStyle::with_template("{spinner} {msg} ({elapsed})")
+                    .unwrap_or_else(|_| ProgressStyle::default_spinner()),
+            );
+            spinner
+        });
+        Self {
+            spinner,
+            lines: !output.json || terminal,
+        }
+    }
+
+    pub(crate) fn finish(&self) {
+        if let Some(spinner) = &self.spinner {
+            spinner.finish_and_clear();
+        }
+    }
+
+    fn line(&self, text: String) {
+        if !self.lines {
+            return;
+        }
+        match &self.spinner {
+            Some(spinner) => spinner.println(text),
+            None => eprintln!("{text}"),
+        }
+    }
+}
+
+impl Progress for TerminalProgress {
+    fn report(&self, event: &TxEvent) {
+        match event {
+            TxEvent::Sent { label, hash } => {
+                self.line(format!("sent       {label:<32} {hash}"));
+                if let Some(spinner) = &self.spinner {
+                    spinner.set_message(format!("waiting for `{label}` to be confirmed"));
+                    spinner.enable_steady_tick(Duration::from_millis(120));
+                }
+            }
+            TxEvent::Confirmed {
+                label,
+                block,
+                gas_used,
+                ..
+            } => {
+                self.line(format!(
+                    "confirmed  {label:<32} block {block}, gas {gas_used}"
+                ));
+                if let Some(spinner) = &self.spinner {
+                    spinner.set_message("");
+                }
+            }
+            TxEvent::Skipped { label, reason } => {
+                self.line(format!("skipped    {label:<32} {reason}"));
+            }
+        }
+    }
+}
+
+impl Drop for TerminalProgress {
+    fn drop(&mut self) {
+        self.finish();
+    }
+}

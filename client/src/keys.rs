@@ -1,0 +1,143 @@
+//! The signing key of the account that sends transactions.
+//!
+//! A key is never taken from the command line, where other users of the machine can read it: it
+//! comes from the environment variable [`PRIVATE_KEY_ENV`] (hex), or from an encrypted JSON keystore
+//! (the Web3 Secret Storage format that geth, cast and most wallets write) with its password.
+//! Errors never contain the key or the password.
+
+use std::path::{Path, PathBuf};
+
+use alloy::signers::local::{LocalSignerError, PrivateKeySigner};
+
+/// The environment variable holding a private key, in hex.
+pub const PRIVATE_KEY_ENV: &str = "INSITU_PRIVATE_KEY";
+
+/// Where the key comes from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum KeySource {
+    /// The environment variable [`PRIVATE_KEY_ENV`].
+    Env,
+    /// An encrypted JSON keystore file.
+    Keystore {
+        /// The keystore file.
+        path: PathBuf,
+        /// Its password.
+        password: Password,
+    },
+}
+
+/// The password of a keystore.
+#[derive(Clone, PartialEq, Eq)]
+pub enum Password {
+    /// Read from the first line of a file.
+    File(PathBuf),
+    /// Given (e.g. typed at a prompt).
+    Given(String),
+}
+
+impl std::fmt::Debug for Password {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::File(path) => f.debug_tuple("File").field(path).finish(),
+            Self::Given(_) => f.write_str("Given(..)"),
+        }
+    }
+}
+
+/// Why no key could be loaded.
+#[derive(Debug, thiserror::Error)]
+pub enum KeyError {
+    /// The environment variable is not set.
+    #[error(
+        "no key: set {PRIVATE_KEY_ENV} to the private key (hex), or pass --keystore with an encrypted keystore"
+    )]
+    Missing,
+    /// The environment variable does not hold a private key.
+    #[error("{PRIVATE_KEY_ENV} is not a valid private key (expected 32 bytes in hex)")]
+    InvalidKey,
+    /// The keystore file could not be read.
+    #[error("cannot read the keystore {}: {reason}", path.display())]
+    KeystoreUnreadable {
+        /// The keystore.
+        path: PathBuf,
+        /// Why.
+        reason: String,
+    },
+    /// The password does not open the keystore.
+    #[error("wrong password for the keystore {}", path.display())]
+    WrongPassword {
+        /// The keystore.
+        path: PathBuf,
+    },
+    /// The password file could not be read.
+    #[error("cannot read the password file {}: {source}", path.display())]
+    PasswordFile {
+        /// The password file.
+        path: PathBuf,
+        /// Why.
+        #[source]
+        source: std::io::Error,
+    },
+}
+
+/// Loads the key from `source`.
+///
+/// # Errors
+///
+/// See [`KeyError`].
+pub fn load(source: &KeySource) -> Result<PrivateKeySigner, KeyError> {
+    match source {
+        KeySource::Env => {
+            let key = std::env::var(PRIVATE_KEY_ENV).map_err(|_| KeyError::Missing)?;
+            parse_key(&key)
+        }
+        KeySource::Keystore { path, password } => {
+            let password = match password {
+                Password::Given(password) => password.clone(),
+                Password::File(file) => read_password_file(file)?,
+            };
+            open_keystore(path, &password)
+        }
+    }
+}
+
+/// Parses a hex private key (with or without `0x`).
+///
+/// # Errors
+///
+/// [`KeyError::InvalidKey`], which does not repeat the text.
+pub fn parse_key(text: &str) -> Result<PrivateKeySigner, KeyError> {
+    text.trim().parse().map_err(|_| KeyError::InvalidKey)
+}
+
+/// The password in the first line of `path` (without its line ending).
+///
+/// # Errors
+///
+/// [`KeyError::PasswordFile`].
+pub fn read_password_file(path: &Path) -> Result<String, KeyError> {
+    let text = std::fs::read_to_string(path).map_err(|source| KeyError::PasswordFile {
+        path: path.to_path_buf(),
+        source,
+    })?;
+    Ok(text.lines().next().unwrap_or_default().to_owned())
+}
+
+/// Decrypts the keystore at `path` with `password`.
+///
+/// # Errors
+///
+/// [`KeyError::WrongPassword`] or [`KeyError::KeystoreUnreadable`].
+pub fn open_keystore(path: &Path, password: &str) -> Result<PrivateKeySigner, KeyError> {
+    PrivateKeySigner::decrypt_keystore(path, password).map_err(|error| match error {
+        LocalSignerError::EthKeystoreError(eth_keystore::KeystoreError::MacMismatch) => {
+            KeyError::WrongPassword {
+                path: path.to_path_buf(),
+            }
+        }
+        other => KeyError::KeystoreUnreadable {
+            path: path.to_path_buf(),
+            reason: other.to_string(),
+        },
+    })
+}
