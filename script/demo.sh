@@ -15,5 +15,5 @@ bash script/npm-deps.sh
 echo "== gas benchmark (cargo run --release -p insitu-tests --bin gas-report) =="
 cargo run --quiet --release --locked -p insitu-tests --bin gas-report
 echo
-echo "== end-to-end demo on a local anvil node (cargo run --release -p insitu-script --bin insitu-demo) =="
-cargo run --quiet --release --locked -p insitu-script --bin insitu-demo
+echo "== end-to-end demo on a local anvil node (cargo run --release -p insitu-cli -- demo) =="
+cargo run --quiet --release --locked -p insitu-cli -- demo

@@ -11,7 +11,7 @@
 use alloy::{
     eips::BlockNumberOrTag,
     network::{Ethereum, EthereumWallet},
-    primitives::{B256, U256, keccak256},
+    primitives::{Address, B256, U256, keccak256},
     providers::{Provider, ProviderBuilder},
     rpc::types::TransactionReceipt,
     signers::{Signer, local::PrivateKeySigner},
@@ -24,6 +24,7 @@ use insitu_bindings::{
 };
 
 use crate::{
+    addresses::Deployment,
     deploy::{DEFAULT_ADMIN_TRANSFER_DELAY, DeployError, deploy_suite},
     tx::{Sender, Silent, TxOptions},
 };
@@ -130,6 +131,10 @@ pub struct DemoReport {
     pub quoted_total: U256,
     /// The consumer's allowance to the payment condition left after the purchase.
     pub allowance_left: U256,
+    /// The demo token.
+    pub token: Address,
+    /// The deployment (what an addresses file records).
+    pub deployment: Deployment,
 }
 
 fn step_error(step: &'static str) -> impl FnOnce(alloy::contract::Error) -> DemoError {
@@ -176,6 +181,27 @@ fn event<E: SolEvent>(step: &'static str, receipt: &TransactionReceipt) -> Resul
 ///
 /// See [`DemoError`].
 pub async fn run(endpoint: &str, keys: &[PrivateKeySigner]) -> Result<DemoReport, DemoError> {
+    run_with(endpoint, keys, true).await
+}
+
+/// Like [`run`], but the keeper never serves: the agreement is left paid into escrow, its service
+/// condition waiting, for a refund once it times out ([`OFFER_MAX_TIMEOUT`] after creation).
+///
+/// # Errors
+///
+/// See [`DemoError`].
+pub async fn run_unserved(
+    endpoint: &str,
+    keys: &[PrivateKeySigner],
+) -> Result<DemoReport, DemoError> {
+    run_with(endpoint, keys, false).await
+}
+
+async fn run_with(
+    endpoint: &str,
+    keys: &[PrivateKeySigner],
+    serve: bool,
+) -> Result<DemoReport, DemoError> {
     let [operator, provider_key, keeper_key, consumer_key, fee_key] = keys else {
         return Err(DemoError::NotEnoughAccounts(keys.len()));
     };
@@ -375,30 +401,32 @@ pub async fn run(endpoint: &str, keys: &[PrivateKeySigner]) -> Result<DemoReport
         amounts: agreed.amounts.clone(),
         fee: agreed.fee,
     };
-    confirm(
-        "keeper grants access and releases the escrow",
-        access
-            .fulfilAndRelease(created.agreementId, did, consumer_addr, payment.into())
-            .from(keeper_addr)
-            .send()
-            .await
-            .map_err(step_error("fulfil and release"))?,
-        &mut steps,
-    )
-    .await?;
+    if serve {
+        confirm(
+            "keeper grants access and releases the escrow",
+            access
+                .fulfilAndRelease(created.agreementId, did, consumer_addr, payment.into())
+                .from(keeper_addr)
+                .send()
+                .await
+                .map_err(step_error("fulfil and release"))?,
+            &mut steps,
+        )
+        .await?;
 
-    // 6. The fee receiver collects the accrued network fee.
-    confirm(
-        "fee receiver withdraws the network fee",
-        payment_condition
-            .withdrawFees(token_addr, fee_addr)
-            .from(fee_addr)
-            .send()
-            .await
-            .map_err(step_error("withdraw fees"))?,
-        &mut steps,
-    )
-    .await?;
+        // 6. The fee receiver collects the accrued network fee.
+        confirm(
+            "fee receiver withdraws the network fee",
+            payment_condition
+                .withdrawFees(token_addr, fee_addr)
+                .from(fee_addr)
+                .send()
+                .await
+                .map_err(step_error("withdraw fees"))?,
+            &mut steps,
+        )
+        .await?;
+    }
 
     let consumer_has_access = access
         .hasAccess(
@@ -438,6 +466,8 @@ pub async fn run(endpoint: &str, keys: &[PrivateKeySigner]) -> Result<DemoReport
         consumer_has_access,
         quoted_total: preview.total,
         allowance_left,
+        token: token_addr,
+        deployment: deployed.deployment,
     })
 }
 

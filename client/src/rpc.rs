@@ -129,7 +129,7 @@ impl Endpoint {
             .unwrap_or_default();
         let hidden = !self.url.username().is_empty()
             || self.url.password().is_some()
-            || self.url.path().trim_matches('/') != ""
+            || !self.url.path().trim_matches('/').is_empty()
             || self.url.query().is_some();
         format!(
             "{}://{host}{port}{}",

@@ -4,7 +4,7 @@
 //! ```toml
 //! rpc_url = "http://127.0.0.1:8545"
 //! chain_id = 31337
-//! addresses = "deployments/31337.json"  # default: deployments/<chain_id>.json, as insitu-deploy writes
+//! addresses = "deployments/31337.json"  # default: deployments/<chain_id>.json, as `insitu deploy` writes
 //! confirmations = 2
 //! poll_interval_ms = 1000
 //! listen = "127.0.0.1:8088"
@@ -43,7 +43,7 @@ pub struct Config {
     /// Chain id the endpoint must report.
     pub chain_id: u64,
     /// Deployment addresses file (see `insitu_bindings::addresses`); by default
-    /// `deployments/<chain_id>.json`, where `insitu-deploy` writes it.
+    /// `deployments/<chain_id>.json`, where `insitu deploy` writes it.
     pub addresses: PathBuf,
     /// Blocks an event must be buried under before the keeper acts on it (0 acts on the head).
     pub confirmations: u64,
@@ -69,7 +69,7 @@ impl Default for Config {
     }
 }
 
-/// Where `insitu-deploy` writes the addresses file of chain `chain_id`, relative to its working
+/// Where `insitu deploy` writes the addresses file of chain `chain_id`, relative to its working
 /// folder.
 pub fn default_addresses(chain_id: u64) -> PathBuf {
     PathBuf::from("deployments").join(format!("{chain_id}.json"))
@@ -80,7 +80,7 @@ pub fn default_addresses(chain_id: u64) -> PathBuf {
 pub enum DeploymentError {
     /// The addresses file does not exist.
     #[error(
-        "the addresses file {} does not exist: deploy the contracts first (insitu-deploy writes \
+        "the addresses file {} does not exist: deploy the contracts first (`insitu deploy` writes \
          deployments/<chain id>.json) or set `addresses`",
         path.display()
     )]
@@ -232,7 +232,7 @@ impl Config {
             addresses_set || env(&format!("{ENV_PREFIX}ADDRESSES")).is_some_and(|v| !v.is_empty());
         config.apply_env(env)?;
         if !addresses_set {
-            // Follow the chain id (perhaps set by the environment), like insitu-deploy does.
+            // Follow the chain id (perhaps set by the environment), like `insitu deploy` does.
             config.addresses = base.join(default_addresses(config.chain_id));
         }
         config.validate()?;

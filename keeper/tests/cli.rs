@@ -18,7 +18,7 @@ fn keeper() -> Command {
     command
 }
 
-/// Writes the addresses file of a whole suite on `chain_id` to `path`, as insitu-deploy does.
+/// Writes the addresses file of a whole suite on `chain_id` to `path`, as `insitu deploy` does.
 fn write_deployment(path: &Path, chain_id: u64) {
     let deployer = address!("f39Fd6e51aad88F6F4ce6aB8827279cffFb92266");
     let options = DeployOptions {
@@ -42,7 +42,7 @@ fn check_config_prints_the_effective_configuration() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("keeper.toml");
     std::fs::write(&path, "confirmations = 4\n").unwrap();
-    // By default the keeper reads deployments/<chain id>.json, where insitu-deploy writes it.
+    // By default the keeper reads deployments/<chain id>.json, where `insitu deploy` writes it.
     write_deployment(&dir.path().join("deployments/1337.json"), 1337);
     let output = keeper()
         .args(["--check-config", "--config"])

@@ -124,7 +124,7 @@ pub enum DeployError {
     Tx {
         /// What failed.
         #[source]
-        source: TxError,
+        source: Box<TxError>,
         /// The journal to resume from, if any.
         journal: Option<PathBuf>,
     },
@@ -472,7 +472,7 @@ pub async fn deploy_suite(
     };
 
     let tx_error = |source, journal: &Journal| DeployError::Tx {
-        source,
+        source: Box::new(source),
         journal: journal.path().map(Path::to_path_buf),
     };
     let store = AgreementStore::new(plan.addresses.agreement_store, provider);

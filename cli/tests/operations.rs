@@ -1,0 +1,359 @@
+//! The commands that inspect and operate a deployed suite, against a real anvil node on which
+//! the demo bought access to an asset that its keeper never served: `asset show`, `agreement
+//! show`, `refund`, `withdraw`, `fee show|set`, `template list|propose|approve`.
+
+mod common;
+
+use alloy::{primitives::Address, signers::local::PrivateKeySigner};
+use common::{json, keys, nonce, rpc, run_as, stderr, stdout};
+use insitu_client::{demo, devnet::Devnet};
+
+struct Setup {
+    devnet: Devnet,
+    keys: Vec<PrivateKeySigner>,
+    report: demo::DemoReport,
+    _dir: tempfile::TempDir,
+    addresses: String,
+}
+
+impl Setup {
+    /// The demo up to the payment: operator keys[0], provider keys[1], keeper keys[2], consumer
+    /// keys[3], fee receiver keys[4].
+    fn new() -> Self {
+        let devnet = Devnet::start().expect("anvil");
+        let keys = keys(&devnet);
+        let runtime = tokio::runtime::Runtime::new().unwrap();
+        let report = runtime
+            .block_on(demo::run_unserved(&devnet.endpoint(), &keys[..5]))
+            .expect("demo");
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("31337.json");
+        report.deployment.write(&path).unwrap();
+        Self {
+            devnet,
+            keys,
+            report,
+            addresses: path.to_str().unwrap().to_owned(),
+            _dir: dir,
+        }
+    }
+
+    /// `insitu` as `key`, with the endpoint and the addresses file after `args`.
+    fn run(&self, key: usize, args: &[&str]) -> std::process::Output {
+        let endpoint = self.devnet.endpoint();
+        let mut all = args.to_vec();
+        all.extend(["--rpc-url", &endpoint, "--addresses", &self.addresses]);
+        run_as(&self.keys[key], &all)
+    }
+
+    fn agreement(&self, key: usize, party: Option<Address>) -> serde_json::Value {
+        let id = self.report.agreement_id.to_string();
+        let party = party.map(|party| party.to_string());
+        let mut args = vec!["--json", "agreement", "show", &id];
+        if let Some(party) = &party {
+            args.extend(["--as", party]);
+        }
+        let output = self.run(key, &args);
+        assert!(output.status.success(), "{}", stderr(&output));
+        json(&output)
+    }
+}
+
+fn refused(output: &std::process::Output, message: &str) {
+    assert!(!output.status.success(), "{}", stdout(output));
+    assert!(stderr(output).contains(message), "{}", stderr(output));
+}
+
+#[test]
+fn an_unserved_agreement_is_shown_then_refunded_once_it_times_out() {
+    let setup = Setup::new();
+    let (consumer, keeper, outsider) = (
+        setup.keys[3].address(),
+        setup.keys[2].address(),
+        setup.keys[6].address(),
+    );
+    let id = setup.report.agreement_id.to_string();
+
+    let shown = setup.agreement(6, Some(consumer));
+    assert_eq!(shown["id"], id);
+    assert_eq!(shown["consumer"], consumer.to_string().to_lowercase());
+    assert_eq!(
+        shown["terms"]["provider"],
+        keeper.to_string().to_lowercase()
+    );
+    assert_eq!(shown["template_name"], "AccessTemplate");
+    let conditions = shown["conditions"].as_array().unwrap();
+    assert_eq!(conditions.len(), 2);
+    assert_eq!(conditions[0]["name"], "PaymentCondition");
+    assert_eq!(conditions[0]["state"], "fulfilled");
+    assert_eq!(conditions[1]["name"], "AccessCondition");
+    assert_eq!(conditions[1]["state"], "unfulfilled");
+    assert_eq!(conditions[1]["timed_out"], false);
+    let deadline = conditions[1]["time_out"].as_u64().unwrap();
+    assert_eq!(
+        deadline,
+        shown["created_at"].as_u64().unwrap() + u64::from(demo::OFFER_MAX_TIMEOUT)
+    );
+    assert_eq!(shown["next"]["action"], "wait");
+    assert_eq!(shown["next"]["who"], "the provider to serve");
+    assert_eq!(shown["next"]["deadline"], deadline);
+    // The provider is told to serve; by default, the key's account is the party.
+    assert_eq!(setup.agreement(6, Some(keeper))["next"]["action"], "serve");
+    assert_eq!(
+        setup.agreement(3, None)["party"],
+        consumer.to_string().to_lowercase()
+    );
+
+    // Too early: refused, nothing sent.
+    let output = setup.run(6, &["refund", &id]);
+    refused(
+        &output,
+        &format!("agreement {id} cannot be refunded: waiting for the provider to serve until"),
+    );
+    assert_eq!(nonce(&setup.devnet, outsider), 0);
+
+    rpc(
+        &setup.devnet,
+        "evm_increaseTime",
+        serde_json::json!([demo::OFFER_MAX_TIMEOUT + 1]),
+    );
+    rpc(&setup.devnet, "evm_mine", serde_json::json!([]));
+    let shown = setup.agreement(6, None);
+    assert_eq!(shown["conditions"][1]["timed_out"], true);
+    assert_eq!(shown["next"]["action"], "refund");
+    let text = setup.run(6, &["agreement", "show", &id]);
+    assert!(
+        stdout(&text).contains(&format!("`insitu refund {id}`")),
+        "{}",
+        stdout(&text)
+    );
+
+    // Anyone may refund; the consumer is paid back the whole quoted total.
+    let output = setup.run(6, &["--json", "refund", &id]);
+    assert!(output.status.success(), "{}", stderr(&output));
+    let refunded = json(&output);
+    assert_eq!(refunded["payer"], consumer.to_string().to_lowercase());
+    assert_eq!(
+        refunded["amount"],
+        serde_json::to_value(setup.report.quoted_total).unwrap()
+    );
+    assert!(
+        refunded["abort_transaction"].is_string(),
+        "the service was aborted first"
+    );
+    let shown = setup.agreement(6, None);
+    assert_eq!(shown["conditions"][0]["state"], "refunded");
+    assert_eq!(shown["conditions"][1]["state"], "aborted");
+    assert_eq!(shown["next"]["action"], "finished");
+
+    let sent = nonce(&setup.devnet, outsider);
+    let again = setup.run(6, &["refund", &id]);
+    refused(
+        &again,
+        "cannot be refunded: not served: the payment was refunded to the consumer",
+    );
+    assert_eq!(nonce(&setup.devnet, outsider), sent);
+
+    let unknown = format!("0x{}", "ab".repeat(32));
+    refused(
+        &setup.run(6, &["agreement", "show", &unknown]),
+        "was created on this suite",
+    );
+}
+
+#[test]
+fn assets_fees_templates_and_withdrawals() {
+    let setup = Setup::new();
+    let did = setup.report.did.to_string();
+    let operator = 0;
+    let fee_receiver = setup.keys[4].address();
+    let outsider = 6;
+
+    // asset show
+    let asset = json(&setup.run(outsider, &["--json", "asset", "show", &did]));
+    assert_eq!(
+        asset["owner"],
+        setup.keys[1].address().to_string().to_lowercase()
+    );
+    assert_eq!(
+        asset["providers"],
+        serde_json::json!([setup.keys[2].address().to_string().to_lowercase()])
+    );
+    let missing = format!("0x{}", "01".repeat(32));
+    refused(
+        &setup.run(outsider, &["asset", "show", &missing]),
+        "is registered",
+    );
+    refused(
+        &setup.run(outsider, &["asset", "show", "0x1234"]),
+        "invalid value '0x1234'",
+    );
+
+    // fee show
+    let token = setup.report.token.to_string();
+    let fee = json(&setup.run(outsider, &["--json", "fee", "show", "--token", &token]));
+    assert_eq!(fee["bps"], 100);
+    assert_eq!(fee["max_bps"], 1_000);
+    assert_eq!(fee["receiver"], fee_receiver.to_string().to_lowercase());
+
+    // fee set: an outsider may not; bad values are refused before sending.
+    let receiver = setup.keys[5].address().to_string();
+    refused(
+        &setup.run(
+            outsider,
+            &["fee", "set", "--bps", "200", "--receiver", &receiver],
+        ),
+        "may not govern this suite",
+    );
+    refused(
+        &setup.run(
+            operator,
+            &["fee", "set", "--bps", "1001", "--receiver", &receiver],
+        ),
+        "a network fee of 1001 bps is above the maximum of 1000 bps",
+    );
+    let zero = Address::ZERO.to_string();
+    refused(
+        &setup.run(operator, &["fee", "set", "--bps", "5", "--receiver", &zero]),
+        "a non-zero network fee needs a non-zero receiver",
+    );
+    assert_eq!(nonce(&setup.devnet, setup.keys[outsider].address()), 0);
+    // The operator proposes to the timelock (no delay in the demo): scheduled, then executed,
+    // then in effect.
+    let set = [
+        "--json",
+        "fee",
+        "set",
+        "--bps",
+        "200",
+        "--receiver",
+        &receiver,
+    ];
+    let scheduled = json(&setup.run(operator, &set));
+    assert_eq!(scheduled["status"], "scheduled", "{scheduled}");
+    let executed = json(&setup.run(operator, &set));
+    assert_eq!(executed["status"], "done", "{executed}");
+    let again = json(&setup.run(operator, &set));
+    assert_eq!(again["status"], "already_in_effect", "{again}");
+    let fee = json(&setup.run(outsider, &["--json", "fee", "show"]));
+    assert_eq!(fee["bps"], 200);
+
+    // template list | propose | approve
+    let templates = json(&setup.run(outsider, &["--json", "template", "list"]));
+    let templates = templates["templates"].as_array().unwrap();
+    assert_eq!(templates.len(), 2);
+    assert!(
+        templates
+            .iter()
+            .all(|template| template["status"] == "approved")
+    );
+    let access = setup
+        .report
+        .deployment
+        .address("AccessTemplate")
+        .unwrap()
+        .to_string();
+    let propose = setup.run(outsider, &["template", "propose", &access]);
+    assert!(propose.status.success());
+    assert!(
+        stdout(&propose).contains("is already approved"),
+        "{}",
+        stdout(&propose)
+    );
+    let payment = setup
+        .report
+        .deployment
+        .address("PaymentCondition")
+        .unwrap()
+        .to_string();
+    refused(
+        &setup.run(operator, &["template", "approve", &payment]),
+        "is not proposed: only a proposed template can be approved",
+    );
+    let account = setup.keys[9].address().to_string();
+    refused(
+        &setup.run(outsider, &["template", "propose", &account]),
+        "is not a contract",
+    );
+    // A contract proposed by anyone, then approved through the timelock by the operator.
+    let proposed = json(&setup.run(outsider, &["--json", "template", "propose", &payment]));
+    assert_eq!(proposed["status"], "done");
+    refused(
+        &setup.run(outsider, &["template", "approve", &payment]),
+        "may not govern this suite",
+    );
+    assert_eq!(
+        json(&setup.run(operator, &["--json", "template", "approve", &payment]))["status"],
+        "scheduled"
+    );
+    assert_eq!(
+        json(&setup.run(operator, &["--json", "template", "approve", &payment]))["status"],
+        "done"
+    );
+    let templates = json(&setup.run(outsider, &["--json", "template", "list"]));
+    assert_eq!(templates["templates"].as_array().unwrap().len(), 3);
+
+    // withdraw: nothing owed, not the fee receiver.
+    refused(
+        &setup.run(outsider, &["withdraw", "--token", &token]),
+        "has nothing to withdraw in token",
+    );
+    refused(
+        &setup.run(outsider, &["withdraw", "--fees", "--token", &token]),
+        "is not the network fee receiver",
+    );
+    refused(
+        &setup.run(5, &["withdraw", "--fees", "--token", &token, "--to", &zero]),
+        "the recipient must not be the zero address",
+    );
+    refused(
+        &setup.run(5, &["withdraw", "--fees", "--token", &token]),
+        "has nothing to withdraw",
+    );
+}
+
+#[test]
+fn the_demo_command_runs_end_to_end() {
+    let output = common::insitu().args(["--json", "demo"]).output().unwrap();
+    assert!(output.status.success(), "{}", stderr(&output));
+    let report = json(&output);
+    assert_eq!(report["consumer_has_access"], true);
+    assert_eq!(report["steps"].as_array().unwrap().len(), 6);
+}
+
+#[test]
+fn a_deployment_file_of_another_chain_or_a_reset_chain_is_refused() {
+    let setup = Setup::new();
+    // A fresh node: no code at the recorded addresses.
+    let fresh = Devnet::start().expect("anvil");
+    let endpoint = fresh.endpoint();
+    let output = run_as(
+        &setup.keys[0],
+        &[
+            "fee",
+            "show",
+            "--rpc-url",
+            &endpoint,
+            "--addresses",
+            &setup.addresses,
+        ],
+    );
+    refused(&output, "does not describe this chain");
+    let other = Devnet::start_with(|anvil| anvil.chain_id(5)).expect("anvil");
+    let endpoint = other.endpoint();
+    let output = run_as(
+        &setup.keys[0],
+        &[
+            "fee",
+            "show",
+            "--rpc-url",
+            &endpoint,
+            "--addresses",
+            &setup.addresses,
+        ],
+    );
+    refused(
+        &output,
+        "is for chain 31337, but the RPC endpoint serves chain 5",
+    );
+}
