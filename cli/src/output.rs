@@ -162,8 +162,11 @@ impl Output {
                 "network fee  {} bps (at most {})\nreceiver     {}\n",
                 info.bps, info.max_bps, info.receiver
             );
-            for (token, amount) in &info.accrued {
-                text += &format!("accrued      {amount} of token {token}\n");
+            for accrued in &info.accrued {
+                text += &format!(
+                    "accrued      {} of token {}\n",
+                    accrued.amount, accrued.token
+                );
             }
             text
         })

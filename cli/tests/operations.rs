@@ -20,11 +20,15 @@ impl Setup {
     /// The demo up to the payment: operator keys[0], provider keys[1], keeper keys[2], consumer
     /// keys[3], fee receiver keys[4].
     fn new() -> Self {
+        Self::until(demo::Stage::Paid)
+    }
+
+    fn until(stage: demo::Stage) -> Self {
         let devnet = Devnet::start().expect("anvil");
         let keys = keys(&devnet);
         let runtime = tokio::runtime::Runtime::new().unwrap();
         let report = runtime
-            .block_on(demo::run_unserved(&devnet.endpoint(), &keys[..5]))
+            .block_on(demo::run_until(&devnet.endpoint(), &keys[..5], stage))
             .expect("demo");
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("31337.json");
@@ -310,6 +314,61 @@ fn assets_fees_templates_and_withdrawals() {
         &setup.run(5, &["withdraw", "--fees", "--token", &token]),
         "has nothing to withdraw",
     );
+}
+
+#[test]
+fn the_fee_receiver_withdraws_the_fees_of_a_served_agreement() {
+    let setup = Setup::until(demo::Stage::Served);
+    let token = setup.report.token.to_string();
+    let fee_receiver = 4;
+    let fee = json(&setup.run(0, &["--json", "fee", "show", "--token", &token]));
+    let accrued = fee["accrued"][0]["amount"].clone();
+    assert_eq!(
+        accrued,
+        serde_json::to_value(
+            setup.report.quoted_total - alloy::primitives::U256::from(demo::PRICE)
+        )
+        .unwrap()
+    );
+    let to = setup.keys[7].address();
+    let output = setup.run(
+        fee_receiver,
+        &[
+            "--json",
+            "withdraw",
+            "--fees",
+            "--token",
+            &token,
+            "--to",
+            &to.to_string(),
+        ],
+    );
+    assert!(output.status.success(), "{}", stderr(&output));
+    let withdrawn = json(&output);
+    assert_eq!(withdrawn["kind"], "fees");
+    assert_eq!(withdrawn["amount"], accrued);
+    assert_eq!(withdrawn["to"], to.to_string().to_lowercase());
+    let fee = json(&setup.run(0, &["--json", "fee", "show", "--token", &token]));
+    assert_eq!(
+        fee["accrued"][0]["amount"],
+        serde_json::to_value(alloy::primitives::U256::ZERO).unwrap()
+    );
+    // Nothing is left: refused, nothing sent.
+    let sent = nonce(&setup.devnet, setup.keys[fee_receiver].address());
+    refused(
+        &setup.run(fee_receiver, &["withdraw", "--fees", "--token", &token]),
+        "has nothing to withdraw",
+    );
+    assert_eq!(
+        nonce(&setup.devnet, setup.keys[fee_receiver].address()),
+        sent
+    );
+    // The agreement is over: paid to the provider.
+    let id = setup.report.agreement_id.to_string();
+    let shown = setup.agreement(6, None);
+    assert_eq!(shown["conditions"][0]["state"], "released");
+    assert_eq!(shown["next"]["action"], "finished");
+    refused(&setup.run(6, &["refund", &id]), "served and paid");
 }
 
 #[test]

@@ -181,26 +181,30 @@ fn event<E: SolEvent>(step: &'static str, receipt: &TransactionReceipt) -> Resul
 ///
 /// See [`DemoError`].
 pub async fn run(endpoint: &str, keys: &[PrivateKeySigner]) -> Result<DemoReport, DemoError> {
-    run_with(endpoint, keys, true).await
+    run_until(endpoint, keys, Stage::FeesCollected).await
 }
 
-/// Like [`run`], but the keeper never serves: the agreement is left paid into escrow, its service
-/// condition waiting, for a refund once it times out ([`OFFER_MAX_TIMEOUT`] after creation).
+/// Where [`run_until`] stops.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Stage {
+    /// The consumer paid into escrow; the keeper never serves (the agreement can be refunded once
+    /// its service times out, [`OFFER_MAX_TIMEOUT`] after creation).
+    Paid,
+    /// The keeper served and released the payment; the network fee is accrued, not withdrawn.
+    Served,
+    /// The fee receiver withdrew the fee: the whole demo.
+    FeesCollected,
+}
+
+/// The demo up to `stage` (see [`run`] for the parties).
 ///
 /// # Errors
 ///
 /// See [`DemoError`].
-pub async fn run_unserved(
+pub async fn run_until(
     endpoint: &str,
     keys: &[PrivateKeySigner],
-) -> Result<DemoReport, DemoError> {
-    run_with(endpoint, keys, false).await
-}
-
-async fn run_with(
-    endpoint: &str,
-    keys: &[PrivateKeySigner],
-    serve: bool,
+    stage: Stage,
 ) -> Result<DemoReport, DemoError> {
     let [operator, provider_key, keeper_key, consumer_key, fee_key] = keys else {
         return Err(DemoError::NotEnoughAccounts(keys.len()));
@@ -401,7 +405,7 @@ async fn run_with(
         amounts: agreed.amounts.clone(),
         fee: agreed.fee,
     };
-    if serve {
+    if stage >= Stage::Served {
         confirm(
             "keeper grants access and releases the escrow",
             access
@@ -413,7 +417,8 @@ async fn run_with(
             &mut steps,
         )
         .await?;
-
+    }
+    if stage >= Stage::FeesCollected {
         // 6. The fee receiver collects the accrued network fee.
         confirm(
             "fee receiver withdraws the network fee",

@@ -241,8 +241,17 @@ pub struct FeeInfo {
     pub bps: u16,
     /// The highest fee governance may set.
     pub max_bps: u16,
-    /// `(token, accrued)` for the tokens asked about (zero address: ETH).
-    pub accrued: Vec<(Address, U256)>,
+    /// What has accrued of each token asked about.
+    pub accrued: Vec<Accrued>,
+}
+
+/// Network fees of one token accrued and not yet withdrawn.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Accrued {
+    /// The token (zero address: ETH).
+    pub token: Address,
+    /// The amount.
+    pub amount: U256,
 }
 
 /// Reads the network fee and the fees accrued in `tokens`.
@@ -256,7 +265,10 @@ pub async fn fee(suite: &Suite, tokens: &[Address]) -> Result<FeeInfo, Governanc
     let max_bps = payment.MAX_FEE_BPS().call().await?;
     let mut accrued = Vec::with_capacity(tokens.len());
     for token in tokens {
-        accrued.push((*token, payment.accruedFees(*token).call().await?));
+        accrued.push(Accrued {
+            token: *token,
+            amount: payment.accruedFees(*token).call().await?,
+        });
     }
     Ok(FeeInfo {
         receiver: fee.receiver,
