@@ -17,6 +17,8 @@ pub const PRIVATE_KEY_ENV: &str = "INSITU_PRIVATE_KEY";
 pub enum KeySource {
     /// The environment variable [`PRIVATE_KEY_ENV`].
     Env,
+    /// Another environment variable (e.g. a service's own).
+    Var(String),
     /// An encrypted JSON keystore file.
     Keystore {
         /// The keystore file.
@@ -49,12 +51,18 @@ impl std::fmt::Debug for Password {
 pub enum KeyError {
     /// The environment variable is not set.
     #[error(
-        "no key: set {PRIVATE_KEY_ENV} to the private key (hex), or pass --keystore with an encrypted keystore"
+        "no key: set {var} to the private key (hex), or use an encrypted keystore (--keystore)"
     )]
-    Missing,
+    Missing {
+        /// The variable.
+        var: String,
+    },
     /// The environment variable does not hold a private key.
-    #[error("{PRIVATE_KEY_ENV} is not a valid private key (expected 32 bytes in hex)")]
-    InvalidKey,
+    #[error("{var} is not a valid private key (expected 32 bytes in hex)")]
+    InvalidKey {
+        /// The variable.
+        var: String,
+    },
     /// The keystore file could not be read.
     #[error("cannot read the keystore {}: {reason}", path.display())]
     KeystoreUnreadable {
@@ -87,10 +95,8 @@ pub enum KeyError {
 /// See [`KeyError`].
 pub fn load(source: &KeySource) -> Result<PrivateKeySigner, KeyError> {
     match source {
-        KeySource::Env => {
-            let key = std::env::var(PRIVATE_KEY_ENV).map_err(|_| KeyError::Missing)?;
-            parse_key(&key)
-        }
+        KeySource::Env => from_var(PRIVATE_KEY_ENV),
+        KeySource::Var(var) => from_var(var),
         KeySource::Keystore { path, password } => {
             let password = match password {
                 Password::Given(password) => password.clone(),
@@ -101,13 +107,13 @@ pub fn load(source: &KeySource) -> Result<PrivateKeySigner, KeyError> {
     }
 }
 
-/// Parses a hex private key (with or without `0x`).
-///
-/// # Errors
-///
-/// [`KeyError::InvalidKey`], which does not repeat the text.
-pub fn parse_key(text: &str) -> Result<PrivateKeySigner, KeyError> {
-    text.trim().parse().map_err(|_| KeyError::InvalidKey)
+fn from_var(var: &str) -> Result<PrivateKeySigner, KeyError> {
+    let key = std::env::var(var).map_err(|_| KeyError::Missing {
+        var: var.to_owned(),
+    })?;
+    key.trim().parse().map_err(|_| KeyError::InvalidKey {
+        var: var.to_owned(),
+    })
 }
 
 /// The password in the first line of `path` (without its line ending).

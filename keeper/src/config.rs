@@ -9,6 +9,8 @@
 //! poll_interval_ms = 1000
 //! listen = "127.0.0.1:8088"
 //! database = "keeper.db"
+//! # keystore = "keeper-key.json"       # an encrypted JSON keystore; else INSITU_KEEPER_PRIVATE_KEY
+//! # password_file = "keeper-key.pass"  # required with a keystore (the keeper runs unattended)
 //! ```
 //!
 //! Every key is optional ([`Config::default`] gives the values above, with one confirmation).
@@ -53,7 +55,17 @@ pub struct Config {
     pub listen: String,
     /// Path of the keeper's database file.
     pub database: PathBuf,
+    /// Encrypted JSON keystore of the keeper's account; without it the key is read from
+    /// [`KEY_ENV`].
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub keystore: Option<PathBuf>,
+    /// File whose first line is the keystore's password.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub password_file: Option<PathBuf>,
 }
+
+/// The environment variable holding the keeper's private key (hex) when no keystore is set.
+pub const KEY_ENV: &str = "INSITU_KEEPER_PRIVATE_KEY";
 
 impl Default for Config {
     fn default() -> Self {
@@ -65,6 +77,8 @@ impl Default for Config {
             poll_interval_ms: 1_000,
             listen: "127.0.0.1:8088".to_owned(),
             database: PathBuf::from("keeper.db"),
+            keystore: None,
+            password_file: None,
         }
     }
 }
@@ -192,6 +206,9 @@ pub enum ValidationError {
     /// `database` is empty.
     #[error("database must name the keeper's database file")]
     DatabaseEmpty,
+    /// `keystore` without `password_file`, or the reverse.
+    #[error("keystore and password_file go together (the keeper cannot prompt for a password)")]
+    KeystorePassword,
 }
 
 impl Config {
@@ -307,6 +324,12 @@ impl Config {
         if let Some((_, value)) = get("DATABASE") {
             self.database = PathBuf::from(value);
         }
+        if let Some((_, value)) = get("KEYSTORE") {
+            self.keystore = Some(PathBuf::from(value));
+        }
+        if let Some((_, value)) = get("PASSWORD_FILE") {
+            self.password_file = Some(PathBuf::from(value));
+        }
         Ok(())
     }
 
@@ -342,6 +365,9 @@ impl Config {
         if self.database.as_os_str().is_empty() {
             return Err(ValidationError::DatabaseEmpty);
         }
+        if self.keystore.is_some() != self.password_file.is_some() {
+            return Err(ValidationError::KeystorePassword);
+        }
         Ok(())
     }
 
@@ -360,9 +386,25 @@ impl Config {
         std::time::Duration::from_millis(self.poll_interval_ms)
     }
 
-    /// Makes relative `addresses` and `database` paths relative to `base` instead.
+    /// Where the keeper's key comes from.
+    pub fn key_source(&self) -> insitu_client::keys::KeySource {
+        match (&self.keystore, &self.password_file) {
+            (Some(path), Some(password)) => insitu_client::keys::KeySource::Keystore {
+                path: path.clone(),
+                password: insitu_client::keys::Password::File(password.clone()),
+            },
+            _ => insitu_client::keys::KeySource::Var(KEY_ENV.to_owned()),
+        }
+    }
+
+    /// Makes relative `addresses`, `database`, `keystore` and `password_file` paths relative to
+    /// `base` instead.
     fn resolve_paths(&mut self, base: &Path) {
-        for path in [&mut self.addresses, &mut self.database] {
+        let optional = [self.keystore.as_mut(), self.password_file.as_mut()];
+        for path in [&mut self.addresses, &mut self.database]
+            .into_iter()
+            .chain(optional.into_iter().flatten())
+        {
             if path.is_relative() && !path.as_os_str().is_empty() {
                 *path = base.join(&*path);
             }

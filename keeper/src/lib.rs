@@ -1,7 +1,11 @@
 //! The insitu keeper: the provider's agent that watches agreements on chain, fulfils the
 //! conditions it is responsible for and releases payments.
 //!
-//! This version holds the configuration ([`config`]); the binary `insitu-keeper` loads and
-//! validates it (`--check-config`).
+//! Data flows one way: the [`watcher`] reads the chain and records what it sees in the [`store`];
+//! the executor (to come) acts on the store. This version has the configuration ([`config`]), the
+//! store and the watcher: `insitu-keeper` follows the chain and records the provider's agreements
+//! and their states, across restarts and reorgs; it does not serve or settle yet.
 
 pub mod config;
+pub mod store;
+pub mod watcher;

@@ -128,9 +128,99 @@ fn an_invalid_configuration_fails_with_a_readable_error() {
 }
 
 #[test]
-fn without_check_config_it_says_what_it_can_do() {
-    let output = keeper().output().unwrap();
+fn a_keystore_needs_its_password_file() {
+    let output = keeper()
+        .arg("--check-config")
+        .env("INSITU_KEEPER_KEYSTORE", "key.json")
+        .output()
+        .unwrap();
     assert!(!output.status.success());
     let stderr = String::from_utf8(output.stderr).unwrap();
-    assert!(stderr.contains("--check-config"), "{stderr}");
+    assert!(
+        stderr.contains("keystore and password_file go together"),
+        "{stderr}"
+    );
+}
+
+#[test]
+fn the_keeper_follows_the_chain_records_its_agreements_and_stops_on_sigterm() {
+    use insitu_client::{demo, devnet::Devnet};
+    use insitu_keeper::store::{AgreementState, Store};
+
+    let devnet = Devnet::start().expect("anvil");
+    let keys: Vec<alloy::signers::local::PrivateKeySigner> = devnet
+        .instance()
+        .keys()
+        .iter()
+        .map(|key| key.clone().into())
+        .collect();
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    let report = runtime
+        .block_on(demo::run_until(
+            &devnet.endpoint(),
+            &keys[..5],
+            demo::Stage::Paid,
+        ))
+        .expect("demo");
+    let dir = tempfile::tempdir().unwrap();
+    report
+        .deployment
+        .write(dir.path().join("deployments/31337.json"))
+        .unwrap();
+    let config = dir.path().join("keeper.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "rpc_url = \"{}\"\nconfirmations = 0\npoll_interval_ms = 100\n",
+            devnet.endpoint()
+        ),
+    )
+    .unwrap();
+
+    // Without a key it says which variable to set.
+    let output = keeper().args(["--config"]).arg(&config).output().unwrap();
+    assert!(!output.status.success());
+    let stderr = String::from_utf8(output.stderr).unwrap();
+    assert!(
+        stderr.contains("no key: set INSITU_KEEPER_PRIVATE_KEY"),
+        "{stderr}"
+    );
+
+    let child = keeper()
+        .args(["--config"])
+        .arg(&config)
+        .env(
+            "INSITU_KEEPER_PRIVATE_KEY",
+            alloy::primitives::hex::encode(keys[2].to_bytes()),
+        )
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let database = dir.path().join("keeper.db");
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    loop {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the keeper never recorded the agreement"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(200));
+        if let Ok(store) = Store::open(&database)
+            && let Ok(Some(agreement)) = store.agreement(report.agreement_id)
+        {
+            assert_eq!(agreement.state, AgreementState::Paid);
+            break;
+        }
+    }
+    let status = Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let output = child.wait_with_output().unwrap();
+    let stderr = String::from_utf8(output.stderr).unwrap();
+    assert!(output.status.success(), "{stderr}");
+    assert!(stderr.contains("keeper started"), "{stderr}");
+    assert!(stderr.contains(&keys[2].address().to_string()), "{stderr}");
+    assert!(stderr.contains("stopped"), "{stderr}");
+    assert!(!stderr.contains(&alloy::primitives::hex::encode(keys[2].to_bytes())));
 }
