@@ -7,5 +7,6 @@
 //! and their states, across restarts and reorgs; it does not serve or settle yet.
 
 pub mod config;
+pub mod executor;
 pub mod store;
 pub mod watcher;

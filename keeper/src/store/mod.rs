@@ -7,8 +7,11 @@
 //! is applied in one transaction together with the new cursor, so a crash leaves the store at the
 //! end of the previous range, never half way.
 
+mod actions;
+
 use std::path::Path;
 
+pub use actions::{Action, ActionState, Attempt, SettlementCall};
 use alloy::primitives::{Address, B256, U256};
 use rusqlite::{Connection, OptionalExtension, Transaction, params};
 use rusqlite_migration::{M, Migrations};
@@ -18,8 +21,9 @@ use serde::{Deserialize, Serialize};
 pub const CHECKPOINTS_KEPT: u64 = 256;
 
 /// The schema, one migration per version; never edit a released one, append.
-const MIGRATIONS: &[M<'static>] = &[M::up(
-    "CREATE TABLE checkpoints (
+const MIGRATIONS: &[M<'static>] = &[
+    M::up(
+        "CREATE TABLE checkpoints (
         number INTEGER PRIMARY KEY,
         hash BLOB NOT NULL
     );
@@ -47,7 +51,32 @@ const MIGRATIONS: &[M<'static>] = &[M::up(
         state_block INTEGER NOT NULL
     );
     CREATE INDEX agreements_by_state ON agreements (state);",
-)];
+    ),
+    M::up(
+        "CREATE TABLE actions (
+        agreement_id BLOB PRIMARY KEY,
+        state TEXT NOT NULL,
+        call TEXT,
+        nonce INTEGER,
+        tx_hash BLOB,
+        block INTEGER,
+        outcome TEXT,
+        created_at INTEGER NOT NULL,
+        updated_at INTEGER NOT NULL
+    );
+    CREATE INDEX actions_by_state ON actions (state);
+    CREATE TABLE attempts (
+        tx_hash BLOB PRIMARY KEY,
+        agreement_id BLOB NOT NULL,
+        nonce INTEGER NOT NULL,
+        max_fee_per_gas TEXT NOT NULL,
+        max_priority_fee_per_gas TEXT NOT NULL,
+        raw BLOB NOT NULL,
+        sent_at INTEGER NOT NULL
+    );
+    CREATE INDEX attempts_by_agreement ON attempts (agreement_id);",
+    ),
+];
 
 /// Why the store failed.
 #[derive(Debug, thiserror::Error)]
