@@ -40,3 +40,4 @@ pub mod deployment;
 pub mod errors;
 pub mod offers;
 pub mod permits;
+pub mod requests;

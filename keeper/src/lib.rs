@@ -8,5 +8,6 @@
 
 pub mod config;
 pub mod executor;
+pub mod requests;
 pub mod store;
 pub mod watcher;

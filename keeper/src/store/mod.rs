@@ -76,6 +76,15 @@ const MIGRATIONS: &[M<'static>] = &[
     );
     CREATE INDEX attempts_by_agreement ON attempts (agreement_id);",
     ),
+    M::up(
+        "CREATE TABLE request_nonces (
+        consumer BLOB NOT NULL,
+        nonce TEXT NOT NULL,
+        deadline INTEGER NOT NULL,
+        PRIMARY KEY (consumer, nonce)
+    );
+    CREATE INDEX request_nonces_by_deadline ON request_nonces (deadline);",
+    ),
 ];
 
 /// Why the store failed.
@@ -497,6 +506,29 @@ impl Store {
     /// [`StoreError`].
     pub fn start_at(&mut self, cursor: Checkpoint) -> Result<(), StoreError> {
         self.apply(&[], cursor)
+    }
+
+    /// Marks `nonce` of `consumer` used until `deadline`; false when it already was. Nonces whose
+    /// deadline passed before `now` are forgotten (their requests are refused as expired anyway).
+    ///
+    /// # Errors
+    ///
+    /// [`StoreError`].
+    pub fn use_request_nonce(
+        &mut self,
+        consumer: Address,
+        nonce: U256,
+        deadline: u64,
+        now: u64,
+    ) -> Result<bool, StoreError> {
+        let tx = self.connection.transaction()?;
+        tx.execute("DELETE FROM request_nonces WHERE deadline < ?1", [now])?;
+        let inserted = tx.execute(
+            "INSERT OR IGNORE INTO request_nonces (consumer, nonce, deadline) VALUES (?1, ?2, ?3)",
+            params![consumer.as_slice(), nonce.to_string(), deadline],
+        )?;
+        tx.commit()?;
+        Ok(inserted == 1)
     }
 
     /// Agreement `id`, if this provider has it.
