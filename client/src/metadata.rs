@@ -1,0 +1,328 @@
+//! Asset metadata documents: the versioned JSON schema they follow, their validation with one
+//! error per offending field (before any gas is spent), their on-chain checksum, and the sealing
+//! of file locations to the keeper's key.
+//!
+//! A document is a schema.org `Dataset` ([`SCHEMA`], `schemas/metadata-v1.json`) listing the files
+//! the provider's keeper serves and the services it sells (access, compute) with their prices and
+//! time outs. The document's bytes are served by the keeper and their keccak256 is registered on
+//! chain, so a consumer can check what it pays for. File locations are encrypted (ECIES over
+//! secp256k1, AES-256-GCM) to the keeper's public key on the publisher's machine: only the keeper
+//! can read where the data is.
+
+use std::collections::HashSet;
+
+use alloy::{
+    primitives::{Address, B256, U256, hex, keccak256},
+    signers::local::PrivateKeySigner,
+};
+use serde::{Deserialize, Serialize};
+
+/// The JSON schema of version 1 documents.
+pub const SCHEMA: &str = include_str!("../../schemas/metadata-v1.json");
+/// The `schemaVersion` of version 1 documents.
+pub const SCHEMA_VERSION: &str = "insitu-metadata/1";
+
+/// A field that does not meet the schema.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct FieldError {
+    /// JSON pointer to the field (`/services/0/price/1/amount`); empty for the document itself.
+    pub path: String,
+    /// What is wrong.
+    pub message: String,
+}
+
+impl std::fmt::Display for FieldError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let path = if self.path.is_empty() {
+            "/"
+        } else {
+            &self.path
+        };
+        write!(f, "{path}: {}", self.message)
+    }
+}
+
+/// Why a document is refused.
+#[derive(Debug, thiserror::Error)]
+pub enum MetadataError {
+    /// Not JSON at all.
+    #[error("not a JSON document: {0}")]
+    NotJson(String),
+    /// Fields that do not meet the schema, all of them.
+    #[error("the metadata document is invalid:\n{}", list(.0))]
+    Invalid(Vec<FieldError>),
+}
+
+fn list(errors: &[FieldError]) -> String {
+    errors
+        .iter()
+        .map(|error| format!("  {error}"))
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
+/// A service the asset is sold with.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ServiceKind {
+    /// Download the files.
+    Access,
+    /// Run an algorithm where the data is.
+    Compute,
+}
+
+/// A metadata document (version 1).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct MetadataDocument {
+    /// `https://schema.org`.
+    #[serde(rename = "@context")]
+    pub context: String,
+    /// `Dataset`.
+    #[serde(rename = "@type")]
+    pub kind: String,
+    /// [`SCHEMA_VERSION`].
+    pub schema_version: String,
+    /// Title.
+    pub name: String,
+    /// What the data is.
+    pub description: String,
+    /// Who made it.
+    pub author: String,
+    /// Its licence (an SPDX identifier or a URL).
+    pub license: String,
+    /// Tags.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub keywords: Vec<String>,
+    /// `YYYY-MM-DD`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub date_created: Option<String>,
+    /// The files.
+    pub files: Vec<FileEntry>,
+    /// The services sold.
+    pub services: Vec<ServiceEntry>,
+}
+
+/// A file of the asset.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct FileEntry {
+    /// File name, as the consumer receives it.
+    pub name: String,
+    /// MIME type.
+    pub content_type: String,
+    /// Size in bytes.
+    pub content_size: u64,
+    /// SHA-256 of the content, lower-case hex.
+    pub sha256: String,
+    /// The location sealed to the keeper ([`seal_location`]), `0x` hex.
+    pub location: String,
+}
+
+/// A service and its terms.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ServiceEntry {
+    /// Access or compute.
+    #[serde(rename = "type")]
+    pub kind: ServiceKind,
+    /// The payment token (zero address: ETH).
+    pub token: Address,
+    /// Who is paid how much (in the token's smallest unit, decimal).
+    pub price: Vec<PriceEntry>,
+    /// Bounds of the service time out a buyer may choose, in seconds.
+    pub timeout: Timeout,
+    /// Seconds after the purchase during which downloads may be repeated (access).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub access_window: Option<u64>,
+}
+
+/// One receiver's share of a price.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PriceEntry {
+    /// Who is paid.
+    pub receiver: Address,
+    /// How much, decimal.
+    pub amount: String,
+}
+
+/// Bounds of a service time out.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Timeout {
+    /// Shortest, seconds.
+    pub min: u32,
+    /// Longest, seconds.
+    pub max: u32,
+}
+
+impl ServiceEntry {
+    /// Receivers and amounts, as an offer lists them.
+    pub fn receivers_and_amounts(&self) -> (Vec<Address>, Vec<U256>) {
+        self.price
+            .iter()
+            .map(|entry| {
+                (
+                    entry.receiver,
+                    entry.amount.parse::<U256>().unwrap_or_default(),
+                )
+            })
+            .unzip()
+    }
+
+    /// The price: the sum of the amounts (the network fee comes on top).
+    pub fn total(&self) -> U256 {
+        self.receivers_and_amounts()
+            .1
+            .into_iter()
+            .fold(U256::ZERO, |sum, amount| sum.saturating_add(amount))
+    }
+}
+
+impl MetadataDocument {
+    /// The service of `kind`, if the asset is sold with it.
+    pub fn service(&self, kind: ServiceKind) -> Option<&ServiceEntry> {
+        self.services.iter().find(|service| service.kind == kind)
+    }
+}
+
+/// Parses and validates a document: the schema first (every violation, with its field), then what
+/// a schema cannot say (time out bounds in order, amounts non-zero and within 256 bits, no zero
+/// receiver, file names and service types unique).
+///
+/// # Errors
+///
+/// [`MetadataError::NotJson`] or [`MetadataError::Invalid`] with every offending field.
+pub fn parse(bytes: &[u8]) -> Result<MetadataDocument, MetadataError> {
+    let value: serde_json::Value =
+        serde_json::from_slice(bytes).map_err(|error| MetadataError::NotJson(error.to_string()))?;
+    let schema: serde_json::Value =
+        serde_json::from_str(SCHEMA).expect("the embedded schema is JSON");
+    let validator = jsonschema::validator_for(&schema).expect("the embedded schema is valid");
+    let mut errors: Vec<FieldError> = validator
+        .iter_errors(&value)
+        .map(|error| FieldError {
+            path: error.instance_path().to_string(),
+            message: error.to_string(),
+        })
+        .collect();
+    if !errors.is_empty() {
+        errors.sort_by(|a, b| a.path.cmp(&b.path));
+        return Err(MetadataError::Invalid(errors));
+    }
+    let document: MetadataDocument = serde_json::from_value(value).map_err(|error| {
+        MetadataError::Invalid(vec![FieldError {
+            path: String::new(),
+            message: error.to_string(),
+        }])
+    })?;
+    let mut names = HashSet::new();
+    for (index, file) in document.files.iter().enumerate() {
+        if !names.insert(&file.name) {
+            errors.push(FieldError {
+                path: format!("/files/{index}/name"),
+                message: format!("the file name {:?} is used twice", file.name),
+            });
+        }
+    }
+    let mut kinds = HashSet::new();
+    for (index, service) in document.services.iter().enumerate() {
+        if !kinds.insert(service.kind) {
+            errors.push(FieldError {
+                path: format!("/services/{index}/type"),
+                message: format!("a second {:?} service", service.kind),
+            });
+        }
+        if service.timeout.min > service.timeout.max {
+            errors.push(FieldError {
+                path: format!("/services/{index}/timeout"),
+                message: format!(
+                    "min {} is above max {}",
+                    service.timeout.min, service.timeout.max
+                ),
+            });
+        }
+        for (share, entry) in service.price.iter().enumerate() {
+            if entry.receiver.is_zero() {
+                errors.push(FieldError {
+                    path: format!("/services/{index}/price/{share}/receiver"),
+                    message: "the zero address cannot be paid".to_owned(),
+                });
+            }
+            match entry.amount.parse::<U256>() {
+                Ok(amount) if amount.is_zero() => errors.push(FieldError {
+                    path: format!("/services/{index}/price/{share}/amount"),
+                    message: "an amount must not be zero".to_owned(),
+                }),
+                Ok(_) => {}
+                Err(_) => errors.push(FieldError {
+                    path: format!("/services/{index}/price/{share}/amount"),
+                    message: "not a 256-bit amount".to_owned(),
+                }),
+            }
+        }
+    }
+    if errors.is_empty() {
+        Ok(document)
+    } else {
+        Err(MetadataError::Invalid(errors))
+    }
+}
+
+/// The checksum registered on chain for a document's bytes: their keccak256.
+pub fn checksum(bytes: &[u8]) -> B256 {
+    keccak256(bytes)
+}
+
+/// Why a location could not be sealed or opened.
+#[derive(Debug, thiserror::Error)]
+pub enum SealError {
+    /// The public key is not a secp256k1 point.
+    #[error("invalid keeper public key")]
+    InvalidPublicKey,
+    /// Not `0x` hex.
+    #[error("a sealed location is 0x-prefixed hex")]
+    NotHex,
+    /// The ciphertext was not made for this key, or was altered.
+    #[error("the location cannot be opened with this key (sealed to another keeper, or altered)")]
+    WrongKey,
+    /// The plaintext is not UTF-8.
+    #[error("the opened location is not text")]
+    NotText,
+}
+
+/// The uncompressed secp256k1 public key (65 bytes) of `key`'s account, which publishers seal
+/// locations to (the keeper publishes it).
+pub fn public_key(key: &PrivateKeySigner) -> Vec<u8> {
+    key.credential()
+        .verifying_key()
+        .to_encoded_point(false)
+        .as_bytes()
+        .to_vec()
+}
+
+/// Seals `location` (a URL) to the keeper whose public key is `keeper_public_key` (65 or 33
+/// bytes): ECIES over secp256k1 with AES-256-GCM, `0x` hex.
+///
+/// # Errors
+///
+/// [`SealError::InvalidPublicKey`].
+pub fn seal_location(location: &str, keeper_public_key: &[u8]) -> Result<String, SealError> {
+    let sealed = ecies::encrypt(keeper_public_key, location.as_bytes())
+        .map_err(|_| SealError::InvalidPublicKey)?;
+    Ok(format!("0x{}", hex::encode(sealed)))
+}
+
+/// Opens a location sealed to `key` by [`seal_location`].
+///
+/// # Errors
+///
+/// [`SealError::NotHex`], [`SealError::WrongKey`] or [`SealError::NotText`].
+pub fn open_location(sealed: &str, key: &PrivateKeySigner) -> Result<String, SealError> {
+    let bytes = sealed
+        .strip_prefix("0x")
+        .and_then(|text| hex::decode(text).ok())
+        .ok_or(SealError::NotHex)?;
+    let plain =
+        ecies::decrypt(key.to_bytes().as_slice(), &bytes).map_err(|_| SealError::WrongKey)?;
+    String::from_utf8(plain).map_err(|_| SealError::NotText)
+}

@@ -1,0 +1,185 @@
+//! Metadata documents: the documented example, every field error, the checksum, and locations
+//! sealed to a keeper's key.
+
+use alloy::{
+    primitives::{U256, keccak256},
+    signers::local::PrivateKeySigner,
+};
+use insitu_client::metadata::{
+    self, MetadataError, SealError, ServiceKind, open_location, public_key, seal_location,
+};
+use serde_json::{Value, json};
+
+const EXAMPLE: &str = include_str!("../../docs/examples/metadata.json");
+
+fn example() -> Value {
+    serde_json::from_str(EXAMPLE).unwrap()
+}
+
+fn field_errors(document: &Value) -> Vec<(String, String)> {
+    match metadata::parse(document.to_string().as_bytes()) {
+        Err(MetadataError::Invalid(errors)) => errors
+            .into_iter()
+            .map(|error| (error.path, error.message))
+            .collect(),
+        other => panic!("expected field errors, got {other:?}"),
+    }
+}
+
+fn paths(document: &Value) -> Vec<String> {
+    field_errors(document)
+        .into_iter()
+        .map(|(path, _)| path)
+        .collect()
+}
+
+#[test]
+fn the_documented_example_is_valid() {
+    let document = metadata::parse(EXAMPLE.as_bytes()).unwrap();
+    assert_eq!(document.name, "Hourly air quality, Lyon, 2025");
+    assert_eq!(document.files.len(), 1);
+    let access = document.service(ServiceKind::Access).unwrap();
+    assert_eq!(access.total(), U256::from(250_000_000_000_000_000_000_u128));
+    assert_eq!(access.timeout.max, 259_200);
+    assert!(document.service(ServiceKind::Compute).is_none());
+    assert_eq!(
+        metadata::checksum(EXAMPLE.as_bytes()),
+        keccak256(EXAMPLE.as_bytes())
+    );
+}
+
+#[test]
+fn every_schema_violation_is_reported_with_its_field() {
+    let mut document = example();
+    document.as_object_mut().unwrap().remove("name");
+    document["@type"] = json!("Book");
+    document["surprise"] = json!(1);
+    document["keywords"] = json!(["a", "a"]);
+    document["dateCreated"] = json!("15/01/2026");
+    document["files"][0]["sha256"] = json!("XYZ");
+    document["files"][0]["name"] = json!("../etc/passwd");
+    document["files"][0]["contentSize"] = json!(-1);
+    document["services"][0]["type"] = json!("stream");
+    document["services"][0]["token"] = json!("0x1234");
+    document["services"][0]["price"][0]["amount"] = json!("2.5");
+    document["services"][0]["timeout"]["min"] = json!(1);
+    let errors = field_errors(&document);
+    let paths: Vec<_> = errors.iter().map(|(path, _)| path.as_str()).collect();
+    for expected in [
+        "",
+        "/@type",
+        "/dateCreated",
+        "/files/0/contentSize",
+        "/files/0/name",
+        "/files/0/sha256",
+        "/keywords",
+        "/services/0/price/0/amount",
+        "/services/0/timeout/min",
+        "/services/0/token",
+        "/services/0/type",
+    ] {
+        assert!(
+            paths.contains(&expected),
+            "{expected} missing from {errors:#?}"
+        );
+    }
+    // The document itself: the missing field and the unknown one are named.
+    let root: Vec<_> = errors
+        .iter()
+        .filter(|(path, _)| path.is_empty())
+        .map(|(_, message)| message.as_str())
+        .collect();
+    assert!(
+        root.iter().any(|message| message.contains("\"name\"")),
+        "{root:?}"
+    );
+    assert!(
+        root.iter().any(|message| message.contains("surprise")),
+        "{root:?}"
+    );
+    // The error's text lists them all, one per line.
+    let text = metadata::parse(document.to_string().as_bytes())
+        .unwrap_err()
+        .to_string();
+    assert!(
+        text.starts_with("the metadata document is invalid:\n"),
+        "{text}"
+    );
+    assert!(text.contains("  /files/0/sha256: "), "{text}");
+}
+
+#[test]
+fn rules_beyond_the_schema_are_checked_too() {
+    let mut document = example();
+    let file = document["files"][0].clone();
+    document["files"].as_array_mut().unwrap().push(file);
+    let service = document["services"][0].clone();
+    document["services"].as_array_mut().unwrap().push(service);
+    document["services"][0]["timeout"] = json!({"min": 7200, "max": 3600});
+    document["services"][0]["price"][0]["amount"] = json!("0");
+    document["services"][0]["price"][0]["receiver"] =
+        json!("0x0000000000000000000000000000000000000000");
+    document["services"][1]["price"][0]["amount"] = json!("9".repeat(78));
+    assert_eq!(
+        paths(&document),
+        [
+            "/files/1/name",
+            "/services/0/timeout",
+            "/services/0/price/0/receiver",
+            "/services/0/price/0/amount",
+            "/services/1/type",
+            "/services/1/price/0/amount",
+        ]
+    );
+}
+
+#[test]
+fn a_document_that_is_not_json_is_refused() {
+    assert!(matches!(
+        metadata::parse(b"{\"name\": "),
+        Err(MetadataError::NotJson(_))
+    ));
+    assert!(matches!(
+        metadata::parse(b"[]"),
+        Err(MetadataError::Invalid(_))
+    ));
+}
+
+#[test]
+fn a_sealed_location_opens_with_the_keeper_key_only() {
+    let keeper = PrivateKeySigner::random();
+    let other = PrivateKeySigner::random();
+    let location = "s3://bucket/air-quality-2025.csv";
+    let sealed = seal_location(location, &public_key(&keeper)).unwrap();
+    assert!(
+        sealed.starts_with("0x04"),
+        "an uncompressed ephemeral key first"
+    );
+    assert!(!sealed.contains(&alloy::primitives::hex::encode(location)));
+    assert_ne!(
+        sealed,
+        seal_location(location, &public_key(&keeper)).unwrap(),
+        "fresh randomness each time"
+    );
+    assert_eq!(open_location(&sealed, &keeper).unwrap(), location);
+    assert!(matches!(
+        open_location(&sealed, &other),
+        Err(SealError::WrongKey)
+    ));
+    let mut tampered = sealed.clone();
+    let last = tampered.pop().unwrap();
+    tampered.push(if last == '0' { '1' } else { '0' });
+    assert!(matches!(
+        open_location(&tampered, &keeper),
+        Err(SealError::WrongKey)
+    ));
+    assert!(matches!(
+        open_location("not hex", &keeper),
+        Err(SealError::NotHex)
+    ));
+    assert!(matches!(
+        seal_location(location, &[4, 1, 2]),
+        Err(SealError::InvalidPublicKey)
+    ));
+    assert_eq!(public_key(&keeper).len(), 65);
+}
