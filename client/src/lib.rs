@@ -4,6 +4,7 @@
 //! - [`rpc`]: connections over http, https, ws and wss, with the chain id checked.
 //! - [`keys`]: the signing key, from the environment or an encrypted keystore.
 //! - [`metadata`]: asset metadata documents: schema, validation, checksum, sealed file locations.
+//! - [`market`]: publish an asset at a keeper, buy it on the keeper's offer, download it.
 //! - [`tx`]: transactions prepared, signed, sent and confirmed with a time out and progress.
 //! - [`simulate`]: a deployment plan executed in memory before anything is sent.
 //! - [`deploy`]: the deployment of the suite, recorded in a journal so an interrupted one resumes.
@@ -21,6 +22,7 @@ pub mod deploy;
 pub mod devnet;
 pub mod governance;
 pub mod keys;
+pub mod market;
 pub mod metadata;
 pub mod payments;
 pub mod rpc;

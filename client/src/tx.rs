@@ -179,6 +179,7 @@ pub struct Prepared {
 #[derive(Debug, Clone)]
 pub struct Sender {
     provider: DynProvider,
+    signer: PrivateKeySigner,
     wallet: EthereumWallet,
     address: Address,
     chain_id: u64,
@@ -196,7 +197,8 @@ impl Sender {
         let address = signer.address();
         Self {
             provider,
-            wallet: EthereumWallet::from(signer),
+            wallet: EthereumWallet::from(signer.clone()),
+            signer,
             address,
             chain_id,
             options,
@@ -206,6 +208,11 @@ impl Sender {
     /// The sending account.
     pub fn address(&self) -> Address {
         self.address
+    }
+
+    /// The key (to sign messages and typed data as this account).
+    pub fn signer(&self) -> &PrivateKeySigner {
+        &self.signer
     }
 
     /// The provider.

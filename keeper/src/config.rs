@@ -9,6 +9,9 @@
 //! poll_interval_ms = 1000
 //! listen = "127.0.0.1:8088"
 //! database = "keeper.db"
+//! data_root = "data"                    # the only folder file:// locations may point into
+//! publishers = []                       # accounts allowed to store metadata documents here
+//! # public_url = "https://keeper.example" # how consumers reach the API (default: http://<listen>)
 //! # keystore = "keeper-key.json"       # an encrypted JSON keystore; else INSITU_KEEPER_PRIVATE_KEY
 //! # password_file = "keeper-key.pass"  # required with a keystore (the keeper runs unattended)
 //! ```
@@ -55,6 +58,13 @@ pub struct Config {
     pub listen: String,
     /// Path of the keeper's database file.
     pub database: PathBuf,
+    /// The folder the files the keeper serves are in: a `file://` location outside it is refused.
+    pub data_root: PathBuf,
+    /// Accounts allowed to store metadata documents at this keeper (the provider's publishers).
+    pub publishers: Vec<alloy::primitives::Address>,
+    /// The API's address as consumers reach it (default `http://<listen>`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub public_url: Option<String>,
     /// Encrypted JSON keystore of the keeper's account; without it the key is read from
     /// [`KEY_ENV`].
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -77,6 +87,9 @@ impl Default for Config {
             poll_interval_ms: 1_000,
             listen: "127.0.0.1:8088".to_owned(),
             database: PathBuf::from("keeper.db"),
+            data_root: PathBuf::from("data"),
+            publishers: Vec::new(),
+            public_url: None,
             keystore: None,
             password_file: None,
         }
@@ -324,6 +337,25 @@ impl Config {
         if let Some((_, value)) = get("DATABASE") {
             self.database = PathBuf::from(value);
         }
+        if let Some((_, value)) = get("DATA_ROOT") {
+            self.data_root = PathBuf::from(value);
+        }
+        if let Some((name, value)) = get("PUBLISHERS") {
+            self.publishers = value
+                .split(',')
+                .filter(|item| !item.trim().is_empty())
+                .map(|item| {
+                    item.trim().parse().map_err(|_| ConfigError::Env {
+                        name: name.clone(),
+                        value: value.clone(),
+                        reason: format!("{item:?} is not an address"),
+                    })
+                })
+                .collect::<Result<_, _>>()?;
+        }
+        if let Some((_, value)) = get("PUBLIC_URL") {
+            self.public_url = Some(value);
+        }
         if let Some((_, value)) = get("KEYSTORE") {
             self.keystore = Some(PathBuf::from(value));
         }
@@ -397,11 +429,20 @@ impl Config {
         }
     }
 
-    /// Makes relative `addresses`, `database`, `keystore` and `password_file` paths relative to
-    /// `base` instead.
+    /// The API's public address.
+    pub fn public_url(&self) -> String {
+        self.public_url
+            .clone()
+            .unwrap_or_else(|| format!("http://{}", self.listen))
+            .trim_end_matches('/')
+            .to_owned()
+    }
+
+    /// Makes relative `addresses`, `database`, `data_root`, `keystore` and `password_file` paths
+    /// relative to `base` instead.
     fn resolve_paths(&mut self, base: &Path) {
         let optional = [self.keystore.as_mut(), self.password_file.as_mut()];
-        for path in [&mut self.addresses, &mut self.database]
+        for path in [&mut self.addresses, &mut self.database, &mut self.data_root]
             .into_iter()
             .chain(optional.into_iter().flatten())
         {

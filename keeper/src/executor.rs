@@ -469,7 +469,7 @@ impl Executor {
     }
 
     /// The lowest nonce at or above the account's mined count that no in-flight action holds.
-    async fn free_nonce(&self, store: &Store) -> Result<u64, ExecuteError> {
+    async fn free_nonce(&self, store: &mut Store) -> Result<u64, ExecuteError> {
         let mut nonce = self.provider.get_transaction_count(self.account).await?;
         for held in store.nonces_in_flight()? {
             if held == nonce {

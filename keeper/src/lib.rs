@@ -6,8 +6,10 @@
 //! store and the watcher: `insitu-keeper` follows the chain and records the provider's agreements
 //! and their states, across restarts and reorgs; it does not serve or settle yet.
 
+pub mod api;
 pub mod config;
 pub mod executor;
 pub mod requests;
+pub mod service;
 pub mod store;
 pub mod watcher;

@@ -2,17 +2,17 @@
 //!
 //! `--check-config` prints the effective settings (file, then `INSITU_KEEPER_*` variables, then
 //! defaults) and checks the deployment's addresses file (it exists, is for the configured chain
-//! and names the whole suite). Without it, the keeper connects to the chain, opens its database
-//! and follows the chain, recording the agreements made on its account's offers and their states
-//! (paid, served, released, refunded, aborted) until SIGTERM or Ctrl-C. It does not serve or
-//! settle yet.
+//! and names the whole suite). Without it, the keeper runs until SIGTERM or Ctrl-C: the watcher
+//! records the agreements made on its account's offers, the API stores publishers' metadata
+//! documents, signs offers and serves paid access, and the executor settles each paid agreement
+//! once (see docs/keeper.md).
 
 use std::path::PathBuf;
 
 use anyhow::Context;
 use clap::Parser;
-use insitu_client::{keys, rpc};
-use insitu_keeper::{config::Config, store::Store, watcher::Watcher};
+use insitu_client::keys;
+use insitu_keeper::{config::Config, service};
 use tracing_subscriber::EnvFilter;
 
 /// The insitu keeper: watches agreements, fulfils conditions and releases payments.
@@ -55,35 +55,23 @@ fn main() -> anyhow::Result<()> {
     let key = keys::load(&config.key_source()).context("loading the keeper's key")?;
     let keeper = key.address();
 
+    let metrics = metrics_exporter_prometheus::PrometheusBuilder::new()
+        .install_recorder()
+        .context("installing the metrics recorder")?;
     let runtime = tokio::runtime::Runtime::new()?;
     runtime.block_on(async move {
-        let endpoint = rpc::Endpoint::parse(&config.rpc_url)?;
-        let connection = rpc::connect(&endpoint, Some(config.chain_id)).await?;
-        let mut store = Store::open(&config.database)
-            .with_context(|| format!("opening the database {}", config.database.display()))?;
         tracing::info!(
             %keeper,
             chain = config.chain_id,
-            endpoint = %endpoint,
             database = %config.database.display(),
             from_block = deployment.block,
-            "keeper started"
+            "keeper starting"
         );
-        let (stop, stopped) = tokio::sync::watch::channel(false);
-        tokio::spawn(async move {
-            shutdown_signal().await;
-            tracing::info!("shutting down");
-            let _ = stop.send(true);
-        });
-        Watcher::new(
-            connection.provider,
-            suite,
-            keeper,
-            config.confirmations,
-            deployment.block,
-        )
-        .run(&mut store, config.poll_interval(), stopped)
-        .await?;
+        let running = service::start(&config, key, Some(metrics)).await?;
+        tracing::info!(address = %running.address, "keeper started");
+        shutdown_signal().await;
+        tracing::info!("shutting down");
+        running.stop().await;
         tracing::info!("stopped");
         anyhow::Ok(())
     })

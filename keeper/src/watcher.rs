@@ -232,7 +232,7 @@ impl Watcher {
 
     /// The last block (number and hash, when known) both the store and the chain have, when the
     /// store's cursor is no longer canonical.
-    async fn reorged(&self, store: &Store) -> Result<Option<(u64, Option<B256>)>, WatchError> {
+    async fn reorged(&self, store: &mut Store) -> Result<Option<(u64, Option<B256>)>, WatchError> {
         let Some(cursor) = store.cursor()? else {
             return Ok(None);
         };

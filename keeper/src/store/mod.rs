@@ -85,6 +85,20 @@ const MIGRATIONS: &[M<'static>] = &[
     );
     CREATE INDEX request_nonces_by_deadline ON request_nonces (deadline);",
     ),
+    M::up(
+        "CREATE TABLE documents (
+        checksum BLOB PRIMARY KEY,
+        bytes BLOB NOT NULL,
+        publisher BLOB NOT NULL,
+        stored_at INTEGER NOT NULL
+    );
+    CREATE TABLE verified_files (
+        path TEXT PRIMARY KEY,
+        size INTEGER NOT NULL,
+        modified INTEGER NOT NULL,
+        sha256 TEXT NOT NULL
+    );",
+    ),
 ];
 
 /// Why the store failed.
@@ -529,6 +543,84 @@ impl Store {
         )?;
         tx.commit()?;
         Ok(inserted == 1)
+    }
+
+    /// Stores a metadata document under its checksum (idempotent).
+    ///
+    /// # Errors
+    ///
+    /// [`StoreError`].
+    pub fn put_document(
+        &mut self,
+        checksum: B256,
+        bytes: &[u8],
+        publisher: Address,
+        now: u64,
+    ) -> Result<(), StoreError> {
+        self.connection.execute(
+            "INSERT OR IGNORE INTO documents (checksum, bytes, publisher, stored_at) \
+             VALUES (?1, ?2, ?3, ?4)",
+            params![checksum.as_slice(), bytes, publisher.as_slice(), now],
+        )?;
+        Ok(())
+    }
+
+    /// The metadata document with `checksum`, if stored.
+    ///
+    /// # Errors
+    ///
+    /// [`StoreError`].
+    pub fn document(&self, checksum: B256) -> Result<Option<Vec<u8>>, StoreError> {
+        Ok(self
+            .connection
+            .query_row(
+                "SELECT bytes FROM documents WHERE checksum = ?1",
+                [checksum.as_slice()],
+                |row| row.get(0),
+            )
+            .optional()?)
+    }
+
+    /// The SHA-256 recorded for the file at `path` when it had `size` bytes and modification
+    /// time `modified`, if it was hashed in that state.
+    ///
+    /// # Errors
+    ///
+    /// [`StoreError`].
+    pub fn verified_sha256(
+        &self,
+        path: &str,
+        size: u64,
+        modified: u64,
+    ) -> Result<Option<String>, StoreError> {
+        Ok(self
+            .connection
+            .query_row(
+                "SELECT sha256 FROM verified_files WHERE path = ?1 AND size = ?2 AND modified = ?3",
+                params![path, size, modified],
+                |row| row.get(0),
+            )
+            .optional()?)
+    }
+
+    /// Records the SHA-256 of the file at `path` in the state (`size`, `modified`) it was hashed.
+    ///
+    /// # Errors
+    ///
+    /// [`StoreError`].
+    pub fn record_sha256(
+        &mut self,
+        path: &str,
+        size: u64,
+        modified: u64,
+        sha256: &str,
+    ) -> Result<(), StoreError> {
+        self.connection.execute(
+            "INSERT OR REPLACE INTO verified_files (path, size, modified, sha256) \
+             VALUES (?1, ?2, ?3, ?4)",
+            params![path, size, modified, sha256],
+        )?;
+        Ok(())
     }
 
     /// Agreement `id`, if this provider has it.

@@ -1,0 +1,796 @@
+//! The publisher's and the consumer's paths through a provider's keeper: publish an asset, buy
+//! it on the keeper's signed offer, download it with a signed request.
+//!
+//! Everything that can be checked is checked before gas is spent: the metadata document against
+//! its schema, the document served against the checksum on chain, the offer's signature and its
+//! terms against the document, the price against the quote.
+
+use std::{
+    io::Write as _,
+    path::{Path, PathBuf},
+};
+
+use alloy::{
+    eips::BlockNumberOrTag,
+    network::TransactionBuilder,
+    primitives::{Address, B256, Bytes, U256, hex, keccak256},
+    providers::Provider,
+    rpc::types::TransactionRequest,
+    signers::SignerSync,
+    sol_types::SolCall,
+};
+use insitu_bindings::{
+    AssetRegistry, MockERC20, PaymentCondition, ServiceTemplate,
+    offers::{self, Offer},
+    requests::{self, ServiceRequest, commands},
+};
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+
+use crate::{
+    agreement,
+    metadata::{self, MetadataDocument, MetadataError, ServiceKind},
+    suite::Suite,
+    tx::{Progress, Sender, TxError},
+};
+
+/// How long a download request stays valid, seconds.
+pub const REQUEST_VALIDITY: u64 = 300;
+/// How long a download keeps asking while the keeper says the purchase is not confirmed yet or
+/// its settlement is under way.
+pub const RETRY_FOR: std::time::Duration = std::time::Duration::from_secs(180);
+
+/// Why a publication, purchase or download failed. Unless the error is [`MarketError::Tx`],
+/// nothing was sent on chain.
+#[derive(Debug, thiserror::Error)]
+pub enum MarketError {
+    /// The metadata document is refused (with every field).
+    #[error(transparent)]
+    Metadata(#[from] MetadataError),
+    /// The keeper could not be reached.
+    #[error("the keeper at {url} is unreachable: {reason}")]
+    KeeperUnreachable {
+        /// Its URL.
+        url: String,
+        /// Why.
+        reason: String,
+    },
+    /// The keeper refused the request.
+    #[error("the keeper refused ({status}, {code}): {message}")]
+    Refused {
+        /// HTTP status.
+        status: u16,
+        /// The keeper's stable code.
+        code: String,
+        /// Its message.
+        message: String,
+    },
+    /// The keeper's answer is not what it should be.
+    #[error("the keeper's answer is invalid: {0}")]
+    BadAnswer(String),
+    /// The asset is not registered, or has no keeper URL.
+    #[error("asset {0} is not registered")]
+    UnknownAsset(B256),
+    /// The document served does not hash to the checksum on chain.
+    #[error(
+        "the metadata document at {url} hashes to {served}, not to the {registered} registered on chain"
+    )]
+    ChecksumMismatch {
+        /// Where it was fetched.
+        url: String,
+        /// Its hash.
+        served: B256,
+        /// The chain's.
+        registered: B256,
+    },
+    /// The offer does not match the document, the chain or its signature.
+    #[error("the keeper's offer is not acceptable: {0}")]
+    BadOffer(String),
+    /// The download does not hash to the document's SHA-256.
+    #[error("the downloaded file's SHA-256 is {got}, the document says {expected}; kept at {}", path.display())]
+    ContentMismatch {
+        /// What it hashed to.
+        got: String,
+        /// What the document says.
+        expected: String,
+        /// Where the bytes are.
+        path: PathBuf,
+    },
+    /// A local file could not be read or written.
+    #[error("{}: {source}", path.display())]
+    Io {
+        /// The file.
+        path: PathBuf,
+        /// Why.
+        #[source]
+        source: std::io::Error,
+    },
+    /// The agreement could not be read.
+    #[error(transparent)]
+    Agreement(#[from] agreement::AgreementError),
+    /// A read of the chain failed.
+    #[error("reading the chain: {0}")]
+    Call(#[from] alloy::contract::Error),
+    /// The node failed.
+    #[error("RPC error: {0}")]
+    Rpc(#[from] alloy::transports::TransportError),
+    /// A transaction failed.
+    #[error(transparent)]
+    Tx(#[from] TxError),
+}
+
+/// The keeper's identity (`GET /v1/info`).
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct KeeperInfo {
+    /// Chain id.
+    pub chain_id: u64,
+    /// The keeper's account.
+    pub address: Address,
+    /// Its public key, hex.
+    pub public_key: String,
+}
+
+#[derive(Debug, Deserialize)]
+struct ErrorBody {
+    code: String,
+    message: String,
+}
+
+#[derive(Debug, Deserialize)]
+struct StoredBody {
+    checksum: B256,
+    url: String,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct OfferBody {
+    did: B256,
+    checksum: B256,
+    provider: Address,
+    token: Address,
+    receivers: Vec<Address>,
+    amounts: Vec<String>,
+    min_service_timeout: u32,
+    max_service_timeout: u32,
+    expiry: u64,
+    epoch: u32,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct SignedOfferBody {
+    offer: OfferBody,
+    signature: Bytes,
+    template: Address,
+    chain_id: u64,
+}
+
+/// A client of one keeper's API.
+#[derive(Debug, Clone)]
+pub struct KeeperClient {
+    base: String,
+    http: reqwest::Client,
+}
+
+impl KeeperClient {
+    /// A client of the keeper at `base` (`https://keeper.example`).
+    pub fn new(base: &str) -> Self {
+        Self {
+            base: base.trim_end_matches('/').to_owned(),
+            http: reqwest::Client::new(),
+        }
+    }
+
+    /// The keeper whose API serves the document at `metadata_url` (`<base>/v1/metadata/<hash>`).
+    pub fn for_metadata_url(metadata_url: &str) -> Option<Self> {
+        metadata_url
+            .split_once("/v1/metadata/")
+            .map(|(base, _)| Self::new(base))
+    }
+
+    /// Its base URL.
+    pub fn base(&self) -> &str {
+        &self.base
+    }
+
+    fn unreachable(&self, error: &reqwest::Error) -> MarketError {
+        MarketError::KeeperUnreachable {
+            url: self.base.clone(),
+            reason: crate::rpc::error_chain(error),
+        }
+    }
+
+    async fn check(&self, response: reqwest::Response) -> Result<reqwest::Response, MarketError> {
+        if response.status().is_success() {
+            return Ok(response);
+        }
+        let status = response.status().as_u16();
+        let text = response.text().await.unwrap_or_default();
+        let (code, message) = match serde_json::from_str::<ErrorBody>(&text) {
+            Ok(body) => (body.code, body.message),
+            Err(_) => ("http_error".to_owned(), text),
+        };
+        Err(MarketError::Refused {
+            status,
+            code,
+            message,
+        })
+    }
+
+    /// `GET /v1/info`.
+    ///
+    /// # Errors
+    ///
+    /// [`MarketError`].
+    pub async fn info(&self) -> Result<KeeperInfo, MarketError> {
+        let response = self
+            .http
+            .get(format!("{}/v1/info", self.base))
+            .send()
+            .await
+            .map_err(|error| self.unreachable(&error))?;
+        self.check(response)
+            .await?
+            .json()
+            .await
+            .map_err(|error| MarketError::BadAnswer(error.to_string()))
+    }
+
+    /// Fetches the bytes at `url` (a metadata document).
+    async fn get_bytes(&self, url: &str) -> Result<Vec<u8>, MarketError> {
+        let response = self
+            .http
+            .get(url)
+            .send()
+            .await
+            .map_err(|error| self.unreachable(&error))?;
+        Ok(self
+            .check(response)
+            .await?
+            .bytes()
+            .await
+            .map_err(|error| self.unreachable(&error))?
+            .to_vec())
+    }
+}
+
+/// A published asset.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Published {
+    /// Its id.
+    pub did: B256,
+    /// The document's checksum, on chain.
+    pub checksum: B256,
+    /// Where the keeper serves the document, on chain.
+    pub url: String,
+    /// The registration transaction.
+    pub transaction: B256,
+}
+
+/// Publishes the asset described by `source` (a metadata document whose file locations are
+/// plain URLs) at `keeper`: seals every location to the keeper's key, validates the result (every
+/// offending field is reported before anything is sent), has the keeper store it (the sender must
+/// be one of its publishers; the keeper checks it can serve every file), then registers the asset
+/// on chain with the keeper as its provider.
+///
+/// # Errors
+///
+/// [`MarketError`].
+pub async fn publish(
+    suite: &Suite,
+    sender: &Sender,
+    keeper: &KeeperClient,
+    source: &[u8],
+    seed: B256,
+    progress: &dyn Progress,
+) -> Result<Published, MarketError> {
+    let info = keeper.info().await?;
+    if info.chain_id != suite.connection.chain_id {
+        return Err(MarketError::BadAnswer(format!(
+            "the keeper serves chain {}, not {}",
+            info.chain_id, suite.connection.chain_id
+        )));
+    }
+    let public_key = info
+        .public_key
+        .strip_prefix("0x")
+        .and_then(|text| hex::decode(text).ok())
+        .ok_or_else(|| MarketError::BadAnswer("the keeper's public key is not hex".to_owned()))?;
+    let mut document: serde_json::Value = serde_json::from_slice(source)
+        .map_err(|error| MetadataError::NotJson(error.to_string()))?;
+    if let Some(files) = document
+        .get_mut("files")
+        .and_then(|files| files.as_array_mut())
+    {
+        for file in files {
+            if let Some(location) = file.get("location").and_then(|value| value.as_str()) {
+                let sealed = metadata::seal_location(location, &public_key)
+                    .map_err(|error| MarketError::BadAnswer(error.to_string()))?;
+                file["location"] = serde_json::Value::String(sealed);
+            }
+        }
+    }
+    let bytes = serde_json::to_vec_pretty(&document)
+        .map_err(|error| MetadataError::NotJson(error.to_string()))?;
+    metadata::parse(&bytes)?;
+    let checksum = metadata::checksum(&bytes);
+    let signature = sender
+        .signer()
+        .sign_message_sync(checksum.as_slice())
+        .map_err(|error| MarketError::BadAnswer(error.to_string()))?;
+    let response = keeper
+        .http
+        .put(format!("{}/v1/metadata", keeper.base))
+        .header("content-type", "application/json")
+        .header(
+            "x-insitu-publisher-signature",
+            format!("0x{}", hex::encode(signature.as_bytes())),
+        )
+        .body(bytes)
+        .send()
+        .await
+        .map_err(|error| keeper.unreachable(&error))?;
+    let stored: StoredBody = keeper
+        .check(response)
+        .await?
+        .json()
+        .await
+        .map_err(|error| MarketError::BadAnswer(error.to_string()))?;
+    if stored.checksum != checksum {
+        return Err(MarketError::BadAnswer(format!(
+            "the keeper stored {} for a document hashing to {checksum}",
+            stored.checksum
+        )));
+    }
+    let call = AssetRegistry::registerCall {
+        seed,
+        checksum,
+        url: stored.url.clone(),
+        providers: vec![info.address],
+    };
+    let request = TransactionRequest::default()
+        .with_to(suite.addresses.asset_registry)
+        .with_input(call.abi_encode());
+    let receipt = sender.send("register the asset", request, progress).await?;
+    let did = receipt
+        .inner
+        .logs()
+        .iter()
+        .find_map(|log| log.log_decode::<AssetRegistry::AssetRegistered>().ok())
+        .map(|log| log.inner.data.did)
+        .ok_or_else(|| MarketError::BadAnswer("no AssetRegistered event".to_owned()))?;
+    Ok(Published {
+        did,
+        checksum,
+        url: stored.url,
+        transaction: receipt.transaction_hash,
+    })
+}
+
+/// The asset's metadata document, fetched from the URL on chain and checked against the
+/// checksum on chain, with the keeper that serves it.
+///
+/// # Errors
+///
+/// [`MarketError::UnknownAsset`], [`MarketError::ChecksumMismatch`] or a fetch error.
+pub async fn fetch_document(
+    suite: &Suite,
+    did: B256,
+) -> Result<(MetadataDocument, KeeperClient, B256), MarketError> {
+    let registry = AssetRegistry::new(suite.addresses.asset_registry, suite.provider());
+    let asset = registry.getAsset(did).call().await?;
+    if asset.owner.is_zero() {
+        return Err(MarketError::UnknownAsset(did));
+    }
+    let keeper = KeeperClient::for_metadata_url(&asset.url).ok_or_else(|| {
+        MarketError::BadAnswer(format!("{} is not a keeper's metadata URL", asset.url))
+    })?;
+    let bytes = keeper.get_bytes(&asset.url).await?;
+    let served = keccak256(&bytes);
+    if served != asset.checksum {
+        return Err(MarketError::ChecksumMismatch {
+            url: asset.url,
+            served,
+            registered: asset.checksum,
+        });
+    }
+    Ok((metadata::parse(&bytes)?, keeper, asset.checksum))
+}
+
+/// A quote for a purchase.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Quote {
+    /// The asset.
+    pub did: B256,
+    /// The payment token.
+    pub token: Address,
+    /// The price (the sum of the receivers' amounts).
+    pub price: U256,
+    /// The network fee.
+    pub fee: U256,
+    /// What the consumer pays.
+    pub total: U256,
+    /// The service time out the purchase uses, seconds.
+    pub service_timeout: u32,
+    /// The agreement the purchase will create.
+    pub agreement_id: B256,
+}
+
+/// A purchase made.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Bought {
+    /// What was paid.
+    pub quote: Quote,
+    /// The approval, when one was needed.
+    pub approval: Option<B256>,
+    /// The purchase.
+    pub transaction: B256,
+}
+
+/// Buys `service` of asset `did`: fetches and checks the document, gets the keeper's signed offer
+/// and checks it (signer, asset, checksum, terms equal to the document's), quotes it on chain,
+/// approves exactly the total when the allowance is short, and creates the agreement paying into
+/// escrow in one transaction, refusing to pay more than the quote. `service_timeout` 0 takes the
+/// offer's longest.
+///
+/// # Errors
+///
+/// [`MarketError`].
+pub async fn buy(
+    suite: &Suite,
+    sender: &Sender,
+    did: B256,
+    service: ServiceKind,
+    service_timeout: u32,
+    progress: &dyn Progress,
+) -> Result<Bought, MarketError> {
+    let (document, keeper, checksum) = fetch_document(suite, did).await?;
+    let terms = document
+        .service(service)
+        .ok_or_else(|| MarketError::BadOffer(format!("the asset is not sold with {service:?}")))?;
+    let kind = match service {
+        ServiceKind::Access => "access",
+        ServiceKind::Compute => "compute",
+    };
+    let response = keeper
+        .http
+        .get(format!("{}/v1/offers/{did}?service={kind}", keeper.base))
+        .send()
+        .await
+        .map_err(|error| keeper.unreachable(&error))?;
+    let signed: SignedOfferBody = keeper
+        .check(response)
+        .await?
+        .json()
+        .await
+        .map_err(|error| MarketError::BadAnswer(error.to_string()))?;
+    let (domain_name, template) = match service {
+        ServiceKind::Access => (
+            offers::ACCESS_TEMPLATE_DOMAIN,
+            suite.addresses.access_template,
+        ),
+        ServiceKind::Compute => (
+            offers::COMPUTE_TEMPLATE_DOMAIN,
+            suite.addresses.compute_template,
+        ),
+    };
+    let amounts = signed
+        .offer
+        .amounts
+        .iter()
+        .map(|amount| amount.parse::<U256>())
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(|_| MarketError::BadOffer("an amount is not a number".to_owned()))?;
+    let offer = Offer {
+        did: signed.offer.did,
+        checksum: signed.offer.checksum,
+        provider: signed.offer.provider,
+        token: signed.offer.token,
+        receivers: signed.offer.receivers.clone(),
+        amounts,
+        minServiceTimeout: signed.offer.min_service_timeout,
+        maxServiceTimeout: signed.offer.max_service_timeout,
+        expiry: signed.offer.expiry,
+        epoch: signed.offer.epoch,
+    };
+    let (receivers, amounts) = terms.receivers_and_amounts();
+    let problems = [
+        (
+            signed.chain_id != suite.connection.chain_id,
+            "another chain",
+        ),
+        (signed.template != template, "another template"),
+        (offer.did != did, "another asset"),
+        (offer.checksum != checksum, "another metadata document"),
+        (
+            offer.token != terms.token,
+            "another token than the document's",
+        ),
+        (
+            offer.receivers != receivers || offer.amounts != amounts,
+            "another price than the document's",
+        ),
+        (
+            offer.minServiceTimeout != terms.timeout.min
+                || offer.maxServiceTimeout != terms.timeout.max,
+            "other time outs than the document's",
+        ),
+    ];
+    if let Some((_, problem)) = problems.iter().find(|(wrong, _)| *wrong) {
+        return Err(MarketError::BadOffer(format!("it is for {problem}")));
+    }
+    let domain = offers::domain(domain_name, suite.connection.chain_id, template);
+    let signer = alloy::primitives::Signature::try_from(signed.signature.as_ref())
+        .ok()
+        .and_then(|signature| {
+            signature
+                .recover_address_from_prehash(&offers::signing_hash(&offer, &domain))
+                .ok()
+        });
+    if signer != Some(offer.provider) {
+        return Err(MarketError::BadOffer(
+            "its signature is not the provider's".to_owned(),
+        ));
+    }
+    let seed = B256::from(rand::random::<[u8; 32]>());
+    let template_contract = ServiceTemplate::new(template, suite.provider());
+    let preview = template_contract
+        .previewAgreement(seed, sender.address(), offer.clone(), service_timeout)
+        .call()
+        .await?;
+    let quote = Quote {
+        did,
+        token: offer.token,
+        price: preview.total - preview.fee,
+        fee: preview.fee,
+        total: preview.total,
+        service_timeout: preview.serviceTimeout,
+        agreement_id: preview.agreementId,
+    };
+    template_contract
+        .checkOffer(offer.clone(), signed.signature.clone())
+        .call()
+        .await?;
+    let mut approval = None;
+    let value = if offer.token.is_zero() {
+        quote.total
+    } else {
+        let token = MockERC20::new(offer.token, suite.provider());
+        let allowance = token
+            .allowance(sender.address(), suite.addresses.payment)
+            .call()
+            .await?;
+        if allowance < quote.total {
+            let request = TransactionRequest::default()
+                .with_to(offer.token)
+                .with_input(
+                    MockERC20::approveCall {
+                        spender: suite.addresses.payment,
+                        value: quote.total,
+                    }
+                    .abi_encode(),
+                );
+            let receipt = sender
+                .send("approve the quoted total", request, progress)
+                .await?;
+            approval = Some(receipt.transaction_hash);
+        }
+        U256::ZERO
+    };
+    let call = PaymentCondition::createAgreementAndPayCall {
+        template,
+        seed,
+        offer: offer.into(),
+        signature: signed.signature,
+        serviceTimeout: service_timeout,
+        maxTotal: quote.total,
+    };
+    let request = TransactionRequest::default()
+        .with_to(suite.addresses.payment)
+        .with_value(value)
+        .with_input(call.abi_encode());
+    let receipt = sender
+        .send("create the agreement and pay", request, progress)
+        .await?;
+    Ok(Bought {
+        quote,
+        approval,
+        transaction: receipt.transaction_hash,
+    })
+}
+
+/// A file downloaded.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Downloaded {
+    /// Where it is.
+    pub path: PathBuf,
+    /// Its size.
+    pub bytes: u64,
+    /// Bytes that were already there from an interrupted download.
+    pub resumed_from: u64,
+    /// Its SHA-256, as the document states it.
+    pub sha256: String,
+}
+
+/// Downloads file `file` of the asset of agreement `id` to `out`, as the agreement's consumer
+/// (`sender`): signs a request, streams the answer into `<out>.part` (resuming it with an HTTP
+/// Range when it exists), checks the SHA-256 against the document, then renames it to `out`.
+/// `on_bytes` is told the total size first, then each chunk's length.
+///
+/// # Errors
+///
+/// [`MarketError`]; a refused request sends nothing on chain and spends nothing.
+pub async fn download(
+    suite: &Suite,
+    sender: &Sender,
+    id: B256,
+    file: usize,
+    out: &Path,
+    on_bytes: &mut dyn FnMut(DownloadEvent),
+) -> Result<Downloaded, MarketError> {
+    let agreement = agreement::show(suite, id, None).await?;
+    let (document, keeper, _) = fetch_document(suite, agreement.did).await?;
+    let entry = document.files.get(file).ok_or_else(|| {
+        MarketError::BadAnswer(format!(
+            "the asset has {} file(s), not a file {file}",
+            document.files.len()
+        ))
+    })?;
+    let service = agreement
+        .service_condition()
+        .map(|condition| condition.contract)
+        .ok_or_else(|| MarketError::BadAnswer("the agreement has no service".to_owned()))?;
+    let now = suite
+        .provider()
+        .get_block_by_number(BlockNumberOrTag::Latest)
+        .await?
+        .map(|block| block.header.timestamp)
+        .unwrap_or_default()
+        .max(unix_now());
+    let part = out.with_extension(match out.extension() {
+        Some(extension) => format!("{}.part", extension.to_string_lossy()),
+        None => "part".to_owned(),
+    });
+    let io = |path: &Path| {
+        let path = path.to_path_buf();
+        move |source| MarketError::Io { path, source }
+    };
+    let resumed_from = std::fs::metadata(&part).map(|info| info.len()).unwrap_or(0);
+    let resumed_from = if resumed_from >= entry.content_size {
+        0
+    } else {
+        resumed_from
+    };
+    // A fresh signed request per attempt (each nonce is used once); the keeper asks to come back
+    // while the purchase is not confirmed yet or the settlement is under way.
+    let retry_until = std::time::Instant::now() + RETRY_FOR;
+    let mut response = loop {
+        let request = ServiceRequest {
+            command: commands::ACCESS.to_owned(),
+            agreementId: id,
+            did: agreement.did,
+            consumer: sender.address(),
+            nonce: U256::from_be_bytes(rand::random::<[u8; 32]>()),
+            deadline: now.max(unix_now()) + REQUEST_VALIDITY,
+        };
+        let domain = requests::domain(suite.connection.chain_id, service);
+        let signature = sender
+            .signer()
+            .sign_hash_sync(&requests::signing_hash(&request, &domain))
+            .map_err(|error| MarketError::BadAnswer(error.to_string()))?;
+        let body = serde_json::json!({
+            "request": {
+                "command": request.command,
+                "agreementId": request.agreementId.to_string(),
+                "did": request.did.to_string(),
+                "consumer": request.consumer.to_string(),
+                "nonce": request.nonce.to_string(),
+                "deadline": request.deadline,
+            },
+            "signature": format!("0x{}", hex::encode(signature.as_bytes())),
+        });
+        let mut http = keeper
+            .http
+            .post(format!("{}/v1/access?file={file}", keeper.base))
+            .json(&body);
+        if resumed_from > 0 {
+            http = http.header("range", format!("bytes={resumed_from}-"));
+        }
+        let sent = http
+            .send()
+            .await
+            .map_err(|error| keeper.unreachable(&error))?;
+        match keeper.check(sent).await {
+            Ok(response) => break response,
+            Err(MarketError::Refused { code, .. })
+                if (code == "unconfirmed" || code == "settlement_pending")
+                    && std::time::Instant::now() < retry_until =>
+            {
+                on_bytes(DownloadEvent::Waiting(code));
+                tokio::time::sleep(std::time::Duration::from_secs(1)).await;
+            }
+            Err(error) => return Err(error),
+        }
+    };
+    let appending = resumed_from > 0 && response.status().as_u16() == 206;
+    let mut handle = std::fs::OpenOptions::new()
+        .create(true)
+        .write(true)
+        .append(appending)
+        .truncate(!appending)
+        .open(&part)
+        .map_err(io(&part))?;
+    on_bytes(DownloadEvent::Started {
+        total: entry.content_size,
+        already: if appending { resumed_from } else { 0 },
+    });
+    while let Some(chunk) = response
+        .chunk()
+        .await
+        .map_err(|error| keeper.unreachable(&error))?
+    {
+        handle.write_all(&chunk).map_err(io(&part))?;
+        on_bytes(DownloadEvent::Chunk(chunk.len() as u64));
+    }
+    handle.sync_all().map_err(io(&part))?;
+    drop(handle);
+    let sha256 = sha256_of(&part).map_err(io(&part))?;
+    if sha256 != entry.sha256 {
+        return Err(MarketError::ContentMismatch {
+            got: sha256,
+            expected: entry.sha256.clone(),
+            path: part,
+        });
+    }
+    std::fs::rename(&part, out).map_err(io(out))?;
+    Ok(Downloaded {
+        path: out.to_path_buf(),
+        bytes: entry.content_size,
+        resumed_from: if appending { resumed_from } else { 0 },
+        sha256,
+    })
+}
+
+/// Progress of a download.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum DownloadEvent {
+    /// The keeper asked to come back (`unconfirmed`, `settlement_pending`): retrying.
+    Waiting(String),
+    /// The transfer starts: `total` bytes, `already` of them on disk.
+    Started {
+        /// Size of the file.
+        total: u64,
+        /// Bytes resumed.
+        already: u64,
+    },
+    /// A chunk arrived.
+    Chunk(u64),
+}
+
+/// The SHA-256 of a file, hex, read in chunks.
+///
+/// # Errors
+///
+/// An I/O error.
+pub fn sha256_of(path: &Path) -> std::io::Result<String> {
+    use std::io::Read as _;
+    let mut file = std::fs::File::open(path)?;
+    let mut hasher = Sha256::new();
+    let mut buffer = vec![0_u8; 1 << 16];
+    loop {
+        let read = file.read(&mut buffer)?;
+        if read == 0 {
+            return Ok(hex::encode(hasher.finalize()));
+        }
+        hasher.update(&buffer[..read]);
+    }
+}
+
+fn unix_now() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|elapsed| elapsed.as_secs())
+        .unwrap_or_default()
+}

@@ -1,0 +1,486 @@
+//! Paid access: a consumer's signed request, checked against the chain; the settlement intent,
+//! written only once the content is known to be servable; the content streamed, with HTTP Range
+//! for downloads that resume.
+
+use std::{io::SeekFrom, path::PathBuf, time::Instant};
+
+use alloy::sol_types::SolEvent;
+use alloy::{
+    eips::BlockNumberOrTag,
+    primitives::{Address, B256, U256, hex},
+    providers::Provider,
+};
+use axum::{
+    body::{Body, Bytes},
+    extract::{Query, State},
+    http::{HeaderMap, HeaderValue, StatusCode, header},
+    response::{IntoResponse, Response},
+};
+use insitu_bindings::{
+    AgreementStore,
+    requests::{ServiceRequest, commands},
+};
+use insitu_client::metadata::{self, FileEntry, ServiceKind};
+use serde::Deserialize;
+use sha2::{Digest, Sha256};
+use tokio::io::{AsyncReadExt, AsyncSeekExt};
+use utoipa::ToSchema;
+
+use super::{ApiError, AppState, SETTLEMENT_WAIT, now};
+use crate::{
+    requests::{RequestError, verify},
+    store::{ActionState, AgreementState},
+};
+
+/// How long downloads may be repeated after the release when the document does not say.
+pub const DEFAULT_ACCESS_WINDOW: u64 = 86_400;
+/// How far back from the head an agreement the watcher has not recorded is looked for.
+const RECENT_BLOCKS: u64 = 256;
+
+/// A signed access request.
+#[derive(Debug, Deserialize, ToSchema)]
+pub struct AccessBody {
+    /// The typed data's message.
+    pub request: RequestBody,
+    /// The consumer's EIP-712 signature of it, hex (65 bytes).
+    pub signature: String,
+}
+
+/// The `ServiceRequest` message, numbers as decimal strings, bytes as hex.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct RequestBody {
+    /// `access`.
+    pub command: String,
+    /// The agreement.
+    pub agreement_id: String,
+    /// The asset.
+    pub did: String,
+    /// The consumer.
+    pub consumer: String,
+    /// Used once.
+    pub nonce: String,
+    /// Unix time.
+    pub deadline: u64,
+}
+
+#[derive(Debug, Deserialize)]
+pub(super) struct AccessQuery {
+    file: Option<usize>,
+}
+
+/// Streams file `file` (default 0) of the asset of the consumer's agreement. The first request of
+/// a paid agreement waits for its settlement (fulfilled and released on chain, confirmed); later
+/// ones, within the access window, stream at once. `Range: bytes=START-[END]` resumes.
+#[utoipa::path(
+    post,
+    path = "/v1/access",
+    request_body = AccessBody,
+    params(("file" = Option<usize>, Query, description = "index of the file in the metadata document")),
+    responses(
+        (status = 200, description = "the file", content_type = "application/octet-stream"),
+        (status = 206, description = "the requested range of the file"),
+        (status = 400, body = super::ErrorBody, description = "malformed, wrong_command, deadline_too_far"),
+        (status = 401, body = super::ErrorBody, description = "forged, expired"),
+        (status = 402, body = super::ErrorBody, description = "unpaid"),
+        (status = 403, body = super::ErrorBody, description = "wrong_template, wrong_asset, wrong_consumer"),
+        (status = 404, body = super::ErrorBody, description = "unknown_agreement, unknown_document, unknown_file"),
+        (status = 409, body = super::ErrorBody, description = "replayed, settlement_failed"),
+        (status = 410, body = super::ErrorBody, description = "ended, access_window_closed"),
+        (status = 416, body = super::ErrorBody, description = "invalid_range"),
+        (status = 503, body = super::ErrorBody, description = "unconfirmed, content_unavailable, settlement_pending")
+    )
+)]
+pub(super) async fn access(
+    State(state): State<AppState>,
+    Query(query): Query<AccessQuery>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    let started = Instant::now();
+    let result = serve(&state, query, &headers, &body).await;
+    let outcome = match &result {
+        Ok(_) => "served",
+        Err(error) => error.code(),
+    };
+    metrics::counter!("keeper_access_requests_total", "outcome" => outcome).increment(1);
+    tracing::info!(
+        outcome,
+        elapsed_ms = started.elapsed().as_millis() as u64,
+        "access request"
+    );
+    match result {
+        Ok(response) => response,
+        Err(error) => error.into_response(),
+    }
+}
+
+async fn serve(
+    state: &AppState,
+    query: AccessQuery,
+    headers: &HeaderMap,
+    body: &[u8],
+) -> Result<Response, ApiError> {
+    let body: AccessBody = serde_json::from_slice(body)
+        .map_err(|error| ApiError::malformed(format!("invalid access request: {error}")))?;
+    let request = parse_request(&body.request)?;
+    let signature = body
+        .signature
+        .strip_prefix("0x")
+        .and_then(|text| hex::decode(text).ok())
+        .ok_or_else(|| ApiError::malformed("the signature is 0x-prefixed hex"))?;
+
+    let verified = {
+        let mut store = state.store.lock().await;
+        verify(
+            &mut store,
+            &state.suite,
+            state.chain_id,
+            commands::ACCESS,
+            &request,
+            &signature,
+            now(),
+        )
+    };
+    let agreement = match verified {
+        Ok(agreement) => agreement,
+        Err(RequestError::UnknownAgreement(id)) if created_on_chain(state, id).await => {
+            return Err(ApiError::new(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "unconfirmed",
+                format!(
+                    "agreement {id} is on chain but not yet buried under {} confirmation(s): \
+                     send a new request in a moment",
+                    state.confirmations
+                ),
+            ));
+        }
+        Err(error) => return Err(error.into()),
+    };
+    let id = agreement.id;
+    let span = tracing::info_span!("access", agreement = %id);
+    let _entered = span.enter();
+
+    let bytes = state
+        .store
+        .lock()
+        .await
+        .document(agreement.terms.checksum)
+        .map_err(ApiError::internal)?
+        .ok_or_else(|| {
+            ApiError::new(
+                StatusCode::NOT_FOUND,
+                "unknown_document",
+                format!(
+                    "the metadata document {} is not stored here",
+                    agreement.terms.checksum
+                ),
+            )
+        })?;
+    let document = metadata::parse(&bytes).map_err(ApiError::internal)?;
+    let index = query.file.unwrap_or(0);
+    let file = document.files.get(index).ok_or_else(|| {
+        ApiError::new(
+            StatusCode::NOT_FOUND,
+            "unknown_file",
+            format!(
+                "the asset has {} file(s); there is no file {index}",
+                document.files.len()
+            ),
+        )
+    })?;
+    // Never fulfil on chain for content the keeper cannot serve.
+    let path = check_file(state, file).await.map_err(|reason| {
+        tracing::error!(%reason, "content unavailable");
+        ApiError::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "content_unavailable",
+            "the provider cannot serve this file right now; the agreement is not settled",
+        )
+    })?;
+
+    match agreement.state {
+        AgreementState::Paid => settle(state, id).await?,
+        AgreementState::Served | AgreementState::Released => {
+            let window = document
+                .service(ServiceKind::Access)
+                .and_then(|service| service.access_window)
+                .unwrap_or(DEFAULT_ACCESS_WINDOW);
+            let settled_at = state
+                .provider
+                .get_block_by_number(BlockNumberOrTag::Number(agreement.state_block))
+                .await
+                .map_err(ApiError::internal)?
+                .map(|block| block.header.timestamp)
+                .unwrap_or_default();
+            if now() > settled_at + window {
+                return Err(ApiError::new(
+                    StatusCode::GONE,
+                    "access_window_closed",
+                    format!(
+                        "downloads were allowed until {} (unix time)",
+                        settled_at + window
+                    ),
+                ));
+            }
+        }
+        // `verify` refused the other states.
+        _ => return Err(ApiError::internal("unexpected agreement state")),
+    }
+    stream(file, path, headers).await
+}
+
+/// Whether the store's `AgreementCreated` log of `id` exists near the head (the watcher has not
+/// recorded it yet: too recent, or still being scanned).
+async fn created_on_chain(state: &AppState, id: B256) -> bool {
+    let Ok(head) = state.provider.get_block_number().await else {
+        return false;
+    };
+    let filter = alloy::rpc::types::Filter::new()
+        .address(state.suite.agreement_store)
+        .event_signature(AgreementStore::AgreementCreated::SIGNATURE_HASH)
+        .topic1(id)
+        .from_block(head.saturating_sub(RECENT_BLOCKS))
+        .to_block(head);
+    state
+        .provider
+        .get_logs(&filter)
+        .await
+        .is_ok_and(|logs| !logs.is_empty())
+}
+
+fn parse_request(body: &RequestBody) -> Result<ServiceRequest, ApiError> {
+    let b256 = |text: &str, what: &str| {
+        text.parse::<B256>()
+            .map_err(|_| ApiError::malformed(format!("{what} is 32 bytes of hex")))
+    };
+    Ok(ServiceRequest {
+        command: body.command.clone(),
+        agreementId: b256(&body.agreement_id, "agreementId")?,
+        did: b256(&body.did, "did")?,
+        consumer: body
+            .consumer
+            .parse::<Address>()
+            .map_err(|_| ApiError::malformed("consumer is an address"))?,
+        nonce: body
+            .nonce
+            .parse::<U256>()
+            .map_err(|_| ApiError::malformed("nonce is a decimal number"))?,
+        deadline: body.deadline,
+    })
+}
+
+/// Writes the settlement intent and waits (bounded) for the executor to settle it.
+async fn settle(state: &AppState, id: B256) -> Result<(), ApiError> {
+    state
+        .store
+        .lock()
+        .await
+        .intend(id, now())
+        .map_err(ApiError::internal)?;
+    state.wake_executor.notify_one();
+    let deadline = Instant::now() + SETTLEMENT_WAIT;
+    loop {
+        let action = state
+            .store
+            .lock()
+            .await
+            .action(id)
+            .map_err(ApiError::internal)?;
+        match action.map(|action| (action.state, action.outcome)) {
+            Some((ActionState::Confirmed | ActionState::Done, _)) => return Ok(()),
+            Some((ActionState::Failed, outcome)) => {
+                return Err(ApiError::new(
+                    StatusCode::CONFLICT,
+                    "settlement_failed",
+                    format!(
+                        "the agreement could not be settled: {}",
+                        outcome.unwrap_or_default()
+                    ),
+                ));
+            }
+            _ => {}
+        }
+        if Instant::now() >= deadline {
+            return Err(ApiError::new(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "settlement_pending",
+                "the settlement is not confirmed yet: send a new request in a moment",
+            ));
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    }
+}
+
+/// Resolves, and checks, a file the document lists: its location opens with the keeper's key, is
+/// a `file://` URL inside the data folder, and the file there has the stated size and SHA-256
+/// (hashed once per size and modification time). Returns the path.
+pub(super) async fn check_file(state: &AppState, file: &FileEntry) -> Result<PathBuf, String> {
+    let location =
+        metadata::open_location(&file.location, &state.key).map_err(|error| error.to_string())?;
+    let url = url::Url::parse(&location).map_err(|_| "the location is not a URL".to_owned())?;
+    if url.scheme() != "file" {
+        return Err(format!(
+            "this keeper serves file:// locations only, not {}://",
+            url.scheme()
+        ));
+    }
+    let path = url
+        .to_file_path()
+        .map_err(|()| "the location is not a local path".to_owned())?;
+    let root = tokio::fs::canonicalize(&state.data_root)
+        .await
+        .map_err(|error| format!("the data folder is unavailable: {error}"))?;
+    let path = tokio::fs::canonicalize(&path)
+        .await
+        .map_err(|_| format!("{} does not exist", file.name))?;
+    if !path.starts_with(&root) {
+        return Err("the location is outside the keeper's data folder".to_owned());
+    }
+    let info = tokio::fs::metadata(&path)
+        .await
+        .map_err(|error| error.to_string())?;
+    if !info.is_file() {
+        return Err(format!("{} is not a file", file.name));
+    }
+    if info.len() != file.content_size {
+        return Err(format!(
+            "{} has {} bytes, the document says {}",
+            file.name,
+            info.len(),
+            file.content_size
+        ));
+    }
+    let modified = info
+        .modified()
+        .ok()
+        .and_then(|time| time.duration_since(std::time::UNIX_EPOCH).ok())
+        .map(|elapsed| elapsed.as_nanos() as u64)
+        .unwrap_or_default();
+    let key = path.to_string_lossy().into_owned();
+    let cached = state
+        .store
+        .lock()
+        .await
+        .verified_sha256(&key, info.len(), modified)
+        .map_err(|error| error.to_string())?;
+    let sha256 = match cached {
+        Some(sha256) => sha256,
+        None => {
+            let sha256 = sha256_of(&path).await.map_err(|error| error.to_string())?;
+            state
+                .store
+                .lock()
+                .await
+                .record_sha256(&key, info.len(), modified, &sha256)
+                .map_err(|error| error.to_string())?;
+            sha256
+        }
+    };
+    if sha256 != file.sha256 {
+        return Err(format!("{} does not match its SHA-256", file.name));
+    }
+    Ok(path)
+}
+
+/// The SHA-256 of a file, read in chunks (constant memory).
+pub async fn sha256_of(path: &std::path::Path) -> std::io::Result<String> {
+    let mut file = tokio::fs::File::open(path).await?;
+    let mut hasher = Sha256::new();
+    let mut buffer = vec![0_u8; 1 << 16];
+    loop {
+        let read = file.read(&mut buffer).await?;
+        if read == 0 {
+            break;
+        }
+        hasher.update(&buffer[..read]);
+    }
+    Ok(hex::encode(hasher.finalize()))
+}
+
+/// The file, or the range the `Range` header asks for.
+async fn stream(
+    file: &FileEntry,
+    path: PathBuf,
+    headers: &HeaderMap,
+) -> Result<Response, ApiError> {
+    let size = file.content_size;
+    let range = match headers.get(header::RANGE) {
+        None => None,
+        Some(value) => Some(
+            value
+                .to_str()
+                .ok()
+                .and_then(|text| parse_range(text, size))
+                .ok_or_else(|| {
+                    ApiError::new(
+                        StatusCode::RANGE_NOT_SATISFIABLE,
+                        "invalid_range",
+                        format!("a single range within the file's {size} bytes, e.g. bytes=0-"),
+                    )
+                })?,
+        ),
+    };
+    let (start, end) = range.unwrap_or((0, size.saturating_sub(1)));
+    let length = if size == 0 { 0 } else { end - start + 1 };
+    let mut handle = tokio::fs::File::open(&path)
+        .await
+        .map_err(ApiError::internal)?;
+    handle
+        .seek(SeekFrom::Start(start))
+        .await
+        .map_err(ApiError::internal)?;
+    metrics::counter!("keeper_bytes_served_total").increment(length);
+    let body = Body::from_stream(tokio_util::io::ReaderStream::new(handle.take(length)));
+    let mut response = Response::builder()
+        .status(if range.is_some() {
+            StatusCode::PARTIAL_CONTENT
+        } else {
+            StatusCode::OK
+        })
+        .header(header::CONTENT_TYPE, file.content_type.as_str())
+        .header(header::CONTENT_LENGTH, length)
+        .header(header::ACCEPT_RANGES, "bytes")
+        .header(
+            header::CONTENT_DISPOSITION,
+            format!("attachment; filename=\"{}\"", file.name),
+        )
+        .header("x-content-sha256", file.sha256.as_str());
+    if range.is_some() {
+        response = response.header(
+            header::CONTENT_RANGE,
+            HeaderValue::from_str(&format!("bytes {start}-{end}/{size}"))
+                .map_err(ApiError::internal)?,
+        );
+    }
+    response.body(body).map_err(ApiError::internal)
+}
+
+/// `bytes=START-` or `bytes=START-END` within `size` bytes.
+fn parse_range(text: &str, size: u64) -> Option<(u64, u64)> {
+    let spec = text.trim().strip_prefix("bytes=")?;
+    let (start, end) = spec.split_once('-')?;
+    let start: u64 = start.trim().parse().ok()?;
+    let end = match end.trim() {
+        "" => size.checked_sub(1)?,
+        end => end.parse::<u64>().ok()?.min(size.checked_sub(1)?),
+    };
+    (start <= end).then_some((start, end))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::parse_range;
+
+    #[test]
+    fn ranges_are_parsed_within_the_file() {
+        assert_eq!(parse_range("bytes=0-", 10), Some((0, 9)));
+        assert_eq!(parse_range("bytes=4-6", 10), Some((4, 6)));
+        assert_eq!(parse_range("bytes=4-100", 10), Some((4, 9)));
+        assert_eq!(parse_range("bytes=10-", 10), None);
+        assert_eq!(parse_range("bytes=6-4", 10), None);
+        assert_eq!(parse_range("bytes=0-1,3-4", 10), None);
+        assert_eq!(parse_range("lines=0-1", 10), None);
+        assert_eq!(parse_range("bytes=0-", 0), None);
+    }
+}

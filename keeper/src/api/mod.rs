@@ -1,0 +1,244 @@
+//! The keeper's HTTP API (axum). It reads the store and the chain, and writes only intents: a
+//! verified access request becomes a settlement intent that the executor carries out, and the
+//! handler waits (with a bound) for it before streaming the content.
+//!
+//! Routes (the OpenAPI document is served at `/openapi.json`):
+//! - `GET /v1/info`: chain, keeper account and public key, contracts.
+//! - `PUT /v1/metadata`: a publisher stores a metadata document (signed by an allowed publisher).
+//! - `GET /v1/metadata/{checksum}`: a stored document, byte for byte.
+//! - `GET /v1/offers/{did}`: a signed offer for a service of an asset this keeper serves.
+//! - `POST /v1/access`: a consumer's signed request; streams a file of the asset (HTTP Range).
+//! - `GET /health`, `GET /ready`, `GET /metrics` (Prometheus).
+
+mod access;
+mod error;
+mod publish;
+
+use std::{net::SocketAddr, path::PathBuf, sync::Arc, time::Duration};
+
+use alloy::{
+    primitives::{Address, hex},
+    providers::{DynProvider, Provider},
+    signers::local::PrivateKeySigner,
+};
+use axum::{
+    Json, Router,
+    extract::State,
+    http::StatusCode,
+    response::IntoResponse,
+    routing::{get, post, put},
+};
+use insitu_bindings::{addresses::Deployment, deployment::SuiteAddresses};
+use metrics_exporter_prometheus::PrometheusHandle;
+use serde::Serialize;
+use tokio::sync::{Mutex, Notify};
+use tower_http::limit::RequestBodyLimitLayer;
+use utoipa::{OpenApi, ToSchema};
+
+pub use access::{AccessBody, DEFAULT_ACCESS_WINDOW, RequestBody, sha256_of};
+pub use error::{ApiError, ErrorBody, FieldErrorBody, FieldErrors};
+pub use publish::{OfferBody, PUBLISHER_SIGNATURE, SignedOffer, Stored};
+
+use crate::store::Store;
+
+/// Largest request body accepted (metadata documents are the largest bodies).
+pub const MAX_BODY_BYTES: usize = 1 << 20;
+/// How long an access request waits for its settlement before answering `settlement_pending`.
+pub const SETTLEMENT_WAIT: Duration = Duration::from_secs(90);
+/// How long a signed offer is valid.
+pub const OFFER_VALIDITY: u64 = 3_600;
+/// Blocks the watcher may lag behind the head before `/ready` says no.
+pub const READY_MAX_LAG: u64 = 64;
+
+/// What the handlers share.
+#[derive(Debug, Clone)]
+pub struct AppState {
+    /// The keeper's database (a connection of its own).
+    pub store: Arc<Mutex<Store>>,
+    /// The chain.
+    pub provider: DynProvider,
+    /// The chain id.
+    pub chain_id: u64,
+    /// The suite.
+    pub suite: SuiteAddresses,
+    /// The deployment (for `/v1/info`).
+    pub deployment: Deployment,
+    /// The keeper's key: signs offers, opens sealed locations.
+    pub key: PrivateKeySigner,
+    /// The folder file locations must be in.
+    pub data_root: PathBuf,
+    /// Accounts allowed to store metadata documents.
+    pub publishers: Vec<Address>,
+    /// The API's public address, for document URLs.
+    pub public_url: String,
+    /// Confirmations the watcher waits for (for `/ready`).
+    pub confirmations: u64,
+    /// Wakes the executor when an intent is written.
+    pub wake_executor: Arc<Notify>,
+    /// Renders the metrics, when a recorder is installed.
+    pub metrics: Option<PrometheusHandle>,
+}
+
+/// The OpenAPI document.
+#[derive(Debug, OpenApi)]
+#[openapi(
+    info(
+        title = "insitu keeper",
+        description = "The provider's keeper: metadata, offers and paid access, checked against the chain."
+    ),
+    paths(
+        info,
+        health,
+        ready,
+        publish::put_metadata,
+        publish::get_metadata,
+        publish::offer,
+        access::access
+    ),
+    components(schemas(
+        Info,
+        ErrorBody,
+        FieldErrorBody,
+        publish::Stored,
+        publish::SignedOffer,
+        publish::OfferBody,
+        access::AccessBody,
+        access::RequestBody
+    ))
+)]
+pub struct ApiDoc;
+
+/// The router, with body limits.
+pub fn router(state: AppState) -> Router {
+    Router::new()
+        .route("/v1/info", get(info))
+        .route("/health", get(health))
+        .route("/ready", get(ready))
+        .route("/metrics", get(metrics))
+        .route("/openapi.json", get(openapi))
+        .route("/v1/metadata", put(publish::put_metadata))
+        .route("/v1/metadata/{checksum}", get(publish::get_metadata))
+        .route("/v1/offers/{did}", get(publish::offer))
+        .route("/v1/access", post(access::access))
+        .fallback(|| async { ApiError::new(StatusCode::NOT_FOUND, "not_found", "no such route") })
+        .layer(RequestBodyLimitLayer::new(MAX_BODY_BYTES))
+        .with_state(state)
+}
+
+/// Serves `router` on `listener` until `shutdown` resolves.
+///
+/// # Errors
+///
+/// An I/O error of the server.
+pub async fn serve(
+    listener: tokio::net::TcpListener,
+    router: Router,
+    shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
+    axum::serve(
+        listener,
+        router.into_make_service_with_connect_info::<SocketAddr>(),
+    )
+    .with_graceful_shutdown(shutdown)
+    .await
+}
+
+/// The keeper's identity.
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct Info {
+    /// Chain id.
+    pub chain_id: u64,
+    /// The keeper's account (the provider named in its offers).
+    pub address: String,
+    /// Its uncompressed secp256k1 public key, hex: seal file locations to it.
+    pub public_key: String,
+    /// The suite's contracts by name.
+    pub contracts: std::collections::BTreeMap<String, String>,
+    /// The keeper's version.
+    pub version: String,
+}
+
+#[utoipa::path(get, path = "/v1/info", responses((status = 200, body = Info)))]
+async fn info(State(state): State<AppState>) -> Json<Info> {
+    Json(Info {
+        chain_id: state.chain_id,
+        address: state.key.address().to_string(),
+        public_key: format!(
+            "0x{}",
+            hex::encode(insitu_client::metadata::public_key(&state.key))
+        ),
+        contracts: state
+            .deployment
+            .contracts
+            .iter()
+            .map(|(name, address)| (name.clone(), address.to_string()))
+            .collect(),
+        version: env!("CARGO_PKG_VERSION").to_owned(),
+    })
+}
+
+#[utoipa::path(get, path = "/health", responses((status = 200, description = "the process runs")))]
+async fn health() -> impl IntoResponse {
+    Json(serde_json::json!({ "status": "ok" }))
+}
+
+#[utoipa::path(
+    get,
+    path = "/ready",
+    responses(
+        (status = 200, description = "the chain is reachable and the watcher keeps up"),
+        (status = 503, body = ErrorBody, description = "not ready")
+    )
+)]
+async fn ready(State(state): State<AppState>) -> Result<impl IntoResponse, ApiError> {
+    let head = state.provider.get_block_number().await.map_err(|error| {
+        ApiError::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "chain_unreachable",
+            format!("the chain cannot be read: {error}"),
+        )
+    })?;
+    let cursor = state
+        .store
+        .lock()
+        .await
+        .cursor()
+        .map_err(ApiError::internal)?;
+    let scanned = cursor.map(|cursor| cursor.number).unwrap_or_default();
+    let lag = head
+        .saturating_sub(state.confirmations)
+        .saturating_sub(scanned);
+    metrics::gauge!("keeper_block_lag").set(lag as f64);
+    if lag > READY_MAX_LAG {
+        return Err(ApiError::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "catching_up",
+            format!("the watcher is {lag} blocks behind"),
+        ));
+    }
+    Ok(Json(
+        serde_json::json!({ "status": "ready", "head": head, "scanned": scanned }),
+    ))
+}
+
+async fn metrics(State(state): State<AppState>) -> impl IntoResponse {
+    match &state.metrics {
+        Some(handle) => (StatusCode::OK, handle.render()).into_response(),
+        None => ApiError::new(
+            StatusCode::NOT_FOUND,
+            "metrics_disabled",
+            "no metrics recorder in this process",
+        )
+        .into_response(),
+    }
+}
+
+async fn openapi() -> impl IntoResponse {
+    Json(ApiDoc::openapi())
+}
+
+/// Unix time in seconds.
+fn now() -> u64 {
+    crate::executor::now()
+}

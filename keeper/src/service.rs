@@ -1,0 +1,211 @@
+//! The running keeper: the watcher, the executor and the API, each a task with its own database
+//! connection, stopped together.
+
+use std::{net::SocketAddr, sync::Arc, time::Duration};
+
+use alloy::signers::local::PrivateKeySigner;
+use insitu_client::rpc::{self, Endpoint, RpcError};
+use metrics_exporter_prometheus::PrometheusHandle;
+use tokio::{
+    sync::{Mutex, Notify, watch},
+    task::JoinHandle,
+};
+
+use crate::{
+    api::{self, AppState},
+    config::{Config, DeploymentError},
+    executor::Executor,
+    store::{ActionState, Store, StoreError},
+    watcher::Watcher,
+};
+
+/// Why the keeper could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    /// The deployment's addresses are unusable.
+    #[error(transparent)]
+    Deployment(#[from] DeploymentError),
+    /// The chain could not be reached (or is another chain).
+    #[error(transparent)]
+    Rpc(#[from] RpcError),
+    /// The database could not be opened.
+    #[error("opening the database: {0}")]
+    Store(#[from] StoreError),
+    /// The API could not listen.
+    #[error("listening on {address}: {source}")]
+    Listen {
+        /// The address.
+        address: String,
+        /// Why.
+        #[source]
+        source: std::io::Error,
+    },
+}
+
+/// A started keeper.
+#[derive(Debug)]
+pub struct Running {
+    /// Where the API listens.
+    pub address: SocketAddr,
+    stop: watch::Sender<bool>,
+    tasks: Vec<JoinHandle<()>>,
+    database: std::path::PathBuf,
+}
+
+impl Running {
+    /// Stops the tasks (the executor finishes the step it is in; transactions in flight stay
+    /// recorded and are followed at the next start) and waits for them.
+    pub async fn stop(self) {
+        let _ = self.stop.send(true);
+        for task in self.tasks {
+            let _ = task.await;
+        }
+        if let Ok(store) = Store::open(&self.database) {
+            let in_flight = [ActionState::Pending, ActionState::Signed, ActionState::Sent]
+                .into_iter()
+                .filter_map(|state| store.actions(state).ok())
+                .map(|actions| actions.len())
+                .sum::<usize>();
+            tracing::info!(
+                in_flight,
+                "stopped; unsettled actions resume at the next start"
+            );
+        }
+    }
+}
+
+/// Starts the keeper described by `config` with `key`.
+///
+/// # Errors
+///
+/// See [`StartError`].
+pub async fn start(
+    config: &Config,
+    key: PrivateKeySigner,
+    metrics: Option<PrometheusHandle>,
+) -> Result<Running, StartError> {
+    let (deployment, suite) = config.deployment()?;
+    let endpoint = Endpoint::parse(&config.rpc_url)?;
+    let connection = rpc::connect(&endpoint, Some(config.chain_id)).await?;
+    let provider = connection.provider;
+    std::fs::create_dir_all(&config.data_root).ok();
+    let api_store = Store::open(&config.database)?;
+    let mut watcher_store = Store::open(&config.database)?;
+    let mut executor_store = Store::open(&config.database)?;
+    let listener = tokio::net::TcpListener::bind(&config.listen)
+        .await
+        .map_err(|source| StartError::Listen {
+            address: config.listen.clone(),
+            source,
+        })?;
+    let address = listener.local_addr().map_err(|source| StartError::Listen {
+        address: config.listen.clone(),
+        source,
+    })?;
+    let (stop, stopped) = watch::channel(false);
+    let wake = Arc::new(Notify::new());
+    let interval = config.poll_interval();
+
+    let watcher = Watcher::new(
+        provider.clone(),
+        suite,
+        key.address(),
+        config.confirmations,
+        deployment.block,
+    );
+    let watching = {
+        let stopped = stopped.clone();
+        let wake = wake.clone();
+        tokio::spawn(async move {
+            // A watcher that records something may unblock a settlement: wake the executor.
+            if let Err(error) = watcher.run(&mut watcher_store, interval, stopped).await {
+                tracing::error!(%error, "the watcher stopped");
+            }
+            wake.notify_one();
+        })
+    };
+
+    let executor = Executor::new(
+        provider.clone(),
+        config.chain_id,
+        key.clone(),
+        suite,
+        config.confirmations,
+    );
+    let executing = {
+        let mut stopped = stopped.clone();
+        let wake = wake.clone();
+        tokio::spawn(async move {
+            loop {
+                match executor.tick(&mut executor_store).await {
+                    Ok(steps) => {
+                        for step in steps {
+                            tracing::debug!(?step, "executor");
+                        }
+                    }
+                    Err(error) => tracing::warn!(%error, "executor tick failed; retrying"),
+                }
+                let pending = [ActionState::Pending, ActionState::Signed, ActionState::Sent]
+                    .into_iter()
+                    .filter_map(|state| executor_store.actions(state).ok())
+                    .map(|actions| actions.len())
+                    .sum::<usize>();
+                metrics::gauge!("keeper_pending_actions").set(pending as f64);
+                // Poll faster while something is in flight.
+                let wait = if pending > 0 {
+                    Duration::from_millis(200).min(interval)
+                } else {
+                    interval
+                };
+                tokio::select! {
+                    () = tokio::time::sleep(wait) => {}
+                    () = wake.notified() => {}
+                    _ = stopped.changed() => {}
+                }
+                if *stopped.borrow() {
+                    return;
+                }
+            }
+        })
+    };
+
+    let state = AppState {
+        store: Arc::new(Mutex::new(api_store)),
+        provider,
+        chain_id: config.chain_id,
+        suite,
+        deployment,
+        key,
+        data_root: config.data_root.clone(),
+        publishers: config.publishers.clone(),
+        public_url: config
+            .public_url
+            .clone()
+            .unwrap_or_else(|| format!("http://{address}")),
+        confirmations: config.confirmations,
+        wake_executor: wake,
+        metrics,
+    };
+    let serving = {
+        let mut stopped = stopped.clone();
+        tokio::spawn(async move {
+            let shutdown = async move {
+                while !*stopped.borrow() {
+                    if stopped.changed().await.is_err() {
+                        return;
+                    }
+                }
+            };
+            if let Err(error) = api::serve(listener, api::router(state), shutdown).await {
+                tracing::error!(%error, "the API stopped");
+            }
+        })
+    };
+    tracing::info!(%address, "API listening");
+    Ok(Running {
+        address,
+        stop,
+        tasks: vec![watching, executing, serving],
+        database: config.database.clone(),
+    })
+}

@@ -1,0 +1,617 @@
+//! The keeper running (watcher, executor, API) against a real anvil node, driven by the client
+//! library as a publisher and a consumer would: publish, buy, download (settled once, resumed,
+//! repeated within the access window), and the refusals over HTTP with their codes.
+
+use std::path::{Path, PathBuf};
+
+use alloy::{
+    primitives::{Address, B256, U256, hex, keccak256},
+    providers::{DynProvider, Provider, ProviderBuilder},
+    signers::local::PrivateKeySigner,
+};
+use insitu_bindings::{
+    MockERC20,
+    deployment::{DeployOptions, Governance},
+};
+use insitu_client::{
+    agreement::{self, ConditionState},
+    deploy::deploy_suite,
+    devnet::Devnet,
+    market::{self, KeeperClient, MarketError},
+    metadata::ServiceKind,
+    rpc::{self, Endpoint},
+    suite::Suite,
+    tx::{Sender, Silent, TxOptions},
+};
+use insitu_keeper::{
+    config::Config,
+    service::{self, Running},
+    store::{ActionState, Store},
+};
+
+const PRICE: u128 = 250_000_000_000_000_000_000;
+
+struct Setup {
+    _devnet: Devnet,
+    _dir: tempfile::TempDir,
+    dir: PathBuf,
+    provider: DynProvider,
+    keys: Vec<PrivateKeySigner>,
+    suite: Suite,
+    token: Address,
+    keeper: Running,
+    content: Vec<u8>,
+    database: PathBuf,
+}
+
+async fn sender(setup_provider: &DynProvider, key: &PrivateKeySigner) -> Sender {
+    Sender::new(
+        setup_provider.clone(),
+        31_337,
+        key.clone(),
+        TxOptions::default(),
+    )
+}
+
+/// A deployed suite, a demo token with the consumer (keys[3]) funded, a data file, and a keeper
+/// (keys[2]) whose publisher is keys[1].
+async fn setup() -> Setup {
+    let devnet = Devnet::start().expect("anvil");
+    let keys: Vec<PrivateKeySigner> = devnet
+        .instance()
+        .keys()
+        .iter()
+        .map(|key| PrivateKeySigner::from(key.clone()))
+        .collect();
+    let endpoint = Endpoint::parse(&devnet.endpoint()).unwrap();
+    let connection = rpc::connect(&endpoint, Some(31_337)).await.unwrap();
+    let provider = connection.provider.clone();
+    let operator = sender(&provider, &keys[0]).await;
+    let (deployed, _) = deploy_suite(
+        &operator,
+        DeployOptions {
+            governance: Governance::Timelock {
+                proposer: keys[0].address(),
+                delay: 0,
+            },
+            admin_transfer_delay: 0,
+            network_fee: Some((keys[4].address(), 100)),
+        },
+        None,
+        &Silent,
+    )
+    .await
+    .unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path().to_path_buf();
+    let addresses = root.join("deployments/31337.json");
+    deployed.deployment.write(&addresses).unwrap();
+    let suite = Suite::open(connection, &addresses).await.unwrap();
+
+    let wallet = alloy::network::EthereumWallet::from(keys[0].clone());
+    let signing = ProviderBuilder::new()
+        .wallet(wallet)
+        .connect_provider(provider.clone());
+    let token = MockERC20::deploy(&signing, "Demo USD".into(), "DUSD".into(), 18)
+        .await
+        .unwrap();
+    token
+        .mint(keys[3].address(), U256::from(PRICE) * U256::from(10))
+        .send()
+        .await
+        .unwrap()
+        .get_receipt()
+        .await
+        .unwrap();
+
+    std::fs::create_dir_all(root.join("data")).unwrap();
+    let content: Vec<u8> = (0..300_000_u32).map(|i| (i * 7 % 251) as u8).collect();
+    std::fs::write(root.join("data/air.csv"), &content).unwrap();
+
+    let config = Config {
+        rpc_url: devnet.endpoint(),
+        chain_id: 31_337,
+        addresses,
+        confirmations: 0,
+        poll_interval_ms: 100,
+        listen: "127.0.0.1:0".to_owned(),
+        database: root.join("keeper.db"),
+        data_root: root.join("data"),
+        publishers: vec![keys[1].address()],
+        ..Config::default()
+    };
+    let keeper = service::start(&config, keys[2].clone(), None)
+        .await
+        .unwrap();
+    Setup {
+        _devnet: devnet,
+        _dir: dir,
+        dir: root.clone(),
+        provider,
+        suite,
+        token: *token.address(),
+        keeper,
+        content,
+        keys,
+        database: root.join("keeper.db"),
+    }
+}
+
+impl Setup {
+    fn keeper_client(&self) -> KeeperClient {
+        KeeperClient::new(&format!("http://{}", self.keeper.address))
+    }
+
+    fn url(&self, path: &str) -> String {
+        format!("http://{}{path}", self.keeper.address)
+    }
+
+    /// The publisher's source document: plain file location, this token, price to keys[1].
+    fn source(&self, file: &Path, sha256: &str, size: usize) -> Vec<u8> {
+        serde_json::to_vec(&serde_json::json!({
+            "@context": "https://schema.org",
+            "@type": "Dataset",
+            "schemaVersion": "insitu-metadata/1",
+            "name": "Air quality",
+            "description": "Hourly readings.",
+            "author": "Lab",
+            "license": "CC-BY-4.0",
+            "files": [{
+                "name": "air.csv",
+                "contentType": "text/csv",
+                "contentSize": size,
+                "sha256": sha256,
+                "location": format!("file://{}", file.display()),
+            }],
+            "services": [{
+                "type": "access",
+                "token": self.token.to_string(),
+                "price": [{"receiver": self.keys[1].address().to_string(), "amount": PRICE.to_string()}],
+                "timeout": {"min": 3600, "max": 86400},
+                "accessWindow": 3600
+            }]
+        }))
+        .unwrap()
+    }
+
+    fn good_source(&self) -> Vec<u8> {
+        let sha = hex::encode(<sha2::Sha256 as sha2::Digest>::digest(&self.content));
+        self.source(&self.dir.join("data/air.csv"), &sha, self.content.len())
+    }
+
+    async fn publish(&self) -> B256 {
+        let publisher = sender(&self.provider, &self.keys[1]).await;
+        market::publish(
+            &self.suite,
+            &publisher,
+            &self.keeper_client(),
+            &self.good_source(),
+            B256::from(rand::random::<[u8; 32]>()),
+            &Silent,
+        )
+        .await
+        .unwrap()
+        .did
+    }
+
+    async fn buy(&self, did: B256) -> B256 {
+        let consumer = sender(&self.provider, &self.keys[3]).await;
+        market::buy(&self.suite, &consumer, did, ServiceKind::Access, 0, &Silent)
+            .await
+            .unwrap()
+            .quote
+            .agreement_id
+    }
+
+    async fn download(&self, id: B256, out: &Path) -> Result<market::Downloaded, MarketError> {
+        let consumer = sender(&self.provider, &self.keys[3]).await;
+        let mut ignore = |_| {};
+        market::download(&self.suite, &consumer, id, 0, out, &mut ignore).await
+    }
+
+    /// Waits until the keeper's watcher recorded agreement `id`.
+    async fn wait_recorded(&self, id: B256) {
+        for _ in 0..100 {
+            if Store::open(&self.database)
+                .unwrap()
+                .agreement(id)
+                .unwrap()
+                .is_some()
+            {
+                return;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+        }
+        panic!("the keeper never recorded {id}");
+    }
+
+    async fn keeper_nonce(&self) -> u64 {
+        self.provider
+            .get_transaction_count(self.keys[2].address())
+            .await
+            .unwrap()
+    }
+}
+
+fn refused_code(result: Result<impl std::fmt::Debug, MarketError>) -> String {
+    match result {
+        Err(MarketError::Refused { code, .. }) => code,
+        other => panic!("expected a refusal, got {other:?}"),
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn publish_buy_download_settles_once_and_resumes() {
+    let setup = setup().await;
+    let did = setup.publish().await;
+    let id = setup.buy(did).await;
+
+    let out = setup.dir.join("download/air.csv");
+    std::fs::create_dir_all(out.parent().unwrap()).unwrap();
+    let downloaded = setup.download(id, &out).await.unwrap();
+    assert_eq!(std::fs::read(&out).unwrap(), setup.content);
+    assert_eq!(downloaded.bytes, setup.content.len() as u64);
+    assert_eq!(downloaded.resumed_from, 0);
+
+    // Settled on chain: paid to the provider, once.
+    let shown = agreement::show(&setup.suite, id, None).await.unwrap();
+    assert_eq!(
+        shown.payment_condition().unwrap().state,
+        ConditionState::Released
+    );
+    assert_eq!(setup.keeper_nonce().await, 1);
+    let store = Store::open(&setup.database).unwrap();
+    assert_eq!(
+        store.action(id).unwrap().unwrap().state,
+        ActionState::Confirmed
+    );
+
+    // Again within the access window: no second transaction.
+    std::fs::remove_file(&out).unwrap();
+    setup.download(id, &out).await.unwrap();
+    assert_eq!(std::fs::read(&out).unwrap(), setup.content);
+    assert_eq!(setup.keeper_nonce().await, 1);
+
+    // An interrupted download resumes with a range.
+    std::fs::remove_file(&out).unwrap();
+    let part = setup.dir.join("download/air.csv.part");
+    std::fs::write(&part, &setup.content[..100_000]).unwrap();
+    let resumed = setup.download(id, &out).await.unwrap();
+    assert_eq!(resumed.resumed_from, 100_000);
+    assert_eq!(std::fs::read(&out).unwrap(), setup.content);
+    assert!(!part.exists());
+
+    // The consumer's balance paid the quoted total; the provider got the price.
+    let token = MockERC20::new(setup.token, &setup.provider);
+    assert_eq!(
+        token
+            .balanceOf(setup.keys[1].address())
+            .call()
+            .await
+            .unwrap(),
+        U256::from(PRICE)
+    );
+    setup.keeper.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn content_the_keeper_cannot_serve_is_never_settled() {
+    let setup = setup().await;
+    let did = setup.publish().await;
+    let id = setup.buy(did).await;
+    // The file changes after publication: refused before any transaction.
+    let file = setup.dir.join("data/air.csv");
+    let mut altered = setup.content.clone();
+    altered[0] ^= 1;
+    std::fs::write(&file, &altered).unwrap();
+    let out = setup.dir.join("air.csv");
+    let code = refused_code(setup.download(id, &out).await);
+    assert_eq!(code, "content_unavailable");
+    assert_eq!(setup.keeper_nonce().await, 0);
+    assert!(
+        Store::open(&setup.database)
+            .unwrap()
+            .action(id)
+            .unwrap()
+            .is_none()
+    );
+    // Restored: served and settled.
+    std::fs::write(&file, &setup.content).unwrap();
+    setup.download(id, &out).await.unwrap();
+    assert_eq!(setup.keeper_nonce().await, 1);
+    setup.keeper.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn publishing_is_checked_before_any_gas_is_spent() {
+    let setup = setup().await;
+    let keeper = setup.keeper_client();
+    let publisher = sender(&setup.provider, &setup.keys[1]).await;
+    let outsider = sender(&setup.provider, &setup.keys[6]).await;
+    let seed = B256::repeat_byte(1);
+    let sha = hex::encode(<sha2::Sha256 as sha2::Digest>::digest(&setup.content));
+    let size = setup.content.len();
+
+    // Not a publisher of this keeper.
+    let code = refused_code(
+        market::publish(
+            &setup.suite,
+            &outsider,
+            &keeper,
+            &setup.good_source(),
+            seed,
+            &Silent,
+        )
+        .await,
+    );
+    assert_eq!(code, "not_a_publisher");
+    // Outside the data folder, wrong size, wrong hash, missing file.
+    for source in [
+        setup.source(Path::new("/etc/hostname"), &sha, size),
+        setup.source(&setup.dir.join("data/air.csv"), &sha, size + 1),
+        setup.source(&setup.dir.join("data/air.csv"), &"0".repeat(64), size),
+        setup.source(&setup.dir.join("data/missing.csv"), &sha, size),
+    ] {
+        let code = refused_code(
+            market::publish(&setup.suite, &publisher, &keeper, &source, seed, &Silent).await,
+        );
+        assert_eq!(code, "invalid_metadata");
+    }
+    // Invalid against the schema: refused by the client itself, every field named.
+    let mut source: serde_json::Value = serde_json::from_slice(&setup.good_source()).unwrap();
+    source["services"][0]["timeout"]["min"] = serde_json::json!(10);
+    source.as_object_mut().unwrap().remove("license");
+    let error = market::publish(
+        &setup.suite,
+        &publisher,
+        &keeper,
+        &serde_json::to_vec(&source).unwrap(),
+        seed,
+        &Silent,
+    )
+    .await
+    .unwrap_err();
+    let text = error.to_string();
+    assert!(text.contains("/services/0/timeout/min"), "{text}");
+    assert!(text.contains("license"), "{text}");
+    assert_eq!(
+        setup
+            .provider
+            .get_transaction_count(setup.keys[1].address())
+            .await
+            .unwrap(),
+        0,
+        "no gas spent"
+    );
+    setup.keeper.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bad_requests_get_4xx_json_errors_with_stable_codes() {
+    let setup = setup().await;
+    let did = setup.publish().await;
+    let id = setup.buy(did).await;
+    setup.wait_recorded(id).await;
+    let http = reqwest::Client::new();
+    let post = |body: serde_json::Value, query: &str| {
+        http.post(setup.url(&format!("/v1/access{query}")))
+            .json(&body)
+            .send()
+    };
+    let code_of = |response: reqwest::Response| async move {
+        let status = response.status().as_u16();
+        let body: serde_json::Value = response.json().await.unwrap();
+        (status, body["code"].as_str().unwrap().to_owned())
+    };
+
+    // Not JSON, missing fields, bad hex.
+    let response = http
+        .post(setup.url("/v1/access"))
+        .body("not json")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(code_of(response).await, (400, "malformed".to_owned()));
+    let response = post(serde_json::json!({"request": {}}), "").await.unwrap();
+    assert_eq!(code_of(response).await, (400, "malformed".to_owned()));
+
+    // A well-formed request signed by someone else.
+    let consumer = setup.keys[3].address();
+    let deadline = setup
+        .provider
+        .get_block_by_number(alloy::eips::BlockNumberOrTag::Latest)
+        .await
+        .unwrap()
+        .unwrap()
+        .header
+        .timestamp
+        .max(insitu_keeper::executor::now())
+        + 60;
+    let request = |nonce: u64, agreement: B256| {
+        serde_json::json!({
+            "command": "access",
+            "agreementId": agreement.to_string(),
+            "did": did.to_string(),
+            "consumer": consumer.to_string(),
+            "nonce": nonce.to_string(),
+            "deadline": deadline,
+        })
+    };
+    let sign = |key: &PrivateKeySigner, nonce: u64, agreement: B256| {
+        use alloy::signers::SignerSync;
+        let typed = insitu_bindings::requests::ServiceRequest {
+            command: "access".to_owned(),
+            agreementId: agreement,
+            did,
+            consumer,
+            nonce: U256::from(nonce),
+            deadline,
+        };
+        let domain = insitu_bindings::requests::domain(31_337, setup.suite.addresses.access);
+        let signature = key
+            .sign_hash_sync(&insitu_bindings::requests::signing_hash(&typed, &domain))
+            .unwrap();
+        format!("0x{}", hex::encode(signature.as_bytes()))
+    };
+    let forged = post(
+        serde_json::json!({"request": request(1, id), "signature": sign(&setup.keys[6], 1, id)}),
+        "",
+    )
+    .await
+    .unwrap();
+    assert_eq!(code_of(forged).await, (401, "forged".to_owned()));
+    let unknown = B256::repeat_byte(5);
+    let response = post(
+        serde_json::json!({"request": request(2, unknown), "signature": sign(&setup.keys[3], 2, unknown)}),
+        "",
+    )
+    .await
+    .unwrap();
+    assert_eq!(
+        code_of(response).await,
+        (404, "unknown_agreement".to_owned())
+    );
+    let response = post(
+        serde_json::json!({"request": request(3, id), "signature": sign(&setup.keys[3], 3, id)}),
+        "?file=9",
+    )
+    .await
+    .unwrap();
+    assert_eq!(code_of(response).await, (404, "unknown_file".to_owned()));
+    // None of the refusals settled anything.
+    assert_eq!(setup.keeper_nonce().await, 0);
+
+    // A good one, then its replay, then a bad range.
+    let good =
+        serde_json::json!({"request": request(4, id), "signature": sign(&setup.keys[3], 4, id)});
+    let response = post(good.clone(), "").await.unwrap();
+    assert_eq!(response.status().as_u16(), 200);
+    assert_eq!(
+        response.headers()["x-content-sha256"].to_str().unwrap(),
+        hex::encode(<sha2::Sha256 as sha2::Digest>::digest(&setup.content))
+    );
+    assert_eq!(response.bytes().await.unwrap().to_vec(), setup.content);
+    let response = post(good, "").await.unwrap();
+    assert_eq!(code_of(response).await, (409, "replayed".to_owned()));
+    let response = http
+        .post(setup.url("/v1/access"))
+        .header("range", "bytes=999999999-")
+        .json(&serde_json::json!({"request": request(5, id), "signature": sign(&setup.keys[3], 5, id)}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(code_of(response).await, (416, "invalid_range".to_owned()));
+    let response = http
+        .post(setup.url("/v1/access"))
+        .header("range", "bytes=10-19")
+        .json(&serde_json::json!({"request": request(6, id), "signature": sign(&setup.keys[3], 6, id)}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status().as_u16(), 206);
+    assert_eq!(
+        response.headers()["content-range"].to_str().unwrap(),
+        format!("bytes 10-19/{}", setup.content.len())
+    );
+    assert_eq!(
+        response.bytes().await.unwrap().to_vec(),
+        setup.content[10..20]
+    );
+
+    // Other routes: unknown, offers for an unknown asset, oversized bodies.
+    let response = http.get(setup.url("/nowhere")).send().await.unwrap();
+    assert_eq!(code_of(response).await, (404, "not_found".to_owned()));
+    let response = http
+        .get(setup.url(&format!("/v1/offers/{}", B256::repeat_byte(3))))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(code_of(response).await, (404, "unknown_asset".to_owned()));
+    let response = http.get(setup.url("/v1/offers/0x12")).send().await.unwrap();
+    assert_eq!(code_of(response).await, (400, "malformed".to_owned()));
+    let response = http
+        .get(setup.url(&format!("/v1/offers/{did}?service=stream")))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(code_of(response).await, (400, "malformed".to_owned()));
+    let response = http
+        .put(setup.url("/v1/metadata"))
+        .body(vec![b' '; 2 << 20])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status().as_u16(), 413);
+    setup.keeper.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn info_health_readiness_and_the_openapi_document() {
+    let setup = setup().await;
+    let keeper = setup.keeper_client();
+    let info = keeper.info().await.unwrap();
+    assert_eq!(info.chain_id, 31_337);
+    assert_eq!(info.address, setup.keys[2].address());
+    assert_eq!(
+        info.public_key,
+        format!(
+            "0x{}",
+            hex::encode(insitu_client::metadata::public_key(&setup.keys[2]))
+        )
+    );
+    let http = reqwest::Client::new();
+    let health = http.get(setup.url("/health")).send().await.unwrap();
+    assert_eq!(health.status().as_u16(), 200);
+    // Ready once the watcher caught up.
+    let mut ready = 0;
+    for _ in 0..50 {
+        ready = http
+            .get(setup.url("/ready"))
+            .send()
+            .await
+            .unwrap()
+            .status()
+            .as_u16();
+        if ready == 200 {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    assert_eq!(ready, 200);
+    let openapi: serde_json::Value = http
+        .get(setup.url("/openapi.json"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    for path in [
+        "/v1/info",
+        "/v1/access",
+        "/v1/offers/{did}",
+        "/v1/metadata",
+        "/v1/metadata/{checksum}",
+        "/health",
+        "/ready",
+    ] {
+        assert!(openapi["paths"][path].is_object(), "{path} missing");
+    }
+    assert!(openapi["components"]["schemas"]["ErrorBody"].is_object());
+    // No metrics recorder in this test process.
+    let metrics = http.get(setup.url("/metrics")).send().await.unwrap();
+    assert_eq!(metrics.status().as_u16(), 404);
+    // A stored document is served byte for byte under its checksum.
+    let did = setup.publish().await;
+    let (_, _, checksum) = market::fetch_document(&setup.suite, did).await.unwrap();
+    let bytes = http
+        .get(setup.url(&format!("/v1/metadata/{checksum}")))
+        .send()
+        .await
+        .unwrap()
+        .bytes()
+        .await
+        .unwrap();
+    assert_eq!(keccak256(&bytes), checksum);
+    setup.keeper.stop().await;
+}
