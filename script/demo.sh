@@ -1,12 +1,17 @@
 #!/usr/bin/env bash
-# The main job: the end-to-end demo on a local chain.
+# The main job: the whole system on a local chain.
 #
 # 1. installs the npm toolchain if needed (solc, OpenZeppelin, anvil, forge);
 # 2. prints the gas benchmark of the contract suite (in-memory EVM, steady state);
-# 3. starts a local anvil node, deploys the suite with the deploy script's plan, and runs one
-#    access agreement: the provider publishes an asset, its keeper signs an offer, the consumer
-#    buys on it and pays into escrow in one transaction, the keeper grants access and releases the
-#    payment, the network collects its fee.
+# 3. runs `insitu demo`: starts anvil (a block a second), deploys the suite, starts the provider's
+#    keeper as its own process, publishes a sample dataset at the keeper, buys it on the keeper's
+#    signed offer, downloads it (SHA-256 checked; the keeper settles the agreement on chain), then
+#    makes a second purchase the provider never delivers and refunds the consumer after the time
+#    out. It prints each transaction's block and gas, the balances and a summary; anvil and the
+#    keeper are stopped on exit and on Ctrl-C.
+#
+# `script/demo.sh --json` ends with one JSON line (access_delivered, access_escrow_released,
+# refund_after_timeout, blocks_lock_to_release_access, steps, balances, ...).
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 
@@ -15,5 +20,6 @@ bash script/npm-deps.sh
 echo "== gas benchmark (cargo run --release -p insitu-tests --bin gas-report) =="
 cargo run --quiet --release --locked -p insitu-tests --bin gas-report
 echo
-echo "== end-to-end demo on a local anvil node (cargo run --release -p insitu-cli -- demo) =="
-cargo run --quiet --release --locked -p insitu-cli -- demo
+echo "== the whole system on a local anvil node (insitu demo) =="
+cargo build --quiet --release --locked -p insitu-cli -p insitu-keeper
+target/release/insitu demo "$@"

@@ -8,6 +8,7 @@
 //! Keys never come from the command line: `INSITU_PRIVATE_KEY` (hex), or `--keystore` with an
 //! encrypted JSON keystore whose password is prompted or read from `--password-file`.
 
+mod demo;
 mod output;
 
 use std::{path::PathBuf, time::Duration};
@@ -25,6 +26,8 @@ use insitu_client::{
     },
     governance, keys,
     keys::{KeySource, Password},
+    market,
+    metadata::ServiceKind,
     payments,
     rpc::{self, Connection, Endpoint},
     suite::{Suite, default_addresses_path},
@@ -53,6 +56,14 @@ enum Command {
     Deploy(Box<DeployArgs>),
     /// Run the end-to-end demo on a local anvil node it starts.
     Demo,
+    /// Publish an asset: seal its file locations to the keeper, have the keeper store its
+    /// metadata document, register it on chain with the keeper as provider.
+    Publish(PublishArgs),
+    /// Buy a service of an asset on its keeper's signed offer, paying into escrow in one
+    /// transaction.
+    Buy(BuyArgs),
+    /// Download a file of an asset you bought (resumes an interrupted download, checks its SHA-256).
+    Download(DownloadArgs),
     /// Assets in the registry.
     #[command(subcommand)]
     Asset(AssetCommand),
@@ -159,6 +170,64 @@ struct DeployArgs {
     /// Deploy even if the addresses file already exists (it is replaced).
     #[arg(long)]
     overwrite: bool,
+}
+
+#[derive(Debug, Args)]
+struct PublishArgs {
+    /// The metadata document (JSON, schema `insitu-metadata/1`), with plain file locations
+    /// (`file:///...` URLs the keeper can read); they are sealed to the keeper before upload.
+    metadata: PathBuf,
+    /// The keeper's API (e.g. https://keeper.example).
+    #[arg(long)]
+    keeper: String,
+    /// The seed of the asset's id (32 bytes, hex; random when omitted).
+    #[arg(long)]
+    seed: Option<B256>,
+    #[command(flatten)]
+    suite: SuiteArgs,
+    #[command(flatten)]
+    signer: SignerArgs,
+}
+
+/// A service of an asset.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+enum Service {
+    /// Download the files.
+    Access,
+    /// Run an algorithm where the data is.
+    Compute,
+}
+
+#[derive(Debug, Args)]
+struct BuyArgs {
+    /// The asset's id (32 bytes, hex).
+    did: B256,
+    /// The service to buy.
+    #[arg(long, value_enum, default_value_t = Service::Access)]
+    service: Service,
+    /// Seconds the provider has to serve (within the offer's bounds; 0 takes the longest).
+    #[arg(long, default_value_t = 0)]
+    timeout: u32,
+    #[command(flatten)]
+    suite: SuiteArgs,
+    #[command(flatten)]
+    signer: SignerArgs,
+}
+
+#[derive(Debug, Args)]
+struct DownloadArgs {
+    /// The agreement's id (32 bytes, hex).
+    agreement: B256,
+    /// Where to write the file.
+    #[arg(short, long)]
+    out: PathBuf,
+    /// Which file of the asset (its index in the metadata document).
+    #[arg(long, default_value_t = 0)]
+    file: usize,
+    #[command(flatten)]
+    suite: SuiteArgs,
+    #[command(flatten)]
+    signer: SignerArgs,
 }
 
 #[derive(Debug, Subcommand)]
@@ -298,6 +367,58 @@ async fn run(command: Command, output: &Output) -> Result<()> {
     match command {
         Command::Deploy(args) => deploy(*args, output).await,
         Command::Demo => demo(output).await,
+        Command::Publish(args) => {
+            let source = std::fs::read(&args.metadata)
+                .with_context(|| format!("reading {}", args.metadata.display()))?;
+            let suite = open_suite(&args.suite).await?;
+            let sender = sender(&suite.connection, &args.signer)?;
+            let seed = args.seed.unwrap_or_else(|| B256::from(rand_seed()));
+            let published = market::publish(
+                &suite,
+                &sender,
+                &market::KeeperClient::new(&args.keeper),
+                &source,
+                seed,
+                &TerminalProgress::new(output),
+            )
+            .await?;
+            output.published(&published)
+        }
+        Command::Buy(args) => {
+            let suite = open_suite(&args.suite).await?;
+            let sender = sender(&suite.connection, &args.signer)?;
+            let service = match args.service {
+                Service::Access => ServiceKind::Access,
+                Service::Compute => ServiceKind::Compute,
+            };
+            let bought = market::buy(
+                &suite,
+                &sender,
+                args.did,
+                service,
+                args.timeout,
+                &TerminalProgress::new(output),
+            )
+            .await?;
+            output.bought(&bought)
+        }
+        Command::Download(args) => {
+            let suite = open_suite(&args.suite).await?;
+            let sender = sender(&suite.connection, &args.signer)?;
+            let bar = output::DownloadBar::new(output);
+            let mut on_bytes = |event| bar.event(event);
+            let downloaded = market::download(
+                &suite,
+                &sender,
+                args.agreement,
+                args.file,
+                &args.out,
+                &mut on_bytes,
+            )
+            .await?;
+            bar.finish();
+            output.downloaded(&downloaded)
+        }
         Command::Asset(AssetCommand::Show { did, suite }) => {
             let suite = open_suite(&suite).await?;
             let info = asset::show(&suite, did).await?;
@@ -454,6 +575,11 @@ fn sender(connection: &Connection, args: &SignerArgs) -> Result<Sender> {
     ))
 }
 
+/// 32 random bytes from the operating system.
+fn rand_seed() -> [u8; 32] {
+    rand::random()
+}
+
 /// The network fee of the deployment, refusing incomplete or out-of-range arguments.
 fn network_fee(bps: Option<u16>, receiver: Option<Address>) -> Result<Option<(Address, u16)>> {
     match (bps, receiver) {
@@ -561,20 +687,10 @@ fn tempfile_probe(dir: &std::path::Path) -> Result<()> {
 }
 
 async fn demo(output: &Output) -> Result<()> {
-    use insitu_client::{demo, devnet::Devnet};
-    let devnet = Devnet::start().context("starting the local anvil node")?;
-    output.note(&format!(
-        "local chain {} at {}",
-        devnet.chain_id(),
-        devnet.endpoint()
-    ));
-    let keys: Vec<_> = devnet
-        .instance()
-        .keys()
-        .iter()
-        .take(5)
-        .map(|key| alloy::signers::local::PrivateKeySigner::from(key.clone()))
-        .collect();
-    let report = demo::run(&devnet.endpoint(), &keys).await?;
+    let log = |line: &str| output.note(line);
+    let report = tokio::select! {
+        report = demo::run(&log) => report?,
+        _ = tokio::signal::ctrl_c() => bail!("interrupted: anvil and the keeper are stopped"),
+    };
     output.demo(&report)
 }

@@ -8,9 +8,9 @@ use indicatif::{ProgressBar, ProgressStyle};
 use insitu_client::{
     agreement::{AgreementInfo, NextStep},
     asset::AssetInfo,
-    demo::{self, DemoReport},
     deploy::{Deployed, format_utc},
     governance::{FeeInfo, Outcome, TemplateInfo, TemplateStatus},
+    market::{Bought, DownloadEvent, Downloaded, Published},
     payments::{Refunded, Withdrawn},
     tx::{Progress, TxEvent},
 };
@@ -256,31 +256,80 @@ impl Output {
         })
     }
 
-    pub(crate) fn demo(&self, report: &DemoReport) -> anyhow::Result<()> {
+    pub(crate) fn published(&self, published: &Published) -> anyhow::Result<()> {
+        self.emit(serde_json::to_value(published)?, || {
+            format!(
+                "published asset {}\nmetadata     {} (checksum {})\ntransaction  {}\n",
+                published.did, published.url, published.checksum, published.transaction
+            )
+        })
+    }
+
+    pub(crate) fn bought(&self, bought: &Bought) -> anyhow::Result<()> {
+        self.emit(serde_json::to_value(bought)?, || {
+            let quote = &bought.quote;
+            format!(
+                "bought asset {}\nagreement    {}\nprice        {} of token {}\nnetwork fee  {}\npaid         {} (into escrow until the provider serves; refundable after {} s)\ntransaction  {}\n",
+                quote.did,
+                quote.agreement_id,
+                quote.price,
+                quote.token,
+                quote.fee,
+                quote.total,
+                quote.service_timeout,
+                bought.transaction
+            )
+        })
+    }
+
+    pub(crate) fn downloaded(&self, downloaded: &Downloaded) -> anyhow::Result<()> {
+        self.emit(serde_json::to_value(downloaded)?, || {
+            format!(
+                "downloaded {} ({} bytes{}), SHA-256 {} checked\n",
+                downloaded.path.display(),
+                downloaded.bytes,
+                if downloaded.resumed_from > 0 {
+                    format!(", resumed from byte {}", downloaded.resumed_from)
+                } else {
+                    String::new()
+                },
+                downloaded.sha256
+            )
+        })
+    }
+
+    pub(crate) fn demo(&self, report: &crate::demo::Report) -> anyhow::Result<()> {
         self.emit(serde_json::to_value(report)?, || {
             let mut text = format!(
-                "asset     {}\nagreement {}\nquoted total {} DUSD (approved exactly; allowance left {})\n\n{:<44} {:>10}\n",
-                report.did,
-                report.agreement_id,
-                demo::format_tokens(report.quoted_total),
-                demo::format_tokens(report.allowance_left),
-                "step",
-                "gas"
+                "\n{:<50} {:>6} {:>10}  transaction\n",
+                "step", "block", "gas"
             );
-            for (step, gas) in &report.steps {
-                text += &format!("{step:<44} {gas:>10}\n");
+            for step in &report.steps {
+                text += &format!(
+                    "{:<50} {:>6} {:>10}  {}\n",
+                    step.step, step.block, step.gas, step.transaction
+                );
             }
-            text += &format!("\n{:<44} {:>10}\n", "demo token balance", "DUSD");
+            text += &format!("\n{:<50} {:>10}\n", "balance", "DUSD");
             for (party, balance) in &report.balances {
-                text += &format!("{party:<44} {:>10}\n", demo::format_tokens(*balance));
+                text += &format!("{party:<50} {:>10}\n", tokens(*balance));
             }
+            let yes = |flag: bool| if flag { "yes" } else { "NO" };
             text += &format!(
-                "\nconsumer holds access on chain: {}\n",
-                if report.consumer_has_access { "yes" } else { "no" }
+                "\nsummary\n  access delivered, SHA-256 checked     {}\n  escrow released to the provider       {}\n  refunded after the time out           {}\n  blocks from payment to release        {}\n",
+                yes(report.access_delivered),
+                yes(report.access_escrow_released),
+                yes(report.refund_after_timeout),
+                report.blocks_lock_to_release_access
             );
             text
         })
     }
+}
+
+/// A token amount of 18 decimals with two decimals.
+fn tokens(amount: alloy::primitives::U256) -> String {
+    insitu_client::demo::format_tokens(amount)
 }
 
 fn join(addresses: &[Address]) -> String {
@@ -402,5 +451,49 @@ impl Progress for TerminalProgress {
 impl Drop for TerminalProgress {
     fn drop(&mut self) {
         self.finish();
+    }
+}
+
+/// A download's progress bar on standard error (a terminal only).
+#[derive(Debug)]
+pub(crate) struct DownloadBar {
+    bar: Option<ProgressBar>,
+}
+
+impl DownloadBar {
+    pub(crate) fn new(output: &Output) -> Self {
+        let _ = output;
+        let bar = std::io::stderr().is_terminal().then(|| {
+            let bar = ProgressBar::new(0);
+            bar.set_style(
+                ProgressStyle::with_template(
+                    "{bar:40} {bytes}/{total_bytes} {bytes_per_sec} eta {eta} {msg}",
+                )
+                .unwrap_or_else(|_| ProgressStyle::default_bar()),
+            );
+            bar
+        });
+        Self { bar }
+    }
+
+    pub(crate) fn event(&self, event: DownloadEvent) {
+        let Some(bar) = &self.bar else { return };
+        match event {
+            DownloadEvent::Waiting(reason) => {
+                bar.set_message(format!("keeper: {reason}, retrying"))
+            }
+            DownloadEvent::Started { total, already } => {
+                bar.set_message("");
+                bar.set_length(total);
+                bar.set_position(already);
+            }
+            DownloadEvent::Chunk(bytes) => bar.inc(bytes),
+        }
+    }
+
+    pub(crate) fn finish(&self) {
+        if let Some(bar) = &self.bar {
+            bar.finish_and_clear();
+        }
     }
 }

@@ -372,12 +372,53 @@ fn the_fee_receiver_withdraws_the_fees_of_a_served_agreement() {
 }
 
 #[test]
-fn the_demo_command_runs_end_to_end() {
-    let output = common::insitu().args(["--json", "demo"]).output().unwrap();
+fn the_demo_runs_the_whole_system_with_the_keeper_as_its_own_process() {
+    let keeper = std::path::Path::new(env!("CARGO_BIN_EXE_insitu")).with_file_name("insitu-keeper");
+    assert!(
+        keeper.exists(),
+        "{} is missing: build the workspace (cargo build -p insitu-keeper)",
+        keeper.display()
+    );
+    let output = common::insitu()
+        .args(["--json", "demo"])
+        .env("INSITU_KEEPER_BIN", &keeper)
+        .output()
+        .unwrap();
     assert!(output.status.success(), "{}", stderr(&output));
     let report = json(&output);
-    assert_eq!(report["consumer_has_access"], true);
-    assert_eq!(report["steps"].as_array().unwrap().len(), 6);
+    assert_eq!(report["access_delivered"], true);
+    assert_eq!(report["access_escrow_released"], true);
+    assert_eq!(report["refund_after_timeout"], true);
+    let blocks = report["blocks_lock_to_release_access"].as_u64().unwrap();
+    assert!((1..=10).contains(&blocks), "{blocks}");
+    let steps: Vec<_> = report["steps"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|step| step["step"].as_str().unwrap().to_owned())
+        .collect();
+    assert!(steps.contains(&"keeper grants access and releases the escrow".to_owned()));
+    assert!(steps.contains(&"consumer is refunded".to_owned()));
+    // Balances: the provider got the price once, the consumer the refund, escrow is empty.
+    let balance = |party: &str| {
+        report["balances"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|entry| entry[0] == party)
+            .map(|entry| entry[1].clone())
+            .unwrap()
+    };
+    assert_eq!(
+        balance("provider"),
+        serde_json::to_value(alloy::primitives::U256::from(demo::PRICE)).unwrap()
+    );
+    assert_eq!(
+        balance("escrow (payment condition)"),
+        serde_json::to_value(alloy::primitives::U256::ZERO).unwrap()
+    );
+    // In --json mode only the JSON is printed.
+    assert!(stderr(&output).is_empty(), "{}", stderr(&output));
 }
 
 #[test]

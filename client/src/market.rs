@@ -110,13 +110,25 @@ pub enum MarketError {
     Agreement(#[from] agreement::AgreementError),
     /// A read of the chain failed.
     #[error("reading the chain: {0}")]
-    Call(#[from] alloy::contract::Error),
+    Call(Box<alloy::contract::Error>),
+    /// A call the purchase depends on reverts (e.g. the template refuses the offer).
+    #[error("the contracts refuse it: {0}")]
+    Reverts(insitu_bindings::errors::Revert),
     /// The node failed.
     #[error("RPC error: {0}")]
     Rpc(#[from] alloy::transports::TransportError),
     /// A transaction failed.
     #[error(transparent)]
     Tx(#[from] TxError),
+}
+
+impl From<alloy::contract::Error> for MarketError {
+    fn from(error: alloy::contract::Error) -> Self {
+        match error.as_revert_data() {
+            Some(data) => Self::Reverts(insitu_bindings::errors::decode_revert(&data)),
+            None => Self::Call(Box::new(error)),
+        }
+    }
 }
 
 /// The keeper's identity (`GET /v1/info`).

@@ -279,6 +279,7 @@ impl Executor {
         self.broadcast(&attempt.raw).await?;
         store.set_action_state(id, ActionState::Sent, None, now())?;
         tracing::info!(agreement = %id, tx = %attempt.tx_hash, nonce, ?call, "settlement sent");
+        metrics::counter!("keeper_transactions_sent_total").increment(1);
         self.crash_at(CrashPoint::AfterSend)?;
         Ok(Some(Step::Sent {
             agreement: id,
@@ -318,6 +319,7 @@ impl Executor {
                     now(),
                 )?;
                 tracing::info!(agreement = %id, tx = %attempt.tx_hash, block, "settlement confirmed");
+                metrics::counter!("keeper_settlements_total").increment(1);
                 return Ok(Some(Step::Confirmed {
                     agreement: id,
                     tx_hash: attempt.tx_hash,
@@ -333,6 +335,7 @@ impl Executor {
                 now(),
             )?;
             tracing::error!(agreement = %id, %reason, "settlement failed");
+            metrics::counter!("keeper_transactions_failed_total").increment(1);
             return Ok(Some(Step::Failed {
                 agreement: id,
                 reason,
@@ -396,6 +399,7 @@ impl Executor {
         store.record_attempt(id, &attempt)?;
         self.broadcast(&attempt.raw).await?;
         tracing::warn!(agreement = %id, tx = %attempt.tx_hash, max_fee, "settlement bumped");
+        metrics::counter!("keeper_transactions_bumped_total").increment(1);
         Ok(Some(Step::Bumped {
             agreement: id,
             tx_hash: attempt.tx_hash,
