@@ -14,10 +14,14 @@ use tokio::{
 use crate::{
     api::{self, AppState},
     config::{Config, DeploymentError},
-    executor::Executor,
+    executor::{CrashPoint, ExecuteError, Executor},
     store::{ActionState, Store, StoreError},
     watcher::Watcher,
 };
+
+/// Test hook: when set to `after_sign`, `after_send` or `after_receipt`, the process aborts at
+/// that point of its first settlement (crash-recovery tests). Never set it in production.
+pub const CRASH_ENV: &str = "INSITU_KEEPER_CRASH_AT";
 
 /// Why the keeper could not start.
 #[derive(Debug, thiserror::Error)]
@@ -125,13 +129,20 @@ pub async fn start(
         })
     };
 
+    let crash_point = std::env::var(CRASH_ENV)
+        .ok()
+        .and_then(|point| CrashPoint::parse(&point));
+    if let Some(point) = crash_point {
+        tracing::warn!(?point, "test hook: the process aborts at this crash point");
+    }
     let executor = Executor::new(
         provider.clone(),
         config.chain_id,
         key.clone(),
         suite,
         config.confirmations,
-    );
+    )
+    .with_crash_point(crash_point);
     let executing = {
         let mut stopped = stopped.clone();
         let wake = wake.clone();
@@ -142,6 +153,11 @@ pub async fn start(
                         for step in steps {
                             tracing::debug!(?step, "executor");
                         }
+                    }
+                    Err(ExecuteError::Crashed(point)) => {
+                        // Only with the test hook: die as `kill -9` would, mid-settlement.
+                        tracing::error!(?point, "crash point reached: aborting");
+                        std::process::abort();
                     }
                     Err(error) => tracing::warn!(%error, "executor tick failed; retrying"),
                 }

@@ -1,0 +1,361 @@
+//! The keeper as its own process: killed (aborted) at each named crash point of a settlement and
+//! restarted, the settlement finishes exactly once; and two keepers of two providers on one chain,
+//! each settling only its own agreements.
+
+use std::{
+    path::{Path, PathBuf},
+    process::{Child, Command, Stdio},
+    time::{Duration, Instant},
+};
+
+use alloy::{
+    primitives::{Address, B256, U256, hex},
+    providers::{DynProvider, Provider, ProviderBuilder},
+    signers::local::PrivateKeySigner,
+};
+use insitu_bindings::{
+    MockERC20,
+    deployment::{DeployOptions, Governance},
+};
+use insitu_client::{
+    agreement::{self, ConditionState},
+    deploy::deploy_suite,
+    devnet::Devnet,
+    market::{self, KeeperClient, MarketError},
+    metadata::ServiceKind,
+    rpc::{self, Endpoint},
+    suite::Suite,
+    tx::{Sender, Silent, TxOptions},
+};
+
+const PRICE: u128 = 1_000_000_000_000_000_000;
+
+struct Chain {
+    devnet: Devnet,
+    _dir: tempfile::TempDir,
+    root: PathBuf,
+    provider: DynProvider,
+    keys: Vec<PrivateKeySigner>,
+    suite: Suite,
+    addresses: PathBuf,
+    token: Address,
+}
+
+async fn chain() -> Chain {
+    let devnet = Devnet::start().expect("anvil");
+    let keys: Vec<PrivateKeySigner> = devnet
+        .instance()
+        .keys()
+        .iter()
+        .map(|key| PrivateKeySigner::from(key.clone()))
+        .collect();
+    let endpoint = Endpoint::parse(&devnet.endpoint()).unwrap();
+    let connection = rpc::connect(&endpoint, Some(31_337)).await.unwrap();
+    let provider = connection.provider.clone();
+    let operator = Sender::new(
+        provider.clone(),
+        31_337,
+        keys[0].clone(),
+        TxOptions::default(),
+    );
+    let (deployed, _) = deploy_suite(
+        &operator,
+        DeployOptions {
+            governance: Governance::Timelock {
+                proposer: keys[0].address(),
+                delay: 0,
+            },
+            admin_transfer_delay: 0,
+            network_fee: None,
+        },
+        None,
+        &Silent,
+    )
+    .await
+    .unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path().to_path_buf();
+    let addresses = root.join("deployments/31337.json");
+    deployed.deployment.write(&addresses).unwrap();
+    let suite = Suite::open(connection, &addresses).await.unwrap();
+    let signing = ProviderBuilder::new()
+        .wallet(alloy::network::EthereumWallet::from(keys[0].clone()))
+        .connect_provider(provider.clone());
+    let token = MockERC20::deploy(&signing, "T".into(), "T".into(), 18)
+        .await
+        .unwrap();
+    token
+        .mint(keys[3].address(), U256::from(PRICE) * U256::from(100))
+        .send()
+        .await
+        .unwrap()
+        .get_receipt()
+        .await
+        .unwrap();
+    Chain {
+        devnet,
+        _dir: dir,
+        root,
+        provider,
+        keys,
+        suite,
+        addresses,
+        token: *token.address(),
+    }
+}
+
+/// A keeper process with its own folder, killed when dropped.
+struct Keeper {
+    child: Child,
+    url: String,
+    config: PathBuf,
+    key: PrivateKeySigner,
+    data: PathBuf,
+}
+
+impl Drop for Keeper {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl Chain {
+    fn sender(&self, key: usize) -> Sender {
+        Sender::new(
+            self.provider.clone(),
+            31_337,
+            self.keys[key].clone(),
+            TxOptions::default(),
+        )
+    }
+
+    /// Writes the configuration of keeper `key` (publisher `publisher`) in `name/`.
+    fn keeper_config(&self, name: &str, publisher: usize) -> (PathBuf, PathBuf, u16) {
+        let folder = self.root.join(name);
+        let data = folder.join("data");
+        std::fs::create_dir_all(&data).unwrap();
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let config = folder.join("keeper.toml");
+        std::fs::write(
+            &config,
+            format!(
+                "rpc_url = \"{}\"\naddresses = \"{}\"\nconfirmations = 0\npoll_interval_ms = 100\n\
+                 listen = \"127.0.0.1:{port}\"\ndatabase = \"{}\"\ndata_root = \"{}\"\n\
+                 publishers = [\"{}\"]\n",
+                self.devnet.endpoint(),
+                self.addresses.display(),
+                folder.join("keeper.db").display(),
+                data.display(),
+                self.keys[publisher].address()
+            ),
+        )
+        .unwrap();
+        (config, data, port)
+    }
+
+    async fn start(
+        &self,
+        config: &Path,
+        data: &Path,
+        port: u16,
+        key: usize,
+        crash: Option<&str>,
+    ) -> Keeper {
+        let mut command = Command::new(env!("CARGO_BIN_EXE_insitu-keeper"));
+        command
+            .arg("--config")
+            .arg(config)
+            .env(
+                "INSITU_KEEPER_PRIVATE_KEY",
+                hex::encode(self.keys[key].to_bytes()),
+            )
+            .env_remove("INSITU_KEEPER_CRASH_AT")
+            .stdout(Stdio::null())
+            .stderr(Stdio::null());
+        if let Some(point) = crash {
+            command.env("INSITU_KEEPER_CRASH_AT", point);
+        }
+        let child = command.spawn().unwrap();
+        let url = format!("http://127.0.0.1:{port}");
+        let http = reqwest::Client::new();
+        let deadline = Instant::now() + Duration::from_secs(60);
+        while Instant::now() < deadline {
+            if let Ok(response) = http.get(format!("{url}/ready")).send().await
+                && response.status().is_success()
+            {
+                return Keeper {
+                    child,
+                    url,
+                    config: config.to_path_buf(),
+                    key: self.keys[key].clone(),
+                    data: data.to_path_buf(),
+                };
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        panic!("the keeper never became ready");
+    }
+
+    /// Publishes a file at `keeper` as `publisher`, returns the asset.
+    async fn publish(&self, keeper: &Keeper, publisher: usize, content: &[u8]) -> B256 {
+        let file = keeper.data.join("file.bin");
+        std::fs::write(&file, content).unwrap();
+        let sha = hex::encode(<sha2::Sha256 as sha2::Digest>::digest(content));
+        let source = serde_json::to_vec(&serde_json::json!({
+            "@context": "https://schema.org",
+            "@type": "Dataset",
+            "schemaVersion": "insitu-metadata/1",
+            "name": "data",
+            "description": "data",
+            "author": "a",
+            "license": "MIT",
+            "files": [{
+                "name": "file.bin",
+                "contentType": "application/octet-stream",
+                "contentSize": content.len(),
+                "sha256": sha,
+                "location": format!("file://{}", file.display()),
+            }],
+            "services": [{
+                "type": "access",
+                "token": self.token.to_string(),
+                "price": [{"receiver": self.keys[publisher].address().to_string(), "amount": PRICE.to_string()}],
+                "timeout": {"min": 3600, "max": 86400}
+            }]
+        }))
+        .unwrap();
+        market::publish(
+            &self.suite,
+            &self.sender(publisher),
+            &KeeperClient::new(&keeper.url),
+            &source,
+            B256::from(rand::random::<[u8; 32]>()),
+            &Silent,
+        )
+        .await
+        .unwrap()
+        .did
+    }
+
+    async fn buy(&self, did: B256) -> B256 {
+        market::buy(
+            &self.suite,
+            &self.sender(3),
+            did,
+            ServiceKind::Access,
+            0,
+            &Silent,
+        )
+        .await
+        .unwrap()
+        .quote
+        .agreement_id
+    }
+
+    async fn download(&self, id: B256) -> Result<Vec<u8>, MarketError> {
+        let out = self.root.join(format!("{id}.bin"));
+        let mut ignore = |_| {};
+        market::download(&self.suite, &self.sender(3), id, 0, &out, &mut ignore).await?;
+        Ok(std::fs::read(&out).unwrap())
+    }
+
+    async fn nonce(&self, account: Address) -> u64 {
+        self.provider.get_transaction_count(account).await.unwrap()
+    }
+
+    async fn payment_state(&self, id: B256) -> ConditionState {
+        agreement::show(&self.suite, id, None)
+            .await
+            .unwrap()
+            .payment_condition()
+            .unwrap()
+            .state
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_keeper_killed_at_each_crash_point_settles_exactly_once_after_a_restart() {
+    for point in ["after_sign", "after_send", "after_receipt"] {
+        let chain = chain().await;
+        let (config, data, port) = chain.keeper_config("keeper", 1);
+        let mut keeper = chain.start(&config, &data, port, 2, Some(point)).await;
+        let content: Vec<u8> = (0..50_000_u32).map(|i| (i % 256) as u8).collect();
+        let did = chain.publish(&keeper, 1, &content).await;
+        let id = chain.buy(did).await;
+
+        // The settlement starts, and the process dies at the crash point.
+        let first = chain.download(id).await;
+        assert!(first.is_err(), "{point}: the keeper died before serving");
+        let status = keeper.child.wait().unwrap();
+        assert!(!status.success(), "{point}: aborted, not exited");
+        let sent = chain.nonce(keeper.key.address()).await;
+        assert!(sent <= 1, "{point}: {sent}");
+
+        // Restarted on the same database: finished, served, settled once.
+        let config = keeper.config.clone();
+        drop(keeper);
+        let _keeper = chain.start(&config, &data, port, 2, None).await;
+        let bytes = chain.download(id).await.unwrap();
+        assert_eq!(bytes, content, "{point}");
+        assert_eq!(
+            chain.payment_state(id).await,
+            ConditionState::Released,
+            "{point}"
+        );
+        assert_eq!(
+            chain.nonce(chain.keys[2].address()).await,
+            1,
+            "{point}: exactly one settlement transaction"
+        );
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_keepers_of_two_providers_each_settle_their_own() {
+    let chain = chain().await;
+    let (config_a, data_a, port_a) = chain.keeper_config("a", 1);
+    let (config_b, data_b, port_b) = chain.keeper_config("b", 4);
+    let keeper_a = chain.start(&config_a, &data_a, port_a, 2, None).await;
+    let keeper_b = chain.start(&config_b, &data_b, port_b, 5, None).await;
+    let did_a = chain.publish(&keeper_a, 1, b"provider a's data").await;
+    let did_b = chain.publish(&keeper_b, 4, b"provider b's data").await;
+
+    // Keeper b does not sign offers for provider a's asset.
+    let offer = reqwest::get(format!("{}/v1/offers/{did_a}", keeper_b.url))
+        .await
+        .unwrap();
+    assert_eq!(offer.status().as_u16(), 404);
+    let body: serde_json::Value = offer.json().await.unwrap();
+    assert_eq!(body["code"], "not_served_here");
+
+    let id_a = chain.buy(did_a).await;
+    let id_b = chain.buy(did_b).await;
+    assert_eq!(chain.download(id_a).await.unwrap(), b"provider a's data");
+    assert_eq!(chain.download(id_b).await.unwrap(), b"provider b's data");
+    assert_eq!(chain.payment_state(id_a).await, ConditionState::Released);
+    assert_eq!(chain.payment_state(id_b).await, ConditionState::Released);
+    assert_eq!(chain.nonce(keeper_a.key.address()).await, 1);
+    assert_eq!(chain.nonce(keeper_b.key.address()).await, 1);
+    let token = MockERC20::new(chain.token, &chain.provider);
+    assert_eq!(
+        token
+            .balanceOf(chain.keys[1].address())
+            .call()
+            .await
+            .unwrap(),
+        U256::from(PRICE)
+    );
+    assert_eq!(
+        token
+            .balanceOf(chain.keys[4].address())
+            .call()
+            .await
+            .unwrap(),
+        U256::from(PRICE)
+    );
+}
