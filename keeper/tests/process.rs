@@ -180,21 +180,21 @@ impl Chain {
         if let Some(point) = crash {
             command.env("INSITU_KEEPER_CRASH_AT", point);
         }
-        let child = command.spawn().unwrap();
-        let url = format!("http://127.0.0.1:{port}");
+        // Owned by the guard at once, so it is killed and reaped on every path.
+        let keeper = Keeper {
+            child: command.spawn().unwrap(),
+            url: format!("http://127.0.0.1:{port}"),
+            config: config.to_path_buf(),
+            key: self.keys[key].clone(),
+            data: data.to_path_buf(),
+        };
         let http = reqwest::Client::new();
         let deadline = Instant::now() + Duration::from_secs(60);
         while Instant::now() < deadline {
-            if let Ok(response) = http.get(format!("{url}/ready")).send().await
+            if let Ok(response) = http.get(format!("{}/ready", keeper.url)).send().await
                 && response.status().is_success()
             {
-                return Keeper {
-                    child,
-                    url,
-                    config: config.to_path_buf(),
-                    key: self.keys[key].clone(),
-                    data: data.to_path_buf(),
-                };
+                return keeper;
             }
             tokio::time::sleep(Duration::from_millis(100)).await;
         }
