@@ -640,7 +640,7 @@ pub async fn download(
     id: B256,
     file: usize,
     out: &Path,
-    on_bytes: &mut dyn FnMut(DownloadEvent),
+    on_bytes: &mut (dyn FnMut(DownloadEvent) + Send),
 ) -> Result<Downloaded, MarketError> {
     let agreement = agreement::show(suite, id, None).await?;
     let (document, keeper, _) = fetch_document(suite, agreement.did).await?;
