@@ -1,0 +1,226 @@
+//! `insitu publish`, `buy` and `download` against a real anvil node and the keeper as its own
+//! process: the provider's and the consumer's path through the command.
+
+mod common;
+
+use std::{
+    path::PathBuf,
+    process::{Child, Command, Stdio},
+    time::{Duration, Instant},
+};
+
+use alloy::{
+    primitives::{U256, hex},
+    providers::ProviderBuilder,
+};
+use common::{json, keys, run_as, stderr};
+use insitu_bindings::MockERC20;
+use insitu_client::devnet::Devnet;
+
+struct KeeperProcess(Child);
+
+impl Drop for KeeperProcess {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+fn keeper_binary() -> PathBuf {
+    let path = std::path::Path::new(env!("CARGO_BIN_EXE_insitu")).with_file_name("insitu-keeper");
+    assert!(
+        path.exists(),
+        "{} is missing: build the workspace (cargo build -p insitu-keeper)",
+        path.display()
+    );
+    path
+}
+
+#[test]
+fn publish_buy_and_download_through_the_command() {
+    let devnet = Devnet::start().expect("anvil");
+    let keys = keys(&devnet);
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path();
+    let endpoint = devnet.endpoint();
+
+    // The operator deploys.
+    let out = root.join("deployments/31337.json");
+    let deployed = run_as(
+        &keys[0],
+        &[
+            "deploy",
+            "--rpc-url",
+            &endpoint,
+            "--timelock-delay",
+            "0",
+            "--out",
+            out.to_str().unwrap(),
+        ],
+    );
+    assert!(deployed.status.success(), "{}", stderr(&deployed));
+
+    // A token, the consumer funded.
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    let token = runtime.block_on(async {
+        let provider = ProviderBuilder::new()
+            .wallet(keys[0].clone())
+            .connect_http(endpoint.parse().unwrap());
+        let token = MockERC20::deploy(&provider, "T".into(), "T".into(), 18)
+            .await
+            .unwrap();
+        token
+            .mint(keys[3].address(), U256::from(10_u64).pow(U256::from(21)))
+            .send()
+            .await
+            .unwrap()
+            .get_receipt()
+            .await
+            .unwrap();
+        *token.address()
+    });
+
+    // The provider's keeper, as its own process.
+    let data = root.join("data");
+    std::fs::create_dir_all(&data).unwrap();
+    let content: Vec<u8> = (0..70_000_u32).map(|i| (i % 253) as u8).collect();
+    std::fs::write(data.join("set.bin"), &content).unwrap();
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let config = root.join("keeper.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "rpc_url = \"{endpoint}\"\naddresses = \"{}\"\nconfirmations = 0\npoll_interval_ms = 100\n\
+             listen = \"127.0.0.1:{port}\"\ndatabase = \"{}\"\ndata_root = \"{}\"\npublishers = [\"{}\"]\n",
+            out.display(),
+            root.join("keeper.db").display(),
+            data.display(),
+            keys[1].address()
+        ),
+    )
+    .unwrap();
+    let _keeper = KeeperProcess(
+        Command::new(keeper_binary())
+            .arg("--config")
+            .arg(&config)
+            .env("INSITU_KEEPER_PRIVATE_KEY", hex::encode(keys[2].to_bytes()))
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap(),
+    );
+    let keeper_url = format!("http://127.0.0.1:{port}");
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+        assert!(Instant::now() < deadline, "the keeper never listened");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+
+    // An invalid document: every offending field, nothing sent.
+    let sha = hex::encode(<sha2::Sha256 as sha2::Digest>::digest(&content));
+    let document = |min_timeout: u64| {
+        serde_json::json!({
+            "@context": "https://schema.org",
+            "@type": "Dataset",
+            "schemaVersion": "insitu-metadata/1",
+            "name": "set",
+            "description": "a set",
+            "author": "lab",
+            "license": "MIT",
+            "files": [{
+                "name": "set.bin",
+                "contentType": "application/octet-stream",
+                "contentSize": content.len(),
+                "sha256": sha,
+                "location": format!("file://{}", data.join("set.bin").display()),
+            }],
+            "services": [{
+                "type": "access",
+                "token": token.to_string(),
+                "price": [{"receiver": keys[1].address().to_string(), "amount": "5000"}],
+                "timeout": {"min": min_timeout, "max": 86400}
+            }]
+        })
+    };
+    let metadata = root.join("metadata.json");
+    let suite_args = [
+        "--rpc-url",
+        endpoint.as_str(),
+        "--addresses",
+        out.to_str().unwrap(),
+    ];
+    std::fs::write(&metadata, document(60).to_string()).unwrap();
+    let mut args = vec![
+        "publish",
+        metadata.to_str().unwrap(),
+        "--keeper",
+        &keeper_url,
+    ];
+    args.extend(suite_args);
+    let refused = run_as(&keys[1], &args);
+    assert!(!refused.status.success());
+    assert!(
+        stderr(&refused).contains("/services/0/timeout/min"),
+        "{}",
+        stderr(&refused)
+    );
+
+    // Published, bought, downloaded.
+    std::fs::write(&metadata, document(3600).to_string()).unwrap();
+    let mut args = vec![
+        "--json",
+        "publish",
+        metadata.to_str().unwrap(),
+        "--keeper",
+        &keeper_url,
+    ];
+    args.extend(suite_args);
+    let published = run_as(&keys[1], &args);
+    assert!(published.status.success(), "{}", stderr(&published));
+    let did = json(&published)["did"].as_str().unwrap().to_owned();
+
+    let mut args = vec!["--json", "buy", &did];
+    args.extend(suite_args);
+    let bought = run_as(&keys[3], &args);
+    assert!(bought.status.success(), "{}", stderr(&bought));
+    let bought = json(&bought);
+    assert_eq!(bought["quote"]["price"], "0x1388");
+    let agreement = bought["quote"]["agreement_id"].as_str().unwrap().to_owned();
+
+    let file = root.join("received.bin");
+    let mut args = vec![
+        "--json",
+        "download",
+        &agreement,
+        "-o",
+        file.to_str().unwrap(),
+    ];
+    args.extend(suite_args);
+    let downloaded = run_as(&keys[3], &args);
+    assert!(downloaded.status.success(), "{}", stderr(&downloaded));
+    assert_eq!(std::fs::read(&file).unwrap(), content);
+    assert_eq!(json(&downloaded)["sha256"], sha);
+
+    // Someone else cannot download it.
+    let other = root.join("stolen.bin");
+    let mut args = vec!["download", &agreement, "-o", other.to_str().unwrap()];
+    args.extend(suite_args);
+    let refused = run_as(&keys[6], &args);
+    assert!(!refused.status.success());
+    assert!(
+        stderr(&refused).contains("wrong_consumer"),
+        "{}",
+        stderr(&refused)
+    );
+    assert!(!other.exists());
+
+    // The agreement is settled: paid to the provider.
+    let mut args = vec!["--json", "agreement", "show", &agreement];
+    args.extend(suite_args);
+    let shown = json(&run_as(&keys[3], &args));
+    assert_eq!(shown["conditions"][0]["state"], "released");
+}
