@@ -51,8 +51,13 @@ async fn main() -> Result<()> {
     let args = Args::parse();
     let n = args.agreements.max(1);
     let accounts = (n + 5).to_string();
-    let devnet = Devnet::start_with(|anvil| anvil.block_time(1).args(["--accounts", &accounts]))
-        .context("starting anvil")?;
+    let devnet = Devnet::start_with(|anvil| {
+        anvil
+            .block_time(1)
+            .args(["--accounts", &accounts])
+            .timeout(120_000)
+    })
+    .context("starting anvil")?;
     let keys: Vec<PrivateKeySigner> = devnet
         .instance()
         .keys()
