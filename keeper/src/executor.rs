@@ -221,71 +221,113 @@ impl Executor {
                 });
             }
         }
-        for action in store.actions(ActionState::Sent)? {
-            if let Some(step) = self.follow(store, &action).await? {
-                steps.push(step);
+        let sent = store.actions(ActionState::Sent)?;
+        if !sent.is_empty() {
+            let head = self.provider.get_block_number().await?;
+            for action in sent {
+                if let Some(step) = self.follow(store, &action, head).await? {
+                    steps.push(step);
+                }
             }
         }
-        for action in store.actions(ActionState::Pending)? {
-            if let Some(step) = self.start(store, &action).await? {
-                steps.push(step);
-            }
+        let pending = store.actions(ActionState::Pending)?;
+        if !pending.is_empty() {
+            steps.extend(self.start_all(store, &pending).await?);
         }
         Ok(steps)
     }
 
-    /// Decides and sends a pending action.
-    async fn start(
+    /// Decides the pending actions (their chain reads and gas estimations run concurrently, at
+    /// most [`CONCURRENT_READS`] at a time), then signs, records and broadcasts each one to send,
+    /// one after another with consecutive nonces.
+    async fn start_all(
         &self,
         store: &mut Store,
-        action: &Action,
-    ) -> Result<Option<Step>, ExecuteError> {
-        let id = action.agreement_id;
-        let Some(agreement) = store.agreement(id)? else {
-            return self.fail(store, id, "no such agreement of this provider");
-        };
-        let call = match self.decide(&agreement).await? {
-            Decision::Send(call) => call,
-            Decision::Done(outcome) => {
-                store.finish_action(id, ActionState::Done, None, &outcome, now())?;
-                return Ok(Some(Step::Done { agreement: id }));
-            }
-            Decision::Fail(reason) => return self.fail(store, id, &reason),
-        };
-        let request = self.request(&agreement, call);
-        let gas = match self.provider.estimate_gas(request.clone()).await {
-            Ok(gas) => gas,
-            Err(error) => {
-                let reason = match error.as_error_resp().and_then(|e| e.as_revert_data()) {
-                    Some(data) => format!("would revert: {}", decode_revert(&data)),
-                    None => return Err(error.into()),
-                };
-                return self.fail(store, id, &reason);
-            }
-        };
-        let nonce = self.free_nonce(store).await?;
-        let fees = self.provider.estimate_eip1559_fees().await?;
-        let attempt = self
-            .sign(
-                request.with_gas_limit(gas.saturating_mul(100 + GAS_MARGIN_PERCENT) / 100),
+        pending: &[Action],
+    ) -> Result<Vec<Step>, ExecuteError> {
+        let mut steps = Vec::new();
+        let limit = std::sync::Arc::new(tokio::sync::Semaphore::new(CONCURRENT_READS));
+        let mut reads = tokio::task::JoinSet::new();
+        for (index, action) in pending.iter().enumerate() {
+            let Some(agreement) = store.agreement(action.agreement_id)? else {
+                if let Some(step) = self.fail(
+                    store,
+                    action.agreement_id,
+                    "no such agreement of this provider",
+                )? {
+                    steps.push(step);
+                }
+                continue;
+            };
+            let (provider, suite, account, limit) = (
+                self.provider.clone(),
+                self.suite,
+                self.account,
+                limit.clone(),
+            );
+            reads.spawn(async move {
+                let _permit = limit.acquire_owned().await;
+                let plan = plan(&provider, suite, account, &agreement).await;
+                (index, agreement, plan)
+            });
+        }
+        let mut planned = Vec::with_capacity(reads.len());
+        while let Some(joined) = reads.join_next().await {
+            planned.push(joined.map_err(|error| ExecuteError::Signing(error.to_string()))?);
+        }
+        // In the order the intents were written.
+        planned.sort_by_key(|(index, _, _)| *index);
+        let mut fees = None;
+        let mut mined = None;
+        for (_, agreement, plan) in planned {
+            let id = agreement.id;
+            let (call, gas) = match plan? {
+                Plan::Send { call, gas } => (call, gas),
+                Plan::Done(outcome) => {
+                    store.finish_action(id, ActionState::Done, None, &outcome, now())?;
+                    steps.push(Step::Done { agreement: id });
+                    continue;
+                }
+                Plan::Fail(reason) => {
+                    if let Some(step) = self.fail(store, id, &reason)? {
+                        steps.push(step);
+                    }
+                    continue;
+                }
+            };
+            let fees = match fees {
+                Some(fees) => fees,
+                None => *fees.insert(self.provider.estimate_eip1559_fees().await?),
+            };
+            let mined = match mined {
+                Some(mined) => mined,
+                None => *mined.insert(self.provider.get_transaction_count(self.account).await?),
+            };
+            let nonce = free_nonce(store, mined)?;
+            let max_fee = fees.max_fee_per_gas.min(self.max_fee_per_gas);
+            let attempt = self
+                .sign(
+                    settlement_request(self.suite, self.account, &agreement, call)
+                        .with_gas_limit(gas.saturating_mul(100 + GAS_MARGIN_PERCENT) / 100),
+                    nonce,
+                    max_fee,
+                    fees.max_priority_fee_per_gas.min(max_fee),
+                )
+                .await?;
+            store.record_signed(id, call, &attempt)?;
+            self.crash_at(CrashPoint::AfterSign)?;
+            self.broadcast(&attempt.raw).await?;
+            store.set_action_state(id, ActionState::Sent, None, now())?;
+            tracing::info!(agreement = %id, tx = %attempt.tx_hash, nonce, ?call, "settlement sent");
+            metrics::counter!("keeper_transactions_sent_total").increment(1);
+            self.crash_at(CrashPoint::AfterSend)?;
+            steps.push(Step::Sent {
+                agreement: id,
+                tx_hash: attempt.tx_hash,
                 nonce,
-                fees.max_fee_per_gas.min(self.max_fee_per_gas),
-                fees.max_priority_fee_per_gas
-                    .min(fees.max_fee_per_gas.min(self.max_fee_per_gas)),
-            )
-            .await?;
-        store.record_signed(id, call, &attempt)?;
-        self.crash_at(CrashPoint::AfterSign)?;
-        self.broadcast(&attempt.raw).await?;
-        store.set_action_state(id, ActionState::Sent, None, now())?;
-        tracing::info!(agreement = %id, tx = %attempt.tx_hash, nonce, ?call, "settlement sent");
-        metrics::counter!("keeper_transactions_sent_total").increment(1);
-        self.crash_at(CrashPoint::AfterSend)?;
-        Ok(Some(Step::Sent {
-            agreement: id,
-            tx_hash: attempt.tx_hash,
-            nonce,
-        }))
+            });
+        }
+        Ok(steps)
     }
 
     /// Follows a sent action: receipt, confirmations, a taken nonce, a fee bump.
@@ -293,10 +335,13 @@ impl Executor {
         &self,
         store: &mut Store,
         action: &Action,
+        head: u64,
     ) -> Result<Option<Step>, ExecuteError> {
         let id = action.agreement_id;
         let attempts = store.attempts(id)?;
-        let head = self.provider.get_block_number().await?;
+        // Counted before the receipts are looked up: if the nonce is used by now and none of our
+        // attempts has a receipt afterwards, another transaction used it.
+        let mined = self.provider.get_transaction_count(self.account).await?;
         for attempt in &attempts {
             let Some(receipt) = self
                 .provider
@@ -345,7 +390,6 @@ impl Executor {
             store.set_action_state(id, ActionState::Pending, Some("no attempt recorded"), now())?;
             return Ok(Some(Step::Reopened { agreement: id }));
         };
-        let mined = self.provider.get_transaction_count(self.account).await?;
         if mined > latest.nonce {
             // The nonce is used, by none of our attempts (or their receipts are not served yet):
             // decide again from the chain's state.
@@ -384,12 +428,17 @@ impl Executor {
         let call = action.call.unwrap_or(SettlementCall::FulfilAndRelease);
         let gas = self
             .provider
-            .estimate_gas(self.request(&agreement, call))
+            .estimate_gas(settlement_request(
+                self.suite,
+                self.account,
+                &agreement,
+                call,
+            ))
             .await
             .unwrap_or(500_000);
         let attempt = self
             .sign(
-                self.request(&agreement, call)
+                settlement_request(self.suite, self.account, &agreement, call)
                     .with_gas_limit(gas.saturating_mul(100 + GAS_MARGIN_PERCENT) / 100),
                 latest.nonce,
                 max_fee,
@@ -404,83 +453,6 @@ impl Executor {
             agreement: id,
             tx_hash: attempt.tx_hash,
         }))
-    }
-
-    /// What the chain says is left to do for `agreement`.
-    async fn decide(&self, agreement: &Agreement) -> Result<Decision, ExecuteError> {
-        let store = AgreementStore::new(self.suite.agreement_store, &self.provider);
-        let payment = store
-            .getCondition(agreement.payment_condition)
-            .call()
-            .await?;
-        let service = store
-            .getCondition(agreement.service_condition)
-            .call()
-            .await?;
-        // ConditionState: Uninitialized, Unfulfilled, Fulfilled, Aborted, Released, Refunded.
-        Ok(match (payment.state, service.state) {
-            (4, _) => Decision::Done("the payment is already released".to_owned()),
-            (5, _) => Decision::Fail("the payment was refunded".to_owned()),
-            (3, _) => Decision::Fail("the payment was never made (aborted)".to_owned()),
-            (0 | 1, _) => Decision::Fail("the payment is not in escrow".to_owned()),
-            (_, 2) => Decision::Send(SettlementCall::Release),
-            (_, 1) => {
-                let timed_out = store.isTimedOut(agreement.service_condition).call().await?;
-                if timed_out {
-                    Decision::Fail("the service timed out".to_owned())
-                } else {
-                    Decision::Send(SettlementCall::FulfilAndRelease)
-                }
-            }
-            (_, other) => Decision::Fail(format!("the service condition is in state {other}")),
-        })
-    }
-
-    fn request(&self, agreement: &Agreement, call: SettlementCall) -> TransactionRequest {
-        let payment = Payment {
-            token: agreement.terms.token,
-            receivers: agreement.terms.receivers.clone(),
-            amounts: agreement.terms.amounts.clone(),
-            fee: agreement.terms.fee,
-        };
-        let (to, input) = match call {
-            SettlementCall::FulfilAndRelease => (
-                agreement.service_contract,
-                AccessCondition::fulfilAndReleaseCall {
-                    agreementId: agreement.id,
-                    did: agreement.did,
-                    consumer: agreement.consumer,
-                    payment: payment.into(),
-                }
-                .abi_encode(),
-            ),
-            SettlementCall::Release => (
-                self.suite.payment,
-                PaymentCondition::releaseCall {
-                    agreementId: agreement.id,
-                    did: agreement.did,
-                    payer: agreement.consumer,
-                    service: agreement.service_contract,
-                    payment,
-                }
-                .abi_encode(),
-            ),
-        };
-        TransactionRequest::default()
-            .with_from(self.account)
-            .with_to(to)
-            .with_input(input)
-    }
-
-    /// The lowest nonce at or above the account's mined count that no in-flight action holds.
-    async fn free_nonce(&self, store: &mut Store) -> Result<u64, ExecuteError> {
-        let mut nonce = self.provider.get_transaction_count(self.account).await?;
-        for held in store.nonces_in_flight()? {
-            if held == nonce {
-                nonce += 1;
-            }
-        }
-        Ok(nonce)
     }
 
     async fn sign(
@@ -558,10 +530,122 @@ impl Executor {
     }
 }
 
-enum Decision {
-    Send(SettlementCall),
+/// Chain reads and gas estimations run at once when deciding pending actions.
+pub const CONCURRENT_READS: usize = 16;
+
+/// What a pending action needs.
+enum Plan {
+    Send { call: SettlementCall, gas: u64 },
     Done(String),
     Fail(String),
+}
+
+/// What the chain says is left to do for `agreement`, with the gas of the call to send.
+async fn plan(
+    provider: &DynProvider,
+    suite: SuiteAddresses,
+    account: Address,
+    agreement: &Agreement,
+) -> Result<Plan, ExecuteError> {
+    let store = AgreementStore::new(suite.agreement_store, provider);
+    let payment = store
+        .getCondition(agreement.payment_condition)
+        .call()
+        .await?;
+    let service = store
+        .getCondition(agreement.service_condition)
+        .call()
+        .await?;
+    // ConditionState: Uninitialized, Unfulfilled, Fulfilled, Aborted, Released, Refunded.
+    let call = match (payment.state, service.state) {
+        (4, _) => return Ok(Plan::Done("the payment is already released".to_owned())),
+        (5, _) => return Ok(Plan::Fail("the payment was refunded".to_owned())),
+        (3, _) => {
+            return Ok(Plan::Fail(
+                "the payment was never made (aborted)".to_owned(),
+            ));
+        }
+        (0 | 1, _) => return Ok(Plan::Fail("the payment is not in escrow".to_owned())),
+        (_, 2) => SettlementCall::Release,
+        (_, 1) => {
+            if store.isTimedOut(agreement.service_condition).call().await? {
+                return Ok(Plan::Fail("the service timed out".to_owned()));
+            }
+            SettlementCall::FulfilAndRelease
+        }
+        (_, other) => {
+            return Ok(Plan::Fail(format!(
+                "the service condition is in state {other}"
+            )));
+        }
+    };
+    match provider
+        .estimate_gas(settlement_request(suite, account, agreement, call))
+        .await
+    {
+        Ok(gas) => Ok(Plan::Send { call, gas }),
+        Err(error) => match error.as_error_resp().and_then(|e| e.as_revert_data()) {
+            Some(data) => Ok(Plan::Fail(format!(
+                "would revert: {}",
+                decode_revert(&data)
+            ))),
+            None => Err(error.into()),
+        },
+    }
+}
+
+/// The settlement transaction `call` of `agreement`, from `account`.
+fn settlement_request(
+    suite: SuiteAddresses,
+    account: Address,
+    agreement: &Agreement,
+    call: SettlementCall,
+) -> TransactionRequest {
+    let payment = Payment {
+        token: agreement.terms.token,
+        receivers: agreement.terms.receivers.clone(),
+        amounts: agreement.terms.amounts.clone(),
+        fee: agreement.terms.fee,
+    };
+    let (to, input) = match call {
+        SettlementCall::FulfilAndRelease => (
+            agreement.service_contract,
+            AccessCondition::fulfilAndReleaseCall {
+                agreementId: agreement.id,
+                did: agreement.did,
+                consumer: agreement.consumer,
+                payment: payment.into(),
+            }
+            .abi_encode(),
+        ),
+        SettlementCall::Release => (
+            suite.payment,
+            PaymentCondition::releaseCall {
+                agreementId: agreement.id,
+                did: agreement.did,
+                payer: agreement.consumer,
+                service: agreement.service_contract,
+                payment,
+            }
+            .abi_encode(),
+        ),
+    };
+    TransactionRequest::default()
+        .with_from(account)
+        .with_to(to)
+        .with_input(input)
+}
+
+/// The lowest nonce at or above `mined` (the account's mined count) that no in-flight action
+/// holds.
+fn free_nonce(store: &Store, mined: u64) -> Result<u64, ExecuteError> {
+    let mut nonce = mined;
+    for held in store.nonces_in_flight()? {
+        if held == nonce {
+            nonce += 1;
+        }
+    }
+    Ok(nonce)
 }
 
 /// Unix time in seconds.
