@@ -125,13 +125,7 @@ pub(crate) async fn run(log: &dyn Fn(&str)) -> Result<Report> {
         devnet.chain_id(),
         devnet.endpoint()
     ));
-    let keys: Vec<PrivateKeySigner> = devnet
-        .instance()
-        .keys()
-        .iter()
-        .take(5)
-        .map(|key| PrivateKeySigner::from(key.clone()))
-        .collect();
+    let keys: Vec<PrivateKeySigner> = devnet.signers().into_iter().take(5).collect();
     let [operator, publisher, keeper_key, consumer, fee_receiver] = &keys[..] else {
         bail!("anvil gave fewer than five accounts");
     };

@@ -12,6 +12,7 @@ use std::{
 use alloy::{
     node_bindings::{Anvil, AnvilInstance, NodeError},
     primitives::Address,
+    signers::local::PrivateKeySigner,
 };
 
 /// Environment variable that overrides the path of the anvil binary.
@@ -118,6 +119,15 @@ impl Devnet {
     /// The funded dev accounts.
     pub fn accounts(&self) -> &[Address] {
         self.anvil.addresses()
+    }
+
+    /// Signers of the funded dev accounts, in order.
+    pub fn signers(&self) -> Vec<PrivateKeySigner> {
+        self.anvil
+            .keys()
+            .iter()
+            .map(|key| PrivateKeySigner::from(key.clone()))
+            .collect()
     }
 
     /// The underlying alloy instance (keys, wallet, ...).

@@ -185,6 +185,16 @@ impl MetadataDocument {
     }
 }
 
+/// The schema, compiled once per process (documents are checked on every access request).
+fn validator() -> &'static jsonschema::Validator {
+    static VALIDATOR: std::sync::OnceLock<jsonschema::Validator> = std::sync::OnceLock::new();
+    VALIDATOR.get_or_init(|| {
+        let schema: serde_json::Value =
+            serde_json::from_str(SCHEMA).expect("the embedded schema is JSON");
+        jsonschema::validator_for(&schema).expect("the embedded schema is valid")
+    })
+}
+
 /// Parses and validates a document: the schema first (every violation, with its field), then what
 /// a schema cannot say (time out bounds in order, amounts non-zero and within 256 bits, no zero
 /// receiver, file names and service types unique).
@@ -195,10 +205,7 @@ impl MetadataDocument {
 pub fn parse(bytes: &[u8]) -> Result<MetadataDocument, MetadataError> {
     let value: serde_json::Value =
         serde_json::from_slice(bytes).map_err(|error| MetadataError::NotJson(error.to_string()))?;
-    let schema: serde_json::Value =
-        serde_json::from_str(SCHEMA).expect("the embedded schema is JSON");
-    let validator = jsonschema::validator_for(&schema).expect("the embedded schema is valid");
-    let mut errors: Vec<FieldError> = validator
+    let mut errors: Vec<FieldError> = validator()
         .iter_errors(&value)
         .map(|error| FieldError {
             path: error.instance_path().to_string(),

@@ -33,12 +33,7 @@ const CONTRACTS: usize = 10;
 const PROPOSALS: usize = 2;
 
 fn keys(devnet: &Devnet) -> Vec<PrivateKeySigner> {
-    devnet
-        .instance()
-        .keys()
-        .iter()
-        .map(|key| PrivateKeySigner::from(key.clone()))
-        .collect()
+    devnet.signers()
 }
 
 /// Deploys the suite from `key`'s account, as the command does (without a journal).

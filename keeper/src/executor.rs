@@ -39,6 +39,8 @@ use insitu_bindings::{
     errors::decode_revert, offers::Payment,
 };
 
+use insitu_client::agreement::ConditionState;
+
 use crate::store::{Action, ActionState, Agreement, Attempt, SettlementCall, Store, StoreError};
 
 /// Default time a transaction may stay unmined before it is replaced with higher fees.
@@ -556,27 +558,33 @@ async fn plan(
         .getCondition(agreement.service_condition)
         .call()
         .await?;
-    // ConditionState: Uninitialized, Unfulfilled, Fulfilled, Aborted, Released, Refunded.
-    let call = match (payment.state, service.state) {
-        (4, _) => return Ok(Plan::Done("the payment is already released".to_owned())),
-        (5, _) => return Ok(Plan::Fail("the payment was refunded".to_owned())),
-        (3, _) => {
+    let call = match (
+        ConditionState::from_raw(payment.state),
+        ConditionState::from_raw(service.state),
+    ) {
+        (ConditionState::Released, _) => {
+            return Ok(Plan::Done("the payment is already released".to_owned()));
+        }
+        (ConditionState::Refunded, _) => {
+            return Ok(Plan::Fail("the payment was refunded".to_owned()));
+        }
+        (ConditionState::Aborted, _) => {
             return Ok(Plan::Fail(
                 "the payment was never made (aborted)".to_owned(),
             ));
         }
-        (0 | 1, _) => return Ok(Plan::Fail("the payment is not in escrow".to_owned())),
-        (_, 2) => SettlementCall::Release,
-        (_, 1) => {
+        (ConditionState::Uninitialized | ConditionState::Unfulfilled, _) => {
+            return Ok(Plan::Fail("the payment is not in escrow".to_owned()));
+        }
+        (_, ConditionState::Fulfilled) => SettlementCall::Release,
+        (_, ConditionState::Unfulfilled) => {
             if store.isTimedOut(agreement.service_condition).call().await? {
                 return Ok(Plan::Fail("the service timed out".to_owned()));
             }
             SettlementCall::FulfilAndRelease
         }
         (_, other) => {
-            return Ok(Plan::Fail(format!(
-                "the service condition is in state {other}"
-            )));
+            return Ok(Plan::Fail(format!("the service condition is {other:?}")));
         }
     };
     match provider

@@ -57,12 +57,7 @@ async fn sender(setup_provider: &DynProvider, key: &PrivateKeySigner) -> Sender 
 /// (keys[2]) whose publisher is keys[1].
 async fn setup() -> Setup {
     let devnet = Devnet::start().expect("anvil");
-    let keys: Vec<PrivateKeySigner> = devnet
-        .instance()
-        .keys()
-        .iter()
-        .map(|key| PrivateKeySigner::from(key.clone()))
-        .collect();
+    let keys: Vec<PrivateKeySigner> = devnet.signers();
     let endpoint = Endpoint::parse(&devnet.endpoint()).unwrap();
     let connection = rpc::connect(&endpoint, Some(31_337)).await.unwrap();
     let provider = connection.provider.clone();

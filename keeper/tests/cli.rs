@@ -148,12 +148,7 @@ fn the_keeper_follows_the_chain_records_its_agreements_and_stops_on_sigterm() {
     use insitu_keeper::store::{AgreementState, Store};
 
     let devnet = Devnet::start().expect("anvil");
-    let keys: Vec<alloy::signers::local::PrivateKeySigner> = devnet
-        .instance()
-        .keys()
-        .iter()
-        .map(|key| key.clone().into())
-        .collect();
+    let keys: Vec<alloy::signers::local::PrivateKeySigner> = devnet.signers();
     let runtime = tokio::runtime::Runtime::new().unwrap();
     let report = runtime
         .block_on(demo::run_until(

@@ -34,12 +34,7 @@ struct Chain {
 
 async fn chain(stage: Stage) -> Chain {
     let devnet = Devnet::start().expect("anvil");
-    let keys: Vec<PrivateKeySigner> = devnet
-        .instance()
-        .keys()
-        .iter()
-        .map(|key| PrivateKeySigner::from(key.clone()))
-        .collect();
+    let keys: Vec<PrivateKeySigner> = devnet.signers();
     let report = demo::run_until(&devnet.endpoint(), &keys[..5], stage)
         .await
         .expect("demo");

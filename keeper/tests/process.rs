@@ -43,12 +43,7 @@ struct Chain {
 
 async fn chain() -> Chain {
     let devnet = Devnet::start().expect("anvil");
-    let keys: Vec<PrivateKeySigner> = devnet
-        .instance()
-        .keys()
-        .iter()
-        .map(|key| PrivateKeySigner::from(key.clone()))
-        .collect();
+    let keys: Vec<PrivateKeySigner> = devnet.signers();
     let endpoint = Endpoint::parse(&devnet.endpoint()).unwrap();
     let connection = rpc::connect(&endpoint, Some(31_337)).await.unwrap();
     let provider = connection.provider.clone();

@@ -28,12 +28,7 @@ struct Setup {
 
 async fn setup() -> Setup {
     let devnet = Devnet::start().expect("anvil");
-    let keys: Vec<PrivateKeySigner> = devnet
-        .instance()
-        .keys()
-        .iter()
-        .map(|key| PrivateKeySigner::from(key.clone()))
-        .collect();
+    let keys: Vec<PrivateKeySigner> = devnet.signers();
     let report = demo::run_until(&devnet.endpoint(), &keys[..5], Stage::Paid)
         .await
         .expect("demo");

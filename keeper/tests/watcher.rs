@@ -26,12 +26,7 @@ struct Chain {
 /// The demo up to `stage` on a new anvil: keeper keys[2], consumer keys[3].
 async fn chain(stage: Stage) -> Chain {
     let devnet = Devnet::start().expect("anvil");
-    let keys: Vec<PrivateKeySigner> = devnet
-        .instance()
-        .keys()
-        .iter()
-        .map(|key| PrivateKeySigner::from(key.clone()))
-        .collect();
+    let keys: Vec<PrivateKeySigner> = devnet.signers();
     let report = demo::run_until(&devnet.endpoint(), &keys[..5], stage)
         .await
         .expect("demo");

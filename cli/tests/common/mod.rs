@@ -64,12 +64,7 @@ pub fn json(output: &Output) -> serde_json::Value {
 
 /// anvil's funded dev keys.
 pub fn keys(devnet: &Devnet) -> Vec<PrivateKeySigner> {
-    devnet
-        .instance()
-        .keys()
-        .iter()
-        .map(|key| PrivateKeySigner::from(key.clone()))
-        .collect()
+    devnet.signers()
 }
 
 /// Nonce (transactions sent) of `account` on `devnet`.

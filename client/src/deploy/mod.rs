@@ -171,9 +171,10 @@ pub enum DeployError {
         /// What differs.
         what: &'static str,
     },
-    /// A call to read the scheduled governance operation back failed.
-    #[error("reading the scheduled governance batch: {0}")]
-    Timelock(#[source] Box<alloy::contract::Error>),
+    /// Reading a contract of the deployment failed (a template's state, the scheduled
+    /// governance batch).
+    #[error("reading the deployed contracts: {0}")]
+    Read(#[source] Box<alloy::contract::Error>),
 }
 
 fn resume_hint(journal: Option<&Path>) -> String {
@@ -664,7 +665,7 @@ async fn already_done(
         .templateState(call.template)
         .call()
         .await
-        .map_err(|error| DeployError::Timelock(Box::new(error)))?;
+        .map_err(|error| DeployError::Read(Box::new(error)))?;
     Ok(match TemplateStatus::from_raw(state) {
         TemplateStatus::Proposed => Some(format!("template {} is already proposed", call.template)),
         TemplateStatus::Approved => Some(format!("template {} is already approved", call.template)),
@@ -735,13 +736,13 @@ async fn pending_governance(
                 )
                 .call()
                 .await
-                .map_err(|error| DeployError::Timelock(Box::new(error)))?;
+                .map_err(|error| DeployError::Read(Box::new(error)))?;
             if proposer == sender.address() {
                 let ready_at = timelock
                     .getTimestamp(operation_id)
                     .call()
                     .await
-                    .map_err(|error| DeployError::Timelock(Box::new(error)))?;
+                    .map_err(|error| DeployError::Read(Box::new(error)))?;
                 let scheduled_in = (steps.len() == transactions.len())
                     .then(|| transactions.last().copied())
                     .flatten()

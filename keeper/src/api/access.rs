@@ -26,7 +26,7 @@ use sha2::{Digest, Sha256};
 use tokio::io::{AsyncReadExt, AsyncSeekExt};
 use utoipa::ToSchema;
 
-use super::{ApiError, AppState, SETTLEMENT_WAIT, now};
+use super::{ApiError, AppState, SETTLEMENT_WAIT, now, stored_document};
 use crate::{
     requests::{RequestError, verify},
     store::{ActionState, AgreementState},
@@ -161,22 +161,7 @@ async fn serve(
     let span = tracing::info_span!("access", agreement = %id);
     let _entered = span.enter();
 
-    let bytes = state
-        .store
-        .lock()
-        .await
-        .document(agreement.terms.checksum)
-        .map_err(ApiError::internal)?
-        .ok_or_else(|| {
-            ApiError::new(
-                StatusCode::NOT_FOUND,
-                "unknown_document",
-                format!(
-                    "the metadata document {} is not stored here",
-                    agreement.terms.checksum
-                ),
-            )
-        })?;
+    let bytes = stored_document(state, agreement.terms.checksum).await?;
     let document = metadata::parse(&bytes).map_err(ApiError::internal)?;
     let index = query.file.unwrap_or(0);
     let file = document.files.get(index).ok_or_else(|| {

@@ -238,6 +238,26 @@ async fn openapi() -> impl IntoResponse {
     Json(ApiDoc::openapi())
 }
 
+/// The stored metadata document with `checksum`, or `unknown_document` (404).
+async fn stored_document(
+    state: &AppState,
+    checksum: alloy::primitives::B256,
+) -> Result<Vec<u8>, ApiError> {
+    state
+        .store
+        .lock()
+        .await
+        .document(checksum)
+        .map_err(ApiError::internal)?
+        .ok_or_else(|| {
+            ApiError::new(
+                StatusCode::NOT_FOUND,
+                "unknown_document",
+                format!("the metadata document {checksum} is not stored here"),
+            )
+        })
+}
+
 /// Unix time in seconds.
 fn now() -> u64 {
     crate::executor::now()

@@ -19,7 +19,9 @@ use insitu_client::metadata::{self, MetadataError, ServiceKind};
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
-use super::{ApiError, AppState, FieldErrorBody, OFFER_VALIDITY, access::check_file, now};
+use super::{
+    ApiError, AppState, FieldErrorBody, OFFER_VALIDITY, access::check_file, now, stored_document,
+};
 
 /// Header carrying the publisher's signature (EIP-191 `personal_sign` of the document's 32-byte
 /// keccak256) of a stored document.
@@ -149,19 +151,7 @@ pub(super) async fn get_metadata(
     let checksum: B256 = checksum
         .parse()
         .map_err(|_| ApiError::malformed("the checksum is 32 bytes of hex"))?;
-    let bytes = state
-        .store
-        .lock()
-        .await
-        .document(checksum)
-        .map_err(ApiError::internal)?
-        .ok_or_else(|| {
-            ApiError::new(
-                StatusCode::NOT_FOUND,
-                "unknown_document",
-                format!("no document {checksum} here"),
-            )
-        })?;
+    let bytes = stored_document(&state, checksum).await?;
     Ok(([(header::CONTENT_TYPE, "application/json")], bytes))
 }
 
@@ -265,22 +255,7 @@ pub(super) async fn offer(
         .call()
         .await
         .map_err(ApiError::internal)?;
-    let bytes = state
-        .store
-        .lock()
-        .await
-        .document(asset.checksum)
-        .map_err(ApiError::internal)?
-        .ok_or_else(|| {
-            ApiError::new(
-                StatusCode::NOT_FOUND,
-                "unknown_document",
-                format!(
-                    "the asset's metadata document {} is not stored here",
-                    asset.checksum
-                ),
-            )
-        })?;
+    let bytes = stored_document(&state, asset.checksum).await?;
     let document = metadata::parse(&bytes).map_err(ApiError::internal)?;
     let service = document.service(kind).ok_or_else(|| {
         ApiError::new(

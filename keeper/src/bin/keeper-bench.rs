@@ -58,12 +58,7 @@ async fn main() -> Result<()> {
             .timeout(120_000)
     })
     .context("starting anvil")?;
-    let keys: Vec<PrivateKeySigner> = devnet
-        .instance()
-        .keys()
-        .iter()
-        .map(|key| PrivateKeySigner::from(key.clone()))
-        .collect();
+    let keys: Vec<PrivateKeySigner> = devnet.signers();
     if keys.len() < n + 5 {
         bail!("anvil gave {} accounts, {} needed", keys.len(), n + 5);
     }
