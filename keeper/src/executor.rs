@@ -1,33 +1,40 @@
 //! The executor: carries out the settlement actions the store holds, exactly once, with the
 //! keeper's key.
 //!
-//! Each [`Executor::tick`] moves every action one step along:
+//! Each [`Executor::tick`] moves every action one step along, with the RPC calls of a step made
+//! concurrently ([`CONCURRENT_CALLS`] at a time) and its store writes batched:
 //!
 //! - **pending**: the chain is read first. A payment already released is recorded as done and
 //!   nothing is sent; an unpaid, refunded or timed-out agreement fails with the reason; a service
 //!   already fulfilled needs only `release`, otherwise `fulfilAndRelease`. The call's gas is
-//!   estimated (a call that would revert fails with its decoded error, never retried blindly), a
-//!   nonce assigned (the lowest at or above the account's mined count that no other in-flight
-//!   action holds), fees taken from the node, and the signed transaction recorded before it is
-//!   broadcast.
-//! - **signed**: broadcast (again).
+//!   estimated (a call that would revert fails with its decoded error, never retried blindly).
+//!   Then each action to send gets a nonce (the lowest at or above the account's mined count that
+//!   no other in-flight action holds) and fees from the node; all the signed transactions are
+//!   recorded in one store transaction before any is broadcast.
+//! - **signed**: broadcast (again); those that went through are recorded as sent.
 //! - **sent**: the receipts of all its attempts are looked up. Once one is buried under the
 //!   confirmations the action is confirmed (or failed, if it reverted). If the nonce was used by
 //!   none of them, the chain is read again and the action decided anew. A transaction left
 //!   unmined for `bump_after` is replaced with fees 12.5% higher (at least the node's current
-//!   estimate), up to the fee cap.
-//! - **confirmed**: if the transaction's receipt disappears (a reorg), back to sent.
+//!   estimate), up to the fee cap; before that it is broadcast again every
+//!   [`REBROADCAST_AFTER`], for a node that restarted or dropped it.
+//! - **confirmed**: if the transaction's receipt disappears (a reorg) while it is less than
+//!   [`FINALITY_DEPTH`] blocks deep, back to sent.
 //!
 //! Since every step is recorded before the next begins, the process can die anywhere (see
 //! [`CrashPoint`]): the next start finds each action where it was and finishes it, and no
 //! agreement is settled twice.
 
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::{
+    collections::{HashMap, HashSet},
+    sync::Mutex,
+    time::{Duration, Instant, SystemTime, UNIX_EPOCH},
+};
 
 use alloy::{
     eips::Encodable2718,
     network::{EthereumWallet, NetworkTransactionBuilder, TransactionBuilder},
-    primitives::{Address, B256},
+    primitives::{Address, B256, keccak256},
     providers::{DynProvider, Provider},
     rpc::types::TransactionRequest,
     signers::local::PrivateKeySigner,
@@ -39,6 +46,7 @@ use insitu_bindings::{
     errors::decode_revert, offers::Payment,
 };
 
+use futures::{StreamExt, stream};
 use insitu_client::agreement::ConditionState;
 
 use crate::store::{Action, ActionState, Agreement, Attempt, SettlementCall, Store, StoreError};
@@ -154,6 +162,8 @@ pub struct Executor {
     bump_after: Duration,
     max_fee_per_gas: u128,
     crash: Option<CrashPoint>,
+    /// When this process last broadcast each unmined transaction, by hash.
+    broadcasts: Mutex<HashMap<B256, Instant>>,
 }
 
 impl Executor {
@@ -177,6 +187,7 @@ impl Executor {
             bump_after: DEFAULT_BUMP_AFTER,
             max_fee_per_gas: DEFAULT_MAX_FEE_PER_GAS,
             crash: None,
+            broadcasts: Mutex::new(HashMap::new()),
         }
     }
 
@@ -205,32 +216,21 @@ impl Executor {
     /// See [`ExecuteError`]; what was recorded before the error stays recorded.
     pub async fn tick(&self, store: &mut Store) -> Result<Vec<Step>, ExecuteError> {
         let mut steps = Vec::new();
-        for action in store.actions(ActionState::Confirmed)? {
-            if let Some(hash) = action.tx_hash
-                && self.provider.get_transaction_receipt(hash).await?.is_none()
-            {
-                store.set_action_state(action.agreement_id, ActionState::Sent, None, now())?;
+        let head = self.provider.get_block_number().await?;
+        self.recheck_confirmed(store, head).await?;
+        let signed = store.actions(ActionState::Signed)?;
+        if !signed.is_empty() {
+            let mut raws = Vec::with_capacity(signed.len());
+            for action in &signed {
+                if let Some(attempt) = store.attempts(action.agreement_id)?.into_iter().next() {
+                    raws.push((action.agreement_id, attempt));
+                }
             }
-        }
-        for action in store.actions(ActionState::Signed)? {
-            if let Some(attempt) = store.attempts(action.agreement_id)?.first() {
-                self.broadcast(&attempt.raw).await?;
-                store.set_action_state(action.agreement_id, ActionState::Sent, None, now())?;
-                steps.push(Step::Sent {
-                    agreement: action.agreement_id,
-                    tx_hash: attempt.tx_hash,
-                    nonce: attempt.nonce,
-                });
-            }
+            steps.extend(self.broadcast_all(store, raws).await?);
         }
         let sent = store.actions(ActionState::Sent)?;
         if !sent.is_empty() {
-            let head = self.provider.get_block_number().await?;
-            for action in sent {
-                if let Some(step) = self.follow(store, &action, head).await? {
-                    steps.push(step);
-                }
-            }
+            steps.extend(self.follow_all(store, &sent, head).await?);
         }
         let pending = store.actions(ActionState::Pending)?;
         if !pending.is_empty() {
@@ -239,155 +239,263 @@ impl Executor {
         Ok(steps)
     }
 
+    /// Sends back to `Sent` every confirmed action whose receipt has disappeared (a reorg),
+    /// among those less than [`FINALITY_DEPTH`] blocks deep.
+    async fn recheck_confirmed(&self, store: &mut Store, head: u64) -> Result<(), ExecuteError> {
+        let recent = store.confirmed_since(head.saturating_sub(FINALITY_DEPTH))?;
+        let provider = &self.provider;
+        let gone: Vec<Result<Option<B256>, ExecuteError>> = stream::iter(recent)
+            .map(|action| async move {
+                let Some(hash) = action.tx_hash else {
+                    return Ok(None);
+                };
+                let receipt = provider.get_transaction_receipt(hash).await?;
+                Ok(receipt.is_none().then_some(action.agreement_id))
+            })
+            .buffered(CONCURRENT_CALLS)
+            .collect()
+            .await;
+        for id in gone {
+            if let Some(id) = id? {
+                tracing::warn!(agreement = %id, "confirmed settlement reorged out");
+                store.set_action_state(id, ActionState::Sent, None, now())?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Broadcasts these recorded attempts, [`CONCURRENT_CALLS`] at a time, and marks the actions
+    /// whose broadcast went through as sent (in one store transaction). An action whose broadcast
+    /// failed stays signed and is broadcast again by the next tick.
+    async fn broadcast_all(
+        &self,
+        store: &mut Store,
+        attempts: Vec<(B256, Attempt)>,
+    ) -> Result<Vec<Step>, ExecuteError> {
+        let results: Vec<_> = stream::iter(attempts)
+            .map(|(id, attempt)| async move {
+                let result = self.broadcast(&attempt.raw).await;
+                (id, attempt, result)
+            })
+            .buffered(CONCURRENT_CALLS)
+            .collect()
+            .await;
+        let mut steps = Vec::with_capacity(results.len());
+        let mut failure = None;
+        for (id, attempt, result) in results {
+            match result {
+                Ok(()) => {
+                    tracing::info!(agreement = %id, tx = %attempt.tx_hash, nonce = attempt.nonce, "settlement sent");
+                    metrics::counter!("keeper_transactions_sent_total").increment(1);
+                    steps.push(Step::Sent {
+                        agreement: id,
+                        tx_hash: attempt.tx_hash,
+                        nonce: attempt.nonce,
+                    });
+                }
+                Err(error) => {
+                    tracing::warn!(agreement = %id, %error, "broadcast failed; the next tick retries");
+                    failure.get_or_insert(error);
+                }
+            }
+        }
+        let ids: Vec<B256> = steps
+            .iter()
+            .filter_map(|step| match step {
+                Step::Sent { agreement, .. } => Some(*agreement),
+                _ => None,
+            })
+            .collect();
+        store.mark_sent(&ids, now())?;
+        self.crash_at(CrashPoint::AfterSend)?;
+        match failure {
+            Some(error) => Err(error),
+            None => Ok(steps),
+        }
+    }
+
     /// Decides the pending actions (their chain reads and gas estimations run concurrently, at
-    /// most [`CONCURRENT_READS`] at a time), then signs, records and broadcasts each one to send,
-    /// one after another with consecutive nonces.
+    /// most [`CONCURRENT_CALLS`] at a time), then signs each one to send with its own nonce,
+    /// records them all (one store transaction) and broadcasts them.
     async fn start_all(
         &self,
         store: &mut Store,
         pending: &[Action],
     ) -> Result<Vec<Step>, ExecuteError> {
         let mut steps = Vec::new();
-        let limit = std::sync::Arc::new(tokio::sync::Semaphore::new(CONCURRENT_READS));
-        let mut reads = tokio::task::JoinSet::new();
-        for (index, action) in pending.iter().enumerate() {
-            let Some(agreement) = store.agreement(action.agreement_id)? else {
-                if let Some(step) = self.fail(
+        let mut known = Vec::with_capacity(pending.len());
+        for action in pending {
+            match store.agreement(action.agreement_id)? {
+                Some(agreement) => known.push(agreement),
+                None => steps.extend(self.fail(
                     store,
                     action.agreement_id,
                     "no such agreement of this provider",
-                )? {
-                    steps.push(step);
-                }
-                continue;
-            };
-            let (provider, suite, account, limit) = (
-                self.provider.clone(),
-                self.suite,
-                self.account,
-                limit.clone(),
-            );
-            reads.spawn(async move {
-                let _permit = limit.acquire_owned().await;
-                let plan = plan(&provider, suite, account, &agreement).await;
-                (index, agreement, plan)
-            });
+                )?),
+            }
         }
-        let mut planned = Vec::with_capacity(reads.len());
-        while let Some(joined) = reads.join_next().await {
-            planned.push(joined.map_err(|error| ExecuteError::Signing(error.to_string()))?);
-        }
+        let (provider, suite, account) = (&self.provider, self.suite, self.account);
         // In the order the intents were written.
-        planned.sort_by_key(|(index, _, _)| *index);
-        let mut fees = None;
-        let mut mined = None;
-        for (_, agreement, plan) in planned {
+        let planned: Vec<(Agreement, Result<Plan, ExecuteError>)> = stream::iter(known)
+            .map(|agreement| async move {
+                let plan = plan(provider, suite, account, &agreement).await;
+                (agreement, plan)
+            })
+            .buffered(CONCURRENT_CALLS)
+            .collect()
+            .await;
+        let mut to_send = Vec::new();
+        for (agreement, plan) in planned {
             let id = agreement.id;
-            let (call, gas) = match plan? {
-                Plan::Send { call, gas } => (call, gas),
+            match plan? {
+                Plan::Send { call, gas } => to_send.push((agreement, call, gas)),
                 Plan::Done(outcome) => {
                     store.finish_action(id, ActionState::Done, None, &outcome, now())?;
                     steps.push(Step::Done { agreement: id });
-                    continue;
                 }
-                Plan::Fail(reason) => {
-                    if let Some(step) = self.fail(store, id, &reason)? {
-                        steps.push(step);
-                    }
-                    continue;
-                }
-            };
-            let fees = match fees {
-                Some(fees) => fees,
-                None => *fees.insert(self.provider.estimate_eip1559_fees().await?),
-            };
-            let mined = match mined {
-                Some(mined) => mined,
-                None => *mined.insert(self.provider.get_transaction_count(self.account).await?),
-            };
-            let nonce = free_nonce(store, mined)?;
-            let max_fee = fees.max_fee_per_gas.min(self.max_fee_per_gas);
-            let attempt = self
-                .sign(
-                    settlement_request(self.suite, self.account, &agreement, call)
-                        .with_gas_limit(gas.saturating_mul(100 + GAS_MARGIN_PERCENT) / 100),
-                    nonce,
-                    max_fee,
-                    fees.max_priority_fee_per_gas.min(max_fee),
-                )
-                .await?;
-            store.record_signed(id, call, &attempt)?;
-            self.crash_at(CrashPoint::AfterSign)?;
-            self.broadcast(&attempt.raw).await?;
-            store.set_action_state(id, ActionState::Sent, None, now())?;
-            tracing::info!(agreement = %id, tx = %attempt.tx_hash, nonce, ?call, "settlement sent");
-            metrics::counter!("keeper_transactions_sent_total").increment(1);
-            self.crash_at(CrashPoint::AfterSend)?;
-            steps.push(Step::Sent {
-                agreement: id,
-                tx_hash: attempt.tx_hash,
-                nonce,
-            });
+                Plan::Fail(reason) => steps.extend(self.fail(store, id, &reason)?),
+            }
         }
+        if to_send.is_empty() {
+            return Ok(steps);
+        }
+        let fees = self.provider.estimate_eip1559_fees().await?;
+        let mined = self.provider.get_transaction_count(self.account).await?;
+        let nonces = free_nonces(store, mined, to_send.len())?;
+        let max_fee = fees.max_fee_per_gas.min(self.max_fee_per_gas);
+        let priority = fees.max_priority_fee_per_gas.min(max_fee);
+        let mut signed = Vec::with_capacity(to_send.len());
+        for ((agreement, call, gas), nonce) in to_send.into_iter().zip(nonces) {
+            let request = settlement_request(self.suite, self.account, &agreement, call)
+                .with_gas_limit(gas.saturating_mul(100 + GAS_MARGIN_PERCENT) / 100);
+            let attempt = self.sign(request, nonce, max_fee, priority).await?;
+            signed.push((agreement.id, call, attempt));
+        }
+        store.record_signed(&signed)?;
+        self.crash_at(CrashPoint::AfterSign)?;
+        let attempts = signed
+            .into_iter()
+            .map(|(id, _, attempt)| (id, attempt))
+            .collect();
+        steps.extend(self.broadcast_all(store, attempts).await?);
         Ok(steps)
     }
 
-    /// Follows a sent action: receipt, confirmations, a taken nonce, a fee bump.
-    async fn follow(
+    /// Follows the sent actions: their receipts are looked up concurrently (the account's mined
+    /// nonce is read once, before them), then each is decided in turn.
+    async fn follow_all(
+        &self,
+        store: &mut Store,
+        sent: &[Action],
+        head: u64,
+    ) -> Result<Vec<Step>, ExecuteError> {
+        // Counted before the receipts are looked up: if an action's nonce is used by now and
+        // none of its attempts has a receipt afterwards, another transaction used it.
+        let mined = self.provider.get_transaction_count(self.account).await?;
+        let mut followed = Vec::with_capacity(sent.len());
+        for action in sent {
+            followed.push((action.clone(), store.attempts(action.agreement_id)?));
+        }
+        let provider = &self.provider;
+        let looked_up: Vec<_> = stream::iter(followed)
+            .map(|(action, attempts)| async move {
+                let mut found = None;
+                for (index, attempt) in attempts.iter().enumerate() {
+                    if let Some(receipt) = provider.get_transaction_receipt(attempt.tx_hash).await?
+                    {
+                        found = Some((
+                            index,
+                            receipt.status(),
+                            receipt.block_number.unwrap_or(head),
+                        ));
+                        break;
+                    }
+                }
+                Ok::<_, ExecuteError>((action, attempts, found))
+            })
+            .buffered(CONCURRENT_CALLS)
+            .collect()
+            .await;
+        let mut steps = Vec::new();
+        let mut latest_hashes = HashSet::new();
+        for result in looked_up {
+            let (action, attempts, found) = result?;
+            if let Some(latest) = attempts.first() {
+                latest_hashes.insert(latest.tx_hash);
+            }
+            let step = match found {
+                Some((index, success, block)) => {
+                    self.conclude(store, &action, &attempts[index], success, block, head)?
+                }
+                None => self.unmined(store, &action, &attempts, mined).await?,
+            };
+            steps.extend(step);
+        }
+        self.broadcasts()
+            .retain(|hash, _| latest_hashes.contains(hash));
+        Ok(steps)
+    }
+
+    /// An attempt of a sent action is mined: once it is buried under the confirmations, the
+    /// action is confirmed (or failed, if it reverted).
+    fn conclude(
         &self,
         store: &mut Store,
         action: &Action,
+        attempt: &Attempt,
+        success: bool,
+        block: u64,
         head: u64,
     ) -> Result<Option<Step>, ExecuteError> {
         let id = action.agreement_id;
-        let attempts = store.attempts(id)?;
-        // Counted before the receipts are looked up: if the nonce is used by now and none of our
-        // attempts has a receipt afterwards, another transaction used it.
-        let mined = self.provider.get_transaction_count(self.account).await?;
-        for attempt in &attempts {
-            let Some(receipt) = self
-                .provider
-                .get_transaction_receipt(attempt.tx_hash)
-                .await?
-            else {
-                continue;
-            };
-            let block = receipt.block_number.unwrap_or(head);
-            if head + 1 < block + self.confirmations.max(1) {
-                return Ok(None);
-            }
-            self.crash_at(CrashPoint::AfterReceipt)?;
-            if receipt.status() {
-                store.finish_action(
-                    id,
-                    ActionState::Confirmed,
-                    Some((attempt.tx_hash, block)),
-                    "settled",
-                    now(),
-                )?;
-                tracing::info!(agreement = %id, tx = %attempt.tx_hash, block, "settlement confirmed");
-                metrics::counter!("keeper_settlements_total").increment(1);
-                return Ok(Some(Step::Confirmed {
-                    agreement: id,
-                    tx_hash: attempt.tx_hash,
-                    block,
-                }));
-            }
-            let reason = format!("transaction {} reverted in block {block}", attempt.tx_hash);
+        // Buried under the confirmations, counted as the watcher counts them (0: mined is enough).
+        if head < block + self.confirmations {
+            return Ok(None);
+        }
+        self.crash_at(CrashPoint::AfterReceipt)?;
+        if success {
             store.finish_action(
                 id,
-                ActionState::Failed,
+                ActionState::Confirmed,
                 Some((attempt.tx_hash, block)),
-                &reason,
+                "settled",
                 now(),
             )?;
-            tracing::error!(agreement = %id, %reason, "settlement failed");
-            metrics::counter!("keeper_transactions_failed_total").increment(1);
-            return Ok(Some(Step::Failed {
+            tracing::info!(agreement = %id, tx = %attempt.tx_hash, block, "settlement confirmed");
+            metrics::counter!("keeper_settlements_total").increment(1);
+            return Ok(Some(Step::Confirmed {
                 agreement: id,
-                reason,
+                tx_hash: attempt.tx_hash,
+                block,
             }));
         }
+        let reason = format!("transaction {} reverted in block {block}", attempt.tx_hash);
+        store.finish_action(
+            id,
+            ActionState::Failed,
+            Some((attempt.tx_hash, block)),
+            &reason,
+            now(),
+        )?;
+        tracing::error!(agreement = %id, %reason, "settlement failed");
+        metrics::counter!("keeper_transactions_failed_total").increment(1);
+        Ok(Some(Step::Failed {
+            agreement: id,
+            reason,
+        }))
+    }
+
+    /// No attempt of a sent action is mined: decided anew if its nonce was used by another
+    /// transaction, replaced with higher fees once stuck, else broadcast again now and then (a
+    /// node that restarted or dropped it from its pool gets it back).
+    async fn unmined(
+        &self,
+        store: &mut Store,
+        action: &Action,
+        attempts: &[Attempt],
+        mined: u64,
+    ) -> Result<Option<Step>, ExecuteError> {
+        let id = action.agreement_id;
         let Some(latest) = attempts.first() else {
             store.set_action_state(id, ActionState::Pending, Some("no attempt recorded"), now())?;
             return Ok(Some(Step::Reopened { agreement: id }));
@@ -407,8 +515,7 @@ impl Executor {
             return Ok(Some(Step::Reopened { agreement: id }));
         }
         if now().saturating_sub(latest.sent_at) < self.bump_after.as_secs() {
-            // Not stuck yet; make sure the node has it.
-            self.broadcast(&latest.raw).await?;
+            self.rebroadcast(latest).await?;
             return Ok(None);
         }
         let fees = self.provider.estimate_eip1559_fees().await?;
@@ -421,7 +528,7 @@ impl Executor {
             .min(max_fee);
         if max_fee <= latest.max_fee_per_gas {
             tracing::warn!(agreement = %id, max_fee, "stuck at the fee cap");
-            self.broadcast(&latest.raw).await?;
+            self.rebroadcast(latest).await?;
             return Ok(None);
         }
         let Some(agreement) = store.agreement(id)? else {
@@ -457,6 +564,25 @@ impl Executor {
         }))
     }
 
+    /// Broadcasts `attempt` again when this process has not broadcast it in the last
+    /// [`REBROADCAST_AFTER`] (so always once after a restart).
+    async fn rebroadcast(&self, attempt: &Attempt) -> Result<(), ExecuteError> {
+        let due = self
+            .broadcasts()
+            .get(&attempt.tx_hash)
+            .is_none_or(|at| at.elapsed() >= REBROADCAST_AFTER);
+        if due {
+            self.broadcast(&attempt.raw).await?;
+        }
+        Ok(())
+    }
+
+    fn broadcasts(&self) -> std::sync::MutexGuard<'_, HashMap<B256, Instant>> {
+        self.broadcasts
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
     async fn sign(
         &self,
         request: TransactionRequest,
@@ -485,6 +611,14 @@ impl Executor {
     /// Broadcasts `raw`; a node that already has it, or whose nonce is already used (the follow
     /// step finds out by what), is not an error.
     async fn broadcast(&self, raw: &[u8]) -> Result<(), ExecuteError> {
+        let result = self.send_raw(raw).await;
+        if result.is_ok() {
+            self.broadcasts().insert(keccak256(raw), Instant::now());
+        }
+        result
+    }
+
+    async fn send_raw(&self, raw: &[u8]) -> Result<(), ExecuteError> {
         match self.provider.send_raw_transaction(raw).await {
             Ok(_) => Ok(()),
             Err(error) => {
@@ -532,8 +666,13 @@ impl Executor {
     }
 }
 
-/// Chain reads and gas estimations run at once when deciding pending actions.
-pub const CONCURRENT_READS: usize = 16;
+/// RPC calls (chain reads, gas estimations, receipts, broadcasts) the executor has in flight at
+/// once.
+pub const CONCURRENT_CALLS: usize = 16;
+/// How many blocks deep a confirmed settlement's receipt is still checked for a reorg.
+pub const FINALITY_DEPTH: u64 = 64;
+/// How long an unmined transaction waits before this process broadcasts it again.
+pub const REBROADCAST_AFTER: Duration = Duration::from_secs(5);
 
 /// What a pending action needs.
 enum Plan {
@@ -644,16 +783,14 @@ fn settlement_request(
         .with_input(input)
 }
 
-/// The lowest nonce at or above `mined` (the account's mined count) that no in-flight action
-/// holds.
-fn free_nonce(store: &Store, mined: u64) -> Result<u64, ExecuteError> {
-    let mut nonce = mined;
-    for held in store.nonces_in_flight()? {
-        if held == nonce {
-            nonce += 1;
-        }
-    }
-    Ok(nonce)
+/// The `count` lowest nonces at or above `mined` (the account's mined count) that no in-flight
+/// action holds.
+fn free_nonces(store: &Store, mined: u64, count: usize) -> Result<Vec<u64>, ExecuteError> {
+    let held: HashSet<u64> = store.nonces_in_flight()?.into_iter().collect();
+    Ok((mined..)
+        .filter(|nonce| !held.contains(nonce))
+        .take(count)
+        .collect())
 }
 
 /// Unix time in seconds.

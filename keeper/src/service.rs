@@ -14,7 +14,7 @@ use tokio::{
 use crate::{
     api::{self, AppState},
     config::{Config, DeploymentError},
-    executor::{CrashPoint, ExecuteError, Executor},
+    executor::{CrashPoint, ExecuteError, Executor, Step},
     store::{ActionState, Store, StoreError},
     watcher::Watcher,
 };
@@ -109,6 +109,10 @@ pub async fn start(
     let (stop, stopped) = watch::channel(false);
     let wake = Arc::new(Notify::new());
     let interval = config.poll_interval();
+    // Waiting requests look at the store again when the watcher has scanned more blocks, or when
+    // the executor finishes a settlement.
+    let (scanned, scanned_seen) = watch::channel(0_u64);
+    let (settled, settled_seen) = watch::channel(0_u64);
 
     let watcher = Watcher::new(
         provider.clone(),
@@ -116,7 +120,8 @@ pub async fn start(
         key.address(),
         config.confirmations,
         deployment.block,
-    );
+    )
+    .with_progress(scanned);
     let watching = {
         let stopped = stopped.clone();
         let wake = wake.clone();
@@ -150,8 +155,17 @@ pub async fn start(
             loop {
                 match executor.tick(&mut executor_store).await {
                     Ok(steps) => {
+                        let finished = steps.iter().any(|step| {
+                            matches!(
+                                step,
+                                Step::Confirmed { .. } | Step::Done { .. } | Step::Failed { .. }
+                            )
+                        });
                         for step in steps {
                             tracing::debug!(?step, "executor");
+                        }
+                        if finished {
+                            settled.send_modify(|count| *count += 1);
                         }
                     }
                     Err(ExecuteError::Crashed(point)) => {
@@ -200,6 +214,8 @@ pub async fn start(
             .unwrap_or_else(|| format!("http://{address}")),
         confirmations: config.confirmations,
         wake_executor: wake,
+        scanned: scanned_seen,
+        settled: settled_seen,
         metrics,
     };
     let serving = {

@@ -86,6 +86,7 @@ pub struct Watcher {
     start_block: u64,
     range: u64,
     max_range: u64,
+    progress: Option<tokio::sync::watch::Sender<u64>>,
 }
 
 impl Watcher {
@@ -106,7 +107,16 @@ impl Watcher {
             start_block,
             range: MAX_RANGE,
             max_range: MAX_RANGE,
+            progress: None,
         }
+    }
+
+    /// Publishes, while [`Watcher::run`] runs, the last block scanned after each range it scans
+    /// and each reorg it undoes, so that readers of the store waiting for something to be
+    /// recorded know when to look again.
+    pub fn with_progress(mut self, progress: tokio::sync::watch::Sender<u64>) -> Self {
+        self.progress = Some(progress);
+        self
     }
 
     /// Caps the blocks per `eth_getLogs` (for nodes with tight limits, and tests).
@@ -198,11 +208,13 @@ impl Watcher {
             let wait = match self.poll(store).await {
                 Ok(Poll::Scanned { from, to, recorded }) => {
                     tracing::debug!(from, to, recorded, "scanned");
+                    self.publish(to);
                     backoff = interval;
                     Duration::ZERO
                 }
                 Ok(Poll::Reorged { ancestor, affected }) => {
                     tracing::warn!(ancestor, agreements = affected.len(), "reorg undone");
+                    self.publish(ancestor);
                     Duration::ZERO
                 }
                 Ok(Poll::UpToDate { .. }) => {
@@ -227,6 +239,12 @@ impl Watcher {
             if *shutdown.borrow() {
                 return Ok(());
             }
+        }
+    }
+
+    fn publish(&self, block: u64) {
+        if let Some(progress) = &self.progress {
+            progress.send_replace(block);
         }
     }
 

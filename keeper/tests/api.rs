@@ -56,6 +56,11 @@ async fn sender(setup_provider: &DynProvider, key: &PrivateKeySigner) -> Sender 
 /// A deployed suite, a demo token with the consumer (keys[3]) funded, a data file, and a keeper
 /// (keys[2]) whose publisher is keys[1].
 async fn setup() -> Setup {
+    setup_with(0).await
+}
+
+/// [`setup`] with a keeper acting `confirmations` blocks behind the head.
+async fn setup_with(confirmations: u64) -> Setup {
     let devnet = Devnet::start().expect("anvil");
     let keys: Vec<PrivateKeySigner> = devnet.signers();
     let endpoint = Endpoint::parse(&devnet.endpoint()).unwrap();
@@ -107,7 +112,7 @@ async fn setup() -> Setup {
         rpc_url: devnet.endpoint(),
         chain_id: 31_337,
         addresses,
-        confirmations: 0,
+        confirmations,
         poll_interval_ms: 100,
         listen: "127.0.0.1:0".to_owned(),
         database: root.join("keeper.db"),
@@ -218,6 +223,49 @@ impl Setup {
             tokio::time::sleep(std::time::Duration::from_millis(100)).await;
         }
         panic!("the keeper never recorded {id}");
+    }
+
+    /// An access request for agreement `id` of asset `did`, signed by the consumer (keys[3]).
+    async fn signed_access(&self, id: B256, did: B256) -> serde_json::Value {
+        use alloy::signers::SignerSync;
+        let consumer = self.keys[3].address();
+        let head = self
+            .provider
+            .get_block_by_number(alloy::eips::BlockNumberOrTag::Latest)
+            .await
+            .unwrap()
+            .unwrap();
+        let request = insitu_bindings::requests::ServiceRequest {
+            command: "access".to_owned(),
+            agreementId: id,
+            did,
+            consumer,
+            nonce: U256::from(rand::random::<u64>()),
+            deadline: head.header.timestamp.max(insitu_keeper::executor::now()) + 60,
+        };
+        let domain = insitu_bindings::requests::domain(31_337, self.suite.addresses.access);
+        let signature = self.keys[3]
+            .sign_hash_sync(&insitu_bindings::requests::signing_hash(&request, &domain))
+            .unwrap();
+        serde_json::json!({
+            "request": {
+                "command": request.command,
+                "agreementId": id.to_string(),
+                "did": did.to_string(),
+                "consumer": consumer.to_string(),
+                "nonce": request.nonce.to_string(),
+                "deadline": request.deadline,
+            },
+            "signature": format!("0x{}", hex::encode(signature.as_bytes())),
+        })
+    }
+
+    async fn rpc(&self, method: &'static str, params: serde_json::Value) {
+        let _: serde_json::Value = self
+            .provider
+            .raw_request(method.into(), params)
+            .await
+            .unwrap_or_else(|error| panic!("{method}: {error}"));
     }
 
     async fn keeper_nonce(&self) -> u64 {
@@ -609,4 +657,83 @@ async fn info_health_readiness_and_the_openapi_document() {
         .unwrap();
     assert_eq!(keccak256(&bytes), checksum);
     setup.keeper.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_request_for_a_purchase_not_yet_confirmed_waits_for_the_watcher() {
+    let setup = setup_with(2).await;
+    let did = setup.publish().await;
+    let id = setup.buy(did).await;
+    let body = setup.signed_access(id, did).await;
+
+    // One request, sent before the purchase is buried under two blocks: the keeper holds it until
+    // the watcher records the agreement, then settles and serves it.
+    let http = reqwest::Client::new();
+    let request = tokio::spawn(http.post(setup.url("/v1/access")).json(&body).send());
+    tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+    assert!(!request.is_finished(), "answered before the confirmations");
+    assert!(
+        Store::open(&setup.database)
+            .unwrap()
+            .agreement(id)
+            .unwrap()
+            .is_none()
+    );
+    setup.rpc("anvil_mine", serde_json::json!([2])).await;
+    // The settlement itself is then buried under two more blocks.
+    let mining = {
+        let provider = setup.provider.clone();
+        tokio::spawn(async move {
+            for _ in 0..20 {
+                tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+                let _: serde_json::Value = provider
+                    .raw_request("evm_mine".into(), serde_json::json!([]))
+                    .await
+                    .unwrap();
+            }
+        })
+    };
+    let response = request.await.unwrap().unwrap();
+    assert_eq!(response.status().as_u16(), 200);
+    assert_eq!(response.bytes().await.unwrap().as_ref(), &setup.content[..]);
+    mining.abort();
+    assert_eq!(setup.keeper_nonce().await, 1);
+    let agreement = agreement::show(&setup.suite, id, None).await.unwrap();
+    assert_eq!(
+        agreement.payment_condition().unwrap().state,
+        ConditionState::Released
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_purchase_reorged_out_before_its_confirmations_is_never_served_nor_settled() {
+    let setup = setup_with(2).await;
+    let did = setup.publish().await;
+    let id = setup.buy(did).await;
+    let body = setup.signed_access(id, did).await;
+    let http = reqwest::Client::new();
+    let request = tokio::spawn(http.post(setup.url("/v1/access")).json(&body).send());
+    tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+    assert!(!request.is_finished(), "waiting for the confirmations");
+
+    // The block holding the purchase is replaced by an empty one, then the chain grows past the
+    // confirmations: the waiting request is refused as unknown, nothing is sent.
+    setup.rpc("anvil_reorg", serde_json::json!([1, []])).await;
+    setup.rpc("anvil_mine", serde_json::json!([3])).await;
+    let response = tokio::time::timeout(std::time::Duration::from_secs(30), request)
+        .await
+        .expect("answered")
+        .unwrap()
+        .unwrap();
+    assert_eq!(response.status().as_u16(), 404);
+    let error: serde_json::Value = response.json().await.unwrap();
+    assert_eq!(error["code"], "unknown_agreement");
+    assert!(
+        agreement::show(&setup.suite, id, None).await.is_err(),
+        "the agreement is gone from the chain"
+    );
+    let store = Store::open(&setup.database).unwrap();
+    assert!(store.agreement(id).unwrap().is_none());
+    assert!(store.action(id).unwrap().is_none(), "no intent written");
+    assert_eq!(setup.keeper_nonce().await, 0);
 }

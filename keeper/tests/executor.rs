@@ -71,13 +71,14 @@ impl Chain {
         )
     }
 
+    /// An executor for which a mined transaction is enough (no confirmations).
     fn executor(&self, crash: Option<CrashPoint>) -> Executor {
         Executor::new(
             self.provider.clone(),
             31_337,
             self.keys[2].clone(),
             self.report.deployment.suite().unwrap(),
-            1,
+            0,
         )
         .with_crash_point(crash)
     }
@@ -139,14 +140,34 @@ async fn a_paid_agreement_is_settled_once() {
         !store.intend(chain.id(), now()).unwrap(),
         "one action per agreement"
     );
-    let steps = chain.settle(&mut store).await;
+    // Behind one confirmation: mined is not enough, one block on top is.
+    let executor = Executor::new(
+        chain.provider.clone(),
+        31_337,
+        chain.keys[2].clone(),
+        chain.report.deployment.suite().unwrap(),
+        1,
+    );
+    let steps = executor.tick(&mut store).await.unwrap();
     assert!(
-        matches!(
-            steps[..],
-            [Step::Sent { nonce: 0, .. }, Step::Confirmed { .. }]
-        ),
+        matches!(steps[..], [Step::Sent { nonce: 0, .. }]),
         "{steps:?}"
     );
+    // Automined, and then followed while it has no block on top.
+    let mut waited = 0;
+    while chain.payment_state(&store).await != RELEASED {
+        assert!(waited < 50, "never mined");
+        waited += 1;
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    assert!(executor.tick(&mut store).await.unwrap().is_empty());
+    assert_eq!(
+        store.action(chain.id()).unwrap().unwrap().state,
+        ActionState::Sent
+    );
+    chain.rpc("evm_mine", serde_json::json!([])).await;
+    let steps = executor.tick(&mut store).await.unwrap();
+    assert!(matches!(steps[..], [Step::Confirmed { .. }]), "{steps:?}");
     let action = store.action(chain.id()).unwrap().unwrap();
     assert_eq!(action.state, ActionState::Confirmed);
     assert!(action.block.is_some());

@@ -1,6 +1,7 @@
 //! The keeper as its own process: killed (aborted) at each named crash point of a settlement and
-//! restarted, the settlement finishes exactly once; and two keepers of two providers on one chain,
-//! each settling only its own agreements.
+//! restarted, the settlement finishes exactly once; the node stopped and restarted from its dumped
+//! state while a settlement is in its pool; and two keepers of two providers on one chain, each
+//! settling only its own agreements.
 
 use std::{
     path::{Path, PathBuf},
@@ -42,7 +43,14 @@ struct Chain {
 }
 
 async fn chain() -> Chain {
-    let devnet = Devnet::start().expect("anvil");
+    chain_with(|anvil| anvil).await
+}
+
+/// A deployed suite on an anvil adjusted by `configure`.
+async fn chain_with(
+    configure: impl FnOnce(alloy::node_bindings::Anvil) -> alloy::node_bindings::Anvil,
+) -> Chain {
+    let devnet = Devnet::start_with(configure).expect("anvil");
     let keys: Vec<PrivateKeySigner> = devnet.signers();
     let endpoint = Endpoint::parse(&devnet.endpoint()).unwrap();
     let connection = rpc::connect(&endpoint, Some(31_337)).await.unwrap();
@@ -353,4 +361,120 @@ async fn two_keepers_of_two_providers_each_settle_their_own() {
             .unwrap(),
         U256::from(PRICE)
     );
+}
+
+/// Sends `method` to the node.
+async fn rpc(provider: &DynProvider, method: &'static str, params: serde_json::Value) {
+    let _: serde_json::Value = provider
+        .raw_request(method.into(), params)
+        .await
+        .unwrap_or_else(|error| panic!("{method}: {error}"));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_settlement_pending_when_the_node_restarts_from_its_dumped_state_settles_once() {
+    let states = tempfile::tempdir().unwrap();
+    let state = states.path().join("anvil.json");
+    let dump = state.display().to_string();
+    let mut chain = chain_with(|anvil| anvil.args(["--dump-state", dump.as_str()])).await;
+    let (config, data, port) = chain.keeper_config("keeper", 1);
+    let keeper = chain.start(&config, &data, port, 2, None).await;
+    let content = b"data the node forgot it was paid for".to_vec();
+    let did = chain.publish(&keeper, 1, &content).await;
+    let id = chain.buy(did).await;
+
+    // Blocks are mined by hand from now on: the settlement stays in the node's pool.
+    rpc(
+        &chain.provider,
+        "evm_setAutomine",
+        serde_json::json!([false]),
+    )
+    .await;
+    let download = {
+        let (suite, consumer) = (chain.suite.clone(), chain.sender(3));
+        let out = chain.root.join("download.bin");
+        tokio::spawn(async move {
+            let mut ignore = |_| {};
+            market::download(&suite, &consumer, id, 0, &out, &mut ignore).await?;
+            Ok::<_, MarketError>(std::fs::read(&out).unwrap())
+        })
+    };
+    let keeper_account = keeper.key.address();
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let pending = chain
+            .provider
+            .get_transaction_count(keeper_account)
+            .pending()
+            .await
+            .unwrap();
+        if pending == 1 {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the settlement never reached the pool"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(
+        chain.payment_state(id).await,
+        ConditionState::Fulfilled,
+        "paid, not released"
+    );
+
+    // The node stops gracefully (SIGTERM: it dumps its chain, not its pool) and comes back on
+    // the same port from the dump.
+    let pid = chain.devnet.instance().child().id();
+    let stopped = Command::new("kill")
+        .args(["-TERM", &pid.to_string()])
+        .status()
+        .unwrap();
+    assert!(stopped.success());
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while std::net::TcpStream::connect(("127.0.0.1", chain.devnet.port())).is_ok()
+        || !state.is_file()
+    {
+        assert!(Instant::now() < deadline, "anvil did not stop");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let port_of_node = chain.devnet.port();
+    let load = state.display().to_string();
+    chain.devnet = Devnet::start_with(|anvil| {
+        anvil
+            .port(port_of_node)
+            .args(["--load-state", load.as_str()])
+    })
+    .expect("anvil restarted");
+    assert_eq!(
+        chain.nonce(keeper_account).await,
+        0,
+        "the reloaded chain has no settlement"
+    );
+    assert_eq!(
+        chain
+            .provider
+            .get_transaction_count(keeper_account)
+            .pending()
+            .await
+            .unwrap(),
+        0,
+        "nor does its pool"
+    );
+
+    // The keeper broadcasts its recorded transaction again; the consumer's request, still
+    // waiting, is served.
+    let bytes = tokio::time::timeout(Duration::from_secs(90), download)
+        .await
+        .expect("served in time")
+        .unwrap()
+        .unwrap();
+    assert_eq!(bytes, content);
+    assert_eq!(chain.payment_state(id).await, ConditionState::Released);
+    assert_eq!(
+        chain.nonce(keeper_account).await,
+        1,
+        "exactly one settlement transaction"
+    );
+    drop(keeper);
 }

@@ -26,7 +26,7 @@ use sha2::{Digest, Sha256};
 use tokio::io::{AsyncReadExt, AsyncSeekExt};
 use utoipa::ToSchema;
 
-use super::{ApiError, AppState, SETTLEMENT_WAIT, now, stored_document};
+use super::{ApiError, AppState, CONFIRMATION_WAIT, SETTLEMENT_WAIT, now, stored_document};
 use crate::{
     requests::{RequestError, verify},
     store::{ActionState, AgreementState},
@@ -130,32 +130,48 @@ async fn serve(
         .and_then(|text| hex::decode(text).ok())
         .ok_or_else(|| ApiError::malformed("the signature is 0x-prefixed hex"))?;
 
-    let verified = {
-        let mut store = state.store.lock().await;
-        verify(
-            &mut store,
-            &state.suite,
-            state.chain_id,
-            commands::ACCESS,
-            &request,
-            &signature,
-            now(),
-        )
-    };
-    let agreement = match verified {
-        Ok(agreement) => agreement,
-        Err(RequestError::UnknownAgreement(id)) if created_on_chain(state, id).await => {
-            return Err(ApiError::new(
-                StatusCode::SERVICE_UNAVAILABLE,
-                "unconfirmed",
-                format!(
-                    "agreement {id} is on chain but not yet buried under {} confirmation(s): \
-                     send a new request in a moment",
-                    state.confirmations
-                ),
-            ));
+    let mut scanned = state.scanned.clone();
+    let mut waiting_since: Option<Instant> = None;
+    let agreement = loop {
+        scanned.mark_unchanged();
+        let verified = {
+            let mut store = state.store.lock().await;
+            verify(
+                &mut store,
+                &state.suite,
+                state.chain_id,
+                commands::ACCESS,
+                &request,
+                &signature,
+                now(),
+            )
+        };
+        match verified {
+            Ok(agreement) => break agreement,
+            Err(RequestError::UnknownAgreement(id)) => {
+                // An agreement on chain that the watcher has not recorded yet (not buried under
+                // the confirmations): wait for the watcher, bounded. It is looked up on chain
+                // again after each scan, so a purchase a reorg removed is refused as unknown.
+                if !created_on_chain(state, id).await {
+                    return Err(RequestError::UnknownAgreement(id).into());
+                }
+                let since = *waiting_since.get_or_insert_with(Instant::now);
+                let left = CONFIRMATION_WAIT.saturating_sub(since.elapsed());
+                if left.is_zero() || tokio::time::timeout(left, scanned.changed()).await.is_err() {
+                    return Err(ApiError::new(
+                        StatusCode::SERVICE_UNAVAILABLE,
+                        "unconfirmed",
+                        format!(
+                            "agreement {id} is on chain but not yet buried under {} \
+                             confirmation(s): send a new request in a moment",
+                            state.confirmations
+                        ),
+                    )
+                    .retry_after(state.confirmations.max(1)));
+                }
+            }
+            Err(error) => return Err(error.into()),
         }
-        Err(error) => return Err(error.into()),
     };
     let id = agreement.id;
     let span = tracing::info_span!("access", agreement = %id);
@@ -265,7 +281,9 @@ async fn settle(state: &AppState, id: B256) -> Result<(), ApiError> {
         .map_err(ApiError::internal)?;
     state.wake_executor.notify_one();
     let deadline = Instant::now() + SETTLEMENT_WAIT;
+    let mut settled = state.settled.clone();
     loop {
+        settled.mark_unchanged();
         let action = state
             .store
             .lock()
@@ -286,14 +304,15 @@ async fn settle(state: &AppState, id: B256) -> Result<(), ApiError> {
             }
             _ => {}
         }
-        if Instant::now() >= deadline {
+        let left = deadline.saturating_duration_since(Instant::now());
+        if left.is_zero() || tokio::time::timeout(left, settled.changed()).await.is_err() {
             return Err(ApiError::new(
                 StatusCode::SERVICE_UNAVAILABLE,
                 "settlement_pending",
                 "the settlement is not confirmed yet: send a new request in a moment",
-            ));
+            )
+            .retry_after(5));
         }
-        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
     }
 }
 

@@ -31,7 +31,7 @@ use axum::{
 use insitu_bindings::{addresses::Deployment, deployment::SuiteAddresses};
 use metrics_exporter_prometheus::PrometheusHandle;
 use serde::Serialize;
-use tokio::sync::{Mutex, Notify};
+use tokio::sync::{Mutex, Notify, watch};
 use tower_http::limit::RequestBodyLimitLayer;
 use utoipa::{OpenApi, ToSchema};
 
@@ -45,6 +45,9 @@ use crate::store::Store;
 pub const MAX_BODY_BYTES: usize = 1 << 20;
 /// How long an access request waits for its settlement before answering `settlement_pending`.
 pub const SETTLEMENT_WAIT: Duration = Duration::from_secs(90);
+/// How long an access request for an agreement on chain but not yet buried under the
+/// confirmations waits for the watcher to record it before answering `unconfirmed`.
+pub const CONFIRMATION_WAIT: Duration = Duration::from_secs(30);
 /// How long a signed offer is valid.
 pub const OFFER_VALIDITY: u64 = 3_600;
 /// Blocks the watcher may lag behind the head before `/ready` says no.
@@ -75,6 +78,11 @@ pub struct AppState {
     pub confirmations: u64,
     /// Wakes the executor when an intent is written.
     pub wake_executor: Arc<Notify>,
+    /// Changes when the watcher has scanned more blocks (requests waiting for an agreement to
+    /// be confirmed look again).
+    pub scanned: watch::Receiver<u64>,
+    /// Changes when the executor finishes a settlement (requests waiting for theirs look again).
+    pub settled: watch::Receiver<u64>,
     /// Renders the metrics, when a recorder is installed.
     pub metrics: Option<PrometheusHandle>,
 }

@@ -1,15 +1,28 @@
 //! `keeper-bench`: N concurrent purchases against one keeper on anvil mining a block a second.
 //!
-//! It deploys the suite, starts a keeper (in this process), publishes one asset priced in ETH,
-//! has N consumers buy it at once, then has all of them download at once: the keeper verifies N
-//! requests and settles N agreements. The same run measures the node's rate for plain transfers
-//! from the keeper's key, the ceiling any settlement rate is compared with. The last line is JSON:
-//! `agreements`, `settled`, `seconds`, `agreements_per_second`, `median_blocks_lock_to_release`,
-//! `raw_tx_per_second`, `peak_rss_mb`.
+//! It deploys the suite, starts a keeper (in this process, acting behind one confirmation) and
+//! publishes one asset priced in ETH. Then two runs, with N consumers each:
+//!
+//! - **latency**: every consumer buys and downloads straight away, as `insitu buy` then `insitu
+//!   download` would; the median number of blocks from an agreement's payment to its release is
+//!   the keeper's latency.
+//! - **throughput**: every consumer buys; once all purchases are confirmed, all download at once,
+//!   so the keeper has N requests to verify and N agreements to settle together. Timed from the
+//!   first request to the last settlement seen mined, it is compared with the node's rate for N
+//!   plain transfers from the keeper's key broadcast at once (the ceiling for any settlement
+//!   rate), measured in the same run.
+//!
+//! Every agreement must be released exactly once, and the keeper must have sent exactly one
+//! transaction per agreement (`exactly_once`). The last line is JSON: `agreements`, `settled`,
+//! `exactly_once`, `seconds`, `agreements_per_second`, `median_blocks_lock_to_release`,
+//! `confirmations`, `raw_tx_per_second`, `ratio`, `peak_rss_mb`.
 //!
 //! A benchmark, not a test: figures vary with the machine; compare ratios from one run.
 
-use std::time::{Duration, Instant};
+use std::{
+    sync::Arc,
+    time::{Duration, Instant},
+};
 
 use alloy::{
     eips::Encodable2718,
@@ -99,7 +112,7 @@ async fn main() -> Result<()> {
         rpc_url: devnet.endpoint(),
         chain_id: 31_337,
         addresses: addresses.clone(),
-        confirmations: 1,
+        confirmations: CONFIRMATIONS,
         poll_interval_ms: 200,
         listen: "127.0.0.1:0".to_owned(),
         database: work.path().join("keeper.db"),
@@ -147,94 +160,263 @@ async fn main() -> Result<()> {
     .await?
     .did;
 
-    eprintln!("{n} consumers buy at once...");
-    let mut purchases = tokio::task::JoinSet::new();
-    for (index, consumer) in consumers.iter().enumerate() {
-        let (suite, consumer) = (suite.clone(), sender(consumer));
-        purchases.spawn(async move {
-            let bought = market::buy(&suite, &consumer, did, ServiceKind::Access, 0, &Silent).await;
-            (index, bought)
-        });
-    }
-    let mut agreements = vec![B256::ZERO; n];
-    while let Some(result) = purchases.join_next().await {
-        let (index, bought) = result?;
-        agreements[index] = bought?.quote.agreement_id;
-    }
+    let run = Arc::new(Run {
+        suite: suite.clone(),
+        provider: provider.clone(),
+        connection: connection.clone(),
+        did,
+        out: work.path().to_path_buf(),
+    });
+    let keeper_nonce_before = provider.get_transaction_count(keeper_key.address()).await?;
 
-    eprintln!("{n} consumers download at once (the keeper settles each agreement)...");
-    let started = Instant::now();
-    let mut downloads = tokio::task::JoinSet::new();
-    for (index, consumer) in consumers.iter().enumerate() {
-        let (suite, consumer) = (suite.clone(), sender(consumer));
-        let id = agreements[index];
-        let out = work.path().join(format!("out-{index}.bin"));
-        downloads.spawn(async move {
-            let mut ignore = |_| {};
-            market::download(&suite, &consumer, id, 0, &out, &mut ignore).await
-        });
-    }
-    let mut served = 0;
-    while let Some(result) = downloads.join_next().await {
-        if result?.is_ok() {
-            served += 1;
-        }
-    }
-    let seconds = started.elapsed().as_secs_f64();
-
-    // Settlements and blocks from payment to release, from the chain's logs.
-    let released = provider
-        .get_logs(
-            &Filter::new()
-                .address(suite.addresses.payment)
-                .event_signature(PaymentCondition::PaymentReleased::SIGNATURE_HASH)
-                .from_block(0),
-        )
-        .await?;
-    let created = provider
-        .get_logs(
-            &Filter::new()
-                .address(suite.addresses.agreement_store)
-                .event_signature(insitu_bindings::AgreementStore::AgreementCreated::SIGNATURE_HASH)
-                .from_block(0),
-        )
-        .await?;
-    let mut blocks: Vec<u64> = released
-        .iter()
-        .filter_map(|release| {
-            let id = release.topics().get(1)?;
-            let lock = created
-                .iter()
-                .find(|log| log.topics().get(1) == Some(id))?
-                .block_number?;
-            Some(release.block_number? - lock)
-        })
-        .collect();
-    blocks.sort_unstable();
+    eprintln!("latency: {n} consumers each buy and download at once...");
+    let latency = run.buy_and_download(consumers).await?;
+    let blocks = run.blocks_lock_to_release(&latency.agreements).await?;
     let median = blocks.get(blocks.len() / 2).copied().unwrap_or_default();
-    let settled = released.len();
+
+    eprintln!("throughput: {n} consumers buy, then all download at once...");
+    let throughput = run.buy_then_download_together(consumers).await?;
+
+    let all: Vec<B256> = latency
+        .agreements
+        .iter()
+        .chain(&throughput.agreements)
+        .copied()
+        .collect();
+    let releases = run.releases().await?;
+    let settled = all
+        .iter()
+        .filter(|id| releases.iter().filter(|release| release == id).count() == 1)
+        .count();
+    let keeper_transactions =
+        provider.get_transaction_count(keeper_key.address()).await? - keeper_nonce_before;
+    let exactly_once = settled == all.len()
+        && releases.len() == all.len()
+        && keeper_transactions == all.len() as u64;
     keeper.stop().await;
 
     eprintln!("{n} plain transfers from the keeper's key, same node...");
     let raw = raw_transfer_rate(&provider, keeper_key, n).await?;
     let rss = peak_rss_mb();
-    let per_second = settled as f64 / seconds;
+    let per_second = throughput.settled as f64 / throughput.seconds;
     println!(
-        "agreements {n}, served {served}, settled {settled} in {seconds:.1} s ({per_second:.2}/s), median {median} blocks from payment to release; raw transfers {raw:.2}/s; peak RSS {rss:.0} MB"
+        "{} agreements: {} served, {settled} settled exactly once ({exactly_once}); latency run: median {median} blocks from payment to release; throughput run: {} settled in {:.2} s ({per_second:.2}/s); raw transfers {raw:.2}/s (ratio {:.2}); peak RSS {rss:.0} MB",
+        all.len(),
+        latency.served + throughput.served,
+        throughput.settled,
+        throughput.seconds,
+        per_second / raw,
     );
     println!(
         "{}",
         serde_json::json!({
-            "agreements": n,
+            "agreements": all.len(),
             "settled": settled,
-            "seconds": (seconds * 10.0).round() / 10.0,
+            "exactly_once": exactly_once,
+            "seconds": (throughput.seconds * 100.0).round() / 100.0,
             "agreements_per_second": (per_second * 100.0).round() / 100.0,
             "median_blocks_lock_to_release": median,
+            "confirmations": CONFIRMATIONS,
             "raw_tx_per_second": (raw * 100.0).round() / 100.0,
+            "ratio": (per_second / raw * 100.0).round() / 100.0,
             "peak_rss_mb": rss.round(),
         })
     );
     Ok(())
+}
+
+/// Blocks an event must be buried under before the keeper acts (its configuration).
+const CONFIRMATIONS: u64 = 1;
+
+/// What the phases share.
+struct Run {
+    suite: Suite,
+    provider: alloy::providers::DynProvider,
+    connection: rpc::Connection,
+    did: B256,
+    out: std::path::PathBuf,
+}
+
+/// One phase's outcome.
+struct Phase {
+    agreements: Vec<B256>,
+    served: usize,
+    /// Settlements mined within the timed window.
+    settled: usize,
+    /// The timed window.
+    seconds: f64,
+}
+
+impl Run {
+    fn sender(&self, key: &PrivateKeySigner) -> Sender {
+        Sender::new(
+            self.connection.provider.clone(),
+            31_337,
+            key.clone(),
+            TxOptions::default(),
+        )
+    }
+
+    async fn buy(&self, consumer: &PrivateKeySigner) -> Result<B256> {
+        let bought = market::buy(
+            &self.suite,
+            &self.sender(consumer),
+            self.did,
+            ServiceKind::Access,
+            0,
+            &Silent,
+        )
+        .await?;
+        Ok(bought.quote.agreement_id)
+    }
+
+    async fn download(&self, consumer: &PrivateKeySigner, id: B256) -> bool {
+        let out = self.out.join(format!("{id}.bin"));
+        let mut ignore = |_| {};
+        market::download(
+            &self.suite,
+            &self.sender(consumer),
+            id,
+            0,
+            &out,
+            &mut ignore,
+        )
+        .await
+        .is_ok()
+    }
+
+    /// Each consumer buys, then downloads straight away, as `insitu buy` then `insitu download`
+    /// would: the keeper settles each agreement as its request comes.
+    async fn buy_and_download(self: &Arc<Self>, consumers: &[PrivateKeySigner]) -> Result<Phase> {
+        let started = Instant::now();
+        let mut tasks = tokio::task::JoinSet::new();
+        for (index, consumer) in consumers.iter().enumerate() {
+            let (run, consumer) = (self.clone(), consumer.clone());
+            tasks.spawn(async move {
+                let id = run.buy(&consumer).await?;
+                let served = run.download(&consumer, id).await;
+                anyhow::Ok((index, id, served))
+            });
+        }
+        let mut agreements = vec![B256::ZERO; consumers.len()];
+        let mut served = 0;
+        while let Some(joined) = tasks.join_next().await {
+            let (index, id, ok) = joined??;
+            agreements[index] = id;
+            served += usize::from(ok);
+        }
+        Ok(Phase {
+            settled: agreements.len(),
+            agreements,
+            served,
+            seconds: started.elapsed().as_secs_f64(),
+        })
+    }
+
+    /// Every consumer buys; once every purchase is buried under the confirmations, all download
+    /// at once. Timed from the first request to the moment the last settlement is seen mined.
+    async fn buy_then_download_together(
+        self: &Arc<Self>,
+        consumers: &[PrivateKeySigner],
+    ) -> Result<Phase> {
+        let mut tasks = tokio::task::JoinSet::new();
+        for (index, consumer) in consumers.iter().enumerate() {
+            let (run, consumer) = (self.clone(), consumer.clone());
+            tasks.spawn(async move { anyhow::Ok((index, run.buy(&consumer).await?)) });
+        }
+        let mut agreements = vec![B256::ZERO; consumers.len()];
+        while let Some(joined) = tasks.join_next().await {
+            let (index, id) = joined??;
+            agreements[index] = id;
+        }
+        // Buried under the confirmations, and one block more for the keeper to have scanned it.
+        let bought_at = self.provider.get_block_number().await?;
+        while self.provider.get_block_number().await? < bought_at + CONFIRMATIONS + 1 {
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        let before = self.releases().await?.len();
+        let started = Instant::now();
+        let mut tasks = tokio::task::JoinSet::new();
+        for (consumer, id) in consumers.iter().zip(&agreements) {
+            let (run, consumer, id) = (self.clone(), consumer.clone(), *id);
+            tasks.spawn(async move { run.download(&consumer, id).await });
+        }
+        // The last settlement mined: polled while the downloads wait for their confirmations.
+        let target = before + agreements.len();
+        let deadline = Instant::now() + Duration::from_secs(600);
+        let mut mined = before;
+        while mined < target && Instant::now() < deadline {
+            tokio::time::sleep(Duration::from_millis(50)).await;
+            mined = self.releases().await?.len();
+        }
+        let seconds = started.elapsed().as_secs_f64();
+        let mut served = 0;
+        while let Some(joined) = tasks.join_next().await {
+            served += usize::from(joined?);
+        }
+        Ok(Phase {
+            agreements,
+            served,
+            settled: mined - before,
+            seconds,
+        })
+    }
+
+    /// The agreement of every `PaymentReleased` log so far, in order.
+    async fn releases(&self) -> Result<Vec<B256>> {
+        let logs = self
+            .provider
+            .get_logs(
+                &Filter::new()
+                    .address(self.suite.addresses.payment)
+                    .event_signature(PaymentCondition::PaymentReleased::SIGNATURE_HASH)
+                    .from_block(0),
+            )
+            .await?;
+        Ok(logs
+            .iter()
+            .filter_map(|log| log.topics().get(1).copied())
+            .collect())
+    }
+
+    /// Blocks from each agreement's creation (its payment locked in the same transaction) to its
+    /// release, sorted.
+    async fn blocks_lock_to_release(&self, agreements: &[B256]) -> Result<Vec<u64>> {
+        let block_of = |address, signature| {
+            let provider = self.provider.clone();
+            async move {
+                let logs = provider
+                    .get_logs(
+                        &Filter::new()
+                            .address(address)
+                            .event_signature(signature)
+                            .from_block(0),
+                    )
+                    .await?;
+                anyhow::Ok(
+                    logs.into_iter()
+                        .filter_map(|log| Some((*log.topics().get(1)?, log.block_number?)))
+                        .collect::<std::collections::HashMap<B256, u64>>(),
+                )
+            }
+        };
+        let created = block_of(
+            self.suite.addresses.agreement_store,
+            insitu_bindings::AgreementStore::AgreementCreated::SIGNATURE_HASH,
+        )
+        .await?;
+        let released = block_of(
+            self.suite.addresses.payment,
+            PaymentCondition::PaymentReleased::SIGNATURE_HASH,
+        )
+        .await?;
+        let mut blocks: Vec<u64> = agreements
+            .iter()
+            .filter_map(|id| Some(released.get(id)? - created.get(id)?))
+            .collect();
+        blocks.sort_unstable();
+        Ok(blocks)
+    }
 }
 
 /// Transfers per second: `n` plain transfers signed with consecutive nonces, broadcast at once,

@@ -214,6 +214,21 @@ impl Store {
         rows.map(|row| decode_action(row?)).collect()
     }
 
+    /// The confirmed actions whose transaction's block is `from_block` or later (those a reorg
+    /// could still undo), oldest first.
+    ///
+    /// # Errors
+    ///
+    /// [`StoreError`].
+    pub fn confirmed_since(&self, from_block: u64) -> Result<Vec<Action>, StoreError> {
+        let mut statement = self.connection.prepare(&format!(
+            "{ACTION_COLUMNS} WHERE state = 'confirmed' AND block >= ?1 \
+             ORDER BY created_at, agreement_id"
+        ))?;
+        let rows = statement.query_map([from_block], raw_action)?;
+        rows.map(|row| decode_action(row?)).collect()
+    }
+
     /// The nonces held by signed or sent actions.
     ///
     /// # Errors
@@ -228,30 +243,49 @@ impl Store {
         Ok(rows.collect::<Result<_, _>>()?)
     }
 
-    /// Records the first signed attempt of a pending action (which then holds its nonce).
+    /// Records the first signed attempt of each of these pending actions, in one transaction
+    /// (each action then holds its attempt's nonce).
     ///
     /// # Errors
     ///
-    /// [`StoreError`].
+    /// [`StoreError`]; then none is recorded.
     pub fn record_signed(
         &mut self,
-        id: B256,
-        call: SettlementCall,
-        attempt: &Attempt,
+        signed: &[(B256, SettlementCall, Attempt)],
     ) -> Result<(), StoreError> {
         let tx = self.connection.transaction()?;
-        insert_attempt(&tx, id, attempt)?;
-        tx.execute(
-            "UPDATE actions SET state = 'signed', call = ?2, nonce = ?3, tx_hash = ?4, \
-             outcome = NULL, updated_at = ?5 WHERE agreement_id = ?1",
-            params![
-                id.as_slice(),
-                call.as_str(),
-                attempt.nonce,
-                attempt.tx_hash.as_slice(),
-                attempt.sent_at
-            ],
-        )?;
+        for (id, call, attempt) in signed {
+            insert_attempt(&tx, *id, attempt)?;
+            tx.execute(
+                "UPDATE actions SET state = 'signed', call = ?2, nonce = ?3, tx_hash = ?4, \
+                 outcome = NULL, updated_at = ?5 WHERE agreement_id = ?1",
+                params![
+                    id.as_slice(),
+                    call.as_str(),
+                    attempt.nonce,
+                    attempt.tx_hash.as_slice(),
+                    attempt.sent_at
+                ],
+            )?;
+        }
+        tx.commit()?;
+        Ok(())
+    }
+
+    /// Moves these signed actions to `Sent` (their transactions are broadcast), in one
+    /// transaction.
+    ///
+    /// # Errors
+    ///
+    /// [`StoreError`]; then none is moved.
+    pub fn mark_sent(&mut self, ids: &[B256], now: u64) -> Result<(), StoreError> {
+        let tx = self.connection.transaction()?;
+        for id in ids {
+            tx.execute(
+                "UPDATE actions SET state = 'sent', updated_at = ?2 WHERE agreement_id = ?1",
+                params![id.as_slice(), now],
+            )?;
+        }
         tx.commit()?;
         Ok(())
     }

@@ -99,6 +99,11 @@ const MIGRATIONS: &[M<'static>] = &[
         sha256 TEXT NOT NULL
     );",
     ),
+    // The executor re-reads only confirmed actions a reorg could still undo.
+    M::up(
+        "DROP INDEX actions_by_state;
+    CREATE INDEX actions_by_state_block ON actions (state, block);",
+    ),
 ];
 
 /// Why the store failed.
