@@ -626,6 +626,46 @@ pub struct Downloaded {
     pub sha256: String,
 }
 
+/// The body of `POST /v1/access`: an access request for agreement `id` (of asset `did`, whose
+/// service condition is the contract `service`, on chain `chain_id`) with a fresh random nonce,
+/// valid until `deadline` (unix time), signed by `consumer` as EIP-712 typed data.
+///
+/// # Errors
+///
+/// [`MarketError::BadAnswer`] if signing fails.
+pub fn access_request(
+    consumer: &alloy::signers::local::PrivateKeySigner,
+    chain_id: u64,
+    service: Address,
+    did: B256,
+    id: B256,
+    deadline: u64,
+) -> Result<serde_json::Value, MarketError> {
+    let request = ServiceRequest {
+        command: commands::ACCESS.to_owned(),
+        agreementId: id,
+        did,
+        consumer: consumer.address(),
+        nonce: U256::from_be_bytes(rand::random::<[u8; 32]>()),
+        deadline,
+    };
+    let domain = requests::domain(chain_id, service);
+    let signature = consumer
+        .sign_hash_sync(&requests::signing_hash(&request, &domain))
+        .map_err(|error| MarketError::BadAnswer(error.to_string()))?;
+    Ok(serde_json::json!({
+        "request": {
+            "command": request.command,
+            "agreementId": request.agreementId.to_string(),
+            "did": request.did.to_string(),
+            "consumer": request.consumer.to_string(),
+            "nonce": request.nonce.to_string(),
+            "deadline": request.deadline,
+        },
+        "signature": format!("0x{}", hex::encode(signature.as_bytes())),
+    }))
+}
+
 /// Downloads file `file` of the asset of agreement `id` to `out`, as the agreement's consumer
 /// (`sender`): signs a request, streams the answer into `<out>.part` (resuming it with an HTTP
 /// Range when it exists), checks the SHA-256 against the document, then renames it to `out`.
@@ -679,30 +719,14 @@ pub async fn download(
     // while the purchase is not confirmed yet or the settlement is under way.
     let retry_until = std::time::Instant::now() + RETRY_FOR;
     let mut response = loop {
-        let request = ServiceRequest {
-            command: commands::ACCESS.to_owned(),
-            agreementId: id,
-            did: agreement.did,
-            consumer: sender.address(),
-            nonce: U256::from_be_bytes(rand::random::<[u8; 32]>()),
-            deadline: now.max(unix_now()) + REQUEST_VALIDITY,
-        };
-        let domain = requests::domain(suite.connection.chain_id, service);
-        let signature = sender
-            .signer()
-            .sign_hash_sync(&requests::signing_hash(&request, &domain))
-            .map_err(|error| MarketError::BadAnswer(error.to_string()))?;
-        let body = serde_json::json!({
-            "request": {
-                "command": request.command,
-                "agreementId": request.agreementId.to_string(),
-                "did": request.did.to_string(),
-                "consumer": request.consumer.to_string(),
-                "nonce": request.nonce.to_string(),
-                "deadline": request.deadline,
-            },
-            "signature": format!("0x{}", hex::encode(signature.as_bytes())),
-        });
+        let body = access_request(
+            sender.signer(),
+            suite.connection.chain_id,
+            service,
+            agreement.did,
+            id,
+            now.max(unix_now()) + REQUEST_VALIDITY,
+        )?;
         let mut http = keeper
             .http
             .post(format!("{}/v1/access?file={file}", keeper.base))

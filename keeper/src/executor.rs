@@ -164,6 +164,8 @@ pub struct Executor {
     crash: Option<CrashPoint>,
     /// When this process last broadcast each unmined transaction, by hash.
     broadcasts: Mutex<HashMap<B256, Instant>>,
+    /// The head at which every sent action was last followed.
+    followed_head: Mutex<Option<u64>>,
 }
 
 impl Executor {
@@ -188,6 +190,7 @@ impl Executor {
             max_fee_per_gas: DEFAULT_MAX_FEE_PER_GAS,
             crash: None,
             broadcasts: Mutex::new(HashMap::new()),
+            followed_head: Mutex::new(None),
         }
     }
 
@@ -217,6 +220,7 @@ impl Executor {
     pub async fn tick(&self, store: &mut Store) -> Result<Vec<Step>, ExecuteError> {
         let mut steps = Vec::new();
         let head = self.provider.get_block_number().await?;
+        tracing::debug!(head, "tick");
         self.recheck_confirmed(store, head).await?;
         let signed = store.actions(ActionState::Signed)?;
         if !signed.is_empty() {
@@ -228,13 +232,15 @@ impl Executor {
             }
             steps.extend(self.broadcast_all(store, raws).await?);
         }
+        // New work first: a settlement to send waits for nothing, following sent ones can (those
+        // sent by this tick are followed from the next one).
         let sent = store.actions(ActionState::Sent)?;
-        if !sent.is_empty() {
-            steps.extend(self.follow_all(store, &sent, head).await?);
-        }
         let pending = store.actions(ActionState::Pending)?;
         if !pending.is_empty() {
             steps.extend(self.start_all(store, &pending).await?);
+        }
+        if !sent.is_empty() {
+            steps.extend(self.follow_all(store, &sent, head).await?);
         }
         Ok(steps)
     }
@@ -389,13 +395,26 @@ impl Executor {
         sent: &[Action],
         head: u64,
     ) -> Result<Vec<Step>, ExecuteError> {
+        // Without a new block, no receipt or nonce can have changed: only the actions due for a
+        // rebroadcast or a fee bump are looked at.
+        let new_block = self.followed_head().is_none_or(|followed| head > followed);
+        let mut followed = Vec::with_capacity(sent.len());
+        for action in sent {
+            let attempts = store.attempts(action.agreement_id)?;
+            let due = attempts.first().is_none_or(|latest| {
+                let age = Duration::from_secs(now().saturating_sub(latest.sent_at));
+                age >= self.bump_after.min(REBROADCAST_AFTER)
+            });
+            if new_block || due {
+                followed.push((action.clone(), attempts));
+            }
+        }
+        if followed.is_empty() {
+            return Ok(Vec::new());
+        }
         // Counted before the receipts are looked up: if an action's nonce is used by now and
         // none of its attempts has a receipt afterwards, another transaction used it.
         let mined = self.provider.get_transaction_count(self.account).await?;
-        let mut followed = Vec::with_capacity(sent.len());
-        for action in sent {
-            followed.push((action.clone(), store.attempts(action.agreement_id)?));
-        }
         let provider = &self.provider;
         let looked_up: Vec<_> = stream::iter(followed)
             .map(|(action, attempts)| async move {
@@ -431,8 +450,15 @@ impl Executor {
             };
             steps.extend(step);
         }
-        self.broadcasts()
-            .retain(|hash, _| latest_hashes.contains(hash));
+        if new_block {
+            // Every sent action was followed: forget the broadcasts of the ones that ended.
+            self.broadcasts()
+                .retain(|hash, _| latest_hashes.contains(hash));
+            *self
+                .followed_head
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner) = Some(head);
+        }
         Ok(steps)
     }
 
@@ -575,6 +601,13 @@ impl Executor {
             self.broadcast(&attempt.raw).await?;
         }
         Ok(())
+    }
+
+    fn followed_head(&self) -> Option<u64> {
+        *self
+            .followed_head
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 
     fn broadcasts(&self) -> std::sync::MutexGuard<'_, HashMap<B256, Instant>> {

@@ -96,7 +96,7 @@ pub async fn start(
     let api_store = Store::open(&config.database)?;
     let mut watcher_store = Store::open(&config.database)?;
     let mut executor_store = Store::open(&config.database)?;
-    let listener = tokio::net::TcpListener::bind(&config.listen)
+    let listener = listen(&config.listen)
         .await
         .map_err(|source| StartError::Listen {
             address: config.listen.clone(),
@@ -124,13 +124,8 @@ pub async fn start(
     .with_progress(scanned);
     let watching = {
         let stopped = stopped.clone();
-        let wake = wake.clone();
         tokio::spawn(async move {
-            // A watcher that records something may unblock a settlement: wake the executor.
-            if let Err(error) = watcher.run(&mut watcher_store, interval, stopped).await {
-                tracing::error!(%error, "the watcher stopped");
-            }
-            wake.notify_one();
+            watcher.run(&mut watcher_store, interval, stopped).await;
         })
     };
 
@@ -240,4 +235,31 @@ pub async fn start(
         tasks: vec![watching, executing, serving],
         database: config.database.clone(),
     })
+}
+
+/// Connections the API's socket queues before it accepts them: a burst of consumers beyond it
+/// would see their connections dropped and retried a second later.
+pub const LISTEN_BACKLOG: u32 = 1024;
+
+/// A listening socket on `address` (`host:port`), with a [`LISTEN_BACKLOG`] queue.
+async fn listen(address: &str) -> std::io::Result<tokio::net::TcpListener> {
+    let mut last = None;
+    for resolved in tokio::net::lookup_host(address).await? {
+        let socket = if resolved.is_ipv4() {
+            tokio::net::TcpSocket::new_v4()?
+        } else {
+            tokio::net::TcpSocket::new_v6()?
+        };
+        socket.set_reuseaddr(true)?;
+        match socket.bind(resolved) {
+            Ok(()) => return socket.listen(LISTEN_BACKLOG),
+            Err(error) => last = Some(error),
+        }
+    }
+    Err(last.unwrap_or_else(|| {
+        std::io::Error::new(
+            std::io::ErrorKind::AddrNotAvailable,
+            "the address resolves to nothing",
+        )
+    }))
 }

@@ -191,18 +191,15 @@ impl Watcher {
         }
     }
 
-    /// Polls every `interval` until `shutdown` resolves, backing off on errors. Returns the error
-    /// that stops it for good ([`WatchError::Store`]).
-    ///
-    /// # Errors
-    ///
-    /// The fatal error.
+    /// Polls every `interval` until `shutdown` resolves. Errors, of the node or of the store, are
+    /// logged and retried with exponential backoff (up to a minute): nothing is recorded past
+    /// them, and `/ready` reports the growing lag.
     pub async fn run(
         mut self,
         store: &mut Store,
         interval: Duration,
         mut shutdown: tokio::sync::watch::Receiver<bool>,
-    ) -> Result<(), WatchError> {
+    ) {
         let mut backoff = interval;
         loop {
             let wait = match self.poll(store).await {
@@ -221,12 +218,13 @@ impl Watcher {
                     backoff = interval;
                     interval
                 }
-                Err(error @ WatchError::Store(_)) => {
-                    tracing::error!(%error, "watcher stopped");
-                    return Err(error);
-                }
                 Err(error) => {
-                    tracing::warn!(%error, retry_in_ms = backoff.as_millis() as u64, "poll failed");
+                    let retry_in_ms = backoff.as_millis() as u64;
+                    if matches!(error, WatchError::Store(_)) {
+                        tracing::error!(%error, retry_in_ms, "the store refused a poll");
+                    } else {
+                        tracing::warn!(%error, retry_in_ms, "poll failed");
+                    }
                     let wait = backoff;
                     backoff = (backoff * 2).min(MAX_BACKOFF);
                     wait
@@ -234,10 +232,10 @@ impl Watcher {
             };
             tokio::select! {
                 () = tokio::time::sleep(wait) => {}
-                _ = shutdown.changed() => return Ok(()),
+                _ = shutdown.changed() => return,
             }
             if *shutdown.borrow() {
-                return Ok(());
+                return;
             }
         }
     }

@@ -2,6 +2,8 @@
 //! library as a publisher and a consumer would: publish, buy, download (settled once, resumed,
 //! repeated within the access window), and the refusals over HTTP with their codes.
 
+mod common;
+
 use std::path::{Path, PathBuf};
 
 use alloy::{
@@ -227,45 +229,48 @@ impl Setup {
 
     /// An access request for agreement `id` of asset `did`, signed by the consumer (keys[3]).
     async fn signed_access(&self, id: B256, did: B256) -> serde_json::Value {
-        use alloy::signers::SignerSync;
-        let consumer = self.keys[3].address();
         let head = self
             .provider
             .get_block_by_number(alloy::eips::BlockNumberOrTag::Latest)
             .await
             .unwrap()
             .unwrap();
-        let request = insitu_bindings::requests::ServiceRequest {
-            command: "access".to_owned(),
-            agreementId: id,
+        market::access_request(
+            &self.keys[3],
+            31_337,
+            self.suite.addresses.access,
             did,
-            consumer,
-            nonce: U256::from(rand::random::<u64>()),
-            deadline: head.header.timestamp.max(insitu_keeper::executor::now()) + 60,
-        };
-        let domain = insitu_bindings::requests::domain(31_337, self.suite.addresses.access);
-        let signature = self.keys[3]
-            .sign_hash_sync(&insitu_bindings::requests::signing_hash(&request, &domain))
-            .unwrap();
-        serde_json::json!({
-            "request": {
-                "command": request.command,
-                "agreementId": id.to_string(),
-                "did": did.to_string(),
-                "consumer": consumer.to_string(),
-                "nonce": request.nonce.to_string(),
-                "deadline": request.deadline,
-            },
-            "signature": format!("0x{}", hex::encode(signature.as_bytes())),
-        })
+            id,
+            head.header.timestamp.max(insitu_keeper::executor::now()) + 60,
+        )
+        .unwrap()
+    }
+
+    /// Publishes, buys, and sends one access request for the purchase before it is buried under
+    /// the keeper's confirmations; checks that the keeper holds it. Returns the agreement and the
+    /// request in flight.
+    async fn request_before_confirmations(
+        &self,
+    ) -> (
+        B256,
+        tokio::task::JoinHandle<reqwest::Result<reqwest::Response>>,
+    ) {
+        let did = self.publish().await;
+        let id = self.buy(did).await;
+        let body = self.signed_access(id, did).await;
+        let request = tokio::spawn(
+            reqwest::Client::new()
+                .post(self.url("/v1/access"))
+                .json(&body)
+                .send(),
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+        assert!(!request.is_finished(), "answered before the confirmations");
+        (id, request)
     }
 
     async fn rpc(&self, method: &'static str, params: serde_json::Value) {
-        let _: serde_json::Value = self
-            .provider
-            .raw_request(method.into(), params)
-            .await
-            .unwrap_or_else(|error| panic!("{method}: {error}"));
+        common::node_rpc(&self.provider, method, params).await;
     }
 
     async fn keeper_nonce(&self) -> u64 {
@@ -662,16 +667,9 @@ async fn info_health_readiness_and_the_openapi_document() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_request_for_a_purchase_not_yet_confirmed_waits_for_the_watcher() {
     let setup = setup_with(2).await;
-    let did = setup.publish().await;
-    let id = setup.buy(did).await;
-    let body = setup.signed_access(id, did).await;
-
     // One request, sent before the purchase is buried under two blocks: the keeper holds it until
     // the watcher records the agreement, then settles and serves it.
-    let http = reqwest::Client::new();
-    let request = tokio::spawn(http.post(setup.url("/v1/access")).json(&body).send());
-    tokio::time::sleep(std::time::Duration::from_millis(500)).await;
-    assert!(!request.is_finished(), "answered before the confirmations");
+    let (id, request) = setup.request_before_confirmations().await;
     assert!(
         Store::open(&setup.database)
             .unwrap()
@@ -708,13 +706,7 @@ async fn a_request_for_a_purchase_not_yet_confirmed_waits_for_the_watcher() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_purchase_reorged_out_before_its_confirmations_is_never_served_nor_settled() {
     let setup = setup_with(2).await;
-    let did = setup.publish().await;
-    let id = setup.buy(did).await;
-    let body = setup.signed_access(id, did).await;
-    let http = reqwest::Client::new();
-    let request = tokio::spawn(http.post(setup.url("/v1/access")).json(&body).send());
-    tokio::time::sleep(std::time::Duration::from_millis(500)).await;
-    assert!(!request.is_finished(), "waiting for the confirmations");
+    let (id, request) = setup.request_before_confirmations().await;
 
     // The block holding the purchase is replaced by an empty one, then the chain grows past the
     // confirmations: the waiting request is refused as unknown, nothing is sent.

@@ -2,6 +2,8 @@
 //! at each named point, a nonce taken by another transaction, a stuck transaction replaced with
 //! higher fees, a settlement reorged out, and the refusals (timed out, already settled).
 
+mod common;
+
 use alloy::{
     network::TransactionBuilder,
     primitives::{B256, U256},
@@ -106,11 +108,7 @@ impl Chain {
     }
 
     async fn rpc(&self, method: &'static str, params: serde_json::Value) {
-        let _: serde_json::Value = self
-            .provider
-            .raw_request(method.into(), params)
-            .await
-            .unwrap_or_else(|error| panic!("{method}: {error}"));
+        common::node_rpc(&self.provider, method, params).await;
     }
 
     /// Ticks a fresh executor until the action ends; returns every step.

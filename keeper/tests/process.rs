@@ -3,6 +3,8 @@
 //! state while a settlement is in its pool; and two keepers of two providers on one chain, each
 //! settling only its own agreements.
 
+mod common;
+
 use std::{
     path::{Path, PathBuf},
     process::{Child, Command, Stdio},
@@ -363,14 +365,6 @@ async fn two_keepers_of_two_providers_each_settle_their_own() {
     );
 }
 
-/// Sends `method` to the node.
-async fn rpc(provider: &DynProvider, method: &'static str, params: serde_json::Value) {
-    let _: serde_json::Value = provider
-        .raw_request(method.into(), params)
-        .await
-        .unwrap_or_else(|error| panic!("{method}: {error}"));
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_settlement_pending_when_the_node_restarts_from_its_dumped_state_settles_once() {
     let states = tempfile::tempdir().unwrap();
@@ -384,7 +378,7 @@ async fn a_settlement_pending_when_the_node_restarts_from_its_dumped_state_settl
     let id = chain.buy(did).await;
 
     // Blocks are mined by hand from now on: the settlement stays in the node's pool.
-    rpc(
+    common::node_rpc(
         &chain.provider,
         "evm_setAutomine",
         serde_json::json!([false]),

@@ -2,6 +2,8 @@
 //! refunded) recorded for their keeper and no one else, confirmations, restarts, narrow ranges,
 //! and reorgs deeper and shallower than the confirmations (`anvil_reorg`).
 
+mod common;
+
 use alloy::{
     primitives::{Address, U256},
     providers::{DynProvider, Provider, ProviderBuilder},
@@ -57,11 +59,7 @@ impl Chain {
     }
 
     async fn rpc(&self, method: &'static str, params: serde_json::Value) {
-        let _: serde_json::Value = self
-            .provider
-            .raw_request(method.into(), params)
-            .await
-            .unwrap_or_else(|error| panic!("{method}: {error}"));
+        common::node_rpc(&self.provider, method, params).await;
     }
 
     async fn mine(&self, blocks: u64) {

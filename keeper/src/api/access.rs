@@ -24,6 +24,7 @@ use insitu_client::metadata::{self, FileEntry, ServiceKind};
 use serde::Deserialize;
 use sha2::{Digest, Sha256};
 use tokio::io::{AsyncReadExt, AsyncSeekExt};
+use tracing::Instrument;
 use utoipa::ToSchema;
 
 use super::{ApiError, AppState, CONFIRMATION_WAIT, SETTLEMENT_WAIT, now, stored_document};
@@ -98,17 +99,24 @@ pub(super) async fn access(
     body: Bytes,
 ) -> Response {
     let started = Instant::now();
-    let result = serve(&state, query, &headers, &body).await;
+    tracing::debug!("access request received");
+    // Every log line of the request carries its agreement, once the request names a valid one.
+    let span = tracing::info_span!("access", agreement = tracing::field::Empty);
+    let result = serve(&state, query, &headers, &body)
+        .instrument(span.clone())
+        .await;
     let outcome = match &result {
         Ok(_) => "served",
         Err(error) => error.code(),
     };
     metrics::counter!("keeper_access_requests_total", "outcome" => outcome).increment(1);
-    tracing::info!(
-        outcome,
-        elapsed_ms = started.elapsed().as_millis() as u64,
-        "access request"
-    );
+    span.in_scope(|| {
+        tracing::info!(
+            outcome,
+            elapsed_ms = started.elapsed().as_millis() as u64,
+            "access request"
+        );
+    });
     match result {
         Ok(response) => response,
         Err(error) => error.into_response(),
@@ -155,6 +163,7 @@ async fn serve(
                 if !created_on_chain(state, id).await {
                     return Err(RequestError::UnknownAgreement(id).into());
                 }
+                tracing::debug!("on chain, not recorded yet: waiting for the watcher");
                 let since = *waiting_since.get_or_insert_with(Instant::now);
                 let left = CONFIRMATION_WAIT.saturating_sub(since.elapsed());
                 if left.is_zero() || tokio::time::timeout(left, scanned.changed()).await.is_err() {
@@ -174,8 +183,7 @@ async fn serve(
         }
     };
     let id = agreement.id;
-    let span = tracing::info_span!("access", agreement = %id);
-    let _entered = span.enter();
+    tracing::Span::current().record("agreement", tracing::field::display(id));
 
     let bytes = stored_document(state, agreement.terms.checksum).await?;
     let document = metadata::parse(&bytes).map_err(ApiError::internal)?;
@@ -279,6 +287,7 @@ async fn settle(state: &AppState, id: B256) -> Result<(), ApiError> {
         .await
         .intend(id, now())
         .map_err(ApiError::internal)?;
+    tracing::debug!("settlement intent written");
     state.wake_executor.notify_one();
     let deadline = Instant::now() + SETTLEMENT_WAIT;
     let mut settled = state.settled.clone();

@@ -62,6 +62,14 @@ struct Args {
 #[tokio::main]
 async fn main() -> Result<()> {
     let args = Args::parse();
+    // The keeper's logs, when asked for (`RUST_LOG=info`), on stderr.
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("off")),
+        )
+        .with_writer(std::io::stderr)
+        .init();
     let n = args.agreements.max(1);
     let accounts = (n + 5).to_string();
     let devnet = Devnet::start_with(|anvil| {
@@ -174,8 +182,10 @@ async fn main() -> Result<()> {
     let blocks = run.blocks_lock_to_release(&latency.agreements).await?;
     let median = blocks.get(blocks.len() / 2).copied().unwrap_or_default();
 
-    eprintln!("throughput: {n} consumers buy, then all download at once...");
-    let throughput = run.buy_then_download_together(consumers).await?;
+    eprintln!("throughput: {n} consumers buy, then all send their requests at once...");
+    let throughput = run
+        .buy_then_request_together(consumers, &keeper_url)
+        .await?;
 
     let all: Vec<B256> = latency
         .agreements
@@ -313,11 +323,13 @@ impl Run {
         })
     }
 
-    /// Every consumer buys; once every purchase is buried under the confirmations, all download
-    /// at once. Timed from the first request to the moment the last settlement is seen mined.
-    async fn buy_then_download_together(
+    /// Every consumer buys and signs its access request; once every purchase is buried under the
+    /// confirmations, all requests are sent at once, right after a block (as the raw transfers
+    /// are). Timed from then to the moment the last settlement is seen mined.
+    async fn buy_then_request_together(
         self: &Arc<Self>,
         consumers: &[PrivateKeySigner],
+        keeper_url: &str,
     ) -> Result<Phase> {
         let mut tasks = tokio::task::JoinSet::new();
         for (index, consumer) in consumers.iter().enumerate() {
@@ -334,25 +346,50 @@ impl Run {
         while self.provider.get_block_number().await? < bought_at + CONFIRMATIONS + 1 {
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
+        let deadline = self
+            .provider
+            .get_block_by_number(alloy::eips::BlockNumberOrTag::Latest)
+            .await?
+            .map(|block| block.header.timestamp)
+            .unwrap_or_default()
+            + 300;
+        let mut bodies = Vec::with_capacity(consumers.len());
+        for (consumer, id) in consumers.iter().zip(&agreements) {
+            bodies.push(market::access_request(
+                consumer,
+                31_337,
+                self.suite.addresses.access,
+                self.did,
+                *id,
+                deadline,
+            )?);
+        }
+        let http = reqwest::Client::new();
         let before = self.releases().await?.len();
+        next_block(&self.provider).await?;
         let started = Instant::now();
         let mut tasks = tokio::task::JoinSet::new();
-        for (consumer, id) in consumers.iter().zip(&agreements) {
-            let (run, consumer, id) = (self.clone(), consumer.clone(), *id);
-            tasks.spawn(async move { run.download(&consumer, id).await });
+        for body in bodies {
+            let request = http.post(format!("{keeper_url}/v1/access")).json(&body);
+            tasks.spawn(async move {
+                let response = request.send().await?;
+                let served = response.status().is_success();
+                response.bytes().await?;
+                anyhow::Ok(served)
+            });
         }
-        // The last settlement mined: polled while the downloads wait for their confirmations.
+        // The last settlement mined: polled while the requests wait for their confirmations.
         let target = before + agreements.len();
-        let deadline = Instant::now() + Duration::from_secs(600);
+        let give_up = Instant::now() + Duration::from_secs(600);
         let mut mined = before;
-        while mined < target && Instant::now() < deadline {
-            tokio::time::sleep(Duration::from_millis(50)).await;
+        while mined < target && Instant::now() < give_up {
+            tokio::time::sleep(Duration::from_millis(20)).await;
             mined = self.releases().await?.len();
         }
         let seconds = started.elapsed().as_secs_f64();
         let mut served = 0;
         while let Some(joined) = tasks.join_next().await {
-            served += usize::from(joined?);
+            served += usize::from(joined??);
         }
         Ok(Phase {
             agreements,
@@ -419,8 +456,18 @@ impl Run {
     }
 }
 
-/// Transfers per second: `n` plain transfers signed with consecutive nonces, broadcast at once,
-/// until the last one is mined.
+/// Returns as soon as a new block is seen (polled every 10 ms), so that the timed runs start at
+/// the same point of the block interval.
+async fn next_block(provider: &alloy::providers::DynProvider) -> Result<()> {
+    let head = provider.get_block_number().await?;
+    while provider.get_block_number().await? == head {
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    Ok(())
+}
+
+/// Transfers per second: `n` plain transfers signed with consecutive nonces, broadcast at once
+/// right after a block, until the last one is mined.
 async fn raw_transfer_rate(
     provider: &alloy::providers::DynProvider,
     key: &PrivateKeySigner,
@@ -443,13 +490,14 @@ async fn raw_transfer_rate(
             .await?;
         raw.push(envelope.encoded_2718());
     }
+    next_block(provider).await?;
     let started = Instant::now();
     for bytes in &raw {
         let _pending = provider.send_raw_transaction(bytes).await?;
     }
     let target = first + n as u64;
     while provider.get_transaction_count(key.address()).await? < target {
-        tokio::time::sleep(Duration::from_millis(100)).await;
+        tokio::time::sleep(Duration::from_millis(20)).await;
     }
     Ok(n as f64 / started.elapsed().as_secs_f64())
 }

@@ -13,7 +13,7 @@ use std::path::Path;
 
 pub use actions::{Action, ActionState, Attempt, SettlementCall};
 use alloy::primitives::{Address, B256, U256};
-use rusqlite::{Connection, OptionalExtension, Transaction, params};
+use rusqlite::{Connection, OptionalExtension, Transaction, TransactionBehavior, params};
 use rusqlite_migration::{M, Migrations};
 use serde::{Deserialize, Serialize};
 
@@ -347,6 +347,10 @@ impl Store {
         connection.pragma_update(None, "synchronous", "FULL")?;
         connection.pragma_update(None, "foreign_keys", "ON")?;
         connection.busy_timeout(std::time::Duration::from_secs(5))?;
+        // The API, the watcher and the executor each write through a connection of their own. A
+        // write transaction takes the write lock when it begins: one that began as a reader could
+        // not wait for another writer and would fail at once with "database is locked".
+        connection.set_transaction_behavior(TransactionBehavior::Immediate);
         Migrations::from_slice(MIGRATIONS).to_latest(&mut connection)?;
         Ok(Self { connection })
     }
@@ -828,4 +832,28 @@ fn b256(bytes: &[u8]) -> Result<B256, StoreError> {
 fn address(bytes: &[u8]) -> Result<Address, StoreError> {
     Address::try_from(bytes)
         .map_err(|_| StoreError::Corrupt(format!("{} bytes for an address", bytes.len())))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_migrations_apply_in_order_from_an_empty_database() {
+        Migrations::from_slice(MIGRATIONS).validate().unwrap();
+    }
+
+    #[test]
+    fn a_database_of_an_earlier_schema_is_brought_up_to_date() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("keeper.db");
+        {
+            let mut connection = Connection::open(&path).unwrap();
+            Migrations::from_slice(&MIGRATIONS[..MIGRATIONS.len() - 1])
+                .to_latest(&mut connection)
+                .unwrap();
+        }
+        let store = Store::open(&path).unwrap();
+        assert!(store.confirmed_since(0).unwrap().is_empty());
+    }
 }
