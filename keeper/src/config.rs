@@ -14,6 +14,7 @@
 //! # public_url = "https://keeper.example" # how consumers reach the API (default: http://<listen>)
 //! # keystore = "keeper-key.json"       # an encrypted JSON keystore; else INSITU_KEEPER_PRIVATE_KEY
 //! # password_file = "keeper-key.pass"  # required with a keystore (the keeper runs unattended)
+//! max_downloads_per_consumer = 4        # downloads one consumer may have in flight at once
 //! ```
 //!
 //! Every key is optional ([`Config::default`] gives the values above, with one confirmation).
@@ -38,6 +39,11 @@ pub const MAX_CONFIRMATIONS: u64 = 128;
 pub const MIN_POLL_INTERVAL_MS: u64 = 100;
 /// Highest accepted `poll_interval_ms` (one hour).
 pub const MAX_POLL_INTERVAL_MS: u64 = 3_600_000;
+
+/// Default `max_downloads_per_consumer`.
+pub const DEFAULT_MAX_DOWNLOADS_PER_CONSUMER: u32 = 4;
+/// Highest accepted `max_downloads_per_consumer`.
+pub const MAX_DOWNLOADS_PER_CONSUMER: u32 = 256;
 
 /// The keeper's settings.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -72,6 +78,9 @@ pub struct Config {
     /// File whose first line is the keystore's password.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub password_file: Option<PathBuf>,
+    /// Downloads one consumer may have in flight at once; one more is refused with
+    /// `too_many_downloads` (429).
+    pub max_downloads_per_consumer: u32,
 }
 
 /// The environment variable holding the keeper's private key (hex) when no keystore is set.
@@ -92,6 +101,7 @@ impl Default for Config {
             public_url: None,
             keystore: None,
             password_file: None,
+            max_downloads_per_consumer: DEFAULT_MAX_DOWNLOADS_PER_CONSUMER,
         }
     }
 }
@@ -219,6 +229,14 @@ pub enum ValidationError {
     /// `database` is empty.
     #[error("database must name the keeper's database file")]
     DatabaseEmpty,
+    /// `max_downloads_per_consumer` is outside 1..=[`MAX_DOWNLOADS_PER_CONSUMER`].
+    #[error(
+        "max_downloads_per_consumer is {value}, it must be between 1 and {MAX_DOWNLOADS_PER_CONSUMER}"
+    )]
+    MaxDownloads {
+        /// The value.
+        value: u32,
+    },
     /// `keystore` without `password_file`, or the reverse.
     #[error("keystore and password_file go together (the keeper cannot prompt for a password)")]
     KeystorePassword,
@@ -362,6 +380,17 @@ impl Config {
         if let Some((_, value)) = get("PASSWORD_FILE") {
             self.password_file = Some(PathBuf::from(value));
         }
+        if let Some((name, value)) = get("MAX_DOWNLOADS_PER_CONSUMER") {
+            self.max_downloads_per_consumer =
+                value
+                    .trim()
+                    .parse::<u32>()
+                    .map_err(|err| ConfigError::Env {
+                        name,
+                        value: value.clone(),
+                        reason: err.to_string(),
+                    })?;
+        }
         Ok(())
     }
 
@@ -396,6 +425,11 @@ impl Config {
         self.listen_addr()?;
         if self.database.as_os_str().is_empty() {
             return Err(ValidationError::DatabaseEmpty);
+        }
+        if !(1..=MAX_DOWNLOADS_PER_CONSUMER).contains(&self.max_downloads_per_consumer) {
+            return Err(ValidationError::MaxDownloads {
+                value: self.max_downloads_per_consumer,
+            });
         }
         if self.keystore.is_some() != self.password_file.is_some() {
             return Err(ValidationError::KeystorePassword);

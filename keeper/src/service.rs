@@ -211,6 +211,7 @@ pub async fn start(
         wake_executor: wake,
         scanned: scanned_seen,
         settled: settled_seen,
+        downloads: Arc::new(api::DownloadLimits::new(config.max_downloads_per_consumer)),
         metrics,
     };
     let serving = {

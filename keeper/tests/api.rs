@@ -58,11 +58,12 @@ async fn sender(setup_provider: &DynProvider, key: &PrivateKeySigner) -> Sender 
 /// A deployed suite, a demo token with the consumer (keys[3]) funded, a data file, and a keeper
 /// (keys[2]) whose publisher is keys[1].
 async fn setup() -> Setup {
-    setup_with(0).await
+    setup_with(|_| {}).await
 }
 
-/// [`setup`] with a keeper acting `confirmations` blocks behind the head.
-async fn setup_with(confirmations: u64) -> Setup {
+/// [`setup`] with the keeper's configuration adjusted by `configure` (it acts on the head unless
+/// told otherwise).
+async fn setup_with(configure: impl FnOnce(&mut Config)) -> Setup {
     let devnet = Devnet::start().expect("anvil");
     let keys: Vec<PrivateKeySigner> = devnet.signers();
     let endpoint = Endpoint::parse(&devnet.endpoint()).unwrap();
@@ -110,11 +111,11 @@ async fn setup_with(confirmations: u64) -> Setup {
     let content: Vec<u8> = (0..300_000_u32).map(|i| (i * 7 % 251) as u8).collect();
     std::fs::write(root.join("data/air.csv"), &content).unwrap();
 
-    let config = Config {
+    let mut config = Config {
         rpc_url: devnet.endpoint(),
         chain_id: 31_337,
         addresses,
-        confirmations,
+        confirmations: 0,
         poll_interval_ms: 100,
         listen: "127.0.0.1:0".to_owned(),
         database: root.join("keeper.db"),
@@ -122,6 +123,7 @@ async fn setup_with(confirmations: u64) -> Setup {
         publishers: vec![keys[1].address()],
         ..Config::default()
     };
+    configure(&mut config);
     let keeper = service::start(&config, keys[2].clone(), None)
         .await
         .unwrap();
@@ -666,7 +668,7 @@ async fn info_health_readiness_and_the_openapi_document() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_request_for_a_purchase_not_yet_confirmed_waits_for_the_watcher() {
-    let setup = setup_with(2).await;
+    let setup = setup_with(|config| config.confirmations = 2).await;
     // One request, sent before the purchase is buried under two blocks: the keeper holds it until
     // the watcher records the agreement, then settles and serves it.
     let (id, request) = setup.request_before_confirmations().await;
@@ -705,7 +707,7 @@ async fn a_request_for_a_purchase_not_yet_confirmed_waits_for_the_watcher() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_purchase_reorged_out_before_its_confirmations_is_never_served_nor_settled() {
-    let setup = setup_with(2).await;
+    let setup = setup_with(|config| config.confirmations = 2).await;
     let (id, request) = setup.request_before_confirmations().await;
 
     // The block holding the purchase is replaced by an empty one, then the chain grows past the
@@ -728,4 +730,65 @@ async fn a_purchase_reorged_out_before_its_confirmations_is_never_served_nor_set
     assert!(store.agreement(id).unwrap().is_none());
     assert!(store.action(id).unwrap().is_none(), "no intent written");
     assert_eq!(setup.keeper_nonce().await, 0);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_consumer_gets_as_many_downloads_at_once_as_the_keeper_allows() {
+    let setup = setup_with(|config| config.max_downloads_per_consumer = 1).await;
+    // Larger than what the loopback connection buffers, so a download the consumer does not read
+    // stays in flight.
+    let size = 64 << 20;
+    let big = setup.dir.join("data/big.bin");
+    std::fs::File::create(&big).unwrap().set_len(size).unwrap();
+    let sha = {
+        use sha2::Digest;
+        hex::encode(sha2::Sha256::digest(std::fs::read(&big).unwrap()))
+    };
+    let publisher = sender(&setup.provider, &setup.keys[1]).await;
+    let did = market::publish(
+        &setup.suite,
+        &publisher,
+        &setup.keeper_client(),
+        &setup.source(&big, &sha, size as usize),
+        B256::from(rand::random::<[u8; 32]>()),
+        &Silent,
+    )
+    .await
+    .unwrap()
+    .did;
+    let id = setup.buy(did).await;
+    setup.wait_recorded(id).await;
+    let http = reqwest::Client::new();
+    let access = || async {
+        http.post(setup.url("/v1/access"))
+            .json(&setup.signed_access(id, did).await)
+            .send()
+            .await
+            .unwrap()
+    };
+
+    let first = access().await;
+    assert_eq!(first.status().as_u16(), 200);
+    assert_eq!(first.headers()["x-content-sha256"], sha.as_str());
+    let second = access().await;
+    assert_eq!(second.status().as_u16(), 429);
+    assert_eq!(second.headers()["retry-after"], "1");
+    let error: serde_json::Value = second.json().await.unwrap();
+    assert_eq!(error["code"], "too_many_downloads");
+
+    // The first download ends (the consumer goes away): its place is free again.
+    drop(first);
+    let mut third = None;
+    for _ in 0..50 {
+        let response = access().await;
+        if response.status().as_u16() == 200 {
+            third = Some(response);
+            break;
+        }
+        assert_eq!(response.status().as_u16(), 429);
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    let third = third.expect("the place of the dropped download was never freed");
+    assert_eq!(third.bytes().await.unwrap().len() as u64, size);
+    assert_eq!(setup.keeper_nonce().await, 1, "settled once");
 }

@@ -2,7 +2,9 @@
 
 use std::{collections::HashMap, path::PathBuf};
 
-use insitu_keeper::config::{Config, ConfigError, MAX_CONFIRMATIONS, ValidationError};
+use insitu_keeper::config::{
+    Config, ConfigError, MAX_CONFIRMATIONS, MAX_DOWNLOADS_PER_CONSUMER, ValidationError,
+};
 
 const FULL: &str = r#"
 rpc_url = "ws://10.0.0.5:8546"
@@ -12,6 +14,7 @@ confirmations = 12
 poll_interval_ms = 4000
 listen = "0.0.0.0:9000"
 database = "/var/lib/insitu/keeper.db"
+max_downloads_per_consumer = 2
 "#;
 
 fn env(pairs: &[(&str, &str)]) -> impl Fn(&str) -> Option<String> {
@@ -37,6 +40,7 @@ fn parses_every_key() {
     assert_eq!(config.poll_interval(), std::time::Duration::from_secs(4));
     assert_eq!(config.listen_addr().unwrap().port(), 9000);
     assert_eq!(config.database, PathBuf::from("/var/lib/insitu/keeper.db"));
+    assert_eq!(config.max_downloads_per_consumer, 2);
     config.validate().unwrap();
 }
 
@@ -105,6 +109,7 @@ fn environment_overrides_the_file() {
             ("INSITU_KEEPER_POLL_INTERVAL_MS", " 250 "),
             ("INSITU_KEEPER_LISTEN", "[::1]:7000"),
             ("INSITU_KEEPER_DATABASE", "data/k.db"),
+            ("INSITU_KEEPER_MAX_DOWNLOADS_PER_CONSUMER", "7"),
             ("INSITU_KEEPER_UNRELATED", "ignored"),
         ]),
     )
@@ -116,6 +121,7 @@ fn environment_overrides_the_file() {
     assert_eq!(config.poll_interval_ms, 250);
     assert_eq!(config.listen, "[::1]:7000");
     assert_eq!(config.database, PathBuf::from("data/k.db"));
+    assert_eq!(config.max_downloads_per_consumer, 7);
 
     // Empty variables count as unset.
     let config =
@@ -137,6 +143,15 @@ fn bad_environment_values_name_the_variable() {
     assert!(
         err.to_string().contains("INSITU_KEEPER_CONFIRMATIONS"),
         "{err}"
+    );
+    let err = Config::load_with_env(
+        None,
+        env(&[("INSITU_KEEPER_MAX_DOWNLOADS_PER_CONSUMER", "-1")]),
+    )
+    .unwrap_err();
+    assert!(
+        matches!(&err, ConfigError::Env { name, .. } if name == "INSITU_KEEPER_MAX_DOWNLOADS_PER_CONSUMER"),
+        "{err:?}"
     );
 }
 
@@ -229,6 +244,24 @@ fn each_validation_error() {
         }),
         ValidationError::DatabaseEmpty
     );
+
+    for value in [0, MAX_DOWNLOADS_PER_CONSUMER + 1] {
+        assert_eq!(
+            invalid(Config {
+                max_downloads_per_consumer: value,
+                ..base.clone()
+            }),
+            ValidationError::MaxDownloads { value }
+        );
+    }
+    for value in [1, MAX_DOWNLOADS_PER_CONSUMER] {
+        Config {
+            max_downloads_per_consumer: value,
+            ..base.clone()
+        }
+        .validate()
+        .unwrap();
+    }
 }
 
 #[test]

@@ -1,7 +1,7 @@
 //! The keeper as its own process: killed (aborted) at each named crash point of a settlement and
 //! restarted, the settlement finishes exactly once; the node stopped and restarted from its dumped
-//! state while a settlement is in its pool; and two keepers of two providers on one chain, each
-//! settling only its own agreements.
+//! state while a settlement is in its pool; a 2 GiB file delivered with the keeper's memory
+//! bounded; and two keepers of two providers on one chain, each settling only its own agreements.
 
 mod common;
 
@@ -206,11 +206,25 @@ impl Chain {
         panic!("the keeper never became ready");
     }
 
-    /// Publishes a file at `keeper` as `publisher`, returns the asset.
+    /// Publishes `content` as a file at `keeper` as `publisher`, returns the asset.
     async fn publish(&self, keeper: &Keeper, publisher: usize, content: &[u8]) -> B256 {
         let file = keeper.data.join("file.bin");
         std::fs::write(&file, content).unwrap();
         let sha = hex::encode(<sha2::Sha256 as sha2::Digest>::digest(content));
+        self.publish_file(keeper, publisher, &file, content.len() as u64, &sha)
+            .await
+    }
+
+    /// Publishes `file` (in `keeper`'s data folder, of `size` bytes and SHA-256 `sha`) at
+    /// `keeper` as `publisher`, returns the asset.
+    async fn publish_file(
+        &self,
+        keeper: &Keeper,
+        publisher: usize,
+        file: &Path,
+        size: u64,
+        sha: &str,
+    ) -> B256 {
         let source = serde_json::to_vec(&serde_json::json!({
             "@context": "https://schema.org",
             "@type": "Dataset",
@@ -222,7 +236,7 @@ impl Chain {
             "files": [{
                 "name": "file.bin",
                 "contentType": "application/octet-stream",
-                "contentSize": content.len(),
+                "contentSize": size,
                 "sha256": sha,
                 "location": format!("file://{}", file.display()),
             }],
@@ -471,4 +485,59 @@ async fn a_settlement_pending_when_the_node_restarts_from_its_dumped_state_settl
         "exactly one settlement transaction"
     );
     drop(keeper);
+}
+
+/// The peak resident memory of process `pid`, in bytes (Linux `VmHWM`).
+fn peak_rss(pid: u32) -> u64 {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
+    let kb: u64 = status
+        .lines()
+        .find_map(|line| line.strip_prefix("VmHWM:"))
+        .and_then(|rest| rest.split_whitespace().next())
+        .and_then(|kb| kb.parse().ok())
+        .unwrap();
+    kb * 1024
+}
+
+/// What the keeper's memory may reach while it serves a file of any size.
+const KEEPER_MEMORY_BOUND: u64 = 100 << 20;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_2_gib_file_is_delivered_whole_with_the_keepers_memory_bounded() {
+    let chain = chain().await;
+    let (config, data, port) = chain.keeper_config("keeper", 1);
+    let keeper = chain.start(&config, &data, port, 2, None).await;
+    // Sparse: it takes no disk, and reads as zeros but for a marker at each end.
+    let size: u64 = 2 << 30;
+    let big = data.join("big.bin");
+    {
+        use std::io::{Seek, SeekFrom, Write};
+        let mut file = std::fs::File::create(&big).unwrap();
+        file.set_len(size).unwrap();
+        file.write_all(b"first bytes").unwrap();
+        file.seek(SeekFrom::Start(size - 10)).unwrap();
+        file.write_all(b"last bytes").unwrap();
+    }
+    let sha = insitu_keeper::api::sha256_of(&big).await.unwrap();
+    let did = chain.publish_file(&keeper, 1, &big, size, &sha).await;
+    let id = chain.buy(did).await;
+
+    let out = chain.root.join("downloaded.bin");
+    let mut ignore = |_| {};
+    let downloaded = market::download(&chain.suite, &chain.sender(3), id, 0, &out, &mut ignore)
+        .await
+        .unwrap();
+    assert_eq!(downloaded.bytes, size);
+    assert_eq!(std::fs::metadata(&out).unwrap().len(), size);
+    assert_eq!(insitu_keeper::api::sha256_of(&out).await.unwrap(), sha);
+    std::fs::remove_file(&out).unwrap();
+
+    let peak = peak_rss(keeper.child.id());
+    assert!(
+        peak < KEEPER_MEMORY_BOUND,
+        "the keeper's peak RSS reached {} MiB serving {} MiB",
+        peak >> 20,
+        size >> 20
+    );
+    assert_eq!(chain.payment_state(id).await, ConditionState::Released);
 }

@@ -16,6 +16,7 @@ use axum::{
     http::{HeaderMap, HeaderValue, StatusCode, header},
     response::{IntoResponse, Response},
 };
+use futures::StreamExt;
 use insitu_bindings::{
     AgreementStore,
     requests::{ServiceRequest, commands},
@@ -89,6 +90,7 @@ pub(super) struct AccessQuery {
         (status = 409, body = super::ErrorBody, description = "replayed, settlement_failed"),
         (status = 410, body = super::ErrorBody, description = "ended, access_window_closed"),
         (status = 416, body = super::ErrorBody, description = "invalid_range"),
+        (status = 429, body = super::ErrorBody, description = "too_many_downloads"),
         (status = 503, body = super::ErrorBody, description = "unconfirmed, content_unavailable, settlement_pending")
     )
 )]
@@ -236,7 +238,19 @@ async fn serve(
         // `verify` refused the other states.
         _ => return Err(ApiError::internal("unexpected agreement state")),
     }
-    stream(file, path, headers).await
+    let permit = state
+        .downloads
+        .try_start(agreement.consumer)
+        .ok_or_else(|| {
+            ApiError::new(
+                StatusCode::TOO_MANY_REQUESTS,
+                "too_many_downloads",
+                "this consumer has as many downloads in flight as the keeper allows: \
+             send a new request when one ends",
+            )
+            .retry_after(1)
+        })?;
+    stream(file, path, headers, permit).await
 }
 
 /// Whether the store's `AgreementCreated` log of `id` exists near the head (the watcher has not
@@ -412,10 +426,18 @@ pub async fn sha256_of(path: &std::path::Path) -> std::io::Result<String> {
 }
 
 /// The file, or the range the `Range` header asks for.
+/// Bytes read from the file per chunk of the response.
+const CHUNK_BYTES: usize = 256 * 1024;
+
+/// The response streaming `file` (from `path`), or the range `headers` ask for; at most one
+/// chunk is read ahead of what the connection takes, so memory stays constant whatever the size,
+/// and a slow consumer slows the reads. `permit` counts the download in flight until the body
+/// ends or the connection drops.
 async fn stream(
     file: &FileEntry,
     path: PathBuf,
     headers: &HeaderMap,
+    permit: tokio::sync::OwnedSemaphorePermit,
 ) -> Result<Response, ApiError> {
     let size = file.content_size;
     let range = match headers.get(header::RANGE) {
@@ -444,7 +466,13 @@ async fn stream(
         .await
         .map_err(ApiError::internal)?;
     metrics::counter!("keeper_bytes_served_total").increment(length);
-    let body = Body::from_stream(tokio_util::io::ReaderStream::new(handle.take(length)));
+    let chunks = tokio_util::io::ReaderStream::with_capacity(handle.take(length), CHUNK_BYTES).map(
+        move |chunk| {
+            let _in_flight = &permit;
+            chunk
+        },
+    );
+    let body = Body::from_stream(chunks);
     let mut response = Response::builder()
         .status(if range.is_some() {
             StatusCode::PARTIAL_CONTENT

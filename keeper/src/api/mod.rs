@@ -12,6 +12,7 @@
 
 mod access;
 mod error;
+mod limits;
 mod publish;
 
 use std::{net::SocketAddr, path::PathBuf, sync::Arc, time::Duration};
@@ -37,6 +38,7 @@ use utoipa::{OpenApi, ToSchema};
 
 pub use access::{AccessBody, DEFAULT_ACCESS_WINDOW, RequestBody, sha256_of};
 pub use error::{ApiError, ErrorBody, FieldErrorBody, FieldErrors};
+pub use limits::DownloadLimits;
 pub use publish::{OfferBody, PUBLISHER_SIGNATURE, SignedOffer, Stored};
 
 use crate::store::Store;
@@ -83,6 +85,8 @@ pub struct AppState {
     pub scanned: watch::Receiver<u64>,
     /// Changes when the executor finishes a settlement (requests waiting for theirs look again).
     pub settled: watch::Receiver<u64>,
+    /// Downloads in flight per consumer.
+    pub downloads: Arc<DownloadLimits>,
     /// Renders the metrics, when a recorder is installed.
     pub metrics: Option<PrometheusHandle>,
 }

@@ -6,16 +6,21 @@
 //! - **latency**: every consumer buys and downloads straight away, as `insitu buy` then `insitu
 //!   download` would; the median number of blocks from an agreement's payment to its release is
 //!   the keeper's latency.
-//! - **throughput**: every consumer buys; once all purchases are confirmed, all download at once,
-//!   so the keeper has N requests to verify and N agreements to settle together. Timed from the
-//!   first request to the last settlement seen mined, it is compared with the node's rate for N
-//!   plain transfers from the keeper's key broadcast at once (the ceiling for any settlement
+//! - **throughput**: every consumer buys and signs its access request; once all purchases are
+//!   confirmed, all requests are sent at once, right after a block, so the keeper has N requests
+//!   to verify and N agreements to settle together. Timed from then to the last settlement seen
+//!   mined, it is compared with the node's rate for N plain transfers from the keeper's key,
+//!   signed beforehand and broadcast at once right after a block (the ceiling for any settlement
 //!   rate), measured in the same run.
 //!
 //! Every agreement must be released exactly once, and the keeper must have sent exactly one
 //! transaction per agreement (`exactly_once`). The last line is JSON: `agreements`, `settled`,
 //! `exactly_once`, `seconds`, `agreements_per_second`, `median_blocks_lock_to_release`,
 //! `confirmations`, `raw_tx_per_second`, `ratio`, `peak_rss_mb`.
+//!
+//! `--download [--file-size 2G]` measures delivery instead (see the `download` module): the
+//! last line is JSON with `file_bytes`, `download_mb_per_s`, `direct_mb_per_s`, `ratio` and
+//! `keeper_peak_rss_mb`.
 //!
 //! A benchmark, not a test: figures vary with the machine; compare ratios from one run.
 
@@ -50,13 +55,143 @@ use insitu_client::{
 };
 use insitu_keeper::{config::Config, service};
 
-/// Concurrent purchases against one keeper.
+mod download;
+
+/// Concurrent purchases against one keeper, or (`--download`) one large file delivered.
 #[derive(Debug, Parser)]
 #[command(version, about)]
 struct Args {
     /// Number of purchases (one consumer each).
     #[arg(long, default_value_t = 200)]
     agreements: usize,
+    /// Instead, deliver one file of `--file-size` through a keeper running as its own process,
+    /// read it directly from storage in the same run, and compare the rates and the keeper's
+    /// peak memory.
+    #[arg(long)]
+    download: bool,
+    /// Size of the delivered file: bytes, or a number with K, M or G (powers of 1024).
+    #[arg(long, default_value = "2G", value_parser = download::parse_size)]
+    file_size: u64,
+    /// Runs only a keeper with this configuration file (the download benchmark's keeper
+    /// process); its key comes from `INSITU_KEEPER_PRIVATE_KEY`.
+    #[arg(long, hide = true, value_name = "CONFIG")]
+    serve_keeper: Option<std::path::PathBuf>,
+}
+
+/// A deployed suite on a fresh anvil, and a work folder.
+pub(crate) struct World {
+    pub(crate) devnet: Devnet,
+    pub(crate) keys: Vec<PrivateKeySigner>,
+    pub(crate) connection: rpc::Connection,
+    pub(crate) suite: Suite,
+    pub(crate) addresses: std::path::PathBuf,
+    pub(crate) work: tempfile::TempDir,
+}
+
+impl World {
+    /// Starts anvil with `accounts` funded accounts (mining a block every `block_time` seconds,
+    /// or on each transaction) and deploys the suite.
+    pub(crate) async fn deploy(accounts: usize, block_time: Option<u64>) -> Result<Self> {
+        let count = accounts.to_string();
+        let devnet = Devnet::start_with(|anvil| {
+            let anvil = anvil.args(["--accounts", &count]).timeout(120_000);
+            match block_time {
+                Some(seconds) => anvil.block_time(seconds),
+                None => anvil,
+            }
+        })
+        .context("starting anvil")?;
+        let keys: Vec<PrivateKeySigner> = devnet.signers();
+        if keys.len() < accounts {
+            bail!("anvil gave {} accounts, {accounts} needed", keys.len());
+        }
+        let endpoint = Endpoint::parse(&devnet.endpoint())?;
+        let connection = rpc::connect(&endpoint, Some(31_337)).await?;
+        eprintln!("deploying the suite...");
+        let (deployed, _) = deploy_suite(
+            &Sender::new(
+                connection.provider.clone(),
+                31_337,
+                keys[0].clone(),
+                TxOptions::default(),
+            ),
+            DeployOptions {
+                governance: Governance::Timelock {
+                    proposer: keys[0].address(),
+                    delay: 0,
+                },
+                admin_transfer_delay: 0,
+                network_fee: Some((keys[3].address(), 100)),
+            },
+            None,
+            &Silent,
+        )
+        .await?;
+        let work = tempfile::tempdir()?;
+        let addresses = work.path().join("deployments/31337.json");
+        deployed.deployment.write(&addresses)?;
+        let suite = Suite::open(connection.clone(), &addresses).await?;
+        Ok(Self {
+            devnet,
+            keys,
+            connection,
+            suite,
+            addresses,
+            work,
+        })
+    }
+
+    pub(crate) fn sender(&self, key: &PrivateKeySigner) -> Sender {
+        Sender::new(
+            self.connection.provider.clone(),
+            31_337,
+            key.clone(),
+            TxOptions::default(),
+        )
+    }
+
+    /// Publishes one file priced in ETH (paid to the publisher, keys[1]) at the keeper at `url`.
+    pub(crate) async fn publish(
+        &self,
+        url: &str,
+        file: &std::path::Path,
+        size: u64,
+        sha256: &str,
+    ) -> Result<B256> {
+        let publisher = &self.keys[1];
+        let source = serde_json::to_vec(&serde_json::json!({
+            "@context": "https://schema.org",
+            "@type": "Dataset",
+            "schemaVersion": "insitu-metadata/1",
+            "name": "bench",
+            "description": "bench",
+            "author": "bench",
+            "license": "MIT",
+            "files": [{
+                "name": "file.bin",
+                "contentType": "application/octet-stream",
+                "contentSize": size,
+                "sha256": sha256,
+                "location": format!("file://{}", file.display()),
+            }],
+            "services": [{
+                "type": "access",
+                "token": "0x0000000000000000000000000000000000000000",
+                "price": [{"receiver": publisher.address().to_string(), "amount": "1000000000000000"}],
+                "timeout": {"min": 3600, "max": 86400}
+            }]
+        }))?;
+        Ok(market::publish(
+            &self.suite,
+            &self.sender(publisher),
+            &KeeperClient::new(url),
+            &source,
+            B256::from(rand::random::<[u8; 32]>()),
+            &Silent,
+        )
+        .await?
+        .did)
+    }
 }
 
 #[tokio::main]
@@ -70,56 +205,29 @@ async fn main() -> Result<()> {
         )
         .with_writer(std::io::stderr)
         .init();
-    let n = args.agreements.max(1);
-    let accounts = (n + 5).to_string();
-    let devnet = Devnet::start_with(|anvil| {
-        anvil
-            .block_time(1)
-            .args(["--accounts", &accounts])
-            .timeout(120_000)
-    })
-    .context("starting anvil")?;
-    let keys: Vec<PrivateKeySigner> = devnet.signers();
-    if keys.len() < n + 5 {
-        bail!("anvil gave {} accounts, {} needed", keys.len(), n + 5);
+    if let Some(config) = &args.serve_keeper {
+        return download::serve_keeper(config).await;
     }
-    let (operator, publisher, keeper_key) = (&keys[0], &keys[1], &keys[2]);
+    if args.download {
+        return download::run(args.file_size).await;
+    }
+    let n = args.agreements.max(1);
+    let world = World::deploy(n + 5, Some(1)).await?;
+    let keys = &world.keys;
+    let (publisher, keeper_key) = (&keys[1], &keys[2]);
     let consumers = &keys[5..5 + n];
-    let endpoint = Endpoint::parse(&devnet.endpoint())?;
-    let connection = rpc::connect(&endpoint, Some(31_337)).await?;
+    let (connection, suite) = (world.connection.clone(), world.suite.clone());
     let provider = connection.provider.clone();
-    let sender = |key: &PrivateKeySigner| {
-        Sender::new(provider.clone(), 31_337, key.clone(), TxOptions::default())
-    };
-
-    eprintln!("deploying the suite (a block a second)...");
-    let (deployed, _) = deploy_suite(
-        &sender(operator),
-        DeployOptions {
-            governance: Governance::Timelock {
-                proposer: operator.address(),
-                delay: 0,
-            },
-            admin_transfer_delay: 0,
-            network_fee: Some((keys[3].address(), 100)),
-        },
-        None,
-        &Silent,
-    )
-    .await?;
-    let work = tempfile::tempdir()?;
-    let addresses = work.path().join("deployments/31337.json");
-    deployed.deployment.write(&addresses)?;
-    let suite = Suite::open(connection.clone(), &addresses).await?;
+    let work = &world.work;
 
     let data = work.path().join("data");
     std::fs::create_dir_all(&data)?;
     let content = vec![7_u8; 4_096];
     std::fs::write(data.join("file.bin"), &content)?;
     let config = Config {
-        rpc_url: devnet.endpoint(),
+        rpc_url: world.devnet.endpoint(),
         chain_id: 31_337,
-        addresses: addresses.clone(),
+        addresses: world.addresses.clone(),
         confirmations: CONFIRMATIONS,
         poll_interval_ms: 200,
         listen: "127.0.0.1:0".to_owned(),
@@ -130,43 +238,18 @@ async fn main() -> Result<()> {
     };
     let keeper = service::start(&config, keeper_key.clone(), None).await?;
     let keeper_url = format!("http://{}", keeper.address);
-
     let sha = {
         use sha2::Digest;
         hex::encode(sha2::Sha256::digest(&content))
     };
-    let source = serde_json::to_vec(&serde_json::json!({
-        "@context": "https://schema.org",
-        "@type": "Dataset",
-        "schemaVersion": "insitu-metadata/1",
-        "name": "bench",
-        "description": "bench",
-        "author": "bench",
-        "license": "MIT",
-        "files": [{
-            "name": "file.bin",
-            "contentType": "application/octet-stream",
-            "contentSize": content.len(),
-            "sha256": sha,
-            "location": format!("file://{}", data.join("file.bin").display()),
-        }],
-        "services": [{
-            "type": "access",
-            "token": "0x0000000000000000000000000000000000000000",
-            "price": [{"receiver": publisher.address().to_string(), "amount": "1000000000000000"}],
-            "timeout": {"min": 3600, "max": 86400}
-        }]
-    }))?;
-    let did = market::publish(
-        &suite,
-        &sender(publisher),
-        &KeeperClient::new(&keeper_url),
-        &source,
-        B256::from(rand::random::<[u8; 32]>()),
-        &Silent,
-    )
-    .await?
-    .did;
+    let did = world
+        .publish(
+            &keeper_url,
+            &data.join("file.bin"),
+            content.len() as u64,
+            &sha,
+        )
+        .await?;
 
     let run = Arc::new(Run {
         suite: suite.clone(),
@@ -207,7 +290,7 @@ async fn main() -> Result<()> {
 
     eprintln!("{n} plain transfers from the keeper's key, same node...");
     let raw = raw_transfer_rate(&provider, keeper_key, n).await?;
-    let rss = peak_rss_mb();
+    let rss = peak_rss_mb(std::process::id());
     let per_second = throughput.settled as f64 / throughput.seconds;
     println!(
         "{} agreements: {} served, {settled} settled exactly once ({exactly_once}); latency run: median {median} blocks from payment to release; throughput run: {} settled in {:.2} s ({per_second:.2}/s); raw transfers {raw:.2}/s (ratio {:.2}); peak RSS {rss:.0} MB",
@@ -502,15 +585,15 @@ async fn raw_transfer_rate(
     Ok(n as f64 / started.elapsed().as_secs_f64())
 }
 
-/// Peak resident memory of this process, MB (Linux `VmHWM`; 0 elsewhere).
-fn peak_rss_mb() -> f64 {
-    std::fs::read_to_string("/proc/self/status")
+/// Peak resident memory of process `pid`, MB (Linux `VmHWM`; 0 elsewhere).
+pub(crate) fn peak_rss_mb(pid: u32) -> f64 {
+    std::fs::read_to_string(format!("/proc/{pid}/status"))
         .ok()
         .and_then(|status| {
             status
                 .lines()
-                .find(|line| line.starts_with("VmHWM:"))
-                .and_then(|line| line.split_whitespace().nth(1))
+                .find_map(|line| line.strip_prefix("VmHWM:"))
+                .and_then(|rest| rest.split_whitespace().next())
                 .and_then(|kb| kb.parse::<f64>().ok())
         })
         .map_or(0.0, |kb| kb / 1024.0)
