@@ -56,7 +56,7 @@ pub enum MarketError {
         reason: String,
     },
     /// The keeper refused the request.
-    #[error("the keeper refused ({status}, {code}): {message}")]
+    #[error("the keeper refused ({status}, {code}): {message}{}", field_list(.fields))]
     Refused {
         /// HTTP status.
         status: u16,
@@ -64,6 +64,8 @@ pub enum MarketError {
         code: String,
         /// Its message.
         message: String,
+        /// The offending fields of a refused document (`invalid_metadata`).
+        fields: Vec<FieldProblem>,
     },
     /// The keeper's answer is not what it should be.
     #[error("the keeper's answer is invalid: {0}")]
@@ -147,6 +149,29 @@ pub struct KeeperInfo {
 struct ErrorBody {
     code: String,
     message: String,
+    #[serde(default)]
+    fields: Vec<FieldProblem>,
+}
+
+/// `fields` for an error message: empty, or `: PATH: WHAT; PATH: WHAT`.
+fn field_list(fields: &[FieldProblem]) -> String {
+    if fields.is_empty() {
+        return String::new();
+    }
+    let listed: Vec<String> = fields
+        .iter()
+        .map(|field| format!("{}: {}", field.path, field.message))
+        .collect();
+    format!(": {}", listed.join("; "))
+}
+
+/// One offending field of a document the keeper refused.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+pub struct FieldProblem {
+    /// JSON pointer to the field.
+    pub path: String,
+    /// What is wrong.
+    pub message: String,
 }
 
 #[derive(Debug, Deserialize)]
@@ -220,14 +245,15 @@ impl KeeperClient {
         }
         let status = response.status().as_u16();
         let text = response.text().await.unwrap_or_default();
-        let (code, message) = match serde_json::from_str::<ErrorBody>(&text) {
-            Ok(body) => (body.code, body.message),
-            Err(_) => ("http_error".to_owned(), text),
+        let (code, message, fields) = match serde_json::from_str::<ErrorBody>(&text) {
+            Ok(body) => (body.code, body.message, body.fields),
+            Err(_) => ("http_error".to_owned(), text, Vec::new()),
         };
         Err(MarketError::Refused {
             status,
             code,
             message,
+            fields,
         })
     }
 

@@ -15,6 +15,14 @@
 //! # keystore = "keeper-key.json"       # an encrypted JSON keystore; else INSITU_KEEPER_PRIVATE_KEY
 //! # password_file = "keeper-key.pass"  # required with a keystore (the keeper runs unattended)
 //! max_downloads_per_consumer = 4        # downloads one consumer may have in flight at once
+//!
+//! # s3:// locations: an S3-compatible object store (none by default)
+//! [s3]
+//! endpoint = "https://s3.example"       # default: AWS S3 in `region`
+//! region = "us-east-1"
+//! buckets = ["datasets"]                # the buckets locations may name
+//! access_key_id = "..."                 # or INSITU_KEEPER_S3_ACCESS_KEY_ID
+//! # the secret only from INSITU_KEEPER_S3_SECRET_ACCESS_KEY (or the file; never printed)
 //! ```
 //!
 //! Every key is optional ([`Config::default`] gives the values above, with one confirmation).
@@ -81,6 +89,55 @@ pub struct Config {
     /// Downloads one consumer may have in flight at once; one more is refused with
     /// `too_many_downloads` (429).
     pub max_downloads_per_consumer: u32,
+    /// The S3-compatible object store `s3://` locations are read from, if any.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub s3: Option<S3Config>,
+}
+
+/// An S3-compatible object store (the `[s3]` table).
+#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct S3Config {
+    /// The store's URL; unset, AWS S3 in `region`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub endpoint: Option<String>,
+    /// The region.
+    pub region: String,
+    /// The buckets `s3://` locations may name; any other is refused.
+    pub buckets: Vec<String>,
+    /// The access key id.
+    pub access_key_id: String,
+    /// The secret access key: never printed (the printed configuration leaves it out).
+    #[serde(skip_serializing)]
+    pub secret_access_key: String,
+    /// Whether an `http://` endpoint is accepted (a store on the provider's own network).
+    pub allow_http: bool,
+}
+
+impl Default for S3Config {
+    fn default() -> Self {
+        Self {
+            endpoint: None,
+            region: "us-east-1".to_owned(),
+            buckets: Vec::new(),
+            access_key_id: String::new(),
+            secret_access_key: String::new(),
+            allow_http: false,
+        }
+    }
+}
+
+impl fmt::Debug for S3Config {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("S3Config")
+            .field("endpoint", &self.endpoint)
+            .field("region", &self.region)
+            .field("buckets", &self.buckets)
+            .field("access_key_id", &self.access_key_id)
+            .field("secret_access_key", &"<redacted>")
+            .field("allow_http", &self.allow_http)
+            .finish()
+    }
 }
 
 /// The environment variable holding the keeper's private key (hex) when no keystore is set.
@@ -102,6 +159,7 @@ impl Default for Config {
             keystore: None,
             password_file: None,
             max_downloads_per_consumer: DEFAULT_MAX_DOWNLOADS_PER_CONSUMER,
+            s3: None,
         }
     }
 }
@@ -240,6 +298,9 @@ pub enum ValidationError {
     /// `keystore` without `password_file`, or the reverse.
     #[error("keystore and password_file go together (the keeper cannot prompt for a password)")]
     KeystorePassword,
+    /// The `[s3]` table is incomplete or wrong.
+    #[error("s3: {0}")]
+    S3(String),
 }
 
 impl Config {
@@ -380,6 +441,20 @@ impl Config {
         if let Some((_, value)) = get("PASSWORD_FILE") {
             self.password_file = Some(PathBuf::from(value));
         }
+        for (key, field) in [
+            ("S3_ACCESS_KEY_ID", 0),
+            ("S3_SECRET_ACCESS_KEY", 1),
+            ("S3_ENDPOINT", 2),
+        ] {
+            if let Some((_, value)) = get(key) {
+                let s3 = self.s3.get_or_insert_with(S3Config::default);
+                match field {
+                    0 => s3.access_key_id = value,
+                    1 => s3.secret_access_key = value,
+                    _ => s3.endpoint = Some(value),
+                }
+            }
+        }
         if let Some((name, value)) = get("MAX_DOWNLOADS_PER_CONSUMER") {
             self.max_downloads_per_consumer =
                 value
@@ -430,6 +505,9 @@ impl Config {
             return Err(ValidationError::MaxDownloads {
                 value: self.max_downloads_per_consumer,
             });
+        }
+        if let Some(s3) = &self.s3 {
+            s3.validate().map_err(ValidationError::S3)?;
         }
         if self.keystore.is_some() != self.password_file.is_some() {
             return Err(ValidationError::KeystorePassword);
@@ -485,6 +563,52 @@ impl Config {
             }
         }
     }
+}
+
+impl S3Config {
+    fn validate(&self) -> Result<(), String> {
+        if let Some(endpoint) = &self.endpoint {
+            let url = Url::parse(endpoint)
+                .map_err(|error| format!("endpoint {endpoint:?} is not a URL ({error})"))?;
+            match url.scheme() {
+                "https" => {}
+                "http" if self.allow_http => {}
+                "http" => {
+                    return Err(
+                        "an http:// endpoint needs allow_http = true (TLS is the default)".into(),
+                    );
+                }
+                other => return Err(format!("endpoint scheme {other}:// is not http(s)")),
+            }
+        }
+        if self.region.trim().is_empty() {
+            return Err("region is empty".into());
+        }
+        if self.buckets.is_empty() {
+            return Err("buckets must list the buckets s3:// locations may name".into());
+        }
+        if let Some(bucket) = self.buckets.iter().find(|bucket| !valid_bucket(bucket)) {
+            return Err(format!("{bucket:?} is not a bucket name"));
+        }
+        if self.access_key_id.is_empty() || self.secret_access_key.is_empty() {
+            return Err(
+                "access_key_id and secret_access_key are both needed (INSITU_KEEPER_S3_ACCESS_KEY_ID, INSITU_KEEPER_S3_SECRET_ACCESS_KEY)"
+                    .into(),
+            );
+        }
+        Ok(())
+    }
+}
+
+/// Whether `name` is a valid S3 bucket name: 3 to 63 lowercase letters, digits, dots and
+/// hyphens, starting and ending with a letter or digit.
+fn valid_bucket(name: &str) -> bool {
+    (3..=63).contains(&name.len())
+        && name
+            .chars()
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '.' || c == '-')
+        && name.starts_with(|c: char| c.is_ascii_alphanumeric())
+        && name.ends_with(|c: char| c.is_ascii_alphanumeric())
 }
 
 impl fmt::Display for Config {

@@ -11,5 +11,6 @@ pub mod config;
 pub mod executor;
 pub mod requests;
 pub mod service;
+pub mod storage;
 pub mod store;
 pub mod watcher;

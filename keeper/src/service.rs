@@ -15,6 +15,7 @@ use crate::{
     api::{self, AppState},
     config::{Config, DeploymentError},
     executor::{CrashPoint, ExecuteError, Executor, Step},
+    storage::Storage,
     store::{ActionState, Store, StoreError},
     watcher::Watcher,
 };
@@ -201,7 +202,7 @@ pub async fn start(
         suite,
         deployment,
         key,
-        data_root: config.data_root.clone(),
+        storage: Arc::new(Storage::new(config.data_root.clone(), config.s3.clone())),
         publishers: config.publishers.clone(),
         public_url: config
             .public_url

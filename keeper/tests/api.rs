@@ -152,6 +152,11 @@ impl Setup {
 
     /// The publisher's source document: plain file location, this token, price to keys[1].
     fn source(&self, file: &Path, sha256: &str, size: usize) -> Vec<u8> {
+        self.source_at(&format!("file://{}", file.display()), sha256, size)
+    }
+
+    /// The publisher's source document for the file at `location` (a plain URL).
+    fn source_at(&self, location: &str, sha256: &str, size: usize) -> Vec<u8> {
         serde_json::to_vec(&serde_json::json!({
             "@context": "https://schema.org",
             "@type": "Dataset",
@@ -165,7 +170,7 @@ impl Setup {
                 "contentType": "text/csv",
                 "contentSize": size,
                 "sha256": sha256,
-                "location": format!("file://{}", file.display()),
+                "location": location,
             }],
             "services": [{
                 "type": "access",
@@ -184,18 +189,21 @@ impl Setup {
     }
 
     async fn publish(&self) -> B256 {
+        self.publish_source(&self.good_source()).await.unwrap()
+    }
+
+    async fn publish_source(&self, source: &[u8]) -> Result<B256, MarketError> {
         let publisher = sender(&self.provider, &self.keys[1]).await;
-        market::publish(
+        Ok(market::publish(
             &self.suite,
             &publisher,
             &self.keeper_client(),
-            &self.good_source(),
+            source,
             B256::from(rand::random::<[u8; 32]>()),
             &Silent,
         )
-        .await
-        .unwrap()
-        .did
+        .await?
+        .did)
     }
 
     async fn buy(&self, did: B256) -> B256 {
@@ -585,13 +593,24 @@ async fn bad_requests_get_4xx_json_errors_with_stable_codes() {
         .await
         .unwrap();
     assert_eq!(code_of(response).await, (400, "malformed".to_owned()));
-    let response = http
+    // One byte over the limit. The keeper answers 413 as soon as it sees the length and closes
+    // the connection without reading the body: the client either reads the answer or, if it was
+    // still sending, finds the connection closed. Either way nothing is stored.
+    let oversized = http
         .put(setup.url("/v1/metadata"))
-        .body(vec![b' '; 2 << 20])
+        .body(vec![b' '; insitu_keeper::api::MAX_BODY_BYTES + 1])
         .send()
-        .await
-        .unwrap();
-    assert_eq!(response.status().as_u16(), 413);
+        .await;
+    match oversized {
+        Ok(response) => assert_eq!(response.status().as_u16(), 413),
+        Err(error) => {
+            let chain = format!("{error:?}");
+            assert!(
+                chain.contains("BrokenPipe") || chain.contains("ConnectionReset"),
+                "{chain}"
+            );
+        }
+    }
     setup.keeper.stop().await;
 }
 
@@ -744,18 +763,10 @@ async fn a_consumer_gets_as_many_downloads_at_once_as_the_keeper_allows() {
         use sha2::Digest;
         hex::encode(sha2::Sha256::digest(std::fs::read(&big).unwrap()))
     };
-    let publisher = sender(&setup.provider, &setup.keys[1]).await;
-    let did = market::publish(
-        &setup.suite,
-        &publisher,
-        &setup.keeper_client(),
-        &setup.source(&big, &sha, size as usize),
-        B256::from(rand::random::<[u8; 32]>()),
-        &Silent,
-    )
-    .await
-    .unwrap()
-    .did;
+    let did = setup
+        .publish_source(&setup.source(&big, &sha, size as usize))
+        .await
+        .unwrap();
     let id = setup.buy(did).await;
     setup.wait_recorded(id).await;
     let http = reqwest::Client::new();
@@ -791,4 +802,83 @@ async fn a_consumer_gets_as_many_downloads_at_once_as_the_keeper_allows() {
     let third = third.expect("the place of the dropped download was never freed");
     assert_eq!(third.bytes().await.unwrap().len() as u64, size);
     assert_eq!(setup.keeper_nonce().await, 1, "settled once");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn files_in_an_s3_bucket_are_checked_served_in_ranges_and_never_settled_once_changed() {
+    let s3 = common::S3Server::start().await;
+    s3.create_bucket("datasets").await;
+    s3.create_bucket("elsewhere").await;
+    let content: Vec<u8> = (0..3_000_000_u32).map(|i| (i * 31 % 253) as u8).collect();
+    s3.put("datasets", "air/2026.csv", content.clone()).await;
+    s3.put("elsewhere", "air.csv", content.clone()).await;
+    let setup = setup_with(|config| config.s3 = Some(s3.config(&["datasets"]))).await;
+    let sha = hex::encode(<sha2::Sha256 as sha2::Digest>::digest(&content));
+    let size = content.len();
+
+    // Refused before any gas is spent: a bucket the keeper does not serve, a missing object.
+    for (location, message) in [
+        (
+            "s3://elsewhere/air.csv",
+            "bucket \"elsewhere\" is not one this keeper serves",
+        ),
+        ("s3://datasets/missing.csv", "air.csv does not exist"),
+    ] {
+        let refused = setup
+            .publish_source(&setup.source_at(location, &sha, size))
+            .await;
+        match refused {
+            Err(MarketError::Refused { code, fields, .. }) => {
+                assert_eq!(code, "invalid_metadata");
+                assert!(
+                    fields.iter().any(|field| field.path == "/files/0/location"
+                        && field.message.contains(message)),
+                    "{location}: {fields:?}"
+                );
+            }
+            other => panic!("{location}: {other:?}"),
+        }
+    }
+
+    let did = setup
+        .publish_source(&setup.source_at("s3://datasets/air/2026.csv", &sha, size))
+        .await
+        .unwrap();
+    let id = setup.buy(did).await;
+    let out = setup.dir.join("from-s3.csv");
+    let downloaded = setup.download(id, &out).await.unwrap();
+    assert_eq!(downloaded.bytes, size as u64);
+    assert_eq!(std::fs::read(&out).unwrap(), content);
+
+    // A range of the object, within the access window.
+    let response = reqwest::Client::new()
+        .post(setup.url("/v1/access"))
+        .header("range", "bytes=1000000-1000999")
+        .json(&setup.signed_access(id, did).await)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status().as_u16(), 206);
+    assert_eq!(
+        response.bytes().await.unwrap().as_ref(),
+        &content[1_000_000..1_001_000]
+    );
+
+    // The object is replaced (same size, other bytes): a new purchase is refused as unservable,
+    // and nothing is settled for it.
+    let id_2 = setup.buy(did).await;
+    let mut changed = content.clone();
+    changed[0] ^= 0xff;
+    s3.put("datasets", "air/2026.csv", changed).await;
+    setup.wait_recorded(id_2).await;
+    let nonce_before = setup.keeper_nonce().await;
+    let code = refused_code(setup.download(id_2, &setup.dir.join("again.csv")).await);
+    assert_eq!(code, "content_unavailable");
+    assert_eq!(setup.keeper_nonce().await, nonce_before);
+    let agreement = agreement::show(&setup.suite, id_2, None).await.unwrap();
+    assert_eq!(
+        agreement.payment_condition().unwrap().state,
+        ConditionState::Fulfilled,
+        "paid, still in escrow"
+    );
 }

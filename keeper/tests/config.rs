@@ -306,3 +306,44 @@ fn the_addresses_file_follows_the_chain_id_unless_set() {
         PathBuf::from("deployments/31337.json")
     );
 }
+
+#[test]
+fn the_s3_table_is_validated_and_its_secret_never_printed() {
+    let text = format!(
+        "{FULL}\n[s3]\nendpoint = \"http://127.0.0.1:9000\"\nallow_http = true\nbuckets = [\"datasets\"]\n\
+         access_key_id = \"AKIDEXAMPLE\"\n"
+    );
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("keeper.toml");
+    std::fs::write(&path, &text).unwrap();
+
+    // The secret comes from the environment; without it the table is refused.
+    let err = Config::load_with_env(Some(&path), no_env).unwrap_err();
+    assert!(err.to_string().contains("secret_access_key"), "{err}");
+    let config = Config::load_with_env(
+        Some(&path),
+        env(&[("INSITU_KEEPER_S3_SECRET_ACCESS_KEY", "very-secret-value")]),
+    )
+    .unwrap();
+    let s3 = config.s3.clone().unwrap();
+    assert_eq!(s3.buckets, ["datasets"]);
+    assert_eq!(s3.region, "us-east-1");
+    assert_eq!(s3.secret_access_key, "very-secret-value");
+    assert!(!config.to_string().contains("very-secret-value"));
+    assert!(!format!("{config:?}").contains("very-secret-value"));
+    assert!(config.to_string().contains("AKIDEXAMPLE"));
+
+    let base = config;
+    let with = |change: &dyn Fn(&mut insitu_keeper::config::S3Config)| {
+        let mut config = base.clone();
+        change(config.s3.as_mut().unwrap());
+        config.validate().unwrap_err().to_string()
+    };
+    assert!(with(&|s3| s3.allow_http = false).contains("allow_http"));
+    assert!(with(&|s3| s3.endpoint = Some("ftp://x".into())).contains("ftp"));
+    assert!(with(&|s3| s3.endpoint = Some("not a url".into())).contains("not a URL"));
+    assert!(with(&|s3| s3.buckets.clear()).contains("buckets"));
+    assert!(with(&|s3| s3.buckets = vec!["Bad_Bucket".into()]).contains("Bad_Bucket"));
+    assert!(with(&|s3| s3.region = " ".into()).contains("region"));
+    assert!(with(&|s3| s3.access_key_id.clear()).contains("access_key_id"));
+}

@@ -146,20 +146,18 @@ impl Chain {
             .unwrap()
             .port();
         let config = folder.join("keeper.toml");
-        std::fs::write(
-            &config,
-            format!(
-                "rpc_url = \"{}\"\naddresses = \"{}\"\nconfirmations = 0\npoll_interval_ms = 100\n\
-                 listen = \"127.0.0.1:{port}\"\ndatabase = \"{}\"\ndata_root = \"{}\"\n\
-                 publishers = [\"{}\"]\n",
-                self.devnet.endpoint(),
-                self.addresses.display(),
-                folder.join("keeper.db").display(),
-                data.display(),
-                self.keys[publisher].address()
-            ),
-        )
-        .unwrap();
+        let settings = insitu_keeper::config::Config {
+            rpc_url: self.devnet.endpoint(),
+            addresses: self.addresses.clone(),
+            confirmations: 0,
+            poll_interval_ms: 100,
+            listen: format!("127.0.0.1:{port}"),
+            database: folder.join("keeper.db"),
+            data_root: data.clone(),
+            publishers: vec![self.keys[publisher].address()],
+            ..insitu_keeper::config::Config::default()
+        };
+        std::fs::write(&config, settings.to_string()).unwrap();
         (config, data, port)
     }
 

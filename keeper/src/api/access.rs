@@ -2,7 +2,7 @@
 //! written only once the content is known to be servable; the content streamed, with HTTP Range
 //! for downloads that resume.
 
-use std::{io::SeekFrom, path::PathBuf, time::Instant};
+use std::time::Instant;
 
 use alloy::sol_types::SolEvent;
 use alloy::{
@@ -24,13 +24,14 @@ use insitu_bindings::{
 use insitu_client::metadata::{self, FileEntry, ServiceKind};
 use serde::Deserialize;
 use sha2::{Digest, Sha256};
-use tokio::io::{AsyncReadExt, AsyncSeekExt};
+use tokio::io::AsyncReadExt;
 use tracing::Instrument;
 use utoipa::ToSchema;
 
 use super::{ApiError, AppState, CONFIRMATION_WAIT, SETTLEMENT_WAIT, now, stored_document};
 use crate::{
     requests::{RequestError, verify},
+    storage::{Source, StorageError},
     store::{ActionState, AgreementState},
 };
 
@@ -201,7 +202,7 @@ async fn serve(
         )
     })?;
     // Never fulfil on chain for content the keeper cannot serve.
-    let path = check_file(state, file).await.map_err(|reason| {
+    let source = check_file(state, file).await.map_err(|reason| {
         tracing::error!(%reason, "content unavailable");
         ApiError::new(
             StatusCode::SERVICE_UNAVAILABLE,
@@ -250,7 +251,7 @@ async fn serve(
             )
             .retry_after(1)
         })?;
-    stream(file, path, headers, permit).await
+    stream(file, source, headers, permit).await
 }
 
 /// Whether the store's `AgreementCreated` log of `id` exists near the head (the watcher has not
@@ -339,67 +340,41 @@ async fn settle(state: &AppState, id: B256) -> Result<(), ApiError> {
     }
 }
 
-/// Resolves, and checks, a file the document lists: its location opens with the keeper's key, is
-/// a `file://` URL inside the data folder, and the file there has the stated size and SHA-256
-/// (hashed once per size and modification time). Returns the path.
-pub(super) async fn check_file(state: &AppState, file: &FileEntry) -> Result<PathBuf, String> {
+/// Resolves, and checks, a file the document lists: its location opens with the keeper's key,
+/// names a place the keeper reads (a `file://` URL inside the data folder, an `s3://` object of a
+/// configured bucket), and what is there has the stated size and SHA-256 (hashed once per size
+/// and modification time). Returns the source.
+pub(super) async fn check_file(state: &AppState, file: &FileEntry) -> Result<Source, String> {
     let location =
         metadata::open_location(&file.location, &state.key).map_err(|error| error.to_string())?;
-    let url = url::Url::parse(&location).map_err(|_| "the location is not a URL".to_owned())?;
-    if url.scheme() != "file" {
-        return Err(format!(
-            "this keeper serves file:// locations only, not {}://",
-            url.scheme()
-        ));
-    }
-    let path = url
-        .to_file_path()
-        .map_err(|()| "the location is not a local path".to_owned())?;
-    let root = tokio::fs::canonicalize(&state.data_root)
-        .await
-        .map_err(|error| format!("the data folder is unavailable: {error}"))?;
-    let path = tokio::fs::canonicalize(&path)
-        .await
-        .map_err(|_| format!("{} does not exist", file.name))?;
-    if !path.starts_with(&root) {
-        return Err("the location is outside the keeper's data folder".to_owned());
-    }
-    let info = tokio::fs::metadata(&path)
-        .await
-        .map_err(|error| error.to_string())?;
-    if !info.is_file() {
-        return Err(format!("{} is not a file", file.name));
-    }
-    if info.len() != file.content_size {
+    let named = |error: StorageError| match error {
+        StorageError::Missing => format!("{} does not exist", file.name),
+        other => other.to_string(),
+    };
+    let source = state.storage.resolve(&location).await.map_err(named)?;
+    let stat = source.stat().await.map_err(named)?;
+    if stat.size != file.content_size {
         return Err(format!(
             "{} has {} bytes, the document says {}",
-            file.name,
-            info.len(),
-            file.content_size
+            file.name, stat.size, file.content_size
         ));
     }
-    let modified = info
-        .modified()
-        .ok()
-        .and_then(|time| time.duration_since(std::time::UNIX_EPOCH).ok())
-        .map(|elapsed| elapsed.as_nanos() as u64)
-        .unwrap_or_default();
-    let key = path.to_string_lossy().into_owned();
+    let key = source.cache_key();
     let cached = state
         .store
         .lock()
         .await
-        .verified_sha256(&key, info.len(), modified)
+        .verified_sha256(&key, stat.size, stat.modified)
         .map_err(|error| error.to_string())?;
     let sha256 = match cached {
         Some(sha256) => sha256,
         None => {
-            let sha256 = sha256_of(&path).await.map_err(|error| error.to_string())?;
+            let sha256 = source.sha256().await.map_err(named)?;
             state
                 .store
                 .lock()
                 .await
-                .record_sha256(&key, info.len(), modified, &sha256)
+                .record_sha256(&key, stat.size, stat.modified, &sha256)
                 .map_err(|error| error.to_string())?;
             sha256
         }
@@ -407,7 +382,7 @@ pub(super) async fn check_file(state: &AppState, file: &FileEntry) -> Result<Pat
     if sha256 != file.sha256 {
         return Err(format!("{} does not match its SHA-256", file.name));
     }
-    Ok(path)
+    Ok(source)
 }
 
 /// The SHA-256 of a file, read in chunks (constant memory).
@@ -426,16 +401,13 @@ pub async fn sha256_of(path: &std::path::Path) -> std::io::Result<String> {
 }
 
 /// The file, or the range the `Range` header asks for.
-/// Bytes read from the file per chunk of the response.
-const CHUNK_BYTES: usize = 256 * 1024;
-
-/// The response streaming `file` (from `path`), or the range `headers` ask for; at most one
-/// chunk is read ahead of what the connection takes, so memory stays constant whatever the size,
-/// and a slow consumer slows the reads. `permit` counts the download in flight until the body
-/// ends or the connection drops.
+/// The response streaming `file` (from `source`), or the range `headers` ask for. Chunks are
+/// read only as the connection takes them, so memory stays constant whatever the size, and a
+/// slow consumer slows the reads. `permit` counts the download in flight until the body ends or
+/// the connection drops.
 async fn stream(
     file: &FileEntry,
-    path: PathBuf,
+    source: Source,
     headers: &HeaderMap,
     permit: tokio::sync::OwnedSemaphorePermit,
 ) -> Result<Response, ApiError> {
@@ -458,20 +430,15 @@ async fn stream(
     };
     let (start, end) = range.unwrap_or((0, size.saturating_sub(1)));
     let length = if size == 0 { 0 } else { end - start + 1 };
-    let mut handle = tokio::fs::File::open(&path)
+    let chunks = source
+        .read(start, length)
         .await
-        .map_err(ApiError::internal)?;
-    handle
-        .seek(SeekFrom::Start(start))
-        .await
-        .map_err(ApiError::internal)?;
-    metrics::counter!("keeper_bytes_served_total").increment(length);
-    let chunks = tokio_util::io::ReaderStream::with_capacity(handle.take(length), CHUNK_BYTES).map(
-        move |chunk| {
+        .map_err(ApiError::internal)?
+        .map(move |chunk| {
             let _in_flight = &permit;
             chunk
-        },
-    );
+        });
+    metrics::counter!("keeper_bytes_served_total").increment(length);
     let body = Body::from_stream(chunks);
     let mut response = Response::builder()
         .status(if range.is_some() {

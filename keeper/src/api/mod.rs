@@ -15,7 +15,7 @@ mod error;
 mod limits;
 mod publish;
 
-use std::{net::SocketAddr, path::PathBuf, sync::Arc, time::Duration};
+use std::{net::SocketAddr, sync::Arc, time::Duration};
 
 use alloy::{
     primitives::{Address, hex},
@@ -41,7 +41,7 @@ pub use error::{ApiError, ErrorBody, FieldErrorBody, FieldErrors};
 pub use limits::DownloadLimits;
 pub use publish::{OfferBody, PUBLISHER_SIGNATURE, SignedOffer, Stored};
 
-use crate::store::Store;
+use crate::{storage::Storage, store::Store};
 
 /// Largest request body accepted (metadata documents are the largest bodies).
 pub const MAX_BODY_BYTES: usize = 1 << 20;
@@ -70,8 +70,8 @@ pub struct AppState {
     pub deployment: Deployment,
     /// The keeper's key: signs offers, opens sealed locations.
     pub key: PrivateKeySigner,
-    /// The folder file locations must be in.
-    pub data_root: PathBuf,
+    /// Where files are read: the data folder, the object store.
+    pub storage: Arc<Storage>,
     /// Accounts allowed to store metadata documents.
     pub publishers: Vec<Address>,
     /// The API's public address, for document URLs.

@@ -93,19 +93,18 @@ pub(crate) async fn run(size: u64) -> Result<()> {
         .local_addr()?
         .port();
     let config = work.join("keeper.toml");
-    std::fs::write(
-        &config,
-        format!(
-            "rpc_url = \"{}\"\naddresses = \"{}\"\nconfirmations = 0\npoll_interval_ms = 100\n\
-             listen = \"127.0.0.1:{port}\"\ndatabase = \"{}\"\ndata_root = \"{}\"\n\
-             publishers = [\"{}\"]\n",
-            world.devnet.endpoint(),
-            world.addresses.display(),
-            work.join("keeper.db").display(),
-            data.display(),
-            world.keys[1].address()
-        ),
-    )?;
+    let settings = Config {
+        rpc_url: world.devnet.endpoint(),
+        addresses: world.addresses.clone(),
+        confirmations: 0,
+        poll_interval_ms: 100,
+        listen: format!("127.0.0.1:{port}"),
+        database: work.join("keeper.db"),
+        data_root: data.clone(),
+        publishers: vec![world.keys[1].address()],
+        ..Config::default()
+    };
+    std::fs::write(&config, settings.to_string())?;
     let keeper = KeeperProcess(
         Command::new(std::env::current_exe()?)
             .arg("--serve-keeper")

@@ -1,0 +1,264 @@
+//! Where the files the keeper serves live, and how they are read: the keeper's data folder
+//! (`file://` locations) or an S3-compatible object store (`s3://bucket/key`, with the
+//! credentials of the keeper's configuration, never of the metadata document). Reads are streams
+//! of chunks, so memory stays constant whatever a file's size.
+
+use std::{
+    collections::HashMap,
+    io,
+    path::PathBuf,
+    sync::{Arc, Mutex, PoisonError},
+};
+
+use axum::body::Bytes;
+use futures::{StreamExt, TryStreamExt, stream::BoxStream};
+use object_store::{GetOptions, ObjectStore, ObjectStoreExt, aws::AmazonS3Builder, path::Path};
+use sha2::{Digest, Sha256};
+use tokio::io::{AsyncReadExt, AsyncSeekExt};
+
+use crate::config::S3Config;
+
+/// Bytes read per chunk.
+pub const CHUNK_BYTES: usize = 256 * 1024;
+
+/// Why a location cannot be read.
+#[derive(Debug, thiserror::Error)]
+pub enum StorageError {
+    /// The location is not a URL.
+    #[error("the location is not a URL")]
+    NotUrl,
+    /// A scheme the keeper does not read.
+    #[error("this keeper serves file:// and s3:// locations, not {0}://")]
+    Scheme(String),
+    /// An `s3://` location without the keeper's `[s3]` settings.
+    #[error("this keeper has no object store configured for s3:// locations")]
+    NoObjectStore,
+    /// A bucket the configuration does not list.
+    #[error("bucket {0:?} is not one this keeper serves")]
+    Bucket(String),
+    /// A `file://` location outside the data folder.
+    #[error("the location is outside the keeper's data folder")]
+    OutsideDataFolder,
+    /// Nothing at the location.
+    #[error("nothing is stored at the location")]
+    Missing,
+    /// The data folder or a file could not be read.
+    #[error("reading the file: {0}")]
+    Io(#[from] io::Error),
+    /// The object store failed.
+    #[error("the object store: {0}")]
+    ObjectStore(object_store::Error),
+}
+
+impl From<object_store::Error> for StorageError {
+    fn from(error: object_store::Error) -> Self {
+        match error {
+            object_store::Error::NotFound { .. } => Self::Missing,
+            other => Self::ObjectStore(other),
+        }
+    }
+}
+
+/// A resolved location.
+#[derive(Debug, Clone)]
+pub enum Source {
+    /// A file in the data folder.
+    File(PathBuf),
+    /// An object of a configured bucket.
+    Object {
+        /// `s3://bucket/key`, for caches and logs.
+        url: String,
+        /// The bucket's store.
+        store: Arc<dyn ObjectStore>,
+        /// The object's key.
+        key: Path,
+    },
+}
+
+/// What a source holds now.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Stat {
+    /// Its size in bytes.
+    pub size: u64,
+    /// Its last modification, in nanoseconds since the Unix epoch (a changed file is hashed
+    /// again).
+    pub modified: u64,
+}
+
+impl Source {
+    /// A key naming the source in the store's cache of verified hashes.
+    pub fn cache_key(&self) -> String {
+        match self {
+            Self::File(path) => path.to_string_lossy().into_owned(),
+            Self::Object { url, .. } => url.clone(),
+        }
+    }
+
+    /// Its size and modification time.
+    ///
+    /// # Errors
+    ///
+    /// [`StorageError`].
+    pub async fn stat(&self) -> Result<Stat, StorageError> {
+        match self {
+            Self::File(path) => {
+                let info = tokio::fs::metadata(path).await?;
+                if !info.is_file() {
+                    return Err(StorageError::Missing);
+                }
+                let modified = info
+                    .modified()
+                    .ok()
+                    .and_then(|time| time.duration_since(std::time::UNIX_EPOCH).ok())
+                    .map(|elapsed| elapsed.as_nanos() as u64)
+                    .unwrap_or_default();
+                Ok(Stat {
+                    size: info.len(),
+                    modified,
+                })
+            }
+            Self::Object { store, key, .. } => {
+                let meta = store.head(key).await?;
+                Ok(Stat {
+                    size: meta.size,
+                    modified: meta
+                        .last_modified
+                        .timestamp_nanos_opt()
+                        .unwrap_or_default()
+                        .max(0) as u64,
+                })
+            }
+        }
+    }
+
+    /// Streams `length` bytes from `start`, in chunks of at most [`CHUNK_BYTES`] (a file) or as
+    /// the store sends them.
+    ///
+    /// # Errors
+    ///
+    /// [`StorageError`] when the read cannot start; later failures end the stream with an error.
+    pub async fn read(
+        &self,
+        start: u64,
+        length: u64,
+    ) -> Result<BoxStream<'static, io::Result<Bytes>>, StorageError> {
+        if length == 0 {
+            return Ok(futures::stream::empty().boxed());
+        }
+        match self {
+            Self::File(path) => {
+                let mut handle = tokio::fs::File::open(path).await?;
+                handle.seek(io::SeekFrom::Start(start)).await?;
+                Ok(
+                    tokio_util::io::ReaderStream::with_capacity(handle.take(length), CHUNK_BYTES)
+                        .boxed(),
+                )
+            }
+            Self::Object { store, key, .. } => {
+                let result = store
+                    .get_opts(
+                        key,
+                        GetOptions::new().with_range(Some(start..start + length)),
+                    )
+                    .await?;
+                Ok(result.into_stream().map_err(io::Error::other).boxed())
+            }
+        }
+    }
+
+    /// The SHA-256 of the whole source, hex, read in chunks.
+    ///
+    /// # Errors
+    ///
+    /// [`StorageError`].
+    pub async fn sha256(&self) -> Result<String, StorageError> {
+        let size = self.stat().await?.size;
+        let mut chunks = self.read(0, size).await?;
+        let mut hasher = Sha256::new();
+        while let Some(chunk) = chunks.next().await {
+            hasher.update(&chunk?);
+        }
+        Ok(alloy::primitives::hex::encode(hasher.finalize()))
+    }
+}
+
+/// Resolves locations to sources.
+#[derive(Debug)]
+pub struct Storage {
+    data_root: PathBuf,
+    s3: Option<S3Config>,
+    /// One store per bucket, built on first use.
+    buckets: Mutex<HashMap<String, Arc<dyn ObjectStore>>>,
+}
+
+impl Storage {
+    /// Files in `data_root`, objects in the buckets of `s3`.
+    pub fn new(data_root: PathBuf, s3: Option<S3Config>) -> Self {
+        Self {
+            data_root,
+            s3,
+            buckets: Mutex::new(HashMap::new()),
+        }
+    }
+
+    /// The source at `location` (a plain URL, once opened with the keeper's key): a `file://`
+    /// path must lie inside the data folder (after links are resolved), an `s3://` bucket must
+    /// be configured.
+    ///
+    /// # Errors
+    ///
+    /// [`StorageError`].
+    pub async fn resolve(&self, location: &str) -> Result<Source, StorageError> {
+        let url = url::Url::parse(location).map_err(|_| StorageError::NotUrl)?;
+        match url.scheme() {
+            "file" => {
+                let path = url.to_file_path().map_err(|()| StorageError::NotUrl)?;
+                let root = tokio::fs::canonicalize(&self.data_root).await?;
+                let path = tokio::fs::canonicalize(&path)
+                    .await
+                    .map_err(|_| StorageError::Missing)?;
+                if !path.starts_with(&root) {
+                    return Err(StorageError::OutsideDataFolder);
+                }
+                Ok(Source::File(path))
+            }
+            "s3" => {
+                let s3 = self.s3.as_ref().ok_or(StorageError::NoObjectStore)?;
+                let bucket = url.host_str().unwrap_or_default().to_owned();
+                if !s3.buckets.contains(&bucket) {
+                    return Err(StorageError::Bucket(bucket));
+                }
+                let key = Path::from_url_path(url.path()).map_err(|_| StorageError::NotUrl)?;
+                if key.as_ref().is_empty() {
+                    return Err(StorageError::NotUrl);
+                }
+                let store = self.bucket(s3, &bucket)?;
+                Ok(Source::Object {
+                    url: format!("s3://{bucket}/{key}"),
+                    store,
+                    key,
+                })
+            }
+            other => Err(StorageError::Scheme(other.to_owned())),
+        }
+    }
+
+    fn bucket(&self, s3: &S3Config, bucket: &str) -> Result<Arc<dyn ObjectStore>, StorageError> {
+        let mut buckets = self.buckets.lock().unwrap_or_else(PoisonError::into_inner);
+        if let Some(store) = buckets.get(bucket) {
+            return Ok(store.clone());
+        }
+        let mut builder = AmazonS3Builder::new()
+            .with_bucket_name(bucket)
+            .with_region(&s3.region)
+            .with_access_key_id(&s3.access_key_id)
+            .with_secret_access_key(&s3.secret_access_key)
+            .with_allow_http(s3.allow_http);
+        if let Some(endpoint) = &s3.endpoint {
+            builder = builder.with_endpoint(endpoint);
+        }
+        let store: Arc<dyn ObjectStore> = Arc::new(builder.build()?);
+        buckets.insert(bucket.to_owned(), store.clone());
+        Ok(store)
+    }
+}
