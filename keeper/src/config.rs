@@ -15,6 +15,7 @@
 //! # keystore = "keeper-key.json"       # an encrypted JSON keystore; else INSITU_KEEPER_PRIVATE_KEY
 //! # password_file = "keeper-key.pass"  # required with a keystore (the keeper runs unattended)
 //! max_downloads_per_consumer = 4        # downloads one consumer may have in flight at once
+//! low_balance_gwei = 10000000           # warn (and keeper_balance_low = 1) below 0.01 ETH
 //!
 //! # s3:// locations: an S3-compatible object store (none by default)
 //! [s3]
@@ -50,6 +51,8 @@ pub const MAX_POLL_INTERVAL_MS: u64 = 3_600_000;
 
 /// Default `max_downloads_per_consumer`.
 pub const DEFAULT_MAX_DOWNLOADS_PER_CONSUMER: u32 = 4;
+/// Default `low_balance_gwei` (0.01 ETH).
+pub const DEFAULT_LOW_BALANCE_GWEI: u64 = 10_000_000;
 /// Highest accepted `max_downloads_per_consumer`.
 pub const MAX_DOWNLOADS_PER_CONSUMER: u32 = 256;
 
@@ -89,6 +92,9 @@ pub struct Config {
     /// Downloads one consumer may have in flight at once; one more is refused with
     /// `too_many_downloads` (429).
     pub max_downloads_per_consumer: u32,
+    /// Below this balance (in gwei) the keeper's account is reported low: a warning in the log and
+    /// `keeper_balance_low` = 1 (0 never warns).
+    pub low_balance_gwei: u64,
     /// The S3-compatible object store `s3://` locations are read from, if any.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub s3: Option<S3Config>,
@@ -159,6 +165,7 @@ impl Default for Config {
             keystore: None,
             password_file: None,
             max_downloads_per_consumer: DEFAULT_MAX_DOWNLOADS_PER_CONSUMER,
+            low_balance_gwei: DEFAULT_LOW_BALANCE_GWEI,
             s3: None,
         }
     }
@@ -454,6 +461,9 @@ impl Config {
                     _ => s3.endpoint = Some(value),
                 }
             }
+        }
+        if let Some((name, value)) = get("LOW_BALANCE_GWEI") {
+            self.low_balance_gwei = number(name, value)?;
         }
         if let Some((name, value)) = get("MAX_DOWNLOADS_PER_CONSUMER") {
             self.max_downloads_per_consumer =

@@ -47,6 +47,9 @@ pub enum StartError {
     },
 }
 
+/// How long stopping waits for open connections and in-flight work before closing them.
+pub const SHUTDOWN_GRACE: Duration = Duration::from_secs(10);
+
 /// A started keeper.
 #[derive(Debug)]
 pub struct Running {
@@ -62,8 +65,20 @@ impl Running {
     /// recorded and are followed at the next start) and waits for them.
     pub async fn stop(self) {
         let _ = self.stop.send(true);
-        for task in self.tasks {
-            let _ = task.await;
+        for mut task in self.tasks {
+            // A client holding a connection open (a long download, an idle keep-alive) gets
+            // [`SHUTDOWN_GRACE`] to finish, then the connection is closed.
+            if tokio::time::timeout(SHUTDOWN_GRACE, &mut task)
+                .await
+                .is_err()
+            {
+                tracing::warn!(
+                    grace_s = SHUTDOWN_GRACE.as_secs(),
+                    "still busy after the grace period (open connections): closing"
+                );
+                task.abort();
+                let _ = task.await;
+            }
         }
         if let Ok(store) = Store::open(&self.database) {
             let in_flight = [ActionState::Pending, ActionState::Signed, ActionState::Sent]
@@ -195,6 +210,13 @@ pub async fn start(
         })
     };
 
+    let balance = tokio::spawn(watch_balance(
+        provider.clone(),
+        key.address(),
+        config.low_balance_gwei,
+        stopped.clone(),
+    ));
+
     let state = AppState {
         store: Arc::new(Mutex::new(api_store)),
         provider,
@@ -234,7 +256,7 @@ pub async fn start(
     Ok(Running {
         address,
         stop,
-        tasks: vec![watching, executing, serving],
+        tasks: vec![watching, executing, serving, balance],
         database: config.database.clone(),
     })
 }
@@ -264,4 +286,52 @@ async fn listen(address: &str) -> std::io::Result<tokio::net::TcpListener> {
             "the address resolves to nothing",
         )
     }))
+}
+
+/// How often the keeper's balance is read.
+pub const BALANCE_INTERVAL: Duration = Duration::from_secs(30);
+
+/// Reads the balance of `account` every [`BALANCE_INTERVAL`] until `stopped`: the gauges
+/// `keeper_balance_gwei` and `keeper_balance_low` (1 below `low_gwei`), and a warning in the log
+/// when it falls below, repeated every ten readings while it stays there.
+async fn watch_balance(
+    provider: alloy::providers::DynProvider,
+    account: alloy::primitives::Address,
+    low_gwei: u64,
+    mut stopped: watch::Receiver<bool>,
+) {
+    use alloy::providers::Provider;
+    let mut readings_low = 0_u64;
+    loop {
+        match provider.get_balance(account).await {
+            Ok(wei) => {
+                let gwei = wei / alloy::primitives::U256::from(1_000_000_000_u64);
+                let gwei = u64::try_from(gwei).unwrap_or(u64::MAX);
+                let low = gwei < low_gwei;
+                metrics::gauge!("keeper_balance_gwei").set(gwei as f64);
+                metrics::gauge!("keeper_balance_low").set(if low { 1.0 } else { 0.0 });
+                if low {
+                    if readings_low % 10 == 0 {
+                        tracing::warn!(
+                            %account,
+                            balance_gwei = gwei,
+                            low_balance_gwei = low_gwei,
+                            "the keeper's balance is low: settlements will fail once it cannot pay for gas"
+                        );
+                    }
+                    readings_low += 1;
+                } else {
+                    readings_low = 0;
+                }
+            }
+            Err(error) => tracing::warn!(%error, "reading the keeper's balance failed"),
+        }
+        tokio::select! {
+            () = tokio::time::sleep(BALANCE_INTERVAL) => {}
+            _ = stopped.changed() => {}
+        }
+        if *stopped.borrow() {
+            return;
+        }
+    }
 }

@@ -163,10 +163,17 @@ fn the_keeper_follows_the_chain_records_its_agreements_and_stops_on_sigterm() {
         .write(dir.path().join("deployments/31337.json"))
         .unwrap();
     let config = dir.path().join("keeper.toml");
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    // A threshold above the dev account's 10,000 ETH: the balance is reported low.
     std::fs::write(
         &config,
         format!(
-            "rpc_url = \"{}\"\nconfirmations = 0\npoll_interval_ms = 100\n",
+            "rpc_url = \"{}\"\nconfirmations = 0\npoll_interval_ms = 100\n\
+             listen = \"127.0.0.1:{port}\"\nlow_balance_gwei = 20000000000000\n",
             devnet.endpoint()
         ),
     )
@@ -206,6 +213,24 @@ fn the_keeper_follows_the_chain_records_its_agreements_and_stops_on_sigterm() {
             break;
         }
     }
+    // The Prometheus metrics: actions in flight, the balance and its warning gauge.
+    let metrics = runtime.block_on(async {
+        reqwest::get(format!("http://127.0.0.1:{port}/metrics"))
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap()
+    });
+    assert!(metrics.contains("keeper_pending_actions 0"), "{metrics}");
+    assert!(metrics.contains("keeper_balance_low 1"), "{metrics}");
+    let balance: f64 = metrics
+        .lines()
+        .find_map(|line| line.strip_prefix("keeper_balance_gwei "))
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert!((9_000e9..=10_000e9).contains(&balance), "{balance}");
     let status = Command::new("kill")
         .args(["-TERM", &child.id().to_string()])
         .status()
@@ -217,5 +242,6 @@ fn the_keeper_follows_the_chain_records_its_agreements_and_stops_on_sigterm() {
     assert!(stderr.contains("keeper started"), "{stderr}");
     assert!(stderr.contains(&keys[2].address().to_string()), "{stderr}");
     assert!(stderr.contains("stopped"), "{stderr}");
+    assert!(stderr.contains("the keeper's balance is low"), "{stderr}");
     assert!(!stderr.contains(&alloy::primitives::hex::encode(keys[2].to_bytes())));
 }
