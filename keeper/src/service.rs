@@ -311,7 +311,7 @@ async fn watch_balance(
                 metrics::gauge!("keeper_balance_gwei").set(gwei as f64);
                 metrics::gauge!("keeper_balance_low").set(if low { 1.0 } else { 0.0 });
                 if low {
-                    if readings_low % 10 == 0 {
+                    if readings_low.is_multiple_of(10) {
                         tracing::warn!(
                             %account,
                             balance_gwei = gwei,
