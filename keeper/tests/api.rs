@@ -8,20 +8,15 @@ use std::path::{Path, PathBuf};
 
 use alloy::{
     primitives::{Address, B256, U256, hex, keccak256},
-    providers::{DynProvider, Provider, ProviderBuilder},
+    providers::{DynProvider, Provider},
     signers::local::PrivateKeySigner,
 };
-use insitu_bindings::{
-    MockERC20,
-    deployment::{DeployOptions, Governance},
-};
+use insitu_bindings::MockERC20;
 use insitu_client::{
     agreement::{self, ConditionState},
-    deploy::deploy_suite,
     devnet::Devnet,
     market::{self, KeeperClient, MarketError},
     metadata::ServiceKind,
-    rpc::{self, Endpoint},
     suite::Suite,
     tx::{Sender, Silent, TxOptions},
 };
@@ -65,47 +60,20 @@ async fn setup() -> Setup {
 /// told otherwise).
 async fn setup_with(configure: impl FnOnce(&mut Config)) -> Setup {
     let devnet = Devnet::start().expect("anvil");
-    let keys: Vec<PrivateKeySigner> = devnet.signers();
-    let endpoint = Endpoint::parse(&devnet.endpoint()).unwrap();
-    let connection = rpc::connect(&endpoint, Some(31_337)).await.unwrap();
-    let provider = connection.provider.clone();
-    let operator = sender(&provider, &keys[0]).await;
-    let (deployed, _) = deploy_suite(
-        &operator,
-        DeployOptions {
-            governance: Governance::Timelock {
-                proposer: keys[0].address(),
-                delay: 0,
-            },
-            admin_transfer_delay: 0,
-            network_fee: Some((keys[4].address(), 100)),
-        },
-        None,
-        &Silent,
+    let common::Deployed {
+        dir,
+        addresses,
+        provider,
+        keys,
+        suite,
+        token,
+    } = common::deploy(
+        &devnet,
+        Some((devnet.signers()[4].address(), 100)),
+        U256::from(PRICE) * U256::from(10),
     )
-    .await
-    .unwrap();
-    let dir = tempfile::tempdir().unwrap();
+    .await;
     let root = dir.path().to_path_buf();
-    let addresses = root.join("deployments/31337.json");
-    deployed.deployment.write(&addresses).unwrap();
-    let suite = Suite::open(connection, &addresses).await.unwrap();
-
-    let wallet = alloy::network::EthereumWallet::from(keys[0].clone());
-    let signing = ProviderBuilder::new()
-        .wallet(wallet)
-        .connect_provider(provider.clone());
-    let token = MockERC20::deploy(&signing, "Demo USD".into(), "DUSD".into(), 18)
-        .await
-        .unwrap();
-    token
-        .mint(keys[3].address(), U256::from(PRICE) * U256::from(10))
-        .send()
-        .await
-        .unwrap()
-        .get_receipt()
-        .await
-        .unwrap();
 
     std::fs::create_dir_all(root.join("data")).unwrap();
     let content: Vec<u8> = (0..300_000_u32).map(|i| (i * 7 % 251) as u8).collect();
@@ -133,7 +101,7 @@ async fn setup_with(configure: impl FnOnce(&mut Config)) -> Setup {
         dir: root.clone(),
         provider,
         suite,
-        token: *token.address(),
+        token,
         keeper,
         content,
         keys,

@@ -13,20 +13,15 @@ use std::{
 
 use alloy::{
     primitives::{Address, B256, U256, hex},
-    providers::{DynProvider, Provider, ProviderBuilder},
+    providers::{DynProvider, Provider},
     signers::local::PrivateKeySigner,
 };
-use insitu_bindings::{
-    MockERC20,
-    deployment::{DeployOptions, Governance},
-};
+use insitu_bindings::MockERC20;
 use insitu_client::{
     agreement::{self, ConditionState},
-    deploy::deploy_suite,
     devnet::Devnet,
     market::{self, KeeperClient, MarketError},
     metadata::ServiceKind,
-    rpc::{self, Endpoint},
     suite::Suite,
     tx::{Sender, Silent, TxOptions},
 };
@@ -53,59 +48,17 @@ async fn chain_with(
     configure: impl FnOnce(alloy::node_bindings::Anvil) -> alloy::node_bindings::Anvil,
 ) -> Chain {
     let devnet = Devnet::start_with(configure).expect("anvil");
-    let keys: Vec<PrivateKeySigner> = devnet.signers();
-    let endpoint = Endpoint::parse(&devnet.endpoint()).unwrap();
-    let connection = rpc::connect(&endpoint, Some(31_337)).await.unwrap();
-    let provider = connection.provider.clone();
-    let operator = Sender::new(
-        provider.clone(),
-        31_337,
-        keys[0].clone(),
-        TxOptions::default(),
-    );
-    let (deployed, _) = deploy_suite(
-        &operator,
-        DeployOptions {
-            governance: Governance::Timelock {
-                proposer: keys[0].address(),
-                delay: 0,
-            },
-            admin_transfer_delay: 0,
-            network_fee: None,
-        },
-        None,
-        &Silent,
-    )
-    .await
-    .unwrap();
-    let dir = tempfile::tempdir().unwrap();
-    let root = dir.path().to_path_buf();
-    let addresses = root.join("deployments/31337.json");
-    deployed.deployment.write(&addresses).unwrap();
-    let suite = Suite::open(connection, &addresses).await.unwrap();
-    let signing = ProviderBuilder::new()
-        .wallet(alloy::network::EthereumWallet::from(keys[0].clone()))
-        .connect_provider(provider.clone());
-    let token = MockERC20::deploy(&signing, "T".into(), "T".into(), 18)
-        .await
-        .unwrap();
-    token
-        .mint(keys[3].address(), U256::from(PRICE) * U256::from(100))
-        .send()
-        .await
-        .unwrap()
-        .get_receipt()
-        .await
-        .unwrap();
+    let deployed = common::deploy(&devnet, None, U256::from(PRICE) * U256::from(100)).await;
+    let root = deployed.dir.path().to_path_buf();
     Chain {
         devnet,
-        _dir: dir,
         root,
-        provider,
-        keys,
-        suite,
-        addresses,
-        token: *token.address(),
+        provider: deployed.provider,
+        keys: deployed.keys,
+        suite: deployed.suite,
+        addresses: deployed.addresses,
+        token: deployed.token,
+        _dir: deployed.dir,
     }
 }
 

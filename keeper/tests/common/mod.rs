@@ -110,3 +110,88 @@ impl Drop for S3Server {
         let _ = self.child.wait();
     }
 }
+
+/// A suite deployed on a devnet, with a mock ERC-20 and its addresses file in a folder of its
+/// own.
+pub(crate) struct Deployed {
+    /// The folder (removed when dropped): `deployments/31337.json` is in it.
+    pub(crate) dir: tempfile::TempDir,
+    /// The addresses file.
+    pub(crate) addresses: std::path::PathBuf,
+    /// The node.
+    pub(crate) provider: DynProvider,
+    /// Its funded accounts: 0 deploys, 1 publishes, 2 keeps, 3 buys.
+    pub(crate) keys: Vec<alloy::signers::local::PrivateKeySigner>,
+    /// The suite, opened.
+    pub(crate) suite: insitu_client::suite::Suite,
+    /// A mock ERC-20; the consumer (keys[3]) holds `minted` of it.
+    pub(crate) token: alloy::primitives::Address,
+}
+
+/// Deploys the suite on `devnet` from keys[0] (governed by a timelock without delay, with
+/// `network_fee`), then a mock ERC-20 of which keys[3] gets `minted`.
+pub(crate) async fn deploy(
+    devnet: &insitu_client::devnet::Devnet,
+    network_fee: Option<(alloy::primitives::Address, u16)>,
+    minted: alloy::primitives::U256,
+) -> Deployed {
+    use insitu_bindings::deployment::{DeployOptions, Governance};
+    use insitu_client::{
+        deploy::deploy_suite,
+        rpc::{self, Endpoint},
+        suite::Suite,
+        tx::{Sender, Silent, TxOptions},
+    };
+
+    let keys = devnet.signers();
+    let endpoint = Endpoint::parse(&devnet.endpoint()).unwrap();
+    let connection = rpc::connect(&endpoint, Some(31_337)).await.unwrap();
+    let provider = connection.provider.clone();
+    let operator = Sender::new(
+        provider.clone(),
+        31_337,
+        keys[0].clone(),
+        TxOptions::default(),
+    );
+    let (deployed, _) = deploy_suite(
+        &operator,
+        DeployOptions {
+            governance: Governance::Timelock {
+                proposer: keys[0].address(),
+                delay: 0,
+            },
+            admin_transfer_delay: 0,
+            network_fee,
+        },
+        None,
+        &Silent,
+    )
+    .await
+    .unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let addresses = dir.path().join("deployments/31337.json");
+    deployed.deployment.write(&addresses).unwrap();
+    let suite = Suite::open(connection, &addresses).await.unwrap();
+    let signing = alloy::providers::ProviderBuilder::new()
+        .wallet(alloy::network::EthereumWallet::from(keys[0].clone()))
+        .connect_provider(provider.clone());
+    let token = insitu_bindings::MockERC20::deploy(&signing, "Demo USD".into(), "DUSD".into(), 18)
+        .await
+        .unwrap();
+    token
+        .mint(keys[3].address(), minted)
+        .send()
+        .await
+        .unwrap()
+        .get_receipt()
+        .await
+        .unwrap();
+    Deployed {
+        dir,
+        addresses,
+        provider,
+        keys,
+        suite,
+        token: *token.address(),
+    }
+}
