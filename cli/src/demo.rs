@@ -279,15 +279,17 @@ pub(crate) async fn run(log: &dyn Fn(&str)) -> Result<Report> {
 
     // 5. The consumer buys it on the keeper's signed offer, then downloads it.
     let consumer_sender = as_sender(consumer);
-    let bought = market::buy(
-        &suite,
-        &consumer_sender,
-        published.did,
-        ServiceKind::Access,
-        SERVICE_TIMEOUT,
-        &Silent,
-    )
-    .await?;
+    let buy = || {
+        market::buy(
+            &suite,
+            &consumer_sender,
+            published.did,
+            ServiceKind::Access,
+            SERVICE_TIMEOUT,
+            &Silent,
+        )
+    };
+    let bought = buy().await?;
     if let Some(approval) = bought.approval {
         steps.push(("consumer approves the quoted total".into(), approval));
     }
@@ -325,15 +327,7 @@ pub(crate) async fn run(log: &dyn Fn(&str)) -> Result<Report> {
     ));
 
     // 6. A second purchase; the provider goes away and never delivers.
-    let second = market::buy(
-        &suite,
-        &consumer_sender,
-        published.did,
-        ServiceKind::Access,
-        SERVICE_TIMEOUT,
-        &Silent,
-    )
-    .await?;
+    let second = buy().await?;
     if let Some(approval) = second.approval {
         steps.push(("consumer approves again".into(), approval));
     }
