@@ -175,7 +175,8 @@ struct DeployArgs {
 #[derive(Debug, Args)]
 struct PublishArgs {
     /// The metadata document (JSON, schema `insitu-metadata/1`), with plain file locations
-    /// (`file:///...` URLs the keeper can read); they are sealed to the keeper before upload.
+    /// (`file://`, `s3://` or `https://` URLs the keeper can read) and, for web locations,
+    /// optional `headers` per file (an API token); both are sealed to the keeper before upload.
     metadata: PathBuf,
     /// The keeper's API (e.g. https://keeper.example).
     #[arg(long)]

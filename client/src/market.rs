@@ -342,11 +342,32 @@ pub async fn publish(
         .get_mut("files")
         .and_then(|files| files.as_array_mut())
     {
-        for file in files {
-            if let Some(location) = file.get("location").and_then(|value| value.as_str()) {
-                let sealed = metadata::seal_location(location, &public_key)
-                    .map_err(|error| MarketError::BadAnswer(error.to_string()))?;
-                file["location"] = serde_json::Value::String(sealed);
+        for (index, file) in files.iter_mut().enumerate() {
+            let Some(object) = file.as_object_mut() else {
+                continue;
+            };
+            // The draft's `headers` are sealed with the location and never stored in clear.
+            let headers = match object.remove("headers") {
+                None => Default::default(),
+                Some(headers) => serde_json::from_value(headers).map_err(|_| {
+                    MetadataError::Invalid(vec![metadata::FieldError {
+                        path: format!("/files/{index}/headers"),
+                        message: "headers are an object of header names to text values".to_owned(),
+                    }])
+                })?,
+            };
+            if let Some(url) = object.get("location").and_then(|value| value.as_str()) {
+                let location = metadata::Location {
+                    url: url.to_owned(),
+                    headers,
+                };
+                let sealed = metadata::seal_location(&location, &public_key).map_err(|error| {
+                    MetadataError::Invalid(vec![metadata::FieldError {
+                        path: format!("/files/{index}/location"),
+                        message: error.to_string(),
+                    }])
+                })?;
+                object.insert("location".to_owned(), serde_json::Value::String(sealed));
             }
         }
     }

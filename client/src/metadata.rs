@@ -9,7 +9,7 @@
 //! secp256k1, AES-256-GCM) to the keeper's public key on the publisher's machine: only the keeper
 //! can read where the data is.
 
-use std::collections::HashSet;
+use std::collections::{BTreeMap, HashSet};
 
 use alloy::{
     primitives::{Address, B256, U256, hex, keccak256},
@@ -292,9 +292,12 @@ pub enum SealError {
     /// The ciphertext was not made for this key, or was altered.
     #[error("the location cannot be opened with this key (sealed to another keeper, or altered)")]
     WrongKey,
-    /// The plaintext is not UTF-8.
-    #[error("the opened location is not text")]
+    /// The plaintext is not a URL or a location object.
+    #[error("the opened location is neither a URL nor a location object")]
     NotText,
+    /// A header the location may not carry.
+    #[error("location headers: {0}")]
+    Header(String),
 }
 
 /// The uncompressed secp256k1 public key (65 bytes) of `key`'s account, which publishers seal
@@ -307,15 +310,105 @@ pub fn public_key(key: &PrivateKeySigner) -> Vec<u8> {
         .to_vec()
 }
 
-/// Seals `location` (a URL) to the keeper whose public key is `keeper_public_key` (65 or 33
-/// bytes): ECIES over secp256k1 with AES-256-GCM, `0x` hex.
+/// Where a file is, as only the keeper reads it: a URL and, for `http(s)://` URLs, the headers
+/// the keeper sends with each request for it (an API token, say). Both are sealed together, so a
+/// token is as secret as the location. Its `Debug` output shows the header names, never their
+/// values.
+#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Location {
+    /// `file://`, `s3://` or `http(s)://` URL.
+    pub url: String,
+    /// Request headers, by name.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub headers: BTreeMap<String, String>,
+}
+
+impl std::fmt::Debug for Location {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Location")
+            .field("url", &self.url)
+            .field("headers", &self.headers.keys().collect::<Vec<_>>())
+            .finish()
+    }
+}
+
+/// Headers a location may not set: the keeper sets them itself for each request.
+pub const RESERVED_HEADERS: &[&str] = &[
+    "connection",
+    "content-length",
+    "host",
+    "if-range",
+    "keep-alive",
+    "proxy-authorization",
+    "range",
+    "te",
+    "trailer",
+    "transfer-encoding",
+    "upgrade",
+];
+
+/// Most headers one location may carry.
+pub const MAX_HEADERS: usize = 16;
+
+impl Location {
+    /// A location without headers.
+    pub fn url(url: impl Into<String>) -> Self {
+        Self {
+            url: url.into(),
+            headers: BTreeMap::new(),
+        }
+    }
+
+    /// Checks that the headers are valid HTTP headers the keeper may send, on an `http(s)://`
+    /// URL only.
+    ///
+    /// # Errors
+    ///
+    /// [`SealError::Header`], naming the header.
+    pub fn check(&self) -> Result<(), SealError> {
+        if self.headers.is_empty() {
+            return Ok(());
+        }
+        let bad = |why: String| Err(SealError::Header(why));
+        if !(self.url.starts_with("https://") || self.url.starts_with("http://")) {
+            return bad("headers go with http:// and https:// locations only".to_owned());
+        }
+        if self.headers.len() > MAX_HEADERS {
+            return bad(format!("at most {MAX_HEADERS} headers"));
+        }
+        for (name, value) in &self.headers {
+            let token = |c: char| c.is_ascii_alphanumeric() || "!#$%&'*+-.^_`|~".contains(c);
+            if name.is_empty() || !name.chars().all(token) {
+                return bad(format!("{name:?} is not a header name"));
+            }
+            if RESERVED_HEADERS.contains(&name.to_ascii_lowercase().as_str()) {
+                return bad(format!("{name} is set by the keeper"));
+            }
+            if !value.chars().all(|c| c == '\t' || (' '..='~').contains(&c)) {
+                return bad(format!("the value of {name} is not printable ASCII"));
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Seals `location` to the keeper whose public key is `keeper_public_key` (65 or 33 bytes):
+/// ECIES over secp256k1 with AES-256-GCM, `0x` hex. A location without headers seals its bare
+/// URL; one with headers, the JSON object `{"url", "headers"}`.
 ///
 /// # Errors
 ///
-/// [`SealError::InvalidPublicKey`].
-pub fn seal_location(location: &str, keeper_public_key: &[u8]) -> Result<String, SealError> {
-    let sealed = ecies::encrypt(keeper_public_key, location.as_bytes())
-        .map_err(|_| SealError::InvalidPublicKey)?;
+/// [`SealError::InvalidPublicKey`], or [`SealError::Header`] from [`Location::check`].
+pub fn seal_location(location: &Location, keeper_public_key: &[u8]) -> Result<String, SealError> {
+    location.check()?;
+    let plain = if location.headers.is_empty() {
+        location.url.clone().into_bytes()
+    } else {
+        serde_json::to_vec(location).map_err(|error| SealError::Header(error.to_string()))?
+    };
+    let sealed =
+        ecies::encrypt(keeper_public_key, &plain).map_err(|_| SealError::InvalidPublicKey)?;
     Ok(format!("0x{}", hex::encode(sealed)))
 }
 
@@ -323,13 +416,21 @@ pub fn seal_location(location: &str, keeper_public_key: &[u8]) -> Result<String,
 ///
 /// # Errors
 ///
-/// [`SealError::NotHex`], [`SealError::WrongKey`] or [`SealError::NotText`].
-pub fn open_location(sealed: &str, key: &PrivateKeySigner) -> Result<String, SealError> {
+/// [`SealError::NotHex`], [`SealError::WrongKey`], [`SealError::NotText`] or
+/// [`SealError::Header`].
+pub fn open_location(sealed: &str, key: &PrivateKeySigner) -> Result<Location, SealError> {
     let bytes = sealed
         .strip_prefix("0x")
         .and_then(|text| hex::decode(text).ok())
         .ok_or(SealError::NotHex)?;
     let plain =
         ecies::decrypt(key.to_bytes().as_slice(), &bytes).map_err(|_| SealError::WrongKey)?;
-    String::from_utf8(plain).map_err(|_| SealError::NotText)
+    let text = String::from_utf8(plain).map_err(|_| SealError::NotText)?;
+    let location = if text.starts_with('{') {
+        serde_json::from_str(&text).map_err(|_| SealError::NotText)?
+    } else {
+        Location::url(text)
+    };
+    location.check()?;
+    Ok(location)
 }

@@ -6,7 +6,7 @@ use alloy::{
     signers::local::PrivateKeySigner,
 };
 use insitu_client::metadata::{
-    self, MetadataError, SealError, ServiceKind, open_location, public_key, seal_location,
+    self, Location, MetadataError, SealError, ServiceKind, open_location, public_key, seal_location,
 };
 use serde_json::{Value, json};
 
@@ -149,19 +149,19 @@ fn a_document_that_is_not_json_is_refused() {
 fn a_sealed_location_opens_with_the_keeper_key_only() {
     let keeper = PrivateKeySigner::random();
     let other = PrivateKeySigner::random();
-    let location = "s3://bucket/air-quality-2025.csv";
+    let location = &Location::url("s3://bucket/air-quality-2025.csv");
     let sealed = seal_location(location, &public_key(&keeper)).unwrap();
     assert!(
         sealed.starts_with("0x04"),
         "an uncompressed ephemeral key first"
     );
-    assert!(!sealed.contains(&alloy::primitives::hex::encode(location)));
+    assert!(!sealed.contains(&alloy::primitives::hex::encode(&location.url)));
     assert_ne!(
         sealed,
         seal_location(location, &public_key(&keeper)).unwrap(),
         "fresh randomness each time"
     );
-    assert_eq!(open_location(&sealed, &keeper).unwrap(), location);
+    assert_eq!(&open_location(&sealed, &keeper).unwrap(), location);
     assert!(matches!(
         open_location(&sealed, &other),
         Err(SealError::WrongKey)
@@ -182,4 +182,46 @@ fn a_sealed_location_opens_with_the_keeper_key_only() {
         Err(SealError::InvalidPublicKey)
     ));
     assert_eq!(public_key(&keeper).len(), 65);
+}
+
+#[test]
+fn headers_are_sealed_with_their_location_and_never_shown() {
+    let keeper = PrivateKeySigner::random();
+    let mut location = Location::url("https://files.example/air.csv");
+    location
+        .headers
+        .insert("Authorization".to_owned(), "Bearer s3cr3t-token".to_owned());
+    let sealed = seal_location(&location, &public_key(&keeper)).unwrap();
+    assert!(!sealed.contains(&alloy::primitives::hex::encode("s3cr3t")));
+    assert_eq!(open_location(&sealed, &keeper).unwrap(), location);
+    let shown = format!("{location:?}");
+    assert!(
+        shown.contains("Authorization") && !shown.contains("s3cr3t"),
+        "{shown}"
+    );
+
+    let refused = |url: &str, name: &str, value: &str| {
+        let mut location = Location::url(url);
+        location.headers.insert(name.to_owned(), value.to_owned());
+        match seal_location(&location, &public_key(&keeper)) {
+            Err(SealError::Header(why)) => why,
+            other => panic!("{url} {name}: {other:?}"),
+        }
+    };
+    assert_eq!(
+        refused("s3://bucket/key", "Authorization", "x"),
+        "headers go with http:// and https:// locations only"
+    );
+    assert_eq!(
+        refused("https://a.example/f", "Range", "bytes=0-"),
+        "Range is set by the keeper"
+    );
+    assert_eq!(
+        refused("https://a.example/f", "Bad Name", "x"),
+        "\"Bad Name\" is not a header name"
+    );
+    assert_eq!(
+        refused("https://a.example/f", "X-Token", "line\nbreak"),
+        "the value of X-Token is not printable ASCII"
+    );
 }

@@ -24,6 +24,11 @@
 //! buckets = ["datasets"]                # the buckets locations may name
 //! access_key_id = "..."                 # or INSITU_KEEPER_S3_ACCESS_KEY_ID
 //! # the secret only from INSITU_KEEPER_S3_SECRET_ACCESS_KEY (or the file; never printed)
+//!
+//! # https:// and http:// locations: the keeper never fetches from loopback, private, link-local,
+//! # unique-local, multicast or cloud-metadata addresses, except the ranges listed here
+//! [outbound]
+//! allow = ["10.20.0.0/16"]              # or INSITU_KEEPER_OUTBOUND_ALLOW="10.20.0.0/16,..."
 //! ```
 //!
 //! Every key is optional ([`Config::default`] gives the values above, with one confirmation).
@@ -98,6 +103,24 @@ pub struct Config {
     /// The S3-compatible object store `s3://` locations are read from, if any.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub s3: Option<S3Config>,
+    /// What web locations may reach.
+    pub outbound: OutboundConfig,
+}
+
+/// What `https://` and `http://` locations may reach (the `[outbound]` table).
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct OutboundConfig {
+    /// Ranges the [outbound guard](crate::outbound) would refuse (loopback, private, ...) that
+    /// the keeper may fetch from all the same: a file server on the provider's own network.
+    pub allow: Vec<ipnet::IpNet>,
+}
+
+impl OutboundConfig {
+    /// The guard's policy.
+    pub fn policy(&self) -> crate::outbound::Policy {
+        crate::outbound::Policy::new(self.allow.clone())
+    }
 }
 
 /// An S3-compatible object store (the `[s3]` table).
@@ -167,6 +190,7 @@ impl Default for Config {
             max_downloads_per_consumer: DEFAULT_MAX_DOWNLOADS_PER_CONSUMER,
             low_balance_gwei: DEFAULT_LOW_BALANCE_GWEI,
             s3: None,
+            outbound: OutboundConfig::default(),
         }
     }
 }
@@ -461,6 +485,22 @@ impl Config {
                     _ => s3.endpoint = Some(value),
                 }
             }
+        }
+        if let Some((name, value)) = get("OUTBOUND_ALLOW") {
+            self.outbound.allow = value
+                .split(',')
+                .map(str::trim)
+                .filter(|range| !range.is_empty())
+                .map(|range| {
+                    range
+                        .parse()
+                        .map_err(|err: ipnet::AddrParseError| ConfigError::Env {
+                            name: name.clone(),
+                            value: value.clone(),
+                            reason: format!("{range:?}: {err}"),
+                        })
+                })
+                .collect::<Result<_, _>>()?;
         }
         if let Some((name, value)) = get("LOW_BALANCE_GWEI") {
             self.low_balance_gwei = number(name, value)?;

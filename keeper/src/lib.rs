@@ -9,6 +9,7 @@
 pub mod api;
 pub mod config;
 pub mod executor;
+pub mod outbound;
 pub mod requests;
 pub mod service;
 pub mod storage;

@@ -36,6 +36,9 @@ pub enum StartError {
     /// The database could not be opened.
     #[error("opening the database: {0}")]
     Store(#[from] StoreError),
+    /// The storage's HTTP client could not be set up.
+    #[error("setting up the storage: {0}")]
+    Storage(#[from] crate::storage::StorageError),
     /// The API could not listen.
     #[error("listening on {address}: {source}")]
     Listen {
@@ -224,7 +227,11 @@ pub async fn start(
         suite,
         deployment,
         key,
-        storage: Arc::new(Storage::new(config.data_root.clone(), config.s3.clone())),
+        storage: Arc::new(Storage::new(
+            config.data_root.clone(),
+            config.s3.clone(),
+            &config.outbound.policy(),
+        )?),
         publishers: config.publishers.clone(),
         public_url: config
             .public_url

@@ -1,22 +1,32 @@
 //! Where the files the keeper serves live, and how they are read: the keeper's data folder
-//! (`file://` locations) or an S3-compatible object store (`s3://bucket/key`, with the
-//! credentials of the keeper's configuration, never of the metadata document). Reads are streams
-//! of chunks, so memory stays constant whatever a file's size.
+//! (`file://` locations), an S3-compatible object store (`s3://bucket/key`, with the credentials
+//! of the keeper's configuration, never of the metadata document), or a web server
+//! (`https://` or `http://`, with the headers sealed in the location, through the
+//! [outbound guard](crate::outbound)). Reads are streams of chunks, so memory stays constant
+//! whatever a file's size.
 
 use std::{
     collections::HashMap,
-    io,
+    fmt, io,
     path::PathBuf,
     sync::{Arc, Mutex, PoisonError},
 };
 
 use axum::body::Bytes;
 use futures::{StreamExt, TryStreamExt, stream::BoxStream};
+use insitu_client::metadata::Location;
 use object_store::{GetOptions, ObjectStore, ObjectStoreExt, aws::AmazonS3Builder, path::Path};
+use reqwest::{
+    Method, StatusCode,
+    header::{self, HeaderMap, HeaderName, HeaderValue},
+};
 use sha2::{Digest, Sha256};
 use tokio::io::{AsyncReadExt, AsyncSeekExt};
 
-use crate::config::S3Config;
+use crate::{
+    config::S3Config,
+    outbound::{self, GuardedClient, Policy, Refused},
+};
 
 /// Bytes read per chunk.
 pub const CHUNK_BYTES: usize = 256 * 1024;
@@ -28,8 +38,17 @@ pub enum StorageError {
     #[error("the location is not a URL")]
     NotUrl,
     /// A scheme the keeper does not read.
-    #[error("this keeper serves file:// and s3:// locations, not {0}://")]
+    #[error("this keeper serves file://, s3://, https:// and http:// locations, not {0}://")]
     Scheme(String),
+    /// The outbound guard refused the URL (or a redirect, or the address a name resolved to).
+    #[error("{0}")]
+    Refused(Refused),
+    /// A header of the location that cannot be sent.
+    #[error("the location's header {0} is not a valid HTTP header")]
+    Header(String),
+    /// The web server answered something other than the file.
+    #[error("the server answered {0}")]
+    Http(String),
     /// An `s3://` location without the keeper's `[s3]` settings.
     #[error("this keeper has no object store configured for s3:// locations")]
     NoObjectStore,
@@ -50,6 +69,22 @@ pub enum StorageError {
     ObjectStore(object_store::Error),
 }
 
+impl From<reqwest::Error> for StorageError {
+    fn from(error: reqwest::Error) -> Self {
+        match outbound::refusal(&error) {
+            Some(refused) => Self::Refused(refused),
+            // Without the URL: it may carry a token in its query.
+            None => Self::Http(error.without_url().to_string()),
+        }
+    }
+}
+
+impl From<Refused> for StorageError {
+    fn from(refused: Refused) -> Self {
+        Self::Refused(refused)
+    }
+}
+
 impl From<object_store::Error> for StorageError {
     fn from(error: object_store::Error) -> Self {
         match error {
@@ -60,7 +95,7 @@ impl From<object_store::Error> for StorageError {
 }
 
 /// A resolved location.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub enum Source {
     /// A file in the data folder.
     File(PathBuf),
@@ -73,6 +108,29 @@ pub enum Source {
         /// The object's key.
         key: Path,
     },
+    /// A file on a web server.
+    Http {
+        /// Its URL.
+        url: url::Url,
+        /// The headers sent with each request (secret: never shown).
+        headers: HeaderMap,
+        /// The guarded client.
+        client: GuardedClient,
+    },
+}
+
+impl fmt::Debug for Source {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::File(path) => f.debug_tuple("File").field(path).finish(),
+            Self::Object { url, .. } => f.debug_struct("Object").field("url", url).finish(),
+            // The URL's query and the headers may hold tokens.
+            Self::Http { url, .. } => f
+                .debug_struct("Http")
+                .field("host", &url.host_str())
+                .finish_non_exhaustive(),
+        }
+    }
 }
 
 /// What a source holds now.
@@ -80,9 +138,10 @@ pub enum Source {
 pub struct Stat {
     /// Its size in bytes.
     pub size: u64,
-    /// Its last modification, in nanoseconds since the Unix epoch (a changed file is hashed
-    /// again).
-    pub modified: u64,
+    /// Its version: the last modification in nanoseconds since the Unix epoch, or for a web
+    /// server's file a digest of its `ETag` and `Last-Modified` (a changed file is hashed again).
+    /// `None` when the server gives neither: such a file is hashed on every check.
+    pub modified: Option<u64>,
 }
 
 impl Source {
@@ -91,6 +150,11 @@ impl Source {
         match self {
             Self::File(path) => path.to_string_lossy().into_owned(),
             Self::Object { url, .. } => url.clone(),
+            // A digest, not the URL: its query may hold a token.
+            Self::Http { url, .. } => format!(
+                "http:{}",
+                alloy::primitives::hex::encode(Sha256::digest(url.as_str()))
+            ),
         }
     }
 
@@ -114,19 +178,46 @@ impl Source {
                     .unwrap_or_default();
                 Ok(Stat {
                     size: info.len(),
-                    modified,
+                    modified: Some(modified),
                 })
             }
             Self::Object { store, key, .. } => {
                 let meta = store.head(key).await?;
                 Ok(Stat {
                     size: meta.size,
-                    modified: meta
-                        .last_modified
-                        .timestamp_nanos_opt()
-                        .unwrap_or_default()
-                        .max(0) as u64,
+                    modified: Some(
+                        meta.last_modified
+                            .timestamp_nanos_opt()
+                            .unwrap_or_default()
+                            .max(0) as u64,
+                    ),
                 })
+            }
+            Self::Http {
+                url,
+                headers,
+                client,
+            } => {
+                let response = client
+                    .request(Method::HEAD, url, headers.clone())?
+                    .send()
+                    .await?;
+                let response = success(response)?;
+                let size = response
+                    .headers()
+                    .get(header::CONTENT_LENGTH)
+                    .and_then(|value| value.to_str().ok()?.parse::<u64>().ok())
+                    .ok_or_else(|| StorageError::Http("no Content-Length".to_owned()))?;
+                let validators: Vec<&[u8]> = [header::ETAG, header::LAST_MODIFIED]
+                    .iter()
+                    .filter_map(|name| response.headers().get(name).map(HeaderValue::as_bytes))
+                    .collect();
+                let modified = (!validators.is_empty()).then(|| {
+                    let digest = Sha256::digest(validators.join(&b'\n'));
+                    // 63 bits: the store keeps it as a signed integer.
+                    u64::from_be_bytes(digest[..8].try_into().expect("8 bytes")) >> 1
+                });
+                Ok(Stat { size, modified })
             }
         }
     }
@@ -163,6 +254,41 @@ impl Source {
                     .await?;
                 Ok(result.into_stream().map_err(io::Error::other).boxed())
             }
+            Self::Http {
+                url,
+                headers,
+                client,
+            } => {
+                let last = start + length - 1;
+                let response = client
+                    .request(Method::GET, url, headers.clone())?
+                    .header(header::RANGE, format!("bytes={start}-{last}"))
+                    .send()
+                    .await?;
+                let response = success(response)?;
+                // A server that ignores ranges answers 200 with the whole file: usable only when
+                // the whole file was asked for.
+                let whole = response.status() == StatusCode::OK && start == 0;
+                let ranged = response.status() == StatusCode::PARTIAL_CONTENT
+                    && response
+                        .headers()
+                        .get(header::CONTENT_RANGE)
+                        .and_then(|value| value.to_str().ok())
+                        .is_some_and(|value| value.starts_with(&format!("bytes {start}-{last}/")));
+                if !(whole || ranged) {
+                    return Err(StorageError::Http(format!(
+                        "{} without the range asked for",
+                        response.status()
+                    )));
+                }
+                if response.content_length().is_some_and(|sent| sent != length) {
+                    return Err(StorageError::Http(format!(
+                        "{} bytes, not the {length} asked for",
+                        response.content_length().unwrap_or_default()
+                    )));
+                }
+                Ok(response.bytes_stream().map_err(io::Error::other).boxed())
+            }
         }
     }
 
@@ -182,6 +308,15 @@ impl Source {
     }
 }
 
+/// A response with a success status, or the status as an error.
+fn success(response: reqwest::Response) -> Result<reqwest::Response, StorageError> {
+    match response.status() {
+        status if status.is_success() => Ok(response),
+        StatusCode::NOT_FOUND | StatusCode::GONE => Err(StorageError::Missing),
+        status => Err(StorageError::Http(status.to_string())),
+    }
+}
+
 /// Resolves locations to sources.
 #[derive(Debug)]
 pub struct Storage {
@@ -189,28 +324,62 @@ pub struct Storage {
     s3: Option<S3Config>,
     /// One store per bucket, built on first use.
     buckets: Mutex<HashMap<String, Arc<dyn ObjectStore>>>,
+    /// The client for web locations.
+    web: GuardedClient,
 }
 
 impl Storage {
-    /// Files in `data_root`, objects in the buckets of `s3`.
-    pub fn new(data_root: PathBuf, s3: Option<S3Config>) -> Self {
-        Self {
+    /// Files in `data_root`, objects in the buckets of `s3`, web files where `outbound` allows.
+    ///
+    /// # Errors
+    ///
+    /// The HTTP client's TLS stack could not be set up.
+    pub fn new(
+        data_root: PathBuf,
+        s3: Option<S3Config>,
+        outbound: &Policy,
+    ) -> Result<Self, StorageError> {
+        Ok(Self {
             data_root,
             s3,
             buckets: Mutex::new(HashMap::new()),
-        }
+            web: outbound.client()?,
+        })
     }
 
-    /// The source at `location` (a plain URL, once opened with the keeper's key): a `file://`
-    /// path must lie inside the data folder (after links are resolved), an `s3://` bucket must
-    /// be configured.
+    /// The source at `location` (opened with the keeper's key): a `file://` path must lie inside
+    /// the data folder (after links are resolved), an `s3://` bucket must be configured, an
+    /// `http(s)://` URL must pass the outbound guard. Only web locations carry headers.
     ///
     /// # Errors
     ///
     /// [`StorageError`].
-    pub async fn resolve(&self, location: &str) -> Result<Source, StorageError> {
-        let url = url::Url::parse(location).map_err(|_| StorageError::NotUrl)?;
+    pub async fn resolve(&self, location: &Location) -> Result<Source, StorageError> {
+        let url = url::Url::parse(&location.url).map_err(|_| StorageError::NotUrl)?;
+        if !location.headers.is_empty() && !matches!(url.scheme(), "http" | "https") {
+            return Err(StorageError::Header(
+                "(headers go with web locations only)".to_owned(),
+            ));
+        }
         match url.scheme() {
+            "http" | "https" => {
+                let mut headers = HeaderMap::new();
+                for (name, value) in &location.headers {
+                    let bad = || StorageError::Header(name.clone());
+                    let mut value = HeaderValue::from_str(value).map_err(|_| bad())?;
+                    value.set_sensitive(true);
+                    headers.insert(
+                        HeaderName::from_bytes(name.as_bytes()).map_err(|_| bad())?,
+                        value,
+                    );
+                }
+                self.web.check(&url)?;
+                Ok(Source::Http {
+                    url,
+                    headers,
+                    client: self.web.clone(),
+                })
+            }
             "file" => {
                 let path = url.to_file_path().map_err(|()| StorageError::NotUrl)?;
                 let root = tokio::fs::canonicalize(&self.data_root).await?;

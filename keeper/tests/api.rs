@@ -850,3 +850,176 @@ async fn files_in_an_s3_bucket_are_checked_served_in_ranges_and_never_settled_on
         "paid, still in escrow"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn files_behind_a_web_server_are_fetched_with_their_sealed_headers_and_the_guard() {
+    let folder = tempfile::tempdir().unwrap();
+    let content: Vec<u8> = (0..2_500_000_u32).map(|i| (i * 13 % 241) as u8).collect();
+    std::fs::write(folder.path().join("air.csv"), &content).unwrap();
+    let token = "tok-7f3a9c-not-for-consumers";
+    let web = common::WebServer::start(folder.path(), token).await;
+    // The server is on the keeper's own machine: allowed by name, as an operator would.
+    let setup = setup_with(|config| {
+        config.outbound.allow = vec!["127.0.0.1/32".parse().unwrap()];
+    })
+    .await;
+    let sha = hex::encode(<sha2::Sha256 as sha2::Digest>::digest(&content));
+    let size = content.len();
+    let with_headers = |location: &str, headers: serde_json::Value| {
+        let mut source: serde_json::Value =
+            serde_json::from_slice(&setup.source_at(location, &sha, size)).unwrap();
+        source["files"][0]["headers"] = headers;
+        serde_json::to_vec(&source).unwrap()
+    };
+    let bearer = serde_json::json!({ "Authorization": format!("Bearer {token}") });
+    let refused_at = |result: Result<B256, MarketError>| match result {
+        Err(MarketError::Refused { code, fields, .. }) => {
+            assert_eq!(code, "invalid_metadata");
+            fields
+                .into_iter()
+                .find(|field| field.path == "/files/0/location")
+                .map(|field| field.message)
+                .unwrap_or_else(|| panic!("no location problem"))
+        }
+        other => panic!("expected a refusal, got {other:?}"),
+    };
+    let nonce = setup.keeper_nonce().await;
+
+    // Refused before any gas is spent: without the token, the server says 401; the guard refuses
+    // loopback addresses the configuration does not allow, and redirects to them or to the cloud
+    // metadata service, whatever the first hop; the token is not redirected to another origin.
+    let file_url = format!("{}/air.csv", web.base);
+    let message = refused_at(
+        setup
+            .publish_source(&setup.source_at(&file_url, &sha, size))
+            .await,
+    );
+    assert!(message.contains("401"), "{message}");
+    let port = web.base.rsplit(':').next().unwrap();
+    for (location, expected) in [
+        (
+            format!("http://[::1]:{port}/air.csv"),
+            "is ::1, a loopback address, which this keeper does not fetch from",
+        ),
+        (
+            format!("http://127.0.0.2:{port}/air.csv"),
+            "127.0.0.2 is 127.0.0.2, a loopback address",
+        ),
+        (
+            format!(
+                "{}/redirect?to=http://169.254.169.254/latest/meta-data/",
+                web.base
+            ),
+            "169.254.169.254 is 169.254.169.254, a cloud metadata address",
+        ),
+        (
+            format!("{}/redirect?to=http://[::1]:{port}/air.csv", web.base),
+            "a loopback address",
+        ),
+        (
+            format!("{}/redirect?to=http://localhost:{port}/air.csv", web.base),
+            "a redirect to another host, which would receive the location's headers",
+        ),
+        (
+            format!("{}/redirect?to=http://10.0.0.1/air.csv", web.base),
+            "10.0.0.1 is 10.0.0.1, a private (10.0.0.0/8) address",
+        ),
+    ] {
+        let message = refused_at(
+            setup
+                .publish_source(&with_headers(&location, bearer.clone()))
+                .await,
+        );
+        assert!(message.contains(expected), "{location}: {message}");
+    }
+    // Headers only go with web locations (refused by the client before anything is sent), and
+    // the keeper reads no other scheme.
+    let ftp = format!("ftp://127.0.0.1:{port}/air.csv");
+    assert!(matches!(
+        setup
+            .publish_source(&with_headers(&ftp, bearer.clone()))
+            .await,
+        Err(MarketError::Metadata(_))
+    ));
+    let message = refused_at(
+        setup
+            .publish_source(&setup.source_at(&ftp, &sha, size))
+            .await,
+    );
+    assert!(message.contains("not ftp://"), "{message}");
+    assert_eq!(
+        web.authorized.load(std::sync::atomic::Ordering::SeqCst),
+        4,
+        "the redirects' first hops"
+    );
+
+    // With the token, through an allowed redirect: checked (size and SHA-256), published,
+    // bought, delivered and settled once.
+    let hops = format!("{}/redirect?to=/air.csv", web.base);
+    let did = setup
+        .publish_source(&with_headers(&hops, bearer.clone()))
+        .await
+        .unwrap();
+    assert_eq!(
+        setup.keeper_nonce().await,
+        nonce,
+        "publishing spends nothing of the keeper's"
+    );
+    let stored = reqwest::get(setup.url(&format!(
+        "/v1/metadata/{}",
+        agreement_document_checksum(&setup, did).await
+    )))
+    .await
+    .unwrap()
+    .text()
+    .await
+    .unwrap();
+    assert!(stored.contains("\"location\": \"0x"), "{stored}");
+    assert!(
+        !stored.contains(token) && !stored.contains("headers"),
+        "{stored}"
+    );
+
+    let id = setup.buy(did).await;
+    let out = setup.dir.join("from-web.csv");
+    let downloaded = setup.download(id, &out).await.unwrap();
+    assert_eq!(downloaded.bytes, size as u64);
+    assert_eq!(std::fs::read(&out).unwrap(), content);
+    assert_eq!(setup.keeper_nonce().await, nonce + 1);
+
+    // A range is asked of the web server as a range.
+    let response = reqwest::Client::new()
+        .post(setup.url("/v1/access"))
+        .header("range", "bytes=2000000-2000099")
+        .json(&setup.signed_access(id, did).await)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status().as_u16(), 206);
+    assert_eq!(
+        response.bytes().await.unwrap().as_ref(),
+        &content[2_000_000..2_000_100]
+    );
+
+    // The file changes on the server (same size): the next purchase is refused as unservable and
+    // never settled.
+    let id_2 = setup.buy(did).await;
+    let mut changed = content.clone();
+    changed[size - 1] ^= 0xff;
+    // A new modification time, so the server's validators change.
+    std::thread::sleep(std::time::Duration::from_millis(1100));
+    std::fs::write(folder.path().join("air.csv"), &changed).unwrap();
+    setup.wait_recorded(id_2).await;
+    let code = refused_code(setup.download(id_2, &setup.dir.join("again.csv")).await);
+    assert_eq!(code, "content_unavailable");
+    assert_eq!(setup.keeper_nonce().await, nonce + 1);
+    setup.keeper.stop().await;
+}
+
+/// The checksum of the metadata document registered for `did`.
+async fn agreement_document_checksum(setup: &Setup, did: B256) -> B256 {
+    insitu_client::asset::show(&setup.suite, did)
+        .await
+        .unwrap()
+        .checksum
+}

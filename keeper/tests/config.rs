@@ -347,3 +347,54 @@ fn the_s3_table_is_validated_and_its_secret_never_printed() {
     assert!(with(&|s3| s3.region = " ".into()).contains("region"));
     assert!(with(&|s3| s3.access_key_id.clear()).contains("access_key_id"));
 }
+
+#[test]
+fn the_outbound_allow_list_takes_ranges_from_the_file_or_the_environment() {
+    let config = Config::from_toml(&format!(
+        "{FULL}\n[outbound]\nallow = [\"10.20.0.0/16\", \"fd00::/8\"]\n"
+    ))
+    .unwrap();
+    let policy = config.outbound.policy();
+    assert_eq!(policy.check("10.20.3.4".parse().unwrap()), Ok(()));
+    assert_eq!(
+        policy.check("10.21.0.1".parse().unwrap()),
+        Err("private (10.0.0.0/8)")
+    );
+    assert_eq!(policy.check("fd00::5".parse().unwrap()), Ok(()));
+    assert!(
+        Config::default().outbound.allow.is_empty(),
+        "nothing by default"
+    );
+    // Printed and read back.
+    assert_eq!(Config::from_toml(&config.to_toml()).unwrap(), config);
+
+    // A bad range in the file names the key.
+    let err = Config::from_toml("[outbound]\nallow = [\"10.0.0.0/33\"]\n").unwrap_err();
+    assert!(err.to_string().contains("allow"), "{err}");
+
+    let mut config = Config::default();
+    config
+        .apply_env(env(&[(
+            "INSITU_KEEPER_OUTBOUND_ALLOW",
+            "127.0.0.1/32, 192.168.0.0/16",
+        )]))
+        .unwrap();
+    assert_eq!(
+        config.outbound.allow,
+        vec![
+            "127.0.0.1/32".parse().unwrap(),
+            "192.168.0.0/16".parse::<ipnet::IpNet>().unwrap()
+        ]
+    );
+    let err = Config::default()
+        .apply_env(env(&[(
+            "INSITU_KEEPER_OUTBOUND_ALLOW",
+            "127.0.0.1/32,nope",
+        )]))
+        .unwrap_err();
+    assert!(
+        err.to_string()
+            .contains("INSITU_KEEPER_OUTBOUND_ALLOW=\"127.0.0.1/32,nope\" is invalid: \"nope\""),
+        "{err}"
+    );
+}

@@ -342,8 +342,8 @@ async fn settle(state: &AppState, id: B256) -> Result<(), ApiError> {
 
 /// Resolves, and checks, a file the document lists: its location opens with the keeper's key,
 /// names a place the keeper reads (a `file://` URL inside the data folder, an `s3://` object of a
-/// configured bucket), and what is there has the stated size and SHA-256 (hashed once per size
-/// and modification time). Returns the source.
+/// configured bucket, a web URL the outbound guard passes), and what is there has the stated size
+/// and SHA-256 (hashed once per size and version). Returns the source.
 pub(super) async fn check_file(state: &AppState, file: &FileEntry) -> Result<Source, String> {
     let location =
         metadata::open_location(&file.location, &state.key).map_err(|error| error.to_string())?;
@@ -360,22 +360,27 @@ pub(super) async fn check_file(state: &AppState, file: &FileEntry) -> Result<Sou
         ));
     }
     let key = source.cache_key();
-    let cached = state
-        .store
-        .lock()
-        .await
-        .verified_sha256(&key, stat.size, stat.modified)
-        .map_err(|error| error.to_string())?;
+    let cached = match stat.modified {
+        Some(modified) => state
+            .store
+            .lock()
+            .await
+            .verified_sha256(&key, stat.size, modified)
+            .map_err(|error| error.to_string())?,
+        None => None,
+    };
     let sha256 = match cached {
         Some(sha256) => sha256,
         None => {
             let sha256 = source.sha256().await.map_err(named)?;
-            state
-                .store
-                .lock()
-                .await
-                .record_sha256(&key, stat.size, stat.modified, &sha256)
-                .map_err(|error| error.to_string())?;
+            if let Some(modified) = stat.modified {
+                state
+                    .store
+                    .lock()
+                    .await
+                    .record_sha256(&key, stat.size, modified, &sha256)
+                    .map_err(|error| error.to_string())?;
+            }
             sha256
         }
     };

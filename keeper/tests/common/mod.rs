@@ -195,3 +195,67 @@ pub(crate) async fn deploy(
         token: *token.address(),
     }
 }
+
+/// A web server on a free port of 127.0.0.1 serving one folder's files with ranges, `ETag` and
+/// `Last-Modified` (tower-http's `ServeDir`), behind a bearer token, plus redirects under
+/// `/redirect?to=<url>`. It counts the requests that came with the right token.
+pub(crate) struct WebServer {
+    /// `http://127.0.0.1:<port>`.
+    pub(crate) base: String,
+    /// Requests that carried the token.
+    pub(crate) authorized: std::sync::Arc<std::sync::atomic::AtomicUsize>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl WebServer {
+    /// Serves `folder`; requests need `Authorization: Bearer <token>`.
+    pub(crate) async fn start(folder: &std::path::Path, token: &str) -> Self {
+        use axum::{
+            extract::{Query, Request},
+            http::{StatusCode, header},
+            middleware::{self, Next},
+            response::{IntoResponse, Redirect},
+        };
+        let authorized = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        let expected = format!("Bearer {token}");
+        let counter = authorized.clone();
+        let guard = move |request: Request, next: Next| {
+            let allowed = request
+                .headers()
+                .get(header::AUTHORIZATION)
+                .is_some_and(|value| value.as_bytes() == expected.as_bytes());
+            let counter = counter.clone();
+            async move {
+                if !allowed {
+                    return StatusCode::UNAUTHORIZED.into_response();
+                }
+                counter.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+                next.run(request).await
+            }
+        };
+        let redirect = |Query(query): Query<std::collections::HashMap<String, String>>| async move {
+            let to = query.get("to").cloned().unwrap_or_default();
+            Redirect::temporary(&to).into_response()
+        };
+        let app = axum::Router::new()
+            .route("/redirect", axum::routing::any(redirect))
+            .fallback_service(tower_http::services::ServeDir::new(folder))
+            .layer(middleware::from_fn(guard));
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let base = format!("http://{}", listener.local_addr().unwrap());
+        let task = tokio::spawn(async move {
+            axum::serve(listener, app).await.unwrap();
+        });
+        Self {
+            base,
+            authorized,
+            task,
+        }
+    }
+}
+
+impl Drop for WebServer {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
