@@ -519,8 +519,9 @@ async fn run(command: Command, output: &Output) -> Result<()> {
             output.outcome("approve the template", &outcome)
         }
         Command::Completions { shell } => {
-            clap_complete::generate(shell, &mut Cli::command(), "insitu", &mut std::io::stdout());
-            Ok(())
+            let mut script = Vec::new();
+            clap_complete::generate(shell, &mut Cli::command(), "insitu", &mut script);
+            output.completions(&shell.to_string(), &String::from_utf8_lossy(&script))
         }
     }
 }

@@ -53,6 +53,14 @@ impl Output {
         Ok(())
     }
 
+    /// A completion script: as is, or `{"shell", "script"}` with `--json`.
+    pub(crate) fn completions(&self, shell: &str, script: &str) -> anyhow::Result<()> {
+        self.emit(
+            serde_json::json!({ "shell": shell, "script": script }),
+            || script.to_owned(),
+        )
+    }
+
     pub(crate) fn asset(&self, info: &AssetInfo) -> anyhow::Result<()> {
         self.emit(serde_json::to_value(info)?, || {
             let mut text = format!(

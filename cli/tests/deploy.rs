@@ -41,9 +41,12 @@ fn a_key_is_required_and_checked_before_anything_else() {
         stderr(&output)
     );
 
+    // A bad key, with a node there: refused, and no block was made (nothing was sent).
+    let devnet = Devnet::start().expect("anvil");
+    let endpoint = devnet.endpoint();
     let output = insitu()
         .env("INSITU_PRIVATE_KEY", "0xnot-a-key")
-        .arg("deploy")
+        .args(["deploy", "--rpc-url", &endpoint])
         .output()
         .expect("run insitu");
     assert!(!output.status.success());
@@ -56,6 +59,14 @@ fn a_key_is_required_and_checked_before_anything_else() {
         !text.contains("not-a-key"),
         "the key's text is not echoed: {text}"
     );
+    let blocks = tokio::runtime::Runtime::new().unwrap().block_on(async {
+        alloy::providers::Provider::get_block_number(
+            &ProviderBuilder::new().connect_http(endpoint.parse().unwrap()),
+        )
+        .await
+        .unwrap()
+    });
+    assert_eq!(blocks, 0, "nothing was sent");
 
     let output = insitu().args(["deploy", "--help"]).output().expect("help");
     assert!(output.status.success());
@@ -724,6 +735,14 @@ fn completions_are_printed_for_each_shell() {
         assert!(script.contains("insitu"), "{shell}");
         assert!(script.contains("deploy"), "{shell}");
     }
+    let output = insitu()
+        .args(["--json", "completions", "bash"])
+        .output()
+        .unwrap();
+    assert!(output.status.success());
+    let json: serde_json::Value = serde_json::from_slice(&output.stdout).unwrap();
+    assert_eq!(json["shell"], "bash");
+    assert!(json["script"].as_str().unwrap().contains("deploy"));
     let output = insitu().args(["completions", "cmd"]).output().unwrap();
     assert!(!output.status.success());
 }

@@ -146,7 +146,7 @@ pub enum NextStep {
     },
     /// The payment can be released to the provider (the provider's keeper does it).
     Release,
-    /// The payment can be refunded to the consumer (anyone may: `insitu agreement refund`).
+    /// The payment can be refunded to the consumer (anyone may: `insitu refund`).
     Refund,
     /// Nothing is left to do.
     Finished {
