@@ -219,6 +219,15 @@ impl Executor {
     /// See [`ExecuteError`]; what was recorded before the error stays recorded.
     pub async fn tick(&self, store: &mut Store) -> Result<Vec<Step>, ExecuteError> {
         let mut steps = Vec::new();
+        for request in store.apply_settlement_requests(now())? {
+            tracing::info!(
+                agreement = ?request.agreement_id,
+                kind = ?request.kind,
+                reason = %request.reason,
+                result = request.result.as_deref().unwrap_or_default(),
+                "operator request"
+            );
+        }
         let head = self.provider.get_block_number().await?;
         tracing::debug!(head, "tick");
         self.recheck_confirmed(store, head).await?;

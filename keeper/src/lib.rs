@@ -6,6 +6,7 @@
 //! store and the watcher: `insitu-keeper` follows the chain and records the provider's agreements
 //! and their states, across restarts and reorgs; it does not serve or settle yet.
 
+pub mod admin;
 pub mod api;
 pub mod config;
 pub mod executor;

@@ -5,7 +5,9 @@
 //! and names the whole suite). Without it, the keeper runs until SIGTERM or Ctrl-C: the watcher
 //! records the agreements made on its account's offers, the API stores publishers' metadata
 //! documents, signs offers and serves paid access, and the executor settles each paid agreement
-//! once (see docs/keeper.md).
+//! once (see docs/keeper.md). `admin` holds the operator's commands (see docs/operations.md).
+
+mod admin_cli;
 
 use std::path::PathBuf;
 
@@ -22,17 +24,36 @@ struct Args {
     /// Configuration file (TOML). Without it the defaults are used; `INSITU_KEEPER_*`
     /// environment variables override either. The key is read from INSITU_KEEPER_PRIVATE_KEY
     /// (hex) unless the file names a keystore and its password file.
-    #[arg(short, long, env = "INSITU_KEEPER_CONFIG", value_name = "FILE")]
+    #[arg(
+        short,
+        long,
+        env = "INSITU_KEEPER_CONFIG",
+        value_name = "FILE",
+        global = true
+    )]
     config: Option<PathBuf>,
 
     /// Load and validate the configuration, print it and exit.
     #[arg(long)]
     check_config: bool,
+
+    #[command(subcommand)]
+    command: Option<Command>,
+}
+
+#[derive(Debug, clap::Subcommand)]
+enum Command {
+    /// The operator's commands: agreements and their history, retry, abandon, re-index, balance.
+    #[command(subcommand)]
+    Admin(admin_cli::AdminCommand),
 }
 
 fn main() -> anyhow::Result<()> {
     let args = Args::parse();
     let config = Config::load(args.config.as_deref()).context("loading the configuration")?;
+    if let Some(Command::Admin(command)) = args.command {
+        return admin_cli::run(&config, command);
+    }
     if args.check_config {
         print!("{config}");
     }

@@ -27,8 +27,8 @@ use insitu_bindings::{
 };
 
 use crate::store::{
-    Agreement, AgreementState, Checkpoint, EventKind, LogPosition, Observed, Store, StoreError,
-    Terms,
+    Agreement, AgreementState, Checkpoint, EventKind, LogPosition, Observed, OperatorRequest,
+    RequestKind, Store, StoreError, Terms,
 };
 
 /// Widest range asked for in one `eth_getLogs`.
@@ -73,6 +73,14 @@ pub enum Poll {
     UpToDate {
         /// The chain's head.
         head: u64,
+    },
+    /// An operator's re-index request was applied: the next scans start again at `from` (or
+    /// there was nothing to scan again).
+    Reindexed {
+        /// The request.
+        request: u64,
+        /// The first block scanned again.
+        from: u64,
     },
 }
 
@@ -132,6 +140,13 @@ impl Watcher {
     ///
     /// See [`WatchError`].
     pub async fn poll(&mut self, store: &mut Store) -> Result<Poll, WatchError> {
+        if let Some(request) = store
+            .open_requests(&[RequestKind::Reindex])?
+            .into_iter()
+            .next()
+        {
+            return self.reindex(store, request).await;
+        }
         if let Some((ancestor, hash)) = self.reorged(store).await? {
             let affected = store.rollback(ancestor, hash)?;
             return Ok(Poll::Reorged { ancestor, affected });
@@ -185,7 +200,7 @@ impl Watcher {
                 Poll::Scanned {
                     recorded: found, ..
                 } => recorded += found,
-                Poll::Reorged { .. } => {}
+                Poll::Reorged { .. } | Poll::Reindexed { .. } => {}
                 Poll::UpToDate { .. } => return Ok(recorded),
             }
         }
@@ -214,6 +229,10 @@ impl Watcher {
                     self.publish(ancestor);
                     Duration::ZERO
                 }
+                Ok(Poll::Reindexed { request, from }) => {
+                    tracing::warn!(request, from, "re-index requested by the operator");
+                    Duration::ZERO
+                }
                 Ok(Poll::UpToDate { .. }) => {
                     backoff = interval;
                     interval
@@ -238,6 +257,51 @@ impl Watcher {
                 return;
             }
         }
+    }
+
+    /// Applies an operator's re-index request: the cursor moves back to the block before
+    /// `from_block` (never before the watcher's first block), so the next scans record whatever
+    /// is missing from there on (a node that answered with missing logs, say).
+    async fn reindex(
+        &mut self,
+        store: &mut Store,
+        request: OperatorRequest,
+    ) -> Result<Poll, WatchError> {
+        let from = request
+            .from_block
+            .unwrap_or(self.start_block)
+            .max(self.start_block);
+        let now = crate::executor::now();
+        match store.cursor()? {
+            Some(cursor) if cursor.number >= from => {
+                let restart = if from > self.start_block {
+                    Some(Checkpoint {
+                        number: from - 1,
+                        hash: self.block_hash(from - 1).await?,
+                    })
+                } else {
+                    None
+                };
+                let result = format!(
+                    "applied: scanning again from block {from} (the scan had reached block {})",
+                    cursor.number
+                );
+                store.apply_reindex(&request, restart, &result, now)?;
+            }
+            cursor => {
+                let result = format!(
+                    "applied: nothing to scan again, the scan has not passed block {from} yet \
+                     (it is at {})",
+                    cursor
+                        .map_or_else(|| "its start".to_owned(), |c| format!("block {}", c.number))
+                );
+                store.close_request(&request, &result, now)?;
+            }
+        }
+        Ok(Poll::Reindexed {
+            request: request.seq,
+            from,
+        })
     }
 
     fn publish(&self, block: u64) {

@@ -492,3 +492,289 @@ async fn a_2_gib_file_is_delivered_whole_with_the_keepers_memory_bounded() {
     );
     assert_eq!(chain.payment_state(id).await, ConditionState::Released);
 }
+
+/// Runs `insitu-keeper --config <config> admin <args>` with keeper key `key`; returns success,
+/// standard output and standard error.
+fn admin(config: &Path, key: &PrivateKeySigner, args: &[&str]) -> (bool, String, String) {
+    let output = Command::new(env!("CARGO_BIN_EXE_insitu-keeper"))
+        .arg("--config")
+        .arg(config)
+        .arg("admin")
+        .args(args)
+        .env("INSITU_KEEPER_PRIVATE_KEY", hex::encode(key.to_bytes()))
+        .output()
+        .unwrap();
+    (
+        output.status.success(),
+        String::from_utf8_lossy(&output.stdout).into_owned(),
+        String::from_utf8_lossy(&output.stderr).into_owned(),
+    )
+}
+
+/// `admin <args> --json`, parsed; panics with standard error when it fails.
+fn admin_json(config: &Path, key: &PrivateKeySigner, args: &[&str]) -> serde_json::Value {
+    let mut all = args.to_vec();
+    all.push("--json");
+    let (ok, stdout, stderr) = admin(config, key, &all);
+    assert!(ok, "admin {args:?}: {stderr}");
+    serde_json::from_str(&stdout).unwrap_or_else(|error| panic!("{error}: {stdout}"))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_operator_abandons_retries_and_reindexes_with_every_change_in_the_audit_log() {
+    let chain = chain().await;
+    let (config, data, port) = chain.keeper_config("keeper", 1);
+    let keeper = chain.start(&config, &data, port, 2, None).await;
+    let key = &keeper.key;
+    let did = chain.publish(&keeper, 1, b"operator controls").await;
+    let id = chain.buy(did).await;
+    let id_text = id.to_string();
+
+    // Listed once the watcher recorded it: paid, no settlement yet.
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let listed = loop {
+        let list = admin_json(&keeper.config, key, &["agreements"]);
+        if let Some(line) = list
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|line| line["id"] == id_text)
+        {
+            break line.clone();
+        }
+        assert!(Instant::now() < deadline, "never listed: {list}");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    };
+    assert_eq!(listed["state"], "paid");
+    assert_eq!(listed["settlement"], serde_json::Value::Null);
+    let none = admin_json(&keeper.config, key, &["agreements", "--settlement", "none"]);
+    assert_eq!(none.as_array().unwrap().len(), 1);
+    let released = admin_json(&keeper.config, key, &["agreements", "--state", "released"]);
+    assert!(released.as_array().unwrap().is_empty());
+
+    // Bad input is refused with the reason, and nothing is written.
+    let unknown = B256::repeat_byte(9).to_string();
+    for (args, message) in [
+        (
+            vec!["abandon", id_text.as_str(), "--reason", " "],
+            "a reason is required",
+        ),
+        (
+            vec!["abandon", "0x1234", "--reason", "r"],
+            "\"0x1234\" is not an agreement id",
+        ),
+        (
+            vec!["retry", unknown.as_str(), "--reason", "r"],
+            "no agreement of this keeper has id",
+        ),
+        (
+            vec!["agreements", "--state", "lost"],
+            "\"lost\" is not an agreement state",
+        ),
+        (
+            vec!["reindex", "--from", "0", "--reason", "r"],
+            "is before the deployment",
+        ),
+    ] {
+        let (ok, _, stderr) = admin(&keeper.config, key, &args);
+        assert!(!ok && stderr.contains(message), "{args:?}: {stderr}");
+    }
+    let shown = admin_json(&keeper.config, key, &["show", &id_text]);
+    assert_eq!(shown["requests"], serde_json::json!([]));
+
+    // Abandoned: the running keeper applies it, and neither settles nor serves the agreement.
+    let abandoned = admin_json(
+        &keeper.config,
+        key,
+        &[
+            "abandon",
+            &id_text,
+            "--reason",
+            "consumer under investigation",
+        ],
+    );
+    assert_eq!(
+        abandoned["result"], "applied: the settlement is abandoned",
+        "{abandoned}"
+    );
+    match chain.download(id).await {
+        Err(MarketError::Refused { code, message, .. }) => {
+            assert_eq!(code, "settlement_abandoned");
+            assert!(
+                message.contains("consumer under investigation"),
+                "{message}"
+            );
+        }
+        other => panic!("expected a refusal, got {other:?}"),
+    }
+    assert_eq!(chain.nonce(key.address()).await, 0, "nothing sent");
+
+    // Retried: settled and served once.
+    let retried = admin_json(
+        &keeper.config,
+        key,
+        &["retry", &id_text, "--reason", "investigation closed"],
+    );
+    assert_eq!(retried["result"], "applied: the settlement is pending");
+    assert_eq!(chain.download(id).await.unwrap(), b"operator controls");
+    assert_eq!(chain.nonce(key.address()).await, 1);
+    assert_eq!(chain.payment_state(id).await, ConditionState::Released);
+    // Nothing left to retry.
+    let again = admin_json(
+        &keeper.config,
+        key,
+        &["retry", &id_text, "--reason", "again"],
+    );
+    assert_eq!(
+        again["result"],
+        "refused: the settlement is confirmed: nothing is left to do"
+    );
+
+    // The whole story, in order, in the audit log.
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let shown = loop {
+        let shown = admin_json(&keeper.config, key, &["show", &id_text]);
+        if shown["agreement"]["state"] == "released" {
+            break shown;
+        }
+        assert!(Instant::now() < deadline, "never released: {shown}");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    };
+    assert_eq!(shown["settlement"]["state"], "confirmed");
+    assert_eq!(shown["attempts"].as_array().unwrap().len(), 1);
+    assert_eq!(shown["requests"].as_array().unwrap().len(), 3);
+    let story: Vec<String> = shown["audit"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|line| {
+            format!(
+                "{} {}",
+                line["actor"].as_str().unwrap(),
+                line["event"].as_str().unwrap()
+            )
+        })
+        .collect();
+    let expected = [
+        "watcher chain: created",
+        "watcher chain: paid",
+        "operator abandon requested",
+        "keeper settlement abandoned",
+        "operator retry requested",
+        "executor settlement abandoned -> pending",
+        "executor transaction signed",
+        "executor settlement pending -> signed",
+        "executor settlement signed -> sent",
+        "executor settlement sent -> confirmed",
+        "operator retry requested",
+    ];
+    let mut at = 0;
+    for line in &story {
+        if at < expected.len() && line == expected[at] {
+            at += 1;
+        }
+    }
+    assert_eq!(at, expected.len(), "{story:#?}");
+    assert!(
+        story.contains(&"watcher chain: released".to_owned()),
+        "{story:#?}"
+    );
+    let text = admin(&keeper.config, key, &["show", &id_text]).1;
+    assert!(text.contains("settlement: confirmed"), "{text}");
+    assert!(text.contains("investigation closed"), "{text}");
+
+    // A re-index goes back to the deployment's block, scans forward again, and is logged.
+    let deployed = insitu_bindings::addresses::Deployment::read(&chain.addresses)
+        .unwrap()
+        .block
+        .to_string();
+    let reindexed = admin_json(
+        &keeper.config,
+        key,
+        &[
+            "reindex",
+            "--from",
+            &deployed,
+            "--reason",
+            "the node dropped logs",
+        ],
+    );
+    assert!(
+        reindexed["result"]
+            .as_str()
+            .unwrap()
+            .starts_with(&format!("applied: scanning again from block {deployed}")),
+        "{reindexed}"
+    );
+    let log = admin_json(&keeper.config, key, &["log", "--limit", "5"]);
+    assert!(
+        log.as_array().unwrap().iter().any(|line| line["event"]
+            == format!("re-index from block {deployed} requested")
+            && line["agreement_id"].is_null()),
+        "{log}"
+    );
+    // Scanned again, nothing doubled: once a later purchase is recorded, the re-scan has passed
+    // the first agreement's blocks.
+    let later = chain.buy(did).await.to_string();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while !admin_json(&keeper.config, key, &["agreements"])
+        .as_array()
+        .unwrap()
+        .iter()
+        .any(|line| line["id"] == later)
+    {
+        assert!(
+            Instant::now() < deadline,
+            "the later purchase was never recorded"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    let shown = admin_json(&keeper.config, key, &["show", &id_text]);
+    assert_eq!(
+        shown["events"].as_array().unwrap().len(),
+        4,
+        "created, paid, served, released: {shown}"
+    );
+    let created_lines = shown["audit"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|line| line["event"] == "chain: created")
+        .count();
+    assert_eq!(
+        created_lines, 1,
+        "a re-scan finds the events already there: {shown}"
+    );
+
+    // The balance, against the threshold.
+    let balance = admin_json(&keeper.config, key, &["balance"]);
+    assert_eq!(
+        balance["account"]
+            .as_str()
+            .unwrap()
+            .parse::<Address>()
+            .unwrap(),
+        key.address()
+    );
+    assert_eq!(balance["low"], false);
+    assert!(balance["wei"].as_str().unwrap().starts_with("0x"));
+
+    // A wrong database is not created empty.
+    std::fs::write(
+        keeper.config.with_file_name("other.toml"),
+        std::fs::read_to_string(&keeper.config)
+            .unwrap()
+            .replace("keeper.db", "elsewhere.db"),
+    )
+    .unwrap();
+    let (ok, _, stderr) = admin(
+        &keeper.config.with_file_name("other.toml"),
+        key,
+        &["agreements"],
+    );
+    assert!(
+        !ok && stderr.contains("there is no keeper store"),
+        "{stderr}"
+    );
+    assert!(!keeper.config.with_file_name("elsewhere.db").exists());
+}

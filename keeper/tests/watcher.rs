@@ -375,3 +375,83 @@ async fn a_reorg_that_drops_the_release_rolls_the_agreement_back_to_paid() {
         AgreementState::Paid
     );
 }
+
+#[tokio::test]
+async fn a_reindex_requested_by_the_operator_records_what_a_scan_missed() {
+    let chain = chain(Stage::Served).await;
+    let mut store = Store::in_memory().unwrap();
+    // A scan that saw nothing of this keeper's (as a node answering with empty logs would).
+    let mut blind = chain.watcher(Address::repeat_byte(0xee), 0);
+    blind.catch_up(&mut store).await.unwrap();
+    assert!(store.agreements(None).unwrap().is_empty());
+    let head = chain.head().await;
+    assert_eq!(store.cursor().unwrap().unwrap().number, head);
+
+    // Requested from before the deployment: the watcher starts again at its first block.
+    let seq = store
+        .request(
+            insitu_keeper::store::RequestKind::Reindex,
+            None,
+            Some(0),
+            "the node dropped logs",
+            insitu_keeper::executor::now(),
+        )
+        .unwrap();
+    let mut watcher = chain.watcher(chain.keeper(), 0);
+    let poll = watcher.poll(&mut store).await.unwrap();
+    assert!(
+        matches!(poll, Poll::Reindexed { request, from } if request == seq && from == chain.report.deployment.block),
+        "{poll:?}"
+    );
+    assert_eq!(store.cursor().unwrap(), None);
+    assert_eq!(watcher.catch_up(&mut store).await.unwrap(), 4);
+    assert_eq!(
+        store
+            .agreement(chain.report.agreement_id)
+            .unwrap()
+            .unwrap()
+            .state,
+        AgreementState::Released
+    );
+
+    // From a block inside the scanned range: back to the block before it, with its hash.
+    let from = chain.report.deployment.block + 2;
+    store
+        .request(
+            insitu_keeper::store::RequestKind::Reindex,
+            None,
+            Some(from),
+            "again",
+            0,
+        )
+        .unwrap();
+    watcher.poll(&mut store).await.unwrap();
+    let cursor = store.cursor().unwrap().unwrap();
+    assert_eq!(cursor.number, from - 1);
+    watcher.catch_up(&mut store).await.unwrap();
+    assert_eq!(
+        store.events(chain.report.agreement_id).unwrap().len(),
+        4,
+        "nothing recorded twice"
+    );
+
+    // Beyond the scan: nothing to do, and said so.
+    let seq = store
+        .request(
+            insitu_keeper::store::RequestKind::Reindex,
+            None,
+            Some(head + 100),
+            "early",
+            0,
+        )
+        .unwrap();
+    watcher.poll(&mut store).await.unwrap();
+    let request = store.operator_request(seq).unwrap().unwrap();
+    assert!(
+        request
+            .result
+            .unwrap()
+            .starts_with("applied: nothing to scan again, the scan has not passed block"),
+    );
+    assert_eq!(store.cursor().unwrap().unwrap().number, head);
+}

@@ -88,7 +88,7 @@ pub(super) struct AccessQuery {
         (status = 402, body = super::ErrorBody, description = "unpaid"),
         (status = 403, body = super::ErrorBody, description = "wrong_template, wrong_asset, wrong_consumer"),
         (status = 404, body = super::ErrorBody, description = "unknown_agreement, unknown_document, unknown_file"),
-        (status = 409, body = super::ErrorBody, description = "replayed, settlement_failed"),
+        (status = 409, body = super::ErrorBody, description = "replayed, settlement_failed, settlement_abandoned"),
         (status = 410, body = super::ErrorBody, description = "ended, access_window_closed"),
         (status = 416, body = super::ErrorBody, description = "invalid_range"),
         (status = 429, body = super::ErrorBody, description = "too_many_downloads"),
@@ -316,6 +316,16 @@ async fn settle(state: &AppState, id: B256) -> Result<(), ApiError> {
             .map_err(ApiError::internal)?;
         match action.map(|action| (action.state, action.outcome)) {
             Some((ActionState::Confirmed | ActionState::Done, _)) => return Ok(()),
+            Some((ActionState::Abandoned, outcome)) => {
+                return Err(ApiError::new(
+                    StatusCode::CONFLICT,
+                    "settlement_abandoned",
+                    format!(
+                        "the provider's operator gave this settlement up: {}",
+                        outcome.unwrap_or_default()
+                    ),
+                ));
+            }
             Some((ActionState::Failed, outcome)) => {
                 return Err(ApiError::new(
                     StatusCode::CONFLICT,

@@ -8,11 +8,13 @@
 
 use alloy::primitives::{B256, Bytes};
 use rusqlite::{OptionalExtension, params};
+use serde::Serialize;
 
 use super::{Store, StoreError, b256};
 
 /// Where a settlement stands.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
+#[serde(rename_all = "snake_case")]
 pub enum ActionState {
     /// Wanted; nothing signed yet.
     Pending,
@@ -26,10 +28,14 @@ pub enum ActionState {
     Done,
     /// It cannot be done (unpaid, timed out, refunded, would revert); the reason is recorded.
     Failed,
+    /// The operator gave it up, with a reason: the executor leaves it alone and requests for it
+    /// are refused, until the operator asks for a retry.
+    Abandoned,
 }
 
 impl ActionState {
-    fn as_str(self) -> &'static str {
+    /// The name stored in the database.
+    pub fn as_str(self) -> &'static str {
         match self {
             Self::Pending => "pending",
             Self::Signed => "signed",
@@ -37,10 +43,16 @@ impl ActionState {
             Self::Confirmed => "confirmed",
             Self::Done => "done",
             Self::Failed => "failed",
+            Self::Abandoned => "abandoned",
         }
     }
 
-    fn parse(text: &str) -> Result<Self, StoreError> {
+    /// The state named `text` (as stored).
+    ///
+    /// # Errors
+    ///
+    /// [`StoreError::Corrupt`] for an unknown name.
+    pub fn parse(text: &str) -> Result<Self, StoreError> {
         Ok(match text {
             "pending" => Self::Pending,
             "signed" => Self::Signed,
@@ -48,6 +60,7 @@ impl ActionState {
             "confirmed" => Self::Confirmed,
             "done" => Self::Done,
             "failed" => Self::Failed,
+            "abandoned" => Self::Abandoned,
             other => return Err(StoreError::Corrupt(format!("action state `{other}`"))),
         })
     }
@@ -59,7 +72,8 @@ impl ActionState {
 }
 
 /// The transaction a settlement sends.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
 pub enum SettlementCall {
     /// The service condition's `fulfilAndRelease`: grant and release in one transaction.
     FulfilAndRelease,
@@ -85,7 +99,7 @@ impl SettlementCall {
 }
 
 /// A settlement action.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct Action {
     /// The agreement (the action's idempotency key: one settlement per agreement).
     pub agreement_id: B256,
@@ -108,7 +122,7 @@ pub struct Action {
 }
 
 /// One signed transaction of an action (a fee bump is another attempt with the same nonce).
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct Attempt {
     /// Its hash.
     pub tx_hash: B256,
@@ -119,6 +133,7 @@ pub struct Attempt {
     /// EIP-1559 tip.
     pub max_priority_fee_per_gas: u128,
     /// The signed transaction.
+    #[serde(skip)]
     pub raw: Bytes,
     /// Unix time it was signed.
     pub sent_at: u64,

@@ -8,11 +8,13 @@
 //! end of the previous range, never half way.
 
 mod actions;
+mod operator;
 
 use std::path::Path;
 
 pub use actions::{Action, ActionState, Attempt, SettlementCall};
 use alloy::primitives::{Address, B256, U256};
+pub use operator::{AuditEntry, OperatorRequest, RequestKind};
 use rusqlite::{Connection, OptionalExtension, Transaction, TransactionBehavior, params};
 use rusqlite_migration::{M, Migrations};
 use serde::{Deserialize, Serialize};
@@ -104,6 +106,69 @@ const MIGRATIONS: &[M<'static>] = &[
         "DROP INDEX actions_by_state;
     CREATE INDEX actions_by_state_block ON actions (state, block);",
     ),
+    // The audit log, append-only, written by triggers in the same transaction as every change it
+    // reports (so no code path can change an agreement's record without leaving a line), and the
+    // operator's requests, which the watcher and the executor apply.
+    M::up(
+        "CREATE TABLE audit (
+        seq INTEGER PRIMARY KEY AUTOINCREMENT,
+        agreement_id BLOB,
+        at INTEGER NOT NULL,
+        actor TEXT NOT NULL,
+        event TEXT NOT NULL,
+        detail TEXT
+    );
+    CREATE INDEX audit_by_agreement ON audit (agreement_id, seq);
+    CREATE TRIGGER audit_is_append_only_update BEFORE UPDATE ON audit
+    BEGIN SELECT RAISE(ABORT, 'the audit log is append-only'); END;
+    CREATE TRIGGER audit_is_append_only_delete BEFORE DELETE ON audit
+    BEGIN SELECT RAISE(ABORT, 'the audit log is append-only'); END;
+    CREATE TRIGGER audit_event_recorded AFTER INSERT ON events
+    BEGIN
+        INSERT INTO audit (agreement_id, at, actor, event, detail)
+        VALUES (NEW.agreement_id, CAST(strftime('%s', 'now') AS INTEGER), 'watcher',
+                'chain: ' || NEW.kind,
+                'block ' || NEW.block_number || ', tx 0x' || lower(hex(NEW.tx_hash)));
+    END;
+    CREATE TRIGGER audit_event_undone AFTER DELETE ON events
+    BEGIN
+        INSERT INTO audit (agreement_id, at, actor, event, detail)
+        VALUES (OLD.agreement_id, CAST(strftime('%s', 'now') AS INTEGER), 'watcher',
+                'reorg: ' || OLD.kind || ' undone', 'block ' || OLD.block_number);
+    END;
+    CREATE TRIGGER audit_action_created AFTER INSERT ON actions
+    BEGIN
+        INSERT INTO audit (agreement_id, at, actor, event, detail)
+        VALUES (NEW.agreement_id, NEW.created_at, 'keeper', 'settlement ' || NEW.state,
+                NEW.outcome);
+    END;
+    CREATE TRIGGER audit_action_moved AFTER UPDATE OF state ON actions
+    WHEN OLD.state <> NEW.state
+    BEGIN
+        INSERT INTO audit (agreement_id, at, actor, event, detail)
+        VALUES (NEW.agreement_id, NEW.updated_at, 'executor',
+                'settlement ' || OLD.state || ' -> ' || NEW.state, NEW.outcome);
+    END;
+    CREATE TRIGGER audit_attempt_signed AFTER INSERT ON attempts
+    BEGIN
+        INSERT INTO audit (agreement_id, at, actor, event, detail)
+        VALUES (NEW.agreement_id, NEW.sent_at, 'executor', 'transaction signed',
+                'nonce ' || NEW.nonce || ', tx 0x' || lower(hex(NEW.tx_hash)) ||
+                ', max fee ' || NEW.max_fee_per_gas || ' wei, tip ' ||
+                NEW.max_priority_fee_per_gas || ' wei');
+    END;
+    CREATE TABLE operator_requests (
+        seq INTEGER PRIMARY KEY AUTOINCREMENT,
+        kind TEXT NOT NULL,
+        agreement_id BLOB,
+        from_block INTEGER,
+        reason TEXT NOT NULL,
+        requested_at INTEGER NOT NULL,
+        applied_at INTEGER,
+        result TEXT
+    );
+    CREATE INDEX operator_requests_open ON operator_requests (applied_at, kind);",
+    ),
 ];
 
 /// Why the store failed.
@@ -154,7 +219,12 @@ impl AgreementState {
         }
     }
 
-    fn parse(text: &str) -> Result<Self, StoreError> {
+    /// The state named `text` (as stored).
+    ///
+    /// # Errors
+    ///
+    /// [`StoreError::Corrupt`] for an unknown name.
+    pub fn parse(text: &str) -> Result<Self, StoreError> {
         Ok(match text {
             "created" => Self::Created,
             "payment_aborted" => Self::PaymentAborted,
@@ -169,7 +239,8 @@ impl AgreementState {
 }
 
 /// What happened to an agreement in one log.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
 pub enum EventKind {
     /// Created on an offer of this provider.
     Created,
@@ -228,7 +299,7 @@ impl EventKind {
 }
 
 /// Where a log came from.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 pub struct LogPosition {
     /// Block number.
     pub block_number: u64,
@@ -260,7 +331,7 @@ pub struct Terms {
 }
 
 /// An agreement of this keeper's provider.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct Agreement {
     /// The agreement's id.
     pub id: B256,
