@@ -64,6 +64,9 @@ enum Command {
     Buy(BuyArgs),
     /// Download a file of an asset you bought (resumes an interrupted download, checks its SHA-256).
     Download(DownloadArgs),
+    /// Get a short-lived token for an agreement you bought, and a URL with it, for players and
+    /// scripts that cannot sign each request.
+    AccessToken(AccessTokenArgs),
     /// Assets in the registry.
     #[command(subcommand)]
     Asset(AssetCommand),
@@ -223,6 +226,19 @@ struct DownloadArgs {
     #[arg(short, long)]
     out: PathBuf,
     /// Which file of the asset (its index in the metadata document).
+    #[arg(long, default_value_t = 0)]
+    file: usize,
+    #[command(flatten)]
+    suite: SuiteArgs,
+    #[command(flatten)]
+    signer: SignerArgs,
+}
+
+#[derive(Debug, Args)]
+struct AccessTokenArgs {
+    /// The agreement's id (32 bytes, hex).
+    agreement: B256,
+    /// Which file the URL names (the token is good for every file of the agreement).
     #[arg(long, default_value_t = 0)]
     file: usize,
     #[command(flatten)]
@@ -419,6 +435,12 @@ async fn run(command: Command, output: &Output) -> Result<()> {
             .await?;
             bar.finish();
             output.downloaded(&downloaded)
+        }
+        Command::AccessToken(args) => {
+            let suite = open_suite(&args.suite).await?;
+            let sender = sender(&suite.connection, &args.signer)?;
+            let token = market::access_token(&suite, &sender, args.agreement, args.file).await?;
+            output.access_token(&token)
         }
         Command::Asset(AssetCommand::Show { did, suite }) => {
             let suite = open_suite(&suite).await?;

@@ -10,7 +10,7 @@ use insitu_client::{
     asset::AssetInfo,
     deploy::{Deployed, format_utc},
     governance::{FeeInfo, Outcome, TemplateInfo, TemplateStatus},
-    market::{Bought, DownloadEvent, Downloaded, Published},
+    market::{AccessToken, Bought, DownloadEvent, Downloaded, Published},
     payments::{Refunded, Withdrawn},
     tx::{Progress, TxEvent},
 };
@@ -286,6 +286,15 @@ impl Output {
                 quote.total,
                 quote.service_timeout,
                 bought.transaction
+            )
+        })
+    }
+
+    pub(crate) fn access_token(&self, token: &AccessToken) -> anyhow::Result<()> {
+        self.emit(serde_json::to_value(token)?, || {
+            format!(
+                "token for agreement {} (expires at {} unix time):\n{}\nURL: {}\n",
+                token.agreement_id, token.expires_at, token.token, token.url
             )
         })
     }

@@ -218,6 +218,25 @@ fn publish_buy_and_download_through_the_command() {
     );
     assert!(!other.exists());
 
+    // A token for a player: its URL alone fetches the file.
+    let mut args = vec!["--json", "access-token", &agreement];
+    args.extend(suite_args);
+    let issued = run_as(&keys[3], &args);
+    assert!(issued.status.success(), "{}", stderr(&issued));
+    let url = json(&issued)["url"].as_str().unwrap().to_owned();
+    assert!(url.starts_with(&format!("{keeper_url}/v1/access/{agreement}?file=0&token=")));
+    let fetched =
+        runtime.block_on(async { reqwest::get(&url).await.unwrap().bytes().await.unwrap() });
+    assert_eq!(fetched.as_ref(), content.as_slice());
+    let mut args = vec!["access-token", &agreement];
+    args.extend(suite_args);
+    let refused = run_as(&keys[6], &args);
+    assert!(
+        !refused.status.success() && stderr(&refused).contains("wrong_consumer"),
+        "{}",
+        stderr(&refused)
+    );
+
     // The agreement is settled: paid to the provider.
     let mut args = vec!["--json", "agreement", "show", &agreement];
     args.extend(suite_args);

@@ -762,41 +762,17 @@ pub async fn download(
     } else {
         resumed_from
     };
-    // A fresh signed request per attempt (each nonce is used once); the keeper asks to come back
-    // while the purchase is not confirmed yet or the settlement is under way.
-    let retry_until = std::time::Instant::now() + RETRY_FOR;
-    let mut response = loop {
-        let body = access_request(
-            sender.signer(),
-            suite.connection.chain_id,
-            service,
-            agreement.did,
-            id,
-            now.max(unix_now()) + REQUEST_VALIDITY,
-        )?;
-        let mut http = keeper
-            .http
-            .post(format!("{}/v1/access?file={file}", keeper.base))
-            .json(&body);
-        if resumed_from > 0 {
-            http = http.header("range", format!("bytes={resumed_from}-"));
-        }
-        let sent = http
-            .send()
-            .await
-            .map_err(|error| keeper.unreachable(&error))?;
-        match keeper.check(sent).await {
-            Ok(response) => break response,
-            Err(MarketError::Refused { code, .. })
-                if (code == "unconfirmed" || code == "settlement_pending")
-                    && std::time::Instant::now() < retry_until =>
-            {
-                on_bytes(DownloadEvent::Waiting(code));
-                tokio::time::sleep(std::time::Duration::from_secs(1)).await;
-            }
-            Err(error) => return Err(error),
-        }
-    };
+    let mut response = post_access(
+        &keeper,
+        sender,
+        suite.connection.chain_id,
+        (service, agreement.did, id),
+        now,
+        &format!("/v1/access?file={file}"),
+        resumed_from,
+        &mut |code| on_bytes(DownloadEvent::Waiting(code)),
+    )
+    .await?;
     let appending = resumed_from > 0 && response.status().as_u16() == 206;
     let mut handle = std::fs::OpenOptions::new()
         .create(true)
@@ -834,6 +810,113 @@ pub async fn download(
         resumed_from: if appending { resumed_from } else { 0 },
         sha256,
     })
+}
+
+/// Sends a fresh signed access request for agreement `id` (service contract, asset and agreement
+/// in `target`) to `route` of `keeper`, resuming from byte `resume_from` when not zero; again,
+/// with a new request (each nonce is used once), while the keeper asks to come back because the
+/// purchase is not confirmed yet or the settlement is under way (`on_wait` is told).
+#[allow(clippy::too_many_arguments)]
+async fn post_access(
+    keeper: &KeeperClient,
+    sender: &Sender,
+    chain_id: u64,
+    target: (Address, B256, B256),
+    chain_now: u64,
+    route: &str,
+    resume_from: u64,
+    on_wait: &mut (dyn FnMut(String) + Send),
+) -> Result<reqwest::Response, MarketError> {
+    let (service, did, id) = target;
+    let retry_until = std::time::Instant::now() + RETRY_FOR;
+    loop {
+        let body = access_request(
+            sender.signer(),
+            chain_id,
+            service,
+            did,
+            id,
+            chain_now.max(unix_now()) + REQUEST_VALIDITY,
+        )?;
+        let mut http = keeper
+            .http
+            .post(format!("{}{route}", keeper.base))
+            .json(&body);
+        if resume_from > 0 {
+            http = http.header("range", format!("bytes={resume_from}-"));
+        }
+        let sent = http
+            .send()
+            .await
+            .map_err(|error| keeper.unreachable(&error))?;
+        match keeper.check(sent).await {
+            Ok(response) => return Ok(response),
+            Err(MarketError::Refused { code, .. })
+                if (code == "unconfirmed" || code == "settlement_pending")
+                    && std::time::Instant::now() < retry_until =>
+            {
+                on_wait(code);
+                tokio::time::sleep(std::time::Duration::from_secs(1)).await;
+            }
+            Err(error) => return Err(error),
+        }
+    }
+}
+
+/// A short-lived access token for an agreement, from its keeper.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct AccessToken {
+    /// The token: `Authorization: Bearer <token>` on `GET /v1/access/{agreement}`.
+    pub token: String,
+    /// Unix time it expires.
+    pub expires_at: u64,
+    /// The agreement.
+    pub agreement_id: String,
+    /// The file's URL with the token in it, for players that cannot set headers.
+    pub url: String,
+}
+
+/// Trades one signed access request for a short-lived token of agreement `id`, for file `file`
+/// (the URL it returns names that file; the token is good for every file of the agreement).
+/// A paid agreement is settled first, as for a download.
+///
+/// # Errors
+///
+/// [`MarketError`]: the keeper's refusal with its code, or an unreachable keeper.
+pub async fn access_token(
+    suite: &Suite,
+    sender: &Sender,
+    id: B256,
+    file: usize,
+) -> Result<AccessToken, MarketError> {
+    let agreement = agreement::show(suite, id, None).await?;
+    let (_, keeper, _) = fetch_document(suite, agreement.did).await?;
+    let service = agreement
+        .service_condition()
+        .map(|condition| condition.contract)
+        .ok_or_else(|| MarketError::BadAnswer("the agreement has no service".to_owned()))?;
+    let now = suite
+        .provider()
+        .get_block_by_number(BlockNumberOrTag::Latest)
+        .await?
+        .map(|block| block.header.timestamp)
+        .unwrap_or_default();
+    let response = post_access(
+        &keeper,
+        sender,
+        suite.connection.chain_id,
+        (service, agreement.did, id),
+        now,
+        &format!("/v1/access/token?file={file}"),
+        0,
+        &mut |_| {},
+    )
+    .await?;
+    response
+        .json()
+        .await
+        .map_err(|error| MarketError::BadAnswer(format!("the keeper's token: {error}")))
 }
 
 /// Progress of a download.

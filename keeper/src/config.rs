@@ -16,6 +16,7 @@
 //! # password_file = "keeper-key.pass"  # required with a keystore (the keeper runs unattended)
 //! max_downloads_per_consumer = 4        # downloads one consumer may have in flight at once
 //! low_balance_gwei = 10000000           # warn (and keeper_balance_low = 1) below 0.01 ETH
+//! access_token_ttl_secs = 900           # lifetime of access tokens (60 to 86400)
 //!
 //! # s3:// locations: an S3-compatible object store (none by default)
 //! [s3]
@@ -60,6 +61,10 @@ pub const DEFAULT_MAX_DOWNLOADS_PER_CONSUMER: u32 = 4;
 pub const DEFAULT_LOW_BALANCE_GWEI: u64 = 10_000_000;
 /// Highest accepted `max_downloads_per_consumer`.
 pub const MAX_DOWNLOADS_PER_CONSUMER: u32 = 256;
+/// Default `access_token_ttl_secs` (15 minutes).
+pub const DEFAULT_ACCESS_TOKEN_TTL_SECS: u64 = 900;
+/// Accepted `access_token_ttl_secs`: a minute to a day.
+pub const ACCESS_TOKEN_TTL_SECS: std::ops::RangeInclusive<u64> = 60..=86_400;
 
 /// The keeper's settings.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -100,6 +105,8 @@ pub struct Config {
     /// Below this balance (in gwei) the keeper's account is reported low: a warning in the log and
     /// `keeper_balance_low` = 1 (0 never warns).
     pub low_balance_gwei: u64,
+    /// How long an access token lives, in seconds (never past the agreement's access window).
+    pub access_token_ttl_secs: u64,
     /// The S3-compatible object store `s3://` locations are read from, if any.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub s3: Option<S3Config>,
@@ -189,6 +196,7 @@ impl Default for Config {
             password_file: None,
             max_downloads_per_consumer: DEFAULT_MAX_DOWNLOADS_PER_CONSUMER,
             low_balance_gwei: DEFAULT_LOW_BALANCE_GWEI,
+            access_token_ttl_secs: DEFAULT_ACCESS_TOKEN_TTL_SECS,
             s3: None,
             outbound: OutboundConfig::default(),
         }
@@ -325,6 +333,12 @@ pub enum ValidationError {
     MaxDownloads {
         /// The value.
         value: u32,
+    },
+    /// `access_token_ttl_secs` is outside [`ACCESS_TOKEN_TTL_SECS`].
+    #[error("access_token_ttl_secs is {value}, it must be between 60 and 86400")]
+    AccessTokenTtl {
+        /// The value.
+        value: u64,
     },
     /// `keystore` without `password_file`, or the reverse.
     #[error("keystore and password_file go together (the keeper cannot prompt for a password)")]
@@ -502,6 +516,9 @@ impl Config {
                 })
                 .collect::<Result<_, _>>()?;
         }
+        if let Some((name, value)) = get("ACCESS_TOKEN_TTL_SECS") {
+            self.access_token_ttl_secs = number(name, value)?;
+        }
         if let Some((name, value)) = get("LOW_BALANCE_GWEI") {
             self.low_balance_gwei = number(name, value)?;
         }
@@ -554,6 +571,11 @@ impl Config {
         if !(1..=MAX_DOWNLOADS_PER_CONSUMER).contains(&self.max_downloads_per_consumer) {
             return Err(ValidationError::MaxDownloads {
                 value: self.max_downloads_per_consumer,
+            });
+        }
+        if !ACCESS_TOKEN_TTL_SECS.contains(&self.access_token_ttl_secs) {
+            return Err(ValidationError::AccessTokenTtl {
+                value: self.access_token_ttl_secs,
             });
         }
         if let Some(s3) = &self.s3 {

@@ -226,6 +226,8 @@ pub async fn start(
         chain_id: config.chain_id,
         suite,
         deployment,
+        tokens: Arc::new(api::tokens::Tokens::new(&key)),
+        token_ttl: config.access_token_ttl_secs,
         key,
         storage: Arc::new(Storage::new(
             config.data_root.clone(),

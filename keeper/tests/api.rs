@@ -1023,3 +1023,143 @@ async fn agreement_document_checksum(setup: &Setup, did: B256) -> B256 {
         .unwrap()
         .checksum
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_short_lived_token_stands_in_for_signatures_on_one_agreement_until_it_expires() {
+    let setup = setup_with(|config| config.access_token_ttl_secs = 600).await;
+    let did = setup.publish().await;
+    let id = setup.buy(did).await;
+    let consumer = sender(&setup.provider, &setup.keys[3]).await;
+
+    // One signed request settles the agreement and yields the token.
+    let before = insitu_keeper::executor::now();
+    let token = market::access_token(&setup.suite, &consumer, id, 0)
+        .await
+        .unwrap();
+    assert_eq!(setup.keeper_nonce().await, 1, "settled once");
+    assert_eq!(token.agreement_id, id.to_string());
+    assert!(
+        (before + 600..=insitu_keeper::executor::now() + 600).contains(&token.expires_at),
+        "{token:?}"
+    );
+    assert!(
+        token
+            .url
+            .starts_with(&setup.url(&format!("/v1/access/{id}?file=0&token=")))
+    );
+
+    // The URL alone (a player), then the header with a range (a script).
+    let http = reqwest::Client::new();
+    let whole = http.get(&token.url).send().await.unwrap();
+    assert_eq!(whole.status().as_u16(), 200);
+    assert_eq!(
+        whole.bytes().await.unwrap().as_ref(),
+        setup.content.as_slice()
+    );
+    let part = http
+        .get(setup.url(&format!("/v1/access/{id}")))
+        .bearer_auth(&token.token)
+        .header("range", "bytes=1000-1999")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(part.status().as_u16(), 206);
+    assert_eq!(
+        part.bytes().await.unwrap().as_ref(),
+        &setup.content[1000..2000]
+    );
+    // A second token, within the access window: nothing more sent.
+    market::access_token(&setup.suite, &consumer, id, 0)
+        .await
+        .unwrap();
+    assert_eq!(setup.keeper_nonce().await, 1);
+
+    // Refusals, each with its code.
+    let refused = |url: String, token: Option<String>| {
+        let http = http.clone();
+        async move {
+            let mut request = http.get(url);
+            if let Some(token) = token {
+                request = request.bearer_auth(token);
+            }
+            let response = request.send().await.unwrap();
+            let status = response.status().as_u16();
+            let body: serde_json::Value = response.json().await.unwrap();
+            (status, body["code"].as_str().unwrap().to_owned())
+        }
+    };
+    let path = setup.url(&format!("/v1/access/{id}"));
+    assert_eq!(
+        refused(path.clone(), None).await,
+        (401, "invalid_token".into())
+    );
+    let mut altered = token.token.clone();
+    altered.replace_range(..1, if altered.starts_with('A') { "B" } else { "A" });
+    assert_eq!(
+        refused(path.clone(), Some(altered)).await,
+        (401, "invalid_token".into())
+    );
+    // Another keeper's token for the same agreement.
+    let foreign = insitu_keeper::api::tokens::Tokens::new(&PrivateKeySigner::random()).issue(
+        insitu_keeper::api::tokens::Grant {
+            agreement: id,
+            consumer: setup.keys[3].address(),
+            expires_at: u64::MAX,
+        },
+    );
+    assert_eq!(
+        refused(path.clone(), Some(foreign)).await,
+        (401, "invalid_token".into())
+    );
+    // This keeper's, expired (made with its key, as the keeper would have).
+    let tokens = insitu_keeper::api::tokens::Tokens::new(&setup.keys[2]);
+    let expired = tokens.issue(insitu_keeper::api::tokens::Grant {
+        agreement: id,
+        consumer: setup.keys[3].address(),
+        expires_at: insitu_keeper::executor::now() - 1,
+    });
+    assert_eq!(
+        refused(path.clone(), Some(expired)).await,
+        (401, "token_expired".into())
+    );
+    // The token names one agreement.
+    let other = B256::repeat_byte(0x42);
+    assert_eq!(
+        refused(
+            setup.url(&format!("/v1/access/{other}")),
+            Some(token.token.clone())
+        )
+        .await,
+        (403, "wrong_agreement".into())
+    );
+    assert_eq!(
+        refused(setup.url("/v1/access/nope"), Some(token.token.clone())).await,
+        (400, "malformed".into())
+    );
+    assert_eq!(
+        refused(
+            setup.url(&format!("/v1/access/{id}?file=7")),
+            Some(token.token.clone())
+        )
+        .await,
+        (404, "unknown_file".into())
+    );
+    // A token for an agreement the store does not hold.
+    let unknown = tokens.issue(insitu_keeper::api::tokens::Grant {
+        agreement: other,
+        consumer: setup.keys[3].address(),
+        expires_at: u64::MAX,
+    });
+    assert_eq!(
+        refused(setup.url(&format!("/v1/access/{other}")), Some(unknown)).await,
+        (404, "unknown_agreement".into())
+    );
+    // Someone else's signed request gets no token.
+    let stranger = sender(&setup.provider, &setup.keys[5]).await;
+    assert!(matches!(
+        market::access_token(&setup.suite, &stranger, id, 0).await,
+        Err(MarketError::Refused { code, .. }) if code == "wrong_consumer"
+    ));
+    assert_eq!(setup.keeper_nonce().await, 1);
+    setup.keeper.stop().await;
+}

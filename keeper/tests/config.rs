@@ -191,6 +191,17 @@ fn each_validation_error() {
         ValidationError::ChainIdZero
     );
 
+    for ttl in [0, 59, 86_401] {
+        assert_eq!(
+            invalid(Config {
+                access_token_ttl_secs: ttl,
+                ..base.clone()
+            }),
+            ValidationError::AccessTokenTtl { value: ttl }
+        );
+    }
+    assert_eq!(base.access_token_ttl_secs, 900);
+
     assert_eq!(
         invalid(Config {
             addresses: PathBuf::new(),

@@ -32,7 +32,7 @@ use super::{ApiError, AppState, CONFIRMATION_WAIT, SETTLEMENT_WAIT, now, stored_
 use crate::{
     requests::{RequestError, verify},
     storage::{Source, StorageError},
-    store::{ActionState, AgreementState},
+    store::{ActionState, Agreement, AgreementState},
 };
 
 /// How long downloads may be repeated after the release when the document does not say.
@@ -132,6 +132,15 @@ async fn serve(
     headers: &HeaderMap,
     body: &[u8],
 ) -> Result<Response, ApiError> {
+    let agreement = signed_agreement(state, body).await?;
+    let servable = servable(state, &agreement, query.file.unwrap_or(0)).await?;
+    deliver(state, agreement.consumer, servable, headers).await
+}
+
+/// The agreement a signed access request (`body`) names, once the signature, the nonce, the
+/// deadline and the agreement (this keeper's, paid or settled, the consumer's) are checked. A
+/// purchase on chain that the watcher has not recorded yet is waited for, bounded.
+pub(super) async fn signed_agreement(state: &AppState, body: &[u8]) -> Result<Agreement, ApiError> {
     let body: AccessBody = serde_json::from_slice(body)
         .map_err(|error| ApiError::malformed(format!("invalid access request: {error}")))?;
     let request = parse_request(&body.request)?;
@@ -185,12 +194,29 @@ async fn serve(
             Err(error) => return Err(error.into()),
         }
     };
-    let id = agreement.id;
-    tracing::Span::current().record("agreement", tracing::field::display(id));
+    tracing::Span::current().record("agreement", tracing::field::display(agreement.id));
+    Ok(agreement)
+}
 
+/// A file the consumer of an agreement may have now.
+pub(super) struct Servable {
+    file: FileEntry,
+    source: Source,
+    /// Unix time the access window closes.
+    pub(super) window_end: u64,
+}
+
+/// File `index` of `agreement`'s asset, once it is known servable (before anything is settled
+/// for it), the agreement settled (a paid one is settled first, the request waiting for it) and
+/// its access window open.
+pub(super) async fn servable(
+    state: &AppState,
+    agreement: &Agreement,
+    index: usize,
+) -> Result<Servable, ApiError> {
+    let id = agreement.id;
     let bytes = stored_document(state, agreement.terms.checksum).await?;
     let document = metadata::parse(&bytes).map_err(ApiError::internal)?;
-    let index = query.file.unwrap_or(0);
     let file = document.files.get(index).ok_or_else(|| {
         ApiError::new(
             StatusCode::NOT_FOUND,
@@ -210,14 +236,16 @@ async fn serve(
             "the provider cannot serve this file right now; the agreement is not settled",
         )
     })?;
-
-    match agreement.state {
-        AgreementState::Paid => settle(state, id).await?,
+    let window = document
+        .service(ServiceKind::Access)
+        .and_then(|service| service.access_window)
+        .unwrap_or(DEFAULT_ACCESS_WINDOW);
+    let window_end = match agreement.state {
+        AgreementState::Paid => {
+            settle(state, id).await?;
+            now() + window
+        }
         AgreementState::Served | AgreementState::Released => {
-            let window = document
-                .service(ServiceKind::Access)
-                .and_then(|service| service.access_window)
-                .unwrap_or(DEFAULT_ACCESS_WINDOW);
             let settled_at = state
                 .provider
                 .get_block_by_number(BlockNumberOrTag::Number(agreement.state_block))
@@ -235,23 +263,47 @@ async fn serve(
                     ),
                 ));
             }
+            settled_at + window
         }
-        // `verify` refused the other states.
-        _ => return Err(ApiError::internal("unexpected agreement state")),
-    }
-    let permit = state
-        .downloads
-        .try_start(agreement.consumer)
-        .ok_or_else(|| {
-            ApiError::new(
-                StatusCode::TOO_MANY_REQUESTS,
-                "too_many_downloads",
-                "this consumer has as many downloads in flight as the keeper allows: \
+        AgreementState::Refunded | AgreementState::ServiceAborted => {
+            return Err(ApiError::new(
+                StatusCode::GONE,
+                "ended",
+                "the agreement ended without being served (refunded or timed out)",
+            ));
+        }
+        AgreementState::Created | AgreementState::PaymentAborted => {
+            return Err(ApiError::new(
+                StatusCode::PAYMENT_REQUIRED,
+                "unpaid",
+                "the agreement is not paid",
+            ));
+        }
+    };
+    Ok(Servable {
+        file: file.clone(),
+        source,
+        window_end,
+    })
+}
+
+/// Streams `servable` to `consumer`, within the consumer's limit of downloads in flight.
+pub(super) async fn deliver(
+    state: &AppState,
+    consumer: Address,
+    servable: Servable,
+    headers: &HeaderMap,
+) -> Result<Response, ApiError> {
+    let permit = state.downloads.try_start(consumer).ok_or_else(|| {
+        ApiError::new(
+            StatusCode::TOO_MANY_REQUESTS,
+            "too_many_downloads",
+            "this consumer has as many downloads in flight as the keeper allows: \
              send a new request when one ends",
-            )
-            .retry_after(1)
-        })?;
-    stream(file, source, headers, permit).await
+        )
+        .retry_after(1)
+    })?;
+    stream(&servable.file, servable.source, headers, permit).await
 }
 
 /// Whether the store's `AgreementCreated` log of `id` exists near the head (the watcher has not

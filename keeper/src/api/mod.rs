@@ -8,12 +8,16 @@
 //! - `GET /v1/metadata/{checksum}`: a stored document, byte for byte.
 //! - `GET /v1/offers/{did}`: a signed offer for a service of an asset this keeper serves.
 //! - `POST /v1/access`: a consumer's signed request; streams a file of the asset (HTTP Range).
+//! - `POST /v1/access/token`: a signed request traded for a short-lived token of its agreement.
+//! - `GET /v1/access/{agreement}`: streams a file to the holder of a token (HTTP Range).
 //! - `GET /health`, `GET /ready`, `GET /metrics` (Prometheus).
 
 mod access;
+mod access_token;
 mod error;
 mod limits;
 mod publish;
+pub mod tokens;
 
 use std::{net::SocketAddr, sync::Arc, time::Duration};
 
@@ -37,6 +41,7 @@ use tower_http::limit::RequestBodyLimitLayer;
 use utoipa::{OpenApi, ToSchema};
 
 pub use access::{AccessBody, DEFAULT_ACCESS_WINDOW, RequestBody, sha256_of};
+pub use access_token::TokenBody;
 pub use error::{ApiError, ErrorBody, FieldErrorBody, FieldErrors};
 pub use limits::DownloadLimits;
 pub use publish::{OfferBody, PUBLISHER_SIGNATURE, SignedOffer, Stored};
@@ -89,6 +94,10 @@ pub struct AppState {
     pub downloads: Arc<DownloadLimits>,
     /// Renders the metrics, when a recorder is installed.
     pub metrics: Option<PrometheusHandle>,
+    /// Issues and checks access tokens.
+    pub tokens: Arc<tokens::Tokens>,
+    /// How long an access token lives, in seconds.
+    pub token_ttl: u64,
 }
 
 /// The OpenAPI document.
@@ -105,7 +114,9 @@ pub struct AppState {
         publish::put_metadata,
         publish::get_metadata,
         publish::offer,
-        access::access
+        access::access,
+        access_token::issue,
+        access_token::download
     ),
     components(schemas(
         Info,
@@ -115,7 +126,8 @@ pub struct AppState {
         publish::SignedOffer,
         publish::OfferBody,
         access::AccessBody,
-        access::RequestBody
+        access::RequestBody,
+        access_token::TokenBody
     ))
 )]
 pub struct ApiDoc;
@@ -132,6 +144,8 @@ pub fn router(state: AppState) -> Router {
         .route("/v1/metadata/{checksum}", get(publish::get_metadata))
         .route("/v1/offers/{did}", get(publish::offer))
         .route("/v1/access", post(access::access))
+        .route("/v1/access/token", post(access_token::issue))
+        .route("/v1/access/{agreement}", get(access_token::download))
         .fallback(|| async { ApiError::new(StatusCode::NOT_FOUND, "not_found", "no such route") })
         .layer(RequestBodyLimitLayer::new(MAX_BODY_BYTES))
         .with_state(state)
