@@ -3,6 +3,8 @@
 //!
 //! ```toml
 //! rpc_url = "http://127.0.0.1:8545"
+//! rpc_fallback_urls = []                # more endpoints of the same chain, in order of preference
+//! rpc_max_lag_blocks = 3                # an endpoint further behind the best head is avoided
 //! chain_id = 31337
 //! addresses = "deployments/31337.json"  # default: deployments/<chain_id>.json, as `insitu deploy` writes
 //! confirmations = 2
@@ -61,6 +63,12 @@ pub const DEFAULT_MAX_DOWNLOADS_PER_CONSUMER: u32 = 4;
 pub const DEFAULT_LOW_BALANCE_GWEI: u64 = 10_000_000;
 /// Highest accepted `max_downloads_per_consumer`.
 pub const MAX_DOWNLOADS_PER_CONSUMER: u32 = 256;
+/// Default `rpc_max_lag_blocks`.
+pub const DEFAULT_RPC_MAX_LAG_BLOCKS: u64 = 3;
+/// Highest accepted `rpc_max_lag_blocks`.
+pub const MAX_RPC_MAX_LAG_BLOCKS: u64 = 1_000;
+/// Most `rpc_fallback_urls`.
+pub const MAX_RPC_FALLBACK_URLS: usize = 8;
 /// Default `access_token_ttl_secs` (15 minutes).
 pub const DEFAULT_ACCESS_TOKEN_TTL_SECS: u64 = 900;
 /// Accepted `access_token_ttl_secs`: a minute to a day.
@@ -72,7 +80,12 @@ pub const ACCESS_TOKEN_TTL_SECS: std::ops::RangeInclusive<u64> = 60..=86_400;
 pub struct Config {
     /// JSON-RPC endpoint of the chain (`http`, `https`, `ws` or `wss`).
     pub rpc_url: String,
-    /// Chain id the endpoint must report.
+    /// More endpoints of the same chain, used in this order when `rpc_url` is down or behind.
+    pub rpc_fallback_urls: Vec<String>,
+    /// Blocks an endpoint may be behind the highest head the endpoints report before it is
+    /// avoided.
+    pub rpc_max_lag_blocks: u64,
+    /// Chain id the endpoints must report.
     pub chain_id: u64,
     /// Deployment addresses file (see `insitu_bindings::addresses`); by default
     /// `deployments/<chain_id>.json`, where `insitu deploy` writes it.
@@ -183,6 +196,8 @@ impl Default for Config {
     fn default() -> Self {
         Self {
             rpc_url: "http://127.0.0.1:8545".to_owned(),
+            rpc_fallback_urls: Vec::new(),
+            rpc_max_lag_blocks: DEFAULT_RPC_MAX_LAG_BLOCKS,
             chain_id: 31337,
             addresses: default_addresses(31337),
             confirmations: 1,
@@ -334,6 +349,15 @@ pub enum ValidationError {
         /// The value.
         value: u32,
     },
+    /// A fallback endpoint is no endpoint URL, or repeats another.
+    #[error("rpc_fallback_urls: {0}")]
+    RpcFallback(String),
+    /// `rpc_max_lag_blocks` is too high.
+    #[error("rpc_max_lag_blocks is {value}, it must be at most {MAX_RPC_MAX_LAG_BLOCKS}")]
+    RpcMaxLag {
+        /// The value.
+        value: u64,
+    },
     /// `access_token_ttl_secs` is outside [`ACCESS_TOKEN_TTL_SECS`].
     #[error("access_token_ttl_secs is {value}, it must be between 60 and 86400")]
     AccessTokenTtl {
@@ -443,6 +467,17 @@ impl Config {
         if let Some((_, value)) = get("RPC_URL") {
             self.rpc_url = value;
         }
+        if let Some((_, value)) = get("RPC_FALLBACK_URLS") {
+            self.rpc_fallback_urls = value
+                .split(',')
+                .map(str::trim)
+                .filter(|url| !url.is_empty())
+                .map(str::to_owned)
+                .collect();
+        }
+        if let Some((name, value)) = get("RPC_MAX_LAG_BLOCKS") {
+            self.rpc_max_lag_blocks = number(name, value)?;
+        }
         if let Some((name, value)) = get("CHAIN_ID") {
             self.chain_id = number(name, value)?;
         }
@@ -548,6 +583,28 @@ impl Config {
                 scheme: url.scheme().to_owned(),
             });
         }
+        if self.rpc_fallback_urls.len() > MAX_RPC_FALLBACK_URLS {
+            return Err(ValidationError::RpcFallback(format!(
+                "at most {MAX_RPC_FALLBACK_URLS} endpoints"
+            )));
+        }
+        let mut seen = vec![self.rpc_url.trim()];
+        for text in &self.rpc_fallback_urls {
+            let endpoint = insitu_client::rpc::Endpoint::parse(text)
+                .map_err(|error| ValidationError::RpcFallback(error.to_string()))?;
+            if seen.contains(&text.trim()) {
+                return Err(ValidationError::RpcFallback(format!(
+                    "{} is listed twice",
+                    endpoint.redacted()
+                )));
+            }
+            seen.push(text.trim());
+        }
+        if self.rpc_max_lag_blocks > MAX_RPC_MAX_LAG_BLOCKS {
+            return Err(ValidationError::RpcMaxLag {
+                value: self.rpc_max_lag_blocks,
+            });
+        }
         if self.chain_id == 0 {
             return Err(ValidationError::ChainIdZero);
         }
@@ -585,6 +642,20 @@ impl Config {
             return Err(ValidationError::KeystorePassword);
         }
         Ok(())
+    }
+
+    /// Every endpoint, `rpc_url` first.
+    ///
+    /// # Errors
+    ///
+    /// A URL that does not parse (refused by [`Config::validate`] already).
+    pub fn endpoints(
+        &self,
+    ) -> Result<Vec<insitu_client::rpc::Endpoint>, insitu_client::rpc::RpcError> {
+        std::iter::once(&self.rpc_url)
+            .chain(&self.rpc_fallback_urls)
+            .map(|url| insitu_client::rpc::Endpoint::parse(url))
+            .collect()
     }
 
     /// The parsed `listen` address.

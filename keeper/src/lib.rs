@@ -12,6 +12,7 @@ pub mod config;
 pub mod executor;
 pub mod outbound;
 pub mod requests;
+pub mod rpc_pool;
 pub mod service;
 pub mod storage;
 pub mod store;

@@ -4,7 +4,7 @@
 use std::{net::SocketAddr, sync::Arc, time::Duration};
 
 use alloy::signers::local::PrivateKeySigner;
-use insitu_client::rpc::{self, Endpoint, RpcError};
+use insitu_client::rpc::RpcError;
 use metrics_exporter_prometheus::PrometheusHandle;
 use tokio::{
     sync::{Mutex, Notify, watch},
@@ -15,6 +15,7 @@ use crate::{
     api::{self, AppState},
     config::{Config, DeploymentError},
     executor::{CrashPoint, ExecuteError, Executor, Step},
+    rpc_pool::RpcPool,
     storage::Storage,
     store::{ActionState, Store, StoreError},
     watcher::Watcher,
@@ -58,6 +59,8 @@ pub const SHUTDOWN_GRACE: Duration = Duration::from_secs(10);
 pub struct Running {
     /// Where the API listens.
     pub address: SocketAddr,
+    /// The chain's endpoints.
+    pub rpc: RpcPool,
     stop: watch::Sender<bool>,
     tasks: Vec<JoinHandle<()>>,
     database: std::path::PathBuf,
@@ -108,9 +111,13 @@ pub async fn start(
     metrics: Option<PrometheusHandle>,
 ) -> Result<Running, StartError> {
     let (deployment, suite) = config.deployment()?;
-    let endpoint = Endpoint::parse(&config.rpc_url)?;
-    let connection = rpc::connect(&endpoint, Some(config.chain_id)).await?;
-    let provider = connection.provider;
+    let pool = RpcPool::connect(
+        &config.endpoints()?,
+        config.chain_id,
+        config.rpc_max_lag_blocks,
+    )
+    .await?;
+    let provider = pool.provider();
     std::fs::create_dir_all(&config.data_root).ok();
     let api_store = Store::open(&config.database)?;
     let mut watcher_store = Store::open(&config.database)?;
@@ -213,6 +220,7 @@ pub async fn start(
         })
     };
 
+    let checking = tokio::spawn(pool.clone().run(stopped.clone()));
     let balance = tokio::spawn(watch_balance(
         provider.clone(),
         key.address(),
@@ -265,7 +273,8 @@ pub async fn start(
     Ok(Running {
         address,
         stop,
-        tasks: vec![watching, executing, serving, balance],
+        rpc: pool,
+        tasks: vec![watching, executing, serving, balance, checking],
         database: config.database.clone(),
     })
 }

@@ -409,3 +409,70 @@ fn the_outbound_allow_list_takes_ranges_from_the_file_or_the_environment() {
         "{err}"
     );
 }
+
+#[test]
+fn fallback_endpoints_are_checked_and_come_after_rpc_url() {
+    let config = Config::from_toml(
+        "rpc_url = \"http://a.example:8545\"\n\
+         rpc_fallback_urls = [\"wss://b.example/key\", \"https://c.example\"]\n\
+         rpc_max_lag_blocks = 5\n",
+    )
+    .unwrap();
+    config.validate().unwrap();
+    let endpoints: Vec<String> = config
+        .endpoints()
+        .unwrap()
+        .iter()
+        .map(|endpoint| endpoint.redacted())
+        .collect();
+    assert_eq!(
+        endpoints,
+        [
+            "http://a.example:8545",
+            "wss://b.example/…",
+            "https://c.example"
+        ]
+    );
+    assert_eq!(Config::default().rpc_max_lag_blocks, 3);
+    assert!(Config::default().rpc_fallback_urls.is_empty());
+
+    let with = |urls: &[&str]| {
+        Config {
+            rpc_fallback_urls: urls.iter().map(|url| url.to_string()).collect(),
+            ..config.clone()
+        }
+        .validate()
+        .map_err(|error| error.to_string())
+    };
+    assert!(with(&["ftp://d.example"]).unwrap_err().contains("ftp"));
+    assert_eq!(
+        with(&["http://a.example:8545"]).unwrap_err(),
+        "rpc_fallback_urls: http://a.example:8545 is listed twice"
+    );
+    let many: Vec<String> = (0..9).map(|i| format!("http://n{i}.example")).collect();
+    let many: Vec<&str> = many.iter().map(String::as_str).collect();
+    assert!(with(&many).unwrap_err().contains("at most 8"));
+    assert_eq!(
+        invalid(Config {
+            rpc_max_lag_blocks: 1_001,
+            ..Config::default()
+        }),
+        ValidationError::RpcMaxLag { value: 1_001 }
+    );
+
+    let mut config = Config::default();
+    config
+        .apply_env(env(&[
+            (
+                "INSITU_KEEPER_RPC_FALLBACK_URLS",
+                "http://x.example, ws://y.example",
+            ),
+            ("INSITU_KEEPER_RPC_MAX_LAG_BLOCKS", "7"),
+        ]))
+        .unwrap();
+    assert_eq!(
+        config.rpc_fallback_urls,
+        ["http://x.example", "ws://y.example"]
+    );
+    assert_eq!(config.rpc_max_lag_blocks, 7);
+}
