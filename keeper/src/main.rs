@@ -37,6 +37,11 @@ struct Args {
     #[arg(long)]
     check_config: bool,
 
+    /// Print the configuration reference (Markdown: every key, its type, default, environment
+    /// variable and meaning) and exit.
+    #[arg(long, exclusive = true)]
+    config_reference: bool,
+
     #[command(subcommand)]
     command: Option<Command>,
 }
@@ -50,6 +55,10 @@ enum Command {
 
 fn main() -> anyhow::Result<()> {
     let args = Args::parse();
+    if args.config_reference {
+        print!("{}", insitu_keeper::config::reference::markdown());
+        return Ok(());
+    }
     let config = Config::load(args.config.as_deref()).context("loading the configuration")?;
     if let Some(Command::Admin(command)) = args.command {
         return admin_cli::run(&config, command);

@@ -245,3 +245,19 @@ fn the_keeper_follows_the_chain_records_its_agreements_and_stops_on_sigterm() {
     assert!(stderr.contains("the keeper's balance is low"), "{stderr}");
     assert!(!stderr.contains(&alloy::primitives::hex::encode(keys[2].to_bytes())));
 }
+
+#[test]
+fn the_configuration_reference_is_printed_without_a_configuration() {
+    let output = keeper().arg("--config-reference").output().unwrap();
+    assert!(output.status.success());
+    assert_eq!(
+        String::from_utf8(output.stdout).unwrap(),
+        insitu_keeper::config::reference::markdown()
+    );
+    // Alone only.
+    let output = keeper()
+        .args(["--config-reference", "--check-config"])
+        .output()
+        .unwrap();
+    assert!(!output.status.success());
+}

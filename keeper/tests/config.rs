@@ -476,3 +476,60 @@ fn fallback_endpoints_are_checked_and_come_after_rpc_url() {
     );
     assert_eq!(config.rpc_max_lag_blocks, 7);
 }
+
+#[test]
+fn every_documented_environment_variable_overrides_its_key() {
+    use insitu_keeper::config::reference::{ENV_KEYS, env_name};
+    let samples: &[(&str, &str)] = &[
+        ("rpc_url", "http://10.1.1.1:8545"),
+        ("rpc_fallback_urls", "http://10.1.1.2:8545"),
+        ("rpc_max_lag_blocks", "9"),
+        ("chain_id", "5"),
+        ("addresses", "elsewhere.json"),
+        ("confirmations", "7"),
+        ("poll_interval_ms", "1234"),
+        ("listen", "0.0.0.0:9999"),
+        ("database", "other.db"),
+        ("data_root", "/srv/other"),
+        ("publishers", "0x00000000000000000000000000000000000000aa"),
+        ("public_url", "https://keeper.example"),
+        ("keystore", "key.json"),
+        ("password_file", "key.pass"),
+        ("max_downloads_per_consumer", "3"),
+        ("low_balance_gwei", "5"),
+        ("access_token_ttl_secs", "120"),
+        ("s3.endpoint", "http://10.0.0.9:9000"),
+        ("s3.access_key_id", "AKID"),
+        ("s3.secret_access_key", "secret"),
+        ("outbound.allow", "10.0.0.0/8"),
+    ];
+    let listed: Vec<&str> = samples.iter().map(|(key, _)| *key).collect();
+    assert_eq!(listed, ENV_KEYS, "a sample for every documented variable");
+    for (key, value) in samples {
+        let mut config = Config::default();
+        config
+            .apply_env(env(&[(env_name(key).as_str(), value)]))
+            .unwrap_or_else(|error| panic!("{key}: {error}"));
+        assert_ne!(
+            config,
+            Config::default(),
+            "{} changes nothing",
+            env_name(key)
+        );
+    }
+}
+
+#[test]
+fn the_committed_configuration_reference_is_current() {
+    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../docs/keeper-config.md");
+    let generated = insitu_keeper::config::reference::markdown();
+    if std::env::var_os("INSITU_UPDATE_DOCS").is_some() {
+        std::fs::write(&path, &generated).unwrap();
+    }
+    let committed = std::fs::read_to_string(&path).unwrap_or_default();
+    assert!(
+        committed == generated,
+        "docs/keeper-config.md is not the generated reference: run \
+         INSITU_UPDATE_DOCS=1 cargo test -p insitu-keeper --test config"
+    );
+}

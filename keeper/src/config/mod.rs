@@ -37,6 +37,8 @@
 //! Every key is optional ([`Config::default`] gives the values above, with one confirmation).
 //! Relative paths are resolved against the folder of the configuration file.
 
+pub mod reference;
+
 use std::{
     fmt, fs, io,
     net::SocketAddr,
@@ -75,7 +77,7 @@ pub const DEFAULT_ACCESS_TOKEN_TTL_SECS: u64 = 900;
 pub const ACCESS_TOKEN_TTL_SECS: std::ops::RangeInclusive<u64> = 60..=86_400;
 
 /// The keeper's settings.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(default, deny_unknown_fields)]
 pub struct Config {
     /// JSON-RPC endpoint of the chain (`http`, `https`, `ws` or `wss`).
@@ -128,7 +130,7 @@ pub struct Config {
 }
 
 /// What `https://` and `http://` locations may reach (the `[outbound]` table).
-#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(default, deny_unknown_fields)]
 pub struct OutboundConfig {
     /// Ranges the [outbound guard](crate::outbound) would refuse (loopback, private, ...) that
@@ -144,7 +146,7 @@ impl OutboundConfig {
 }
 
 /// An S3-compatible object store (the `[s3]` table).
-#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(default, deny_unknown_fields)]
 pub struct S3Config {
     /// The store's URL; unset, AWS S3 in `region`.
