@@ -83,6 +83,9 @@ enum Command {
     /// The template registry.
     #[command(subcommand)]
     Template(TemplateCommand),
+    /// Keys: create an encrypted keystore, show a keystore's account.
+    #[command(subcommand)]
+    Key(KeyCommand),
     /// Print a shell completion script (e.g. `insitu completions bash > /etc/bash_completion.d/insitu`).
     Completions {
         /// The shell.
@@ -329,6 +332,28 @@ enum FeeCommand {
 }
 
 #[derive(Debug, Subcommand)]
+enum KeyCommand {
+    /// Create an encrypted JSON keystore holding a new random key (never overwrites a file).
+    New {
+        /// Where to write it.
+        #[arg(long)]
+        keystore: PathBuf,
+        /// File whose first line is the password (prompted twice when omitted).
+        #[arg(long)]
+        password_file: Option<PathBuf>,
+    },
+    /// Show the account (address and public key) of a keystore, or of INSITU_PRIVATE_KEY.
+    Show {
+        /// The keystore (INSITU_PRIVATE_KEY when omitted).
+        #[arg(long)]
+        keystore: Option<PathBuf>,
+        /// File whose first line is the keystore's password (prompted when omitted).
+        #[arg(long, requires = "keystore")]
+        password_file: Option<PathBuf>,
+    },
+}
+
+#[derive(Debug, Subcommand)]
 enum TemplateCommand {
     /// List the suite's templates and every template proposed since the deployment.
     List {
@@ -539,6 +564,39 @@ async fn run(command: Command, output: &Output) -> Result<()> {
             )
             .await?;
             output.outcome("approve the template", &outcome)
+        }
+        Command::Key(KeyCommand::New {
+            keystore,
+            password_file,
+        }) => {
+            let password = match &password_file {
+                Some(file) => keys::read_password_file(file)?,
+                None => {
+                    let first = rpassword::prompt_password("password of the new keystore: ")
+                        .context("reading the password (or pass --password-file)")?;
+                    let again = rpassword::prompt_password("the same password again: ")
+                        .context("reading the password")?;
+                    if first != again {
+                        bail!("the two passwords differ: nothing was written");
+                    }
+                    first
+                }
+            };
+            let signer = keys::new_keystore(&keystore, &password)?;
+            output.key(&signer, Some(&keystore))
+        }
+        Command::Key(KeyCommand::Show {
+            keystore,
+            password_file,
+        }) => {
+            let source = key_source(&SignerArgs {
+                keystore: keystore.clone(),
+                password_file,
+                confirmations: 1,
+                confirmation_timeout: DEFAULT_CONFIRMATION_TIMEOUT.as_secs(),
+            })?;
+            let signer = keys::load(&source)?;
+            output.key(&signer, keystore.as_deref())
         }
         Command::Completions { shell } => {
             let mut script = Vec::new();

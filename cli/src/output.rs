@@ -290,6 +290,33 @@ impl Output {
         })
     }
 
+    /// An account: address and public key (never the private key).
+    pub(crate) fn key(
+        &self,
+        signer: &alloy::signers::local::PrivateKeySigner,
+        keystore: Option<&Path>,
+    ) -> anyhow::Result<()> {
+        let public_key = format!(
+            "0x{}",
+            alloy::primitives::hex::encode(insitu_client::metadata::public_key(signer))
+        );
+        self.emit(
+            json!({
+                "address": signer.address(),
+                "public_key": public_key,
+                "keystore": keystore,
+            }),
+            || {
+                let mut text =
+                    format!("address    {}\npublic key {public_key}\n", signer.address());
+                if let Some(keystore) = keystore {
+                    text += &format!("keystore   {}\n", keystore.display());
+                }
+                text
+            },
+        )
+    }
+
     pub(crate) fn access_token(&self, token: &AccessToken) -> anyhow::Result<()> {
         self.emit(serde_json::to_value(token)?, || {
             format!(

@@ -746,3 +746,113 @@ fn completions_are_printed_for_each_shell() {
     let output = insitu().args(["completions", "cmd"]).output().unwrap();
     assert!(!output.status.success());
 }
+
+#[test]
+fn a_new_keystore_is_created_once_and_shows_its_account() {
+    let dir = tempfile::tempdir().unwrap();
+    let keystore = dir.path().join("keeper-key.json");
+    let password = dir.path().join("keeper-key.pass");
+    std::fs::write(&password, "correct horse battery staple\n").unwrap();
+    let keystore_arg = keystore.to_str().unwrap();
+    let password_arg = password.to_str().unwrap();
+
+    let created = insitu()
+        .args([
+            "--json",
+            "key",
+            "new",
+            "--keystore",
+            keystore_arg,
+            "--password-file",
+            password_arg,
+        ])
+        .output()
+        .unwrap();
+    assert!(created.status.success(), "{}", stderr(&created));
+    let created = json(&created);
+    let address: Address = created["address"].as_str().unwrap().parse().unwrap();
+    assert!(created["public_key"].as_str().unwrap().starts_with("0x04"));
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let mode = std::fs::metadata(&keystore).unwrap().permissions().mode();
+        assert_eq!(mode & 0o777, 0o600, "owner only");
+    }
+    let text = std::fs::read_to_string(&keystore).unwrap();
+    assert!(text.contains("\"crypto\""), "an encrypted keystore");
+
+    // It opens with its password, and shows the same account.
+    let shown = insitu()
+        .args([
+            "--json",
+            "key",
+            "show",
+            "--keystore",
+            keystore_arg,
+            "--password-file",
+            password_arg,
+        ])
+        .output()
+        .unwrap();
+    assert!(shown.status.success(), "{}", stderr(&shown));
+    assert_eq!(
+        json(&shown)["address"]
+            .as_str()
+            .unwrap()
+            .parse::<Address>()
+            .unwrap(),
+        address
+    );
+
+    // Never overwritten; a short password is refused and writes nothing.
+    let again = insitu()
+        .args([
+            "key",
+            "new",
+            "--keystore",
+            keystore_arg,
+            "--password-file",
+            password_arg,
+        ])
+        .output()
+        .unwrap();
+    assert!(!again.status.success());
+    assert!(
+        stderr(&again).contains("a keystore is never overwritten"),
+        "{}",
+        stderr(&again)
+    );
+    assert_eq!(std::fs::read_to_string(&keystore).unwrap(), text);
+    let weak = dir.path().join("weak.pass");
+    std::fs::write(&weak, "short\n").unwrap();
+    let other = dir.path().join("other.json");
+    let refused = insitu()
+        .args([
+            "key",
+            "new",
+            "--keystore",
+            other.to_str().unwrap(),
+            "--password-file",
+            weak.to_str().unwrap(),
+        ])
+        .output()
+        .unwrap();
+    assert!(!refused.status.success());
+    assert!(
+        stderr(&refused).contains("at least 12 characters"),
+        "{}",
+        stderr(&refused)
+    );
+    assert!(!other.exists());
+
+    // The environment's key is shown without a keystore.
+    let from_env = insitu()
+        .env(
+            "INSITU_PRIVATE_KEY",
+            hex_key(&PrivateKeySigner::from_bytes(&[7u8; 32].into()).unwrap()),
+        )
+        .args(["--json", "key", "show"])
+        .output()
+        .unwrap();
+    assert!(from_env.status.success(), "{}", stderr(&from_env));
+}

@@ -77,6 +77,23 @@ pub enum KeyError {
         /// The keystore.
         path: PathBuf,
     },
+    /// A new keystore would replace a file.
+    #[error("{} exists: a keystore is never overwritten", path.display())]
+    Exists {
+        /// The file.
+        path: PathBuf,
+    },
+    /// A password too short to protect a key.
+    #[error("the password must have at least {MIN_PASSWORD_CHARS} characters")]
+    WeakPassword,
+    /// The new keystore could not be written.
+    #[error("cannot write the keystore {}: {reason}", path.display())]
+    KeystoreUnwritable {
+        /// The keystore.
+        path: PathBuf,
+        /// Why.
+        reason: String,
+    },
     /// The password file could not be read.
     #[error("cannot read the password file {}: {source}", path.display())]
     PasswordFile {
@@ -86,6 +103,49 @@ pub enum KeyError {
         #[source]
         source: std::io::Error,
     },
+}
+
+/// Shortest password [`new_keystore`] accepts.
+pub const MIN_PASSWORD_CHARS: usize = 12;
+
+/// Creates an encrypted JSON keystore at `path` holding a new random key, sealed with `password`
+/// (scrypt, as geth writes them); readable by its owner only. Returns the key.
+///
+/// # Errors
+///
+/// [`KeyError::Exists`] (nothing is overwritten), [`KeyError::WeakPassword`] or
+/// [`KeyError::KeystoreUnwritable`].
+pub fn new_keystore(path: &Path, password: &str) -> Result<PrivateKeySigner, KeyError> {
+    if path.exists() {
+        return Err(KeyError::Exists {
+            path: path.to_path_buf(),
+        });
+    }
+    if password.chars().count() < MIN_PASSWORD_CHARS {
+        return Err(KeyError::WeakPassword);
+    }
+    let unwritable = |reason: String| KeyError::KeystoreUnwritable {
+        path: path.to_path_buf(),
+        reason,
+    };
+    let name = path
+        .file_name()
+        .and_then(|name| name.to_str())
+        .ok_or_else(|| unwritable("not a file name".to_owned()))?;
+    let folder = match path.parent() {
+        Some(parent) if !parent.as_os_str().is_empty() => parent,
+        _ => Path::new("."),
+    };
+    let (signer, _) =
+        PrivateKeySigner::new_keystore(folder, &mut rand::thread_rng(), password, Some(name))
+            .map_err(|error| unwritable(error.to_string()))?;
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600))
+            .map_err(|error| unwritable(error.to_string()))?;
+    }
+    Ok(signer)
 }
 
 /// Loads the key from `source`.
