@@ -915,6 +915,24 @@ mod tests {
     }
 
     #[test]
+    fn a_store_migrated_by_a_newer_keeper_is_refused_not_used() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("keeper.db");
+        {
+            let mut connection = Connection::open(&path).unwrap();
+            let mut newer = MIGRATIONS.to_vec();
+            newer.push(M::up("CREATE TABLE from_the_future (x INTEGER);"));
+            Migrations::from_slice(&newer)
+                .to_latest(&mut connection)
+                .unwrap();
+        }
+        assert!(matches!(
+            Store::open(&path),
+            Err(StoreError::Migration(_))
+        ));
+    }
+
+    #[test]
     fn a_database_of_an_earlier_schema_is_brought_up_to_date() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("keeper.db");
