@@ -133,16 +133,49 @@ impl From<alloy::contract::Error> for MarketError {
     }
 }
 
-/// The keeper's identity (`GET /v1/info`).
+/// The keeper's identity (`GET /v1/info`): its first chain's at the top level, every chain's in
+/// `chains`.
 #[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(rename_all = "camelCase")]
 pub struct KeeperInfo {
-    /// Chain id.
+    /// Chain id of the keeper's first chain.
     pub chain_id: u64,
-    /// The keeper's account.
+    /// The keeper's account on it.
     pub address: Address,
     /// Its public key, hex.
     pub public_key: String,
+    /// Every chain the keeper serves, with its account and public key there.
+    #[serde(default)]
+    pub chains: Vec<KeeperChain>,
+}
+
+/// The keeper's identity on one chain.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct KeeperChain {
+    /// Chain id.
+    pub chain_id: u64,
+    /// The keeper's account on it.
+    pub address: Address,
+    /// Its public key, hex: file locations for this chain are sealed to it.
+    pub public_key: String,
+}
+
+impl KeeperInfo {
+    /// The keeper's identity on chain `chain_id`, if it serves it.
+    pub fn chain(&self, chain_id: u64) -> Option<KeeperChain> {
+        self.chains
+            .iter()
+            .find(|chain| chain.chain_id == chain_id)
+            .cloned()
+            .or_else(|| {
+                (self.chain_id == chain_id).then(|| KeeperChain {
+                    chain_id,
+                    address: self.address,
+                    public_key: self.public_key.clone(),
+                })
+            })
+    }
 }
 
 #[derive(Debug, Deserialize)]
@@ -324,13 +357,10 @@ pub async fn publish(
     seed: B256,
     progress: &dyn Progress,
 ) -> Result<Published, MarketError> {
-    let info = keeper.info().await?;
-    if info.chain_id != suite.connection.chain_id {
-        return Err(MarketError::BadAnswer(format!(
-            "the keeper serves chain {}, not {}",
-            info.chain_id, suite.connection.chain_id
-        )));
-    }
+    let chain_id = suite.connection.chain_id;
+    let info = keeper.info().await?.chain(chain_id).ok_or_else(|| {
+        MarketError::BadAnswer(format!("the keeper does not serve chain {chain_id}"))
+    })?;
     let public_key = info
         .public_key
         .strip_prefix("0x")
@@ -381,7 +411,7 @@ pub async fn publish(
         .map_err(|error| MarketError::BadAnswer(error.to_string()))?;
     let response = keeper
         .http
-        .put(format!("{}/v1/metadata", keeper.base))
+        .put(format!("{}/v1/metadata?chain={chain_id}", keeper.base))
         .header("content-type", "application/json")
         .header(
             "x-insitu-publisher-signature",
@@ -515,7 +545,10 @@ pub async fn buy(
     };
     let response = keeper
         .http
-        .get(format!("{}/v1/offers/{did}?service={kind}", keeper.base))
+        .get(format!(
+            "{}/v1/offers/{did}?service={kind}&chain={}",
+            keeper.base, suite.connection.chain_id
+        ))
         .send()
         .await
         .map_err(|error| keeper.unreachable(&error))?;
@@ -701,6 +734,7 @@ pub fn access_request(
         .sign_hash_sync(&requests::signing_hash(&request, &domain))
         .map_err(|error| MarketError::BadAnswer(error.to_string()))?;
     Ok(serde_json::json!({
+        "chainId": chain_id,
         "request": {
             "command": request.command,
             "agreementId": request.agreementId.to_string(),

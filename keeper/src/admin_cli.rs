@@ -7,16 +7,24 @@ use std::time::{Duration, UNIX_EPOCH};
 use alloy::providers::Provider;
 use anyhow::Context;
 use clap::{Args, Subcommand};
-use insitu_client::{
-    keys,
-    rpc::{self, Endpoint},
-};
+use insitu_client::keys;
 use insitu_keeper::{
     admin::{self, AgreementLine, AgreementReport, Balance},
-    config::Config,
+    config::{ChainSettings, Config},
     executor::now,
+    rpc_pool::RpcPool,
     store::{AuditEntry, OperatorRequest, RequestKind, Store},
 };
+
+/// The operator's commands, about one chain of the keeper.
+#[derive(Debug, Args)]
+pub(crate) struct AdminArgs {
+    /// The chain (default: the keeper's first chain).
+    #[arg(long, global = true)]
+    chain: Option<u64>,
+    #[command(subcommand)]
+    command: AdminCommand,
+}
 
 /// An operator's command.
 #[derive(Debug, Subcommand)]
@@ -101,10 +109,29 @@ pub(crate) struct Output {
     json: bool,
 }
 
-/// Runs `command` with the keeper's `config`.
-pub(crate) fn run(config: &Config, command: AdminCommand) -> anyhow::Result<()> {
-    let open = || open_store(config);
-    match command {
+/// Runs `args` with the keeper's `config`.
+pub(crate) fn run(config: &Config, args: AdminArgs) -> anyhow::Result<()> {
+    let chains = config.chain_settings();
+    let chain = match args.chain {
+        None => chains[0].clone(),
+        Some(id) => chains
+            .iter()
+            .find(|chain| chain.chain_id == id)
+            .cloned()
+            .with_context(|| {
+                format!(
+                    "this keeper serves chain(s) {}, not {id}",
+                    chains
+                        .iter()
+                        .map(|chain| chain.chain_id.to_string())
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                )
+            })?,
+    };
+    let chain = &chain;
+    let open = || open_store(chain);
+    match args.command {
         AdminCommand::Agreements {
             state,
             settlement,
@@ -127,31 +154,35 @@ pub(crate) fn run(config: &Config, command: AdminCommand) -> anyhow::Result<()> 
             let report = admin::show(&open()?, id)?;
             print(output.json, &report, || report_text(&report))
         }
-        AdminCommand::Retry(request) => settle(config, RequestKind::Retry, request),
-        AdminCommand::Abandon(request) => settle(config, RequestKind::Abandon, request),
+        AdminCommand::Retry(request) => settle(chain, RequestKind::Retry, request),
+        AdminCommand::Abandon(request) => settle(chain, RequestKind::Abandon, request),
         AdminCommand::Reindex {
             from,
             reason,
             wait,
             output,
         } => {
-            let (deployment, _) = config
+            let (deployment, _) = chain
                 .deployment()
                 .context("reading the deployment's addresses")?;
             let seq = admin::request_reindex(&mut open()?, from, deployment.block, &reason, now())?;
-            finish(config, seq, wait, output.json)
+            finish(chain, seq, wait, output.json)
         }
         AdminCommand::Log { limit, output } => {
             let lines = open()?.audit(None, limit)?;
             print(output.json, &lines, || audit_text(&lines))
         }
         AdminCommand::Balance { output } => {
-            let key = keys::load(&config.key_source()).context("loading the keeper's key")?;
+            let key = keys::load(&chain.key).context("loading the keeper's key")?;
             let runtime = tokio::runtime::Runtime::new()?;
             let wei = runtime.block_on(async {
-                let endpoint = Endpoint::parse(&config.rpc_url)?;
-                let connection = rpc::connect(&endpoint, Some(config.chain_id)).await?;
-                anyhow::Ok(connection.provider.get_balance(key.address()).await?)
+                let pool = RpcPool::connect(
+                    &chain.endpoints()?,
+                    chain.chain_id,
+                    chain.rpc_max_lag_blocks,
+                )
+                .await?;
+                anyhow::Ok(pool.provider().get_balance(key.address()).await?)
             })?;
             let balance = Balance::new(key.address(), wei, config.low_balance_gwei);
             print(output.json, &balance, || {
@@ -170,31 +201,36 @@ pub(crate) fn run(config: &Config, command: AdminCommand) -> anyhow::Result<()> 
     }
 }
 
-fn settle(config: &Config, kind: RequestKind, request: SettlementRequest) -> anyhow::Result<()> {
+fn settle(
+    chain: &ChainSettings,
+    kind: RequestKind,
+    request: SettlementRequest,
+) -> anyhow::Result<()> {
     let id = admin::parse_id(&request.id)?;
-    let mut store = open_store(config)?;
+    let mut store = open_store(chain)?;
     let seq = admin::request_settlement(&mut store, kind, id, &request.reason, now())?;
-    finish(config, seq, request.wait, request.output.json)
+    finish(chain, seq, request.wait, request.output.json)
 }
 
 /// The keeper's store; never a new one (a wrong `database` setting would otherwise create an
 /// empty store and find nothing in it).
-fn open_store(config: &Config) -> anyhow::Result<Store> {
+fn open_store(chain: &ChainSettings) -> anyhow::Result<Store> {
     anyhow::ensure!(
-        config.database.is_file(),
-        "there is no keeper store at {} (the configuration's `database`)",
-        config.database.display()
+        chain.database.is_file(),
+        "there is no keeper store at {} (the configuration's `database` for chain {})",
+        chain.database.display(),
+        chain.chain_id
     );
-    Store::open(&config.database)
-        .with_context(|| format!("opening the store {}", config.database.display()))
+    Store::open(&chain.database)
+        .with_context(|| format!("opening the store {}", chain.database.display()))
 }
 
 /// Waits for request `seq` and prints how it stands.
-fn finish(config: &Config, seq: u64, wait: u64, json: bool) -> anyhow::Result<()> {
+fn finish(chain: &ChainSettings, seq: u64, wait: u64, json: bool) -> anyhow::Result<()> {
     let runtime = tokio::runtime::Runtime::new()?;
     let request = runtime
         .block_on(admin::wait_applied(
-            &config.database,
+            &chain.database,
             seq,
             Duration::from_secs(wait),
         ))?

@@ -301,7 +301,7 @@ impl Executor {
             match result {
                 Ok(()) => {
                     tracing::info!(agreement = %id, tx = %attempt.tx_hash, nonce = attempt.nonce, "settlement sent");
-                    metrics::counter!("keeper_transactions_sent_total").increment(1);
+                    metrics::counter!("keeper_transactions_sent_total", "chain" => self.chain_id.to_string()).increment(1);
                     steps.push(Step::Sent {
                         agreement: id,
                         tx_hash: attempt.tx_hash,
@@ -497,7 +497,8 @@ impl Executor {
                 now(),
             )?;
             tracing::info!(agreement = %id, tx = %attempt.tx_hash, block, "settlement confirmed");
-            metrics::counter!("keeper_settlements_total").increment(1);
+            metrics::counter!("keeper_settlements_total", "chain" => self.chain_id.to_string())
+                .increment(1);
             return Ok(Some(Step::Confirmed {
                 agreement: id,
                 tx_hash: attempt.tx_hash,
@@ -513,7 +514,8 @@ impl Executor {
             now(),
         )?;
         tracing::error!(agreement = %id, %reason, "settlement failed");
-        metrics::counter!("keeper_transactions_failed_total").increment(1);
+        metrics::counter!("keeper_transactions_failed_total", "chain" => self.chain_id.to_string())
+            .increment(1);
         Ok(Some(Step::Failed {
             agreement: id,
             reason,
@@ -592,7 +594,8 @@ impl Executor {
         store.record_attempt(id, &attempt)?;
         self.broadcast(&attempt.raw).await?;
         tracing::warn!(agreement = %id, tx = %attempt.tx_hash, max_fee, "settlement bumped");
-        metrics::counter!("keeper_transactions_bumped_total").increment(1);
+        metrics::counter!("keeper_transactions_bumped_total", "chain" => self.chain_id.to_string())
+            .increment(1);
         Ok(Some(Step::Bumped {
             agreement: id,
             tx_hash: attempt.tx_hash,

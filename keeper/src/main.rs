@@ -49,8 +49,7 @@ struct Args {
 #[derive(Debug, clap::Subcommand)]
 enum Command {
     /// The operator's commands: agreements and their history, retry, abandon, re-index, balance.
-    #[command(subcommand)]
-    Admin(admin_cli::AdminCommand),
+    Admin(admin_cli::AdminArgs),
 }
 
 fn main() -> anyhow::Result<()> {
@@ -60,20 +59,28 @@ fn main() -> anyhow::Result<()> {
         return Ok(());
     }
     let config = Config::load(args.config.as_deref()).context("loading the configuration")?;
-    if let Some(Command::Admin(command)) = args.command {
-        return admin_cli::run(&config, command);
+    if let Some(Command::Admin(admin)) = args.command {
+        return admin_cli::run(&config, admin);
     }
     if args.check_config {
         print!("{config}");
     }
-    let (deployment, suite) = config
-        .deployment()
-        .context("checking the deployment's addresses")?;
+    let chains = config.chain_settings();
+    for chain in &chains {
+        let (deployment, suite) = chain.deployment().with_context(|| {
+            format!(
+                "checking the deployment's addresses of chain {}",
+                chain.chain_id
+            )
+        })?;
+        if args.check_config {
+            println!(
+                "# deployment: chain {}, from block {}, agreement store {}, payment condition {}",
+                deployment.chain_id, deployment.block, suite.agreement_store, suite.payment
+            );
+        }
+    }
     if args.check_config {
-        println!(
-            "# deployment: chain {}, from block {}, agreement store {}, payment condition {}",
-            deployment.chain_id, deployment.block, suite.agreement_store, suite.payment
-        );
         return Ok(());
     }
     tracing_subscriber::fmt()
@@ -82,22 +89,28 @@ fn main() -> anyhow::Result<()> {
         )
         .with_writer(std::io::stderr)
         .init();
-    let key = keys::load(&config.key_source()).context("loading the keeper's key")?;
-    let keeper = key.address();
+    let keys = chains
+        .iter()
+        .map(|chain| {
+            keys::load(&chain.key)
+                .with_context(|| format!("loading the keeper's key of chain {}", chain.chain_id))
+        })
+        .collect::<anyhow::Result<Vec<_>>>()?;
 
     let metrics = metrics_exporter_prometheus::PrometheusBuilder::new()
         .install_recorder()
         .context("installing the metrics recorder")?;
     let runtime = tokio::runtime::Runtime::new()?;
     runtime.block_on(async move {
-        tracing::info!(
-            %keeper,
-            chain = config.chain_id,
-            database = %config.database.display(),
-            from_block = deployment.block,
-            "keeper starting"
-        );
-        let running = service::start(&config, key, Some(metrics)).await?;
+        for (chain, key) in chains.iter().zip(&keys) {
+            tracing::info!(
+                keeper = %key.address(),
+                chain = chain.chain_id,
+                database = %chain.database.display(),
+                "keeper starting"
+            );
+        }
+        let running = service::start_chains(&config, keys, Some(metrics)).await?;
         tracing::info!(address = %running.address, "keeper started");
         shutdown_signal().await;
         tracing::info!("shutting down");

@@ -13,7 +13,7 @@ use tokio::{
 
 use crate::{
     api::{self, AppState},
-    config::{Config, DeploymentError},
+    config::{ChainSettings, Config, DeploymentError},
     executor::{CrashPoint, ExecuteError, Executor, Step},
     rpc_pool::RpcPool,
     storage::Storage,
@@ -34,6 +34,14 @@ pub enum StartError {
     /// The chain could not be reached (or is another chain).
     #[error(transparent)]
     Rpc(#[from] RpcError),
+    /// A chain's key could not be loaded.
+    #[error("the key of chain {chain_id}: {reason}")]
+    Key {
+        /// The chain.
+        chain_id: u64,
+        /// Why.
+        reason: String,
+    },
     /// The database could not be opened.
     #[error("opening the database: {0}")]
     Store(#[from] StoreError),
@@ -59,11 +67,11 @@ pub const SHUTDOWN_GRACE: Duration = Duration::from_secs(10);
 pub struct Running {
     /// Where the API listens.
     pub address: SocketAddr,
-    /// The chain's endpoints.
-    pub rpc: RpcPool,
+    /// Each chain's endpoints, in the order of [`Config::chain_settings`].
+    pub rpc: Vec<RpcPool>,
     stop: watch::Sender<bool>,
     tasks: Vec<JoinHandle<()>>,
-    database: std::path::PathBuf,
+    databases: Vec<std::path::PathBuf>,
 }
 
 impl Running {
@@ -86,21 +94,25 @@ impl Running {
                 let _ = task.await;
             }
         }
-        if let Ok(store) = Store::open(&self.database) {
-            let in_flight = [ActionState::Pending, ActionState::Signed, ActionState::Sent]
-                .into_iter()
-                .filter_map(|state| store.actions(state).ok())
-                .map(|actions| actions.len())
-                .sum::<usize>();
-            tracing::info!(
-                in_flight,
-                "stopped; unsettled actions resume at the next start"
-            );
+        for database in &self.databases {
+            if let Ok(store) = Store::open(database) {
+                let in_flight = [ActionState::Pending, ActionState::Signed, ActionState::Sent]
+                    .into_iter()
+                    .filter_map(|state| store.actions(state).ok())
+                    .map(|actions| actions.len())
+                    .sum::<usize>();
+                tracing::info!(
+                    in_flight,
+                    database = %database.display(),
+                    "stopped; unsettled actions resume at the next start"
+                );
+            }
         }
     }
 }
 
-/// Starts the keeper described by `config` with `key`.
+/// Starts the keeper described by `config`, whose first chain's key is `key` (the keys of its
+/// other chains, if any, come from their key sources).
 ///
 /// # Errors
 ///
@@ -110,18 +122,38 @@ pub async fn start(
     key: PrivateKeySigner,
     metrics: Option<PrometheusHandle>,
 ) -> Result<Running, StartError> {
-    let (deployment, suite) = config.deployment()?;
-    let pool = RpcPool::connect(
-        &config.endpoints()?,
-        config.chain_id,
-        config.rpc_max_lag_blocks,
-    )
-    .await?;
-    let provider = pool.provider();
+    let mut keys = vec![key];
+    for chain in config.chain_settings().iter().skip(1) {
+        keys.push(
+            insitu_client::keys::load(&chain.key).map_err(|error| StartError::Key {
+                chain_id: chain.chain_id,
+                reason: error.to_string(),
+            })?,
+        );
+    }
+    start_chains(config, keys, metrics).await
+}
+
+/// Starts the keeper described by `config` with one key per chain, in the order of
+/// [`Config::chain_settings`]. Each chain has its own endpoints, store, watcher and executor;
+/// the API serves them all.
+///
+/// # Errors
+///
+/// See [`StartError`]: every chain must start.
+pub async fn start_chains(
+    config: &Config,
+    keys: Vec<PrivateKeySigner>,
+    metrics: Option<PrometheusHandle>,
+) -> Result<Running, StartError> {
+    let chains = config.chain_settings();
+    if keys.len() != chains.len() {
+        return Err(StartError::Key {
+            chain_id: chains.get(keys.len()).map_or(0, |chain| chain.chain_id),
+            reason: format!("{} chains, {} keys", chains.len(), keys.len()),
+        });
+    }
     std::fs::create_dir_all(&config.data_root).ok();
-    let api_store = Store::open(&config.database)?;
-    let mut watcher_store = Store::open(&config.database)?;
-    let mut executor_store = Store::open(&config.database)?;
     let listener = listen(&config.listen)
         .await
         .map_err(|source| StartError::Listen {
@@ -133,6 +165,80 @@ pub async fn start(
         source,
     })?;
     let (stop, stopped) = watch::channel(false);
+    let shared = api::Shared {
+        storage: Arc::new(Storage::new(
+            config.data_root.clone(),
+            config.s3.clone(),
+            &config.outbound.policy(),
+        )?),
+        publishers: config.publishers.clone(),
+        public_url: config
+            .public_url
+            .clone()
+            .unwrap_or_else(|| format!("http://{address}")),
+        downloads: Arc::new(api::DownloadLimits::new(config.max_downloads_per_consumer)),
+        metrics,
+        tokens: Arc::new(api::tokens::Tokens::new(&keys[0])),
+        token_ttl: config.access_token_ttl_secs,
+    };
+    let mut states = Vec::new();
+    let mut pools = Vec::new();
+    let mut tasks = Vec::new();
+    for (settings, key) in chains.iter().zip(keys) {
+        let (state, pool, chain_tasks) =
+            start_chain(config, settings, key, shared.clone(), &stopped).await?;
+        states.push(state);
+        pools.push(pool);
+        tasks.extend(chain_tasks);
+    }
+    let router = api::router(api::Chains::new(states));
+    let serving = {
+        let mut stopped = stopped.clone();
+        tokio::spawn(async move {
+            let shutdown = async move {
+                while !*stopped.borrow() {
+                    if stopped.changed().await.is_err() {
+                        return;
+                    }
+                }
+            };
+            if let Err(error) = api::serve(listener, router, shutdown).await {
+                tracing::error!(%error, "the API stopped");
+            }
+        })
+    };
+    tasks.push(serving);
+    tracing::info!(%address, chains = chains.len(), "API listening");
+    Ok(Running {
+        address,
+        stop,
+        rpc: pools,
+        tasks,
+        databases: chains.iter().map(|chain| chain.database.clone()).collect(),
+    })
+}
+
+/// Starts one chain's endpoints, watcher, executor and balance reader; returns its API state,
+/// its endpoints and its tasks.
+async fn start_chain(
+    config: &Config,
+    settings: &ChainSettings,
+    key: PrivateKeySigner,
+    shared: api::Shared,
+    stopped: &watch::Receiver<bool>,
+) -> Result<(AppState, RpcPool, Vec<JoinHandle<()>>), StartError> {
+    let chain_id = settings.chain_id;
+    let (deployment, suite) = settings.deployment()?;
+    let pool = RpcPool::connect(
+        &settings.endpoints()?,
+        chain_id,
+        settings.rpc_max_lag_blocks,
+    )
+    .await?;
+    let provider = pool.provider();
+    let api_store = Store::open(&settings.database)?;
+    let mut watcher_store = Store::open(&settings.database)?;
+    let mut executor_store = Store::open(&settings.database)?;
     let wake = Arc::new(Notify::new());
     let interval = config.poll_interval();
     // Waiting requests look at the store again when the watcher has scanned more blocks, or when
@@ -144,7 +250,7 @@ pub async fn start(
         provider.clone(),
         suite,
         key.address(),
-        config.confirmations,
+        settings.confirmations,
         deployment.block,
     )
     .with_progress(scanned);
@@ -163,10 +269,10 @@ pub async fn start(
     }
     let executor = Executor::new(
         provider.clone(),
-        config.chain_id,
+        chain_id,
         key.clone(),
         suite,
-        config.confirmations,
+        settings.confirmations,
     )
     .with_crash_point(crash_point);
     let executing = {
@@ -183,7 +289,7 @@ pub async fn start(
                             )
                         });
                         for step in steps {
-                            tracing::debug!(?step, "executor");
+                            tracing::debug!(chain = chain_id, ?step, "executor");
                         }
                         if finished {
                             settled.send_modify(|count| *count += 1);
@@ -194,14 +300,17 @@ pub async fn start(
                         tracing::error!(?point, "crash point reached: aborting");
                         std::process::abort();
                     }
-                    Err(error) => tracing::warn!(%error, "executor tick failed; retrying"),
+                    Err(error) => {
+                        tracing::warn!(chain = chain_id, %error, "executor tick failed; retrying");
+                    }
                 }
                 let pending = [ActionState::Pending, ActionState::Signed, ActionState::Sent]
                     .into_iter()
                     .filter_map(|state| executor_store.actions(state).ok())
                     .map(|actions| actions.len())
                     .sum::<usize>();
-                metrics::gauge!("keeper_pending_actions").set(pending as f64);
+                metrics::gauge!("keeper_pending_actions", "chain" => chain_id.to_string())
+                    .set(pending as f64);
                 // Poll faster while something is in flight.
                 let wait = if pending > 0 {
                     Duration::from_millis(200).min(interval)
@@ -223,60 +332,32 @@ pub async fn start(
     let checking = tokio::spawn(pool.clone().run(stopped.clone()));
     let balance = tokio::spawn(watch_balance(
         provider.clone(),
+        chain_id,
         key.address(),
         config.low_balance_gwei,
         stopped.clone(),
     ));
-
+    tracing::info!(
+        chain = chain_id,
+        keeper = %key.address(),
+        from_block = deployment.block,
+        database = %settings.database.display(),
+        "chain started"
+    );
     let state = AppState {
         store: Arc::new(Mutex::new(api_store)),
         provider,
-        chain_id: config.chain_id,
+        chain_id,
         suite,
         deployment,
-        tokens: Arc::new(api::tokens::Tokens::new(&key)),
-        token_ttl: config.access_token_ttl_secs,
         key,
-        storage: Arc::new(Storage::new(
-            config.data_root.clone(),
-            config.s3.clone(),
-            &config.outbound.policy(),
-        )?),
-        publishers: config.publishers.clone(),
-        public_url: config
-            .public_url
-            .clone()
-            .unwrap_or_else(|| format!("http://{address}")),
-        confirmations: config.confirmations,
+        confirmations: settings.confirmations,
         wake_executor: wake,
         scanned: scanned_seen,
         settled: settled_seen,
-        downloads: Arc::new(api::DownloadLimits::new(config.max_downloads_per_consumer)),
-        metrics,
+        shared,
     };
-    let serving = {
-        let mut stopped = stopped.clone();
-        tokio::spawn(async move {
-            let shutdown = async move {
-                while !*stopped.borrow() {
-                    if stopped.changed().await.is_err() {
-                        return;
-                    }
-                }
-            };
-            if let Err(error) = api::serve(listener, api::router(state), shutdown).await {
-                tracing::error!(%error, "the API stopped");
-            }
-        })
-    };
-    tracing::info!(%address, "API listening");
-    Ok(Running {
-        address,
-        stop,
-        rpc: pool,
-        tasks: vec![watching, executing, serving, balance, checking],
-        database: config.database.clone(),
-    })
+    Ok((state, pool, vec![watching, executing, checking, balance]))
 }
 
 /// Connections the API's socket queues before it accepts them: a burst of consumers beyond it
@@ -314,6 +395,7 @@ pub const BALANCE_INTERVAL: Duration = Duration::from_secs(30);
 /// when it falls below, repeated every ten readings while it stays there.
 async fn watch_balance(
     provider: alloy::providers::DynProvider,
+    chain_id: u64,
     account: alloy::primitives::Address,
     low_gwei: u64,
     mut stopped: watch::Receiver<bool>,
@@ -326,11 +408,17 @@ async fn watch_balance(
                 let gwei = wei / alloy::primitives::U256::from(1_000_000_000_u64);
                 let gwei = u64::try_from(gwei).unwrap_or(u64::MAX);
                 let low = gwei < low_gwei;
-                metrics::gauge!("keeper_balance_gwei").set(gwei as f64);
-                metrics::gauge!("keeper_balance_low").set(if low { 1.0 } else { 0.0 });
+                let chain = chain_id.to_string();
+                metrics::gauge!("keeper_balance_gwei", "chain" => chain.clone()).set(gwei as f64);
+                metrics::gauge!("keeper_balance_low", "chain" => chain).set(if low {
+                    1.0
+                } else {
+                    0.0
+                });
                 if low {
                     if readings_low.is_multiple_of(10) {
                         tracing::warn!(
+                            chain = chain_id,
                             %account,
                             balance_gwei = gwei,
                             low_balance_gwei = low_gwei,
@@ -342,7 +430,9 @@ async fn watch_balance(
                     readings_low = 0;
                 }
             }
-            Err(error) => tracing::warn!(%error, "reading the keeper's balance failed"),
+            Err(error) => {
+                tracing::warn!(chain = chain_id, %error, "reading the keeper's balance failed");
+            }
         }
         tokio::select! {
             () = tokio::time::sleep(BALANCE_INTERVAL) => {}

@@ -1103,6 +1103,7 @@ async fn a_short_lived_token_stands_in_for_signatures_on_one_agreement_until_it_
     let foreign = insitu_keeper::api::tokens::Tokens::new(&PrivateKeySigner::random()).issue(
         insitu_keeper::api::tokens::Grant {
             agreement: id,
+            chain_id: 31_337,
             consumer: setup.keys[3].address(),
             expires_at: u64::MAX,
         },
@@ -1115,6 +1116,7 @@ async fn a_short_lived_token_stands_in_for_signatures_on_one_agreement_until_it_
     let tokens = insitu_keeper::api::tokens::Tokens::new(&setup.keys[2]);
     let expired = tokens.issue(insitu_keeper::api::tokens::Grant {
         agreement: id,
+        chain_id: 31_337,
         consumer: setup.keys[3].address(),
         expires_at: insitu_keeper::executor::now() - 1,
     });
@@ -1147,6 +1149,7 @@ async fn a_short_lived_token_stands_in_for_signatures_on_one_agreement_until_it_
     // A token for an agreement the store does not hold.
     let unknown = tokens.issue(insitu_keeper::api::tokens::Grant {
         agreement: other,
+        chain_id: 31_337,
         consumer: setup.keys[3].address(),
         expires_at: u64::MAX,
     });

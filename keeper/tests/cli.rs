@@ -7,6 +7,18 @@ use alloy::primitives::address;
 use insitu_bindings::addresses::Deployment;
 use insitu_bindings::deployment::{self, DeployOptions, Governance};
 
+/// A child process killed and reaped when dropped, unless taken.
+struct KillOnDrop(Option<std::process::Child>);
+
+impl Drop for KillOnDrop {
+    fn drop(&mut self) {
+        if let Some(child) = self.0.as_mut() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+}
+
 fn keeper() -> Command {
     let mut command = Command::new(env!("CARGO_BIN_EXE_insitu-keeper"));
     // Keep the caller's INSITU_KEEPER_* variables out of these tests.
@@ -188,16 +200,19 @@ fn the_keeper_follows_the_chain_records_its_agreements_and_stops_on_sigterm() {
         "{stderr}"
     );
 
-    let child = keeper()
-        .args(["--config"])
-        .arg(&config)
-        .env(
-            "INSITU_KEEPER_PRIVATE_KEY",
-            alloy::primitives::hex::encode(keys[2].to_bytes()),
-        )
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .unwrap();
+    // Killed if the test fails before it stops it.
+    let mut child = KillOnDrop(Some(
+        keeper()
+            .args(["--config"])
+            .arg(&config)
+            .env(
+                "INSITU_KEEPER_PRIVATE_KEY",
+                alloy::primitives::hex::encode(keys[2].to_bytes()),
+            )
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap(),
+    ));
     let database = dir.path().join("keeper.db");
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
     loop {
@@ -222,15 +237,22 @@ fn the_keeper_follows_the_chain_records_its_agreements_and_stops_on_sigterm() {
             .await
             .unwrap()
     });
-    assert!(metrics.contains("keeper_pending_actions 0"), "{metrics}");
-    assert!(metrics.contains("keeper_balance_low 1"), "{metrics}");
+    assert!(
+        metrics.contains("keeper_pending_actions{chain=\"31337\"} 0"),
+        "{metrics}"
+    );
+    assert!(
+        metrics.contains("keeper_balance_low{chain=\"31337\"} 1"),
+        "{metrics}"
+    );
     let balance: f64 = metrics
         .lines()
-        .find_map(|line| line.strip_prefix("keeper_balance_gwei "))
+        .find_map(|line| line.strip_prefix("keeper_balance_gwei{chain=\"31337\"} "))
         .unwrap()
         .parse()
         .unwrap();
     assert!((9_000e9..=10_000e9).contains(&balance), "{balance}");
+    let child = child.0.take().unwrap();
     let status = Command::new("kill")
         .args(["-TERM", &child.id().to_string()])
         .status()

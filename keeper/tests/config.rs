@@ -533,3 +533,74 @@ fn the_committed_configuration_reference_is_current() {
          INSITU_UPDATE_DOCS=1 cargo test -p insitu-keeper --test config"
     );
 }
+
+#[test]
+fn more_chains_get_their_own_store_deployment_and_key() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("keeper.toml");
+    std::fs::write(
+        &path,
+        "chain_id = 1\nrpc_url = \"https://one.example\"\n\
+         [[chains]]\nchain_id = 10\nrpc_url = \"https://ten.example\"\nconfirmations = 5\n\
+         [[chains]]\nchain_id = 137\nrpc_url = \"wss://poly.example\"\n\
+         database = \"poly.db\"\nkeystore = \"k.json\"\npassword_file = \"k.pass\"\n",
+    )
+    .unwrap();
+    let config = Config::load_with_env(Some(&path), no_env).unwrap();
+    let chains = config.chain_settings();
+    assert_eq!(
+        chains
+            .iter()
+            .map(|chain| chain.chain_id)
+            .collect::<Vec<_>>(),
+        [1, 10, 137]
+    );
+    assert_eq!(chains[1].confirmations, 5);
+    assert_eq!(chains[1].rpc_max_lag_blocks, 3);
+    assert_eq!(chains[1].addresses, dir.path().join("deployments/10.json"));
+    assert_eq!(chains[1].database, dir.path().join("keeper-10.db"));
+    assert_eq!(
+        chains[1].key,
+        insitu_client::keys::KeySource::Var("INSITU_KEEPER_PRIVATE_KEY_10".to_owned())
+    );
+    assert_eq!(chains[2].database, dir.path().join("poly.db"));
+    assert!(matches!(
+        &chains[2].key,
+        insitu_client::keys::KeySource::Keystore { path, .. } if path == &dir.path().join("k.json")
+    ));
+    // Printed and read back.
+    assert_eq!(Config::from_toml(&config.to_toml()).unwrap(), config);
+
+    let refused = |extra: &str| {
+        let text = format!("chain_id = 1\ndatabase = \"keeper.db\"\n{extra}");
+        let config = Config::from_toml(&text).unwrap();
+        config.validate().unwrap_err().to_string()
+    };
+    assert_eq!(
+        refused("[[chains]]\nchain_id = 1\nrpc_url = \"http://a.example\"\n"),
+        "[[chains]] chain 1: this chain is configured twice"
+    );
+    assert_eq!(
+        refused("[[chains]]\nchain_id = 0\nrpc_url = \"http://a.example\"\n"),
+        "[[chains]] chain 0: chain_id must not be 0"
+    );
+    assert!(
+        refused("[[chains]]\nchain_id = 2\nrpc_url = \"ftp://a.example\"\n").contains("rpc_url")
+    );
+    assert!(
+        refused("[[chains]]\nchain_id = 2\nrpc_url = \"http://a.example\"\nkeystore = \"k\"\n")
+            .contains("keystore and password_file go together")
+    );
+    assert!(
+        refused(
+            "[[chains]]\nchain_id = 2\nrpc_url = \"http://a.example\"\ndatabase = \"keeper.db\"\n"
+        )
+        .contains("is another chain's")
+    );
+    assert!(
+        refused("[[chains]]\nchain_id = 2\nrpc_url = \"http://a.example\"\nconfirmations = 1000\n")
+            .contains("confirmations must be at most")
+    );
+    // A table without its chain or endpoint is refused when read.
+    assert!(Config::from_toml("[[chains]]\nchain_id = 2\n").is_err());
+}

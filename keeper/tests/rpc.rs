@@ -156,7 +156,7 @@ async fn buy_and_download(
 async fn wait_for(keeper: &Running, what: &str, done: impl Fn(&[EndpointStatus]) -> bool) {
     let deadline = Instant::now() + Duration::from_secs(30);
     loop {
-        let status = keeper.rpc.status();
+        let status = keeper.rpc[0].status();
         if done(&status) {
             return;
         }
@@ -181,7 +181,7 @@ async fn a_node_held_back_is_avoided_though_it_answers_and_comes_first() {
         &deployed.keys,
     )
     .await;
-    let status = keeper.rpc.status();
+    let status = keeper.rpc[0].status();
     assert!(!status[0].healthy && !status[0].active, "{status:?}");
     assert!(status[1].healthy && status[1].active, "{status:?}");
     assert_eq!(status[1].head.unwrap() - status[0].head.unwrap(), 10);
@@ -233,7 +233,7 @@ async fn a_node_killed_mid_run_is_left_for_the_other_and_nothing_is_settled_twic
         &deployed.keys,
     )
     .await;
-    let status = keeper.rpc.status();
+    let status = keeper.rpc[0].status();
     assert!(status[0].active && status[0].healthy, "{status:?}");
     assert!(!status[1].healthy && status[1].head.is_none(), "{status:?}");
 

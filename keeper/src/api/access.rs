@@ -28,7 +28,7 @@ use tokio::io::AsyncReadExt;
 use tracing::Instrument;
 use utoipa::ToSchema;
 
-use super::{ApiError, AppState, CONFIRMATION_WAIT, SETTLEMENT_WAIT, now, stored_document};
+use super::{ApiError, AppState, CONFIRMATION_WAIT, Chains, SETTLEMENT_WAIT, now, stored_document};
 use crate::{
     requests::{RequestError, verify},
     storage::{Source, StorageError},
@@ -42,7 +42,12 @@ const RECENT_BLOCKS: u64 = 256;
 
 /// A signed access request.
 #[derive(Debug, Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
 pub struct AccessBody {
+    /// The chain of the agreement (the signature's domain). When absent, the chain whose store
+    /// holds the agreement, else the keeper's first chain.
+    #[serde(default)]
+    pub chain_id: Option<u64>,
     /// The typed data's message.
     pub request: RequestBody,
     /// The consumer's EIP-712 signature of it, hex (65 bytes).
@@ -96,7 +101,7 @@ pub(super) struct AccessQuery {
     )
 )]
 pub(super) async fn access(
-    State(state): State<AppState>,
+    State(chains): State<Chains>,
     Query(query): Query<AccessQuery>,
     headers: HeaderMap,
     body: Bytes,
@@ -105,7 +110,7 @@ pub(super) async fn access(
     tracing::debug!("access request received");
     // Every log line of the request carries its agreement, once the request names a valid one.
     let span = tracing::info_span!("access", agreement = tracing::field::Empty);
-    let result = serve(&state, query, &headers, &body)
+    let result = serve(&chains, query, &headers, &body)
         .instrument(span.clone())
         .await;
     let outcome = match &result {
@@ -127,14 +132,33 @@ pub(super) async fn access(
 }
 
 async fn serve(
-    state: &AppState,
+    chains: &Chains,
     query: AccessQuery,
     headers: &HeaderMap,
     body: &[u8],
 ) -> Result<Response, ApiError> {
+    let state = chain_of(chains, body).await?;
     let agreement = signed_agreement(state, body).await?;
     let servable = servable(state, &agreement, query.file.unwrap_or(0)).await?;
     deliver(state, agreement.consumer, servable, headers).await
+}
+
+/// The chain a signed access request is about: the one it names, else the one whose store holds
+/// its agreement, else the keeper's first chain (whose watcher may not have recorded it yet).
+pub(super) async fn chain_of<'a>(
+    chains: &'a Chains,
+    body: &[u8],
+) -> Result<&'a AppState, ApiError> {
+    let parsed: AccessBody = serde_json::from_slice(body)
+        .map_err(|error| ApiError::malformed(format!("invalid access request: {error}")))?;
+    if parsed.chain_id.is_some() {
+        return chains.get(parsed.chain_id);
+    }
+    let id = parse_request(&parsed.request)?.agreementId;
+    match chains.holding(id).await {
+        Some(state) => Ok(state),
+        None => chains.get(None),
+    }
 }
 
 /// The agreement a signed access request (`body`) names, once the signature, the nonce, the
@@ -294,7 +318,7 @@ pub(super) async fn deliver(
     servable: Servable,
     headers: &HeaderMap,
 ) -> Result<Response, ApiError> {
-    let permit = state.downloads.try_start(consumer).ok_or_else(|| {
+    let permit = state.shared.downloads.try_start(consumer).ok_or_else(|| {
         ApiError::new(
             StatusCode::TOO_MANY_REQUESTS,
             "too_many_downloads",
@@ -413,7 +437,12 @@ pub(super) async fn check_file(state: &AppState, file: &FileEntry) -> Result<Sou
         StorageError::Missing => format!("{} does not exist", file.name),
         other => other.to_string(),
     };
-    let source = state.storage.resolve(&location).await.map_err(named)?;
+    let source = state
+        .shared
+        .storage
+        .resolve(&location)
+        .await
+        .map_err(named)?;
     let stat = source.stat().await.map_err(named)?;
     if stat.size != file.content_size {
         return Err(format!(

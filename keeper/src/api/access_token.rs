@@ -17,8 +17,8 @@ use tracing::Instrument;
 use utoipa::ToSchema;
 
 use super::{
-    ApiError, AppState,
-    access::{deliver, servable, signed_agreement},
+    ApiError, Chains,
+    access::{chain_of, deliver, servable, signed_agreement},
     now,
     tokens::{Grant, TokenError},
 };
@@ -64,24 +64,27 @@ pub(super) struct TokenQuery {
     )
 )]
 pub(super) async fn issue(
-    State(state): State<AppState>,
+    State(chains): State<Chains>,
     Query(query): Query<TokenQuery>,
     body: Bytes,
 ) -> Response {
     observed("token", async {
-        let agreement = signed_agreement(&state, &body).await?;
+        let state = chain_of(&chains, &body).await?;
+        let agreement = signed_agreement(state, &body).await?;
         let index = query.file.unwrap_or(0);
-        let servable = servable(&state, &agreement, index).await?;
-        let expires_at = (now() + state.token_ttl).min(servable.window_end);
-        let token = state.tokens.issue(Grant {
+        let servable = servable(state, &agreement, index).await?;
+        let shared = &state.shared;
+        let expires_at = (now() + shared.token_ttl).min(servable.window_end);
+        let token = shared.tokens.issue(Grant {
             agreement: agreement.id,
+            chain_id: state.chain_id,
             consumer: agreement.consumer,
             expires_at,
         });
         Ok(Json(TokenBody {
             url: format!(
                 "{}/v1/access/{}?file={index}&token={token}",
-                state.public_url, agreement.id
+                shared.public_url, agreement.id
             ),
             token,
             expires_at,
@@ -116,7 +119,7 @@ pub(super) async fn issue(
     )
 )]
 pub(super) async fn download(
-    State(state): State<AppState>,
+    State(chains): State<Chains>,
     Path(agreement): Path<String>,
     Query(query): Query<TokenQuery>,
     headers: HeaderMap,
@@ -137,13 +140,17 @@ pub(super) async fn download(
                 "an access token is required (Authorization: Bearer, or ?token=)",
             )
         })?;
-        let grant = state.tokens.check(token, now()).map_err(|error| {
-            let code = match error {
-                TokenError::Invalid => "invalid_token",
-                TokenError::Expired(_) => "token_expired",
-            };
-            ApiError::new(StatusCode::UNAUTHORIZED, code, error.to_string())
-        })?;
+        let grant = chains
+            .shared()
+            .tokens
+            .check(token, now())
+            .map_err(|error| {
+                let code = match error {
+                    TokenError::Invalid => "invalid_token",
+                    TokenError::Expired(_) => "token_expired",
+                };
+                ApiError::new(StatusCode::UNAUTHORIZED, code, error.to_string())
+            })?;
         if grant.agreement != id {
             return Err(ApiError::new(
                 StatusCode::FORBIDDEN,
@@ -151,6 +158,7 @@ pub(super) async fn download(
                 "the token is for another agreement",
             ));
         }
+        let state = chains.get(Some(grant.chain_id))?;
         let agreement = state
             .store
             .lock()
@@ -164,8 +172,8 @@ pub(super) async fn download(
                     format!("agreement {id} is not one of this keeper's"),
                 )
             })?;
-        let servable = servable(&state, &agreement, query.file.unwrap_or(0)).await?;
-        deliver(&state, grant.consumer, servable, &headers).await
+        let servable = servable(state, &agreement, query.file.unwrap_or(0)).await?;
+        deliver(state, grant.consumer, servable, &headers).await
     })
     .await
 }

@@ -28,7 +28,7 @@ use alloy::{
 };
 use axum::{
     Json, Router,
-    extract::State,
+    extract::{Query, State},
     http::StatusCode,
     response::IntoResponse,
     routing::{get, post, put},
@@ -60,10 +60,29 @@ pub const OFFER_VALIDITY: u64 = 3_600;
 /// Blocks the watcher may lag behind the head before `/ready` says no.
 pub const READY_MAX_LAG: u64 = 64;
 
-/// What the handlers share.
+/// What every chain's handlers share.
+#[derive(Debug, Clone)]
+pub struct Shared {
+    /// Where files are read: the data folder, the object store, web servers.
+    pub storage: Arc<Storage>,
+    /// Accounts allowed to store metadata documents.
+    pub publishers: Vec<Address>,
+    /// The API's public address, for document URLs.
+    pub public_url: String,
+    /// Downloads in flight per consumer, whatever the chain.
+    pub downloads: Arc<DownloadLimits>,
+    /// Renders the metrics, when a recorder is installed.
+    pub metrics: Option<PrometheusHandle>,
+    /// Issues and checks access tokens (they name their chain).
+    pub tokens: Arc<tokens::Tokens>,
+    /// How long an access token lives, in seconds.
+    pub token_ttl: u64,
+}
+
+/// One chain's side of the API.
 #[derive(Debug, Clone)]
 pub struct AppState {
-    /// The keeper's database (a connection of its own).
+    /// The chain's store (a connection of its own).
     pub store: Arc<Mutex<Store>>,
     /// The chain.
     pub provider: DynProvider,
@@ -73,14 +92,8 @@ pub struct AppState {
     pub suite: SuiteAddresses,
     /// The deployment (for `/v1/info`).
     pub deployment: Deployment,
-    /// The keeper's key: signs offers, opens sealed locations.
+    /// The keeper's key on this chain: signs offers, opens sealed locations.
     pub key: PrivateKeySigner,
-    /// Where files are read: the data folder, the object store.
-    pub storage: Arc<Storage>,
-    /// Accounts allowed to store metadata documents.
-    pub publishers: Vec<Address>,
-    /// The API's public address, for document URLs.
-    pub public_url: String,
     /// Confirmations the watcher waits for (for `/ready`).
     pub confirmations: u64,
     /// Wakes the executor when an intent is written.
@@ -90,14 +103,73 @@ pub struct AppState {
     pub scanned: watch::Receiver<u64>,
     /// Changes when the executor finishes a settlement (requests waiting for theirs look again).
     pub settled: watch::Receiver<u64>,
-    /// Downloads in flight per consumer.
-    pub downloads: Arc<DownloadLimits>,
-    /// Renders the metrics, when a recorder is installed.
-    pub metrics: Option<PrometheusHandle>,
-    /// Issues and checks access tokens.
-    pub tokens: Arc<tokens::Tokens>,
-    /// How long an access token lives, in seconds.
-    pub token_ttl: u64,
+    /// What all chains share.
+    pub shared: Shared,
+}
+
+/// The API's state: every chain the keeper serves, the first one the default.
+#[derive(Debug, Clone)]
+pub struct Chains {
+    chains: Arc<Vec<AppState>>,
+}
+
+impl Chains {
+    /// The chains, the default first.
+    ///
+    /// # Panics
+    ///
+    /// When `chains` is empty (a keeper serves at least one chain).
+    pub fn new(chains: Vec<AppState>) -> Self {
+        assert!(!chains.is_empty(), "a keeper serves at least one chain");
+        Self {
+            chains: Arc::new(chains),
+        }
+    }
+
+    /// The default chain.
+    fn first(&self) -> &AppState {
+        &self.chains[0]
+    }
+
+    /// What all chains share.
+    fn shared(&self) -> &Shared {
+        &self.first().shared
+    }
+
+    /// Chain `chain`, or the default one when `None`.
+    fn get(&self, chain: Option<u64>) -> Result<&AppState, ApiError> {
+        match chain {
+            None => Ok(self.first()),
+            Some(id) => self
+                .chains
+                .iter()
+                .find(|state| state.chain_id == id)
+                .ok_or_else(|| {
+                    ApiError::new(
+                        StatusCode::NOT_FOUND,
+                        "unknown_chain",
+                        format!(
+                            "this keeper serves chain(s) {}, not {id}",
+                            self.chains
+                                .iter()
+                                .map(|state| state.chain_id.to_string())
+                                .collect::<Vec<_>>()
+                                .join(", ")
+                        ),
+                    )
+                }),
+        }
+    }
+
+    /// The chain whose store holds agreement `id`, if one does.
+    async fn holding(&self, id: alloy::primitives::B256) -> Option<&AppState> {
+        for state in self.chains.iter() {
+            if matches!(state.store.lock().await.agreement(id), Ok(Some(_))) {
+                return Some(state);
+            }
+        }
+        None
+    }
 }
 
 /// The OpenAPI document.
@@ -120,6 +192,7 @@ pub struct AppState {
     ),
     components(schemas(
         Info,
+        ChainInfo,
         ErrorBody,
         FieldErrorBody,
         publish::Stored,
@@ -133,7 +206,7 @@ pub struct AppState {
 pub struct ApiDoc;
 
 /// The router, with body limits.
-pub fn router(state: AppState) -> Router {
+pub fn router(state: Chains) -> Router {
     Router::new()
         .route("/v1/info", get(info))
         .route("/health", get(health))
@@ -169,37 +242,57 @@ pub async fn serve(
     .await
 }
 
-/// The keeper's identity.
+/// The keeper's identity on one chain.
 #[derive(Debug, Serialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
-pub struct Info {
+pub struct ChainInfo {
     /// Chain id.
     pub chain_id: u64,
-    /// The keeper's account (the provider named in its offers).
+    /// The keeper's account on it (the provider named in its offers).
     pub address: String,
     /// Its uncompressed secp256k1 public key, hex: seal file locations to it.
     pub public_key: String,
     /// The suite's contracts by name.
     pub contracts: std::collections::BTreeMap<String, String>,
+}
+
+impl ChainInfo {
+    fn of(state: &AppState) -> Self {
+        Self {
+            chain_id: state.chain_id,
+            address: state.key.address().to_string(),
+            public_key: format!(
+                "0x{}",
+                hex::encode(insitu_client::metadata::public_key(&state.key))
+            ),
+            contracts: state
+                .deployment
+                .contracts
+                .iter()
+                .map(|(name, address)| (name.clone(), address.to_string()))
+                .collect(),
+        }
+    }
+}
+
+/// The keeper's identity: its default chain's at the top level, every chain's in `chains`.
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct Info {
+    /// The default chain.
+    #[serde(flatten)]
+    pub default: ChainInfo,
+    /// Every chain the keeper serves, the default first.
+    pub chains: Vec<ChainInfo>,
     /// The keeper's version.
     pub version: String,
 }
 
 #[utoipa::path(get, path = "/v1/info", responses((status = 200, body = Info)))]
-async fn info(State(state): State<AppState>) -> Json<Info> {
+async fn info(State(chains): State<Chains>) -> Json<Info> {
     Json(Info {
-        chain_id: state.chain_id,
-        address: state.key.address().to_string(),
-        public_key: format!(
-            "0x{}",
-            hex::encode(insitu_client::metadata::public_key(&state.key))
-        ),
-        contracts: state
-            .deployment
-            .contracts
-            .iter()
-            .map(|(name, address)| (name.clone(), address.to_string()))
-            .collect(),
+        default: ChainInfo::of(chains.first()),
+        chains: chains.chains.iter().map(ChainInfo::of).collect(),
         version: env!("CARGO_PKG_VERSION").to_owned(),
     })
 }
@@ -217,12 +310,32 @@ async fn health() -> impl IntoResponse {
         (status = 503, body = ErrorBody, description = "not ready")
     )
 )]
-async fn ready(State(state): State<AppState>) -> Result<impl IntoResponse, ApiError> {
+async fn ready(
+    State(chains): State<Chains>,
+    Query(query): Query<ChainQuery>,
+) -> Result<impl IntoResponse, ApiError> {
+    let chosen: Vec<&AppState> = match query.chain {
+        Some(id) => vec![chains.get(Some(id))?],
+        None => chains.chains.iter().collect(),
+    };
+    let mut report = Vec::new();
+    for state in chosen {
+        report.push(chain_ready(state).await?);
+    }
+    Ok(Json(
+        serde_json::json!({ "status": "ready", "chains": report }),
+    ))
+}
+
+/// Whether one chain is ready: its chain readable, its watcher at most [`READY_MAX_LAG`] blocks
+/// behind.
+async fn chain_ready(state: &AppState) -> Result<serde_json::Value, ApiError> {
+    let chain = state.chain_id;
     let head = state.provider.get_block_number().await.map_err(|error| {
         ApiError::new(
             StatusCode::SERVICE_UNAVAILABLE,
             "chain_unreachable",
-            format!("the chain cannot be read: {error}"),
+            format!("chain {chain} cannot be read: {error}"),
         )
     })?;
     let cursor = state
@@ -235,21 +348,25 @@ async fn ready(State(state): State<AppState>) -> Result<impl IntoResponse, ApiEr
     let lag = head
         .saturating_sub(state.confirmations)
         .saturating_sub(scanned);
-    metrics::gauge!("keeper_block_lag").set(lag as f64);
+    metrics::gauge!("keeper_block_lag", "chain" => chain.to_string()).set(lag as f64);
     if lag > READY_MAX_LAG {
         return Err(ApiError::new(
             StatusCode::SERVICE_UNAVAILABLE,
             "catching_up",
-            format!("the watcher is {lag} blocks behind"),
+            format!("the watcher of chain {chain} is {lag} blocks behind"),
         ));
     }
-    Ok(Json(
-        serde_json::json!({ "status": "ready", "head": head, "scanned": scanned }),
-    ))
+    Ok(serde_json::json!({ "chain": chain, "head": head, "scanned": scanned }))
 }
 
-async fn metrics(State(state): State<AppState>) -> impl IntoResponse {
-    match &state.metrics {
+/// `?chain=ID`: which chain a request is about (the default one when absent).
+#[derive(Debug, serde::Deserialize)]
+pub(crate) struct ChainQuery {
+    chain: Option<u64>,
+}
+
+async fn metrics(State(chains): State<Chains>) -> impl IntoResponse {
+    match &chains.shared().metrics {
         Some(handle) => (StatusCode::OK, handle.render()).into_response(),
         None => ApiError::new(
             StatusCode::NOT_FOUND,
@@ -264,7 +381,7 @@ async fn openapi() -> impl IntoResponse {
     Json(ApiDoc::openapi())
 }
 
-/// The stored metadata document with `checksum`, or `unknown_document` (404).
+/// The metadata document with `checksum` stored in `state`'s store, or `unknown_document` (404).
 async fn stored_document(
     state: &AppState,
     checksum: alloy::primitives::B256,

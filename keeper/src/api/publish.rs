@@ -20,7 +20,8 @@ use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
 use super::{
-    ApiError, AppState, FieldErrorBody, OFFER_VALIDITY, access::check_file, now, stored_document,
+    ApiError, ChainQuery, Chains, FieldErrorBody, OFFER_VALIDITY, access::check_file, now,
+    stored_document,
 };
 
 /// Header carrying the publisher's signature (EIP-191 `personal_sign` of the document's 32-byte
@@ -44,7 +45,10 @@ pub struct Stored {
     put,
     path = "/v1/metadata",
     request_body(content = String, content_type = "application/json", description = "the document's exact bytes"),
-    params(("x-insitu-publisher-signature" = String, Header, description = "personal_sign of the document's keccak256 by an allowed publisher")),
+    params(
+        ("x-insitu-publisher-signature" = String, Header, description = "personal_sign of the document's keccak256 by an allowed publisher"),
+        ("chain" = Option<u64>, Query, description = "the chain whose key the locations are sealed to (default: the keeper's first chain)")
+    ),
     responses(
         (status = 201, body = Stored),
         (status = 401, body = super::ErrorBody, description = "missing or malformed signature"),
@@ -53,7 +57,8 @@ pub struct Stored {
     )
 )]
 pub(super) async fn put_metadata(
-    State(state): State<AppState>,
+    State(chains): State<Chains>,
+    Query(chain): Query<ChainQuery>,
     headers: HeaderMap,
     body: Bytes,
 ) -> Result<impl IntoResponse, ApiError> {
@@ -79,7 +84,8 @@ pub(super) async fn put_metadata(
                 "the signature does not recover",
             )
         })?;
-    if !state.publishers.contains(&publisher) {
+    let state = chains.get(chain.chain)?;
+    if !state.shared.publishers.contains(&publisher) {
         return Err(ApiError::new(
             StatusCode::FORBIDDEN,
             "not_a_publisher",
@@ -104,7 +110,7 @@ pub(super) async fn put_metadata(
     };
     let mut problems = Vec::new();
     for (index, file) in document.files.iter().enumerate() {
-        if let Err(error) = check_file(&state, file).await {
+        if let Err(error) = check_file(state, file).await {
             problems.push(FieldErrorBody {
                 path: format!("/files/{index}/location"),
                 message: error,
@@ -128,7 +134,7 @@ pub(super) async fn put_metadata(
         StatusCode::CREATED,
         Json(Stored {
             checksum: checksum.to_string(),
-            url: format!("{}/v1/metadata/{checksum}", state.public_url),
+            url: format!("{}/v1/metadata/{checksum}", state.shared.public_url),
         }),
     ))
 }
@@ -145,20 +151,28 @@ pub(super) async fn put_metadata(
     )
 )]
 pub(super) async fn get_metadata(
-    State(state): State<AppState>,
+    State(chains): State<Chains>,
     Path(checksum): Path<String>,
 ) -> Result<impl IntoResponse, ApiError> {
     let checksum: B256 = checksum
         .parse()
         .map_err(|_| ApiError::malformed("the checksum is 32 bytes of hex"))?;
-    let bytes = stored_document(&state, checksum).await?;
-    Ok(([(header::CONTENT_TYPE, "application/json")], bytes))
+    // A document is stored with the chain it was published for; any chain's will do.
+    let mut missing = None;
+    for state in chains.chains.iter() {
+        match stored_document(state, checksum).await {
+            Ok(bytes) => return Ok(([(header::CONTENT_TYPE, "application/json")], bytes)),
+            Err(error) => missing = Some(error),
+        }
+    }
+    Err(missing.unwrap_or_else(|| ApiError::internal("no chain")))
 }
 
-/// Which service an offer is for.
+/// Which service an offer is for, on which chain.
 #[derive(Debug, Deserialize)]
 pub(super) struct OfferQuery {
     service: Option<String>,
+    chain: Option<u64>,
 }
 
 /// An offer, with every number as a decimal string.
@@ -208,7 +222,8 @@ pub struct SignedOffer {
     path = "/v1/offers/{did}",
     params(
         ("did" = String, Path, description = "the asset"),
-        ("service" = Option<String>, Query, description = "access (default) or compute")
+        ("service" = Option<String>, Query, description = "access (default) or compute"),
+        ("chain" = Option<u64>, Query, description = "the chain (default: the keeper's first chain)")
     ),
     responses(
         (status = 200, body = SignedOffer),
@@ -217,10 +232,11 @@ pub struct SignedOffer {
     )
 )]
 pub(super) async fn offer(
-    State(state): State<AppState>,
+    State(chains): State<Chains>,
     Path(did): Path<String>,
     Query(query): Query<OfferQuery>,
 ) -> Result<impl IntoResponse, ApiError> {
+    let state = chains.get(query.chain)?;
     let did: B256 = did
         .parse()
         .map_err(|_| ApiError::malformed("the asset id is 32 bytes of hex"))?;
@@ -255,7 +271,7 @@ pub(super) async fn offer(
         .call()
         .await
         .map_err(ApiError::internal)?;
-    let bytes = stored_document(&state, asset.checksum).await?;
+    let bytes = stored_document(state, asset.checksum).await?;
     let document = metadata::parse(&bytes).map_err(ApiError::internal)?;
     let service = document.service(kind).ok_or_else(|| {
         ApiError::new(

@@ -7,8 +7,8 @@
 //! is worth nothing to another keeper. It is never stored: the keeper checks it, then checks the
 //! agreement against its store as for a signed request (settled, access window open).
 //!
-//! Format: base64url (no padding) of `agreement (32) ‖ consumer (20) ‖ expiry (8, big-endian unix
-//! seconds) ‖ tag (32)`.
+//! Format: base64url (no padding) of `agreement (32) ‖ chain id (8) ‖ consumer (20) ‖ expiry (8)
+//! ‖ tag (32)`, numbers big-endian, the expiry in unix seconds.
 
 use alloy::{
     primitives::{Address, B256, keccak256},
@@ -19,13 +19,15 @@ use hmac::{Hmac, KeyInit, Mac};
 use sha2::Sha256;
 
 /// Bytes of a decoded token.
-const TOKEN_BYTES: usize = 32 + 20 + 8 + 32;
+const TOKEN_BYTES: usize = 32 + 8 + 20 + 8 + 32;
 
 /// What a valid token grants.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Grant {
     /// The agreement.
     pub agreement: B256,
+    /// Its chain.
+    pub chain_id: u64,
     /// Its consumer.
     pub consumer: Address,
     /// Unix time after which the token is refused.
@@ -74,6 +76,7 @@ impl Tokens {
     pub fn issue(&self, grant: Grant) -> String {
         let mut bytes = Vec::with_capacity(TOKEN_BYTES);
         bytes.extend_from_slice(grant.agreement.as_slice());
+        bytes.extend_from_slice(&grant.chain_id.to_be_bytes());
         bytes.extend_from_slice(grant.consumer.as_slice());
         bytes.extend_from_slice(&grant.expires_at.to_be_bytes());
         let tag = self.tag(&bytes).finalize().into_bytes();
@@ -98,10 +101,14 @@ impl Tokens {
         self.tag(payload)
             .verify_slice(tag)
             .map_err(|_| TokenError::Invalid)?;
+        let number = |range: std::ops::Range<usize>| {
+            u64::from_be_bytes(payload[range].try_into().expect("8 bytes"))
+        };
         let grant = Grant {
             agreement: B256::from_slice(&payload[..32]),
-            consumer: Address::from_slice(&payload[32..52]),
-            expires_at: u64::from_be_bytes(payload[52..60].try_into().expect("8 bytes")),
+            chain_id: number(32..40),
+            consumer: Address::from_slice(&payload[40..60]),
+            expires_at: number(60..68),
         };
         if now > grant.expires_at {
             return Err(TokenError::Expired(grant.expires_at));
@@ -117,6 +124,7 @@ mod tests {
     fn grant() -> Grant {
         Grant {
             agreement: B256::repeat_byte(0xa9),
+            chain_id: 31_337,
             consumer: Address::repeat_byte(0xc0),
             expires_at: 1_000,
         }
@@ -150,7 +158,7 @@ mod tests {
         assert_eq!(Tokens::new(&key).check(&token, 0), Ok(grant()));
         // A later expiry written in: the tag no longer matches.
         let mut bytes = URL_SAFE_NO_PAD.decode(&token).unwrap();
-        bytes[59] = 0xff;
+        bytes[67] = 0xff;
         assert_eq!(
             tokens.check(&URL_SAFE_NO_PAD.encode(&bytes), 0),
             Err(TokenError::Invalid)

@@ -28,6 +28,15 @@
 //! access_key_id = "..."                 # or INSITU_KEEPER_S3_ACCESS_KEY_ID
 //! # the secret only from INSITU_KEEPER_S3_SECRET_ACCESS_KEY (or the file; never printed)
 //!
+//! # More chains: one table each (the keys above are the first chain). Each chain has its own
+//! # endpoints, deployment, store and key (a keystore, or INSITU_KEEPER_PRIVATE_KEY_<chain id>).
+//! [[chains]]
+//! chain_id = 11155111
+//! rpc_url = "https://sepolia.rpc.example"
+//! # addresses = "deployments/11155111.json"   # the default
+//! # database = "keeper-11155111.db"           # the default
+//! confirmations = 3
+//!
 //! # https:// and http:// locations: the keeper never fetches from loopback, private, link-local,
 //! # unique-local, multicast or cloud-metadata addresses, except the ranges listed here
 //! [outbound]
@@ -127,6 +136,111 @@ pub struct Config {
     pub s3: Option<S3Config>,
     /// What web locations may reach.
     pub outbound: OutboundConfig,
+    /// More chains the keeper serves, one `[[chains]]` table each; the top-level keys above are
+    /// its first chain.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub chains: Vec<ChainConfig>,
+}
+
+/// Another chain the keeper serves (a `[[chains]]` table): its own endpoints, deployment, store
+/// and key. Agreements are settled on the chain they were made on, each chain's watcher and
+/// executor on their own, so one chain's failures leave the others alone.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ChainConfig {
+    /// Chain id the endpoints must report (required).
+    pub chain_id: u64,
+    /// JSON-RPC endpoint of the chain (required).
+    pub rpc_url: String,
+    /// More endpoints of this chain, used in order when `rpc_url` is down or behind.
+    #[serde(default)]
+    pub rpc_fallback_urls: Vec<String>,
+    /// Blocks an endpoint may be behind the best head before it is avoided.
+    #[serde(default = "default_rpc_max_lag_blocks")]
+    pub rpc_max_lag_blocks: u64,
+    /// Deployment addresses file (default `deployments/<chain_id>.json`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub addresses: Option<PathBuf>,
+    /// Blocks an event must be buried under before the keeper acts on it.
+    #[serde(default = "default_confirmations")]
+    pub confirmations: u64,
+    /// This chain's store (default `keeper-<chain_id>.db` in the configuration file's folder).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub database: Option<PathBuf>,
+    /// Encrypted JSON keystore of the keeper's account on this chain; without it the key is read
+    /// from `INSITU_KEEPER_PRIVATE_KEY_<chain_id>`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub keystore: Option<PathBuf>,
+    /// File whose first line is the keystore's password.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub password_file: Option<PathBuf>,
+}
+
+fn default_rpc_max_lag_blocks() -> u64 {
+    DEFAULT_RPC_MAX_LAG_BLOCKS
+}
+
+fn default_confirmations() -> u64 {
+    1
+}
+
+/// One chain of the keeper, with every default resolved: the first from the top-level keys, the
+/// others from their `[[chains]]` tables.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ChainSettings {
+    /// The chain id.
+    pub chain_id: u64,
+    /// `rpc_url`, then the fallbacks.
+    pub rpc_urls: Vec<String>,
+    /// See `rpc_max_lag_blocks`.
+    pub rpc_max_lag_blocks: u64,
+    /// The deployment's addresses file.
+    pub addresses: PathBuf,
+    /// Confirmations.
+    pub confirmations: u64,
+    /// The chain's store.
+    pub database: PathBuf,
+    /// Where the chain's key comes from.
+    pub key: insitu_client::keys::KeySource,
+}
+
+impl ChainSettings {
+    /// Reads the addresses file and checks it is a whole suite deployed on this chain.
+    ///
+    /// # Errors
+    ///
+    /// [`DeploymentError`].
+    pub fn deployment(&self) -> Result<(Deployment, SuiteAddresses), DeploymentError> {
+        if !self.addresses.exists() {
+            return Err(DeploymentError::Missing {
+                path: self.addresses.clone(),
+            });
+        }
+        let deployment = Deployment::read(&self.addresses)?;
+        if deployment.chain_id != self.chain_id {
+            return Err(DeploymentError::WrongChain {
+                path: self.addresses.clone(),
+                file: deployment.chain_id,
+                config: self.chain_id,
+            });
+        }
+        let suite = deployment.suite()?;
+        Ok((deployment, suite))
+    }
+
+    /// The endpoints, parsed.
+    ///
+    /// # Errors
+    ///
+    /// A URL that does not parse (refused by [`Config::validate`] already).
+    pub fn endpoints(
+        &self,
+    ) -> Result<Vec<insitu_client::rpc::Endpoint>, insitu_client::rpc::RpcError> {
+        self.rpc_urls
+            .iter()
+            .map(|url| insitu_client::rpc::Endpoint::parse(url))
+            .collect()
+    }
 }
 
 /// What `https://` and `http://` locations may reach (the `[outbound]` table).
@@ -216,6 +330,7 @@ impl Default for Config {
             access_token_ttl_secs: DEFAULT_ACCESS_TOKEN_TTL_SECS,
             s3: None,
             outbound: OutboundConfig::default(),
+            chains: Vec::new(),
         }
     }
 }
@@ -354,6 +469,14 @@ pub enum ValidationError {
     /// A fallback endpoint is no endpoint URL, or repeats another.
     #[error("rpc_fallback_urls: {0}")]
     RpcFallback(String),
+    /// A `[[chains]]` table is wrong.
+    #[error("[[chains]] chain {chain_id}: {reason}")]
+    Chain {
+        /// Its chain id.
+        chain_id: u64,
+        /// What is wrong.
+        reason: String,
+    },
     /// `rpc_max_lag_blocks` is too high.
     #[error("rpc_max_lag_blocks is {value}, it must be at most {MAX_RPC_MAX_LAG_BLOCKS}")]
     RpcMaxLag {
@@ -415,27 +538,73 @@ impl Config {
             // Follow the chain id (perhaps set by the environment), like `insitu deploy` does.
             config.addresses = base.join(default_addresses(config.chain_id));
         }
+        for chain in &mut config.chains {
+            chain
+                .addresses
+                .get_or_insert_with(|| base.join(default_addresses(chain.chain_id)));
+            chain
+                .database
+                .get_or_insert_with(|| base.join(format!("keeper-{}.db", chain.chain_id)));
+        }
         config.validate()?;
         Ok(config)
     }
 
-    /// Reads the addresses file and checks it is a whole suite deployed on the configured chain.
+    /// Reads the first chain's addresses file and checks it is a whole suite deployed on that
+    /// chain.
+    ///
+    /// # Errors
+    ///
+    /// [`DeploymentError`].
     pub fn deployment(&self) -> Result<(Deployment, SuiteAddresses), DeploymentError> {
-        if !self.addresses.exists() {
-            return Err(DeploymentError::Missing {
-                path: self.addresses.clone(),
-            });
+        self.first_chain().deployment()
+    }
+
+    /// The first chain (the top-level keys).
+    pub fn first_chain(&self) -> ChainSettings {
+        ChainSettings {
+            chain_id: self.chain_id,
+            rpc_urls: std::iter::once(&self.rpc_url)
+                .chain(&self.rpc_fallback_urls)
+                .cloned()
+                .collect(),
+            rpc_max_lag_blocks: self.rpc_max_lag_blocks,
+            addresses: self.addresses.clone(),
+            confirmations: self.confirmations,
+            database: self.database.clone(),
+            key: self.key_source(),
         }
-        let deployment = Deployment::read(&self.addresses)?;
-        if deployment.chain_id != self.chain_id {
-            return Err(DeploymentError::WrongChain {
-                path: self.addresses.clone(),
-                file: deployment.chain_id,
-                config: self.chain_id,
-            });
-        }
-        let suite = deployment.suite()?;
-        Ok((deployment, suite))
+    }
+
+    /// Every chain, the first one first. (Loading a file resolves the `[[chains]]` defaults
+    /// against its folder; a configuration made in code gets them relative to the working
+    /// folder.)
+    pub fn chain_settings(&self) -> Vec<ChainSettings> {
+        let extra = self.chains.iter().map(|chain| ChainSettings {
+            chain_id: chain.chain_id,
+            rpc_urls: std::iter::once(&chain.rpc_url)
+                .chain(&chain.rpc_fallback_urls)
+                .cloned()
+                .collect(),
+            rpc_max_lag_blocks: chain.rpc_max_lag_blocks,
+            addresses: chain
+                .addresses
+                .clone()
+                .unwrap_or_else(|| default_addresses(chain.chain_id)),
+            confirmations: chain.confirmations,
+            database: chain
+                .database
+                .clone()
+                .unwrap_or_else(|| PathBuf::from(format!("keeper-{}.db", chain.chain_id))),
+            key: match (&chain.keystore, &chain.password_file) {
+                (Some(path), Some(password)) => insitu_client::keys::KeySource::Keystore {
+                    path: path.clone(),
+                    password: insitu_client::keys::Password::File(password.clone()),
+                },
+                _ => insitu_client::keys::KeySource::Var(format!("{KEY_ENV}_{}", chain.chain_id)),
+            },
+        });
+        std::iter::once(self.first_chain()).chain(extra).collect()
     }
 
     /// Parses TOML text, filling missing keys with defaults. Unknown keys are errors.
@@ -585,23 +754,8 @@ impl Config {
                 scheme: url.scheme().to_owned(),
             });
         }
-        if self.rpc_fallback_urls.len() > MAX_RPC_FALLBACK_URLS {
-            return Err(ValidationError::RpcFallback(format!(
-                "at most {MAX_RPC_FALLBACK_URLS} endpoints"
-            )));
-        }
-        let mut seen = vec![self.rpc_url.trim()];
-        for text in &self.rpc_fallback_urls {
-            let endpoint = insitu_client::rpc::Endpoint::parse(text)
-                .map_err(|error| ValidationError::RpcFallback(error.to_string()))?;
-            if seen.contains(&text.trim()) {
-                return Err(ValidationError::RpcFallback(format!(
-                    "{} is listed twice",
-                    endpoint.redacted()
-                )));
-            }
-            seen.push(text.trim());
-        }
+        check_fallbacks(&self.rpc_url, &self.rpc_fallback_urls)
+            .map_err(ValidationError::RpcFallback)?;
         if self.rpc_max_lag_blocks > MAX_RPC_MAX_LAG_BLOCKS {
             return Err(ValidationError::RpcMaxLag {
                 value: self.rpc_max_lag_blocks,
@@ -643,10 +797,55 @@ impl Config {
         if self.keystore.is_some() != self.password_file.is_some() {
             return Err(ValidationError::KeystorePassword);
         }
+        let mut ids = vec![self.chain_id];
+        let mut databases = vec![self.database.clone()];
+        for chain in &self.chains {
+            let bad = |reason: String| ValidationError::Chain {
+                chain_id: chain.chain_id,
+                reason,
+            };
+            if chain.chain_id == 0 {
+                return Err(bad("chain_id must not be 0".to_owned()));
+            }
+            if ids.contains(&chain.chain_id) {
+                return Err(bad("this chain is configured twice".to_owned()));
+            }
+            ids.push(chain.chain_id);
+            insitu_client::rpc::Endpoint::parse(&chain.rpc_url)
+                .map_err(|error| bad(format!("rpc_url: {error}")))?;
+            check_fallbacks(&chain.rpc_url, &chain.rpc_fallback_urls)
+                .map_err(|reason| bad(format!("rpc_fallback_urls: {reason}")))?;
+            if chain.rpc_max_lag_blocks > MAX_RPC_MAX_LAG_BLOCKS {
+                return Err(bad(format!(
+                    "rpc_max_lag_blocks must be at most {MAX_RPC_MAX_LAG_BLOCKS}"
+                )));
+            }
+            if chain.confirmations > MAX_CONFIRMATIONS {
+                return Err(bad(format!(
+                    "confirmations must be at most {MAX_CONFIRMATIONS}"
+                )));
+            }
+            if chain.keystore.is_some() != chain.password_file.is_some() {
+                return Err(bad(
+                    "keystore and password_file go together (the keeper cannot prompt)".to_owned(),
+                ));
+            }
+            let database = chain
+                .database
+                .clone()
+                .unwrap_or_else(|| PathBuf::from(format!("keeper-{}.db", chain.chain_id)));
+            if databases.contains(&database) {
+                return Err(bad(format!(
+                    "database {} is another chain's: each chain has its own store",
+                    database.display()
+                )));
+            }
+            databases.push(database);
+        }
         Ok(())
     }
 
-    /// Every endpoint, `rpc_url` first.
+    /// The first chain's endpoints, `rpc_url` first.
     ///
     /// # Errors
     ///
@@ -654,10 +853,7 @@ impl Config {
     pub fn endpoints(
         &self,
     ) -> Result<Vec<insitu_client::rpc::Endpoint>, insitu_client::rpc::RpcError> {
-        std::iter::once(&self.rpc_url)
-            .chain(&self.rpc_fallback_urls)
-            .map(|url| insitu_client::rpc::Endpoint::parse(url))
-            .collect()
+        self.first_chain().endpoints()
     }
 
     /// The parsed `listen` address.
@@ -698,6 +894,21 @@ impl Config {
     /// Makes relative `addresses`, `database`, `data_root`, `keystore` and `password_file` paths
     /// relative to `base` instead.
     fn resolve_paths(&mut self, base: &Path) {
+        for chain in &mut self.chains {
+            for path in [
+                chain.addresses.as_mut(),
+                chain.database.as_mut(),
+                chain.keystore.as_mut(),
+                chain.password_file.as_mut(),
+            ]
+            .into_iter()
+            .flatten()
+            {
+                if path.is_relative() && !path.as_os_str().is_empty() {
+                    *path = base.join(&*path);
+                }
+            }
+        }
         let optional = [self.keystore.as_mut(), self.password_file.as_mut()];
         for path in [&mut self.addresses, &mut self.database, &mut self.data_root]
             .into_iter()
@@ -708,6 +919,24 @@ impl Config {
             }
         }
     }
+}
+
+/// Checks fallback endpoints: at most [`MAX_RPC_FALLBACK_URLS`], each a valid endpoint URL, none
+/// repeating `primary` or another.
+fn check_fallbacks(primary: &str, fallbacks: &[String]) -> Result<(), String> {
+    if fallbacks.len() > MAX_RPC_FALLBACK_URLS {
+        return Err(format!("at most {MAX_RPC_FALLBACK_URLS} endpoints"));
+    }
+    let mut seen = vec![primary.trim()];
+    for text in fallbacks {
+        let endpoint =
+            insitu_client::rpc::Endpoint::parse(text).map_err(|error| error.to_string())?;
+        if seen.contains(&text.trim()) {
+            return Err(format!("{} is listed twice", endpoint.redacted()));
+        }
+        seen.push(text.trim());
+    }
+    Ok(())
 }
 
 impl S3Config {

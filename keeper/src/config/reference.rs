@@ -61,6 +61,11 @@ pub fn markdown() -> String {
             let heading = format!("`[{key}]` table");
             text += &table(&heading, &format!("{key}."), definition, &definitions);
         }
+        let items = property.get("items").and_then(reference);
+        if let Some(definition) = items.and_then(|name| definitions.get(name)) {
+            let heading = format!("`[[{key}]]` tables");
+            text += &table(&heading, &format!("{key}[]."), definition, &definitions);
+        }
     }
     text
 }
@@ -102,7 +107,12 @@ fn table(heading: &str, prefix: &str, schema: &Value, definitions: &Map<String, 
         } else {
             String::new()
         };
+        let required = schema
+            .get("required")
+            .and_then(Value::as_array)
+            .is_some_and(|required| required.iter().any(|name| name == key.as_str()));
         let default = match property.get("default") {
+            None if required => "required".to_owned(),
             None | Some(Value::Null) => "none".to_owned(),
             Some(Value::Array(items)) if items.is_empty() => "none".to_owned(),
             Some(Value::Object(_)) => "see its table".to_owned(),
@@ -144,6 +154,7 @@ fn kind(property: &Value, definitions: &Map<String, Value>) -> String {
                 .map(|items| kind(items, definitions))
                 .unwrap_or_default();
             let plural = match item.as_str() {
+                "table" => "tables".to_owned(),
                 "address" => "addresses".to_owned(),
                 "ipnet" => "IP ranges (CIDR)".to_owned(),
                 other => format!("{other}s"),

@@ -926,10 +926,7 @@ mod tests {
                 .to_latest(&mut connection)
                 .unwrap();
         }
-        assert!(matches!(
-            Store::open(&path),
-            Err(StoreError::Migration(_))
-        ));
+        assert!(matches!(Store::open(&path), Err(StoreError::Migration(_))));
     }
 
     #[test]

@@ -114,7 +114,7 @@ impl Drop for S3Server {
 /// A suite deployed on a devnet, with a mock ERC-20 and its addresses file in a folder of its
 /// own.
 pub(crate) struct Deployed {
-    /// The folder (removed when dropped): `deployments/31337.json` is in it.
+    /// The folder (removed when dropped): `deployments/<chain id>.json` is in it.
     pub(crate) dir: tempfile::TempDir,
     /// The addresses file.
     pub(crate) addresses: std::path::PathBuf,
@@ -144,12 +144,13 @@ pub(crate) async fn deploy(
     };
 
     let keys = devnet.signers();
+    let chain_id = devnet.chain_id();
     let endpoint = Endpoint::parse(&devnet.endpoint()).unwrap();
-    let connection = rpc::connect(&endpoint, Some(31_337)).await.unwrap();
+    let connection = rpc::connect(&endpoint, Some(chain_id)).await.unwrap();
     let provider = connection.provider.clone();
     let operator = Sender::new(
         provider.clone(),
-        31_337,
+        chain_id,
         keys[0].clone(),
         TxOptions::default(),
     );
@@ -169,7 +170,7 @@ pub(crate) async fn deploy(
     .await
     .unwrap();
     let dir = tempfile::tempdir().unwrap();
-    let addresses = dir.path().join("deployments/31337.json");
+    let addresses = dir.path().join(format!("deployments/{chain_id}.json"));
     deployed.deployment.write(&addresses).unwrap();
     let suite = Suite::open(connection, &addresses).await.unwrap();
     let signing = alloy::providers::ProviderBuilder::new()
