@@ -5,7 +5,7 @@
 mod common;
 
 use alloy::{
-    primitives::{B256, U256, hex},
+    primitives::{B256, U256},
     providers::{DynProvider, Provider},
     signers::local::PrivateKeySigner,
 };
@@ -41,26 +41,13 @@ async fn publish(
     file: &std::path::Path,
     content: &[u8],
 ) -> B256 {
-    let source = serde_json::to_vec(&serde_json::json!({
-        "@context": "https://schema.org",
-        "@type": "Dataset",
-        "schemaVersion": "insitu-metadata/1",
-        "name": "set", "description": "set", "author": "a", "license": "MIT",
-        "files": [{
-            "name": "set.bin",
-            "contentType": "application/octet-stream",
-            "contentSize": content.len(),
-            "sha256": hex::encode(<sha2::Sha256 as sha2::Digest>::digest(content)),
-            "location": format!("file://{}", file.display()),
-        }],
-        "services": [{
-            "type": "access",
-            "token": token.to_string(),
-            "price": [{"receiver": keys[1].address().to_string(), "amount": PRICE.to_string()}],
-            "timeout": {"min": 3600, "max": 86400}
-        }]
-    }))
-    .unwrap();
+    let source = common::access_document(
+        &format!("file://{}", file.display()),
+        content,
+        token,
+        keys[1].address(),
+        PRICE,
+    );
     market::publish(
         suite,
         &sender(suite, &keys[1]),

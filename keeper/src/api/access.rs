@@ -106,13 +106,18 @@ pub(super) async fn access(
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
+    observed("signed", serve(&chains, query, &headers, &body)).await
+}
+
+/// Runs an access handler in a span that carries its agreement (once the request names a valid
+/// one) and its route, counting and logging its outcome.
+pub(super) async fn observed(
+    route: &'static str,
+    handler: impl Future<Output = Result<Response, ApiError>>,
+) -> Response {
     let started = Instant::now();
-    tracing::debug!("access request received");
-    // Every log line of the request carries its agreement, once the request names a valid one.
-    let span = tracing::info_span!("access", agreement = tracing::field::Empty);
-    let result = serve(&chains, query, &headers, &body)
-        .instrument(span.clone())
-        .await;
+    let span = tracing::info_span!("access", route, agreement = tracing::field::Empty);
+    let result = handler.instrument(span.clone()).await;
     let outcome = match &result {
         Ok(_) => "served",
         Err(error) => error.code(),

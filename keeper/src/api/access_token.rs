@@ -2,8 +2,6 @@
 //! token (see [`super::tokens`]); `GET /v1/access/{agreement}` streams with it, as a video player
 //! or `curl` can, the token in `Authorization: Bearer` or the `token` query parameter.
 
-use std::time::Instant;
-
 use alloy::primitives::B256;
 use axum::{
     Json,
@@ -13,12 +11,11 @@ use axum::{
     response::{IntoResponse, Response},
 };
 use serde::{Deserialize, Serialize};
-use tracing::Instrument;
 use utoipa::ToSchema;
 
 use super::{
     ApiError, Chains,
-    access::{chain_of, deliver, servable, signed_agreement},
+    access::{chain_of, deliver, observed, servable, signed_agreement},
     now,
     tokens::{Grant, TokenError},
 };
@@ -176,30 +173,4 @@ pub(super) async fn download(
         deliver(state, grant.consumer, servable, &headers).await
     })
     .await
-}
-
-/// Runs a handler in a span carrying its agreement, counting and logging its outcome.
-async fn observed(
-    route: &'static str,
-    handler: impl Future<Output = Result<Response, ApiError>>,
-) -> Response {
-    let started = Instant::now();
-    let span = tracing::info_span!("access", route, agreement = tracing::field::Empty);
-    let result = handler.instrument(span.clone()).await;
-    let outcome = match &result {
-        Ok(_) => "served",
-        Err(error) => error.code(),
-    };
-    metrics::counter!("keeper_access_requests_total", "outcome" => outcome).increment(1);
-    span.in_scope(|| {
-        tracing::info!(
-            outcome,
-            elapsed_ms = started.elapsed().as_millis() as u64,
-            "access request"
-        );
-    });
-    match result {
-        Ok(response) => response,
-        Err(error) => error.into_response(),
-    }
 }

@@ -260,3 +260,34 @@ impl Drop for WebServer {
         self.task.abort();
     }
 }
+
+/// A publisher's draft metadata document for one file at `location` (a plain `file://` URL)
+/// holding `content`, sold for access at `price` of `token`, paid to `receiver`.
+pub(crate) fn access_document(
+    location: &str,
+    content: &[u8],
+    token: alloy::primitives::Address,
+    receiver: alloy::primitives::Address,
+    price: u128,
+) -> Vec<u8> {
+    serde_json::to_vec(&serde_json::json!({
+        "@context": "https://schema.org",
+        "@type": "Dataset",
+        "schemaVersion": "insitu-metadata/1",
+        "name": "set", "description": "set", "author": "a", "license": "MIT",
+        "files": [{
+            "name": "set.bin",
+            "contentType": "application/octet-stream",
+            "contentSize": content.len(),
+            "sha256": alloy::primitives::hex::encode(<sha2::Sha256 as sha2::Digest>::digest(content)),
+            "location": location,
+        }],
+        "services": [{
+            "type": "access",
+            "token": token.to_string(),
+            "price": [{"receiver": receiver.to_string(), "amount": price.to_string()}],
+            "timeout": {"min": 3600, "max": 86400}
+        }]
+    }))
+    .unwrap()
+}
