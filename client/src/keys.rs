@@ -136,16 +136,27 @@ pub fn new_keystore(path: &Path, password: &str) -> Result<PrivateKeySigner, Key
         Some(parent) if !parent.as_os_str().is_empty() => parent,
         _ => Path::new("."),
     };
-    let (signer, _) =
-        PrivateKeySigner::new_keystore(folder, &mut rand::thread_rng(), password, Some(name))
-            .map_err(|error| unwritable(error.to_string()))?;
+    // The file is created first, exclusively and owner-only, so no other process can slip one in
+    // between the check and the write, and the key is never readable by others.
+    let mut options = std::fs::OpenOptions::new();
+    options.write(true).create_new(true);
     #[cfg(unix)]
-    {
-        use std::os::unix::fs::PermissionsExt;
-        std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600))
-            .map_err(|error| unwritable(error.to_string()))?;
+    std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
+    options.open(path).map_err(|error| match error.kind() {
+        std::io::ErrorKind::AlreadyExists => KeyError::Exists {
+            path: path.to_path_buf(),
+        },
+        _ => unwritable(error.to_string()),
+    })?;
+    let written =
+        PrivateKeySigner::new_keystore(folder, &mut rand::thread_rng(), password, Some(name));
+    match written {
+        Ok((signer, _)) => Ok(signer),
+        Err(error) => {
+            let _ = std::fs::remove_file(path);
+            Err(unwritable(error.to_string()))
+        }
     }
-    Ok(signer)
 }
 
 /// Loads the key from `source`.

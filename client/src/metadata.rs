@@ -312,8 +312,8 @@ pub fn public_key(key: &PrivateKeySigner) -> Vec<u8> {
 
 /// Where a file is, as only the keeper reads it: a URL and, for `http(s)://` URLs, the headers
 /// the keeper sends with each request for it (an API token, say). Both are sealed together, so a
-/// token is as secret as the location. Its `Debug` output shows the header names, never their
-/// values.
+/// token is as secret as the location. Its `Debug` output shows the URL's scheme and host and the
+/// header names, never a path, query or header value.
 #[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Location {
@@ -326,8 +326,19 @@ pub struct Location {
 
 impl std::fmt::Debug for Location {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // Scheme and host only: the path, query and user info may hold a token.
+        let shown = url::Url::parse(&self.url).map_or_else(
+            |_| "<not a URL>".to_owned(),
+            |url| {
+                format!(
+                    "{}://{}/…",
+                    url.scheme(),
+                    url.host_str().unwrap_or_default()
+                )
+            },
+        );
         f.debug_struct("Location")
-            .field("url", &self.url)
+            .field("url", &shown)
             .field("headers", &self.headers.keys().collect::<Vec<_>>())
             .finish()
     }

@@ -187,7 +187,7 @@ fn a_sealed_location_opens_with_the_keeper_key_only() {
 #[test]
 fn headers_are_sealed_with_their_location_and_never_shown() {
     let keeper = PrivateKeySigner::random();
-    let mut location = Location::url("https://files.example/air.csv");
+    let mut location = Location::url("https://files.example/air.csv?sig=s3cr3t-in-query");
     location
         .headers
         .insert("Authorization".to_owned(), "Bearer s3cr3t-token".to_owned());

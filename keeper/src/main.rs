@@ -63,7 +63,7 @@ fn main() -> anyhow::Result<()> {
         return admin_cli::run(&config, admin);
     }
     if args.check_config {
-        print!("{config}");
+        print!("{}", config.redacted());
     }
     let chains = config.chain_settings();
     for chain in &chains {

@@ -127,7 +127,7 @@ fn refused_v6(address: Ipv6Addr) -> Option<&'static str> {
 }
 
 /// The IPv4 address an IPv6 address stands for: IPv4-mapped (`::ffff:a.b.c.d`), NAT64
-/// (`64:ff9b::a.b.c.d`) and 6to4 (`2002:aabb:ccdd::`).
+/// (`64:ff9b::a.b.c.d`, and `64:ff9b:1::/48` for local use) and 6to4 (`2002:aabb:ccdd::`).
 fn embedded_v4(address: Ipv6Addr) -> Option<Ipv4Addr> {
     let s = address.segments();
     let from = |high: u16, low: u16| {
@@ -138,6 +138,8 @@ fn embedded_v4(address: Ipv6Addr) -> Option<Ipv4Addr> {
     match s {
         [0, 0, 0, 0, 0, 0xffff, high, low] => Some(from(high, low)),
         [0x64, 0xff9b, 0, 0, 0, 0, high, low] => Some(from(high, low)),
+        // NAT64 for local use (RFC 8215), as the last 32 bits.
+        [0x64, 0xff9b, 0x0001, .., high, low] => Some(from(high, low)),
         [0x2002, high, low, ..] => Some(from(high, low)),
         _ => None,
     }
@@ -378,6 +380,7 @@ mod tests {
             ("::ffff:127.0.0.1", "loopback"),
             ("::ffff:169.254.169.254", "cloud metadata"),
             ("64:ff9b::10.0.0.1", "private (10.0.0.0/8)"),
+            ("64:ff9b:1::a9fe:a9fe", "cloud metadata"),
             ("2002:c0a8:0101::1", "private (192.168.0.0/16)"),
         ] {
             assert_eq!(range(address), Some(expected), "{address}");

@@ -254,7 +254,9 @@ impl RpcPool {
             let mut health = member.health();
             health.head = *head;
             health.healthy = match (head, best) {
-                (Some(head), Some(best)) => health.verified && head + shared.max_lag >= best,
+                (Some(head), Some(best)) => {
+                    health.verified && head.saturating_add(shared.max_lag) >= best
+                }
                 _ => false,
             };
             metrics::gauge!("keeper_rpc_up", "endpoint" => member.label.clone())
@@ -299,7 +301,12 @@ impl RpcPool {
         loop {
             tokio::select! {
                 () = tokio::time::sleep(HEALTH_INTERVAL) => {}
-                _ = stop.changed() => {}
+                changed = stop.changed() => {
+                    // The sender is gone: nothing will ever ask this pool to stop, or use it.
+                    if changed.is_err() {
+                        return;
+                    }
+                }
             }
             if *stop.borrow() {
                 return;
@@ -340,11 +347,20 @@ struct PoolTransport {
 }
 
 impl Shared {
-    /// The members to try for a request that needs block `needs` (if any): the active one, then
+    /// The members to try for a request that needs a block (`needs`): the active one, then
     /// the other healthy ones in order, then the rest; a member whose head is known to be below
     /// `needs` goes last, and one not found to serve the chain is left out.
-    fn order(&self, needs: Option<u64>) -> Vec<usize> {
+    fn order(&self, needs: Option<Needs>) -> Vec<usize> {
         let active = *self.active.lock().unwrap_or_else(PoisonError::into_inner);
+        let needs = match needs {
+            Some(Needs::Block(block)) => Some(block),
+            Some(Needs::BestHead) => self
+                .members
+                .iter()
+                .filter_map(|member| member.health().head)
+                .max(),
+            None => None,
+        };
         let rank = |index: usize| {
             let health = *self.members[index].health();
             let behind = matches!((needs, health.head), (Some(needs), Some(head)) if head < needs);
@@ -376,18 +392,34 @@ impl std::fmt::Debug for PoolTransport {
     }
 }
 
-/// The block a request needs the endpoint to have, when it names one.
-fn needed_block(request: &RequestPacket) -> Option<u64> {
+/// What a request needs the endpoint to have.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Needs {
+    /// A block it names.
+    Block(u64),
+    /// The newest block any endpoint has: a receipt or an account's nonce read from an endpoint
+    /// a few blocks behind would look like a transaction undone by a reorg.
+    BestHead,
+}
+
+/// What a request needs the endpoint to have, if anything.
+fn needed_block(request: &RequestPacket) -> Option<Needs> {
     let RequestPacket::Single(request) = request else {
         return None;
     };
+    match request.method() {
+        "eth_getTransactionReceipt" | "eth_getTransactionCount" => return Some(Needs::BestHead),
+        "eth_getLogs" | "eth_getBlockByNumber" => {}
+        _ => return None,
+    }
     let params: serde_json::Value = serde_json::from_str(request.params()?.get()).ok()?;
     let block = match request.method() {
         "eth_getLogs" => params.get(0)?.get("toBlock")?.clone(),
-        "eth_getBlockByNumber" => params.get(0)?.clone(),
-        _ => return None,
+        _ => params.get(0)?.clone(),
     };
-    u64::from_str_radix(block.as_str()?.strip_prefix("0x")?, 16).ok()
+    u64::from_str_radix(block.as_str()?.strip_prefix("0x")?, 16)
+        .ok()
+        .map(Needs::Block)
 }
 
 impl Service<RequestPacket> for PoolTransport {
@@ -463,7 +495,9 @@ mod tests {
         assert_eq!(pool.order(None), [0, 2, 1]);
         // A block the active endpoint does not have yet goes to one that has it: a node a block
         // behind would answer "no logs" for it.
-        assert_eq!(pool.order(Some(101)), [2, 0, 1]);
+        assert_eq!(pool.order(Some(Needs::Block(101))), [2, 0, 1]);
+        // A receipt is asked of an endpoint at the best head.
+        assert_eq!(pool.order(Some(Needs::BestHead)), [2, 0, 1]);
         // The active one failing moves it behind the healthy ones.
         pool.members[0].health().healthy = false;
         assert_eq!(pool.order(None), [2, 0, 1]);
@@ -482,14 +516,21 @@ mod tests {
                 "eth_getLogs",
                 serde_json::json!([{"fromBlock": "0x10", "toBlock": "0x1f"}])
             )),
-            Some(31)
+            Some(Needs::Block(31))
+        );
+        assert_eq!(
+            needed_block(&packet(
+                "eth_getTransactionReceipt",
+                serde_json::json!(["0x00"])
+            )),
+            Some(Needs::BestHead)
         );
         assert_eq!(
             needed_block(&packet(
                 "eth_getBlockByNumber",
                 serde_json::json!(["0x2a", false])
             )),
-            Some(42)
+            Some(Needs::Block(42))
         );
         assert_eq!(
             needed_block(&packet(

@@ -116,6 +116,9 @@ pub enum Source {
         headers: HeaderMap,
         /// The guarded client.
         client: GuardedClient,
+        /// The version checked (its `ETag`): reads ask for it (`If-Match`), so a file replaced
+        /// after the check is refused rather than served.
+        etag: Option<HeaderValue>,
     },
 }
 
@@ -134,7 +137,7 @@ impl fmt::Debug for Source {
 }
 
 /// What a source holds now.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Stat {
     /// Its size in bytes.
     pub size: u64,
@@ -142,9 +145,30 @@ pub struct Stat {
     /// server's file a digest of its `ETag` and `Last-Modified` (a changed file is hashed again).
     /// `None` when the server gives neither: such a file is hashed on every check.
     pub modified: Option<u64>,
+    /// A web server's `ETag` for this version, if it sent one.
+    pub etag: Option<HeaderValue>,
 }
 
 impl Source {
+    /// The source pinned to the version `stat` describes: a web file is then read only while it
+    /// is still that version (when the server gave an `ETag`).
+    pub fn pinned(self, stat: &Stat) -> Self {
+        match self {
+            Self::Http {
+                url,
+                headers,
+                client,
+                ..
+            } => Self::Http {
+                url,
+                headers,
+                client,
+                etag: stat.etag.clone(),
+            },
+            other => other,
+        }
+    }
+
     /// A key naming the source in the store's cache of verified hashes.
     pub fn cache_key(&self) -> String {
         match self {
@@ -179,6 +203,7 @@ impl Source {
                 Ok(Stat {
                     size: info.len(),
                     modified: Some(modified),
+                    etag: None,
                 })
             }
             Self::Object { store, key, .. } => {
@@ -191,12 +216,14 @@ impl Source {
                             .unwrap_or_default()
                             .max(0) as u64,
                     ),
+                    etag: None,
                 })
             }
             Self::Http {
                 url,
                 headers,
                 client,
+                ..
             } => {
                 let response = client
                     .request(Method::HEAD, url, headers.clone())?
@@ -217,7 +244,11 @@ impl Source {
                     // 63 bits: the store keeps it as a signed integer.
                     u64::from_be_bytes(digest[..8].try_into().expect("8 bytes")) >> 1
                 });
-                Ok(Stat { size, modified })
+                Ok(Stat {
+                    size,
+                    modified,
+                    etag: response.headers().get(header::ETAG).cloned(),
+                })
             }
         }
     }
@@ -258,13 +289,21 @@ impl Source {
                 url,
                 headers,
                 client,
+                etag,
             } => {
                 let last = start + length - 1;
-                let response = client
+                let mut request = client
                     .request(Method::GET, url, headers.clone())?
-                    .header(header::RANGE, format!("bytes={start}-{last}"))
-                    .send()
-                    .await?;
+                    .header(header::RANGE, format!("bytes={start}-{last}"));
+                if let Some(etag) = etag {
+                    request = request.header(header::IF_MATCH, etag.clone());
+                }
+                let response = request.send().await?;
+                if response.status() == StatusCode::PRECONDITION_FAILED {
+                    return Err(StorageError::Http(
+                        "the file changed since it was checked".to_owned(),
+                    ));
+                }
                 let response = success(response)?;
                 // A server that ignores ranges answers 200 with the whole file: usable only when
                 // the whole file was asked for.
@@ -281,7 +320,9 @@ impl Source {
                         response.status()
                     )));
                 }
-                if response.content_length().is_some_and(|sent| sent != length) {
+                // Exactly the bytes asked for, or nothing: a body longer than the declared length
+                // would otherwise be cut by the HTTP stack mid-download.
+                if response.content_length() != Some(length) {
                     return Err(StorageError::Http(format!(
                         "{} bytes, not the {length} asked for",
                         response.content_length().unwrap_or_default()
@@ -378,6 +419,7 @@ impl Storage {
                     url,
                     headers,
                     client: self.web.clone(),
+                    etag: None,
                 })
             }
             "file" => {

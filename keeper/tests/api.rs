@@ -1166,3 +1166,45 @@ async fn a_short_lived_token_stands_in_for_signatures_on_one_agreement_until_it_
     assert_eq!(setup.keeper_nonce().await, 1);
     setup.keeper.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_web_file_replaced_after_its_check_is_refused_not_served() {
+    use insitu_client::metadata::Location;
+    use insitu_keeper::{outbound::Policy, storage::Storage};
+    let folder = tempfile::tempdir().unwrap();
+    let file = folder.path().join("f.bin");
+    std::fs::write(&file, vec![7_u8; 10_000]).unwrap();
+    let web = common::WebServer::start(folder.path(), "t").await;
+    let storage = Storage::new(
+        folder.path().to_path_buf(),
+        None,
+        &Policy::new(vec!["127.0.0.1/32".parse().unwrap()]),
+    )
+    .unwrap();
+    let mut location = Location::url(format!("{}/f.bin", web.base));
+    location
+        .headers
+        .insert("Authorization".to_owned(), "Bearer t".to_owned());
+    let source = storage.resolve(&location).await.unwrap();
+    let stat = source.stat().await.unwrap();
+    assert_eq!(stat.size, 10_000);
+    assert!(stat.etag.is_some());
+    let source = source.pinned(&stat);
+    // The checked version reads.
+    let mut chunks = source.read(100, 50).await.unwrap();
+    let mut read = Vec::new();
+    while let Some(chunk) = futures::StreamExt::next(&mut chunks).await {
+        read.extend_from_slice(&chunk.unwrap());
+    }
+    assert_eq!(read, vec![7_u8; 50]);
+    // Replaced (same size): the pinned source refuses to read it.
+    std::thread::sleep(std::time::Duration::from_millis(20));
+    std::fs::write(&file, vec![9_u8; 10_000]).unwrap();
+    let error = source.read(0, 10).await.err().expect("refused");
+    assert!(
+        error
+            .to_string()
+            .contains("the file changed since it was checked"),
+        "{error}"
+    );
+}

@@ -60,6 +60,10 @@ fn check_config_prints_the_effective_configuration() {
         .args(["--check-config", "--config"])
         .arg(&path)
         .env("INSITU_KEEPER_CHAIN_ID", "1337")
+        .env(
+            "INSITU_KEEPER_RPC_FALLBACK_URLS",
+            "https://rpc.example/v2/SECRETKEY",
+        )
         .output()
         .unwrap();
     assert!(
@@ -68,6 +72,9 @@ fn check_config_prints_the_effective_configuration() {
         String::from_utf8_lossy(&output.stderr)
     );
     let stdout = String::from_utf8(output.stdout).unwrap();
+    // An endpoint's API key is never printed.
+    assert!(stdout.contains("https://rpc.example/…"), "{stdout}");
+    assert!(!stdout.contains("SECRETKEY"), "{stdout}");
     assert!(stdout.contains("confirmations = 4"), "{stdout}");
     assert!(stdout.contains("chain_id = 1337"), "{stdout}");
     assert!(

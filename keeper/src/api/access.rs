@@ -244,6 +244,23 @@ pub(super) async fn servable(
     index: usize,
 ) -> Result<Servable, ApiError> {
     let id = agreement.id;
+    // An agreement the operator gave up is not served, even one already settled.
+    let action = state
+        .store
+        .lock()
+        .await
+        .action(id)
+        .map_err(ApiError::internal)?;
+    if let Some(action) = action.filter(|action| action.state == ActionState::Abandoned) {
+        return Err(ApiError::new(
+            StatusCode::CONFLICT,
+            "settlement_abandoned",
+            format!(
+                "the provider's operator gave this agreement up: {}",
+                action.outcome.unwrap_or_default()
+            ),
+        ));
+    }
     let bytes = stored_document(state, agreement.terms.checksum).await?;
     let document = metadata::parse(&bytes).map_err(ApiError::internal)?;
     let file = document.files.get(index).ok_or_else(|| {
@@ -449,6 +466,7 @@ pub(super) async fn check_file(state: &AppState, file: &FileEntry) -> Result<Sou
         .await
         .map_err(named)?;
     let stat = source.stat().await.map_err(named)?;
+    let source = source.pinned(&stat);
     if stat.size != file.content_size {
         return Err(format!(
             "{} has {} bytes, the document says {}",

@@ -612,6 +612,23 @@ impl Config {
         toml::from_str(text)
     }
 
+    /// The configuration as `--check-config` prints it: every endpoint URL cut to its scheme,
+    /// host and port (providers put API keys in the path or query), the S3 secret left out.
+    pub fn redacted(&self) -> Self {
+        let cut = |url: &String| {
+            insitu_client::rpc::Endpoint::parse(url)
+                .map_or_else(|_| "<not a URL>".to_owned(), |endpoint| endpoint.redacted())
+        };
+        let mut shown = self.clone();
+        shown.rpc_url = cut(&self.rpc_url);
+        shown.rpc_fallback_urls = self.rpc_fallback_urls.iter().map(cut).collect();
+        for chain in &mut shown.chains {
+            chain.rpc_url = cut(&chain.rpc_url);
+            chain.rpc_fallback_urls = chain.rpc_fallback_urls.iter().map(cut).collect();
+        }
+        shown
+    }
+
     /// The configuration as TOML text.
     pub fn to_toml(&self) -> String {
         // Strings, integers and UTF-8 paths always serialize; a non-UTF-8 path is the only

@@ -62,7 +62,10 @@ pub fn markdown() -> String {
             text += &table(&heading, &format!("{key}."), definition, &definitions);
         }
         let items = property.get("items").and_then(reference);
-        if let Some(definition) = items.and_then(|name| definitions.get(name)) {
+        let object = items
+            .and_then(|name| definitions.get(name))
+            .filter(|definition| definition.get("type").and_then(Value::as_str) == Some("object"));
+        if let Some(definition) = object {
             let heading = format!("`[[{key}]]` tables");
             text += &table(&heading, &format!("{key}[]."), definition, &definitions);
         }

@@ -108,7 +108,8 @@ const MIGRATIONS: &[M<'static>] = &[
     ),
     // The audit log, append-only, written by triggers in the same transaction as every change it
     // reports (so no code path can change an agreement's record without leaving a line), and the
-    // operator's requests, which the watcher and the executor apply.
+    // operator's requests, which the watcher and the executor apply. (In a BEFORE INSERT trigger
+    // an automatic `seq` reads as -1; an explicit one at or below the last would overwrite.)
     M::up(
         "CREATE TABLE audit (
         seq INTEGER PRIMARY KEY AUTOINCREMENT,
@@ -122,6 +123,9 @@ const MIGRATIONS: &[M<'static>] = &[
     CREATE TRIGGER audit_is_append_only_update BEFORE UPDATE ON audit
     BEGIN SELECT RAISE(ABORT, 'the audit log is append-only'); END;
     CREATE TRIGGER audit_is_append_only_delete BEFORE DELETE ON audit
+    BEGIN SELECT RAISE(ABORT, 'the audit log is append-only'); END;
+    CREATE TRIGGER audit_is_append_only_insert BEFORE INSERT ON audit
+    WHEN NEW.seq <> -1 AND NEW.seq <= (SELECT COALESCE(MAX(seq), 0) FROM audit)
     BEGIN SELECT RAISE(ABORT, 'the audit log is append-only'); END;
     CREATE TRIGGER audit_event_recorded AFTER INSERT ON events
     BEGIN

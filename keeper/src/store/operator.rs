@@ -439,6 +439,15 @@ fn settle_request(
             params![id.as_slice(), target.as_str(), note, now],
         )?;
     } else {
+        if target == ActionState::Pending {
+            // The transactions of the earlier try are over (a failed one was mined and reverted,
+            // or never signed): the executor follows only the new try's. The audit log keeps
+            // every one of them.
+            tx.execute(
+                "DELETE FROM attempts WHERE agreement_id = ?1",
+                [id.as_slice()],
+            )?;
+        }
         // A pending settlement holds no nonce; clear any from a failed attempt.
         tx.execute(
             "UPDATE actions SET state = ?2, outcome = ?3, updated_at = ?4, \
@@ -553,6 +562,7 @@ mod tests {
         for statement in [
             "UPDATE audit SET event = 'nothing happened'",
             "DELETE FROM audit",
+            "INSERT OR REPLACE INTO audit (seq, at, actor, event) VALUES (1, 0, 'x', 'rewritten')",
         ] {
             let error = store.connection.execute(statement, []).unwrap_err();
             assert!(
@@ -637,6 +647,18 @@ mod tests {
         for byte in 1..=4 {
             store.intend(id(byte), 100).unwrap();
         }
+        // 1 was sent, mined and reverted.
+        let reverted = Attempt {
+            tx_hash: B256::repeat_byte(0x55),
+            nonce: 0,
+            max_fee_per_gas: 1,
+            max_priority_fee_per_gas: 1,
+            raw: vec![1].into(),
+            sent_at: 100,
+        };
+        store
+            .record_signed(&[(id(1), SettlementCall::FulfilAndRelease, reverted)])
+            .unwrap();
         store
             .finish_action(id(1), ActionState::Failed, None, "would revert", 101)
             .unwrap();
@@ -696,6 +718,17 @@ mod tests {
         assert_eq!(results, expected);
         let state = |byte| store.action(id(byte)).unwrap().map(|action| action.state);
         assert_eq!(state(1), Some(ActionState::Pending));
+        // The retried settlement starts afresh: the reverted transaction is no longer followed,
+        // and stays in the audit log.
+        assert!(store.attempts(id(1)).unwrap().is_empty());
+        assert!(store.action(id(1)).unwrap().unwrap().nonce.is_none());
+        assert!(
+            store
+                .audit(Some(id(1)), 100)
+                .unwrap()
+                .iter()
+                .any(|line| line.event == "transaction signed")
+        );
         assert_eq!(state(2), Some(ActionState::Pending));
         assert_eq!(state(3), Some(ActionState::Sent));
         assert_eq!(state(4), Some(ActionState::Confirmed));

@@ -197,9 +197,10 @@ pub(crate) async fn deploy(
     }
 }
 
-/// A web server on a free port of 127.0.0.1 serving one folder's files with ranges, `ETag` and
-/// `Last-Modified` (tower-http's `ServeDir`), behind a bearer token, plus redirects under
-/// `/redirect?to=<url>`. It counts the requests that came with the right token.
+/// A web server on a free port of 127.0.0.1 serving one folder's files with ranges and
+/// `Last-Modified` (tower-http's `ServeDir`), an `ETag` of size and modification time with
+/// `If-Match` honoured, behind a bearer token, plus redirects under `/redirect?to=<url>`. It
+/// counts the requests that came with the right token.
 pub(crate) struct WebServer {
     /// `http://127.0.0.1:<port>`.
     pub(crate) base: String,
@@ -220,18 +221,47 @@ impl WebServer {
         let authorized = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
         let expected = format!("Bearer {token}");
         let counter = authorized.clone();
+        let root = folder.to_path_buf();
         let guard = move |request: Request, next: Next| {
             let allowed = request
                 .headers()
                 .get(header::AUTHORIZATION)
                 .is_some_and(|value| value.as_bytes() == expected.as_bytes());
             let counter = counter.clone();
+            // An ETag of the file's size and modification time, with If-Match honoured.
+            let etag = std::fs::metadata(root.join(request.uri().path().trim_start_matches('/')))
+                .ok()
+                .filter(|info| info.is_file())
+                .map(|info| {
+                    let modified = info
+                        .modified()
+                        .ok()
+                        .and_then(|time| time.duration_since(std::time::UNIX_EPOCH).ok())
+                        .map(|elapsed| elapsed.as_nanos())
+                        .unwrap_or_default();
+                    format!("\"{}-{modified}\"", info.len())
+                });
+            let if_match = request
+                .headers()
+                .get(header::IF_MATCH)
+                .map(|value| value.as_bytes().to_vec());
             async move {
                 if !allowed {
                     return StatusCode::UNAUTHORIZED.into_response();
                 }
                 counter.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
-                next.run(request).await
+                if let (Some(wanted), Some(etag)) = (&if_match, &etag)
+                    && wanted != etag.as_bytes()
+                {
+                    return StatusCode::PRECONDITION_FAILED.into_response();
+                }
+                let mut response = next.run(request).await;
+                if let Some(etag) = etag {
+                    response
+                        .headers_mut()
+                        .insert(header::ETAG, etag.parse().unwrap());
+                }
+                response
             }
         };
         let redirect = |Query(query): Query<std::collections::HashMap<String, String>>| async move {
