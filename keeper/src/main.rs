@@ -89,28 +89,18 @@ fn main() -> anyhow::Result<()> {
         )
         .with_writer(std::io::stderr)
         .init();
-    let keys = chains
-        .iter()
-        .map(|chain| {
-            keys::load(&chain.key)
-                .with_context(|| format!("loading the keeper's key of chain {}", chain.chain_id))
-        })
-        .collect::<anyhow::Result<Vec<_>>>()?;
+    // The first chain's key here, so a missing one is said before anything starts; the other
+    // chains' keys are loaded by the service, naming their chain when one is missing.
+    let key = keys::load(&chains[0].key)
+        .with_context(|| format!("loading the keeper's key of chain {}", chains[0].chain_id))?;
 
     let metrics = metrics_exporter_prometheus::PrometheusBuilder::new()
         .install_recorder()
         .context("installing the metrics recorder")?;
     let runtime = tokio::runtime::Runtime::new()?;
     runtime.block_on(async move {
-        for (chain, key) in chains.iter().zip(&keys) {
-            tracing::info!(
-                keeper = %key.address(),
-                chain = chain.chain_id,
-                database = %chain.database.display(),
-                "keeper starting"
-            );
-        }
-        let running = service::start_chains(&config, keys, Some(metrics)).await?;
+        tracing::info!(chains = chains.len(), "keeper starting");
+        let running = service::start(&config, key, Some(metrics)).await?;
         tracing::info!(address = %running.address, "keeper started");
         shutdown_signal().await;
         tracing::info!("shutting down");

@@ -544,7 +544,7 @@ impl Config {
                 .get_or_insert_with(|| base.join(default_addresses(chain.chain_id)));
             chain
                 .database
-                .get_or_insert_with(|| base.join(format!("keeper-{}.db", chain.chain_id)));
+                .get_or_insert_with(|| base.join(default_database(chain.chain_id)));
         }
         config.validate()?;
         Ok(config)
@@ -595,14 +595,12 @@ impl Config {
             database: chain
                 .database
                 .clone()
-                .unwrap_or_else(|| PathBuf::from(format!("keeper-{}.db", chain.chain_id))),
-            key: match (&chain.keystore, &chain.password_file) {
-                (Some(path), Some(password)) => insitu_client::keys::KeySource::Keystore {
-                    path: path.clone(),
-                    password: insitu_client::keys::Password::File(password.clone()),
-                },
-                _ => insitu_client::keys::KeySource::Var(format!("{KEY_ENV}_{}", chain.chain_id)),
-            },
+                .unwrap_or_else(|| default_database(chain.chain_id)),
+            key: key_source(
+                chain.keystore.as_ref(),
+                chain.password_file.as_ref(),
+                format!("{KEY_ENV}_{}", chain.chain_id),
+            ),
         });
         std::iter::once(self.first_chain()).chain(extra).collect()
     }
@@ -850,7 +848,7 @@ impl Config {
             let database = chain
                 .database
                 .clone()
-                .unwrap_or_else(|| PathBuf::from(format!("keeper-{}.db", chain.chain_id)));
+                .unwrap_or_else(|| default_database(chain.chain_id));
             if databases.contains(&database) {
                 return Err(bad(format!(
                     "database {} is another chain's: each chain has its own store",
@@ -890,13 +888,11 @@ impl Config {
 
     /// Where the keeper's key comes from.
     pub fn key_source(&self) -> insitu_client::keys::KeySource {
-        match (&self.keystore, &self.password_file) {
-            (Some(path), Some(password)) => insitu_client::keys::KeySource::Keystore {
-                path: path.clone(),
-                password: insitu_client::keys::Password::File(password.clone()),
-            },
-            _ => insitu_client::keys::KeySource::Var(KEY_ENV.to_owned()),
-        }
+        key_source(
+            self.keystore.as_ref(),
+            self.password_file.as_ref(),
+            KEY_ENV.to_owned(),
+        )
     }
 
     /// The API's public address.
@@ -935,6 +931,27 @@ impl Config {
                 *path = base.join(&*path);
             }
         }
+    }
+}
+
+/// The store of an extra chain when its table names none (relative to the configuration's
+/// folder once loaded).
+fn default_database(chain_id: u64) -> PathBuf {
+    PathBuf::from(format!("keeper-{chain_id}.db"))
+}
+
+/// A keystore with its password file when both are set, else the variable `var`.
+fn key_source(
+    keystore: Option<&PathBuf>,
+    password_file: Option<&PathBuf>,
+    var: String,
+) -> insitu_client::keys::KeySource {
+    match (keystore, password_file) {
+        (Some(path), Some(password)) => insitu_client::keys::KeySource::Keystore {
+            path: path.clone(),
+            password: insitu_client::keys::Password::File(password.clone()),
+        },
+        _ => insitu_client::keys::KeySource::Var(var),
     }
 }
 

@@ -419,16 +419,7 @@ fn settle_request(
         Err(ref refused) => refused.clone(),
     };
     // Written before the settlement moves, so the operator's line comes first in the log.
-    tx.execute(
-        "INSERT INTO audit (agreement_id, at, actor, event, detail) \
-         VALUES (?1, ?2, 'operator', ?3, ?4)",
-        params![
-            id.as_slice(),
-            now,
-            format!("{} requested", request.kind.as_str()),
-            format!("{}; {result}", request.reason)
-        ],
-    )?;
+    operator_line(tx, Some(id), now, request, &result)?;
     let Ok(target) = target else {
         return Ok(result);
     };
@@ -471,19 +462,36 @@ fn finish_request(
         params![request.seq, now, result],
     )?;
     if request.kind == RequestKind::Reindex {
-        tx.execute(
-            "INSERT INTO audit (agreement_id, at, actor, event, detail) \
-             VALUES (NULL, ?1, 'operator', ?2, ?3)",
-            params![
-                now,
-                format!(
-                    "re-index from block {} requested",
-                    request.from_block.unwrap_or_default()
-                ),
-                format!("{}; {result}", request.reason)
-            ],
-        )?;
+        operator_line(tx, None, now, request, result)?;
     }
+    Ok(())
+}
+
+/// The audit line of an operator's request: what was asked, why, and what came of it.
+fn operator_line(
+    tx: &rusqlite::Transaction<'_>,
+    agreement: Option<B256>,
+    now: u64,
+    request: &OperatorRequest,
+    result: &str,
+) -> Result<(), StoreError> {
+    let event = match request.kind {
+        RequestKind::Reindex => format!(
+            "re-index from block {} requested",
+            request.from_block.unwrap_or_default()
+        ),
+        kind => format!("{} requested", kind.as_str()),
+    };
+    tx.execute(
+        "INSERT INTO audit (agreement_id, at, actor, event, detail) \
+         VALUES (?1, ?2, 'operator', ?3, ?4)",
+        params![
+            agreement.map(|id| id.to_vec()),
+            now,
+            event,
+            format!("{}; {result}", request.reason)
+        ],
+    )?;
     Ok(())
 }
 
