@@ -12,9 +12,8 @@ use alloy::{
 use insitu_client::{
     devnet::Devnet,
     market::{self, KeeperClient},
-    metadata::ServiceKind,
     suite::Suite,
-    tx::{Sender, Silent, TxOptions},
+    tx::Silent,
 };
 use insitu_keeper::{
     config::{ChainConfig, Config},
@@ -22,15 +21,6 @@ use insitu_keeper::{
 };
 
 const PRICE: u128 = 1_000_000_000_000_000_000;
-
-fn sender(suite: &Suite, key: &PrivateKeySigner) -> Sender {
-    Sender::new(
-        suite.provider().clone(),
-        suite.connection.chain_id,
-        key.clone(),
-        TxOptions::default(),
-    )
-}
 
 /// Publishes `file` (in the keeper's data folder) on `suite`'s chain at `keeper`, as keys[1].
 async fn publish(
@@ -50,7 +40,7 @@ async fn publish(
     );
     market::publish(
         suite,
-        &sender(suite, &keys[1]),
+        &common::suite_sender(suite, &keys[1]),
         &KeeperClient::new(&format!("http://{}", keeper.address)),
         &source,
         B256::from(rand::random::<[u8; 32]>()),
@@ -59,26 +49,6 @@ async fn publish(
     .await
     .unwrap()
     .did
-}
-
-/// Buys `did` as keys[3] on `suite`'s chain and downloads it; returns the bytes.
-async fn buy_and_download(
-    suite: &Suite,
-    keys: &[PrivateKeySigner],
-    did: B256,
-    out: &std::path::Path,
-) -> Vec<u8> {
-    let consumer = sender(suite, &keys[3]);
-    let id = market::buy(suite, &consumer, did, ServiceKind::Access, 0, &Silent)
-        .await
-        .unwrap()
-        .quote
-        .agreement_id;
-    let mut ignore = |_| {};
-    market::download(suite, &consumer, id, 0, out, &mut ignore)
-        .await
-        .unwrap();
-    std::fs::read(out).unwrap()
 }
 
 async fn nonce(provider: &DynProvider, key: &PrivateKeySigner) -> u64 {
@@ -142,11 +112,15 @@ async fn one_keeper_serves_two_chains_each_with_its_key_and_one_failing_leaves_t
     let did_a = publish(&a.suite, &keeper, keys, a.token, &file, &content).await;
     let did_b = publish(&b.suite, &keeper, keys, b.token, &file, &content).await;
     assert_eq!(
-        buy_and_download(&a.suite, keys, did_a, &root.join("a.bin")).await,
+        common::buy_and_download(&a.suite, &keys[3], did_a, &root.join("a.bin"))
+            .await
+            .1,
         content
     );
     assert_eq!(
-        buy_and_download(&b.suite, keys, did_b, &root.join("b.bin")).await,
+        common::buy_and_download(&b.suite, &keys[3], did_b, &root.join("b.bin"))
+            .await
+            .1,
         content
     );
     assert_eq!(nonce(&a.provider, key_a).await, 1);
@@ -189,7 +163,9 @@ async fn one_keeper_serves_two_chains_each_with_its_key_and_one_failing_leaves_t
         .unwrap();
     assert_eq!(ready.status().as_u16(), 200);
     assert_eq!(
-        buy_and_download(&a.suite, keys, did_a, &root.join("a2.bin")).await,
+        common::buy_and_download(&a.suite, &keys[3], did_a, &root.join("a2.bin"))
+            .await
+            .1,
         content
     );
     assert_eq!(nonce(&a.provider, key_a).await, 2);

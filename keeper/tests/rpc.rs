@@ -14,9 +14,8 @@ use alloy::{
 use insitu_client::{
     devnet::Devnet,
     market::{self, KeeperClient},
-    metadata::ServiceKind,
     suite::Suite,
-    tx::{Sender, Silent, TxOptions},
+    tx::Silent,
 };
 use insitu_keeper::{
     config::Config,
@@ -56,10 +55,6 @@ async fn replica(from: &DynProvider, port: u16) -> Devnet {
     devnet
 }
 
-fn sender(provider: &DynProvider, key: &PrivateKeySigner) -> Sender {
-    Sender::new(provider.clone(), 31_337, key.clone(), TxOptions::default())
-}
-
 /// The keeper (keys[2]) on `endpoints` of the chain, publisher keys[1].
 async fn keeper(
     dir: &std::path::Path,
@@ -86,10 +81,9 @@ async fn keeper(
         .unwrap()
 }
 
-/// Publishes a small file at `keeper` through `provider`'s node; returns the asset and content.
+/// Publishes a small file at `keeper` on `suite`'s chain; returns the asset and content.
 async fn publish(
     suite: &Suite,
-    provider: &DynProvider,
     keeper: &Running,
     keys: &[PrivateKeySigner],
     token: alloy::primitives::Address,
@@ -107,7 +101,7 @@ async fn publish(
     );
     let did = market::publish(
         suite,
-        &sender(provider, &keys[1]),
+        &common::suite_sender(suite, &keys[1]),
         &KeeperClient::new(&format!("http://{}", keeper.address)),
         &source,
         B256::from(rand::random::<[u8; 32]>()),
@@ -117,26 +111,6 @@ async fn publish(
     .unwrap()
     .did;
     (did, content)
-}
-
-/// Buys `did` and downloads it as keys[3], through `suite`'s node.
-async fn buy_and_download(
-    suite: &Suite,
-    keys: &[PrivateKeySigner],
-    did: B256,
-    out: &std::path::Path,
-) -> (B256, Vec<u8>) {
-    let consumer = sender(&suite.provider().clone(), &keys[3]);
-    let id = market::buy(suite, &consumer, did, ServiceKind::Access, 0, &Silent)
-        .await
-        .unwrap()
-        .quote
-        .agreement_id;
-    let mut ignore = |_| {};
-    market::download(suite, &consumer, id, 0, out, &mut ignore)
-        .await
-        .unwrap();
-    (id, std::fs::read(out).unwrap())
 }
 
 /// Waits until the pool's status satisfies `done`.
@@ -175,15 +149,19 @@ async fn a_node_held_back_is_avoided_though_it_answers_and_comes_first() {
 
     let (did, content) = publish(
         &deployed.suite,
-        &deployed.provider,
         &keeper,
         &deployed.keys,
         deployed.token,
         root,
     )
     .await;
-    let (_, received) =
-        buy_and_download(&deployed.suite, &deployed.keys, did, &root.join("out.bin")).await;
+    let (_, received) = common::buy_and_download(
+        &deployed.suite,
+        &deployed.keys[3],
+        did,
+        &root.join("out.bin"),
+    )
+    .await;
     assert_eq!(received, content);
     let keeper_account = deployed.keys[2].address();
     assert_eq!(
@@ -227,15 +205,19 @@ async fn a_node_killed_mid_run_is_left_for_the_other_and_nothing_is_settled_twic
     // A purchase through the first node.
     let (did, content) = publish(
         &deployed.suite,
-        &deployed.provider,
         &keeper,
         &deployed.keys,
         deployed.token,
         root,
     )
     .await;
-    let (_, received) =
-        buy_and_download(&deployed.suite, &deployed.keys, did, &root.join("one.bin")).await;
+    let (_, received) = common::buy_and_download(
+        &deployed.suite,
+        &deployed.keys[3],
+        did,
+        &root.join("one.bin"),
+    )
+    .await;
     assert_eq!(received, content);
 
     // The second node comes up with the same chain; the keeper finds it healthy.
@@ -258,7 +240,8 @@ async fn a_node_killed_mid_run_is_left_for_the_other_and_nothing_is_settled_twic
     )
     .await
     .unwrap();
-    let (id, received) = buy_and_download(&suite, &deployed.keys, did, &root.join("two.bin")).await;
+    let (id, received) =
+        common::buy_and_download(&suite, &deployed.keys[3], did, &root.join("two.bin")).await;
     assert_eq!(received, content);
     wait_for(&keeper, "the failover", |status| {
         !status[0].healthy && status[1].healthy && status[1].active

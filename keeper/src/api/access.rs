@@ -142,34 +142,20 @@ async fn serve(
     headers: &HeaderMap,
     body: &[u8],
 ) -> Result<Response, ApiError> {
-    let state = chain_of(chains, body).await?;
-    let agreement = signed_agreement(state, body).await?;
+    let (state, agreement) = signed_agreement(chains, body).await?;
     let servable = servable(state, &agreement, query.file.unwrap_or(0)).await?;
     deliver(state, agreement.consumer, servable, headers).await
 }
 
-/// The chain a signed access request is about: the one it names, else the one whose store holds
-/// its agreement, else the keeper's first chain (whose watcher may not have recorded it yet).
-pub(super) async fn chain_of<'a>(
+/// The chain a signed access request (`body`) is about, and the agreement it names, once the
+/// signature, the nonce, the deadline and the agreement (this keeper's, paid or settled, the
+/// consumer's) are checked. The chain is the one the request names, else the one whose store
+/// holds its agreement, else the keeper's first chain (whose watcher may not have recorded it
+/// yet). A purchase on chain that the watcher has not recorded yet is waited for, bounded.
+pub(super) async fn signed_agreement<'a>(
     chains: &'a Chains,
     body: &[u8],
-) -> Result<&'a AppState, ApiError> {
-    let parsed: AccessBody = serde_json::from_slice(body)
-        .map_err(|error| ApiError::malformed(format!("invalid access request: {error}")))?;
-    if parsed.chain_id.is_some() {
-        return chains.get(parsed.chain_id);
-    }
-    let id = parse_request(&parsed.request)?.agreementId;
-    match chains.holding(id).await {
-        Some(state) => Ok(state),
-        None => chains.get(None),
-    }
-}
-
-/// The agreement a signed access request (`body`) names, once the signature, the nonce, the
-/// deadline and the agreement (this keeper's, paid or settled, the consumer's) are checked. A
-/// purchase on chain that the watcher has not recorded yet is waited for, bounded.
-pub(super) async fn signed_agreement(state: &AppState, body: &[u8]) -> Result<Agreement, ApiError> {
+) -> Result<(&'a AppState, Agreement), ApiError> {
     let body: AccessBody = serde_json::from_slice(body)
         .map_err(|error| ApiError::malformed(format!("invalid access request: {error}")))?;
     let request = parse_request(&body.request)?;
@@ -178,6 +164,13 @@ pub(super) async fn signed_agreement(state: &AppState, body: &[u8]) -> Result<Ag
         .strip_prefix("0x")
         .and_then(|text| hex::decode(text).ok())
         .ok_or_else(|| ApiError::malformed("the signature is 0x-prefixed hex"))?;
+    let state = match body.chain_id {
+        Some(_) => chains.get(body.chain_id)?,
+        None => match chains.holding(request.agreementId).await {
+            Some(state) => state,
+            None => chains.get(None)?,
+        },
+    };
 
     let mut scanned = state.scanned.clone();
     let mut waiting_since: Option<Instant> = None;
@@ -224,7 +217,7 @@ pub(super) async fn signed_agreement(state: &AppState, body: &[u8]) -> Result<Ag
         }
     };
     tracing::Span::current().record("agreement", tracing::field::display(agreement.id));
-    Ok(agreement)
+    Ok((state, agreement))
 }
 
 /// A file the consumer of an agreement may have now.

@@ -15,7 +15,7 @@ use utoipa::ToSchema;
 
 use super::{
     ApiError, Chains,
-    access::{chain_of, deliver, observed, servable, signed_agreement},
+    access::{deliver, observed, servable, signed_agreement},
     now,
     tokens::{Grant, TokenError},
 };
@@ -66,8 +66,7 @@ pub(super) async fn issue(
     body: Bytes,
 ) -> Response {
     observed("token", async {
-        let state = chain_of(&chains, &body).await?;
-        let agreement = signed_agreement(state, &body).await?;
+        let (state, agreement) = signed_agreement(&chains, &body).await?;
         let index = query.file.unwrap_or(0);
         let servable = servable(state, &agreement, index).await?;
         let shared = &state.shared;

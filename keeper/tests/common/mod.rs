@@ -321,3 +321,38 @@ pub(crate) fn access_document(
     }))
     .unwrap()
 }
+
+/// A sender of `key`'s transactions on `suite`'s chain.
+pub(crate) fn suite_sender(
+    suite: &insitu_client::suite::Suite,
+    key: &alloy::signers::local::PrivateKeySigner,
+) -> insitu_client::tx::Sender {
+    insitu_client::tx::Sender::new(
+        suite.provider().clone(),
+        suite.connection.chain_id,
+        key.clone(),
+        insitu_client::tx::TxOptions::default(),
+    )
+}
+
+/// Buys access to `did` as `consumer` on `suite`'s chain and downloads file 0 to `out` through
+/// the client library; returns the agreement and the bytes.
+pub(crate) async fn buy_and_download(
+    suite: &insitu_client::suite::Suite,
+    consumer: &alloy::signers::local::PrivateKeySigner,
+    did: alloy::primitives::B256,
+    out: &std::path::Path,
+) -> (alloy::primitives::B256, Vec<u8>) {
+    use insitu_client::{market, metadata::ServiceKind, tx::Silent};
+    let sender = suite_sender(suite, consumer);
+    let id = market::buy(suite, &sender, did, ServiceKind::Access, 0, &Silent)
+        .await
+        .unwrap()
+        .quote
+        .agreement_id;
+    let mut ignore = |_| {};
+    market::download(suite, &sender, id, 0, out, &mut ignore)
+        .await
+        .unwrap();
+    (id, std::fs::read(out).unwrap())
+}
