@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Runs all tests: installs the npm toolchain and the S3 test server if needed, runs the Rust
+# Runs all tests: installs the npm toolchain, the S3 test server and bubblewrap if needed, runs the Rust
 # workspace tests (which compile the contracts through the bindings' build script), builds the
 # contracts with forge, then runs the static analysis (slither, pinned, in a venv; fails on any
 # medium or high finding).
@@ -9,6 +9,8 @@ cd "$(dirname "${BASH_SOURCE[0]}")/.."
 bash script/npm-deps.sh
 # moto, the S3-compatible server of the keeper's storage tests (pinned, in a venv under target/).
 bash script/s3-deps.sh >/dev/null
+# bubblewrap, for the compute sandbox's tests (Debian, installed when missing).
+bash script/sandbox-deps.sh
 
 log="$(mktemp)"
 trap 'rm -f "$log"' EXIT

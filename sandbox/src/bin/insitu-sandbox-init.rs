@@ -1,0 +1,160 @@
+//! The part of a job's sandbox that runs as the job: `launch` waits outside the namespaces
+//! until the keeper has put it in the job's cgroup, sets the rlimits and executes bubblewrap;
+//! `confine` runs inside, applies Landlock and seccomp, and executes the job's program;
+//! `check` (used by the probe) applies the same and reports what holds, as JSON.
+
+use std::{
+    io::Read,
+    os::unix::process::CommandExt,
+    path::{Path, PathBuf},
+    process::{Command, ExitCode},
+};
+
+use clap::{Parser, Subcommand};
+use insitu_sandbox::confine;
+use rustix::process::{Resource, Rlimit, setrlimit};
+
+/// Exit code when the sandbox itself failed (not the job).
+const SANDBOX_FAILED: u8 = 125;
+
+#[derive(Debug, Parser)]
+#[command(about = "Starts a job inside the insitu sandbox (run by the keeper, not by hand).")]
+struct Cli {
+    #[command(subcommand)]
+    command: Mode,
+}
+
+#[derive(Debug, Subcommand)]
+enum Mode {
+    /// Waits for one byte on standard input (sent once the process is in its cgroup), sets the
+    /// rlimits, then executes PROGRAM.
+    Launch {
+        /// CPU seconds (RLIMIT_CPU).
+        #[arg(long)]
+        cpu_seconds: u64,
+        /// Largest file the job may write, in bytes (RLIMIT_FSIZE).
+        #[arg(long)]
+        file_bytes: u64,
+        /// Open files at once (RLIMIT_NOFILE).
+        #[arg(long, default_value_t = 1024)]
+        open_files: u64,
+        /// The program and its arguments.
+        #[arg(last = true, required = true)]
+        program: Vec<String>,
+    },
+    /// Applies Landlock and seccomp, then executes PROGRAM.
+    Confine {
+        /// Folders the job may read (repeatable).
+        #[arg(long = "read")]
+        read: Vec<PathBuf>,
+        /// Folders the job may read and write (repeatable).
+        #[arg(long = "write")]
+        write: Vec<PathBuf>,
+        /// The program and its arguments.
+        #[arg(last = true, required = true)]
+        program: Vec<String>,
+    },
+    /// Applies what `confine` applies, then prints as JSON what holds.
+    Check {
+        /// Folders readable (repeatable).
+        #[arg(long = "read")]
+        read: Vec<PathBuf>,
+        /// Folders writable (repeatable).
+        #[arg(long = "write")]
+        write: Vec<PathBuf>,
+    },
+}
+
+fn fail(message: impl std::fmt::Display) -> ExitCode {
+    eprintln!("sandbox: {message}");
+    ExitCode::from(SANDBOX_FAILED)
+}
+
+fn limit(resource: Resource, value: u64) -> std::io::Result<()> {
+    setrlimit(
+        resource,
+        Rlimit {
+            current: Some(value),
+            maximum: Some(value),
+        },
+    )
+    .map_err(std::io::Error::from)
+}
+
+fn confine_self(read: &[PathBuf], write: &[PathBuf]) -> Result<confine::LandlockStatus, String> {
+    let read: Vec<&Path> = read.iter().map(PathBuf::as_path).collect();
+    let write: Vec<&Path> = write.iter().map(PathBuf::as_path).collect();
+    let landlock = confine::landlock(&read, &write).map_err(|error| error.to_string())?;
+    confine::seccomp().map_err(|error| error.to_string())?;
+    Ok(landlock)
+}
+
+fn execute(program: &[String]) -> ExitCode {
+    let error = Command::new(&program[0]).args(&program[1..]).exec();
+    fail(format!("cannot execute {}: {error}", program[0]))
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    match cli.command {
+        Mode::Launch {
+            cpu_seconds,
+            file_bytes,
+            open_files,
+            program,
+        } => {
+            let mut go = [0_u8; 1];
+            if std::io::stdin().read_exact(&mut go).is_err() || go[0] != b'1' {
+                return fail("the keeper did not start the job");
+            }
+            let limits = [
+                (Resource::Cpu, cpu_seconds),
+                (Resource::Fsize, file_bytes),
+                (Resource::Nofile, open_files),
+                (Resource::Core, 0),
+            ];
+            for (resource, value) in limits {
+                if let Err(error) = limit(resource, value) {
+                    return fail(format!("cannot set {resource:?} to {value}: {error}"));
+                }
+            }
+            execute(&program)
+        }
+        Mode::Confine {
+            read,
+            write,
+            program,
+        } => match confine_self(&read, &write) {
+            Ok(_) => execute(&program),
+            Err(error) => fail(error),
+        },
+        Mode::Check { read, write } => {
+            let landlock = match confine_self(&read, &write) {
+                Ok(status) => status,
+                Err(error) => return fail(error),
+            };
+            // With seccomp loaded, an IP socket cannot even be made; with a network namespace,
+            // only the loopback interface exists.
+            let socket = rustix::net::socket(
+                rustix::net::AddressFamily::INET,
+                rustix::net::SocketType::DGRAM,
+                None,
+            )
+            .is_ok();
+            let interfaces: Vec<String> = std::fs::read_to_string("/proc/net/dev")
+                .unwrap_or_default()
+                .lines()
+                .skip(2)
+                .filter_map(|line| line.split(':').next().map(|name| name.trim().to_owned()))
+                .collect();
+            let report = serde_json::json!({
+                "landlock": landlock,
+                "ipSocket": socket,
+                "interfaces": interfaces,
+                "uid": rustix::process::getuid().as_raw(),
+            });
+            println!("{report}");
+            ExitCode::SUCCESS
+        }
+    }
+}

@@ -1,0 +1,23 @@
+#!/usr/bin/env bash
+# Installs what the compute sandbox needs from Debian: bubblewrap (namespaces) and Python 3 (the
+# runtime of the sample algorithms and of the sandbox's tests). Idempotent: installs only what is
+# missing. Needs root, or sudo without a password.
+set -euo pipefail
+
+missing=()
+command -v bwrap >/dev/null 2>&1 || missing+=(bubblewrap)
+[[ -x /usr/bin/python3 ]] || missing+=(python3)
+if (( ${#missing[@]} == 0 )); then
+  exit 0
+fi
+
+sudo=()
+if [[ "$(id -u)" != 0 ]]; then
+  sudo=(sudo -n)
+fi
+echo "sandbox-deps: installing ${missing[*]} (Debian)" >&2
+export DEBIAN_FRONTEND=noninteractive
+if ! "${sudo[@]}" apt-get install -y --no-install-recommends "${missing[@]}" >/dev/null; then
+  "${sudo[@]}" apt-get update >/dev/null
+  "${sudo[@]}" apt-get install -y --no-install-recommends "${missing[@]}" >/dev/null
+fi
