@@ -197,7 +197,7 @@ fn controller_enabled(parent: &Path, name: &str) -> bool {
 }
 
 /// One job's group (one folder per controller on v1).
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 pub(crate) struct JobCgroup {
     version: CgroupVersion,
     /// The folders; the first is the memory group (also the one whose processes are listed on
@@ -217,8 +217,24 @@ fn write(path: &Path, value: impl AsRef<[u8]>) -> io::Result<()> {
 }
 
 impl JobCgroup {
-    /// Makes the group `name` with `limits`.
+    /// Makes the group `name` with `limits`; on failure, nothing is left.
     pub(crate) fn create(hierarchy: &Hierarchy, name: &str, limits: &Limits) -> io::Result<Self> {
+        let mut made = Vec::new();
+        let result = Self::make(hierarchy, name, limits, &mut made);
+        if result.is_err() {
+            for folder in made.iter().rev() {
+                let _ = fs::remove_dir(folder);
+            }
+        }
+        result
+    }
+
+    fn make(
+        hierarchy: &Hierarchy,
+        name: &str,
+        limits: &Limits,
+        made: &mut Vec<PathBuf>,
+    ) -> io::Result<Self> {
         let period: u64 = 100_000;
         let quota = period * u64::from(limits.cpu_percent) / 100;
         let memory = limits.memory_bytes().to_string();
@@ -226,6 +242,7 @@ impl JobCgroup {
             Hierarchy::V2 { parent } => {
                 let folder = parent.join(name);
                 fs::create_dir(&folder)?;
+                made.push(folder.clone());
                 let group = Self {
                     version: CgroupVersion::V2,
                     folders: vec![folder.clone()],
@@ -250,6 +267,7 @@ impl JobCgroup {
             } => {
                 let memory_folder = m.join(name);
                 fs::create_dir(&memory_folder)?;
+                made.push(memory_folder.clone());
                 let mut group = Self {
                     version: CgroupVersion::V1,
                     folders: vec![memory_folder.clone()],
@@ -263,6 +281,7 @@ impl JobCgroup {
                 if let Some(pids) = pids {
                     let folder = pids.join(name);
                     fs::create_dir(&folder)?;
+                    made.push(folder.clone());
                     group.folders.push(folder.clone());
                     group.procs = folder.clone();
                     write(&folder.join("pids.max"), limits.pids.to_string())?;
@@ -270,6 +289,7 @@ impl JobCgroup {
                 if let Some(cpu) = cpu {
                     let folder = cpu.join(name);
                     fs::create_dir(&folder)?;
+                    made.push(folder.clone());
                     group.folders.push(folder.clone());
                     write(&folder.join("cpu.cfs_period_us"), period.to_string())?;
                     write(&folder.join("cpu.cfs_quota_us"), quota.to_string())?;
@@ -298,7 +318,15 @@ impl JobCgroup {
 
     /// Sends `signal` to every process of the group.
     pub(crate) fn signal(&self, signal: Signal) {
+        self.signal_except(signal, &[]);
+    }
+
+    /// Sends `signal` to every process of the group but those `spared`.
+    pub(crate) fn signal_except(&self, signal: Signal, spared: &[i32]) {
         for pid in self.pids() {
+            if spared.contains(&pid) {
+                continue;
+            }
             if let Some(pid) = Pid::from_raw(pid) {
                 let _ = kill_process(pid, signal);
             }
@@ -348,6 +376,14 @@ impl JobCgroup {
             .ok()
     }
 
+    /// Removes the group's folders now, without waiting for their processes to go (a group
+    /// that still has some stays; the keeper's next start finds it).
+    pub(crate) fn remove_now(&self) {
+        for folder in &self.folders {
+            let _ = fs::remove_dir(folder);
+        }
+    }
+
     /// Removes the group's folders (once its processes are gone).
     pub(crate) async fn remove(&self) {
         for folder in &self.folders {
@@ -357,6 +393,9 @@ impl JobCgroup {
                     Err(error) if error.kind() == io::ErrorKind::NotFound => break,
                     Err(_) => tokio::time::sleep(Duration::from_millis(20)).await,
                 }
+            }
+            if folder.exists() {
+                tracing::warn!(group = %folder.display(), "a job's cgroup could not be removed");
             }
         }
     }

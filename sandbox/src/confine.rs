@@ -40,19 +40,40 @@ pub enum LandlockStatus {
 /// The newest Landlock ABI the rules are written for; older kernels get what they support.
 const LANDLOCK_ABI: ABI = ABI::V5;
 
-/// Restricts this process (and what it executes) to reading beneath `read` and reading and
-/// writing beneath `write`, and refuses TCP bind and connect.
+/// Rights beneath a folder the job writes results to: regular files and folders only (no
+/// symbolic link, FIFO, socket or device a keeper could be tricked into following or blocking
+/// on when it collects the results).
+fn results_access() -> landlock::BitFlags<AccessFs> {
+    AccessFs::from_all(LANDLOCK_ABI)
+        & !(AccessFs::MakeSym
+            | AccessFs::MakeFifo
+            | AccessFs::MakeSock
+            | AccessFs::MakeChar
+            | AccessFs::MakeBlock)
+}
+
+/// Restricts this process (and what it executes) to reading beneath `read`, reading and writing
+/// beneath `scratch` (any kind of file), and reading and writing regular files and folders only
+/// beneath `results`; refuses TCP bind and connect.
 ///
 /// # Errors
 ///
 /// [`ConfineError::Landlock`] when a path cannot be opened or the ruleset not applied.
-pub fn landlock(read: &[&Path], write: &[&Path]) -> Result<LandlockStatus, ConfineError> {
+pub fn landlock(
+    read: &[&Path],
+    scratch: &[&Path],
+    results: &[&Path],
+) -> Result<LandlockStatus, ConfineError> {
     let status = Ruleset::default()
         .handle_access(AccessFs::from_all(LANDLOCK_ABI))?
         .handle_access(AccessNet::from_all(LANDLOCK_ABI))?
         .create()?
         .add_rules(path_beneath_rules(read, AccessFs::from_read(LANDLOCK_ABI)))?
-        .add_rules(path_beneath_rules(write, AccessFs::from_all(LANDLOCK_ABI)))?
+        .add_rules(path_beneath_rules(
+            scratch,
+            AccessFs::from_all(LANDLOCK_ABI),
+        ))?
+        .add_rules(path_beneath_rules(results, results_access()))?
         .restrict_self()?;
     Ok(match status.ruleset {
         RulesetStatus::FullyEnforced => LandlockStatus::Full,

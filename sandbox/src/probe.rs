@@ -145,6 +145,8 @@ async fn check_inside(config: &SandboxConfig, as_root: bool, isolation: &mut Iso
     command
         .args([
             "--unshare-all",
+            "--unshare-user",
+            "--disable-userns",
             "--die-with-parent",
             "--new-session",
             "--cap-drop",
@@ -210,7 +212,7 @@ async fn check_inside(config: &SandboxConfig, as_root: bool, isolation: &mut Iso
         Ok(check) => {
             isolation.namespaces = true;
             isolation.seccomp = !check.ip_socket;
-            isolation.network_isolated = check.interfaces.iter().all(|name| name == "lo");
+            isolation.network_isolated = check.interfaces == ["lo"];
             isolation.landlock = Some(check.landlock);
             if check.landlock == LandlockStatus::None {
                 isolation

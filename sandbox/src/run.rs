@@ -168,7 +168,10 @@ pub struct Job {
     output: PathBuf,
     started: Instant,
     stop: Arc<watch::Sender<bool>>,
+    stopped: watch::Receiver<bool>,
     logs: tokio::task::JoinHandle<(u64, bool)>,
+    /// Set once `wait` has cleaned up; otherwise dropping the job kills it.
+    finished: bool,
     grace: Duration,
     poll: Duration,
 }
@@ -281,6 +284,8 @@ impl Sandbox {
         let mut push = |items: &[&str]| args.extend(items.iter().map(OsString::from));
         push(&[
             "--unshare-all",
+            "--unshare-user",
+            "--disable-userns",
             "--die-with-parent",
             "--new-session",
             "--cap-drop",
@@ -372,9 +377,10 @@ impl Sandbox {
         for path in readable {
             args.extend(["--read".into(), path]);
         }
-        for path in ["/output", "/tmp", "/dev/null"] {
+        for path in ["/tmp", "/dev/null"] {
             args.extend(["--write".into(), path.into()]);
         }
+        args.extend(["--results".into(), "/output".into()]);
         args.push("--".into());
         args.extend(spec.command.iter().map(OsString::from));
         args
@@ -400,7 +406,7 @@ impl Sandbox {
         let cgroup = JobCgroup::create(&self.hierarchy, &spec.name, &spec.limits)?;
         match self.spawn(&spec, log, &cgroup).await {
             Ok((child, logs)) => {
-                let (stop, _) = watch::channel(false);
+                let (stop, stopped) = watch::channel(false);
                 Ok(Job {
                     child,
                     cgroup,
@@ -408,9 +414,11 @@ impl Sandbox {
                     output: spec.output,
                     started: Instant::now(),
                     stop: Arc::new(stop),
+                    stopped,
                     logs,
+                    finished: false,
                     grace: self.config.grace,
-                    poll: self.config.poll,
+                    poll: self.config.poll.max(Duration::from_millis(10)),
                 })
             }
             Err(error) => {
@@ -481,7 +489,7 @@ fn keep_logs(
 ) -> tokio::task::JoinHandle<(u64, bool)> {
     tokio::task::spawn_blocking(move || {
         let mut buffer = vec![0_u8; 64 * 1024];
-        let (mut total, mut kept) = (0_u64, 0_u64);
+        let (mut total, mut kept, mut noted) = (0_u64, 0_u64, false);
         loop {
             let read = match reader.read(&mut buffer) {
                 Ok(0) => break,
@@ -490,22 +498,21 @@ fn keep_logs(
                 Err(_) => break,
             };
             total += read as u64;
-            if kept < cap {
-                let take = usize::try_from(cap - kept).map_or(read, |left| left.min(read));
+            let take =
+                usize::try_from(cap.saturating_sub(kept)).map_or(read, |left| left.min(read));
+            if take > 0 {
                 if log.write_all(&buffer[..take]).is_err() {
                     kept = cap;
                 } else {
                     kept += take as u64;
                 }
-                if kept == cap && total > cap {
-                    let _ = writeln!(log, "\n[insitu: logs past {cap} bytes were dropped]");
-                }
+            }
+            if take < read && !noted {
+                noted = true;
+                let _ = writeln!(log, "\n[insitu: logs past {cap} bytes were dropped]");
             }
         }
         let truncated = total > cap;
-        if truncated && kept < cap {
-            let _ = writeln!(log, "\n[insitu: logs past {cap} bytes were dropped]");
-        }
         let _ = log.flush();
         (total, truncated)
     })
@@ -559,10 +566,15 @@ impl Job {
     pub async fn wait(mut self) -> Outcome {
         let deadline = tokio::time::Instant::from_std(self.started)
             + Duration::from_secs(self.limits.wall_secs);
-        let mut stop = self.stop.subscribe();
+        let mut stop = self.stopped.clone();
         let mut poll = tokio::time::interval(self.poll);
         let mut reason = None;
         let status = loop {
+            // A stop asked before this wait began counts too.
+            if *stop.borrow_and_update() {
+                reason = Some(Reason::Stop);
+                break self.terminate().await;
+            }
             tokio::select! {
                 status = self.child.wait() => break status,
                 () = tokio::time::sleep_until(deadline), if reason.is_none() => {
@@ -570,9 +582,9 @@ impl Job {
                     break self.terminate().await;
                 }
                 changed = stop.changed(), if reason.is_none() => {
-                    if changed.is_ok() && *stop.borrow() {
-                        reason = Some(Reason::Stop);
-                        break self.terminate().await;
+                    if changed.is_err() {
+                        // Every stopper is gone: nobody can stop the job any more.
+                        stop = watch::channel(false).1;
                     }
                 }
                 _ = poll.tick() => {
@@ -591,6 +603,7 @@ impl Job {
         let oom = self.cgroup.oom_killed();
         let peak_memory_bytes = self.cgroup.peak_memory();
         self.cgroup.remove().await;
+        self.finished = true;
         let (output_bytes, _) = self.measure().await;
         let (exit_code, signal) = match &status {
             Ok(status) => match (status.code(), status.signal()) {
@@ -624,13 +637,48 @@ impl Job {
     }
 
     /// SIGTERM to every process of the job, then SIGKILL to whatever is left after the grace.
+    /// bubblewrap's two processes are spared the SIGTERM: they would die at once and take the
+    /// sandbox with them, leaving the program no grace.
     async fn terminate(&mut self) -> std::io::Result<std::process::ExitStatus> {
-        self.cgroup.signal(Signal::TERM);
+        let mut spared = Vec::new();
+        if let Some(launcher) = self.child.id() {
+            spared.push(i32::try_from(launcher).unwrap_or(-1));
+            // Its child, the sandbox's process 1, whose end would also kill everything inside.
+            let children =
+                std::fs::read_to_string(format!("/proc/{launcher}/task/{launcher}/children"))
+                    .unwrap_or_default();
+            spared.extend(
+                children
+                    .split_whitespace()
+                    .filter_map(|pid| pid.parse::<i32>().ok()),
+            );
+        }
+        self.cgroup.signal_except(Signal::TERM, &spared);
         if let Ok(status) = tokio::time::timeout(self.grace, self.child.wait()).await {
             return status;
         }
         self.cgroup.kill_all().await;
         self.child.wait().await
+    }
+}
+
+impl Drop for Job {
+    /// A job dropped before `wait` ended it is killed and its cgroup removed (in the background
+    /// when a runtime is at hand, else at once and best effort).
+    fn drop(&mut self) {
+        if !self.finished {
+            self.cgroup.signal(Signal::KILL);
+            let cgroup = self.cgroup.clone();
+            match tokio::runtime::Handle::try_current() {
+                Ok(runtime) => {
+                    runtime.spawn(async move {
+                        cgroup.kill_all().await;
+                        cgroup.remove().await;
+                    });
+                }
+                Err(_) => cgroup.remove_now(),
+            }
+        }
     }
 }
 

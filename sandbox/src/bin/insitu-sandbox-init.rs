@@ -50,6 +50,9 @@ enum Mode {
         /// Folders the job may read and write (repeatable).
         #[arg(long = "write")]
         write: Vec<PathBuf>,
+        /// Folders the job may write regular files and folders to, nothing else (repeatable).
+        #[arg(long = "results")]
+        results: Vec<PathBuf>,
         /// The program and its arguments.
         #[arg(last = true, required = true)]
         program: Vec<String>,
@@ -70,21 +73,28 @@ fn fail(message: impl std::fmt::Display) -> ExitCode {
     ExitCode::from(SANDBOX_FAILED)
 }
 
-fn limit(resource: Resource, value: u64) -> std::io::Result<()> {
+fn limit(resource: Resource, current: u64, maximum: u64) -> std::io::Result<()> {
     setrlimit(
         resource,
         Rlimit {
-            current: Some(value),
-            maximum: Some(value),
+            current: Some(current),
+            maximum: Some(maximum),
         },
     )
     .map_err(std::io::Error::from)
 }
 
-fn confine_self(read: &[PathBuf], write: &[PathBuf]) -> Result<confine::LandlockStatus, String> {
-    let read: Vec<&Path> = read.iter().map(PathBuf::as_path).collect();
-    let write: Vec<&Path> = write.iter().map(PathBuf::as_path).collect();
-    let landlock = confine::landlock(&read, &write).map_err(|error| error.to_string())?;
+fn paths(list: &[PathBuf]) -> Vec<&Path> {
+    list.iter().map(PathBuf::as_path).collect()
+}
+
+fn confine_self(
+    read: &[PathBuf],
+    write: &[PathBuf],
+    results: &[PathBuf],
+) -> Result<confine::LandlockStatus, String> {
+    let (read, write, results) = (paths(read), paths(write), paths(results));
+    let landlock = confine::landlock(&read, &write, &results).map_err(|error| error.to_string())?;
     confine::seccomp().map_err(|error| error.to_string())?;
     Ok(landlock)
 }
@@ -107,14 +117,16 @@ fn main() -> ExitCode {
             if std::io::stdin().read_exact(&mut go).is_err() || go[0] != b'1' {
                 return fail("the keeper did not start the job");
             }
+            // The CPU time's soft limit sends SIGXCPU (the job ended as timed out); the hard
+            // one, five seconds later, SIGKILL to a job that ignores it.
             let limits = [
-                (Resource::Cpu, cpu_seconds),
-                (Resource::Fsize, file_bytes),
-                (Resource::Nofile, open_files),
-                (Resource::Core, 0),
+                (Resource::Cpu, cpu_seconds, cpu_seconds.saturating_add(5)),
+                (Resource::Fsize, file_bytes, file_bytes),
+                (Resource::Nofile, open_files, open_files),
+                (Resource::Core, 0, 0),
             ];
-            for (resource, value) in limits {
-                if let Err(error) = limit(resource, value) {
+            for (resource, value, maximum) in limits {
+                if let Err(error) = limit(resource, value, maximum) {
                     return fail(format!("cannot set {resource:?} to {value}: {error}"));
                 }
             }
@@ -123,13 +135,14 @@ fn main() -> ExitCode {
         Mode::Confine {
             read,
             write,
+            results,
             program,
-        } => match confine_self(&read, &write) {
+        } => match confine_self(&read, &write, &results) {
             Ok(_) => execute(&program),
             Err(error) => fail(error),
         },
         Mode::Check { read, write } => {
-            let landlock = match confine_self(&read, &write) {
+            let landlock = match confine_self(&read, &write, &[]) {
                 Ok(status) => status,
                 Err(error) => return fail(error),
             };
