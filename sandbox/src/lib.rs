@@ -30,6 +30,7 @@ pub mod confine;
 mod limits;
 mod probe;
 mod run;
+pub mod supervise;
 
 pub use cgroup::{CgroupVersion, Hierarchy};
 pub use limits::{Limits, LimitsError};

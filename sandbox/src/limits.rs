@@ -8,13 +8,15 @@ use serde::{Deserialize, Serialize};
 pub struct Limits {
     /// Wall-clock seconds from start to kill.
     pub wall_secs: u64,
-    /// Memory (resident, page cache and `/tmp` included; no swap), in MiB.
+    /// Memory (resident, page cache, `/tmp` and `/output` included; no swap), in MiB: at least
+    /// `outputMb + tmpMb + 16`.
     pub memory_mb: u64,
     /// CPU, in percent of one core (100 = one core, 250 = two and a half).
     pub cpu_percent: u32,
     /// Processes and threads at once.
     pub pids: u32,
-    /// Bytes of the output folder, in MiB (also the largest file the job may write).
+    /// Bytes of the output folder (a tmpfs of that size), in MiB (also the largest file the job
+    /// may write).
     pub output_mb: u64,
     /// Size of the job's `/tmp` (a tmpfs, counted in its memory too), in MiB.
     pub tmp_mb: u64,
@@ -77,6 +79,19 @@ impl Limits {
                 });
             }
         }
+        // `/output` and `/tmp` are memory (tmpfs), charged to the job: they must leave room.
+        let room = self
+            .output_mb
+            .saturating_add(self.tmp_mb)
+            .saturating_add(16);
+        if self.memory_mb < room {
+            return Err(LimitsError {
+                name: "memoryMb",
+                value: self.memory_mb,
+                min: room,
+                max: 1 << 20,
+            });
+        }
         Ok(())
     }
 
@@ -132,6 +147,15 @@ mod tests {
             ..Limits::default()
         };
         assert_eq!(no_time.validate().unwrap_err().name, "wallSecs");
+        // Output and /tmp live in memory.
+        let cramped = Limits {
+            memory_mb: 100,
+            output_mb: 80,
+            tmp_mb: 64,
+            ..Limits::default()
+        };
+        let error = cramped.validate().unwrap_err();
+        assert_eq!((error.name, error.min), ("memoryMb", 160));
     }
 
     #[test]

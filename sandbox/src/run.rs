@@ -17,7 +17,7 @@ use rustix::process::Signal;
 use serde::Serialize;
 use tokio::{io::AsyncWriteExt, process::Command, sync::watch};
 
-use crate::{Hierarchy, Isolation, Limits, LimitsError, cgroup::JobCgroup};
+use crate::{Hierarchy, Isolation, Limits, LimitsError, cgroup::JobCgroup, supervise};
 
 /// Where the sandbox's tools are and how jobs are run.
 #[derive(Debug, Clone)]
@@ -169,6 +169,8 @@ pub struct Job {
     started: Instant,
     stop: Arc<watch::Sender<bool>>,
     stopped: watch::Receiver<bool>,
+    /// The folder the supervisor writes its report to.
+    report: tempfile::TempDir,
     logs: tokio::task::JoinHandle<(u64, bool)>,
     /// Set once `wait` has cleaned up; otherwise dropping the job kills it.
     finished: bool,
@@ -202,6 +204,9 @@ const SYSTEM: &str = "/usr";
 
 /// Where `init` is mounted inside.
 const INIT_INSIDE: &str = "/.insitu/init";
+
+/// Where the host output folder is mounted inside (only the supervisor may write there).
+const EXPORT_INSIDE: &str = "/.insitu/export";
 
 /// Inside paths a job's mounts may not take.
 const RESERVED: [&str; 7] = ["/", "/usr", "/proc", "/dev", "/tmp", "/output", "/.insitu"];
@@ -278,8 +283,8 @@ impl Sandbox {
         Ok(())
     }
 
-    /// bubblewrap's arguments for `spec`.
-    fn bwrap_args(&self, spec: &JobSpec) -> Vec<OsString> {
+    /// bubblewrap's arguments for `spec`, with the supervisor's report written to `report`.
+    fn bwrap_args(&self, spec: &JobSpec, report: &Path) -> Vec<OsString> {
         let mut args: Vec<OsString> = Vec::new();
         let mut push = |items: &[&str]| args.extend(items.iter().map(OsString::from));
         push(&[
@@ -345,6 +350,13 @@ impl Sandbox {
         args.extend([
             "--bind".into(),
             spec.output.clone().into_os_string(),
+            EXPORT_INSIDE.into(),
+            "--bind".into(),
+            report.as_os_str().to_owned(),
+            supervise::REPORT_FOLDER.into(),
+            "--size".into(),
+            spec.limits.output_bytes().to_string().into(),
+            "--tmpfs".into(),
             "/output".into(),
             "--size".into(),
             spec.limits.tmp_bytes().to_string().into(),
@@ -358,9 +370,15 @@ impl Sandbox {
             "/output".into(),
             "--".into(),
             INIT_INSIDE.into(),
-            "confine".into(),
+            "supervise".into(),
+            "--results".into(),
+            "/output".into(),
+            "--export".into(),
+            EXPORT_INSIDE.into(),
+            "--limit".into(),
+            spec.limits.output_bytes().to_string().into(),
         ]);
-        let mut readable: Vec<OsString> = ["/usr", "/.insitu", "/proc", "/dev"]
+        let mut readable: Vec<OsString> = ["/usr", INIT_INSIDE, "/proc", "/dev"]
             .into_iter()
             .map(OsString::from)
             .collect();
@@ -380,7 +398,6 @@ impl Sandbox {
         for path in ["/tmp", "/dev/null"] {
             args.extend(["--write".into(), path.into()]);
         }
-        args.extend(["--results".into(), "/output".into()]);
         args.push("--".into());
         args.extend(spec.command.iter().map(OsString::from));
         args
@@ -398,13 +415,20 @@ impl Sandbox {
             std::os::unix::fs::chown(&spec.output, Some(uid), Some(gid))?;
             std::fs::set_permissions(&spec.output, std::fs::Permissions::from_mode(0o700))?;
         }
+        let report = tempfile::Builder::new()
+            .prefix("insitu-report-")
+            .tempdir()?;
+        if let Some((uid, gid)) = self.job_account() {
+            std::os::unix::fs::chown(report.path(), Some(uid), Some(gid))?;
+        }
+        std::fs::set_permissions(report.path(), std::fs::Permissions::from_mode(0o700))?;
         let log = std::fs::OpenOptions::new()
             .create(true)
             .write(true)
             .truncate(true)
             .open(&spec.log)?;
         let cgroup = JobCgroup::create(&self.hierarchy, &spec.name, &spec.limits)?;
-        match self.spawn(&spec, log, &cgroup).await {
+        match self.spawn(&spec, log, &cgroup, report.path()).await {
             Ok((child, logs)) => {
                 let (stop, stopped) = watch::channel(false);
                 Ok(Job {
@@ -415,6 +439,7 @@ impl Sandbox {
                     started: Instant::now(),
                     stop: Arc::new(stop),
                     stopped,
+                    report,
                     logs,
                     finished: false,
                     grace: self.config.grace,
@@ -434,6 +459,7 @@ impl Sandbox {
         spec: &JobSpec,
         log: std::fs::File,
         cgroup: &JobCgroup,
+        report: &Path,
     ) -> Result<(tokio::process::Child, tokio::task::JoinHandle<(u64, bool)>), SandboxError> {
         let (reader, writer) = std::io::pipe()?;
         let mut command = Command::new(&self.config.init);
@@ -445,7 +471,7 @@ impl Sandbox {
             .arg(spec.limits.output_bytes().to_string())
             .arg("--")
             .arg(&self.config.bwrap)
-            .args(self.bwrap_args(spec))
+            .args(self.bwrap_args(spec, report))
             .env_clear()
             .stdin(Stdio::piped())
             .stdout(Stdio::from(writer.try_clone()?))
@@ -605,24 +631,41 @@ impl Job {
         self.cgroup.remove().await;
         self.finished = true;
         let (output_bytes, _) = self.measure().await;
-        let (exit_code, signal) = match &status {
-            Ok(status) => match (status.code(), status.signal()) {
-                // bubblewrap reports a program killed by signal N as status 128 + N.
-                (Some(code), _) if code > 128 && code < 128 + 65 => (Some(code), Some(code - 128)),
-                (code, signal) => (code, signal),
+        let report: Option<supervise::Report> =
+            std::fs::read(self.report.path().join(supervise::REPORT_FILE))
+                .ok()
+                .and_then(|json| serde_json::from_slice(&json).ok());
+        let bwrap_code = status
+            .as_ref()
+            .ok()
+            .and_then(std::process::ExitStatus::code);
+        let (exit_code, signal) = match &report {
+            Some(report) => (report.exit_code, report.signal),
+            None => match &status {
+                // bubblewrap reports a process killed by signal N as status 128 + N.
+                Ok(status) => match (status.code(), status.signal()) {
+                    (Some(code), _) if code > 128 && code < 128 + 65 => (None, Some(code - 128)),
+                    (code, signal) => (code, signal),
+                },
+                Err(_) => (None, None),
             },
-            Err(_) => (None, None),
         };
-        let ending = match reason {
-            Some(Reason::Time) => Ending::TimedOut,
-            Some(Reason::Stop) => Ending::Stopped,
-            Some(Reason::Output) => Ending::OutputTooLarge,
-            None if oom => Ending::OutOfMemory,
-            None if signal == Some(libc::SIGXFSZ) => Ending::OutputTooLarge,
-            None if signal == Some(libc::SIGXCPU) => Ending::TimedOut,
-            None if exit_code == Some(0) => Ending::Succeeded,
-            None if exit_code == Some(SANDBOX_FAILED) => Ending::SandboxFailed,
-            None => Ending::Failed,
+        let ending = match (reason, &report) {
+            (Some(Reason::Time), _) => Ending::TimedOut,
+            (Some(Reason::Stop), _) => Ending::Stopped,
+            (Some(Reason::Output), _) => Ending::OutputTooLarge,
+            (None, _) if oom => Ending::OutOfMemory,
+            (None, Some(report)) if report.output_full || report.export_error.is_some() => {
+                Ending::OutputTooLarge
+            }
+            (None, Some(_)) if signal == Some(libc::SIGXFSZ) => Ending::OutputTooLarge,
+            (None, Some(_)) if signal == Some(libc::SIGXCPU) => Ending::TimedOut,
+            (None, Some(_)) if exit_code == Some(0) => Ending::Succeeded,
+            (None, Some(_)) => Ending::Failed,
+            // No report: the supervisor never ran (bubblewrap failed, status 1, or the sandbox's
+            // own start failed, status 125), or the program killed it.
+            (None, None) if matches!(bwrap_code, Some(1 | SANDBOX_FAILED)) => Ending::SandboxFailed,
+            (None, None) => Ending::Failed,
         };
         Outcome {
             ending,
@@ -637,21 +680,18 @@ impl Job {
     }
 
     /// SIGTERM to every process of the job, then SIGKILL to whatever is left after the grace.
-    /// bubblewrap's two processes are spared the SIGTERM: they would die at once and take the
-    /// sandbox with them, leaving the program no grace.
+    /// bubblewrap's two processes and the supervisor are spared the SIGTERM: they would die at
+    /// once and take the sandbox with them, leaving the program no grace.
     async fn terminate(&mut self) -> std::io::Result<std::process::ExitStatus> {
+        // bubblewrap, the sandbox's process 1 and the supervisor, each the only child of the
+        // one before: the program is the supervisor's child.
         let mut spared = Vec::new();
-        if let Some(launcher) = self.child.id() {
-            spared.push(i32::try_from(launcher).unwrap_or(-1));
-            // Its child, the sandbox's process 1, whose end would also kill everything inside.
-            let children =
-                std::fs::read_to_string(format!("/proc/{launcher}/task/{launcher}/children"))
-                    .unwrap_or_default();
-            spared.extend(
-                children
-                    .split_whitespace()
-                    .filter_map(|pid| pid.parse::<i32>().ok()),
-            );
+        let mut current = self.child.id().and_then(|pid| i32::try_from(pid).ok());
+        while let Some(pid) = current.filter(|_| spared.len() < 3) {
+            spared.push(pid);
+            current = std::fs::read_to_string(format!("/proc/{pid}/task/{pid}/children"))
+                .ok()
+                .and_then(|children| children.split_whitespace().next()?.parse().ok());
         }
         self.cgroup.signal_except(Signal::TERM, &spared);
         if let Ok(status) = tokio::time::timeout(self.grace, self.child.wait()).await {

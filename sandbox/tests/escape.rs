@@ -350,9 +350,9 @@ raise SystemExit(3 if seen else 0)
     let outcome = run(&sandbox, &folders, "secrets", &program, quick()).await;
     assert_eq!(outcome.ending, Ending::Succeeded, "{}", folders.log());
     assert_eq!(folders.log().matches("hidden").count(), 11);
-    // bubblewrap's reaper (1) and the job (2): nothing of the host.
+    // bubblewrap's reaper (1), the supervisor (2) and the job (3): nothing of the host.
     assert!(
-        folders.log().contains("processes [1, 2]"),
+        folders.log().contains("processes [1, 2, 3]"),
         "{}",
         folders.log()
     );
@@ -585,6 +585,7 @@ while True:
 "##;
     let limits = Limits {
         memory_mb: 64,
+        tmp_mb: 4,
         ..quick()
     };
     let outcome = run(&sandbox, &folders, "membomb", program, limits).await;
@@ -599,6 +600,8 @@ async fn an_output_filling_the_disk_is_stopped_at_its_limit() {
     // One file past the largest size, then many files.
     let program = r##"
 block = b"x" * (1024 * 1024)
+import sys
+sys.stderr = sys.stdout
 try:
     with open("/output/one.bin", "wb") as file:
         for _ in range(100):
@@ -619,9 +622,54 @@ while True:
     let outcome = run(&sandbox, &folders, "diskfill", program, limits).await;
     assert_eq!(outcome.ending, Ending::OutputTooLarge, "{outcome:?}");
     assert!(folders.log().contains("file too large"));
-    // Stopped at the first measure past the limit (every 100 ms here), not left to fill the disk:
-    // a writer this fast would write tens of gigabytes in the minute it was given.
-    assert!(outcome.output_bytes < 1 << 30, "{outcome:?}");
+    assert!(folders.log().contains("No space left"), "{}", folders.log());
+    // `/output` is a tmpfs of the limit's size: the host folder got at most that.
+    assert!(outcome.output_bytes <= 4 << 20, "{outcome:?}");
+}
+
+#[tokio::test]
+async fn a_file_deleted_while_open_cannot_fill_the_disk() {
+    let (sandbox, _) = sandbox().await;
+    let folders = Folders::new(&sandbox);
+    let program = r##"
+import os
+files = []
+for index in range(8):
+    files.append(open("/output/hidden%d.bin" % index, "wb"))
+    os.unlink("/output/hidden%d.bin" % index)
+written = 0
+try:
+    while True:
+        for file in files:
+            file.write(b"x" * (1024 * 1024))
+            file.flush()
+            written += 1
+except OSError as error:
+    print("stopped after", written, "MiB:", error, flush=True)
+for file in files:
+    try:
+        file.close()
+    except OSError:
+        pass
+open("/output/result.txt", "w").write("small")
+"##;
+    let limits = Limits {
+        output_mb: 4,
+        ..quick()
+    };
+    let outcome = run(&sandbox, &folders, "unlinked", program, limits).await;
+    assert!(folders.log().contains("No space left"), "{}", folders.log());
+    assert!(
+        folders.log().contains("stopped after 4 MiB"),
+        "{}",
+        folders.log()
+    );
+    // The program ended well, with its small result copied out.
+    assert_eq!(outcome.ending, Ending::Succeeded, "{outcome:?}");
+    assert_eq!(
+        std::fs::read_to_string(folders.path("output/result.txt")).unwrap(),
+        "small"
+    );
 }
 
 #[tokio::test]

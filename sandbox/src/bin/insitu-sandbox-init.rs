@@ -11,7 +11,7 @@ use std::{
 };
 
 use clap::{Parser, Subcommand};
-use insitu_sandbox::confine;
+use insitu_sandbox::{confine, supervise};
 use rustix::process::{Resource, Rlimit, setrlimit};
 
 /// Exit code when the sandbox itself failed (not the job).
@@ -53,6 +53,28 @@ enum Mode {
         /// Folders the job may write regular files and folders to, nothing else (repeatable).
         #[arg(long = "results")]
         results: Vec<PathBuf>,
+        /// The program and its arguments.
+        #[arg(last = true, required = true)]
+        program: Vec<String>,
+    },
+    /// Applies Landlock and seccomp for itself, runs PROGRAM under `confine` (which cannot reach
+    /// EXPORT or the report), then copies RESULTS to EXPORT and writes its report.
+    Supervise {
+        /// Folders the program may read (repeatable).
+        #[arg(long = "read")]
+        read: Vec<PathBuf>,
+        /// Folders the program may read and write (repeatable).
+        #[arg(long = "write")]
+        write: Vec<PathBuf>,
+        /// The program's results folder (a size-limited tmpfs).
+        #[arg(long)]
+        results: PathBuf,
+        /// The host folder the results are copied to.
+        #[arg(long)]
+        export: PathBuf,
+        /// Bytes the results may take.
+        #[arg(long)]
+        limit: u64,
         /// The program and its arguments.
         #[arg(last = true, required = true)]
         program: Vec<String>,
@@ -104,6 +126,65 @@ fn execute(program: &[String]) -> ExitCode {
     fail(format!("cannot execute {}: {error}", program[0]))
 }
 
+fn supervise(
+    read: &[PathBuf],
+    write: &[PathBuf],
+    results: &Path,
+    export: &Path,
+    limit: u64,
+    program: &[String],
+) -> ExitCode {
+    let report_folder = PathBuf::from(supervise::REPORT_FOLDER);
+    let own_results = [
+        results.to_path_buf(),
+        export.to_path_buf(),
+        report_folder.clone(),
+    ];
+    if let Err(error) = confine_self(read, write, &own_results) {
+        return fail(error);
+    }
+    // The program gets the same rules without the host folder and the report (Landlock
+    // layers only narrow what the one before allowed).
+    let mut confined = Command::new("/proc/self/exe");
+    confined.arg("confine");
+    for folder in read {
+        confined.arg("--read").arg(folder);
+    }
+    for folder in write {
+        confined.arg("--write").arg(folder);
+    }
+    confined
+        .arg("--results")
+        .arg(results)
+        .arg("--")
+        .args(program);
+    let status = match confined.status() {
+        Ok(status) => status,
+        Err(error) => return fail(format!("cannot start the program: {error}")),
+    };
+    let output_full = rustix::fs::statvfs(results).is_ok_and(|stats| stats.f_bavail == 0);
+    let copied = supervise::copy_results(results, export, limit);
+    let report = supervise::Report {
+        exit_code: status.code(),
+        signal: std::os::unix::process::ExitStatusExt::signal(&status),
+        output_full,
+        exported_bytes: copied.as_ref().map_or(0, |(bytes, _)| *bytes),
+        skipped: copied.as_ref().map_or(0, |(_, skipped)| *skipped),
+        export_error: copied.err().map(|error| error.to_string()),
+    };
+    let written = serde_json::to_vec(&report)
+        .map_err(std::io::Error::other)
+        .and_then(|json| std::fs::write(report_folder.join(supervise::REPORT_FILE), json));
+    if let Err(error) = written {
+        return fail(format!("cannot write the report: {error}"));
+    }
+    match (report.exit_code, report.signal) {
+        (Some(code), _) => ExitCode::from(u8::try_from(code).unwrap_or(1)),
+        (None, Some(signal)) => ExitCode::from(u8::try_from(128 + signal).unwrap_or(1)),
+        (None, None) => ExitCode::from(1),
+    }
+}
+
 fn main() -> ExitCode {
     let cli = Cli::parse();
     match cli.command {
@@ -141,6 +222,14 @@ fn main() -> ExitCode {
             Ok(_) => execute(&program),
             Err(error) => fail(error),
         },
+        Mode::Supervise {
+            read,
+            write,
+            results,
+            export,
+            limit,
+            program,
+        } => supervise(&read, &write, &results, &export, limit, &program),
         Mode::Check { read, write } => {
             let landlock = match confine_self(&read, &write, &[]) {
                 Ok(status) => status,
