@@ -99,8 +99,11 @@ pub struct MetadataDocument {
     pub date_created: Option<String>,
     /// The files.
     pub files: Vec<FileEntry>,
-    /// The services sold.
+    /// The services sold (none for a compute result, which has its provenance instead).
     pub services: Vec<ServiceEntry>,
+    /// How a compute result was made.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub provenance: Option<Provenance>,
 }
 
 /// A file of the asset.
@@ -135,6 +138,91 @@ pub struct ServiceEntry {
     /// Seconds after the purchase during which downloads may be repeated (access).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub access_window: Option<u64>,
+    /// What may run and with what limits (compute services only).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub compute: Option<ComputePolicy>,
+}
+
+/// How an asset may be computed on: the provider's terms, committed on chain with the document.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ComputePolicy {
+    /// Which algorithms may run.
+    pub algorithms: AlgorithmPolicy,
+    /// Names of the runtimes offered, as the keeper's configuration defines them.
+    pub runtimes: Vec<String>,
+    /// What one job may use.
+    pub limits: ComputeLimits,
+    /// Whether the consumer may read the job's logs.
+    pub logs: LogVisibility,
+    /// Days a result is kept for its owner.
+    pub result_retention_days: u32,
+}
+
+/// Which algorithms may run on an asset.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct AlgorithmPolicy {
+    /// Any algorithm.
+    pub any: bool,
+    /// Otherwise, those whose SHA-256 (lower-case hex) is listed.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub sha256: Vec<String>,
+}
+
+impl AlgorithmPolicy {
+    /// Whether the algorithm with SHA-256 `sha256` (lower-case hex) may run.
+    pub fn allows(&self, sha256: &str) -> bool {
+        self.any || self.sha256.iter().any(|listed| listed == sha256)
+    }
+}
+
+/// Who may read a compute job's logs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum LogVisibility {
+    /// The consumer who bought the job.
+    Consumer,
+    /// Nobody but the provider (logs can leak the data).
+    Private,
+}
+
+/// What one compute job may use (the sandbox enforces each).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ComputeLimits {
+    /// Wall-clock seconds.
+    pub wall_secs: u64,
+    /// Memory in MiB (its output and `/tmp` included: at least `outputMb + tmpMb + 16`).
+    pub memory_mb: u64,
+    /// CPU in percent of one core.
+    pub cpu_percent: u32,
+    /// Processes and threads at once.
+    pub pids: u32,
+    /// Output in MiB.
+    pub output_mb: u64,
+    /// `/tmp` in MiB.
+    pub tmp_mb: u64,
+    /// Logs kept, in KiB.
+    pub log_kb: u64,
+}
+
+/// How a compute result was made (in a result's document).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Provenance {
+    /// The compute agreement.
+    pub was_generated_by: B256,
+    /// The assets computed on.
+    pub was_derived_from: Vec<B256>,
+    /// The algorithm's SHA-256, lower-case hex.
+    pub algorithm_sha256: String,
+    /// The runtime it ran in.
+    pub runtime: String,
+    /// The limits it ran with.
+    pub limits: ComputeLimits,
+    /// The keeper that ran it.
+    pub agent: Address,
 }
 
 /// One receiver's share of a price.
@@ -247,6 +335,44 @@ pub fn parse(bytes: &[u8]) -> Result<MetadataDocument, MetadataError> {
                     service.timeout.min, service.timeout.max
                 ),
             });
+        }
+        match (service.kind, &service.compute) {
+            (ServiceKind::Compute, None) => errors.push(FieldError {
+                path: format!("/services/{index}"),
+                message: "a compute service needs its `compute` policy".to_owned(),
+            }),
+            (ServiceKind::Access, Some(_)) => errors.push(FieldError {
+                path: format!("/services/{index}/compute"),
+                message: "only a compute service has a compute policy".to_owned(),
+            }),
+            (ServiceKind::Compute, Some(policy)) => {
+                if service.access_window.is_some() {
+                    errors.push(FieldError {
+                        path: format!("/services/{index}/accessWindow"),
+                        message: "a compute service has no access window".to_owned(),
+                    });
+                }
+                if !policy.algorithms.any && policy.algorithms.sha256.is_empty() {
+                    errors.push(FieldError {
+                        path: format!("/services/{index}/compute/algorithms"),
+                        message: "no algorithm may run: set `any` or list checksums".to_owned(),
+                    });
+                }
+                let limits = &policy.limits;
+                let room = limits
+                    .output_mb
+                    .saturating_add(limits.tmp_mb)
+                    .saturating_add(16);
+                if limits.memory_mb < room {
+                    errors.push(FieldError {
+                        path: format!("/services/{index}/compute/limits/memoryMb"),
+                        message: format!(
+                            "the output and /tmp live in memory: memoryMb must be at least {room}"
+                        ),
+                    });
+                }
+            }
+            (ServiceKind::Access, None) => {}
         }
         for (share, entry) in service.price.iter().enumerate() {
             if entry.receiver.is_zero() {

@@ -6,7 +6,8 @@ use alloy::{
     signers::local::PrivateKeySigner,
 };
 use insitu_client::metadata::{
-    self, Location, MetadataError, SealError, ServiceKind, open_location, public_key, seal_location,
+    self, Location, LogVisibility, MetadataError, SealError, ServiceKind, open_location,
+    public_key, seal_location,
 };
 use serde_json::{Value, json};
 
@@ -224,4 +225,108 @@ fn headers_are_sealed_with_their_location_and_never_shown() {
         refused("https://a.example/f", "X-Token", "line\nbreak"),
         "the value of X-Token is not printable ASCII"
     );
+}
+
+const COMPUTE_EXAMPLE: &str = include_str!("../../docs/examples/metadata-compute.json");
+
+fn compute_example() -> Value {
+    serde_json::from_str(COMPUTE_EXAMPLE).unwrap()
+}
+
+#[test]
+fn a_compute_service_carries_its_policy() {
+    let document = metadata::parse(COMPUTE_EXAMPLE.as_bytes()).unwrap();
+    assert!(document.service(ServiceKind::Access).is_none());
+    let policy = document
+        .service(ServiceKind::Compute)
+        .unwrap()
+        .compute
+        .as_ref()
+        .unwrap();
+    assert!(policy.algorithms.allows(&"ab".repeat(32)));
+    assert_eq!(policy.runtimes, ["python3"]);
+    assert_eq!(policy.limits.output_mb, 16);
+    assert_eq!(policy.logs, LogVisibility::Consumer);
+
+    let listed = metadata::AlgorithmPolicy {
+        any: false,
+        sha256: vec!["ab".repeat(32)],
+    };
+    assert!(listed.allows(&"ab".repeat(32)));
+    assert!(!listed.allows(&"cd".repeat(32)));
+}
+
+#[test]
+fn compute_policies_are_checked_field_by_field() {
+    // The schema: unknown runtimes' spelling, limits out of range, a bad visibility.
+    let mut document = compute_example();
+    let compute = &mut document["services"][0]["compute"];
+    compute["runtimes"] = json!(["Python 3"]);
+    compute["limits"]["memoryMb"] = json!(0);
+    compute["limits"]["network"] = json!(true);
+    compute["logs"] = json!("everyone");
+    compute["algorithms"]["sha256"] = json!(["nothex"]);
+    let found = paths(&document);
+    for expected in [
+        "/services/0/compute/runtimes/0",
+        "/services/0/compute/limits/memoryMb",
+        "/services/0/compute/limits",
+        "/services/0/compute/logs",
+        "/services/0/compute/algorithms/sha256/0",
+    ] {
+        assert!(
+            found.iter().any(|path| path == expected),
+            "{expected} missing from {found:?}"
+        );
+    }
+
+    // Beyond the schema.
+    let mut document = compute_example();
+    document["services"][0]["compute"]["algorithms"] = json!({"any": false});
+    document["services"][0]["compute"]["limits"]["memoryMb"] = json!(64);
+    document["services"][0]["accessWindow"] = json!(60);
+    let errors = field_errors(&document);
+    assert_eq!(
+        errors
+            .iter()
+            .map(|(path, _)| path.as_str())
+            .collect::<Vec<_>>(),
+        [
+            "/services/0/accessWindow",
+            "/services/0/compute/algorithms",
+            "/services/0/compute/limits/memoryMb",
+        ]
+    );
+    assert!(errors[2].1.contains("at least 96"), "{errors:?}");
+
+    // A compute service without its policy, an access service with one.
+    let mut document = compute_example();
+    let policy = document["services"][0]["compute"].clone();
+    document["services"][0]
+        .as_object_mut()
+        .unwrap()
+        .remove("compute");
+    let mut access = example()["services"][0].clone();
+    access["compute"] = policy;
+    document["services"].as_array_mut().unwrap().push(access);
+    assert_eq!(paths(&document), ["/services/0", "/services/1/compute"]);
+}
+
+#[test]
+fn only_a_result_with_its_provenance_may_sell_nothing() {
+    let mut document = compute_example();
+    document["services"] = json!([]);
+    assert!(!field_errors(&document).is_empty());
+    document["provenance"] = json!({
+        "wasGeneratedBy": format!("0x{}", "11".repeat(32)),
+        "wasDerivedFrom": [format!("0x{}", "22".repeat(32))],
+        "algorithmSha256": "33".repeat(32),
+        "runtime": "python3",
+        "limits": compute_example()["services"][0]["compute"]["limits"],
+        "agent": "0x70997970C51812dc3A010C7d01b50e0d17dc79C8",
+    });
+    let result = metadata::parse(document.to_string().as_bytes()).unwrap();
+    let provenance = result.provenance.unwrap();
+    assert_eq!(provenance.runtime, "python3");
+    assert_eq!(provenance.was_derived_from.len(), 1);
 }
