@@ -31,6 +31,54 @@ alloy::sol! {
     }
 }
 
+alloy::sol! {
+    /// A consumer's order to run one compute job on an agreement: the algorithm, runtime and
+    /// parameters are signed with it, so nobody between the consumer and the keeper can change
+    /// what runs.
+    #[derive(Debug, PartialEq, Eq)]
+    struct ComputeJob {
+        /// The compute agreement.
+        bytes32 agreementId;
+        /// The asset computed on.
+        bytes32 did;
+        /// The agreement's consumer, who signs.
+        address consumer;
+        /// SHA-256 of the algorithm file.
+        bytes32 algorithm;
+        /// The runtime it runs in (a name the asset's compute policy lists).
+        string runtime;
+        /// [`params_hash`] of the job's parameters.
+        bytes32 params;
+        /// Any number, used once per consumer.
+        uint256 nonce;
+        /// Unix time after which the order is refused.
+        uint64 deadline;
+    }
+}
+
+/// The hash of a job's parameters that [`ComputeJob::params`] carries: keccak256 of their JSON
+/// object with keys sorted and no spaces (what `serde_json` writes for a `BTreeMap`).
+pub fn params_hash(params: &std::collections::BTreeMap<String, String>) -> B256 {
+    alloy::primitives::keccak256(serde_json::to_vec(params).unwrap_or_default())
+}
+
+/// The hash a consumer signs for `job` in `domain` (the compute condition's).
+pub fn compute_signing_hash(job: &ComputeJob, domain: &Eip712Domain) -> B256 {
+    job.eip712_signing_hash(domain)
+}
+
+/// The account that signed `job` in `domain` with the 65-byte `signature`, if any.
+pub fn recover_compute(
+    job: &ComputeJob,
+    domain: &Eip712Domain,
+    signature: &[u8],
+) -> Option<Address> {
+    let signature = Signature::try_from(signature).ok()?;
+    signature
+        .recover_address_from_prehash(&compute_signing_hash(job, domain))
+        .ok()
+}
+
 /// EIP-712 domain name of keeper requests.
 pub const REQUEST_DOMAIN: &str = "insitu.Keeper";
 /// EIP-712 domain version of keeper requests.
@@ -42,6 +90,14 @@ pub mod commands {
     pub const ACCESS: &str = "access";
     /// Start the job of a compute agreement.
     pub const COMPUTE: &str = "compute";
+    /// Read a compute job's phase and outcome.
+    pub const STATUS: &str = "status";
+    /// Read a compute job's logs (when the asset's policy lets the consumer).
+    pub const LOGS: &str = "logs";
+    /// Stop a compute job.
+    pub const STOP: &str = "stop";
+    /// Download a compute job's result.
+    pub const RESULT: &str = "result";
 }
 
 /// The domain of requests about agreements served by `service_condition` on chain `chain_id`.

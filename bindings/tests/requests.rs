@@ -56,3 +56,58 @@ fn the_documented_example_hashes_and_signs_as_documented() {
         Some(CONSUMER)
     );
 }
+
+fn compute_job() -> requests::ComputeJob {
+    let params = std::collections::BTreeMap::from([
+        ("column".to_owned(), "stay_days".to_owned()),
+        ("bins".to_owned(), "10".to_owned()),
+    ]);
+    requests::ComputeJob {
+        agreementId: b256!("073e647cb4ed73a38c441fae24e646028e73a0cf9236cee776464c1495ff74b8"),
+        did: b256!("b1e0a2d6c3a54f0e8e2f3d1c9b7a6f5e4d3c2b1a0f9e8d7c6b5a4f3e2d1c0b9a"),
+        consumer: CONSUMER,
+        algorithm: b256!("9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08"),
+        runtime: "python3".to_owned(),
+        params: requests::params_hash(&params),
+        nonce: U256::from(7),
+        deadline: 1_796_000_000,
+    }
+}
+
+#[test]
+fn a_compute_order_binds_its_algorithm_runtime_and_parameters() {
+    // Parameters hash as their sorted, compact JSON object.
+    assert_eq!(
+        compute_job().params,
+        alloy::primitives::keccak256(br#"{"bins":"10","column":"stay_days"}"#)
+    );
+    let compute_condition = address!("5FC8d32690cc91D4c39d9d3abcBD16989F875707");
+    let domain = requests::domain(31_337, compute_condition);
+    let key: PrivateKeySigner = CONSUMER_KEY.parse().unwrap();
+    let hash = requests::compute_signing_hash(&compute_job(), &domain);
+    let signature = key.sign_hash_sync(&hash).unwrap().as_bytes();
+    assert_eq!(
+        requests::recover_compute(&compute_job(), &domain, &signature),
+        Some(CONSUMER)
+    );
+    // Whatever is changed, the signer is no longer the consumer.
+    let changes: [fn(&mut requests::ComputeJob); 4] = [
+        |job| {
+            job.algorithm =
+                b256!("0000000000000000000000000000000000000000000000000000000000000001")
+        },
+        |job| job.runtime = "python3.12".to_owned(),
+        |job| job.params = requests::params_hash(&Default::default()),
+        |job| job.deadline += 1,
+    ];
+    for change in changes {
+        let mut job = compute_job();
+        change(&mut job);
+        assert_ne!(
+            requests::recover_compute(&job, &domain, &signature),
+            Some(CONSUMER)
+        );
+    }
+    // Not valid as an access request's signature either: another type, another hash.
+    assert_ne!(hash, requests::signing_hash(&example(), &domain));
+}
