@@ -8,12 +8,14 @@
 //! end of the previous range, never half way.
 
 mod actions;
+mod jobs;
 mod operator;
 
 use std::path::Path;
 
 pub use actions::{Action, ActionState, Attempt, SettlementCall};
 use alloy::primitives::{Address, B256, U256};
+pub use jobs::{Job, JobPhase, NewJob};
 pub use operator::{AuditEntry, OperatorRequest, RequestKind};
 use rusqlite::{Connection, OptionalExtension, Transaction, TransactionBehavior, params};
 use rusqlite_migration::{M, Migrations};
@@ -173,6 +175,8 @@ const MIGRATIONS: &[M<'static>] = &[
     );
     CREATE INDEX operator_requests_open ON operator_requests (applied_at, kind);",
     ),
+    // Compute jobs, one per compute agreement, with their phases in the audit log.
+    M::up(jobs::MIGRATION),
 ];
 
 /// Why the store failed.
