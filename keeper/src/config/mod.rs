@@ -37,6 +37,20 @@
 //! # database = "keeper-11155111.db"           # the default
 //! confirmations = 3
 //!
+//! # Compute in situ: jobs run in the local sandbox (absent: no compute is sold here)
+//! [compute]
+//! work_root = "compute"                 # jobs' workspaces and the results kept for their owners
+//! concurrency = 2                       # jobs running at once; more wait, queued
+//! max_runs = 2                          # runs of a job, counting those a restart interrupted
+//! max_algorithm_kb = 1024               # largest algorithm file accepted
+//! grace_secs = 5                        # between SIGTERM and SIGKILL
+//! bwrap = "/usr/bin/bwrap"
+//! # sandbox_init = "/usr/local/bin/insitu-sandbox-init"   # default: next to insitu-keeper
+//! [[compute.runtimes]]
+//! name = "python3"                      # the name compute policies list
+//! command = ["/usr/bin/python3", "-I"]  # the algorithm's path is appended
+//! description = "the system's Python 3, standard library only"
+//!
 //! # https:// and http:// locations: the keeper never fetches from loopback, private, link-local,
 //! # unique-local, multicast or cloud-metadata addresses, except the ranges listed here
 //! [outbound]
@@ -46,7 +60,10 @@
 //! Every key is optional ([`Config::default`] gives the values above, with one confirmation).
 //! Relative paths are resolved against the folder of the configuration file.
 
+pub mod compute;
 pub mod reference;
+
+pub use compute::{ComputeConfig, RuntimeConfig};
 
 use std::{
     fmt, fs, io,
@@ -136,6 +153,9 @@ pub struct Config {
     pub s3: Option<S3Config>,
     /// What web locations may reach.
     pub outbound: OutboundConfig,
+    /// Compute in situ, if this keeper sells it (the `[compute]` table).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub compute: Option<ComputeConfig>,
     /// More chains the keeper serves, one `[[chains]]` table each; the top-level keys above are
     /// its first chain.
     #[serde(skip_serializing_if = "Vec::is_empty")]
@@ -330,6 +350,7 @@ impl Default for Config {
             access_token_ttl_secs: DEFAULT_ACCESS_TOKEN_TTL_SECS,
             s3: None,
             outbound: OutboundConfig::default(),
+            compute: None,
             chains: Vec::new(),
         }
     }
@@ -495,6 +516,9 @@ pub enum ValidationError {
     /// The `[s3]` table is incomplete or wrong.
     #[error("s3: {0}")]
     S3(String),
+    /// The `[compute]` table is wrong.
+    #[error("compute: {0}")]
+    Compute(String),
 }
 
 impl Config {
@@ -812,6 +836,9 @@ impl Config {
         if self.keystore.is_some() != self.password_file.is_some() {
             return Err(ValidationError::KeystorePassword);
         }
+        if let Some(compute) = &self.compute {
+            compute.validate().map_err(ValidationError::Compute)?;
+        }
         let mut ids = vec![self.chain_id];
         let mut databases = vec![self.database.clone()];
         for chain in &self.chains {
@@ -907,6 +934,9 @@ impl Config {
     /// Makes relative `addresses`, `database`, `data_root`, `keystore` and `password_file` paths
     /// relative to `base` instead.
     fn resolve_paths(&mut self, base: &Path) {
+        if let Some(compute) = &mut self.compute {
+            compute.resolve_paths(base);
+        }
         for chain in &mut self.chains {
             for path in [
                 chain.addresses.as_mut(),
