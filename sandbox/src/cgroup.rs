@@ -164,6 +164,54 @@ impl Hierarchy {
         Ok(Self::V2 { parent })
     }
 
+    /// The groups left beneath the jobs' folder (by jobs of an earlier run of the keeper).
+    pub(crate) fn leftovers(&self) -> Vec<JobCgroup> {
+        let (version, roots): (CgroupVersion, Vec<&PathBuf>) = match self {
+            Self::V2 { parent } => (CgroupVersion::V2, vec![parent]),
+            Self::V1 { memory, pids, cpu } => (
+                CgroupVersion::V1,
+                [Some(memory), pids.as_ref(), cpu.as_ref()]
+                    .into_iter()
+                    .flatten()
+                    .collect(),
+            ),
+        };
+        let mut names: Vec<std::ffi::OsString> = Vec::new();
+        for root in &roots {
+            for entry in fs::read_dir(root).into_iter().flatten().flatten() {
+                if entry.path().is_dir() && !names.contains(&entry.file_name()) {
+                    names.push(entry.file_name());
+                }
+            }
+        }
+        names
+            .into_iter()
+            .map(|name| {
+                let folders: Vec<PathBuf> = roots
+                    .iter()
+                    .map(|root| root.join(&name))
+                    .filter(|folder| folder.is_dir())
+                    .collect();
+                // The pids group lists every process on v1 when there is one.
+                let procs = match (self, folders.as_slice()) {
+                    (
+                        Self::V1 {
+                            pids: Some(pids), ..
+                        },
+                        _,
+                    ) if pids.join(&name).is_dir() => pids.join(&name),
+                    (_, [first, ..]) => first.clone(),
+                    (_, []) => PathBuf::new(),
+                };
+                JobCgroup {
+                    version,
+                    folders,
+                    procs,
+                }
+            })
+            .collect()
+    }
+
     /// The version in use.
     pub fn version(&self) -> CgroupVersion {
         match self {

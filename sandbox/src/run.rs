@@ -230,6 +230,17 @@ impl Sandbox {
         })
     }
 
+    /// Kills the processes of every job's cgroup left by an earlier run of the keeper (one killed
+    /// while jobs ran) and removes the groups. Returns how many there were.
+    pub async fn sweep(&self) -> usize {
+        let leftovers = self.hierarchy.leftovers();
+        for group in &leftovers {
+            group.kill_all().await;
+            group.remove().await;
+        }
+        leftovers.len()
+    }
+
     /// The account jobs run as, as seen from the host.
     pub fn job_account(&self) -> Option<(u32, u32)> {
         self.as_root.then_some(self.config.run_as)

@@ -204,6 +204,43 @@ async fn a_machine_without_bubblewrap_is_refused_with_a_clear_message() {
 }
 
 #[tokio::test]
+async fn groups_left_by_an_earlier_keeper_are_swept() {
+    // A sandbox of its own folder, so that other tests' jobs are not swept.
+    let config = SandboxConfig {
+        cgroup_folder: format!("insitu-sweep-{}", std::process::id()),
+        ..config()
+    };
+    let isolation = insitu_sandbox::probe(&config).await;
+    let sandbox = Sandbox::new(config.clone(), &isolation).unwrap();
+    let folders = Folders::new(&sandbox);
+    let job = sandbox
+        .start(folders.spec(
+            &sandbox,
+            "orphan",
+            "import time\ntime.sleep(10**6)",
+            quick(),
+        ))
+        .await
+        .unwrap();
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    // The keeper dies without cleaning up: the job's processes and group stay.
+    std::mem::forget(job);
+    let again = Sandbox::new(config, &isolation).unwrap();
+    assert_eq!(again.sweep().await, 1);
+    assert_no_group_left("orphan");
+    assert_eq!(again.sweep().await, 0);
+    // The test's own jobs' folder goes too.
+    let mounts = std::fs::read_to_string("/proc/self/mounts").unwrap();
+    for line in mounts.lines().filter(|line| line.contains("cgroup")) {
+        let point = line.split_whitespace().nth(1).unwrap();
+        let folder = format!("insitu-sweep-{}", std::process::id());
+        let _ = std::process::Command::new("find")
+            .args([point, "-maxdepth", "6", "-type", "d", "-name", &folder, "-delete"])
+            .status();
+    }
+}
+
+#[tokio::test]
 async fn a_job_reads_its_input_writes_its_output_and_its_logs_are_kept() {
     let (sandbox, _) = sandbox().await;
     let folders = Folders::new(&sandbox);
