@@ -5,6 +5,7 @@
 //! - [`keys`]: the signing key, from the environment or an encrypted keystore.
 //! - [`metadata`]: asset metadata documents: schema, validation, checksum, sealed file locations.
 //! - [`market`]: publish an asset at a keeper, buy it on the keeper's offer, download it.
+//! - [`compute`]: order a compute job on a bought agreement, follow it, read its logs, stop it.
 //! - [`tx`]: transactions prepared, signed, sent and confirmed with a time out and progress.
 //! - [`simulate`]: a deployment plan executed in memory before anything is sent.
 //! - [`deploy`]: the deployment of the suite, recorded in a journal so an interrupted one resumes.
@@ -17,6 +18,7 @@
 pub use insitu_bindings::addresses;
 pub mod agreement;
 pub mod asset;
+pub mod compute;
 pub mod demo;
 pub mod deploy;
 pub mod devnet;

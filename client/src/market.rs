@@ -241,7 +241,7 @@ struct SignedOfferBody {
 #[derive(Debug, Clone)]
 pub struct KeeperClient {
     base: String,
-    http: reqwest::Client,
+    pub(crate) http: reqwest::Client,
 }
 
 impl KeeperClient {
@@ -265,14 +265,17 @@ impl KeeperClient {
         &self.base
     }
 
-    fn unreachable(&self, error: &reqwest::Error) -> MarketError {
+    pub(crate) fn unreachable(&self, error: &reqwest::Error) -> MarketError {
         MarketError::KeeperUnreachable {
             url: self.base.clone(),
             reason: crate::rpc::error_chain(error),
         }
     }
 
-    async fn check(&self, response: reqwest::Response) -> Result<reqwest::Response, MarketError> {
+    pub(crate) async fn check(
+        &self,
+        response: reqwest::Response,
+    ) -> Result<reqwest::Response, MarketError> {
         if response.status().is_success() {
             return Ok(response);
         }
@@ -721,8 +724,35 @@ pub fn access_request(
     id: B256,
     deadline: u64,
 ) -> Result<serde_json::Value, MarketError> {
+    service_request(
+        consumer,
+        chain_id,
+        service,
+        did,
+        id,
+        commands::ACCESS,
+        deadline,
+    )
+}
+
+/// The body of a request with `command` (`access`, `status`, `logs`, `stop`, ...) about agreement
+/// `id` of asset `did`, served by `service` on chain `chain_id`, valid until `deadline`, signed by
+/// `consumer` as EIP-712 typed data.
+///
+/// # Errors
+///
+/// [`MarketError::BadAnswer`] if signing fails.
+pub fn service_request(
+    consumer: &alloy::signers::local::PrivateKeySigner,
+    chain_id: u64,
+    service: Address,
+    did: B256,
+    id: B256,
+    command: &str,
+    deadline: u64,
+) -> Result<serde_json::Value, MarketError> {
     let request = ServiceRequest {
-        command: commands::ACCESS.to_owned(),
+        command: command.to_owned(),
         agreementId: id,
         did,
         consumer: consumer.address(),
@@ -988,7 +1018,7 @@ pub fn sha256_of(path: &Path) -> std::io::Result<String> {
     }
 }
 
-fn unix_now() -> u64 {
+pub(crate) fn unix_now() -> u64 {
     std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map(|elapsed| elapsed.as_secs())

@@ -8,6 +8,7 @@
 
 pub mod admin;
 pub mod api;
+pub mod compute;
 pub mod config;
 pub mod executor;
 pub mod outbound;

@@ -146,6 +146,76 @@ pub fn verify(
             expected: command,
         });
     }
+    let claim = Claim {
+        agreement_id: request.agreementId,
+        did: request.did,
+        consumer: request.consumer,
+        nonce: request.nonce,
+        deadline: request.deadline,
+    };
+    check(store, suite, chain_id, command, &claim, now, |domain| {
+        requests::recover(request, domain, signature)
+    })
+}
+
+/// Checks a consumer's signed compute order as [`verify`] checks a request (its command is
+/// `compute`), the signature being over the whole [`ComputeJob`](requests::ComputeJob).
+///
+/// # Errors
+///
+/// The first failing check, see [`RequestError`].
+pub fn verify_compute(
+    store: &mut Store,
+    suite: &SuiteAddresses,
+    chain_id: u64,
+    job: &requests::ComputeJob,
+    signature: &[u8],
+    now: u64,
+) -> Result<Agreement, RequestError> {
+    let claim = Claim {
+        agreement_id: job.agreementId,
+        did: job.did,
+        consumer: job.consumer,
+        nonce: job.nonce,
+        deadline: job.deadline,
+    };
+    check(
+        store,
+        suite,
+        chain_id,
+        requests::commands::COMPUTE,
+        &claim,
+        now,
+        |domain| requests::recover_compute(job, domain, signature),
+    )
+}
+
+/// What every signed message claims.
+struct Claim {
+    agreement_id: B256,
+    did: B256,
+    consumer: Address,
+    nonce: alloy::primitives::U256,
+    deadline: u64,
+}
+
+/// Whether `command` only reads about a job (allowed after the agreement ended, to see why).
+fn informational(command: &str) -> bool {
+    matches!(
+        command,
+        requests::commands::STATUS | requests::commands::LOGS
+    )
+}
+
+fn check(
+    store: &mut Store,
+    suite: &SuiteAddresses,
+    chain_id: u64,
+    command: &'static str,
+    request: &Claim,
+    now: u64,
+    signer: impl FnOnce(&alloy::sol_types::Eip712Domain) -> Option<Address>,
+) -> Result<Agreement, RequestError> {
     if request.deadline < now {
         return Err(RequestError::Expired {
             deadline: request.deadline,
@@ -158,13 +228,13 @@ pub fn verify(
             now,
         });
     }
-    let id = request.agreementId;
+    let id = request.agreement_id;
     let agreement = store
         .agreement(id)?
         .ok_or(RequestError::UnknownAgreement(id))?;
     let template = match command {
-        requests::commands::COMPUTE => suite.compute_template,
-        _ => suite.access_template,
+        requests::commands::ACCESS => suite.access_template,
+        _ => suite.compute_template,
     };
     if agreement.template != template {
         return Err(RequestError::WrongTemplate {
@@ -188,7 +258,7 @@ pub fn verify(
         });
     }
     let domain = requests::domain(chain_id, agreement.service_contract);
-    if requests::recover(request, &domain, signature) != Some(request.consumer) {
+    if signer(&domain) != Some(request.consumer) {
         return Err(RequestError::Forged {
             consumer: request.consumer,
         });
@@ -198,9 +268,10 @@ pub fn verify(
         AgreementState::Created | AgreementState::PaymentAborted => {
             return Err(RequestError::Unpaid(id));
         }
-        AgreementState::ServiceAborted | AgreementState::Refunded => {
+        AgreementState::ServiceAborted | AgreementState::Refunded if !informational(command) => {
             return Err(RequestError::Ended(id));
         }
+        AgreementState::ServiceAborted | AgreementState::Refunded => {}
     }
     if !store.use_request_nonce(request.consumer, request.nonce, request.deadline, now)? {
         return Err(RequestError::Replayed {

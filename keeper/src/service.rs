@@ -13,7 +13,8 @@ use tokio::{
 
 use crate::{
     api::{self, AppState},
-    config::{ChainSettings, Config, DeploymentError},
+    compute::{ComputeContext, local::LocalBackend, runner::Runner},
+    config::{ChainSettings, ComputeConfig, Config, DeploymentError},
     executor::{CrashPoint, ExecuteError, Executor, Step},
     rpc_pool::RpcPool,
     storage::Storage,
@@ -48,6 +49,9 @@ pub enum StartError {
     /// The storage's HTTP client could not be set up.
     #[error("setting up the storage: {0}")]
     Storage(#[from] crate::storage::StorageError),
+    /// Compute is configured but this machine cannot isolate jobs.
+    #[error("compute: {0}")]
+    Compute(String),
     /// The API could not listen.
     #[error("listening on {address}: {source}")]
     Listen {
@@ -165,6 +169,10 @@ pub async fn start_chains(
         source,
     })?;
     let (stop, stopped) = watch::channel(false);
+    let compute = match &config.compute {
+        Some(settings) => Some(start_compute(settings).await?),
+        None => None,
+    };
     let shared = api::Shared {
         storage: Arc::new(Storage::new(
             config.data_root.clone(),
@@ -180,6 +188,7 @@ pub async fn start_chains(
         metrics,
         tokens: Arc::new(api::tokens::Tokens::new(&keys[0])),
         token_ttl: config.access_token_ttl_secs,
+        compute,
     };
     let mut states = Vec::new();
     let mut pools = Vec::new();
@@ -329,6 +338,22 @@ async fn start_chain(
         })
     };
 
+    let wake_runner = Arc::new(Notify::new());
+    let mut compute_tasks = Vec::new();
+    if let Some(compute) = &shared.compute {
+        let runner = Runner {
+            chain_id,
+            database: settings.database.clone(),
+            compute: compute.clone(),
+            storage: shared.storage.clone(),
+            key: key.clone(),
+            data_root: config.data_root.clone(),
+            public_url: shared.public_url.clone(),
+            wake: wake_runner.clone(),
+        };
+        compute_tasks.push(tokio::spawn(runner.run(stopped.clone())));
+    }
+
     let checking = tokio::spawn(pool.clone().run(stopped.clone()));
     let balance = tokio::spawn(watch_balance(
         provider.clone(),
@@ -353,11 +378,49 @@ async fn start_chain(
         key,
         confirmations: settings.confirmations,
         wake_executor: wake,
+        wake_runner,
         scanned: scanned_seen,
         settled: settled_seen,
         shared,
     };
-    Ok((state, pool, vec![watching, executing, checking, balance]))
+    let mut tasks = vec![watching, executing, checking, balance];
+    tasks.extend(compute_tasks);
+    Ok((state, pool, tasks))
+}
+
+/// Probes the machine for compute and sets up the local backend, or says why it cannot.
+async fn start_compute(settings: &ComputeConfig) -> Result<ComputeContext, StartError> {
+    for folder in ["algorithms", "jobs", "logs"] {
+        std::fs::create_dir_all(settings.work_root.join(folder)).map_err(|error| {
+            StartError::Compute(format!(
+                "cannot create {}: {error}",
+                settings.work_root.join(folder).display()
+            ))
+        })?;
+    }
+    let (backend, isolation) = LocalBackend::start(settings)
+        .await
+        .map_err(StartError::Compute)?;
+    tracing::info!(
+        bwrap = isolation.bwrap.as_deref().unwrap_or_default(),
+        cgroup = ?isolation.cgroup,
+        pids_limit = isolation.pids_limit,
+        cpu_limit = isolation.cpu_limit,
+        landlock = ?isolation.landlock,
+        seccomp = isolation.seccomp,
+        job_uid = isolation.job_uid,
+        "compute sandbox ready"
+    );
+    for problem in &isolation.problems {
+        tracing::warn!(%problem, "compute sandbox: a mechanism is missing");
+    }
+    let job_account = backend.job_account();
+    Ok(ComputeContext {
+        config: settings.clone(),
+        backend: Arc::new(backend),
+        slots: Arc::new(tokio::sync::Semaphore::new(settings.concurrency as usize)),
+        job_account,
+    })
 }
 
 /// Connections the API's socket queues before it accepts them: a burst of consumers beyond it

@@ -235,7 +235,16 @@ async fn groups_left_by_an_earlier_keeper_are_swept() {
         let point = line.split_whitespace().nth(1).unwrap();
         let folder = format!("insitu-sweep-{}", std::process::id());
         let _ = std::process::Command::new("find")
-            .args([point, "-maxdepth", "6", "-type", "d", "-name", &folder, "-delete"])
+            .args([
+                point,
+                "-maxdepth",
+                "6",
+                "-type",
+                "d",
+                "-name",
+                &folder,
+                "-delete",
+            ])
             .status();
     }
 }

@@ -156,44 +156,78 @@ pub(super) async fn signed_agreement<'a>(
     chains: &'a Chains,
     body: &[u8],
 ) -> Result<(&'a AppState, Agreement), ApiError> {
-    let body: AccessBody = serde_json::from_slice(body)
-        .map_err(|error| ApiError::malformed(format!("invalid access request: {error}")))?;
-    let request = parse_request(&body.request)?;
-    let signature = body
-        .signature
-        .strip_prefix("0x")
-        .and_then(|text| hex::decode(text).ok())
-        .ok_or_else(|| ApiError::malformed("the signature is 0x-prefixed hex"))?;
-    let state = match body.chain_id {
-        Some(_) => chains.get(body.chain_id)?,
-        None => match chains.holding(request.agreementId).await {
-            Some(state) => state,
-            None => chains.get(None)?,
-        },
-    };
+    signed_request(chains, body, commands::ACCESS).await
+}
 
+/// Like [`signed_agreement`], for a request carrying `command`.
+pub(super) async fn signed_request<'a>(
+    chains: &'a Chains,
+    body: &[u8],
+    command: &'static str,
+) -> Result<(&'a AppState, Agreement), ApiError> {
+    let body: AccessBody = serde_json::from_slice(body)
+        .map_err(|error| ApiError::malformed(format!("invalid {command} request: {error}")))?;
+    let request = parse_request(&body.request)?;
+    let signature = parse_signature(&body.signature)?;
+    let state = chain_of(chains, body.chain_id, request.agreementId).await?;
+    let agreement = confirmed(state, request.agreementId, |store| {
+        verify(
+            store,
+            &state.suite,
+            state.chain_id,
+            command,
+            &request,
+            &signature,
+            now(),
+        )
+    })
+    .await?;
+    Ok((state, agreement))
+}
+
+/// A 65-byte signature given as 0x-prefixed hex.
+pub(super) fn parse_signature(text: &str) -> Result<Vec<u8>, ApiError> {
+    text.strip_prefix("0x")
+        .and_then(|text| hex::decode(text).ok())
+        .ok_or_else(|| ApiError::malformed("the signature is 0x-prefixed hex"))
+}
+
+/// The chain a request is about: the one it names, else the one whose store holds its
+/// agreement, else the keeper's first chain.
+pub(super) async fn chain_of(
+    chains: &Chains,
+    named: Option<u64>,
+    agreement: B256,
+) -> Result<&AppState, ApiError> {
+    match named {
+        Some(_) => chains.get(named),
+        None => match chains.holding(agreement).await {
+            Some(state) => Ok(state),
+            None => chains.get(None),
+        },
+    }
+}
+
+/// Runs `check` (a request's verification) against `state`'s store; an agreement on chain that
+/// the watcher has not recorded yet (not buried under the confirmations) is waited for, bounded,
+/// and looked up on chain again after each scan, so a purchase a reorg removed is refused as
+/// unknown.
+pub(super) async fn confirmed(
+    state: &AppState,
+    id: B256,
+    mut check: impl FnMut(&mut crate::store::Store) -> Result<Agreement, RequestError>,
+) -> Result<Agreement, ApiError> {
     let mut scanned = state.scanned.clone();
     let mut waiting_since: Option<Instant> = None;
     let agreement = loop {
         scanned.mark_unchanged();
         let verified = {
             let mut store = state.store.lock().await;
-            verify(
-                &mut store,
-                &state.suite,
-                state.chain_id,
-                commands::ACCESS,
-                &request,
-                &signature,
-                now(),
-            )
+            check(&mut store)
         };
         match verified {
             Ok(agreement) => break agreement,
-            Err(RequestError::UnknownAgreement(id)) => {
-                // An agreement on chain that the watcher has not recorded yet (not buried under
-                // the confirmations): wait for the watcher, bounded. It is looked up on chain
-                // again after each scan, so a purchase a reorg removed is refused as unknown.
+            Err(RequestError::UnknownAgreement(unknown)) if unknown == id => {
                 if !created_on_chain(state, id).await {
                     return Err(RequestError::UnknownAgreement(id).into());
                 }
@@ -217,7 +251,7 @@ pub(super) async fn signed_agreement<'a>(
         }
     };
     tracing::Span::current().record("agreement", tracing::field::display(agreement.id));
-    Ok((state, agreement))
+    Ok(agreement)
 }
 
 /// A file the consumer of an agreement may have now.

@@ -10,10 +10,13 @@
 //! - `POST /v1/access`: a consumer's signed request; streams a file of the asset (HTTP Range).
 //! - `POST /v1/access/token`: a signed request traded for a short-lived token of its agreement.
 //! - `GET /v1/access/{agreement}`: streams a file to the holder of a token (HTTP Range).
+//! - `POST /v1/compute`: a consumer's signed compute order (with its algorithm): queues the job.
+//! - `POST /v1/compute/status`, `/logs`, `/stop`: signed requests about the consumer's job.
 //! - `GET /health`, `GET /ready`, `GET /metrics` (Prometheus).
 
 mod access;
 mod access_token;
+mod compute;
 mod error;
 mod limits;
 mod publish;
@@ -42,6 +45,7 @@ use utoipa::{OpenApi, ToSchema};
 
 pub use access::{AccessBody, DEFAULT_ACCESS_WINDOW, RequestBody, sha256_of};
 pub use access_token::TokenBody;
+pub use compute::{ComputeBody, JobBody, JobStatus, MAX_PARAM_BYTES, MAX_PARAMS};
 pub use error::{ApiError, ErrorBody, FieldErrorBody, FieldErrors};
 pub use limits::DownloadLimits;
 pub use publish::{OfferBody, PUBLISHER_SIGNATURE, SignedOffer, Stored};
@@ -77,6 +81,8 @@ pub struct Shared {
     pub tokens: Arc<tokens::Tokens>,
     /// How long an access token lives, in seconds.
     pub token_ttl: u64,
+    /// Compute in situ, when this keeper runs jobs.
+    pub compute: Option<crate::compute::ComputeContext>,
 }
 
 /// One chain's side of the API.
@@ -98,6 +104,8 @@ pub struct AppState {
     pub confirmations: u64,
     /// Wakes the executor when an intent is written.
     pub wake_executor: Arc<Notify>,
+    /// Wakes the chain's compute runner when a job is queued or a stop asked.
+    pub wake_runner: Arc<Notify>,
     /// Changes when the watcher has scanned more blocks (requests waiting for an agreement to
     /// be confirmed look again).
     pub scanned: watch::Receiver<u64>,
@@ -177,7 +185,7 @@ impl Chains {
 #[openapi(
     info(
         title = "insitu keeper",
-        description = "The provider's keeper: metadata, offers and paid access, checked against the chain."
+        description = "The provider's keeper: metadata, offers, paid access and compute jobs, checked against the chain."
     ),
     paths(
         info,
@@ -188,7 +196,11 @@ impl Chains {
         publish::offer,
         access::access,
         access_token::issue,
-        access_token::download
+        access_token::download,
+        compute::order,
+        compute::status,
+        compute::logs,
+        compute::stop
     ),
     components(schemas(
         Info,
@@ -200,14 +212,22 @@ impl Chains {
         publish::OfferBody,
         access::AccessBody,
         access::RequestBody,
-        access_token::TokenBody
+        access_token::TokenBody,
+        compute::ComputeBody,
+        compute::JobBody,
+        compute::JobStatus
     ))
 )]
 pub struct ApiDoc;
 
+/// Largest compute order accepted: the largest algorithm any configuration allows, in base64,
+/// and room for the rest (each keeper checks its own `max_algorithm_kb`).
+pub const MAX_ORDER_BYTES: usize =
+    (crate::config::compute::MAX_ALGORITHM_KB as usize * 1024).div_ceil(3) * 4 + MAX_BODY_BYTES;
+
 /// The router, with body limits.
 pub fn router(state: Chains) -> Router {
-    Router::new()
+    let limited = Router::new()
         .route("/v1/info", get(info))
         .route("/health", get(health))
         .route("/ready", get(ready))
@@ -219,9 +239,17 @@ pub fn router(state: Chains) -> Router {
         .route("/v1/access", post(access::access))
         .route("/v1/access/token", post(access_token::issue))
         .route("/v1/access/{agreement}", get(access_token::download))
+        .route("/v1/compute/status", post(compute::status))
+        .route("/v1/compute/logs", post(compute::logs))
+        .route("/v1/compute/stop", post(compute::stop))
         .fallback(|| async { ApiError::new(StatusCode::NOT_FOUND, "not_found", "no such route") })
-        .layer(RequestBodyLimitLayer::new(MAX_BODY_BYTES))
-        .with_state(state)
+        .layer(RequestBodyLimitLayer::new(MAX_BODY_BYTES));
+    // Orders carry their algorithm file.
+    let orders = Router::new()
+        .route("/v1/compute", post(compute::order))
+        .layer(axum::extract::DefaultBodyLimit::max(MAX_ORDER_BYTES))
+        .layer(RequestBodyLimitLayer::new(MAX_ORDER_BYTES));
+    orders.merge(limited).with_state(state)
 }
 
 /// Serves `router` on `listener` until `shutdown` resolves.

@@ -174,7 +174,8 @@ mod tests {
     #[test]
     fn defaults_are_valid_and_each_setting_is_checked() {
         ComputeConfig::default().validate().unwrap();
-        let cases: [(fn(&mut ComputeConfig), &str); 8] = [
+        type Change = fn(&mut ComputeConfig);
+        let cases: [(Change, &str); 8] = [
             (|c| c.concurrency = 0, "concurrency"),
             (|c| c.max_runs = 0, "max_runs"),
             (

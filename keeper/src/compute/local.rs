@@ -1,0 +1,153 @@
+//! The local backend: jobs run on this machine, in the sandbox of `insitu-sandbox` (namespaces,
+//! a cgroup per job, rlimits, Landlock, seccomp).
+
+use std::{
+    collections::HashMap,
+    path::PathBuf,
+    sync::{Arc, Mutex, PoisonError},
+    time::Duration,
+};
+
+use futures::{FutureExt, future::BoxFuture};
+use insitu_sandbox::{Isolation, JobSpec, Mount, Outcome, Sandbox, SandboxConfig, Stopper};
+use tokio::sync::watch;
+
+use super::{BackendError, ComputeBackend, Prepared, RunId, RunState};
+use crate::config::ComputeConfig;
+
+/// A run in progress or ended, until the runner forgets it.
+#[derive(Debug)]
+struct LocalRun {
+    stopper: Stopper,
+    outcome: watch::Receiver<Option<Outcome>>,
+    log: PathBuf,
+}
+
+/// Runs jobs in this machine's sandbox.
+#[derive(Debug)]
+pub struct LocalBackend {
+    sandbox: Arc<Sandbox>,
+    runs: Mutex<HashMap<RunId, LocalRun>>,
+}
+
+impl LocalBackend {
+    /// Probes the machine and sets the sandbox up, killing and removing whatever jobs an earlier
+    /// keeper process left behind. Returns the backend and what the probe found.
+    ///
+    /// # Errors
+    ///
+    /// Why compute cannot run here, in words (what the probe found missing).
+    pub async fn start(config: &ComputeConfig) -> Result<(Self, Isolation), String> {
+        let sandbox_config = SandboxConfig {
+            bwrap: config.bwrap.clone(),
+            grace: Duration::from_secs(config.grace_secs),
+            ..SandboxConfig::new(config.sandbox_init_path())
+        };
+        let isolation = insitu_sandbox::probe(&sandbox_config).await;
+        let sandbox =
+            Sandbox::new(sandbox_config, &isolation).map_err(|error| error.to_string())?;
+        let swept = sandbox.sweep().await;
+        if swept > 0 {
+            tracing::warn!(swept, "killed the jobs an earlier keeper left running");
+        }
+        Ok((
+            Self {
+                sandbox: Arc::new(sandbox),
+                runs: Mutex::new(HashMap::new()),
+            },
+            isolation,
+        ))
+    }
+
+    /// The account jobs run as on the host, if the keeper switches to one.
+    pub fn job_account(&self) -> Option<(u32, u32)> {
+        self.sandbox.job_account()
+    }
+
+    fn runs(&self) -> std::sync::MutexGuard<'_, HashMap<RunId, LocalRun>> {
+        self.runs.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    async fn start_run(&self, job: Prepared) -> Result<(), BackendError> {
+        let spec = JobSpec {
+            name: job.id.name(),
+            command: job.command.clone(),
+            read_only: vec![
+                Mount {
+                    host: job.input(),
+                    inside: PathBuf::from("/data"),
+                },
+                Mount {
+                    host: job.algorithm(),
+                    inside: PathBuf::from("/algorithm"),
+                },
+            ],
+            output: job.output(),
+            log: job.log(),
+            env: job.env.clone(),
+            limits: job.limits,
+        };
+        let running = self
+            .sandbox
+            .start(spec)
+            .await
+            .map_err(|error| BackendError::Start(error.to_string()))?;
+        let (sender, outcome) = watch::channel(None);
+        self.runs().insert(
+            job.id.clone(),
+            LocalRun {
+                stopper: running.stopper(),
+                outcome,
+                log: job.log(),
+            },
+        );
+        tokio::spawn(async move {
+            let outcome = running.wait().await;
+            sender.send_replace(Some(outcome));
+        });
+        Ok(())
+    }
+}
+
+impl ComputeBackend for LocalBackend {
+    fn name(&self) -> &'static str {
+        "local"
+    }
+
+    fn submit(&self, job: Prepared) -> BoxFuture<'_, Result<(), BackendError>> {
+        self.start_run(job).boxed()
+    }
+
+    fn status(&self, id: &RunId) -> BoxFuture<'_, RunState> {
+        let state = match self.runs().get(id) {
+            None => RunState::Unknown,
+            Some(run) => match run.outcome.borrow().clone() {
+                Some(outcome) => RunState::Ended(outcome),
+                None => RunState::Running,
+            },
+        };
+        async move { state }.boxed()
+    }
+
+    fn stop(&self, id: &RunId) -> BoxFuture<'_, ()> {
+        if let Some(run) = self.runs().get(id) {
+            run.stopper.stop();
+        }
+        async {}.boxed()
+    }
+
+    fn logs(&self, id: &RunId) -> BoxFuture<'_, Result<Vec<u8>, BackendError>> {
+        let log = self.runs().get(id).map(|run| run.log.clone());
+        let name = id.name();
+        async move {
+            let log = log.ok_or(BackendError::Unknown(name))?;
+            Ok(tokio::fs::read(log).await?)
+        }
+        .boxed()
+    }
+
+    fn forget(&self, id: &RunId) -> BoxFuture<'_, ()> {
+        self.runs().remove(id);
+        async {}.boxed()
+    }
+}

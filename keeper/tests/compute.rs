@@ -1,0 +1,663 @@
+//! Compute in situ against a real anvil node and the real sandbox: a consumer buys compute on a
+//! compute-only asset, orders a job with the sample algorithm, and the keeper stages the data,
+//! runs it, stores the result with its provenance; failing, stopped and refused jobs. Needs
+//! bubblewrap and a cgroup memory controller, as the sandbox's own tests do.
+
+mod common;
+
+use std::{
+    path::{Path, PathBuf},
+    time::Duration,
+};
+
+use alloy::{
+    primitives::{Address, B256, U256, hex},
+    signers::local::PrivateKeySigner,
+};
+use insitu_client::{
+    compute::{self, JobStatus, Order},
+    devnet::Devnet,
+    market::{self, KeeperClient, MarketError},
+    metadata::{self, ServiceKind},
+    suite::Suite,
+    tx::{Sender, Silent},
+};
+use insitu_keeper::{
+    compute::runner::result_did,
+    config::{ComputeConfig, Config},
+    service::{self, Running},
+    store::{JobPhase, Store},
+};
+
+const PRICE: u128 = 40_000_000_000_000_000_000;
+const SUMMARY: &[u8] = include_bytes!("../../examples/algorithms/summary.py");
+const VISITS: &str = "age,stay_days,ward\n34,2,A\n61,5,B\n47,3.5,A\n29,1,C\n";
+
+/// The `insitu-sandbox-init` binary next to this test's (built when missing).
+fn sandbox_init() -> PathBuf {
+    let exe = std::env::current_exe().unwrap();
+    let folder = exe.parent().and_then(Path::parent).unwrap();
+    let init = folder.join("insitu-sandbox-init");
+    if !init.exists() {
+        let built = std::process::Command::new(env!("CARGO"))
+            .args([
+                "build",
+                "-p",
+                "insitu-sandbox",
+                "--bin",
+                "insitu-sandbox-init",
+            ])
+            .status()
+            .unwrap();
+        assert!(built.success(), "cannot build insitu-sandbox-init");
+    }
+    init
+}
+
+struct Setup {
+    _devnet: Devnet,
+    _dir: tempfile::TempDir,
+    root: PathBuf,
+    keys: Vec<PrivateKeySigner>,
+    suite: Suite,
+    token: Address,
+    keeper: Running,
+    database: PathBuf,
+    work_root: PathBuf,
+}
+
+async fn setup() -> Setup {
+    let devnet = Devnet::start().expect("anvil");
+    let common::Deployed {
+        dir,
+        addresses,
+        keys,
+        suite,
+        token,
+        ..
+    } = common::deploy(&devnet, None, U256::from(PRICE) * U256::from(10)).await;
+    let root = dir.path().to_path_buf();
+    std::fs::create_dir_all(root.join("data")).unwrap();
+    std::fs::write(root.join("data/visits.csv"), VISITS).unwrap();
+    let work_root = root.join("compute");
+    let config = Config {
+        rpc_url: devnet.endpoint(),
+        chain_id: 31_337,
+        addresses,
+        confirmations: 0,
+        poll_interval_ms: 100,
+        listen: "127.0.0.1:0".to_owned(),
+        database: root.join("keeper.db"),
+        data_root: root.join("data"),
+        publishers: vec![keys[1].address()],
+        compute: Some(ComputeConfig {
+            work_root: work_root.clone(),
+            grace_secs: 1,
+            sandbox_init: Some(sandbox_init()),
+            ..ComputeConfig::default()
+        }),
+        ..Config::default()
+    };
+    let keeper = service::start(&config, keys[2].clone(), None)
+        .await
+        .unwrap();
+    Setup {
+        _devnet: devnet,
+        _dir: dir,
+        database: root.join("keeper.db"),
+        root,
+        keys,
+        suite,
+        token,
+        keeper,
+        work_root,
+    }
+}
+
+/// The compute policy's JSON with `change` applied.
+fn policy(change: impl FnOnce(&mut serde_json::Value)) -> serde_json::Value {
+    let mut policy = serde_json::json!({
+        "algorithms": {"any": true},
+        "runtimes": ["python3"],
+        "limits": {
+            "wallSecs": 30, "memoryMb": 128, "cpuPercent": 100, "pids": 32,
+            "outputMb": 4, "tmpMb": 16, "logKb": 64
+        },
+        "logs": "consumer",
+        "resultRetentionDays": 30
+    });
+    change(&mut policy);
+    policy
+}
+
+impl Setup {
+    fn sender(&self, key: &PrivateKeySigner) -> Sender {
+        common::suite_sender(&self.suite, key)
+    }
+
+    fn consumer(&self) -> Sender {
+        self.sender(&self.keys[3])
+    }
+
+    fn url(&self, path: &str) -> String {
+        format!("http://{}{path}", self.keeper.address)
+    }
+
+    /// Publishes the visits file sold for compute only, under `policy`.
+    async fn publish(&self, policy: serde_json::Value) -> B256 {
+        let source = serde_json::to_vec(&serde_json::json!({
+            "@context": "https://schema.org",
+            "@type": "Dataset",
+            "schemaVersion": "insitu-metadata/1",
+            "name": "Visits", "description": "Hospital visits.", "author": "Hospital",
+            "license": "LicenseRef-compute-only",
+            "files": [{
+                "name": "visits.csv",
+                "contentType": "text/csv",
+                "contentSize": VISITS.len(),
+                "sha256": hex::encode(<sha2::Sha256 as sha2::Digest>::digest(VISITS.as_bytes())),
+                "location": format!("file://{}", self.root.join("data/visits.csv").display()),
+            }],
+            "services": [{
+                "type": "compute",
+                "token": self.token.to_string(),
+                "price": [{"receiver": self.keys[1].address().to_string(), "amount": PRICE.to_string()}],
+                "timeout": {"min": 3600, "max": 86400},
+                "compute": policy
+            }]
+        }))
+        .unwrap();
+        market::publish(
+            &self.suite,
+            &self.sender(&self.keys[1]),
+            &KeeperClient::new(&format!("http://{}", self.keeper.address)),
+            &source,
+            B256::from(rand::random::<[u8; 32]>()),
+            &Silent,
+        )
+        .await
+        .unwrap()
+        .did
+    }
+
+    async fn buy(&self, did: B256) -> B256 {
+        market::buy(
+            &self.suite,
+            &self.consumer(),
+            did,
+            ServiceKind::Compute,
+            0,
+            &Silent,
+        )
+        .await
+        .unwrap()
+        .quote
+        .agreement_id
+    }
+
+    async fn wait_for(&self, id: B256, phases: &[&str]) -> JobStatus {
+        let mut seen = |_: &JobStatus| {};
+        tokio::time::timeout(
+            Duration::from_secs(120),
+            compute::follow(
+                &self.suite,
+                &self.consumer(),
+                id,
+                phases,
+                Duration::from_millis(200),
+                &mut seen,
+            ),
+        )
+        .await
+        .expect("the job never got there")
+        .unwrap()
+    }
+
+    fn store(&self) -> Store {
+        Store::open(&self.database).unwrap()
+    }
+
+    /// The compute condition's address.
+    fn compute_condition(&self) -> Address {
+        self.suite.addresses.compute_execution
+    }
+}
+
+fn order(algorithm: &[u8], params: &[(&str, &str)]) -> Order {
+    Order {
+        algorithm: algorithm.to_vec(),
+        runtime: "python3".into(),
+        params: params
+            .iter()
+            .map(|(name, value)| ((*name).to_owned(), (*value).to_owned()))
+            .collect(),
+    }
+}
+
+fn refused_code<T: std::fmt::Debug>(result: Result<T, MarketError>) -> String {
+    match result {
+        Err(MarketError::Refused { code, .. }) => code,
+        other => panic!("expected a refusal, got {other:?}"),
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_job_runs_next_to_the_data_and_only_its_result_leaves() {
+    let setup = setup().await;
+    let did = setup.publish(policy(|_| {})).await;
+    let id = setup.buy(did).await;
+
+    // The compute agreement gives no access to the data itself.
+    let mut ignore = |_| {};
+    let download = market::download(
+        &setup.suite,
+        &setup.consumer(),
+        id,
+        0,
+        &setup.root.join("stolen.csv"),
+        &mut ignore,
+    )
+    .await;
+    assert_eq!(refused_code(download), "wrong_template");
+
+    let queued = compute::submit(
+        &setup.suite,
+        &setup.consumer(),
+        id,
+        &order(SUMMARY, &[("columns", "age,stay_days")]),
+    )
+    .await
+    .unwrap();
+    assert_eq!(queued.phase, "queued");
+    let settling = setup.wait_for(id, &["settling"]).await;
+    assert_eq!(settling.phase, "settling", "{settling:?}");
+    assert_eq!(settling.runs, 1);
+    assert_eq!(settling.outcome.as_ref().unwrap()["ending"], "succeeded");
+
+    // The result: one file, stored beneath the data folder, described with its provenance.
+    let result = settling.result.clone().unwrap();
+    let expected_did = result_did(id, setup.keys[3].address(), setup.keys[2].address());
+    assert_eq!(result["did"], expected_did.to_string());
+    assert_eq!(result["files"][0]["name"], "summary.json");
+    let stored = setup
+        .root
+        .join("data/results/31337")
+        .join(id.to_string())
+        .join("summary.json");
+    let summary: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(&stored).unwrap()).unwrap();
+    assert_eq!(summary["visits.csv"]["rows"], 4);
+    assert_eq!(summary["visits.csv"]["columns"]["stay_days"]["count"], 4);
+    assert_eq!(summary["visits.csv"]["columns"]["age"]["max"], 61.0);
+    assert!(summary["visits.csv"]["columns"].get("ward").is_none());
+    let checksum: B256 = result["checksum"].as_str().unwrap().parse().unwrap();
+    let document = setup.store().document(checksum).unwrap().unwrap();
+    let document = metadata::parse(&document).unwrap();
+    assert!(document.services.is_empty());
+    let provenance = document.provenance.unwrap();
+    assert_eq!(provenance.was_generated_by, id);
+    assert_eq!(provenance.was_derived_from, [did]);
+    assert_eq!(
+        provenance.algorithm_sha256,
+        hex::encode(<sha2::Sha256 as sha2::Digest>::digest(SUMMARY))
+    );
+    assert_eq!(provenance.agent, setup.keys[2].address());
+    assert_eq!(provenance.limits.memory_mb, 128);
+    // Served by the keeper like any document, and its file location opens for the keeper only.
+    let served = reqwest::get(result["url"].as_str().unwrap()).await.unwrap();
+    assert_eq!(served.status(), 200);
+    let location = metadata::open_location(&document.files[0].location, &setup.keys[2]).unwrap();
+    assert!(location.url.starts_with("file://"));
+    assert!(metadata::open_location(&document.files[0].location, &setup.keys[3]).is_err());
+
+    // The logs, for the consumer (the policy lets them).
+    let logs = compute::logs(&setup.suite, &setup.consumer(), id)
+        .await
+        .unwrap();
+    assert!(logs.contains("summarised visits.csv"), "{logs}");
+    // Nothing staged stays behind: the workspace and its copy of the data are gone.
+    let jobs = setup.work_root.join("jobs/31337");
+    assert_eq!(std::fs::read_dir(&jobs).unwrap().count(), 0);
+    // Every phase is in the audit log.
+    let events: Vec<String> = setup
+        .store()
+        .audit(Some(id), 100)
+        .unwrap()
+        .into_iter()
+        .map(|entry| entry.event)
+        .filter(|event| event.starts_with("job"))
+        .collect();
+    assert_eq!(
+        events,
+        [
+            "job ordered",
+            "job queued -> configuring",
+            "job configuring -> running",
+            "job running -> publishing",
+            "job publishing -> settling",
+        ]
+    );
+    // One job per agreement.
+    let again = compute::submit(&setup.suite, &setup.consumer(), id, &order(SUMMARY, &[])).await;
+    assert_eq!(refused_code(again), "job_exists");
+    let stop = compute::stop(&setup.suite, &setup.consumer(), id).await;
+    assert_eq!(refused_code(stop), "job_ended");
+    setup.keeper.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn failing_and_stopped_jobs_end_so_and_leave_nothing() {
+    let setup = setup().await;
+    let did = setup.publish(policy(|_| {})).await;
+
+    // Past its memory limit.
+    let bomb = setup.buy(did).await;
+    compute::submit(
+        &setup.suite,
+        &setup.consumer(),
+        bomb,
+        &order(
+            b"chunks = []\nwhile True:\n    chunks.append(bytearray(8 << 20))\n",
+            &[],
+        ),
+    )
+    .await
+    .unwrap();
+    let failed = setup.wait_for(bomb, &[]).await;
+    assert_eq!(failed.phase, "failed");
+    assert_eq!(failed.outcome.as_ref().unwrap()["ending"], "out_of_memory");
+    assert!(
+        failed.reason.as_deref().unwrap().contains("out of memory"),
+        "{failed:?}"
+    );
+    assert!(failed.result.is_none());
+
+    // An algorithm that exits with an error, and one that leaves nothing.
+    let broken = setup.buy(did).await;
+    compute::submit(
+        &setup.suite,
+        &setup.consumer(),
+        broken,
+        &order(b"raise SystemExit(3)\n", &[]),
+    )
+    .await
+    .unwrap();
+    let failed = setup.wait_for(broken, &[]).await;
+    assert_eq!(failed.phase, "failed");
+    assert!(
+        failed.reason.as_deref().unwrap().contains("status 3"),
+        "{failed:?}"
+    );
+    let empty = setup.buy(did).await;
+    compute::submit(
+        &setup.suite,
+        &setup.consumer(),
+        empty,
+        &order(b"print('nothing')\n", &[]),
+    )
+    .await
+    .unwrap();
+    let failed = setup.wait_for(empty, &[]).await;
+    assert_eq!(failed.phase, "failed");
+    assert!(
+        failed
+            .reason
+            .as_deref()
+            .unwrap()
+            .contains("no regular file"),
+        "{failed:?}"
+    );
+
+    // Stopped while it runs: SIGTERM, which it may handle.
+    let sleeper = setup.buy(did).await;
+    compute::submit(
+        &setup.suite,
+        &setup.consumer(),
+        sleeper,
+        &order(
+            b"import time\nprint('up', flush=True)\ntime.sleep(10**6)\n",
+            &[],
+        ),
+    )
+    .await
+    .unwrap();
+    setup.wait_for(sleeper, &["running"]).await;
+    // Live logs while it runs.
+    let mut logs = String::new();
+    for _ in 0..50 {
+        logs = compute::logs(&setup.suite, &setup.consumer(), sleeper)
+            .await
+            .unwrap_or_default();
+        if logs.contains("up") {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(logs.contains("up"), "{logs}");
+    let asked = compute::stop(&setup.suite, &setup.consumer(), sleeper)
+        .await
+        .unwrap();
+    assert!(asked.stop_requested);
+    let stopped = setup.wait_for(sleeper, &[]).await;
+    assert_eq!(stopped.phase, "stopped");
+    assert_eq!(stopped.outcome.as_ref().unwrap()["ending"], "stopped");
+
+    let jobs = setup.work_root.join("jobs/31337");
+    assert_eq!(
+        std::fs::read_dir(&jobs).unwrap().count(),
+        0,
+        "workspaces left"
+    );
+    let store = setup.store();
+    assert_eq!(store.jobs(JobPhase::Failed).unwrap().len(), 3);
+    assert_eq!(store.jobs(JobPhase::Stopped).unwrap().len(), 1);
+    setup.keeper.stop().await;
+}
+
+/// A compute order's body, signed by `signer` (who may not be the consumer), with `edit`
+/// applied after signing.
+fn order_body(
+    setup: &Setup,
+    signer: &PrivateKeySigner,
+    (id, did): (B256, B256),
+    order: &Order,
+    edit: impl FnOnce(&mut serde_json::Value),
+) -> serde_json::Value {
+    let mut body = compute::compute_order(
+        signer,
+        31_337,
+        setup.compute_condition(),
+        did,
+        id,
+        order,
+        insitu_keeper::executor::now() + 120,
+    )
+    .unwrap();
+    edit(&mut body);
+    body
+}
+
+async fn post(setup: &Setup, route: &str, body: &serde_json::Value) -> (u16, serde_json::Value) {
+    let response = reqwest::Client::new()
+        .post(setup.url(route))
+        .json(body)
+        .send()
+        .await
+        .unwrap();
+    let status = response.status().as_u16();
+    (status, response.json().await.unwrap_or_default())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn refused_orders_and_requests_get_their_codes_and_change_nothing() {
+    let setup = setup().await;
+    let listed = hex::encode(<sha2::Sha256 as sha2::Digest>::digest(SUMMARY));
+    let did = setup
+        .publish(policy(|policy| {
+            policy["algorithms"] = serde_json::json!({"any": false, "sha256": [listed]});
+            policy["logs"] = "private".into();
+        }))
+        .await;
+    let id = setup.buy(did).await;
+    let consumer = setup.keys[3].clone();
+    let good = order(SUMMARY, &[]);
+    let cases: Vec<(serde_json::Value, u16, &str)> = vec![
+        (
+            order_body(
+                &setup,
+                &consumer,
+                (id, did),
+                &order(b"print(1)", &[]),
+                |_| {},
+            ),
+            403,
+            "algorithm_not_allowed",
+        ),
+        (
+            order_body(
+                &setup,
+                &consumer,
+                (id, did),
+                &Order {
+                    runtime: "ruby".into(),
+                    ..good.clone()
+                },
+                |_| {},
+            ),
+            400,
+            "runtime_not_offered",
+        ),
+        (
+            order_body(&setup, &consumer, (id, did), &good, |body| {
+                body["algorithmFile"] = "cHJpbnQoMik=".into();
+            }),
+            400,
+            "algorithm_mismatch",
+        ),
+        (
+            order_body(&setup, &consumer, (id, did), &good, |body| {
+                body["params"] = serde_json::json!({"columns": "age"});
+            }),
+            400,
+            "params_mismatch",
+        ),
+        (
+            order_body(&setup, &setup.keys[4], (id, did), &good, |body| {
+                body["job"]["consumer"] = consumer.address().to_string().into();
+            }),
+            401,
+            "forged",
+        ),
+        (
+            order_body(&setup, &setup.keys[4], (id, did), &good, |_| {}),
+            403,
+            "wrong_consumer",
+        ),
+        (
+            order_body(&setup, &consumer, (id, did), &good, |body| {
+                body["algorithmFile"] = "not base64!".into();
+            }),
+            400,
+            "malformed",
+        ),
+        (
+            order_body(
+                &setup,
+                &consumer,
+                (B256::repeat_byte(7), did),
+                &good,
+                |_| {},
+            ),
+            404,
+            "unknown_agreement",
+        ),
+    ];
+    for (body, status, code) in cases {
+        let (got, answer) = post(&setup, "/v1/compute", &body).await;
+        assert_eq!(
+            (got, answer["code"].as_str().unwrap_or_default()),
+            (status, code),
+            "{answer}"
+        );
+    }
+    // Too large an algorithm.
+    let huge = Order {
+        algorithm: vec![b'#'; 2 << 20],
+        ..good.clone()
+    };
+    let (status, answer) = post(
+        &setup,
+        "/v1/compute",
+        &order_body(&setup, &consumer, (id, did), &huge, |_| {}),
+    )
+    .await;
+    assert_eq!(
+        (status, answer["code"].as_str().unwrap_or_default()),
+        (413, "algorithm_too_large"),
+        "{answer}"
+    );
+    // Nothing was queued, and the consumer's nonces were not spent: a good order still goes.
+    assert!(setup.store().job(id).unwrap().is_none());
+    let body = order_body(&setup, &consumer, (id, did), &good, |_| {});
+    let (status, answer) = post(&setup, "/v1/compute", &body).await;
+    assert_eq!(status, 202, "{answer}");
+    // The same signed order again: one job per agreement (and its nonce is spent).
+    let (status, answer) = post(&setup, "/v1/compute", &body).await;
+    assert_eq!(
+        (status, answer["code"].as_str().unwrap()),
+        (409, "job_exists")
+    );
+
+    // Requests about the job: private logs, another account, an agreement without a job.
+    let logs = compute::logs(&setup.suite, &setup.consumer(), id).await;
+    assert_eq!(refused_code(logs), "logs_private");
+    let stranger = compute::status(&setup.suite, &setup.sender(&setup.keys[4]), id).await;
+    assert_eq!(refused_code(stranger), "wrong_consumer");
+    let other = setup.buy(did).await;
+    let none = compute::status(&setup.suite, &setup.consumer(), other).await;
+    assert_eq!(refused_code(none), "unknown_job");
+    // The good order ran.
+    let ran = setup.wait_for(id, &["settling"]).await;
+    assert_eq!(ran.phase, "settling");
+    setup.keeper.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_keeper_without_compute_refuses_orders() {
+    let devnet = Devnet::start().expect("anvil");
+    let deployed = common::deploy(&devnet, None, U256::from(PRICE)).await;
+    let config = Config {
+        rpc_url: devnet.endpoint(),
+        chain_id: 31_337,
+        addresses: deployed.addresses.clone(),
+        confirmations: 0,
+        poll_interval_ms: 100,
+        listen: "127.0.0.1:0".to_owned(),
+        database: deployed.dir.path().join("keeper.db"),
+        data_root: deployed.dir.path().join("data"),
+        ..Config::default()
+    };
+    let keeper = service::start(&config, deployed.keys[2].clone(), None)
+        .await
+        .unwrap();
+    let body = compute::compute_order(
+        &deployed.keys[3],
+        31_337,
+        deployed.suite.addresses.compute_execution,
+        B256::repeat_byte(1),
+        B256::repeat_byte(2),
+        &order(SUMMARY, &[]),
+        insitu_keeper::executor::now() + 60,
+    )
+    .unwrap();
+    let response = reqwest::Client::new()
+        .post(format!("http://{}/v1/compute", keeper.address))
+        .json(&body)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 404);
+    let answer: serde_json::Value = response.json().await.unwrap();
+    assert_eq!(answer["code"], "compute_unavailable");
+    keeper.stop().await;
+}
