@@ -145,39 +145,15 @@ impl Setup {
 
     /// Publishes the visits file sold for compute only, under `policy`.
     async fn publish(&self, policy: serde_json::Value) -> B256 {
-        let source = serde_json::to_vec(&serde_json::json!({
-            "@context": "https://schema.org",
-            "@type": "Dataset",
-            "schemaVersion": "insitu-metadata/1",
-            "name": "Visits", "description": "Hospital visits.", "author": "Hospital",
-            "license": "LicenseRef-compute-only",
-            "files": [{
-                "name": "visits.csv",
-                "contentType": "text/csv",
-                "contentSize": VISITS.len(),
-                "sha256": hex::encode(<sha2::Sha256 as sha2::Digest>::digest(VISITS.as_bytes())),
-                "location": format!("file://{}", self.root.join("data/visits.csv").display()),
-            }],
-            "services": [{
-                "type": "compute",
-                "token": self.token.to_string(),
-                "price": [{"receiver": self.keys[1].address().to_string(), "amount": PRICE.to_string()}],
-                "timeout": {"min": 3600, "max": 86400},
-                "compute": policy
-            }]
-        }))
-        .unwrap();
-        market::publish(
+        publish_compute(
             &self.suite,
-            &self.sender(&self.keys[1]),
-            &KeeperClient::new(&format!("http://{}", self.keeper.address)),
-            &source,
-            B256::from(rand::random::<[u8; 32]>()),
-            &Silent,
+            &self.keys,
+            &format!("http://{}", self.keeper.address),
+            self.token,
+            &self.root.join("data/visits.csv"),
+            policy,
         )
         .await
-        .unwrap()
-        .did
     }
 
     async fn buy(&self, did: B256) -> B256 {
@@ -221,6 +197,51 @@ impl Setup {
     fn compute_condition(&self) -> Address {
         self.suite.addresses.compute_execution
     }
+}
+
+/// Publishes the visits file at `file` (keys[1] publishes, is paid) at the keeper at `url`, sold
+/// for compute only under `policy`.
+async fn publish_compute(
+    suite: &Suite,
+    keys: &[PrivateKeySigner],
+    url: &str,
+    token: Address,
+    file: &Path,
+    policy: serde_json::Value,
+) -> B256 {
+    let source = serde_json::to_vec(&serde_json::json!({
+        "@context": "https://schema.org",
+        "@type": "Dataset",
+        "schemaVersion": "insitu-metadata/1",
+        "name": "Visits", "description": "Hospital visits.", "author": "Hospital",
+        "license": "LicenseRef-compute-only",
+        "files": [{
+            "name": "visits.csv",
+            "contentType": "text/csv",
+            "contentSize": VISITS.len(),
+            "sha256": hex::encode(<sha2::Sha256 as sha2::Digest>::digest(VISITS.as_bytes())),
+            "location": format!("file://{}", file.display()),
+        }],
+        "services": [{
+            "type": "compute",
+            "token": token.to_string(),
+            "price": [{"receiver": keys[1].address().to_string(), "amount": PRICE.to_string()}],
+            "timeout": {"min": 3600, "max": 86400},
+            "compute": policy
+        }]
+    }))
+    .unwrap();
+    market::publish(
+        suite,
+        &common::suite_sender(suite, &keys[1]),
+        &KeeperClient::new(url),
+        &source,
+        B256::from(rand::random::<[u8; 32]>()),
+        &Silent,
+    )
+    .await
+    .unwrap()
+    .did
 }
 
 fn order(algorithm: &[u8], params: &[(&str, &str)]) -> Order {
@@ -660,4 +681,195 @@ async fn a_keeper_without_compute_refuses_orders() {
     let answer: serde_json::Value = response.json().await.unwrap();
     assert_eq!(answer["code"], "compute_unavailable");
     keeper.stop().await;
+}
+
+/// A keeper process, killed when dropped.
+struct KeeperProcess(std::process::Child);
+
+impl Drop for KeeperProcess {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+async fn start_process(config: &Path, key: &PrivateKeySigner, url: &str) -> KeeperProcess {
+    let child = std::process::Command::new(env!("CARGO_BIN_EXE_insitu-keeper"))
+        .arg("--config")
+        .arg(config)
+        .env("INSITU_KEEPER_PRIVATE_KEY", hex::encode(key.to_bytes()))
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let keeper = KeeperProcess(child);
+    for _ in 0..600 {
+        if let Ok(response) = reqwest::get(format!("{url}/ready")).await
+            && response.status().is_success()
+        {
+            return keeper;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    panic!("the keeper never became ready");
+}
+
+/// The processes left in the cgroup(s) named `name`, wherever the hierarchies are mounted.
+fn processes_in_group(name: &str) -> Vec<String> {
+    let mounts = std::fs::read_to_string("/proc/self/mounts").unwrap();
+    let mut found = Vec::new();
+    for line in mounts.lines().filter(|line| line.contains("cgroup")) {
+        let point = line.split_whitespace().nth(1).unwrap();
+        let listed = std::process::Command::new("find")
+            .args([point, "-maxdepth", "6", "-type", "d", "-name", name])
+            .output()
+            .unwrap();
+        for folder in String::from_utf8_lossy(&listed.stdout).lines() {
+            let procs =
+                std::fs::read_to_string(Path::new(folder).join("cgroup.procs")).unwrap_or_default();
+            found.extend(procs.lines().map(str::to_owned));
+        }
+    }
+    found
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_keeper_killed_while_its_job_runs_runs_it_again_after_a_restart() {
+    let devnet = Devnet::start().expect("anvil");
+    let deployed = common::deploy(&devnet, None, U256::from(PRICE) * U256::from(10)).await;
+    let root = deployed.dir.path().to_path_buf();
+    std::fs::create_dir_all(root.join("data")).unwrap();
+    std::fs::write(root.join("data/visits.csv"), VISITS).unwrap();
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let url = format!("http://127.0.0.1:{port}");
+    let config = Config {
+        rpc_url: devnet.endpoint(),
+        chain_id: 31_337,
+        addresses: deployed.addresses.clone(),
+        confirmations: 0,
+        poll_interval_ms: 100,
+        listen: format!("127.0.0.1:{port}"),
+        database: root.join("keeper.db"),
+        data_root: root.join("data"),
+        publishers: vec![deployed.keys[1].address()],
+        compute: Some(ComputeConfig {
+            work_root: root.join("compute"),
+            grace_secs: 1,
+            sandbox_init: Some(sandbox_init()),
+            ..ComputeConfig::default()
+        }),
+        ..Config::default()
+    };
+    let file = root.join("keeper.toml");
+    std::fs::write(&file, config.to_string()).unwrap();
+    let keeper = start_process(&file, &deployed.keys[2], &url).await;
+    let did = publish_compute(
+        &deployed.suite,
+        &deployed.keys,
+        &url,
+        deployed.token,
+        &root.join("data/visits.csv"),
+        policy(|_| {}),
+    )
+    .await;
+    let consumer = common::suite_sender(&deployed.suite, &deployed.keys[3]);
+    let id = market::buy(
+        &deployed.suite,
+        &consumer,
+        did,
+        ServiceKind::Compute,
+        0,
+        &Silent,
+    )
+    .await
+    .unwrap()
+    .quote
+    .agreement_id;
+    let slow = b"import os, time\nprint('started', flush=True)\ntime.sleep(4)\nopen('/output/done.txt', 'w').write(os.environ['INSITU_AGREEMENT'])\n";
+    compute::submit(&deployed.suite, &consumer, id, &order(slow, &[]))
+        .await
+        .unwrap();
+    let mut ignore = |_: &JobStatus| {};
+    let running = compute::follow(
+        &deployed.suite,
+        &consumer,
+        id,
+        &["running"],
+        Duration::from_millis(100),
+        &mut ignore,
+    )
+    .await
+    .unwrap();
+    assert_eq!(running.phase, "running");
+    let group = insitu_keeper::compute::RunId {
+        agreement: id,
+        run: 1,
+    }
+    .name();
+    for _ in 0..50 {
+        if !processes_in_group(&group).is_empty() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(
+        !processes_in_group(&group).is_empty(),
+        "the job runs in its group"
+    );
+
+    // Killed as `kill -9` would: the job dies with it.
+    drop(keeper);
+    let mut left = processes_in_group(&group);
+    for _ in 0..50 {
+        if left.is_empty() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        left = processes_in_group(&group);
+    }
+    assert!(left.is_empty(), "the job outlived its keeper: {left:?}");
+
+    // Restarted: the interrupted run is queued again and its second run finishes.
+    let _keeper = start_process(&file, &deployed.keys[2], &url).await;
+    let settled = tokio::time::timeout(
+        Duration::from_secs(120),
+        compute::follow(
+            &deployed.suite,
+            &consumer,
+            id,
+            &["settling"],
+            Duration::from_millis(200),
+            &mut ignore,
+        ),
+    )
+    .await
+    .unwrap()
+    .unwrap();
+    assert_eq!(settled.phase, "settling", "{settled:?}");
+    assert_eq!(settled.runs, 2);
+    let done = root
+        .join("data/results/31337")
+        .join(id.to_string())
+        .join("done.txt");
+    assert_eq!(std::fs::read_to_string(done).unwrap(), id.to_string());
+    let audit = Store::open(&root.join("keeper.db"))
+        .unwrap()
+        .audit(Some(id), 100)
+        .unwrap();
+    assert!(
+        audit
+            .iter()
+            .any(|entry| entry.event == "job running -> queued"
+                && entry
+                    .detail
+                    .as_deref()
+                    .unwrap_or_default()
+                    .contains("interrupted by a restart")),
+        "{audit:?}"
+    );
+    assert!(processes_in_group(&group).is_empty());
 }

@@ -480,6 +480,8 @@ impl Sandbox {
             .arg(spec.limits.cpu_seconds().to_string())
             .arg("--file-bytes")
             .arg(spec.limits.output_bytes().to_string())
+            .arg("--parent")
+            .arg(std::process::id().to_string())
             .arg("--")
             .arg(&self.config.bwrap)
             .args(self.bwrap_args(spec, report))

@@ -38,6 +38,9 @@ enum Mode {
         /// Open files at once (RLIMIT_NOFILE).
         #[arg(long, default_value_t = 1024)]
         open_files: u64,
+        /// The keeper's process id: the job is killed when that process dies.
+        #[arg(long)]
+        parent: Option<i32>,
         /// The program and its arguments.
         #[arg(last = true, required = true)]
         program: Vec<String>,
@@ -192,8 +195,22 @@ fn main() -> ExitCode {
             cpu_seconds,
             file_bytes,
             open_files,
+            parent,
             program,
         } => {
+            // The job dies with the keeper (the signal survives the executions that follow):
+            // nothing runs on unwatched after a crash.
+            if let Err(error) = rustix::process::set_parent_process_death_signal(Some(
+                rustix::process::Signal::KILL,
+            )) {
+                return fail(format!("cannot tie the job to the keeper: {error}"));
+            }
+            if parent.is_some()
+                && rustix::process::getppid().map(rustix::process::Pid::as_raw_nonzero)
+                    != parent.and_then(std::num::NonZeroI32::new)
+            {
+                return fail("the keeper is gone");
+            }
             let mut go = [0_u8; 1];
             if std::io::stdin().read_exact(&mut go).is_err() || go[0] != b'1' {
                 return fail("the keeper did not start the job");
