@@ -15,6 +15,17 @@ use tokio::sync::watch;
 use super::{BackendError, ComputeBackend, Prepared, RunId, RunState};
 use crate::config::ComputeConfig;
 
+/// The cgroup folder of the keeper whose workspaces are in `work_root`: its own, so that a keeper
+/// sweeping what it left never touches another keeper's jobs on the same machine.
+fn cgroup_folder(work_root: &std::path::Path) -> String {
+    let canonical = std::fs::canonicalize(work_root).unwrap_or_else(|_| work_root.to_path_buf());
+    let digest = alloy::primitives::keccak256(canonical.as_os_str().as_encoded_bytes());
+    format!(
+        "insitu-jobs-{}",
+        alloy::primitives::hex::encode(&digest[..6])
+    )
+}
+
 /// A run in progress or ended, until the runner forgets it.
 #[derive(Debug)]
 struct LocalRun {
@@ -41,6 +52,7 @@ impl LocalBackend {
         let sandbox_config = SandboxConfig {
             bwrap: config.bwrap.clone(),
             grace: Duration::from_secs(config.grace_secs),
+            cgroup_folder: cgroup_folder(&config.work_root),
             ..SandboxConfig::new(config.sandbox_init_path())
         };
         let isolation = insitu_sandbox::probe(&sandbox_config).await;
