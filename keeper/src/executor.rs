@@ -6,7 +6,12 @@
 //!
 //! - **pending**: the chain is read first. A payment already released is recorded as done and
 //!   nothing is sent; an unpaid, refunded or timed-out agreement fails with the reason; a service
-//!   already fulfilled needs only `release`, otherwise `fulfilAndRelease`. The call's gas is
+//!   already fulfilled needs only `release`, otherwise `fulfilAndRelease`. A compute agreement
+//!   goes through steps first, each decided from the chain: its job's result is registered as
+//!   the consumer's asset (`registerResult`, unless the registry has it), the input's use is
+//!   recorded (`recordUse`, unless its `Used` event is on chain), then the compute condition's
+//!   `fulfilAndRelease` names the result. A confirmed step sends the action back to pending for
+//!   the next one; only the last call confirms it. The call's gas is
 //!   estimated (a call that would revert fails with its decoded error, never retried blindly).
 //!   Then each action to send gets a nonce (the lowest at or above the account's mined count that
 //!   no other in-flight action holds) and fees from the node; all the signed transactions are
@@ -42,14 +47,17 @@ use alloy::{
     transports::TransportError,
 };
 use insitu_bindings::{
-    AccessCondition, AgreementStore, PaymentCondition, deployment::SuiteAddresses,
-    errors::decode_revert, offers::Payment,
+    AccessCondition, AgreementStore, AssetRegistry, ComputeExecutionCondition, PaymentCondition,
+    deployment::SuiteAddresses, errors::decode_revert, offers::Payment,
 };
 
 use futures::{StreamExt, stream};
 use insitu_client::agreement::ConditionState;
 
-use crate::store::{Action, ActionState, Agreement, Attempt, SettlementCall, Store, StoreError};
+use crate::{
+    compute::runner::StoredResult,
+    store::{Action, ActionState, Agreement, Attempt, SettlementCall, Store, StoreError},
+};
 
 /// Default time a transaction may stay unmined before it is replaced with higher fees.
 pub const DEFAULT_BUMP_AFTER: Duration = Duration::from_secs(30);
@@ -147,6 +155,15 @@ pub enum Step {
     Reopened {
         /// The agreement.
         agreement: B256,
+    },
+    /// A step of a compute settlement is confirmed; the next is decided at the next tick.
+    Advanced {
+        /// The agreement.
+        agreement: B256,
+        /// The step confirmed.
+        call: SettlementCall,
+        /// Its transaction.
+        tx_hash: B256,
     },
 }
 
@@ -341,7 +358,10 @@ impl Executor {
         let mut known = Vec::with_capacity(pending.len());
         for action in pending {
             match store.agreement(action.agreement_id)? {
-                Some(agreement) => known.push(agreement),
+                Some(agreement) => {
+                    let result = stored_result(store, &self.suite, &agreement)?;
+                    known.push((agreement, result));
+                }
                 None => steps.extend(self.fail(
                     store,
                     action.agreement_id,
@@ -351,19 +371,20 @@ impl Executor {
         }
         let (provider, suite, account) = (&self.provider, self.suite, self.account);
         // In the order the intents were written.
-        let planned: Vec<(Agreement, Result<Plan, ExecuteError>)> = stream::iter(known)
-            .map(|agreement| async move {
-                let plan = plan(provider, suite, account, &agreement).await;
-                (agreement, plan)
+        type Planned = (Agreement, Option<StoredResult>, Result<Plan, ExecuteError>);
+        let planned: Vec<Planned> = stream::iter(known)
+            .map(|(agreement, result)| async move {
+                let plan = plan(provider, suite, account, &agreement, result.as_ref()).await;
+                (agreement, result, plan)
             })
             .buffered(CONCURRENT_CALLS)
             .collect()
             .await;
         let mut to_send = Vec::new();
-        for (agreement, plan) in planned {
+        for (agreement, result, plan) in planned {
             let id = agreement.id;
             match plan? {
-                Plan::Send { call, gas } => to_send.push((agreement, call, gas)),
+                Plan::Send { call, gas } => to_send.push((agreement, result, call, gas)),
                 Plan::Done(outcome) => {
                     store.finish_action(id, ActionState::Done, None, &outcome, now())?;
                     steps.push(Step::Done { agreement: id });
@@ -380,9 +401,10 @@ impl Executor {
         let max_fee = fees.max_fee_per_gas.min(self.max_fee_per_gas);
         let priority = fees.max_priority_fee_per_gas.min(max_fee);
         let mut signed = Vec::with_capacity(to_send.len());
-        for ((agreement, call, gas), nonce) in to_send.into_iter().zip(nonces) {
-            let request = settlement_request(self.suite, self.account, &agreement, call)
-                .with_gas_limit(gas.saturating_mul(100 + GAS_MARGIN_PERCENT) / 100);
+        for ((agreement, result, call, gas), nonce) in to_send.into_iter().zip(nonces) {
+            let request =
+                settlement_request(self.suite, self.account, &agreement, call, result.as_ref())
+                    .with_gas_limit(gas.saturating_mul(100 + GAS_MARGIN_PERCENT) / 100);
             let attempt = self.sign(request, nonce, max_fee, priority).await?;
             signed.push((agreement.id, call, attempt));
         }
@@ -488,6 +510,20 @@ impl Executor {
             return Ok(None);
         }
         self.crash_at(CrashPoint::AfterReceipt)?;
+        if let Some(call) = action.call.filter(|call| success && call.is_step()) {
+            let outcome = format!(
+                "{} confirmed: tx {} in block {block}",
+                call_name(call),
+                attempt.tx_hash
+            );
+            store.next_step(id, &outcome, now())?;
+            tracing::info!(agreement = %id, tx = %attempt.tx_hash, block, step = call_name(call), "settlement step confirmed");
+            return Ok(Some(Step::Advanced {
+                agreement: id,
+                call,
+                tx_hash: attempt.tx_hash,
+            }));
+        }
         if success {
             store.finish_action(
                 id,
@@ -571,21 +607,18 @@ impl Executor {
         let Some(agreement) = store.agreement(id)? else {
             return Ok(None);
         };
+        let result = stored_result(store, &self.suite, &agreement)?;
         let call = action.call.unwrap_or(SettlementCall::FulfilAndRelease);
+        let request =
+            || settlement_request(self.suite, self.account, &agreement, call, result.as_ref());
         let gas = self
             .provider
-            .estimate_gas(settlement_request(
-                self.suite,
-                self.account,
-                &agreement,
-                call,
-            ))
+            .estimate_gas(request())
             .await
             .unwrap_or(500_000);
         let attempt = self
             .sign(
-                settlement_request(self.suite, self.account, &agreement, call)
-                    .with_gas_limit(gas.saturating_mul(100 + GAS_MARGIN_PERCENT) / 100),
+                request().with_gas_limit(gas.saturating_mul(100 + GAS_MARGIN_PERCENT) / 100),
                 latest.nonce,
                 max_fee,
                 priority,
@@ -732,7 +765,14 @@ async fn plan(
     suite: SuiteAddresses,
     account: Address,
     agreement: &Agreement,
+    result: Option<&StoredResult>,
 ) -> Result<Plan, ExecuteError> {
+    let compute = agreement.template == suite.compute_template;
+    if compute && result.is_none() {
+        return Ok(Plan::Fail(
+            "the compute job has no stored result to register".to_owned(),
+        ));
+    }
     let store = AgreementStore::new(suite.agreement_store, provider);
     let payment = store
         .getCondition(agreement.payment_condition)
@@ -765,14 +805,19 @@ async fn plan(
             if store.isTimedOut(agreement.service_condition).call().await? {
                 return Ok(Plan::Fail("the service timed out".to_owned()));
             }
-            SettlementCall::FulfilAndRelease
+            match result {
+                Some(result) if compute => {
+                    compute_step(provider, suite, account, agreement, result).await?
+                }
+                _ => SettlementCall::FulfilAndRelease,
+            }
         }
         (_, other) => {
             return Ok(Plan::Fail(format!("the service condition is {other:?}")));
         }
     };
     match provider
-        .estimate_gas(settlement_request(suite, account, agreement, call))
+        .estimate_gas(settlement_request(suite, account, agreement, call, result))
         .await
     {
         Ok(gas) => Ok(Plan::Send { call, gas }),
@@ -786,12 +831,66 @@ async fn plan(
     }
 }
 
-/// The settlement transaction `call` of `agreement`, from `account`.
+/// The next step of the compute settlement of `agreement`, whose job stored `result`: register
+/// the result, record the input's use, or fulfil and release.
+async fn compute_step(
+    provider: &DynProvider,
+    suite: SuiteAddresses,
+    account: Address,
+    agreement: &Agreement,
+    result: &StoredResult,
+) -> Result<SettlementCall, ExecuteError> {
+    let registry = AssetRegistry::new(suite.asset_registry, provider);
+    if registry.ownerOf(result.did).call().await?.is_zero() {
+        return Ok(SettlementCall::RegisterResult);
+    }
+    let used = alloy::rpc::types::Filter::new()
+        .address(suite.asset_registry)
+        .event_signature(<AssetRegistry::Used as alloy::sol_types::SolEvent>::SIGNATURE_HASH)
+        .topic1(agreement.did)
+        .topic2(agreement.id)
+        .topic3(account.into_word())
+        .from_block(agreement.created_block);
+    if provider.get_logs(&used).await?.is_empty() {
+        return Ok(SettlementCall::RecordUse);
+    }
+    Ok(SettlementCall::FulfilAndRelease)
+}
+
+/// The stored result of `agreement`'s compute job, when it is a compute agreement whose job has
+/// one.
+fn stored_result(
+    store: &Store,
+    suite: &SuiteAddresses,
+    agreement: &Agreement,
+) -> Result<Option<StoredResult>, StoreError> {
+    if agreement.template != suite.compute_template {
+        return Ok(None);
+    }
+    Ok(store
+        .job(agreement.id)?
+        .and_then(|job| job.result)
+        .and_then(|json| serde_json::from_str(&json).ok()))
+}
+
+/// A call's name in logs and the audit trail.
+fn call_name(call: SettlementCall) -> &'static str {
+    match call {
+        SettlementCall::FulfilAndRelease => "fulfilAndRelease",
+        SettlementCall::Release => "release",
+        SettlementCall::RegisterResult => "registerResult",
+        SettlementCall::RecordUse => "recordUse",
+    }
+}
+
+/// The settlement transaction `call` of `agreement`, from `account` (with the stored `result`
+/// of its job, for a compute agreement).
 fn settlement_request(
     suite: SuiteAddresses,
     account: Address,
     agreement: &Agreement,
     call: SettlementCall,
+    result: Option<&StoredResult>,
 ) -> TransactionRequest {
     let payment = Payment {
         token: agreement.terms.token,
@@ -799,8 +898,19 @@ fn settlement_request(
         amounts: agreement.terms.amounts.clone(),
         fee: agreement.terms.fee,
     };
-    let (to, input) = match call {
-        SettlementCall::FulfilAndRelease => (
+    let (to, input) = match (call, result) {
+        (SettlementCall::FulfilAndRelease, Some(result)) => (
+            agreement.service_contract,
+            ComputeExecutionCondition::fulfilAndReleaseCall {
+                agreementId: agreement.id,
+                did: agreement.did,
+                consumer: agreement.consumer,
+                result: result.did,
+                payment: payment.into(),
+            }
+            .abi_encode(),
+        ),
+        (SettlementCall::FulfilAndRelease, None) => (
             agreement.service_contract,
             AccessCondition::fulfilAndReleaseCall {
                 agreementId: agreement.id,
@@ -810,7 +920,28 @@ fn settlement_request(
             }
             .abi_encode(),
         ),
-        SettlementCall::Release => (
+        (SettlementCall::RegisterResult, Some(result)) => (
+            suite.asset_registry,
+            AssetRegistry::registerResultCall {
+                owner: agreement.consumer,
+                activityId: agreement.id,
+                checksum: result.checksum,
+                url: result.url.clone(),
+                sources: vec![agreement.did],
+            }
+            .abi_encode(),
+        ),
+        (SettlementCall::RecordUse, _) => (
+            suite.asset_registry,
+            AssetRegistry::recordUseCall {
+                did: agreement.did,
+                activityId: agreement.id,
+            }
+            .abi_encode(),
+        ),
+        // A registration without a result is never planned; an empty call would revert.
+        (SettlementCall::RegisterResult, None) => (suite.asset_registry, Vec::new()),
+        (SettlementCall::Release, _) => (
             suite.payment,
             PaymentCondition::releaseCall {
                 agreementId: agreement.id,

@@ -350,6 +350,7 @@ async fn start_chain(
             data_root: config.data_root.clone(),
             public_url: shared.public_url.clone(),
             wake: wake_runner.clone(),
+            wake_executor: wake.clone(),
         };
         compute_tasks.push(tokio::spawn(runner.run(stopped.clone())));
     }

@@ -14,8 +14,11 @@
 //!   watchdog stops a run that outlives its wall time by more than a margin.
 //! - **publishing**: the regular files at the top of the output folder are stored beneath the
 //!   keeper's data folder, with a metadata document (their sealed locations and the job's
-//!   provenance), and the job moves to settling: the result's registration on chain and the
-//!   agreement's settlement follow from there.
+//!   provenance), and the job moves to settling with its settlement intended in the same store
+//!   transaction: the executor registers the result as the consumer's asset, records the
+//!   input's use, then fulfils the compute condition and releases the payment in one call.
+//! - **settling**: done once the settlement is confirmed; failed if it fails (the consumer is
+//!   then refunded after the service's time out).
 //!
 //! Each phase has a watchdog. At start, jobs a killed keeper left configuring or running are
 //! queued again (a new run) until they have had `max_runs`, then failed; jobs left publishing are
@@ -46,7 +49,7 @@ use super::{ComputeContext, Ending, Prepared, RunId, RunState, sandbox_limits};
 use crate::{
     executor::now,
     storage::Storage,
-    store::{Job, JobPhase, Store, StoreError},
+    store::{ActionState, Job, JobPhase, Store, StoreError},
 };
 
 /// Longest the inputs of one run may take to stage.
@@ -133,6 +136,8 @@ pub struct Runner {
     pub public_url: String,
     /// Woken by the API when it queues a job or asks a stop.
     pub wake: Arc<Notify>,
+    /// Wakes the chain's executor when a result's settlement is intended.
+    pub wake_executor: Arc<Notify>,
 }
 
 impl Runner {
@@ -238,6 +243,35 @@ impl Runner {
                         tracing::error!(agreement = %id, %error, "compute job: store failure");
                     }
                 });
+            }
+        }
+        // Settling jobs end with their settlement.
+        for job in store.jobs(JobPhase::Settling)? {
+            let id = job.agreement_id;
+            match store
+                .action(id)?
+                .map(|action| (action.state, action.outcome))
+            {
+                Some((ActionState::Confirmed | ActionState::Done, _)) => {
+                    store.move_job(id, JobPhase::Settling, JobPhase::Done, None, now())?;
+                    tracing::info!(chain = self.chain_id, agreement = %id, "job done: result registered, payment released");
+                }
+                Some((ActionState::Failed | ActionState::Abandoned, outcome)) => {
+                    let reason = format!("settlement: {}", outcome.unwrap_or_default());
+                    store.move_job(
+                        id,
+                        JobPhase::Settling,
+                        JobPhase::Failed,
+                        Some(&reason),
+                        now(),
+                    )?;
+                }
+                Some(_) => {}
+                None => {
+                    // Published without its intent (an older keeper): intend it now.
+                    store.intend(id, now())?;
+                    self.wake_executor.notify_one();
+                }
             }
         }
         // A job that ended may be queued again later (never, today), so forget ended ones.
@@ -473,6 +507,7 @@ impl Runner {
         };
         let json = serde_json::to_string(&result).unwrap_or_default();
         store.record_job_result(job.agreement_id, &json, now())?;
+        self.wake_executor.notify_one();
         tracing::info!(chain = self.chain_id, agreement = %job.agreement_id, result = %result.did, "job result stored; settling");
         self.clean_workspace(run);
         Ok(())

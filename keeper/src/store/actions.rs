@@ -79,6 +79,12 @@ pub enum SettlementCall {
     FulfilAndRelease,
     /// The payment condition's `release` (the service is already fulfilled).
     Release,
+    /// The asset registry's `registerResult`: a compute job's result becomes the consumer's asset
+    /// (a step before the compute condition's `fulfilAndRelease`).
+    RegisterResult,
+    /// The asset registry's `recordUse`: the input of a compute job records its use (a step
+    /// after the registration).
+    RecordUse,
 }
 
 impl SettlementCall {
@@ -86,6 +92,8 @@ impl SettlementCall {
         match self {
             Self::FulfilAndRelease => "fulfil_and_release",
             Self::Release => "release",
+            Self::RegisterResult => "register_result",
+            Self::RecordUse => "record_use",
         }
     }
 
@@ -93,8 +101,16 @@ impl SettlementCall {
         Ok(match text {
             "fulfil_and_release" => Self::FulfilAndRelease,
             "release" => Self::Release,
+            "register_result" => Self::RegisterResult,
+            "record_use" => Self::RecordUse,
             other => return Err(StoreError::Corrupt(format!("settlement call `{other}`"))),
         })
+    }
+
+    /// Whether a settlement goes on after this call is confirmed (a step of a compute
+    /// settlement), rather than ending with it.
+    pub fn is_step(self) -> bool {
+        matches!(self, Self::RegisterResult | Self::RecordUse)
     }
 }
 
@@ -380,6 +396,28 @@ impl Store {
              WHERE agreement_id = ?1",
             params![id.as_slice(), state.as_str(), outcome, now, release_nonce],
         )?;
+        Ok(())
+    }
+
+    /// A step of action `id` is confirmed: the action goes back to pending to decide its next
+    /// call from the chain, its nonce released and the step's attempts dropped (so that only the
+    /// next step's are followed; the audit log keeps them all).
+    ///
+    /// # Errors
+    ///
+    /// [`StoreError`]; then nothing changes.
+    pub fn next_step(&mut self, id: B256, outcome: &str, now: u64) -> Result<(), StoreError> {
+        let tx = self.connection.transaction()?;
+        tx.execute(
+            "DELETE FROM attempts WHERE agreement_id = ?1",
+            [id.as_slice()],
+        )?;
+        tx.execute(
+            "UPDATE actions SET state = 'pending', nonce = NULL, call = NULL, outcome = ?2, \
+             updated_at = ?3 WHERE agreement_id = ?1",
+            params![id.as_slice(), outcome, now],
+        )?;
+        tx.commit()?;
         Ok(())
     }
 

@@ -319,22 +319,33 @@ impl Store {
         Ok(())
     }
 
-    /// Records job `id`'s result (JSON) and moves it from publishing to settling, in one step.
+    /// Records job `id`'s result (JSON), moves it from publishing to settling and writes the
+    /// intent to settle its agreement (registration, then fulfilment and release), in one
+    /// transaction.
     ///
     /// # Errors
     ///
-    /// [`StoreError`].
+    /// [`StoreError`]; then nothing changes.
     pub fn record_job_result(
         &mut self,
         id: B256,
         result: &str,
         now: u64,
     ) -> Result<bool, StoreError> {
-        let moved = self.connection.execute(
+        let tx = self.connection.transaction()?;
+        let moved = tx.execute(
             "UPDATE jobs SET result = ?2, phase = 'settling', phase_since = ?3
              WHERE agreement_id = ?1 AND phase = 'publishing'",
             params![id.as_slice(), result, now],
         )?;
+        if moved == 1 {
+            tx.execute(
+                "INSERT OR IGNORE INTO actions (agreement_id, state, created_at, updated_at) \
+                 VALUES (?1, 'pending', ?2, ?2)",
+                params![id.as_slice(), now],
+            )?;
+        }
+        tx.commit()?;
         Ok(moved == 1)
     }
 
@@ -409,6 +420,11 @@ mod tests {
                 .unwrap()
         );
         assert!(store.record_job_result(id, r#"{"files":[]}"#, 130).unwrap());
+        // Its settlement is intended in the same step.
+        assert_eq!(
+            store.action(id).unwrap().unwrap().state,
+            crate::store::ActionState::Pending
+        );
         let job = store.job(id).unwrap().unwrap();
         assert_eq!(job.phase, JobPhase::Settling);
         assert_eq!(job.runs, 1);
@@ -430,6 +446,7 @@ mod tests {
                 "job configuring -> running",
                 "job running -> publishing",
                 "job publishing -> settling",
+                "settlement pending",
             ]
         );
     }
