@@ -289,3 +289,45 @@ pub async fn follow(
         tokio::time::sleep(every).await;
     }
 }
+
+/// Downloads file `file` of the result of the job of agreement `id` to `out`, once the job is
+/// done (the result registered on chain as `sender`'s asset and the payment released). The
+/// result's document is fetched from its registration and checked against the checksum on
+/// chain; the file against the document's SHA-256 (see [`market::download`]).
+///
+/// # Errors
+///
+/// [`MarketError`]: `result_not_ready` while the job is not done.
+pub async fn download_result(
+    suite: &Suite,
+    sender: &Sender,
+    id: B256,
+    file: usize,
+    out: &std::path::Path,
+    on_bytes: &mut (dyn FnMut(market::DownloadEvent) + Send),
+) -> Result<market::Downloaded, MarketError> {
+    let job = status(suite, sender, id).await?;
+    if job.phase != "done" {
+        return Err(MarketError::Refused {
+            status: 409,
+            code: "result_not_ready".to_owned(),
+            message: format!("the job is {}: its result comes once it is done", job.phase),
+            fields: Vec::new(),
+        });
+    }
+    let did: B256 = job
+        .result
+        .as_ref()
+        .and_then(|result| result["did"].as_str())
+        .and_then(|did| did.parse().ok())
+        .ok_or_else(|| MarketError::BadAnswer("a done job without its result's id".to_owned()))?;
+    let agreement = agreement::show(suite, id, None).await?;
+    let (document, keeper, _) = market::fetch_document(suite, did).await?;
+    let from = market::Source {
+        document: &document,
+        keeper: &keeper,
+        route: "/v1/compute/result",
+        command: commands::RESULT,
+    };
+    market::fetch_file(suite, sender, &agreement, from, file, out, on_bytes).await
+}

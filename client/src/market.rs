@@ -795,6 +795,35 @@ pub async fn download(
 ) -> Result<Downloaded, MarketError> {
     let agreement = agreement::show(suite, id, None).await?;
     let (document, keeper, _) = fetch_document(suite, agreement.did).await?;
+    let from = Source {
+        document: &document,
+        keeper: &keeper,
+        route: "/v1/access",
+        command: commands::ACCESS,
+    };
+    fetch_file(suite, sender, &agreement, from, file, out, on_bytes).await
+}
+
+/// Where [`fetch_file`] gets a file: the document that lists it, its keeper, the route and the
+/// command of the signed request.
+pub(crate) struct Source<'a> {
+    pub(crate) document: &'a MetadataDocument,
+    pub(crate) keeper: &'a KeeperClient,
+    pub(crate) route: &'a str,
+    pub(crate) command: &'a str,
+}
+
+/// Streams file `file` of `from.document` about `agreement` into `out` (see [`download`]).
+pub(crate) async fn fetch_file(
+    suite: &Suite,
+    sender: &Sender,
+    agreement: &agreement::AgreementInfo,
+    from: Source<'_>,
+    file: usize,
+    out: &Path,
+    on_bytes: &mut (dyn FnMut(DownloadEvent) + Send),
+) -> Result<Downloaded, MarketError> {
+    let (document, keeper, id) = (from.document, from.keeper, agreement.id);
     let entry = document.files.get(file).ok_or_else(|| {
         MarketError::BadAnswer(format!(
             "the asset has {} file(s), not a file {file}",
@@ -827,12 +856,12 @@ pub async fn download(
         resumed_from
     };
     let mut response = post_access(
-        &keeper,
+        keeper,
         sender,
         suite.connection.chain_id,
         (service, agreement.did, id),
         now,
-        &format!("/v1/access?file={file}"),
+        (&format!("{}?file={file}", from.route), from.command),
         resumed_from,
         &mut |code| on_bytes(DownloadEvent::Waiting(code)),
     )
@@ -887,19 +916,20 @@ async fn post_access(
     chain_id: u64,
     target: (Address, B256, B256),
     chain_now: u64,
-    route: &str,
+    (route, command): (&str, &str),
     resume_from: u64,
     on_wait: &mut (dyn FnMut(String) + Send),
 ) -> Result<reqwest::Response, MarketError> {
     let (service, did, id) = target;
     let retry_until = std::time::Instant::now() + RETRY_FOR;
     loop {
-        let body = access_request(
+        let body = service_request(
             sender.signer(),
             chain_id,
             service,
             did,
             id,
+            command,
             chain_now.max(unix_now()) + REQUEST_VALIDITY,
         )?;
         let mut http = keeper
@@ -972,7 +1002,7 @@ pub async fn access_token(
         suite.connection.chain_id,
         (service, agreement.did, id),
         now,
-        &format!("/v1/access/token?file={file}"),
+        (&format!("/v1/access/token?file={file}"), commands::ACCESS),
         0,
         &mut |_| {},
     )

@@ -413,6 +413,48 @@ async fn a_job_runs_next_to_the_data_and_only_its_result_leaves() {
             "job settling -> done",
         ]
     );
+    // The consumer downloads the result (checked against its registered document); nobody
+    // else can.
+    let out = setup.root.join("summary.json");
+    let mut ignore = |_| {};
+    let downloaded =
+        compute::download_result(&setup.suite, &setup.consumer(), id, 0, &out, &mut ignore)
+            .await
+            .unwrap();
+    assert_eq!(
+        downloaded.sha256,
+        result["files"][0]["sha256"].as_str().unwrap()
+    );
+    assert_eq!(
+        std::fs::read(&out).unwrap(),
+        std::fs::read(&stored).unwrap()
+    );
+    let stranger = setup.sender(&setup.keys[4]);
+    let stolen = compute::download_result(
+        &setup.suite,
+        &stranger,
+        id,
+        0,
+        &setup.root.join("x"),
+        &mut ignore,
+    )
+    .await;
+    assert_eq!(refused_code(stolen), "wrong_consumer");
+    let body = market::service_request(
+        &setup.keys[4],
+        31_337,
+        setup.compute_condition(),
+        did,
+        id,
+        "result",
+        insitu_keeper::executor::now() + 60,
+    )
+    .unwrap();
+    let (status, answer) = post(&setup, "/v1/compute/result", &body).await;
+    assert_eq!(
+        (status, answer["code"].as_str().unwrap()),
+        (403, "wrong_consumer")
+    );
     // One job per agreement.
     let again = compute::submit(&setup.suite, &setup.consumer(), id, &order(SUMMARY, &[])).await;
     assert_eq!(refused_code(again), "job_exists");
@@ -447,6 +489,32 @@ async fn failing_and_stopped_jobs_end_so_and_leave_nothing() {
         "{failed:?}"
     );
     assert!(failed.result.is_none());
+    let mut ignore = |_| {};
+    let nothing = compute::download_result(
+        &setup.suite,
+        &setup.consumer(),
+        bomb,
+        0,
+        &setup.root.join("x"),
+        &mut ignore,
+    )
+    .await;
+    assert_eq!(refused_code(nothing), "result_not_ready");
+    let body = market::service_request(
+        &setup.keys[3],
+        31_337,
+        setup.compute_condition(),
+        did,
+        bomb,
+        "result",
+        insitu_keeper::executor::now() + 60,
+    )
+    .unwrap();
+    let (status, answer) = post(&setup, "/v1/compute/result", &body).await;
+    assert_eq!(
+        (status, answer["code"].as_str().unwrap()),
+        (409, "result_not_ready")
+    );
 
     // An algorithm that exits with an error, and one that leaves nothing.
     let broken = setup.buy(did).await;

@@ -262,6 +262,17 @@ pub(super) struct Servable {
     pub(super) window_end: u64,
 }
 
+impl Servable {
+    /// `file`, read from `source` (checked), until `window_end`.
+    pub(super) fn new(file: FileEntry, source: Source, window_end: u64) -> Self {
+        Self {
+            file,
+            source,
+            window_end,
+        }
+    }
+}
+
 /// File `index` of `agreement`'s asset, once it is known servable (before anything is settled
 /// for it), the agreement settled (a paid one is settled first, the request waiting for it) and
 /// its access window open.

@@ -7,8 +7,8 @@ use alloy::primitives::{Address, B256, U256, hex};
 use axum::{
     Json,
     body::Bytes,
-    extract::State,
-    http::{StatusCode, header},
+    extract::{Query, State},
+    http::{HeaderMap, StatusCode, header},
     response::{IntoResponse, Response},
 };
 use base64::Engine;
@@ -20,11 +20,17 @@ use utoipa::ToSchema;
 
 use super::{
     ApiError, AppState, Chains,
-    access::{chain_of, confirmed, parse_signature, signed_request},
+    access::{
+        Servable, chain_of, check_file, confirmed, deliver, observed, parse_signature,
+        signed_request,
+    },
     now, stored_document,
 };
 use crate::{
-    compute::{ComputeContext, RunId, RunState, runner::Runner},
+    compute::{
+        ComputeContext, RunId, RunState,
+        runner::{Runner, StoredResult},
+    },
     requests::verify_compute,
     store::{Agreement, Job, JobPhase, NewJob},
 };
@@ -484,4 +490,103 @@ pub(super) async fn stop(State(chains): State<Chains>, body: Bytes) -> Result<Re
     drop(store);
     state.wake_runner.notify_one();
     Ok((StatusCode::ACCEPTED, Json(JobStatus::of(&job))).into_response())
+}
+
+/// `?file=N`: which file of a result.
+#[derive(Debug, Deserialize)]
+pub(super) struct FileQuery {
+    file: Option<usize>,
+}
+
+/// Streams file `file` (default 0) of the result of the consumer's job, once it is settled (a
+/// signed request, command `result`; `Range: bytes=START-[END]` resumes). Only the consumer who
+/// bought the job gets it, and only until the policy's retention ends.
+#[utoipa::path(
+    post,
+    path = "/v1/compute/result",
+    request_body = super::AccessBody,
+    params(("file" = Option<usize>, Query, description = "index of the file in the result's document")),
+    responses(
+        (status = 200, description = "the file", content_type = "application/octet-stream"),
+        (status = 206, description = "the requested range of the file"),
+        (status = 403, body = super::ErrorBody, description = "wrong_consumer, wrong_template"),
+        (status = 404, body = super::ErrorBody, description = "compute_unavailable, unknown_job, unknown_file"),
+        (status = 409, body = super::ErrorBody, description = "result_not_ready, replayed"),
+        (status = 410, body = super::ErrorBody, description = "result_expired, ended"),
+        (status = 416, body = super::ErrorBody, description = "invalid_range"),
+        (status = 429, body = super::ErrorBody, description = "too_many_downloads"),
+        (status = 503, body = super::ErrorBody, description = "content_unavailable")
+    )
+)]
+pub(super) async fn result(
+    State(chains): State<Chains>,
+    Query(query): Query<FileQuery>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    observed("result", serve_result(&chains, query, &headers, &body)).await
+}
+
+async fn serve_result(
+    chains: &Chains,
+    query: FileQuery,
+    headers: &HeaderMap,
+    body: &[u8],
+) -> Result<Response, ApiError> {
+    let (state, agreement) = signed_request(chains, body, commands::RESULT).await?;
+    compute(state)?;
+    let job = job_of(state, agreement.id).await?;
+    if job.phase != JobPhase::Done {
+        return Err(ApiError::new(
+            StatusCode::CONFLICT,
+            "result_not_ready",
+            format!(
+                "the job is {}: its result is served once registered and settled",
+                job.phase.as_str()
+            ),
+        ));
+    }
+    let stored: StoredResult = job
+        .result
+        .as_deref()
+        .and_then(|json| serde_json::from_str(json).ok())
+        .ok_or_else(|| ApiError::internal("a done job without its result"))?;
+    if stored.expires_at <= now() {
+        return Err(ApiError::new(
+            StatusCode::GONE,
+            "result_expired",
+            format!(
+                "the result was kept until {} (unix time)",
+                stored.expires_at
+            ),
+        ));
+    }
+    let bytes = stored_document(state, stored.checksum).await?;
+    let document = metadata::parse(&bytes).map_err(ApiError::internal)?;
+    let index = query.file.unwrap_or(0);
+    let file = document.files.get(index).cloned().ok_or_else(|| {
+        ApiError::new(
+            StatusCode::NOT_FOUND,
+            "unknown_file",
+            format!(
+                "the result has {} file(s); there is no file {index}",
+                document.files.len()
+            ),
+        )
+    })?;
+    let source = check_file(state, &file).await.map_err(|reason| {
+        tracing::error!(%reason, "result unavailable");
+        ApiError::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "content_unavailable",
+            "the provider cannot serve this result right now",
+        )
+    })?;
+    deliver(
+        state,
+        agreement.consumer,
+        Servable::new(file, source, stored.expires_at),
+        headers,
+    )
+    .await
 }

@@ -12,6 +12,7 @@
 //! - `GET /v1/access/{agreement}`: streams a file to the holder of a token (HTTP Range).
 //! - `POST /v1/compute`: a consumer's signed compute order (with its algorithm): queues the job.
 //! - `POST /v1/compute/status`, `/logs`, `/stop`: signed requests about the consumer's job.
+//! - `POST /v1/compute/result`: streams a file of a settled job's result to its consumer.
 //! - `GET /health`, `GET /ready`, `GET /metrics` (Prometheus).
 
 mod access;
@@ -200,7 +201,8 @@ impl Chains {
         compute::order,
         compute::status,
         compute::logs,
-        compute::stop
+        compute::stop,
+        compute::result
     ),
     components(schemas(
         Info,
@@ -242,6 +244,7 @@ pub fn router(state: Chains) -> Router {
         .route("/v1/compute/status", post(compute::status))
         .route("/v1/compute/logs", post(compute::logs))
         .route("/v1/compute/stop", post(compute::stop))
+        .route("/v1/compute/result", post(compute::result))
         .fallback(|| async { ApiError::new(StatusCode::NOT_FOUND, "not_found", "no such route") })
         .layer(RequestBodyLimitLayer::new(MAX_BODY_BYTES));
     // Orders carry their algorithm file.

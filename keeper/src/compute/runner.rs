@@ -86,6 +86,18 @@ pub struct StoredResult {
     pub files: Vec<ResultFile>,
     /// Entries of the output folder left out (not regular files, bad names, past the count).
     pub skipped: Vec<String>,
+    /// Unix time the files are deleted (the policy's retention after publishing).
+    pub expires_at: u64,
+}
+
+impl Runner {
+    /// The folder of the result of agreement `agreement` of chain `chain_id`.
+    pub fn result_folder(data_root: &Path, chain_id: u64, agreement: B256) -> PathBuf {
+        data_root
+            .join("results")
+            .join(chain_id.to_string())
+            .join(agreement.to_string())
+    }
 }
 
 /// One file of a result.
@@ -274,6 +286,7 @@ impl Runner {
                 }
             }
         }
+        self.expire_results(store)?;
         // A job that ended may be queued again later (never, today), so forget ended ones.
         started.retain(|id| {
             store
@@ -691,11 +704,7 @@ impl Runner {
             .and_then(|service| service.compute.clone())
             .ok_or_else(|| PhaseError::Job("the asset has no compute service".into()))?;
 
-        let folder = self
-            .data_root
-            .join("results")
-            .join(self.chain_id.to_string())
-            .join(job.agreement_id.to_string());
+        let folder = Self::result_folder(&self.data_root, self.chain_id, job.agreement_id);
         if folder.exists() {
             std::fs::remove_dir_all(&folder)?;
         }
@@ -771,7 +780,31 @@ impl Runner {
             url: format!("{}/v1/metadata/{checksum}", self.public_url),
             files,
             skipped,
+            expires_at: now() + u64::from(policy.result_retention_days) * 86_400,
         })
+    }
+
+    /// Deletes the files of results past their retention.
+    fn expire_results(&self, store: &Store) -> Result<(), StoreError> {
+        for job in store.jobs(JobPhase::Done)? {
+            let expired = job
+                .result
+                .as_deref()
+                .and_then(|json| serde_json::from_str::<StoredResult>(json).ok())
+                .is_some_and(|result| result.expires_at <= now());
+            let folder = Self::result_folder(&self.data_root, self.chain_id, job.agreement_id);
+            if expired && folder.exists() {
+                match std::fs::remove_dir_all(&folder) {
+                    Ok(()) => {
+                        tracing::info!(agreement = %job.agreement_id, "result past its retention deleted")
+                    }
+                    Err(error) => {
+                        tracing::warn!(agreement = %job.agreement_id, %error, "cannot delete an expired result")
+                    }
+                }
+            }
+        }
+        Ok(())
     }
 }
 
