@@ -19,7 +19,7 @@ use anyhow::{Context, Result, bail};
 use clap::{Args, CommandFactory, Parser, Subcommand, ValueEnum};
 use insitu_bindings::deployment::{DeployOptions, Governance};
 use insitu_client::{
-    agreement, asset,
+    agreement, asset, compute,
     deploy::{
         DEFAULT_ADMIN_TRANSFER_DELAY, DEFAULT_TIMELOCK_DELAY, MAX_FEE_BPS, deploy_suite,
         journal::journal_path, unsafe_governance,
@@ -62,8 +62,16 @@ enum Command {
     /// Buy a service of an asset on its keeper's signed offer, paying into escrow in one
     /// transaction.
     Buy(BuyArgs),
-    /// Download a file of an asset you bought (resumes an interrupted download, checks its SHA-256).
+    /// Download a file of an asset you bought, or of the result of a compute job you bought
+    /// (resumes an interrupted download, checks its SHA-256).
     Download(DownloadArgs),
+    /// Buy compute on an asset and run your algorithm where the data lives: orders the job (a
+    /// signed request with the algorithm and its parameters), follows its phases and its logs
+    /// (when the asset lets you see them) until it ends.
+    Compute(ComputeArgs),
+    /// A compute job you ordered: its status, its logs, or stop it.
+    #[command(subcommand)]
+    Job(JobCommand),
     /// Get a short-lived token for an agreement you bought, and a URL with it, for players and
     /// scripts that cannot sign each request.
     AccessToken(AccessTokenArgs),
@@ -238,6 +246,69 @@ struct DownloadArgs {
 }
 
 #[derive(Debug, Args)]
+struct ComputeArgs {
+    /// The asset's id (32 bytes, hex).
+    did: B256,
+    /// The algorithm: a file (e.g. a Python script).
+    #[arg(long)]
+    algorithm: PathBuf,
+    /// The runtime it runs in (one the asset's compute policy lists).
+    #[arg(long, default_value = "python3")]
+    runtime: String,
+    /// A parameter, NAME=VALUE (repeatable); the algorithm reads them as JSON from
+    /// $INSITU_PARAMS.
+    #[arg(long = "param", value_parser = parse_param)]
+    params: Vec<(String, String)>,
+    /// Seconds the provider has to deliver the result (within the offer's bounds; 0 takes the
+    /// longest); past it, you can refund the agreement.
+    #[arg(long, default_value_t = 0)]
+    timeout: u32,
+    /// Order on an agreement you bought already (its id) instead of buying.
+    #[arg(long)]
+    agreement: Option<B256>,
+    /// Return once the job is queued, without following it.
+    #[arg(long)]
+    no_wait: bool,
+    #[command(flatten)]
+    suite: SuiteArgs,
+    #[command(flatten)]
+    signer: SignerArgs,
+}
+
+/// `NAME=VALUE`.
+fn parse_param(text: &str) -> Result<(String, String), String> {
+    let (name, value) = text
+        .split_once('=')
+        .ok_or_else(|| format!("{text:?} is not NAME=VALUE"))?;
+    if name.is_empty() {
+        return Err(format!("{text:?} has no name"));
+    }
+    Ok((name.to_owned(), value.to_owned()))
+}
+
+#[derive(Debug, Subcommand)]
+enum JobCommand {
+    /// Where the job stands: phase, runs, outcome, result.
+    Status(JobArgs),
+    /// The job's logs so far (when the asset lets you see them).
+    Logs(JobArgs),
+    /// Stop the job (SIGTERM, then SIGKILL after the provider's grace).
+    Stop(JobArgs),
+    /// Follow the job until it ends.
+    Wait(JobArgs),
+}
+
+#[derive(Debug, Args)]
+struct JobArgs {
+    /// The compute agreement's id (32 bytes, hex).
+    agreement: B256,
+    #[command(flatten)]
+    suite: SuiteArgs,
+    #[command(flatten)]
+    signer: SignerArgs,
+}
+
+#[derive(Debug, Args)]
 struct AccessTokenArgs {
     /// The agreement's id (32 bytes, hex).
     agreement: B256,
@@ -402,6 +473,114 @@ fn main() -> std::process::ExitCode {
     }
 }
 
+/// `insitu compute`: buys (unless given an agreement), orders, follows.
+async fn run_compute(args: ComputeArgs, output: &Output) -> Result<()> {
+    let algorithm = std::fs::read(&args.algorithm)
+        .with_context(|| format!("reading the algorithm {}", args.algorithm.display()))?;
+    let order = compute::Order {
+        algorithm,
+        runtime: args.runtime.clone(),
+        params: args.params.iter().cloned().collect(),
+    };
+    let suite = open_suite(&args.suite).await?;
+    let sender = sender(&suite.connection, &args.signer)?;
+    let (id, bought) = match args.agreement {
+        Some(id) => (id, None),
+        None => {
+            let bought = market::buy(
+                &suite,
+                &sender,
+                args.did,
+                ServiceKind::Compute,
+                args.timeout,
+                &TerminalProgress::new(output),
+            )
+            .await?;
+            output.note(&format!(
+                "bought compute: agreement {}",
+                bought.quote.agreement_id
+            ));
+            (bought.quote.agreement_id, Some(bought))
+        }
+    };
+    let queued = compute::submit(&suite, &sender, id, &order).await?;
+    output.note(&format!(
+        "job queued (algorithm sha256 {})",
+        queued.algorithm_sha256
+    ));
+    let status = if args.no_wait {
+        queued
+    } else {
+        follow(&suite, &sender, id, output).await?
+    };
+    output.job(id, bought.as_ref(), &status)
+}
+
+/// Follows job `id` until it ends, telling each phase and printing new log lines (unless the
+/// asset keeps them private).
+async fn follow(
+    suite: &Suite,
+    sender: &Sender,
+    id: B256,
+    output: &Output,
+) -> Result<compute::JobStatus> {
+    let (mut phase, mut shown, mut logs_allowed) = (String::new(), 0_usize, true);
+    loop {
+        let status = compute::status(suite, sender, id).await?;
+        if status.phase != phase {
+            output.note(&format!("job {}", status.phase));
+            phase.clone_from(&status.phase);
+        }
+        if logs_allowed
+            && matches!(
+                status.phase.as_str(),
+                "running" | "publishing" | "settling" | "done" | "failed" | "stopped"
+            )
+        {
+            match compute::logs(suite, sender, id).await {
+                Ok(text) if text.len() > shown => {
+                    for line in text[shown..].lines() {
+                        output.note(&format!("  | {line}"));
+                    }
+                    shown = text.len();
+                }
+                Ok(_) => {}
+                Err(market::MarketError::Refused { code, .. }) if code == "logs_private" => {
+                    output.note("(the asset keeps job logs private)");
+                    logs_allowed = false;
+                }
+                Err(market::MarketError::Refused { code, .. }) if code == "no_logs" => {}
+                Err(error) => return Err(error.into()),
+            }
+        }
+        if status.is_final() {
+            return Ok(status);
+        }
+        tokio::time::sleep(Duration::from_secs(1)).await;
+    }
+}
+
+async fn job(command: JobCommand, output: &Output) -> Result<()> {
+    let args = match &command {
+        JobCommand::Status(args)
+        | JobCommand::Logs(args)
+        | JobCommand::Stop(args)
+        | JobCommand::Wait(args) => args,
+    };
+    let suite = open_suite(&args.suite).await?;
+    let sender = sender(&suite.connection, &args.signer)?;
+    let id = args.agreement;
+    match command {
+        JobCommand::Status(_) => output.job(id, None, &compute::status(&suite, &sender, id).await?),
+        JobCommand::Logs(_) => output.logs(&compute::logs(&suite, &sender, id).await?),
+        JobCommand::Stop(_) => output.job(id, None, &compute::stop(&suite, &sender, id).await?),
+        JobCommand::Wait(_) => {
+            let status = follow(&suite, &sender, id, output).await?;
+            output.job(id, None, &status)
+        }
+    }
+}
+
 /// The endpoint in use, whose URL is kept out of error messages.
 static ENDPOINT: std::sync::OnceLock<Endpoint> = std::sync::OnceLock::new();
 
@@ -449,18 +628,33 @@ async fn run(command: Command, output: &Output) -> Result<()> {
             let sender = sender(&suite.connection, &args.signer)?;
             let bar = output::DownloadBar::new(output);
             let mut on_bytes = |event| bar.event(event);
-            let downloaded = market::download(
-                &suite,
-                &sender,
-                args.agreement,
-                args.file,
-                &args.out,
-                &mut on_bytes,
-            )
-            .await?;
+            let bought = agreement::show(&suite, args.agreement, None).await?;
+            let downloaded = if bought.template == suite.addresses.compute_template {
+                compute::download_result(
+                    &suite,
+                    &sender,
+                    args.agreement,
+                    args.file,
+                    &args.out,
+                    &mut on_bytes,
+                )
+                .await?
+            } else {
+                market::download(
+                    &suite,
+                    &sender,
+                    args.agreement,
+                    args.file,
+                    &args.out,
+                    &mut on_bytes,
+                )
+                .await?
+            };
             bar.finish();
             output.downloaded(&downloaded)
         }
+        Command::Compute(args) => run_compute(args, output).await,
+        Command::Job(command) => job(command, output).await,
         Command::AccessToken(args) => {
             let suite = open_suite(&args.suite).await?;
             let sender = sender(&suite.connection, &args.signer)?;

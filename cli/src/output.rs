@@ -326,6 +326,59 @@ impl Output {
         })
     }
 
+    /// A compute job (and the purchase that made it, when this command bought it).
+    pub(crate) fn job(
+        &self,
+        id: alloy::primitives::B256,
+        bought: Option<&Bought>,
+        status: &insitu_client::compute::JobStatus,
+    ) -> anyhow::Result<()> {
+        let mut value = json!({ "agreement": id, "job": status });
+        if let Some(bought) = bought {
+            value["bought"] = serde_json::to_value(bought)?;
+        }
+        self.emit(value, || {
+            let mut text = format!(
+                "agreement   {id}\njob         {} (runs {}, algorithm sha256 {}, runtime {})\n",
+                status.phase, status.runs, status.algorithm_sha256, status.runtime
+            );
+            if let Some(reason) = &status.reason {
+                text.push_str(&format!("reason      {reason}\n"));
+            }
+            if let Some(outcome) = &status.outcome {
+                text.push_str(&format!(
+                    "ended       {}\n",
+                    outcome["ending"].as_str().unwrap_or("?")
+                ));
+            }
+            if let Some(result) = &status.result {
+                text.push_str(&format!(
+                    "result      {}\n",
+                    result["did"].as_str().unwrap_or("?")
+                ));
+                for file in result["files"].as_array().into_iter().flatten() {
+                    text.push_str(&format!(
+                        "  file      {} ({} bytes, sha256 {})\n",
+                        file["name"].as_str().unwrap_or("?"),
+                        file["size"],
+                        file["sha256"].as_str().unwrap_or("?")
+                    ));
+                }
+                if status.phase == "done" {
+                    text.push_str(&format!(
+                        "download it with: insitu download {id} --out FILE [--file N]\n"
+                    ));
+                }
+            }
+            text
+        })
+    }
+
+    /// A job's logs.
+    pub(crate) fn logs(&self, logs: &str) -> anyhow::Result<()> {
+        self.emit(json!({ "logs": logs }), || logs.to_owned())
+    }
+
     pub(crate) fn downloaded(&self, downloaded: &Downloaded) -> anyhow::Result<()> {
         self.emit(serde_json::to_value(downloaded)?, || {
             format!(

@@ -36,12 +36,41 @@ fn keeper_binary() -> PathBuf {
     path
 }
 
-#[test]
-fn publish_buy_and_download_through_the_command() {
+/// A deployed suite on anvil, a token with the consumer (keys[3]) funded, a data file, and the
+/// provider's keeper as its own process (keys[2], publisher keys[1]), with `extra` appended to
+/// its configuration.
+struct Market {
+    _devnet: Devnet,
+    keys: Vec<alloy::signers::local::PrivateKeySigner>,
+    _dir: tempfile::TempDir,
+    root: PathBuf,
+    endpoint: String,
+    out: PathBuf,
+    token: alloy::primitives::Address,
+    data: PathBuf,
+    content: Vec<u8>,
+    keeper_url: String,
+    runtime: tokio::runtime::Runtime,
+    _keeper: KeeperProcess,
+}
+
+impl Market {
+    fn suite_args(&self) -> [&str; 4] {
+        [
+            "--rpc-url",
+            self.endpoint.as_str(),
+            "--addresses",
+            self.out.to_str().unwrap(),
+        ]
+    }
+}
+
+fn market(extra: &str) -> Market {
     let devnet = Devnet::start().expect("anvil");
     let keys = keys(&devnet);
     let dir = tempfile::tempdir().unwrap();
-    let root = dir.path();
+    let root = dir.path().to_path_buf();
+    let root = root.as_path();
     let endpoint = devnet.endpoint();
 
     // The operator deploys.
@@ -95,7 +124,7 @@ fn publish_buy_and_download_through_the_command() {
         &config,
         format!(
             "rpc_url = \"{endpoint}\"\naddresses = \"{}\"\nconfirmations = 0\npoll_interval_ms = 100\n\
-             listen = \"127.0.0.1:{port}\"\ndatabase = \"{}\"\ndata_root = \"{}\"\npublishers = [\"{}\"]\n",
+             listen = \"127.0.0.1:{port}\"\ndatabase = \"{}\"\ndata_root = \"{}\"\npublishers = [\"{}\"]\n{extra}",
             out.display(),
             root.join("keeper.db").display(),
             data.display(),
@@ -103,7 +132,7 @@ fn publish_buy_and_download_through_the_command() {
         ),
     )
     .unwrap();
-    let _keeper = KeeperProcess(
+    let keeper = KeeperProcess(
         Command::new(keeper_binary())
             .arg("--config")
             .arg(&config)
@@ -120,6 +149,45 @@ fn publish_buy_and_download_through_the_command() {
         std::thread::sleep(Duration::from_millis(100));
     }
 
+    Market {
+        _devnet: devnet,
+        keys,
+        root: root.to_path_buf(),
+        _dir: dir,
+        endpoint,
+        out,
+        token,
+        data,
+        content,
+        keeper_url,
+        runtime,
+        _keeper: keeper,
+    }
+}
+
+#[test]
+fn publish_buy_and_download_through_the_command() {
+    let market = market("");
+    let Market {
+        keys,
+        root,
+        endpoint,
+        out,
+        token,
+        data,
+        content,
+        keeper_url,
+        runtime,
+        ..
+    } = &market;
+    let (root, endpoint, out, token, data, keeper_url) = (
+        root.as_path(),
+        endpoint.clone(),
+        out.clone(),
+        *token,
+        data.clone(),
+        keeper_url.clone(),
+    );
     // An invalid document: every offending field, nothing sent.
     let sha = hex::encode(<sha2::Sha256 as sha2::Digest>::digest(&content));
     let document = |min_timeout: u64| {
@@ -202,7 +270,7 @@ fn publish_buy_and_download_through_the_command() {
     args.extend(suite_args);
     let downloaded = run_as(&keys[3], &args);
     assert!(downloaded.status.success(), "{}", stderr(&downloaded));
-    assert_eq!(std::fs::read(&file).unwrap(), content);
+    assert_eq!(&std::fs::read(&file).unwrap(), content);
     assert_eq!(json(&downloaded)["sha256"], sha);
 
     // Someone else cannot download it.
@@ -242,4 +310,157 @@ fn publish_buy_and_download_through_the_command() {
     args.extend(suite_args);
     let shown = json(&run_as(&keys[3], &args));
     assert_eq!(shown["conditions"][0]["state"], "released");
+}
+
+#[test]
+fn compute_orders_follows_and_fetches_the_result_through_the_command() {
+    let market = market("[compute]\nwork_root = \"compute\"\ngrace_secs = 1\n");
+    let keys = &market.keys;
+    let suite_args = market.suite_args();
+    let visits = "age,stay_days\n34,2\n61,5\n47,3.5\n";
+    std::fs::write(market.data.join("visits.csv"), visits).unwrap();
+    let document = serde_json::json!({
+        "@context": "https://schema.org",
+        "@type": "Dataset",
+        "schemaVersion": "insitu-metadata/1",
+        "name": "visits", "description": "visits", "author": "hospital",
+        "license": "LicenseRef-compute-only",
+        "files": [{
+            "name": "visits.csv",
+            "contentType": "text/csv",
+            "contentSize": visits.len(),
+            "sha256": hex::encode(<sha2::Sha256 as sha2::Digest>::digest(visits.as_bytes())),
+            "location": format!("file://{}", market.data.join("visits.csv").display()),
+        }],
+        "services": [{
+            "type": "compute",
+            "token": market.token.to_string(),
+            "price": [{"receiver": keys[1].address().to_string(), "amount": "7000"}],
+            "timeout": {"min": 3600, "max": 86400},
+            "compute": {
+                "algorithms": {"any": true},
+                "runtimes": ["python3"],
+                "limits": {"wallSecs": 60, "memoryMb": 128, "cpuPercent": 100, "pids": 32,
+                           "outputMb": 4, "tmpMb": 16, "logKb": 64},
+                "logs": "consumer",
+                "resultRetentionDays": 7
+            }
+        }]
+    });
+    let metadata = market.root.join("compute.json");
+    std::fs::write(&metadata, document.to_string()).unwrap();
+    let mut args = vec![
+        "--json",
+        "publish",
+        metadata.to_str().unwrap(),
+        "--keeper",
+        &market.keeper_url,
+    ];
+    args.extend(suite_args);
+    let published = run_as(&keys[1], &args);
+    assert!(published.status.success(), "{}", stderr(&published));
+    let did = json(&published)["did"].as_str().unwrap().to_owned();
+
+    // A bad parameter is refused before anything is sent.
+    let algorithm = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../examples/algorithms/summary.py"
+    );
+    let mut args = vec![
+        "compute",
+        &did,
+        "--algorithm",
+        algorithm,
+        "--param",
+        "columns",
+    ];
+    args.extend(suite_args);
+    let refused = run_as(&keys[3], &args);
+    assert!(!refused.status.success());
+    assert!(
+        stderr(&refused).contains("NAME=VALUE"),
+        "{}",
+        stderr(&refused)
+    );
+
+    // Bought, ordered, followed to its end.
+    let mut args = vec![
+        "--json",
+        "compute",
+        &did,
+        "--algorithm",
+        algorithm,
+        "--param",
+        "columns=age",
+    ];
+    args.extend(suite_args);
+    let computed = run_as(&keys[3], &args);
+    assert!(computed.status.success(), "{}", stderr(&computed));
+    let computed = json(&computed);
+    assert_eq!(computed["job"]["phase"], "done", "{computed}");
+    assert_eq!(computed["bought"]["quote"]["price"], "0x1b58");
+    let agreement = computed["agreement"].as_str().unwrap().to_owned();
+
+    // The result, downloaded by the consumer.
+    let out = market.root.join("summary.json");
+    let mut args = vec![
+        "--json",
+        "download",
+        &agreement,
+        "-o",
+        out.to_str().unwrap(),
+    ];
+    args.extend(suite_args);
+    let downloaded = run_as(&keys[3], &args);
+    assert!(downloaded.status.success(), "{}", stderr(&downloaded));
+    let summary: serde_json::Value = serde_json::from_slice(&std::fs::read(&out).unwrap()).unwrap();
+    assert_eq!(summary["visits.csv"]["rows"], 3);
+    assert_eq!(summary["visits.csv"]["columns"]["age"]["max"], 61.0);
+    assert!(summary["visits.csv"]["columns"].get("stay_days").is_none());
+
+    // Followed for people: its phase and its log lines.
+    let mut args = vec!["job", "wait", &agreement];
+    args.extend(suite_args);
+    let waited = run_as(&keys[3], &args);
+    assert!(waited.status.success(), "{}", stderr(&waited));
+    assert!(stderr(&waited).contains("job done"), "{}", stderr(&waited));
+    assert!(
+        stderr(&waited).contains("  | summarised visits.csv"),
+        "{}",
+        stderr(&waited)
+    );
+    let text = String::from_utf8_lossy(&waited.stdout);
+    assert!(text.contains("download it with: insitu download"), "{text}");
+
+    // Status, logs; a stop comes too late; another account sees nothing.
+    let mut args = vec!["--json", "job", "status", &agreement];
+    args.extend(suite_args);
+    let status = run_as(&keys[3], &args);
+    assert!(status.status.success(), "{}", stderr(&status));
+    assert_eq!(json(&status)["job"]["phase"], "done");
+    let mut args = vec!["--json", "job", "logs", &agreement];
+    args.extend(suite_args);
+    let logs = run_as(&keys[3], &args);
+    assert!(
+        json(&logs)["logs"]
+            .as_str()
+            .unwrap()
+            .contains("summarised visits.csv")
+    );
+    let mut args = vec!["job", "stop", &agreement];
+    args.extend(suite_args);
+    let late = run_as(&keys[3], &args);
+    assert!(
+        !late.status.success() && stderr(&late).contains("job_ended"),
+        "{}",
+        stderr(&late)
+    );
+    let mut args = vec!["job", "status", &agreement];
+    args.extend(suite_args);
+    let stranger = run_as(&keys[6], &args);
+    assert!(
+        !stranger.status.success() && stderr(&stranger).contains("wrong_consumer"),
+        "{}",
+        stderr(&stranger)
+    );
 }
