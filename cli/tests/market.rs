@@ -189,7 +189,7 @@ fn publish_buy_and_download_through_the_command() {
         keeper_url.clone(),
     );
     // An invalid document: every offending field, nothing sent.
-    let sha = hex::encode(<sha2::Sha256 as sha2::Digest>::digest(&content));
+    let sha = hex::encode(<sha2::Sha256 as sha2::Digest>::digest(content));
     let document = |min_timeout: u64| {
         serde_json::json!({
             "@context": "https://schema.org",
