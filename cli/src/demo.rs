@@ -1,8 +1,10 @@
 //! `insitu demo`: the whole system on a local chain. It starts anvil (a block a second), deploys the
-//! suite, starts the provider's keeper as its own process, publishes a sample dataset, buys it,
-//! downloads it (its SHA-256 checked), then makes a second purchase that the provider never
-//! delivers, and has the consumer refunded after the time out. Anvil and the keeper are stopped
-//! on exit and on Ctrl-C.
+//! suite, starts the provider's keeper as its own process (with compute in its sandbox),
+//! publishes a sample dataset, buys it, downloads it (its SHA-256 checked); publishes a second
+//! dataset that may only be computed on, buys compute on it with the sample algorithm (summary
+//! statistics), downloads the result, and orders a job that runs out of memory; then makes an
+//! access purchase that the provider never delivers, and has the consumer refunded after the time
+//! out, as is the failed job's. Anvil and the keeper are stopped on exit and on Ctrl-C.
 
 use std::{
     path::{Path, PathBuf},
@@ -26,6 +28,7 @@ use insitu_bindings::{
 };
 use insitu_client::{
     agreement::{self, ConditionState},
+    compute,
     deploy::deploy_suite,
     devnet::Devnet,
     market::{self, KeeperClient},
@@ -44,6 +47,12 @@ const PRICE: u128 = 250_000_000_000_000_000_000;
 const FEE_BPS: u16 = 100;
 /// The service time out the consumer picks: one hour.
 const SERVICE_TIMEOUT: u32 = 3_600;
+/// The demo's compute price: 40 tokens.
+const COMPUTE_PRICE: u128 = 40_000_000_000_000_000_000;
+/// The sample algorithm: summary statistics of CSV files.
+const SUMMARY_ALGORITHM: &[u8] = include_bytes!("../../examples/algorithms/summary.py");
+/// An algorithm that allocates until it is killed.
+const MEMORY_BOMB: &[u8] = b"chunks = []\nwhile True:\n    chunks.append(bytearray(16 << 20))\n";
 
 /// One transaction of the demo.
 #[derive(Debug, Serialize)]
@@ -81,6 +90,23 @@ pub(crate) struct Report {
     pub(crate) refund_after_timeout: bool,
     /// Blocks from the purchase (payment into escrow) to the release, served agreement.
     pub(crate) blocks_lock_to_release_access: u64,
+    /// The compute-only asset.
+    pub(crate) compute_did: B256,
+    /// The compute agreement whose job succeeded.
+    pub(crate) compute_agreement: B256,
+    /// The result the consumer downloaded (summary statistics, JSON).
+    pub(crate) compute_result: serde_json::Value,
+    /// The failed job's agreement.
+    pub(crate) failed_compute_agreement: B256,
+    /// The job's result was downloaded by the consumer, its SHA-256 checked, and holds the
+    /// statistics of the whole dataset.
+    pub(crate) compute_result_delivered: bool,
+    /// The compute agreement's payment was released (after the result's registration).
+    pub(crate) compute_escrow_released: bool,
+    /// The job that ran out of memory failed, and its payment was refunded after the time out.
+    pub(crate) compute_failed_job_refunded: bool,
+    /// Blocks from the compute purchase to the release.
+    pub(crate) blocks_lock_to_release_compute: u64,
 }
 
 /// A child process killed when dropped.
@@ -217,12 +243,14 @@ pub(crate) async fn run(log: &dyn Fn(&str)) -> Result<Report> {
         format!(
             "rpc_url = \"{}\"\nchain_id = 31337\naddresses = \"{}\"\nconfirmations = 1\n\
              poll_interval_ms = 250\nlisten = \"127.0.0.1:{port}\"\ndatabase = \"{}\"\n\
-             data_root = \"{}\"\npublishers = [\"{}\"]\n",
+             data_root = \"{}\"\npublishers = [\"{}\"]\n\n[compute]\nwork_root = \"{}\"\n\
+             grace_secs = 2\n",
             devnet.endpoint(),
             addresses.display(),
             root.join("keeper.db").display(),
             data.display(),
-            publisher.address()
+            publisher.address(),
+            root.join("compute").display()
         ),
     )?;
     let mut keeper = start_keeper(&config, keeper_key, &root.join("keeper.log"))?;
@@ -326,7 +354,173 @@ pub(crate) async fn run(log: &dyn Fn(&str)) -> Result<Report> {
         settlement,
     ));
 
-    // 6. A second purchase; the provider goes away and never delivers.
+    // 6. Compute in situ: a dataset that may not be downloaded, only computed on.
+    let visits = data.join("visits.csv");
+    let visits_content = sample_visits();
+    std::fs::write(&visits, &visits_content)?;
+    let compute_source = serde_json::to_vec_pretty(&serde_json::json!({
+        "@context": "https://schema.org",
+        "@type": "Dataset",
+        "schemaVersion": "insitu-metadata/1",
+        "name": "Hospital visits (sample, compute only)",
+        "description": "One row per visit: age, ward, length of stay. Never downloadable.",
+        "author": "insitu demo",
+        "license": "LicenseRef-compute-only",
+        "files": [{
+            "name": "visits.csv",
+            "contentType": "text/csv",
+            "contentSize": visits_content.len(),
+            "sha256": hex::encode(Sha256::digest(&visits_content)),
+            "location": format!("file://{}", visits.display()),
+        }],
+        "services": [{
+            "type": "compute",
+            "token": token.to_string(),
+            "price": [{"receiver": publisher.address().to_string(), "amount": COMPUTE_PRICE.to_string()}],
+            "timeout": {"min": 3600, "max": 86400},
+            "compute": {
+                "algorithms": {"any": true},
+                "runtimes": ["python3"],
+                "limits": {"wallSecs": 120, "memoryMb": 128, "cpuPercent": 100, "pids": 32,
+                           "outputMb": 8, "tmpMb": 16, "logKb": 256},
+                "logs": "consumer",
+                "resultRetentionDays": 7
+            }
+        }]
+    }))?;
+    let compute_asset = market::publish(
+        &suite,
+        &as_sender(publisher),
+        &keeper_client,
+        &compute_source,
+        B256::from(rand::random::<[u8; 32]>()),
+        &Silent,
+    )
+    .await?;
+    steps.push((
+        "provider publishes a compute-only dataset".into(),
+        compute_asset.transaction,
+    ));
+    log(&format!(
+        "published compute-only asset {}",
+        compute_asset.did
+    ));
+    let buy_compute = || {
+        market::buy(
+            &suite,
+            &consumer_sender,
+            compute_asset.did,
+            ServiceKind::Compute,
+            SERVICE_TIMEOUT,
+            &Silent,
+        )
+    };
+    let compute_bought = buy_compute().await?;
+    if let Some(approval) = compute_bought.approval {
+        steps.push(("consumer approves the compute price".into(), approval));
+    }
+    steps.push((
+        "consumer buys compute on it".into(),
+        compute_bought.transaction,
+    ));
+    let compute_id = compute_bought.quote.agreement_id;
+    let order = compute::Order {
+        algorithm: SUMMARY_ALGORITHM.to_vec(),
+        runtime: "python3".into(),
+        params: [("columns".to_owned(), "age,stay_days".to_owned())].into(),
+    };
+    compute::submit(&suite, &consumer_sender, compute_id, &order).await?;
+    log("ordered the job: examples/algorithms/summary.py on the visits, in the keeper's sandbox");
+    let mut phases = Vec::new();
+    let finished = compute::follow(
+        &suite,
+        &consumer_sender,
+        compute_id,
+        &[],
+        Duration::from_millis(500),
+        &mut |status: &compute::JobStatus| phases.push(status.phase.clone()),
+    )
+    .await?;
+    log(&format!("  its phases: {}", phases.join(" -> ")));
+    if finished.phase != "done" {
+        bail!(
+            "the demo's job ended {}: {}",
+            finished.phase,
+            finished.reason.unwrap_or_default()
+        );
+    }
+    let result_file = root.join("summary.json");
+    let mut ignore = |_| {};
+    let fetched = compute::download_result(
+        &suite,
+        &consumer_sender,
+        compute_id,
+        0,
+        &result_file,
+        &mut ignore,
+    )
+    .await?;
+    let compute_result: serde_json::Value = serde_json::from_slice(&std::fs::read(&result_file)?)?;
+    let rows = visits_content.iter().filter(|byte| **byte == b'\n').count() - 1;
+    let compute_result_delivered = compute_result["visits.csv"]["rows"] == rows
+        && compute_result["visits.csv"]["columns"]["age"]["count"] == rows;
+    log(&format!(
+        "downloaded the result ({} bytes, SHA-256 checked): mean age {:.1}, mean stay {:.2} days over {rows} visits",
+        fetched.bytes,
+        compute_result["visits.csv"]["columns"]["age"]["mean"]
+            .as_f64()
+            .unwrap_or_default(),
+        compute_result["visits.csv"]["columns"]["stay_days"]["mean"]
+            .as_f64()
+            .unwrap_or_default(),
+    ));
+    let compute_escrow_released = agreement::show(&suite, compute_id, None)
+        .await?
+        .payment_condition()
+        .map(|condition| condition.state)
+        == Some(ConditionState::Released);
+    let (compute_lock, compute_release, compute_settlement) =
+        lock_and_release(&suite, compute_id, compute_bought.transaction).await?;
+    for (what, hash) in registrations(&suite, compute_id, compute_lock).await? {
+        steps.push((what, hash));
+    }
+    steps.push((
+        "keeper fulfils compute and releases the escrow".into(),
+        compute_settlement,
+    ));
+
+    // A job past its memory limit fails; its payment comes back after the time out.
+    let failing_bought = buy_compute().await?;
+    if let Some(approval) = failing_bought.approval {
+        steps.push(("consumer approves again".into(), approval));
+    }
+    steps.push((
+        "consumer buys compute for a job that fails".into(),
+        failing_bought.transaction,
+    ));
+    let failing_id = failing_bought.quote.agreement_id;
+    let bomb = compute::Order {
+        algorithm: MEMORY_BOMB.to_vec(),
+        runtime: "python3".into(),
+        params: Default::default(),
+    };
+    compute::submit(&suite, &consumer_sender, failing_id, &bomb).await?;
+    let failed = compute::follow(
+        &suite,
+        &consumer_sender,
+        failing_id,
+        &[],
+        Duration::from_millis(500),
+        &mut |_| {},
+    )
+    .await?;
+    log(&format!(
+        "a job allocating without end: {} ({})",
+        failed.phase,
+        failed.reason.clone().unwrap_or_default()
+    ));
+
+    // 7. A second purchase; the provider goes away and never delivers.
     let second = buy().await?;
     if let Some(approval) = second.approval {
         steps.push(("consumer approves again".into(), approval));
@@ -353,6 +547,24 @@ pub(crate) async fn run(log: &dyn Fn(&str)) -> Result<Report> {
         "refunded {} to the consumer after the time out",
         refund.amount
     ));
+    let failed_refund = payments::refund(&suite, &consumer_sender, failing_id, &Silent).await?;
+    if let Some(abort) = failed_refund.abort_transaction {
+        steps.push(("the failed job's service is aborted".into(), abort));
+    }
+    steps.push((
+        "consumer is refunded for the failed job".into(),
+        failed_refund.transaction,
+    ));
+    let compute_failed_job_refunded = failed.phase == "failed"
+        && agreement::show(&suite, failing_id, None)
+            .await?
+            .payment_condition()
+            .map(|condition| condition.state)
+            == Some(ConditionState::Refunded);
+    log(&format!(
+        "refunded {} for the failed job",
+        failed_refund.amount
+    ));
     let fees = payments::withdraw_fees(
         &suite,
         &as_sender(fee_receiver),
@@ -366,7 +578,7 @@ pub(crate) async fn run(log: &dyn Fn(&str)) -> Result<Report> {
         fees.transaction,
     ));
 
-    // 7. Gas and balances, from the chain.
+    // 8. Gas and balances, from the chain.
     let mut report_steps = Vec::with_capacity(steps.len());
     for (step, hash) in steps {
         let receipt = provider
@@ -402,7 +614,44 @@ pub(crate) async fn run(log: &dyn Fn(&str)) -> Result<Report> {
         access_escrow_released,
         refund_after_timeout,
         blocks_lock_to_release_access: release_block.saturating_sub(lock_block),
+        compute_did: compute_asset.did,
+        compute_agreement: compute_id,
+        compute_result,
+        failed_compute_agreement: failing_id,
+        compute_result_delivered,
+        compute_escrow_released,
+        compute_failed_job_refunded,
+        blocks_lock_to_release_compute: compute_release.saturating_sub(compute_lock),
     })
+}
+
+/// The keeper's registration of the result of compute agreement `id` and its record of the
+/// input's use, after block `from` (to show them as steps).
+async fn registrations(suite: &Suite, id: B256, from: u64) -> Result<Vec<(String, B256)>> {
+    use alloy::sol_types::SolEvent;
+    let provider = suite.provider();
+    let mut found = Vec::new();
+    for (what, signature) in [
+        (
+            "keeper registers the result, owned by the consumer",
+            insitu_bindings::AssetRegistry::WasGeneratedBy::SIGNATURE_HASH,
+        ),
+        (
+            "keeper records the input's use",
+            insitu_bindings::AssetRegistry::Used::SIGNATURE_HASH,
+        ),
+    ] {
+        let filter = alloy::rpc::types::Filter::new()
+            .address(suite.addresses.asset_registry)
+            .event_signature(signature)
+            .topic2(id)
+            .from_block(from)
+            .to_block(BlockNumberOrTag::Latest);
+        if let Some(log) = provider.get_logs(&filter).await?.into_iter().next() {
+            found.push((what.to_owned(), log.transaction_hash.unwrap_or_default()));
+        }
+    }
+    Ok(found)
 }
 
 /// The block of the purchase, the block of the release and the release's transaction.
@@ -492,6 +741,18 @@ fn sample_dataset() -> Vec<u8> {
             let no2 = 15 + (hour * 11 + station.len() as u32 * 5) % 60;
             csv.push_str(&format!("{station},{hour},{pm25},{no2}\n"));
         }
+    }
+    csv.into_bytes()
+}
+
+/// About 1,500 hospital visits: age, ward, length of stay (deterministic).
+fn sample_visits() -> Vec<u8> {
+    let mut csv = String::from("age,ward,stay_days\n");
+    for visit in 0..1_500_u32 {
+        let age = 18 + (visit * 37) % 73;
+        let ward = ["cardiology", "maternity", "orthopaedics", "oncology"][(visit % 4) as usize];
+        let stay = 1 + (visit * 13 + age) % 9;
+        csv.push_str(&format!("{age},{ward},{stay}.{}\n", visit % 10));
     }
     csv.into_bytes()
 }

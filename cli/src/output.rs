@@ -419,6 +419,17 @@ impl Output {
                 yes(report.refund_after_timeout),
                 report.blocks_lock_to_release_access
             );
+            text += &format!(
+                "  compute result delivered              {}\n  compute escrow released               {}\n  failed job refunded                   {}\n  blocks from compute payment to release {}\n",
+                yes(report.compute_result_delivered),
+                yes(report.compute_escrow_released),
+                yes(report.compute_failed_job_refunded),
+                report.blocks_lock_to_release_compute
+            );
+            text += &format!(
+                "\nthe job's result (summary statistics; no row of the data left the provider):\n{}\n",
+                serde_json::to_string_pretty(&report.compute_result).unwrap_or_default()
+            );
             text
         })
     }

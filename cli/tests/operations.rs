@@ -391,6 +391,12 @@ fn the_demo_runs_the_whole_system_with_the_keeper_as_its_own_process() {
     assert_eq!(report["refund_after_timeout"], true);
     let blocks = report["blocks_lock_to_release_access"].as_u64().unwrap();
     assert!((1..=10).contains(&blocks), "{blocks}");
+    assert_eq!(report["compute_result_delivered"], true);
+    assert_eq!(report["compute_escrow_released"], true);
+    assert_eq!(report["compute_failed_job_refunded"], true);
+    let blocks = report["blocks_lock_to_release_compute"].as_u64().unwrap();
+    assert!((3..=30).contains(&blocks), "{blocks}");
+    assert_eq!(report["compute_result"]["visits.csv"]["rows"], 1500);
     let steps: Vec<_> = report["steps"]
         .as_array()
         .unwrap()
@@ -399,6 +405,17 @@ fn the_demo_runs_the_whole_system_with_the_keeper_as_its_own_process() {
         .collect();
     assert!(steps.contains(&"keeper grants access and releases the escrow".to_owned()));
     assert!(steps.contains(&"consumer is refunded".to_owned()));
+    for step in [
+        "keeper registers the result, owned by the consumer",
+        "keeper records the input's use",
+        "keeper fulfils compute and releases the escrow",
+        "consumer is refunded for the failed job",
+    ] {
+        assert!(
+            steps.contains(&step.to_owned()),
+            "{step} missing from {steps:?}"
+        );
+    }
     // Balances: the provider got the price once, the consumer the refund, escrow is empty.
     let balance = |party: &str| {
         report["balances"]
@@ -409,9 +426,13 @@ fn the_demo_runs_the_whole_system_with_the_keeper_as_its_own_process() {
             .map(|entry| entry[1].clone())
             .unwrap()
     };
+    // The provider got the access price and the compute price, once each.
     assert_eq!(
         balance("provider"),
-        serde_json::to_value(alloy::primitives::U256::from(demo::PRICE)).unwrap()
+        serde_json::to_value(alloy::primitives::U256::from(
+            demo::PRICE + 40_000_000_000_000_000_000
+        ))
+        .unwrap()
     );
     assert_eq!(
         balance("escrow (payment condition)"),
