@@ -400,6 +400,11 @@ impl Runner {
         self.compute.backend.forget(&run).await;
         store.record_job_outcome(id, &serde_json::to_string(&outcome).unwrap_or_default())?;
         self.keep_log(&run);
+        // The staged copy of the provider's data goes as soon as the run is over.
+        let input = self.workspace(&run).join("input");
+        if let Err(error) = std::fs::remove_dir_all(&input) {
+            tracing::warn!(agreement = %id, %error, "cannot remove a job's staged inputs");
+        }
         tracing::info!(chain = self.chain_id, agreement = %id, ending = ?outcome.ending, "job ended");
         match outcome.ending {
             Ending::Succeeded => {
