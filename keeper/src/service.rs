@@ -18,12 +18,13 @@ use crate::{
     executor::{CrashPoint, ExecuteError, Executor, Step},
     rpc_pool::RpcPool,
     storage::Storage,
-    store::{ActionState, Store, StoreError},
+    store::{ActionState, JobPhase, Store, StoreError},
     watcher::Watcher,
 };
 
 /// Test hook: when set to `after_sign`, `after_send` or `after_receipt`, the process aborts at
-/// that point of its first settlement (crash-recovery tests). Never set it in production.
+/// that point of its first settlement; `job_configuring` or `job_publishing`, once a compute job
+/// has entered that phase (crash-recovery tests). Never set it in production.
 pub const CRASH_ENV: &str = "INSITU_KEEPER_CRASH_AT";
 
 /// Why the keeper could not start.
@@ -351,6 +352,9 @@ async fn start_chain(
             public_url: shared.public_url.clone(),
             wake: wake_runner.clone(),
             wake_executor: wake.clone(),
+            crash: std::env::var(CRASH_ENV)
+                .ok()
+                .and_then(|point| JobPhase::parse(point.strip_prefix("job_")?).ok()),
         };
         compute_tasks.push(tokio::spawn(runner.run(stopped.clone())));
     }

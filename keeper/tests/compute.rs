@@ -817,14 +817,28 @@ impl Drop for KeeperProcess {
 }
 
 async fn start_process(config: &Path, key: &PrivateKeySigner, url: &str) -> KeeperProcess {
-    let child = std::process::Command::new(env!("CARGO_BIN_EXE_insitu-keeper"))
+    start_process_crashing(config, key, url, None).await
+}
+
+/// A keeper process that aborts at `crash` (the test hook), if given.
+async fn start_process_crashing(
+    config: &Path,
+    key: &PrivateKeySigner,
+    url: &str,
+    crash: Option<&str>,
+) -> KeeperProcess {
+    let mut command = std::process::Command::new(env!("CARGO_BIN_EXE_insitu-keeper"));
+    command
         .arg("--config")
         .arg(config)
         .env("INSITU_KEEPER_PRIVATE_KEY", hex::encode(key.to_bytes()))
+        .env_remove("INSITU_KEEPER_CRASH_AT")
         .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::null())
-        .spawn()
-        .unwrap();
+        .stderr(std::process::Stdio::null());
+    if let Some(point) = crash {
+        command.env("INSITU_KEEPER_CRASH_AT", point);
+    }
+    let child = command.spawn().unwrap();
     let keeper = KeeperProcess(child);
     for _ in 0..600 {
         if let Ok(response) = reqwest::get(format!("{url}/ready")).await
@@ -858,42 +872,13 @@ fn processes_in_group(name: &str) -> Vec<String> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_keeper_killed_while_its_job_runs_runs_it_again_after_a_restart() {
-    let devnet = Devnet::start().expect("anvil");
-    let deployed = common::deploy(&devnet, None, U256::from(PRICE) * U256::from(10)).await;
-    let root = deployed.dir.path().to_path_buf();
-    std::fs::create_dir_all(root.join("data")).unwrap();
-    std::fs::write(root.join("data/visits.csv"), VISITS).unwrap();
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
-    let url = format!("http://127.0.0.1:{port}");
-    let config = Config {
-        rpc_url: devnet.endpoint(),
-        chain_id: 31_337,
-        addresses: deployed.addresses.clone(),
-        confirmations: 0,
-        poll_interval_ms: 100,
-        listen: format!("127.0.0.1:{port}"),
-        database: root.join("keeper.db"),
-        data_root: root.join("data"),
-        publishers: vec![deployed.keys[1].address()],
-        compute: Some(ComputeConfig {
-            work_root: root.join("compute"),
-            grace_secs: 1,
-            sandbox_init: Some(sandbox_init()),
-            ..ComputeConfig::default()
-        }),
-        ..Config::default()
-    };
-    let file = root.join("keeper.toml");
-    std::fs::write(&file, config.to_string()).unwrap();
-    let keeper = start_process(&file, &deployed.keys[2], &url).await;
+    let world = process_world().await;
+    let (deployed, root, url, file) = (&world.deployed, &world.root, &world.url, &world.config);
+    let keeper = start_process(file, &deployed.keys[2], url).await;
     let did = publish_compute(
         &deployed.suite,
         &deployed.keys,
-        &url,
+        url,
         deployed.token,
         &root.join("data/visits.csv"),
         policy(|_| {}),
@@ -957,7 +942,7 @@ async fn a_keeper_killed_while_its_job_runs_runs_it_again_after_a_restart() {
     assert!(left.is_empty(), "the job outlived its keeper: {left:?}");
 
     // Restarted: the interrupted run is queued again and its second run finishes.
-    let _keeper = start_process(&file, &deployed.keys[2], &url).await;
+    let _keeper = start_process(file, &deployed.keys[2], url).await;
     let settled = tokio::time::timeout(
         Duration::from_secs(120),
         compute::follow(
@@ -995,4 +980,145 @@ async fn a_keeper_killed_while_its_job_runs_runs_it_again_after_a_restart() {
         "{audit:?}"
     );
     assert!(processes_in_group(&group).is_empty());
+}
+
+/// A chain with the suite, the visits file, and the configuration of a keeper process with
+/// compute (keys[2], publisher keys[1]).
+struct ProcessWorld {
+    _devnet: Devnet,
+    deployed: common::Deployed,
+    root: PathBuf,
+    url: String,
+    config: PathBuf,
+}
+
+async fn process_world() -> ProcessWorld {
+    let devnet = Devnet::start().expect("anvil");
+    let deployed = common::deploy(&devnet, None, U256::from(PRICE) * U256::from(10)).await;
+    let root = deployed.dir.path().to_path_buf();
+    std::fs::create_dir_all(root.join("data")).unwrap();
+    std::fs::write(root.join("data/visits.csv"), VISITS).unwrap();
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let config = Config {
+        rpc_url: devnet.endpoint(),
+        chain_id: 31_337,
+        addresses: deployed.addresses.clone(),
+        confirmations: 0,
+        poll_interval_ms: 100,
+        listen: format!("127.0.0.1:{port}"),
+        database: root.join("keeper.db"),
+        data_root: root.join("data"),
+        publishers: vec![deployed.keys[1].address()],
+        compute: Some(ComputeConfig {
+            work_root: root.join("compute"),
+            grace_secs: 1,
+            sandbox_init: Some(sandbox_init()),
+            ..ComputeConfig::default()
+        }),
+        ..Config::default()
+    };
+    let file = root.join("keeper.toml");
+    std::fs::write(&file, config.to_string()).unwrap();
+    ProcessWorld {
+        _devnet: devnet,
+        deployed,
+        url: format!("http://127.0.0.1:{port}"),
+        config: file,
+        root,
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_keeper_killed_at_each_point_of_a_job_finishes_it_exactly_once() {
+    for point in [
+        "job_configuring",
+        "job_publishing",
+        "after_sign",
+        "after_send",
+        "after_receipt",
+    ] {
+        let world = process_world().await;
+        let keys = &world.deployed.keys;
+        let suite = &world.deployed.suite;
+        let mut keeper =
+            start_process_crashing(&world.config, &keys[2], &world.url, Some(point)).await;
+        let did = publish_compute(
+            suite,
+            keys,
+            &world.url,
+            world.deployed.token,
+            &world.root.join("data/visits.csv"),
+            policy(|_| {}),
+        )
+        .await;
+        let consumer = common::suite_sender(suite, &keys[3]);
+        let id = market::buy(suite, &consumer, did, ServiceKind::Compute, 0, &Silent)
+            .await
+            .unwrap()
+            .quote
+            .agreement_id;
+        compute::submit(suite, &consumer, id, &order(SUMMARY, &[]))
+            .await
+            .unwrap();
+        // The process dies at the point.
+        let mut died = false;
+        for _ in 0..600 {
+            if keeper.0.try_wait().unwrap().is_some() {
+                died = true;
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        assert!(died, "{point}: the keeper never reached its crash point");
+        drop(keeper);
+
+        // Restarted on the same store: the job ends done, settled by exactly three transactions.
+        let _keeper = start_process(&world.config, &keys[2], &world.url).await;
+        let mut ignore = |_: &JobStatus| {};
+        let done = tokio::time::timeout(
+            Duration::from_secs(120),
+            compute::follow(
+                suite,
+                &consumer,
+                id,
+                &[],
+                Duration::from_millis(200),
+                &mut ignore,
+            ),
+        )
+        .await
+        .unwrap()
+        .unwrap();
+        assert_eq!(done.phase, "done", "{point}: {done:?}");
+        let runs = if point == "job_configuring" { 2 } else { 1 };
+        assert_eq!(done.runs, runs, "{point}");
+        let nonce =
+            alloy::providers::Provider::get_transaction_count(suite.provider(), keys[2].address())
+                .await
+                .unwrap();
+        assert_eq!(
+            nonce, 3,
+            "{point}: registerResult, recordUse, fulfilAndRelease, once each"
+        );
+        let agreement = insitu_client::agreement::show(suite, id, None)
+            .await
+            .unwrap();
+        assert_eq!(
+            agreement.payment_condition().unwrap().state,
+            insitu_client::agreement::ConditionState::Released,
+            "{point}"
+        );
+        let out = world.root.join("summary.json");
+        let mut quiet = |_| {};
+        compute::download_result(suite, &consumer, id, 0, &out, &mut quiet)
+            .await
+            .unwrap();
+        let summary: serde_json::Value =
+            serde_json::from_slice(&std::fs::read(&out).unwrap()).unwrap();
+        assert_eq!(summary["visits.csv"]["rows"], 4, "{point}");
+    }
 }

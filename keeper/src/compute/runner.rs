@@ -150,6 +150,9 @@ pub struct Runner {
     pub wake: Arc<Notify>,
     /// Wakes the chain's executor when a result's settlement is intended.
     pub wake_executor: Arc<Notify>,
+    /// Test hook: the process aborts once a job has entered this phase (crash-recovery tests;
+    /// see `service::CRASH_ENV`). `None` in production.
+    pub crash: Option<JobPhase>,
 }
 
 impl Runner {
@@ -344,6 +347,7 @@ impl Runner {
             return Ok(());
         }
         store.count_job_run(id)?;
+        self.crash_at(JobPhase::Configuring);
         let run = RunId {
             agreement: id,
             run: job.runs + 1,
@@ -412,6 +416,7 @@ impl Runner {
                     self.clean_workspace(&run);
                     return Ok(());
                 }
+                self.crash_at(JobPhase::Publishing);
                 let job = store.job(id)?.unwrap_or(job);
                 self.finish_publishing(&job, &run).await
             }
@@ -529,6 +534,14 @@ impl Runner {
         tracing::info!(chain = self.chain_id, agreement = %job.agreement_id, result = %result.did, "job result stored; settling");
         self.clean_workspace(run);
         Ok(())
+    }
+
+    /// Aborts the process, as `kill -9` would, when the test hook names `phase`.
+    fn crash_at(&self, phase: JobPhase) {
+        if self.crash == Some(phase) {
+            tracing::error!(phase = phase.as_str(), "crash point reached: aborting");
+            std::process::abort();
+        }
     }
 
     fn workspace(&self, run: &RunId) -> PathBuf {
