@@ -425,7 +425,7 @@ pub(crate) async fn run(log: &dyn Fn(&str)) -> Result<Report> {
     ));
     let compute_id = compute_bought.quote.agreement_id;
     let order = compute::Order {
-        algorithm: SUMMARY_ALGORITHM.to_vec(),
+        algorithm: compute::Algorithm::File(SUMMARY_ALGORITHM.to_vec()),
         runtime: "python3".into(),
         params: [("columns".to_owned(), "age,stay_days".to_owned())].into(),
     };
@@ -500,7 +500,7 @@ pub(crate) async fn run(log: &dyn Fn(&str)) -> Result<Report> {
     ));
     let failing_id = failing_bought.quote.agreement_id;
     let bomb = compute::Order {
-        algorithm: MEMORY_BOMB.to_vec(),
+        algorithm: compute::Algorithm::File(MEMORY_BOMB.to_vec()),
         runtime: "python3".into(),
         params: Default::default(),
     };

@@ -249,9 +249,10 @@ struct DownloadArgs {
 struct ComputeArgs {
     /// The asset's id (32 bytes, hex).
     did: B256,
-    /// The algorithm: a file (e.g. a Python script).
+    /// The algorithm: a file (e.g. a Python script), or the id of an algorithm asset published
+    /// at the data's keeper.
     #[arg(long)]
-    algorithm: PathBuf,
+    algorithm: String,
     /// The runtime it runs in (one the asset's compute policy lists).
     #[arg(long, default_value = "python3")]
     runtime: String,
@@ -475,14 +476,30 @@ fn main() -> std::process::ExitCode {
 
 /// `insitu compute`: buys (unless given an agreement), orders, follows.
 async fn run_compute(args: ComputeArgs, output: &Output) -> Result<()> {
-    let algorithm = std::fs::read(&args.algorithm)
-        .with_context(|| format!("reading the algorithm {}", args.algorithm.display()))?;
+    let path = PathBuf::from(&args.algorithm);
+    let asset = if path.exists() {
+        None
+    } else {
+        args.algorithm.parse::<B256>().ok()
+    };
+    let file = match asset {
+        Some(_) => None,
+        None => Some(
+            std::fs::read(&path)
+                .with_context(|| format!("reading the algorithm {}", path.display()))?,
+        ),
+    };
+    let suite = open_suite(&args.suite).await?;
+    let algorithm = match (file, asset) {
+        (Some(bytes), _) => compute::Algorithm::File(bytes),
+        (None, Some(did)) => compute::algorithm_asset(&suite, did).await?,
+        (None, None) => bail!("no algorithm"),
+    };
     let order = compute::Order {
         algorithm,
         runtime: args.runtime.clone(),
         params: args.params.iter().cloned().collect(),
     };
-    let suite = open_suite(&args.suite).await?;
     let sender = sender(&suite.connection, &args.signer)?;
     let (id, bought) = match args.agreement {
         Some(id) => (id, None),

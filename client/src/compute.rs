@@ -24,11 +24,59 @@ use crate::{
     tx::Sender,
 };
 
+/// Where a job's algorithm comes from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Algorithm {
+    /// A file's bytes, sent with the order.
+    File(Vec<u8>),
+    /// An algorithm published as an asset at the data's keeper: its id, and the SHA-256 of its
+    /// one file (from its metadata document: see [`algorithm_asset`]).
+    Asset {
+        /// The asset.
+        did: B256,
+        /// Its file's SHA-256.
+        sha256: B256,
+    },
+}
+
+impl Algorithm {
+    /// The SHA-256 the order signs.
+    pub fn sha256(&self) -> B256 {
+        match self {
+            Self::File(bytes) => B256::from_slice(&Sha256::digest(bytes)),
+            Self::Asset { sha256, .. } => *sha256,
+        }
+    }
+}
+
+/// The algorithm published as asset `did`: its document is fetched (checked against the chain)
+/// for the SHA-256 of its one file.
+///
+/// # Errors
+///
+/// [`MarketError`]: an unknown asset, a document that does not match the chain, or one that has
+/// not exactly one file.
+pub async fn algorithm_asset(suite: &Suite, did: B256) -> Result<Algorithm, MarketError> {
+    let (document, _, _) = market::fetch_document(suite, did).await?;
+    let [file] = document.files.as_slice() else {
+        return Err(MarketError::BadAnswer(format!(
+            "asset {did} has {} files: an algorithm asset has one",
+            document.files.len()
+        )));
+    };
+    let sha256 = file
+        .sha256
+        .parse::<B256>()
+        .or_else(|_| format!("0x{}", file.sha256).parse())
+        .map_err(|_| MarketError::BadAnswer(format!("asset {did}: a SHA-256 that is not hex")))?;
+    Ok(Algorithm::Asset { did, sha256 })
+}
+
 /// What a job runs.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Order {
-    /// The algorithm file's bytes.
-    pub algorithm: Vec<u8>,
+    /// The algorithm.
+    pub algorithm: Algorithm,
     /// The runtime (a name the asset's compute policy lists, e.g. `python3`).
     pub runtime: String,
     /// Its parameters (the algorithm reads them as JSON from `$INSITU_PARAMS`).
@@ -91,7 +139,7 @@ pub fn compute_order(
         agreementId: id,
         did,
         consumer: consumer.address(),
-        algorithm: B256::from_slice(&Sha256::digest(&order.algorithm)),
+        algorithm: order.algorithm.sha256(),
         runtime: order.runtime.clone(),
         params: requests::params_hash(&order.params),
         nonce: U256::from_be_bytes(rand::random::<[u8; 32]>()),
@@ -101,7 +149,7 @@ pub fn compute_order(
     let signature = consumer
         .sign_hash_sync(&requests::compute_signing_hash(&job, &domain))
         .map_err(|error| MarketError::BadAnswer(error.to_string()))?;
-    Ok(serde_json::json!({
+    let mut body = serde_json::json!({
         "chainId": chain_id,
         "job": {
             "agreementId": job.agreementId.to_string(),
@@ -114,9 +162,17 @@ pub fn compute_order(
             "deadline": job.deadline,
         },
         "signature": format!("0x{}", hex::encode(signature.as_bytes())),
-        "algorithmFile": base64::engine::general_purpose::STANDARD.encode(&order.algorithm),
         "params": order.params,
-    }))
+    });
+    match &order.algorithm {
+        Algorithm::File(bytes) => {
+            body["algorithmFile"] = base64::engine::general_purpose::STANDARD
+                .encode(bytes)
+                .into();
+        }
+        Algorithm::Asset { did, .. } => body["algorithmDid"] = did.to_string().into(),
+    }
+    Ok(body)
 }
 
 /// The keeper, the compute condition and the asset of agreement `id`, and the chain's time.

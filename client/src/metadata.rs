@@ -165,15 +165,21 @@ pub struct ComputePolicy {
 pub struct AlgorithmPolicy {
     /// Any algorithm.
     pub any: bool,
-    /// Otherwise, those whose SHA-256 (lower-case hex) is listed.
+    /// Otherwise, those whose SHA-256 (lower-case hex) is listed...
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub sha256: Vec<String>,
+    /// ...and those published as assets by these accounts.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub publishers: Vec<Address>,
 }
 
 impl AlgorithmPolicy {
-    /// Whether the algorithm with SHA-256 `sha256` (lower-case hex) may run.
-    pub fn allows(&self, sha256: &str) -> bool {
-        self.any || self.sha256.iter().any(|listed| listed == sha256)
+    /// Whether the algorithm with SHA-256 `sha256` (lower-case hex) may run, coming from an asset
+    /// owned by `publisher` when it does.
+    pub fn allows(&self, sha256: &str, publisher: Option<Address>) -> bool {
+        self.any
+            || self.sha256.iter().any(|listed| listed == sha256)
+            || publisher.is_some_and(|owner| self.publishers.contains(&owner))
     }
 }
 
@@ -217,6 +223,9 @@ pub struct Provenance {
     pub was_derived_from: Vec<B256>,
     /// The algorithm's SHA-256, lower-case hex.
     pub algorithm_sha256: String,
+    /// The algorithm's asset, when it ran from one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub algorithm: Option<B256>,
     /// The runtime it ran in.
     pub runtime: String,
     /// The limits it ran with.
@@ -352,10 +361,15 @@ pub fn parse(bytes: &[u8]) -> Result<MetadataDocument, MetadataError> {
                         message: "a compute service has no access window".to_owned(),
                     });
                 }
-                if !policy.algorithms.any && policy.algorithms.sha256.is_empty() {
+                let algorithms = &policy.algorithms;
+                if !algorithms.any
+                    && algorithms.sha256.is_empty()
+                    && algorithms.publishers.is_empty()
+                {
                     errors.push(FieldError {
                         path: format!("/services/{index}/compute/algorithms"),
-                        message: "no algorithm may run: set `any` or list checksums".to_owned(),
+                        message: "no algorithm may run: set `any`, or list checksums or publishers"
+                            .to_owned(),
                     });
                 }
                 let limits = &policy.limits;

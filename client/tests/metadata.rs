@@ -243,17 +243,22 @@ fn a_compute_service_carries_its_policy() {
         .compute
         .as_ref()
         .unwrap();
-    assert!(policy.algorithms.allows(&"ab".repeat(32)));
+    assert!(policy.algorithms.allows(&"ab".repeat(32), None));
     assert_eq!(policy.runtimes, ["python3"]);
     assert_eq!(policy.limits.output_mb, 16);
     assert_eq!(policy.logs, LogVisibility::Consumer);
 
+    let publisher = alloy::primitives::Address::repeat_byte(7);
     let listed = metadata::AlgorithmPolicy {
         any: false,
         sha256: vec!["ab".repeat(32)],
+        publishers: vec![publisher],
     };
-    assert!(listed.allows(&"ab".repeat(32)));
-    assert!(!listed.allows(&"cd".repeat(32)));
+    assert!(listed.allows(&"ab".repeat(32), None));
+    assert!(!listed.allows(&"cd".repeat(32), None));
+    // An algorithm asset of a listed publisher, whatever its checksum; of another, not.
+    assert!(listed.allows(&"cd".repeat(32), Some(publisher)));
+    assert!(!listed.allows(&"cd".repeat(32), Some(alloy::primitives::Address::ZERO)));
 }
 
 #[test]

@@ -927,7 +927,11 @@ fn settlement_request(
                 activityId: agreement.id,
                 checksum: result.checksum,
                 url: result.url.clone(),
-                sources: vec![agreement.did],
+                sources: if result.sources.is_empty() {
+                    vec![agreement.did]
+                } else {
+                    result.sources.clone()
+                },
             }
             .abi_encode(),
         ),

@@ -246,7 +246,7 @@ async fn publish_compute(
 
 fn order(algorithm: &[u8], params: &[(&str, &str)]) -> Order {
     Order {
-        algorithm: algorithm.to_vec(),
+        algorithm: compute::Algorithm::File(algorithm.to_vec()),
         runtime: "python3".into(),
         params: params
             .iter()
@@ -726,7 +726,7 @@ async fn refused_orders_and_requests_get_their_codes_and_change_nothing() {
     }
     // Too large an algorithm.
     let huge = Order {
-        algorithm: vec![b'#'; 2 << 20],
+        algorithm: compute::Algorithm::File(vec![b'#'; 2 << 20]),
         ..good.clone()
     };
     let (status, answer) = post(
@@ -1121,4 +1121,122 @@ async fn a_keeper_killed_at_each_point_of_a_job_finishes_it_exactly_once() {
             serde_json::from_slice(&std::fs::read(&out).unwrap()).unwrap();
         assert_eq!(summary["visits.csv"]["rows"], 4, "{point}");
     }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_algorithm_published_as_an_asset_runs_when_its_publisher_is_allowed() {
+    let setup = setup().await;
+    // The provider's publisher publishes the sample algorithm as an asset at the same keeper.
+    let algorithm_file = setup.root.join("data/summary.py");
+    std::fs::write(&algorithm_file, SUMMARY).unwrap();
+    let source = common::access_document(
+        &format!("file://{}", algorithm_file.display()),
+        SUMMARY,
+        setup.token,
+        setup.keys[1].address(),
+        1_000,
+    );
+    let algorithm_did = market::publish(
+        &setup.suite,
+        &setup.sender(&setup.keys[1]),
+        &KeeperClient::new(&format!("http://{}", setup.keeper.address)),
+        &source,
+        B256::from(rand::random::<[u8; 32]>()),
+        &Silent,
+    )
+    .await
+    .unwrap()
+    .did;
+    let publisher = setup.keys[1].address().to_string();
+    let did = setup
+        .publish(policy(|policy| {
+            policy["algorithms"] = serde_json::json!({"any": false, "publishers": [publisher]});
+        }))
+        .await;
+    let id = setup.buy(did).await;
+    let algorithm = compute::algorithm_asset(&setup.suite, algorithm_did)
+        .await
+        .unwrap();
+    let by_asset = Order {
+        algorithm,
+        runtime: "python3".into(),
+        params: Default::default(),
+    };
+
+    // Refused: both sources at once, an unknown asset, an algorithm file of nobody listed.
+    let consumer = setup.keys[3].clone();
+    let both = order_body(&setup, &consumer, (id, did), &by_asset, |body| {
+        body["algorithmFile"] = "cHJpbnQoMSk=".into();
+    });
+    let (status, answer) = post(&setup, "/v1/compute", &both).await;
+    assert_eq!(
+        (status, answer["code"].as_str().unwrap()),
+        (400, "malformed")
+    );
+    let unknown = Order {
+        algorithm: compute::Algorithm::Asset {
+            did: B256::repeat_byte(9),
+            sha256: B256::repeat_byte(1),
+        },
+        ..by_asset.clone()
+    };
+    let (status, answer) = post(
+        &setup,
+        "/v1/compute",
+        &order_body(&setup, &consumer, (id, did), &unknown, |_| {}),
+    )
+    .await;
+    assert_eq!(
+        (status, answer["code"].as_str().unwrap()),
+        (404, "unknown_algorithm")
+    );
+    let (status, answer) = post(
+        &setup,
+        "/v1/compute",
+        &order_body(&setup, &consumer, (id, did), &order(SUMMARY, &[]), |_| {}),
+    )
+    .await;
+    assert_eq!(
+        (status, answer["code"].as_str().unwrap()),
+        (403, "algorithm_not_allowed"),
+        "the same file, sent by the consumer, is not the publisher's asset"
+    );
+
+    // The asset of a listed publisher runs, and the result derives from it too.
+    compute::submit(&setup.suite, &setup.consumer(), id, &by_asset)
+        .await
+        .unwrap();
+    let done = setup.wait_for(id, &[]).await;
+    assert_eq!(done.phase, "done", "{done:?}");
+    let checksum: B256 = done.result.as_ref().unwrap()["checksum"]
+        .as_str()
+        .unwrap()
+        .parse()
+        .unwrap();
+    let document = metadata::parse(&setup.store().document(checksum).unwrap().unwrap()).unwrap();
+    let provenance = document.provenance.unwrap();
+    assert_eq!(provenance.algorithm, Some(algorithm_did));
+    assert_eq!(provenance.was_derived_from, [did, algorithm_did]);
+    let derived = alloy::rpc::types::Filter::new()
+        .address(setup.suite.addresses.asset_registry)
+        .event_signature(
+            <insitu_bindings::AssetRegistry::WasDerivedFrom as alloy::sol_types::SolEvent>::SIGNATURE_HASH,
+        )
+        .from_block(0);
+    let logs = alloy::providers::Provider::get_logs(setup.suite.provider(), &derived)
+        .await
+        .unwrap();
+    let sources: Vec<B256> = logs
+        .iter()
+        .filter_map(|log| {
+            log.log_decode::<insitu_bindings::AssetRegistry::WasDerivedFrom>()
+                .ok()
+                .map(|event| event.inner.data.sourceDid)
+        })
+        .collect();
+    assert!(
+        sources.contains(&did) && sources.contains(&algorithm_did),
+        "{sources:?}"
+    );
+    setup.keeper.stop().await;
 }

@@ -51,8 +51,13 @@ pub struct ComputeBody {
     pub job: JobBody,
     /// The consumer's EIP-712 signature of it, hex (65 bytes).
     pub signature: String,
-    /// The algorithm file, base64 (its SHA-256 is `job.algorithm`).
-    pub algorithm_file: String,
+    /// The algorithm file, base64 (its SHA-256 is `job.algorithm`); or, instead:
+    #[serde(default)]
+    pub algorithm_file: Option<String>,
+    /// the algorithm's asset (published at this keeper, one file whose SHA-256 is
+    /// `job.algorithm`).
+    #[serde(default)]
+    pub algorithm_did: Option<String>,
     /// The parameters (their hash is `job.params`): names to string values.
     #[serde(default)]
     pub params: std::collections::BTreeMap<String, String>,
@@ -185,13 +190,93 @@ async fn policy(state: &AppState, agreement: &Agreement) -> Result<ComputePolicy
         })
 }
 
+/// The file and the owner of the algorithm asset `did`, which must be published at this keeper
+/// (its document stored here) with exactly one file, read from the keeper's storage.
+async fn algorithm_asset(
+    state: &AppState,
+    compute: &ComputeContext,
+    did: B256,
+) -> Result<(Vec<u8>, Address), ApiError> {
+    let registry = insitu_bindings::AssetRegistry::new(state.suite.asset_registry, &state.provider);
+    let asset = registry.getAsset(did).call().await.map_err(|error| {
+        ApiError::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "chain_unreachable",
+            format!("the registry cannot be read: {error}"),
+        )
+    })?;
+    if asset.owner.is_zero() {
+        return Err(ApiError::new(
+            StatusCode::NOT_FOUND,
+            "unknown_algorithm",
+            format!("no asset {did} is registered"),
+        ));
+    }
+    let bytes = state
+        .store
+        .lock()
+        .await
+        .document(asset.checksum)
+        .map_err(ApiError::internal)?
+        .ok_or_else(|| {
+            ApiError::new(
+                StatusCode::CONFLICT,
+                "algorithm_not_served_here",
+                "an algorithm asset must be published at this keeper",
+            )
+        })?;
+    let document = metadata::parse(&bytes).map_err(ApiError::internal)?;
+    let [file] = document.files.as_slice() else {
+        return Err(ApiError::new(
+            StatusCode::BAD_REQUEST,
+            "algorithm_asset_invalid",
+            format!(
+                "an algorithm asset has one file, not {}",
+                document.files.len()
+            ),
+        ));
+    };
+    let max_bytes = compute.config.max_algorithm_kb.saturating_mul(1024);
+    if file.content_size > max_bytes {
+        return Err(ApiError::new(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "algorithm_too_large",
+            format!("an algorithm file may have at most {max_bytes} bytes"),
+        ));
+    }
+    let unavailable = |reason: String| {
+        tracing::error!(%reason, "algorithm unavailable");
+        ApiError::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "content_unavailable",
+            "the provider cannot read this algorithm right now",
+        )
+    };
+    let source = check_file(state, file).await.map_err(unavailable)?;
+    let mut chunks = source
+        .read(0, file.content_size)
+        .await
+        .map_err(|error| unavailable(error.to_string()))?;
+    let mut content = Vec::with_capacity(usize::try_from(file.content_size).unwrap_or(0));
+    while let Some(chunk) = futures::StreamExt::next(&mut chunks).await {
+        content.extend_from_slice(&chunk.map_err(|error| unavailable(error.to_string()))?);
+    }
+    if hex::encode(Sha256::digest(&content)) != file.sha256 {
+        return Err(unavailable(
+            "the algorithm file changed since it was published".into(),
+        ));
+    }
+    Ok((content, asset.owner))
+}
+
 /// Checks the order's algorithm, runtime and parameters (against what it signs, the asset's
-/// policy and this keeper's runtimes), before anything is spent or written.
+/// policy and this keeper's runtimes), before anything is spent or written. `publisher` is the
+/// owner of the algorithm's asset, when it comes from one.
 fn check_order(
     compute: &ComputeContext,
     policy: &ComputePolicy,
     job: &ComputeJob,
-    file: &[u8],
+    (file, publisher): (&[u8], Option<Address>),
     params: &std::collections::BTreeMap<String, String>,
 ) -> Result<String, ApiError> {
     let sha256 = hex::encode(Sha256::digest(file));
@@ -249,7 +334,7 @@ fn check_order(
             format!("this keeper has no runtime {} configured", job.runtime),
         ));
     }
-    if !policy.algorithms.allows(&sha256) {
+    if !policy.algorithms.allows(&sha256, publisher) {
         return Err(ApiError::new(
             StatusCode::FORBIDDEN,
             "algorithm_not_allowed",
@@ -268,15 +353,15 @@ fn check_order(
     request_body = ComputeBody,
     responses(
         (status = 202, body = JobStatus, description = "queued"),
-        (status = 400, body = super::ErrorBody, description = "malformed, algorithm_mismatch, params_mismatch, bad_params, runtime_not_offered, deadline_too_far"),
+        (status = 400, body = super::ErrorBody, description = "malformed, algorithm_mismatch, algorithm_asset_invalid, params_mismatch, bad_params, runtime_not_offered, deadline_too_far"),
         (status = 401, body = super::ErrorBody, description = "forged, expired"),
         (status = 402, body = super::ErrorBody, description = "unpaid"),
         (status = 403, body = super::ErrorBody, description = "algorithm_not_allowed, wrong_template, wrong_asset, wrong_consumer"),
-        (status = 404, body = super::ErrorBody, description = "compute_unavailable, unknown_agreement, unknown_document"),
-        (status = 409, body = super::ErrorBody, description = "job_exists, no_compute_service, replayed"),
+        (status = 404, body = super::ErrorBody, description = "compute_unavailable, unknown_agreement, unknown_document, unknown_algorithm"),
+        (status = 409, body = super::ErrorBody, description = "job_exists, no_compute_service, algorithm_not_served_here, replayed"),
         (status = 410, body = super::ErrorBody, description = "ended"),
         (status = 413, body = super::ErrorBody, description = "algorithm_too_large"),
-        (status = 503, body = super::ErrorBody, description = "unconfirmed, runtime_unavailable")
+        (status = 503, body = super::ErrorBody, description = "unconfirmed, runtime_unavailable, content_unavailable, chain_unreachable")
     )
 )]
 pub(super) async fn order(State(chains): State<Chains>, body: Bytes) -> Result<Response, ApiError> {
@@ -286,17 +371,32 @@ pub(super) async fn order(State(chains): State<Chains>, body: Bytes) -> Result<R
     let signature = parse_signature(&body.signature)?;
     let state = chain_of(&chains, body.chain_id, job.agreementId).await?;
     let compute = compute(state)?;
-    let file = base64::engine::general_purpose::STANDARD
-        .decode(body.algorithm_file.as_bytes())
-        .map_err(|_| ApiError::malformed("algorithmFile is base64"))?;
-    let max_bytes = compute.config.max_algorithm_kb.saturating_mul(1024);
-    if file.len() as u64 > max_bytes {
-        return Err(ApiError::new(
-            StatusCode::PAYLOAD_TOO_LARGE,
-            "algorithm_too_large",
-            format!("an algorithm file may have at most {max_bytes} bytes"),
-        ));
-    }
+    let (file, publisher, algorithm_did) = match (&body.algorithm_file, &body.algorithm_did) {
+        (Some(encoded), None) => {
+            let file = base64::engine::general_purpose::STANDARD
+                .decode(encoded.as_bytes())
+                .map_err(|_| ApiError::malformed("algorithmFile is base64"))?;
+            let max_bytes = compute.config.max_algorithm_kb.saturating_mul(1024);
+            if file.len() as u64 > max_bytes {
+                return Err(ApiError::new(
+                    StatusCode::PAYLOAD_TOO_LARGE,
+                    "algorithm_too_large",
+                    format!("an algorithm file may have at most {max_bytes} bytes"),
+                ));
+            }
+            (file, None, None)
+        }
+        (None, Some(did)) => {
+            let did = b256(did, "algorithmDid")?;
+            let (file, owner) = algorithm_asset(state, compute, did).await?;
+            (file, Some(owner), Some(did))
+        }
+        _ => {
+            return Err(ApiError::malformed(
+                "an order carries its algorithm as algorithmFile or algorithmDid (one of them)",
+            ));
+        }
+    };
     // The policy checks read only; the signature, payment and nonce come after, so a refused
     // order spends nothing.
     let recorded = state
@@ -308,7 +408,7 @@ pub(super) async fn order(State(chains): State<Chains>, body: Bytes) -> Result<R
     let sha256 = match &recorded {
         Some(agreement) => {
             let policy = policy(state, agreement).await?;
-            check_order(compute, &policy, &job, &file, &body.params)?
+            check_order(compute, &policy, &job, (&file, publisher), &body.params)?
         }
         None => hex::encode(Sha256::digest(&file)),
     };
@@ -330,7 +430,7 @@ pub(super) async fn order(State(chains): State<Chains>, body: Bytes) -> Result<R
         // Recorded while the request waited: check the policy now (the nonce is spent, but
         // nothing else is written for a refused order).
         let policy = policy(state, &agreement).await?;
-        check_order(compute, &policy, &job, &file, &body.params)?;
+        check_order(compute, &policy, &job, (&file, publisher), &body.params)?;
     }
     // The algorithm is kept by its checksum before the job that names it is written.
     let folder = compute.algorithms();
@@ -346,6 +446,7 @@ pub(super) async fn order(State(chains): State<Chains>, body: Bytes) -> Result<R
         did: agreement.did,
         consumer: agreement.consumer,
         algorithm_sha256: sha256,
+        algorithm_did,
         runtime: job.runtime.clone(),
         params: serde_json::to_string(&body.params).map_err(ApiError::internal)?,
     };

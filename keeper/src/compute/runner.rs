@@ -88,6 +88,9 @@ pub struct StoredResult {
     pub skipped: Vec<String>,
     /// Unix time the files are deleted (the policy's retention after publishing).
     pub expires_at: u64,
+    /// The assets it was derived from: the input, then the algorithm's asset when there is one.
+    #[serde(default)]
+    pub sources: Vec<B256>,
 }
 
 impl Runner {
@@ -762,14 +765,21 @@ impl Runner {
             ));
         }
         let did = result_did(job.agreement_id, job.consumer, self.key.address());
+        let sources: Vec<B256> = std::iter::once(job.did).chain(job.algorithm_did).collect();
         let document = MetadataDocument {
             context: "https://schema.org".into(),
             kind: "Dataset".into(),
             schema_version: metadata::SCHEMA_VERSION.into(),
             name: format!("Result of compute agreement {}", job.agreement_id),
             description: format!(
-                "Computed on asset {} by the algorithm with SHA-256 {} in runtime {}, for {}.",
-                job.did, job.algorithm_sha256, job.runtime, job.consumer
+                "Computed on asset {} by the algorithm with SHA-256 {}{} in runtime {}, for {}.",
+                job.did,
+                job.algorithm_sha256,
+                job.algorithm_did
+                    .map(|did| format!(" (asset {did})"))
+                    .unwrap_or_default(),
+                job.runtime,
+                job.consumer
             ),
             author: job.consumer.to_string(),
             license: input.license.clone(),
@@ -779,8 +789,9 @@ impl Runner {
             services: Vec::new(),
             provenance: Some(Provenance {
                 was_generated_by: job.agreement_id,
-                was_derived_from: vec![job.did],
+                was_derived_from: sources.clone(),
                 algorithm_sha256: job.algorithm_sha256.clone(),
+                algorithm: job.algorithm_did,
                 runtime: job.runtime.clone(),
                 limits: policy.limits,
                 agent: self.key.address(),
@@ -799,6 +810,7 @@ impl Runner {
             files,
             skipped,
             expires_at: now() + u64::from(policy.result_retention_days) * 86_400,
+            sources,
         })
     }
 

@@ -86,6 +86,8 @@ pub struct Job {
     pub consumer: Address,
     /// The algorithm's SHA-256, lower-case hex.
     pub algorithm_sha256: String,
+    /// The algorithm's asset, when it came from one.
+    pub algorithm_did: Option<B256>,
     /// The runtime's name.
     pub runtime: String,
     /// The parameters, a JSON object of strings.
@@ -119,6 +121,8 @@ pub struct NewJob {
     pub consumer: Address,
     /// The algorithm's SHA-256, lower-case hex.
     pub algorithm_sha256: String,
+    /// The algorithm's asset, when it came from one.
+    pub algorithm_did: Option<B256>,
     /// The runtime's name.
     pub runtime: String,
     /// The parameters, a JSON object of strings.
@@ -130,6 +134,7 @@ pub(super) const MIGRATION: &str = "CREATE TABLE jobs (
         did BLOB NOT NULL,
         consumer BLOB NOT NULL,
         algorithm_sha256 TEXT NOT NULL,
+        algorithm_did BLOB,
         runtime TEXT NOT NULL,
         params TEXT NOT NULL,
         phase TEXT NOT NULL,
@@ -164,7 +169,8 @@ pub(super) const MIGRATION: &str = "CREATE TABLE jobs (
     END;";
 
 const COLUMNS: &str = "agreement_id, did, consumer, algorithm_sha256, runtime, params, phase, \
-                       phase_since, runs, outcome, reason, result, stop_requested, created_at";
+                       phase_since, runs, outcome, reason, result, stop_requested, created_at, \
+                       algorithm_did";
 
 fn job_from(row: &rusqlite::Row<'_>) -> rusqlite::Result<Result<Job, StoreError>> {
     let id: Vec<u8> = row.get(0)?;
@@ -183,6 +189,7 @@ fn job_from(row: &rusqlite::Row<'_>) -> rusqlite::Result<Result<Job, StoreError>
         row.get::<_, bool>(12)?,
         row.get::<_, u64>(13)?,
     );
+    let algorithm_did: Option<Vec<u8>> = row.get(14)?;
     Ok((|| {
         let (
             algorithm_sha256,
@@ -202,6 +209,7 @@ fn job_from(row: &rusqlite::Row<'_>) -> rusqlite::Result<Result<Job, StoreError>
             consumer: Address::try_from(consumer.as_slice())
                 .map_err(|_| StoreError::Corrupt("consumer address".into()))?,
             algorithm_sha256,
+            algorithm_did: algorithm_did.as_deref().map(b256).transpose()?,
             runtime,
             params,
             phase: JobPhase::parse(&phase)?,
@@ -226,8 +234,8 @@ impl Store {
     pub fn order_job(&mut self, job: &NewJob, now: u64) -> Result<bool, StoreError> {
         let inserted = self.connection.execute(
             "INSERT INTO jobs (agreement_id, did, consumer, algorithm_sha256, runtime, params,
-                               phase, phase_since, created_at)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, 'queued', ?7, ?7)
+                               phase, phase_since, created_at, algorithm_did)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, 'queued', ?7, ?7, ?8)
              ON CONFLICT (agreement_id) DO NOTHING",
             params![
                 job.agreement_id.as_slice(),
@@ -236,7 +244,8 @@ impl Store {
                 job.algorithm_sha256,
                 job.runtime,
                 job.params,
-                now
+                now,
+                job.algorithm_did.map(|did| did.to_vec())
             ],
         )?;
         Ok(inserted == 1)
@@ -373,6 +382,7 @@ mod tests {
             did: B256::repeat_byte(0xd1),
             consumer: Address::repeat_byte(0xc0),
             algorithm_sha256: "ab".repeat(32),
+            algorithm_did: (byte == 2).then(|| B256::repeat_byte(0xa1)),
             runtime: "python3".into(),
             params: "{}".into(),
         }
@@ -463,6 +473,8 @@ mod tests {
             .map(|job| job.agreement_id)
             .collect();
         assert_eq!(queued, [B256::repeat_byte(1), B256::repeat_byte(2)]);
+        let from_asset = store.job(B256::repeat_byte(2)).unwrap().unwrap();
+        assert_eq!(from_asset.algorithm_did, Some(B256::repeat_byte(0xa1)));
         assert_eq!(
             store.request_job_stop(B256::repeat_byte(1)).unwrap(),
             Some(JobPhase::Queued)
