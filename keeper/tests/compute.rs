@@ -67,6 +67,11 @@ struct Setup {
 }
 
 async fn setup() -> Setup {
+    setup_with(|_| {}).await
+}
+
+/// [`setup`] with the keeper's compute settings adjusted by `configure`.
+async fn setup_with(configure: impl FnOnce(&mut ComputeConfig)) -> Setup {
     let devnet = Devnet::start().expect("anvil");
     let common::Deployed {
         dir,
@@ -80,7 +85,7 @@ async fn setup() -> Setup {
     std::fs::create_dir_all(root.join("data")).unwrap();
     std::fs::write(root.join("data/visits.csv"), VISITS).unwrap();
     let work_root = root.join("compute");
-    let config = Config {
+    let mut config = Config {
         rpc_url: devnet.endpoint(),
         chain_id: 31_337,
         addresses,
@@ -94,10 +99,25 @@ async fn setup() -> Setup {
             work_root: work_root.clone(),
             grace_secs: 1,
             sandbox_init: Some(sandbox_init()),
+            runtimes: vec![
+                insitu_keeper::config::RuntimeConfig {
+                    name: "python3".into(),
+                    command: vec!["/usr/bin/python3".into(), "-I".into()],
+                    description: String::new(),
+                },
+                insitu_keeper::config::RuntimeConfig {
+                    name: "native".into(),
+                    command: Vec::new(),
+                    description: "the algorithm is executed itself".into(),
+                },
+            ],
             ..ComputeConfig::default()
         }),
         ..Config::default()
     };
+    if let Some(compute) = config.compute.as_mut() {
+        configure(compute);
+    }
     let keeper = service::start(&config, keys[2].clone(), None)
         .await
         .unwrap();
@@ -1238,5 +1258,119 @@ async fn an_algorithm_published_as_an_asset_runs_when_its_publisher_is_allowed()
         sources.contains(&did) && sources.contains(&algorithm_did),
         "{sources:?}"
     );
+    setup.keeper.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_executable_algorithm_runs_itself_in_a_native_runtime() {
+    let setup = setup().await;
+    let did = setup
+        .publish(policy(|policy| {
+            policy["runtimes"] = serde_json::json!(["native"])
+        }))
+        .await;
+    let id = setup.buy(did).await;
+    let script =
+        b"#!/bin/sh\nwc -l < \"$INSITU_INPUTS/visits.csv\" > \"$INSITU_OUTPUT/lines.txt\"\n";
+    let native = Order {
+        runtime: "native".into(),
+        ..order(script, &[])
+    };
+    compute::submit(&setup.suite, &setup.consumer(), id, &native)
+        .await
+        .unwrap();
+    let done = setup.wait_for(id, &[]).await;
+    assert_eq!(done.phase, "done", "{done:?}");
+    let lines = setup
+        .root
+        .join("data/results/31337")
+        .join(id.to_string())
+        .join("lines.txt");
+    assert_eq!(std::fs::read_to_string(lines).unwrap().trim(), "5");
+    // The python3 runtime is not offered by this asset.
+    let other = setup.buy(did).await;
+    let refused =
+        compute::submit(&setup.suite, &setup.consumer(), other, &order(SUMMARY, &[])).await;
+    assert_eq!(refused_code(refused), "runtime_not_offered");
+    setup.keeper.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_keeper_that_cannot_isolate_jobs_refuses_to_start() {
+    let devnet = Devnet::start().expect("anvil");
+    let deployed = common::deploy(&devnet, None, U256::from(PRICE)).await;
+    let config = Config {
+        rpc_url: devnet.endpoint(),
+        chain_id: 31_337,
+        addresses: deployed.addresses.clone(),
+        listen: "127.0.0.1:0".to_owned(),
+        database: deployed.dir.path().join("keeper.db"),
+        data_root: deployed.dir.path().join("data"),
+        compute: Some(ComputeConfig {
+            work_root: deployed.dir.path().join("compute"),
+            bwrap: PathBuf::from("/nonexistent/bwrap"),
+            sandbox_init: Some(sandbox_init()),
+            ..ComputeConfig::default()
+        }),
+        ..Config::default()
+    };
+    let error = service::start(&config, deployed.keys[2].clone(), None)
+        .await
+        .unwrap_err()
+        .to_string();
+    assert!(
+        error.contains("compute is refused on this machine") && error.contains("bubblewrap"),
+        "{error}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn no_more_jobs_run_at_once_than_the_keeper_allows() {
+    let setup = setup_with(|compute| compute.concurrency = 1).await;
+    let did = setup.publish(policy(|_| {})).await;
+    let sleeper = order(
+        b"import time\ntime.sleep(2)\nopen('/output/done.txt', 'w').write('ok')\n",
+        &[],
+    );
+    let first = setup.buy(did).await;
+    let second = setup.buy(did).await;
+    compute::submit(&setup.suite, &setup.consumer(), first, &sleeper)
+        .await
+        .unwrap();
+    setup.wait_for(first, &["running"]).await;
+    compute::submit(&setup.suite, &setup.consumer(), second, &sleeper)
+        .await
+        .unwrap();
+    // While the first runs, the second waits in the queue.
+    for _ in 0..10 {
+        let phase = setup.store().job(second).unwrap().unwrap().phase;
+        let running = setup.store().job(first).unwrap().unwrap().phase == JobPhase::Running;
+        if running {
+            assert_eq!(phase, JobPhase::Queued, "one slot: the second job waits");
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(setup.wait_for(first, &[]).await.phase, "done");
+    assert_eq!(setup.wait_for(second, &[]).await.phase, "done");
+    // The second began only once the first had ended.
+    let audit = |id| {
+        setup
+            .store()
+            .audit(Some(id), 100)
+            .unwrap()
+            .into_iter()
+            .find(|entry| entry.event == "job queued -> configuring")
+            .unwrap()
+            .seq
+    };
+    let first_ran = setup
+        .store()
+        .audit(Some(first), 100)
+        .unwrap()
+        .into_iter()
+        .find(|entry| entry.event == "job running -> publishing")
+        .unwrap()
+        .seq;
+    assert!(audit(second) > first_ran);
     setup.keeper.stop().await;
 }

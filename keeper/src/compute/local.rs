@@ -26,7 +26,7 @@ fn cgroup_folder(work_root: &std::path::Path) -> String {
     )
 }
 
-/// A run in progress or ended, until the runner forgets it.
+/// A run in progress or ended, until the runner collects it.
 #[derive(Debug)]
 struct LocalRun {
     stopper: Stopper,
@@ -158,8 +158,17 @@ impl ComputeBackend for LocalBackend {
         .boxed()
     }
 
-    fn forget(&self, id: &RunId) -> BoxFuture<'_, ()> {
-        self.runs().remove(id);
-        async {}.boxed()
+    fn collect(&self, id: &RunId) -> BoxFuture<'_, Result<(), BackendError>> {
+        // The sandbox wrote the output into the workspace: nothing to copy.
+        let known = self.runs().remove(id).is_some();
+        let name = id.name();
+        async move {
+            if known {
+                Ok(())
+            } else {
+                Err(BackendError::Unknown(name))
+            }
+        }
+        .boxed()
     }
 }

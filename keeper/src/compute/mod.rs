@@ -7,7 +7,8 @@
 //! stored next to the keeper's data with a metadata document recording its provenance. Nothing
 //! here sends a transaction.
 //!
-//! A backend runs one prepared job at a time per [`RunId`]: the [`local`] one in the machine's
+//! A backend runs one prepared job at a time per [`RunId`] (submit, status, stop, logs,
+//! collect): the [`local`] one in the machine's
 //! sandbox (`insitu-sandbox`); others (a cluster, federated learning) plug in behind the same
 //! trait without touching the rest.
 
@@ -121,8 +122,10 @@ pub trait ComputeBackend: Send + Sync + std::fmt::Debug {
     /// The logs run `id` has written so far (at most its limit).
     fn logs(&self, id: &RunId) -> BoxFuture<'_, Result<Vec<u8>, BackendError>>;
 
-    /// Forgets an ended run (its files stay in the workspace for the runner).
-    fn forget(&self, id: &RunId) -> BoxFuture<'_, ()>;
+    /// Collects an ended run: its output is brought into its workspace's `output/` folder (the
+    /// local backend writes there already; a remote one copies it back), and the run is
+    /// forgotten.
+    fn collect(&self, id: &RunId) -> BoxFuture<'_, Result<(), BackendError>>;
 }
 
 /// What compute needs at run time, shared by every chain's runner and the API.

@@ -404,7 +404,9 @@ impl Runner {
         }
         tracing::info!(chain = self.chain_id, agreement = %id, run = run.run, "job running");
         let outcome = self.follow(&mut store, &run, budget).await?;
-        self.compute.backend.forget(&run).await;
+        if let Err(error) = self.compute.backend.collect(&run).await {
+            tracing::warn!(agreement = %id, %error, "collecting the run's output failed");
+        }
         store.record_job_outcome(id, &serde_json::to_string(&outcome).unwrap_or_default())?;
         self.keep_log(&run);
         // The staged copy of the provider's data goes as soon as the run is over.
@@ -639,6 +641,10 @@ impl Runner {
         std::fs::copy(&algorithm, &staged)
             .map_err(|error| PhaseError::Job(format!("the algorithm file: {error}")))?;
         self.share(&staged)?;
+        if runtime.command.is_empty() {
+            // Executed itself: the jobs' group may run it.
+            std::fs::set_permissions(&staged, std::fs::Permissions::from_mode(0o750))?;
+        }
         let params = workspace.join("algorithm/params.json");
         std::fs::write(&params, &job.params)?;
         self.share(&params)?;

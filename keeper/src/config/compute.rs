@@ -47,7 +47,9 @@ pub struct RuntimeConfig {
     /// Its name, as compute policies list it (e.g. `python3`).
     pub name: String,
     /// The program and its first arguments, as seen inside the sandbox (beneath `/usr`); the
-    /// algorithm's path is appended.
+    /// algorithm's path is appended. Empty: the algorithm itself is executed (a static binary,
+    /// or a script whose `#!` line names an interpreter beneath `/usr`).
+    #[serde(default)]
     pub command: Vec<String>,
     /// What it offers (version, packages), for consumers.
     #[serde(default)]
@@ -124,8 +126,9 @@ impl ComputeConfig {
             }
             names.push(runtime.name.as_str());
             match runtime.command.first() {
+                None => {}
                 Some(program) if Path::new(program).is_absolute() => {}
-                _ => {
+                Some(_) => {
                     return Err(format!(
                         "runtime {}: command must start with an absolute path",
                         runtime.name
