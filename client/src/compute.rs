@@ -7,9 +7,7 @@
 use std::collections::BTreeMap;
 
 use alloy::{
-    eips::BlockNumberOrTag,
     primitives::{Address, B256, U256, hex},
-    providers::Provider,
     signers::SignerSync,
 };
 use base64::Engine;
@@ -182,17 +180,7 @@ async fn target(
 ) -> Result<(KeeperClient, Address, B256, u64), MarketError> {
     let agreement = agreement::show(suite, id, None).await?;
     let (_, keeper, _) = market::fetch_document(suite, agreement.did).await?;
-    let service = agreement
-        .service_condition()
-        .map(|condition| condition.contract)
-        .ok_or_else(|| MarketError::BadAnswer("the agreement has no service".to_owned()))?;
-    let now = suite
-        .provider()
-        .get_block_by_number(BlockNumberOrTag::Latest)
-        .await?
-        .map(|block| block.header.timestamp)
-        .unwrap_or_default()
-        .max(market::unix_now());
+    let (service, now) = market::service_and_now(suite, &agreement).await?;
     Ok((keeper, service, agreement.did, now))
 }
 

@@ -830,17 +830,7 @@ pub(crate) async fn fetch_file(
             document.files.len()
         ))
     })?;
-    let service = agreement
-        .service_condition()
-        .map(|condition| condition.contract)
-        .ok_or_else(|| MarketError::BadAnswer("the agreement has no service".to_owned()))?;
-    let now = suite
-        .provider()
-        .get_block_by_number(BlockNumberOrTag::Latest)
-        .await?
-        .map(|block| block.header.timestamp)
-        .unwrap_or_default()
-        .max(unix_now());
+    let (service, now) = service_and_now(suite, agreement).await?;
     let part = out.with_extension(match out.extension() {
         Some(extension) => format!("{}.part", extension.to_string_lossy()),
         None => "part".to_owned(),
@@ -903,6 +893,26 @@ pub(crate) async fn fetch_file(
         resumed_from: if appending { resumed_from } else { 0 },
         sha256,
     })
+}
+
+/// The service condition of `agreement` (the domain of its requests) and the chain's time, never
+/// behind this machine's (a deadline made from it is valid at both).
+pub(crate) async fn service_and_now(
+    suite: &Suite,
+    agreement: &agreement::AgreementInfo,
+) -> Result<(Address, u64), MarketError> {
+    let service = agreement
+        .service_condition()
+        .map(|condition| condition.contract)
+        .ok_or_else(|| MarketError::BadAnswer("the agreement has no service".to_owned()))?;
+    let now = suite
+        .provider()
+        .get_block_by_number(BlockNumberOrTag::Latest)
+        .await?
+        .map(|block| block.header.timestamp)
+        .unwrap_or_default()
+        .max(unix_now());
+    Ok((service, now))
 }
 
 /// Sends a fresh signed access request for agreement `id` (service contract, asset and agreement

@@ -161,14 +161,7 @@ async fn check_inside(config: &SandboxConfig, as_root: bool, isolation: &mut Iso
             config.init.as_os_str(),
             "/.insitu/init".as_ref(),
         ]);
-    for top in ["bin", "lib", "lib64"] {
-        let host = std::path::Path::new("/").join(top);
-        if let Ok(target) = std::fs::read_link(&host) {
-            command.arg("--symlink").arg(target).arg(format!("/{top}"));
-        } else if host.is_dir() {
-            command.arg("--ro-bind").arg(&host).arg(format!("/{top}"));
-        }
-    }
+    command.args(crate::run::system_links());
     command
         .args(["--tmpfs", "/tmp", "--proc", "/proc", "--dev", "/dev", "--"])
         .args([

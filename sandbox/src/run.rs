@@ -199,6 +199,26 @@ fn valid_name(name: &str) -> bool {
             .all(|byte| byte.is_ascii_alphanumeric() || byte == b'-' || byte == b'_')
 }
 
+/// The top-level folders beside `/usr` that programs look in, as bubblewrap arguments: links
+/// where the system merged them into `/usr`, read-only mounts where it did not.
+pub(crate) fn system_links() -> Vec<OsString> {
+    let mut args = Vec::new();
+    for top in ["bin", "sbin", "lib", "lib32", "lib64", "libx32"] {
+        let host = Path::new("/").join(top);
+        let inside = format!("/{top}");
+        if let Ok(target) = std::fs::read_link(&host) {
+            args.extend([
+                OsString::from("--symlink"),
+                target.into_os_string(),
+                OsString::from(&inside),
+            ]);
+        } else if host.is_dir() {
+            args.extend(["--ro-bind".into(), host.into_os_string(), inside.into()]);
+        }
+    }
+    args
+}
+
 /// Folders the job sees besides its own: the system's programs and libraries, read-only.
 const SYSTEM: &str = "/usr";
 
@@ -332,20 +352,7 @@ impl Sandbox {
         for (name, value) in &spec.env {
             push(&["--setenv", name, value]);
         }
-        // The top-level folders a merged /usr links to (or, on older systems, holds).
-        for top in ["bin", "sbin", "lib", "lib32", "lib64", "libx32"] {
-            let host = Path::new("/").join(top);
-            let inside = format!("/{top}");
-            if let Ok(target) = std::fs::read_link(&host) {
-                args.extend([
-                    OsString::from("--symlink"),
-                    target.into_os_string(),
-                    OsString::from(&inside),
-                ]);
-            } else if host.is_dir() {
-                args.extend(["--ro-bind".into(), host.into_os_string(), inside.into()]);
-            }
-        }
+        args.extend(system_links());
         args.extend([
             "--ro-bind".into(),
             self.config.init.clone().into_os_string(),

@@ -750,7 +750,7 @@ impl Runner {
             }
             let target = folder.join(&name);
             std::fs::copy(entry.path(), &target)?;
-            let sha256 = sha256_file(&target)?;
+            let sha256 = insitu_client::market::sha256_of(&target)?;
             let size = std::fs::metadata(&target)?.len();
             let url = url::Url::from_file_path(std::fs::canonicalize(&target)?)
                 .map_err(|()| PhaseError::Job("a result path is not absolute".into()))?;
@@ -889,21 +889,6 @@ fn content_type(name: &str) -> &'static str {
         },
         None => "application/octet-stream",
     }
-}
-
-fn sha256_file(path: &Path) -> std::io::Result<String> {
-    use std::io::Read;
-    let mut file = std::fs::File::open(path)?;
-    let mut hasher = Sha256::new();
-    let mut buffer = vec![0_u8; 1 << 16];
-    loop {
-        let read = file.read(&mut buffer)?;
-        if read == 0 {
-            break;
-        }
-        hasher.update(&buffer[..read]);
-    }
-    Ok(hex::encode(hasher.finalize()))
 }
 
 /// A job's parameters as given: a JSON object of strings.
