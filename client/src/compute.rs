@@ -47,8 +47,8 @@ impl Algorithm {
     }
 }
 
-/// The algorithm published as asset `did`: its document is fetched (checked against the chain)
-/// for the SHA-256 of its one file.
+/// The algorithm published as asset `did` (a `SoftwareSourceCode` document with one file): its
+/// document is fetched (checked against the chain) for the SHA-256 of its file.
 ///
 /// # Errors
 ///
@@ -56,6 +56,12 @@ impl Algorithm {
 /// not exactly one file.
 pub async fn algorithm_asset(suite: &Suite, did: B256) -> Result<Algorithm, MarketError> {
     let (document, _, _) = market::fetch_document(suite, did).await?;
+    if document.kind != "SoftwareSourceCode" {
+        return Err(MarketError::BadAnswer(format!(
+            "asset {did} is a {}: an algorithm asset is SoftwareSourceCode",
+            document.kind
+        )));
+    }
     let [file] = document.files.as_slice() else {
         return Err(MarketError::BadAnswer(format!(
             "asset {did} has {} files: an algorithm asset has one",

@@ -78,7 +78,7 @@ pub struct MetadataDocument {
     /// `https://schema.org`.
     #[serde(rename = "@context")]
     pub context: String,
-    /// `Dataset`.
+    /// `Dataset`, or `SoftwareSourceCode` for an algorithm compute jobs may run.
     #[serde(rename = "@type")]
     pub kind: String,
     /// [`SCHEMA_VERSION`].

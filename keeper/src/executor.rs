@@ -383,7 +383,16 @@ impl Executor {
         let mut to_send = Vec::new();
         for (agreement, result, plan) in planned {
             let id = agreement.id;
-            match plan? {
+            let plan = match plan {
+                Ok(plan) => plan,
+                // One agreement's chain reads failing (a node refusing a log query, say) leaves
+                // it pending for the next tick without holding up the others.
+                Err(error) => {
+                    tracing::warn!(agreement = %id, %error, "cannot decide the settlement yet");
+                    continue;
+                }
+            };
+            match plan {
                 Plan::Send { call, gas } => to_send.push((agreement, result, call, gas)),
                 Plan::Done(outcome) => {
                     store.finish_action(id, ActionState::Done, None, &outcome, now())?;
@@ -474,6 +483,23 @@ impl Executor {
                 latest_hashes.insert(latest.tx_hash);
             }
             let step = match found {
+                // A receipt of an earlier call of this settlement (a step before, or a call
+                // decided again since): the chain moved on, so the action is decided again from
+                // it rather than concluded by a transaction that is not its current one.
+                Some((index, _, _)) if action.nonce != Some(attempts[index].nonce) => {
+                    store.set_action_state(
+                        action.agreement_id,
+                        ActionState::Pending,
+                        Some(&format!(
+                            "an earlier transaction of this settlement was mined ({}): deciding again",
+                            attempts[index].tx_hash
+                        )),
+                        now(),
+                    )?;
+                    Some(Step::Reopened {
+                        agreement: action.agreement_id,
+                    })
+                }
                 Some((index, success, block)) => {
                     self.conclude(store, &action, &attempts[index], success, block, head)?
                 }
@@ -540,6 +566,18 @@ impl Executor {
                 tx_hash: attempt.tx_hash,
                 block,
             }));
+        }
+        if let Some(call) = action.call.filter(|call| call.is_step()) {
+            // A step that reverted was overtaken (done meanwhile, or the agreement ended): the
+            // chain decides what is left; a call that would revert again fails at its estimate.
+            let outcome = format!(
+                "{} reverted in block {block} (tx {}): deciding again",
+                call_name(call),
+                attempt.tx_hash
+            );
+            store.next_step(id, &outcome, now())?;
+            tracing::warn!(agreement = %id, %outcome, "settlement step reverted");
+            return Ok(Some(Step::Reopened { agreement: id }));
         }
         let reason = format!("transaction {} reverted in block {block}", attempt.tx_hash);
         store.finish_action(

@@ -1149,13 +1149,16 @@ async fn an_algorithm_published_as_an_asset_runs_when_its_publisher_is_allowed()
     // The provider's publisher publishes the sample algorithm as an asset at the same keeper.
     let algorithm_file = setup.root.join("data/summary.py");
     std::fs::write(&algorithm_file, SUMMARY).unwrap();
-    let source = common::access_document(
+    let mut source: serde_json::Value = serde_json::from_slice(&common::access_document(
         &format!("file://{}", algorithm_file.display()),
         SUMMARY,
         setup.token,
         setup.keys[1].address(),
         1_000,
-    );
+    ))
+    .unwrap();
+    source["@type"] = "SoftwareSourceCode".into();
+    let source = serde_json::to_vec(&source).unwrap();
     let algorithm_did = market::publish(
         &setup.suite,
         &setup.sender(&setup.keys[1]),
@@ -1220,6 +1223,25 @@ async fn an_algorithm_published_as_an_asset_runs_when_its_publisher_is_allowed()
         (status, answer["code"].as_str().unwrap()),
         (403, "algorithm_not_allowed"),
         "the same file, sent by the consumer, is not the publisher's asset"
+    );
+    // A dataset of the same publisher is not an algorithm (running it could print its rows).
+    assert!(compute::algorithm_asset(&setup.suite, did).await.is_err());
+    let as_algorithm = Order {
+        algorithm: compute::Algorithm::Asset {
+            did,
+            sha256: B256::from_slice(&<sha2::Sha256 as sha2::Digest>::digest(VISITS.as_bytes())),
+        },
+        ..by_asset.clone()
+    };
+    let (status, answer) = post(
+        &setup,
+        "/v1/compute",
+        &order_body(&setup, &consumer, (id, did), &as_algorithm, |_| {}),
+    )
+    .await;
+    assert_eq!(
+        (status, answer["code"].as_str().unwrap()),
+        (400, "not_an_algorithm")
     );
 
     // The asset of a listed publisher runs, and the result derives from it too.

@@ -226,6 +226,34 @@ async fn algorithm_asset(
             )
         })?;
     let document = metadata::parse(&bytes).map_err(ApiError::internal)?;
+    // Only what its publisher declared an algorithm runs as one: naming a dataset would run (and
+    // could print) data its buyers pay for.
+    if document.kind != "SoftwareSourceCode" {
+        return Err(ApiError::new(
+            StatusCode::BAD_REQUEST,
+            "not_an_algorithm",
+            format!("asset {did} is a {}, not SoftwareSourceCode", document.kind),
+        ));
+    }
+    // The result derives from the algorithm on chain, which this keeper must be able to serve.
+    let serves = registry
+        .canServe(did, state.key.address())
+        .call()
+        .await
+        .map_err(|error| {
+            ApiError::new(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "chain_unreachable",
+                format!("the registry cannot be read: {error}"),
+            )
+        })?;
+    if !serves {
+        return Err(ApiError::new(
+            StatusCode::CONFLICT,
+            "algorithm_not_served_here",
+            "this keeper is not a provider of the algorithm asset",
+        ));
+    }
     let [file] = document.files.as_slice() else {
         return Err(ApiError::new(
             StatusCode::BAD_REQUEST,
@@ -353,7 +381,7 @@ fn check_order(
     request_body = ComputeBody,
     responses(
         (status = 202, body = JobStatus, description = "queued"),
-        (status = 400, body = super::ErrorBody, description = "malformed, algorithm_mismatch, algorithm_asset_invalid, params_mismatch, bad_params, runtime_not_offered, deadline_too_far"),
+        (status = 400, body = super::ErrorBody, description = "malformed, algorithm_mismatch, algorithm_asset_invalid, not_an_algorithm, params_mismatch, bad_params, runtime_not_offered, deadline_too_far"),
         (status = 401, body = super::ErrorBody, description = "forged, expired"),
         (status = 402, body = super::ErrorBody, description = "unpaid"),
         (status = 403, body = super::ErrorBody, description = "algorithm_not_allowed, wrong_template, wrong_asset, wrong_consumer"),

@@ -292,6 +292,23 @@ impl Runner {
                 }
             }
         }
+        // A job failed at its settlement is done after all if the operator's retry settled it.
+        for job in store.jobs(JobPhase::Failed)? {
+            let id = job.agreement_id;
+            let settled = job.result.is_some()
+                && store.action(id)?.is_some_and(|action| {
+                    matches!(action.state, ActionState::Confirmed | ActionState::Done)
+                });
+            if settled {
+                store.move_job(
+                    id,
+                    JobPhase::Failed,
+                    JobPhase::Done,
+                    Some("settled on a retry"),
+                    now(),
+                )?;
+            }
+        }
         self.expire_results(store)?;
         // A job that ended may be queued again later (never, today), so forget ended ones.
         started.retain(|id| {

@@ -348,9 +348,13 @@ impl Store {
             params![id.as_slice(), result, now],
         )?;
         if moved == 1 {
+            // An action failed before the result existed (an operator's early retry) is decided
+            // again now that there is a result; an abandoned one stays as the operator left it.
             tx.execute(
-                "INSERT OR IGNORE INTO actions (agreement_id, state, created_at, updated_at) \
-                 VALUES (?1, 'pending', ?2, ?2)",
+                "INSERT INTO actions (agreement_id, state, created_at, updated_at) \
+                 VALUES (?1, 'pending', ?2, ?2) \
+                 ON CONFLICT (agreement_id) DO UPDATE SET state = 'pending', nonce = NULL, \
+                 call = NULL, updated_at = ?2 WHERE actions.state = 'failed'",
                 params![id.as_slice(), now],
             )?;
         }
