@@ -22,6 +22,15 @@ use crate::{
     tx::Sender,
 };
 
+/// The id the asset registry gives the result of compute agreement `agreement` owned by `owner`
+/// and registered by `agent` (the keeper that ran the job):
+/// `keccak256(abi.encode(keccak256("insitu.result"), agreement, owner, agent))`.
+pub fn result_did(agreement: B256, owner: Address, agent: Address) -> B256 {
+    use alloy::sol_types::SolValue;
+    let tag = alloy::primitives::keccak256("insitu.result");
+    alloy::primitives::keccak256((tag, agreement, owner, agent).abi_encode())
+}
+
 /// Where a job's algorithm comes from.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Algorithm {
@@ -372,6 +381,14 @@ pub async fn download_result(
         .and_then(|did| did.parse().ok())
         .ok_or_else(|| MarketError::BadAnswer("a done job without its result's id".to_owned()))?;
     let agreement = agreement::show(suite, id, None).await?;
+    // The result must be this agreement's, owned by the consumer, registered by its provider:
+    // its id says all three.
+    let provider = agreement.terms.provider;
+    if did != result_did(id, sender.signer().address(), provider) {
+        return Err(MarketError::BadAnswer(format!(
+            "the keeper's result {did} is not the result of agreement {id} for this account"
+        )));
+    }
     let (document, keeper, _) = market::fetch_document(suite, did).await?;
     let from = market::Source {
         document: &document,

@@ -934,6 +934,7 @@ async fn a_keeper_killed_while_its_job_runs_runs_it_again_after_a_restart() {
     .unwrap();
     assert_eq!(running.phase, "running");
     let group = insitu_keeper::compute::RunId {
+        chain_id: 31_337,
         agreement: id,
         run: 1,
     }

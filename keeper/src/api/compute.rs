@@ -566,6 +566,7 @@ pub(super) async fn logs(State(chains): State<Chains>, body: Bytes) -> Result<Re
         ));
     }
     let run = RunId {
+        chain_id: state.chain_id,
         agreement: job.agreement_id,
         run: job.runs.max(1),
     };

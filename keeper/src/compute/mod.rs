@@ -23,10 +23,12 @@ pub use insitu_sandbox::{Ending, Limits, Outcome};
 
 use crate::config::ComputeConfig;
 
-/// One run of one job: its agreement and its run number (a run a restart interrupted is run
-/// again under the next number).
+/// One run of one job: its chain, its agreement and its run number (a run a restart interrupted
+/// is run again under the next number).
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub struct RunId {
+    /// The chain of the agreement.
+    pub chain_id: u64,
     /// The compute agreement.
     pub agreement: B256,
     /// 1 for the first run.
@@ -36,7 +38,12 @@ pub struct RunId {
 impl RunId {
     /// A name for the run, usable as a file or group name.
     pub fn name(&self) -> String {
-        format!("job-{}-{}", hex::encode(&self.agreement[..12]), self.run)
+        format!(
+            "job-{}-{}-{}",
+            self.chain_id,
+            hex::encode(&self.agreement[..12]),
+            self.run
+        )
     }
 }
 

@@ -35,9 +35,8 @@ use std::{
 };
 
 use alloy::{
-    primitives::{Address, B256, hex, keccak256},
+    primitives::{B256, hex},
     signers::local::PrivateKeySigner,
-    sol_types::SolValue,
 };
 use futures::StreamExt;
 use insitu_client::metadata::{self, Location, MetadataDocument, Provenance, ServiceKind};
@@ -61,16 +60,7 @@ pub const RUN_MARGIN: Duration = Duration::from_secs(60);
 /// Most result files kept of one job.
 pub const MAX_RESULT_FILES: usize = 100;
 
-/// The tag of compute results' ids, as the asset registry has it.
-fn result_did_tag() -> B256 {
-    keccak256("insitu.result")
-}
-
-/// The id the asset registry gives the result of agreement `agreement` owned by `owner` and
-/// registered by `agent`.
-pub fn result_did(agreement: B256, owner: Address, agent: Address) -> B256 {
-    keccak256((result_did_tag(), agreement, owner, agent).abi_encode())
-}
+pub use insitu_client::compute::result_did;
 
 /// A stored result, as the job records it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -132,6 +122,27 @@ impl From<std::io::Error> for PhaseError {
     }
 }
 
+/// The jobs a task of this runner is working on (claimed before the task starts, released when
+/// it ends, whatever its end), so no job is worked on twice at once.
+#[derive(Debug, Clone, Default)]
+struct Started(Arc<std::sync::Mutex<std::collections::HashSet<B256>>>);
+
+impl Started {
+    fn claim(&self, id: B256) -> bool {
+        self.0
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .insert(id)
+    }
+
+    fn release(&self, id: B256) {
+        self.0
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .remove(&id);
+    }
+}
+
 /// The compute runner of one chain.
 #[derive(Debug, Clone)]
 pub struct Runner {
@@ -186,9 +197,9 @@ impl Runner {
         if let Err(error) = self.recover(&mut store).await {
             tracing::error!(chain = self.chain_id, %error, "compute runner: recovery failed");
         }
-        let mut started = std::collections::HashSet::new();
+        let started = Started::default();
         loop {
-            if let Err(error) = self.tick(&mut store, &mut started).await {
+            if let Err(error) = self.tick(&mut store, &started).await {
                 tracing::warn!(chain = self.chain_id, %error, "compute runner tick failed; retrying");
             }
             tokio::select! {
@@ -208,10 +219,7 @@ impl Runner {
         for phase in [JobPhase::Configuring, JobPhase::Running] {
             for job in store.jobs(phase)? {
                 let id = job.agreement_id;
-                let run = RunId {
-                    agreement: id,
-                    run: job.runs.max(1),
-                };
+                let run = self.run_id(id, job.runs.max(1));
                 self.clean_workspace(&run);
                 if job.runs < max_runs && !job.stop_requested {
                     let reason = format!("run {} interrupted by a restart of the keeper", job.runs);
@@ -237,11 +245,7 @@ impl Runner {
     }
 
     /// Passes stop requests on and starts the queued jobs that are not started yet.
-    async fn tick(
-        &self,
-        store: &mut Store,
-        started: &mut std::collections::HashSet<B256>,
-    ) -> Result<(), StoreError> {
+    async fn tick(&self, store: &mut Store, started: &Started) -> Result<(), StoreError> {
         for job in store.jobs(JobPhase::Queued)? {
             if job.stop_requested {
                 store.move_job(
@@ -253,13 +257,14 @@ impl Runner {
                 )?;
                 continue;
             }
-            if started.insert(job.agreement_id) {
-                let runner = self.clone();
+            if started.claim(job.agreement_id) {
+                let (runner, started) = (self.clone(), started.clone());
                 tokio::spawn(async move {
                     let id = job.agreement_id;
                     if let Err(error) = runner.drive(job).await {
                         tracing::error!(agreement = %id, %error, "compute job: store failure");
                     }
+                    started.release(id);
                 });
             }
         }
@@ -310,30 +315,17 @@ impl Runner {
             }
         }
         self.expire_results(store)?;
-        // A job that ended may be queued again later (never, today), so forget ended ones.
-        started.retain(|id| {
-            store
-                .job(*id)
-                .ok()
-                .flatten()
-                .is_some_and(|job| !job.phase.is_final())
-        });
-        for job in [JobPhase::Publishing]
-            .into_iter()
-            .filter_map(|phase| store.jobs(phase).ok())
-            .flatten()
-        {
-            if started.insert(job.agreement_id) {
-                let runner = self.clone();
+        // Jobs left publishing by an earlier process (those of this one are in a task already).
+        for job in store.jobs(JobPhase::Publishing)? {
+            if started.claim(job.agreement_id) {
+                let (runner, started) = (self.clone(), started.clone());
                 tokio::spawn(async move {
                     let id = job.agreement_id;
-                    let run = RunId {
-                        agreement: id,
-                        run: job.runs.max(1),
-                    };
+                    let run = runner.run_id(id, job.runs.max(1));
                     if let Err(error) = runner.finish_publishing(&job, &run).await {
                         tracing::error!(agreement = %id, %error, "compute job: store failure");
                     }
+                    started.release(id);
                 });
             }
         }
@@ -368,10 +360,7 @@ impl Runner {
         }
         store.count_job_run(id)?;
         self.crash_at(JobPhase::Configuring);
-        let run = RunId {
-            agreement: id,
-            run: job.runs + 1,
-        };
+        let run = self.run_id(id, job.runs + 1);
         tracing::info!(chain = self.chain_id, agreement = %id, run = run.run, "job configuring");
         let prepared = match tokio::time::timeout(
             CONFIGURE_BUDGET,
@@ -402,6 +391,16 @@ impl Runner {
                 );
             }
         };
+        if store.job(id)?.is_some_and(|job| job.stop_requested) {
+            return self.end(
+                &mut store,
+                &job,
+                &run,
+                JobPhase::Configuring,
+                JobPhase::Stopped,
+                "stopped on request",
+            );
+        }
         if !store.move_job(id, JobPhase::Configuring, JobPhase::Running, None, now())? {
             self.clean_workspace(&run);
             return Ok(());
@@ -420,7 +419,7 @@ impl Runner {
             );
         }
         tracing::info!(chain = self.chain_id, agreement = %id, run = run.run, "job running");
-        let outcome = self.follow(&mut store, &run, budget).await?;
+        let (outcome, overdue) = self.follow(&mut store, &run, budget).await?;
         if let Err(error) = self.compute.backend.collect(&run).await {
             tracing::warn!(agreement = %id, %error, "collecting the run's output failed");
         }
@@ -442,6 +441,14 @@ impl Runner {
                 let job = store.job(id)?.unwrap_or(job);
                 self.finish_publishing(&job, &run).await
             }
+            Ending::Stopped if overdue => self.end(
+                &mut store,
+                &job,
+                &run,
+                JobPhase::Running,
+                JobPhase::Failed,
+                "watchdog: the run outlived its wall time",
+            ),
             Ending::Stopped => self.end(
                 &mut store,
                 &job,
@@ -464,20 +471,21 @@ impl Runner {
         }
     }
 
-    /// Waits for run `run` to end, passing a stop request on, and stopping it past `budget`.
+    /// Waits for run `run` to end, passing a stop request on, and stopping it past `budget`;
+    /// tells whether the watchdog stopped it.
     async fn follow(
         &self,
         store: &mut Store,
         run: &RunId,
         budget: Duration,
-    ) -> Result<super::Outcome, StoreError> {
+    ) -> Result<(super::Outcome, bool), StoreError> {
         let deadline = tokio::time::Instant::now() + budget;
-        let mut stop_sent = false;
+        let (mut stop_sent, mut watchdog) = (false, false);
         loop {
             match self.compute.backend.status(run).await {
-                RunState::Ended(outcome) => return Ok(outcome),
+                RunState::Ended(outcome) => return Ok((outcome, watchdog)),
                 RunState::Unknown => {
-                    return Ok(super::Outcome {
+                    let lost = super::Outcome {
                         ending: Ending::SandboxFailed,
                         exit_code: None,
                         signal: None,
@@ -486,7 +494,8 @@ impl Runner {
                         output_bytes: 0,
                         log_bytes: 0,
                         log_truncated: false,
-                    });
+                    };
+                    return Ok((lost, watchdog));
                 }
                 RunState::Running => {}
             }
@@ -495,6 +504,7 @@ impl Runner {
                 .is_some_and(|job| job.stop_requested);
             let overdue = tokio::time::Instant::now() >= deadline;
             if (asked || overdue) && !stop_sent {
+                watchdog = overdue && !asked;
                 if overdue {
                     tracing::warn!(agreement = %run.agreement, "watchdog: the run outlived its wall time; stopping it");
                 }
@@ -530,6 +540,7 @@ impl Runner {
             Ok(Ok(result)) => result,
             Ok(Err(PhaseError::Store(error))) => return Err(error),
             Ok(Err(PhaseError::Job(reason))) => {
+                self.drop_result(job.agreement_id);
                 return self.end(
                     &mut store,
                     job,
@@ -556,6 +567,15 @@ impl Runner {
         tracing::info!(chain = self.chain_id, agreement = %job.agreement_id, result = %result.did, "job result stored; settling");
         self.clean_workspace(run);
         Ok(())
+    }
+
+    /// Run `run` of the job of `agreement` on this chain.
+    fn run_id(&self, agreement: B256, run: u32) -> RunId {
+        RunId {
+            chain_id: self.chain_id,
+            agreement,
+            run,
+        }
     }
 
     /// Aborts the process, as `kill -9` would, when the test hook names `phase`.
@@ -767,6 +787,8 @@ impl Runner {
             }
             let target = folder.join(&name);
             std::fs::copy(entry.path(), &target)?;
+            // The job's own mode bits (executable, setuid, ...) stay behind.
+            std::fs::set_permissions(&target, std::fs::Permissions::from_mode(0o640))?;
             let sha256 = insitu_client::market::sha256_of(&target)?;
             let size = std::fs::metadata(&target)?.len();
             let url = url::Url::from_file_path(std::fs::canonicalize(&target)?)
@@ -835,6 +857,16 @@ impl Runner {
             expires_at: now() + u64::from(policy.result_retention_days) * 86_400,
             sources,
         })
+    }
+
+    /// Deletes what a failed publishing left of agreement `agreement`'s result.
+    fn drop_result(&self, agreement: B256) {
+        let folder = Self::result_folder(&self.data_root, self.chain_id, agreement);
+        if folder.exists()
+            && let Err(error) = std::fs::remove_dir_all(&folder)
+        {
+            tracing::warn!(%agreement, %error, "cannot remove a failed result");
+        }
     }
 
     /// Deletes the files of results past their retention.
@@ -913,6 +945,8 @@ pub type Params = BTreeMap<String, String>;
 
 #[cfg(test)]
 mod tests {
+    use alloy::primitives::{Address, keccak256};
+
     use super::*;
 
     #[test]
