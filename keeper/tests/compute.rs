@@ -1397,3 +1397,89 @@ async fn no_more_jobs_run_at_once_than_the_keeper_allows() {
     assert!(audit(second) > first_ran);
     setup.keeper.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_unpaid_compute_agreement_gets_no_job() {
+    use alloy::{network::TransactionBuilder, sol_types::SolCall};
+    let setup = setup().await;
+    let did = setup.publish(policy(|_| {})).await;
+    // The consumer makes the agreement on the keeper's offer, and does not pay.
+    let signed: serde_json::Value =
+        reqwest::get(setup.url(&format!("/v1/offers/{did}?service=compute")))
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+    let field = |name: &str| signed["offer"][name].as_str().unwrap().to_owned();
+    let offer = insitu_bindings::offers::Offer {
+        did: field("did").parse().unwrap(),
+        checksum: field("checksum").parse().unwrap(),
+        provider: field("provider").parse().unwrap(),
+        token: field("token").parse().unwrap(),
+        receivers: signed["offer"]["receivers"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|receiver| receiver.as_str().unwrap().parse().unwrap())
+            .collect(),
+        amounts: signed["offer"]["amounts"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|amount| amount.as_str().unwrap().parse().unwrap())
+            .collect(),
+        minServiceTimeout: signed["offer"]["minServiceTimeout"].as_u64().unwrap() as u32,
+        maxServiceTimeout: signed["offer"]["maxServiceTimeout"].as_u64().unwrap() as u32,
+        expiry: signed["offer"]["expiry"].as_u64().unwrap(),
+        epoch: signed["offer"]["epoch"].as_u64().unwrap() as u32,
+    };
+    let call = insitu_bindings::ServiceTemplate::createAgreementCall {
+        seed: B256::from(rand::random::<[u8; 32]>()),
+        offer,
+        signature: hex::decode(signed["signature"].as_str().unwrap())
+            .unwrap()
+            .into(),
+        serviceTimeout: 0,
+        maxTotal: U256::MAX,
+    };
+    let receipt = setup
+        .consumer()
+        .send(
+            "create without paying",
+            alloy::rpc::types::TransactionRequest::default()
+                .with_to(setup.suite.addresses.compute_template)
+                .with_input(call.abi_encode()),
+            &Silent,
+        )
+        .await
+        .unwrap();
+    let id = receipt
+        .inner
+        .logs()
+        .iter()
+        .find_map(|log| {
+            log.log_decode::<insitu_bindings::AgreementStore::AgreementCreated>()
+                .ok()
+        })
+        .unwrap()
+        .inner
+        .data
+        .agreementId;
+    for _ in 0..100 {
+        if setup.store().agreement(id).unwrap().is_some() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let consumer = setup.keys[3].clone();
+    let body = order_body(&setup, &consumer, (id, did), &order(SUMMARY, &[]), |_| {});
+    let (status, answer) = post(&setup, "/v1/compute", &body).await;
+    assert_eq!(
+        (status, answer["code"].as_str().unwrap()),
+        (402, "unpaid"),
+        "{answer}"
+    );
+    assert!(setup.store().job(id).unwrap().is_none());
+    setup.keeper.stop().await;
+}
