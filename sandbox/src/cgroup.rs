@@ -464,4 +464,101 @@ mod tests {
             PathBuf::from("/sys/fs/cgroup/jobs")
         );
     }
+
+    /// The kernel's interface files, as a job's group has them, written by hand: what the group
+    /// writes and how it reads them back (the v2 path cannot run for real on machines without a
+    /// v2 memory controller).
+    #[test]
+    fn a_v2_group_writes_its_limits_and_reads_the_kernels_counters() {
+        let root = tempfile::tempdir().unwrap();
+        let hierarchy = Hierarchy::V2 {
+            parent: root.path().to_path_buf(),
+        };
+        let limits = Limits {
+            memory_mb: 64,
+            tmp_mb: 8,
+            output_mb: 8,
+            ..Limits::default()
+        };
+        let group = JobCgroup::create(&hierarchy, "job-1", &limits).unwrap();
+        let folder = root.path().join("job-1");
+        assert_eq!(
+            fs::read_to_string(folder.join("memory.max")).unwrap(),
+            "67108864"
+        );
+        assert!(!group.oom_killed());
+        fs::write(
+            folder.join("memory.events"),
+            "low 0\nhigh 0\nmax 3\noom 1\noom_kill 1\n",
+        )
+        .unwrap();
+        fs::write(folder.join("memory.peak"), "66000000\n").unwrap();
+        fs::write(folder.join("cgroup.procs"), "12\n34\n").unwrap();
+        assert!(group.oom_killed());
+        assert_eq!(group.peak_memory(), Some(66_000_000));
+        assert_eq!(group.pids(), [12, 34]);
+        let leftovers = hierarchy.leftovers();
+        assert_eq!(leftovers.len(), 1);
+        assert_eq!(leftovers[0].pids(), [12, 34]);
+    }
+
+    #[test]
+    fn a_v1_group_spans_its_controllers() {
+        let root = tempfile::tempdir().unwrap();
+        let (memory, pids, cpu) = (
+            root.path().join("memory"),
+            root.path().join("pids"),
+            root.path().join("cpu"),
+        );
+        for folder in [&memory, &pids, &cpu] {
+            fs::create_dir(folder).unwrap();
+        }
+        let hierarchy = Hierarchy::V1 {
+            memory: memory.clone(),
+            pids: Some(pids.clone()),
+            cpu: Some(cpu.clone()),
+        };
+        let limits = Limits {
+            cpu_percent: 150,
+            pids: 20,
+            ..Limits::default()
+        };
+        let group = JobCgroup::create(&hierarchy, "job-2", &limits).unwrap();
+        assert_eq!(
+            fs::read_to_string(memory.join("job-2/memory.limit_in_bytes")).unwrap(),
+            (512_u64 << 20).to_string()
+        );
+        assert_eq!(
+            fs::read_to_string(pids.join("job-2/pids.max")).unwrap(),
+            "20"
+        );
+        assert_eq!(
+            fs::read_to_string(cpu.join("job-2/cpu.cfs_quota_us")).unwrap(),
+            "150000"
+        );
+        assert_eq!(
+            fs::read_to_string(cpu.join("job-2/cpu.cfs_period_us")).unwrap(),
+            "100000"
+        );
+        // Processes are listed by the pids group; the kernel's OOM count by the memory group's.
+        fs::write(pids.join("job-2/cgroup.procs"), "7\n").unwrap();
+        assert_eq!(group.pids(), [7]);
+        fs::write(
+            memory.join("job-2/memory.oom_control"),
+            "oom_kill_disable 0\nunder_oom 0\noom_kill 0\n",
+        )
+        .unwrap();
+        assert!(!group.oom_killed());
+        fs::write(
+            memory.join("job-2/memory.oom_control"),
+            "oom_kill_disable 0\nunder_oom 0\noom_kill 2\n",
+        )
+        .unwrap();
+        assert!(group.oom_killed());
+        // A group whose name is taken in one controller is refused (on a real hierarchy the
+        // folders made before are removed; here their files keep them).
+        fs::create_dir(cpu.join("job-3")).unwrap();
+        let error = JobCgroup::create(&hierarchy, "job-3", &limits).unwrap_err();
+        assert_eq!(error.kind(), std::io::ErrorKind::AlreadyExists);
+    }
 }
