@@ -1,7 +1,7 @@
 //! The last layer, applied by `insitu-sandbox-init confine` inside the sandbox, after bubblewrap
 //! has made the mounts and just before the job's program is executed: Landlock (file access only
-//! beneath the given folders; no TCP bind or connect) and a seccomp filter (the system calls a
-//! data job never needs, refused with `EPERM`).
+//! beneath the given folders; no TCP bind or connect) and seccomp filters (the system calls a
+//! data job never needs, refused with `EPERM`, and on x86-64 every x32 call).
 
 use std::{collections::BTreeMap, path::Path};
 
@@ -205,13 +205,58 @@ fn no_clone3() -> Result<BpfProgram, ConfineError> {
     filter.try_into().map_err(seccomp_error)
 }
 
+/// The filter refusing (`EPERM`) every x32 system call. On x86-64, x32 calls carry the x86-64
+/// architecture value with bit 30 set in their number, so the other filters (written for the
+/// native numbers) would let them all through on a kernel with x32 enabled. The generated filters
+/// have no rule that says "every number at or above a bound", hence these four instructions.
+#[cfg(target_arch = "x86_64")]
+fn no_x32() -> BpfProgram {
+    use seccompiler::sock_filter;
+    // Classic BPF opcodes (linux/bpf_common.h) and seccomp return values (linux/seccomp.h).
+    const LOAD_WORD_ABSOLUTE: u16 = 0x20; // BPF_LD (0x00) | BPF_W (0x00) | BPF_ABS (0x20)
+    const JUMP_IF_AT_LEAST: u16 = 0x35; // BPF_JMP (0x05) | BPF_JGE (0x30) | BPF_K (0x00)
+    const RETURN: u16 = 0x06; // BPF_RET (0x06) | BPF_K (0x00)
+    const X32_SYSCALL_BIT: u32 = 0x4000_0000;
+    let number_offset = 0; // seccomp_data.nr
+    vec![
+        sock_filter {
+            code: LOAD_WORD_ABSOLUTE,
+            jt: 0,
+            jf: 0,
+            k: number_offset,
+        },
+        sock_filter {
+            code: JUMP_IF_AT_LEAST,
+            jt: 0,
+            jf: 1,
+            k: X32_SYSCALL_BIT,
+        },
+        sock_filter {
+            code: RETURN,
+            jt: 0,
+            jf: 0,
+            k: libc::SECCOMP_RET_ERRNO | libc::EPERM as u32,
+        },
+        sock_filter {
+            code: RETURN,
+            jt: 0,
+            jf: 0,
+            k: libc::SECCOMP_RET_ALLOW,
+        },
+    ]
+}
+
 /// Loads the seccomp filters into this process (and what it executes). Sets `no_new_privs`.
 ///
 /// # Errors
 ///
 /// [`ConfineError::Seccomp`] when a filter cannot be built or loaded.
 pub fn seccomp() -> Result<(), ConfineError> {
-    for program in [refusals()?, no_clone3()?] {
+    #[allow(unused_mut)]
+    let mut programs = vec![refusals()?, no_clone3()?];
+    #[cfg(target_arch = "x86_64")]
+    programs.push(no_x32());
+    for program in programs {
         seccompiler::apply_filter(&program).map_err(seccomp_error)?;
     }
     Ok(())
@@ -225,5 +270,7 @@ mod tests {
     fn filters_compile_for_this_machine() {
         assert!(!refusals().unwrap().is_empty());
         assert!(!no_clone3().unwrap().is_empty());
+        #[cfg(target_arch = "x86_64")]
+        assert_eq!(no_x32().len(), 4);
     }
 }
