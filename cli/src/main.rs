@@ -476,24 +476,22 @@ fn main() -> std::process::ExitCode {
 
 /// `insitu compute`: buys (unless given an agreement), orders, follows.
 async fn run_compute(args: ComputeArgs, output: &Output) -> Result<()> {
+    // A path that exists is a file; otherwise an id is an algorithm asset.
     let path = PathBuf::from(&args.algorithm);
-    let asset = if path.exists() {
-        None
-    } else {
-        args.algorithm.parse::<B256>().ok()
-    };
+    let asset = args
+        .algorithm
+        .parse::<B256>()
+        .ok()
+        .filter(|_| !path.exists());
     let file = match asset {
-        Some(_) => None,
-        None => Some(
-            std::fs::read(&path)
-                .with_context(|| format!("reading the algorithm {}", path.display()))?,
-        ),
+        Some(_) => Vec::new(),
+        None => std::fs::read(&path)
+            .with_context(|| format!("reading the algorithm {}", path.display()))?,
     };
     let suite = open_suite(&args.suite).await?;
-    let algorithm = match (file, asset) {
-        (Some(bytes), _) => compute::Algorithm::File(bytes),
-        (None, Some(did)) => compute::algorithm_asset(&suite, did).await?,
-        (None, None) => bail!("no algorithm"),
+    let algorithm = match asset {
+        Some(did) => compute::algorithm_asset(&suite, did).await?,
+        None => compute::Algorithm::File(file),
     };
     let order = compute::Order {
         algorithm,

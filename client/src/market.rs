@@ -996,16 +996,7 @@ pub async fn access_token(
 ) -> Result<AccessToken, MarketError> {
     let agreement = agreement::show(suite, id, None).await?;
     let (_, keeper, _) = fetch_document(suite, agreement.did).await?;
-    let service = agreement
-        .service_condition()
-        .map(|condition| condition.contract)
-        .ok_or_else(|| MarketError::BadAnswer("the agreement has no service".to_owned()))?;
-    let now = suite
-        .provider()
-        .get_block_by_number(BlockNumberOrTag::Latest)
-        .await?
-        .map(|block| block.header.timestamp)
-        .unwrap_or_default();
+    let (service, now) = service_and_now(suite, &agreement).await?;
     let response = post_access(
         &keeper,
         sender,

@@ -460,17 +460,7 @@ async fn a_job_runs_next_to_the_data_and_only_its_result_leaves() {
     )
     .await;
     assert_eq!(refused_code(stolen), "wrong_consumer");
-    let body = market::service_request(
-        &setup.keys[4],
-        31_337,
-        setup.compute_condition(),
-        did,
-        id,
-        "result",
-        insitu_keeper::executor::now() + 60,
-    )
-    .unwrap();
-    let (status, answer) = post(&setup, "/v1/compute/result", &body).await;
+    let (status, answer) = signed_post(&setup, &setup.keys[4], (id, did), "result").await;
     assert_eq!(
         (status, answer["code"].as_str().unwrap()),
         (403, "wrong_consumer")
@@ -520,17 +510,7 @@ async fn failing_and_stopped_jobs_end_so_and_leave_nothing() {
     )
     .await;
     assert_eq!(refused_code(nothing), "result_not_ready");
-    let body = market::service_request(
-        &setup.keys[3],
-        31_337,
-        setup.compute_condition(),
-        did,
-        bomb,
-        "result",
-        insitu_keeper::executor::now() + 60,
-    )
-    .unwrap();
-    let (status, answer) = post(&setup, "/v1/compute/result", &body).await;
+    let (status, answer) = signed_post(&setup, &setup.keys[3], (bomb, did), "result").await;
     assert_eq!(
         (status, answer["code"].as_str().unwrap()),
         (409, "result_not_ready")
@@ -639,6 +619,27 @@ fn order_body(
     .unwrap();
     edit(&mut body);
     body
+}
+
+/// `key`'s signed request with `command` about agreement `id` of asset `did`, posted to
+/// `/v1/compute/<command>`.
+async fn signed_post(
+    setup: &Setup,
+    key: &PrivateKeySigner,
+    (id, did): (B256, B256),
+    command: &str,
+) -> (u16, serde_json::Value) {
+    let body = market::service_request(
+        key,
+        31_337,
+        setup.compute_condition(),
+        did,
+        id,
+        command,
+        insitu_keeper::executor::now() + 60,
+    )
+    .unwrap();
+    post(setup, &format!("/v1/compute/{command}"), &body).await
 }
 
 async fn post(setup: &Setup, route: &str, body: &serde_json::Value) -> (u16, serde_json::Value) {
