@@ -15,26 +15,23 @@
 use std::{collections::HashMap, time::Duration};
 
 use alloy::{
-    eips::BlockNumberOrTag,
     primitives::{Address, B256},
-    providers::{DynProvider, Provider},
-    rpc::types::{Filter, Log},
+    providers::DynProvider,
+    rpc::types::Log,
     sol_types::SolEvent,
     transports::TransportError,
 };
 use insitu_bindings::{
     AgreementStore, PaymentCondition, ServiceTemplate, deployment::SuiteAddresses,
 };
+use insitu_chainwatch::{Backoff, FollowError, Follower, Journal, Step};
 
 use crate::store::{
     Agreement, AgreementState, Checkpoint, EventKind, LogPosition, Observed, OperatorRequest,
     RequestKind, Store, StoreError, Terms,
 };
 
-/// Widest range asked for in one `eth_getLogs`.
-pub const MAX_RANGE: u64 = 2_000;
-/// Longest wait between retries after RPC failures.
-pub const MAX_BACKOFF: Duration = Duration::from_secs(60);
+pub use insitu_chainwatch::{MAX_BACKOFF, MAX_RANGE};
 
 /// Why a poll failed.
 #[derive(Debug, thiserror::Error)]
@@ -48,6 +45,16 @@ pub enum WatchError {
     /// The node does not know a block it reported.
     #[error("the node does not return block {0}")]
     MissingBlock(u64),
+}
+
+impl From<FollowError<StoreError>> for WatchError {
+    fn from(error: FollowError<StoreError>) -> Self {
+        match error {
+            FollowError::Rpc(error) => Self::Rpc(error),
+            FollowError::Journal(error) => Self::Store(error),
+            FollowError::MissingBlock(number) => Self::MissingBlock(number),
+        }
+    }
 }
 
 /// What a poll did.
@@ -87,13 +94,9 @@ pub enum Poll {
 /// Scans the chain for one provider's agreements.
 #[derive(Debug)]
 pub struct Watcher {
-    provider: DynProvider,
+    follower: Follower,
     suite: SuiteAddresses,
     keeper: Address,
-    confirmations: u64,
-    start_block: u64,
-    range: u64,
-    max_range: u64,
     progress: Option<tokio::sync::watch::Sender<u64>>,
 }
 
@@ -107,14 +110,29 @@ impl Watcher {
         confirmations: u64,
         start_block: u64,
     ) -> Self {
-        Self {
+        let follower = Follower::new(
             provider,
-            suite,
-            keeper,
+            vec![
+                suite.agreement_store,
+                suite.payment,
+                suite.access_template,
+                suite.compute_template,
+            ],
+            vec![
+                ServiceTemplate::AgreementTerms::SIGNATURE_HASH,
+                AgreementStore::AgreementCreated::SIGNATURE_HASH,
+                AgreementStore::ConditionFulfilled::SIGNATURE_HASH,
+                AgreementStore::ConditionAborted::SIGNATURE_HASH,
+                PaymentCondition::PaymentReleased::SIGNATURE_HASH,
+                PaymentCondition::PaymentRefunded::SIGNATURE_HASH,
+            ],
             confirmations,
             start_block,
-            range: MAX_RANGE,
-            max_range: MAX_RANGE,
+        );
+        Self {
+            follower,
+            suite,
+            keeper,
             progress: None,
         }
     }
@@ -129,12 +147,12 @@ impl Watcher {
 
     /// Caps the blocks per `eth_getLogs` (for nodes with tight limits, and tests).
     pub fn with_max_range(mut self, max_range: u64) -> Self {
-        self.max_range = max_range.max(1);
-        self.range = self.range.min(self.max_range);
+        self.follower = self.follower.with_max_range(max_range);
         self
     }
 
-    /// One step: undo a reorg if there was one, else scan the next range, else report the head.
+    /// One step: apply an operator's re-index request if one is open, else undo a reorg if there
+    /// was one, else scan the next range, else report the head.
     ///
     /// # Errors
     ///
@@ -147,44 +165,19 @@ impl Watcher {
         {
             return self.reindex(store, request).await;
         }
-        if let Some((ancestor, hash)) = self.reorged(store).await? {
-            let affected = store.rollback(ancestor, hash)?;
-            return Ok(Poll::Reorged { ancestor, affected });
-        }
-        let head = self.provider.get_block_number().await?;
-        let safe = head.saturating_sub(self.confirmations);
-        let from = match store.cursor()? {
-            Some(cursor) => cursor.number + 1,
-            None => self.start_block,
+        let mut journal = AgreementJournal {
+            store,
+            suite: &self.suite,
+            keeper: self.keeper,
         };
-        if from > safe {
-            return Ok(Poll::UpToDate { head });
-        }
-        let to = safe.min(from + self.range - 1);
-        let before = self.block_hash(to).await?;
-        let logs = match self.logs(from, to).await {
-            Ok(logs) => logs,
-            Err(error) if self.range > 1 && is_range_error(&error) => {
-                self.range = (self.range / 2).max(1);
-                return Err(error.into());
-            }
-            Err(error) => return Err(error.into()),
-        };
-        if self.block_hash(to).await? != before {
-            // The chain changed under the read: read the range again next poll.
-            return Ok(Poll::UpToDate { head });
-        }
-        let observed = self.observe(&logs, store)?;
-        let recorded = observed.len();
-        store.apply(
-            &observed,
-            Checkpoint {
-                number: to,
-                hash: before,
+        Ok(match self.follower.step(&mut journal).await? {
+            Step::Scanned { from, to, recorded } => Poll::Scanned { from, to, recorded },
+            Step::Reorged { ancestor, undone } => Poll::Reorged {
+                ancestor,
+                affected: undone,
             },
-        )?;
-        self.range = (self.range * 2).min(self.max_range);
-        Ok(Poll::Scanned { from, to, recorded })
+            Step::UpToDate { head } => Poll::UpToDate { head },
+        })
     }
 
     /// Polls until the store is up to date with the chain (`UpToDate`), returning how many
@@ -215,13 +208,13 @@ impl Watcher {
         interval: Duration,
         mut shutdown: tokio::sync::watch::Receiver<bool>,
     ) {
-        let mut backoff = interval;
+        let mut backoff = Backoff::new(interval);
         loop {
             let wait = match self.poll(store).await {
                 Ok(Poll::Scanned { from, to, recorded }) => {
                     tracing::debug!(from, to, recorded, "scanned");
                     self.publish(to);
-                    backoff = interval;
+                    backoff.reset();
                     Duration::ZERO
                 }
                 Ok(Poll::Reorged { ancestor, affected }) => {
@@ -234,18 +227,17 @@ impl Watcher {
                     Duration::ZERO
                 }
                 Ok(Poll::UpToDate { .. }) => {
-                    backoff = interval;
+                    backoff.reset();
                     interval
                 }
                 Err(error) => {
-                    let retry_in_ms = backoff.as_millis() as u64;
+                    let wait = backoff.failed();
+                    let retry_in_ms = wait.as_millis() as u64;
                     if matches!(error, WatchError::Store(_)) {
                         tracing::error!(%error, retry_in_ms, "the store refused a poll");
                     } else {
                         tracing::warn!(%error, retry_in_ms, "poll failed");
                     }
-                    let wait = backoff;
-                    backoff = (backoff * 2).min(MAX_BACKOFF);
                     wait
                 }
             };
@@ -269,15 +261,15 @@ impl Watcher {
     ) -> Result<Poll, WatchError> {
         let from = request
             .from_block
-            .unwrap_or(self.start_block)
-            .max(self.start_block);
+            .unwrap_or(self.follower.start_block())
+            .max(self.follower.start_block());
         let now = crate::executor::now();
         match store.cursor()? {
             Some(cursor) if cursor.number >= from => {
-                let restart = if from > self.start_block {
+                let restart = if from > self.follower.start_block() {
                     Some(Checkpoint {
                         number: from - 1,
-                        hash: self.block_hash(from - 1).await?,
+                        hash: self.follower.block_hash::<StoreError>(from - 1).await?,
                     })
                 } else {
                     None
@@ -309,61 +301,42 @@ impl Watcher {
             progress.send_replace(block);
         }
     }
+}
 
-    /// The last block (number and hash, when known) both the store and the chain have, when the
-    /// store's cursor is no longer canonical.
-    async fn reorged(&self, store: &mut Store) -> Result<Option<(u64, Option<B256>)>, WatchError> {
-        let Some(cursor) = store.cursor()? else {
-            return Ok(None);
-        };
-        if self.block_hash(cursor.number).await? == cursor.hash {
-            return Ok(None);
-        }
-        // The newest block the store holds a hash of that is still canonical: every block before
-        // it is too (each block commits to its parent), so nothing recorded up to it changed.
-        for anchor in store.anchors()? {
-            if anchor.number < cursor.number && self.block_hash(anchor.number).await? == anchor.hash
-            {
-                return Ok(Some((anchor.number, Some(anchor.hash))));
-            }
-        }
-        // Nothing recorded survived: scan everything again from the start.
-        Ok(Some((self.start_block.saturating_sub(1), None)))
+/// The keeper's [`Store`] as the follower's journal: a range's logs become changes of this
+/// provider's agreements.
+struct AgreementJournal<'a> {
+    store: &'a mut Store,
+    suite: &'a SuiteAddresses,
+    keeper: Address,
+}
+
+impl Journal for AgreementJournal<'_> {
+    type Error = StoreError;
+    type Undone = Vec<B256>;
+
+    fn cursor(&self) -> Result<Option<Checkpoint>, StoreError> {
+        self.store.cursor()
     }
 
-    async fn block_hash(&self, number: u64) -> Result<B256, WatchError> {
-        self.provider
-            .get_block_by_number(BlockNumberOrTag::Number(number))
-            .await?
-            .map(|block| block.header.hash)
-            .ok_or(WatchError::MissingBlock(number))
+    fn anchors(&self) -> Result<Vec<Checkpoint>, StoreError> {
+        self.store.anchors()
     }
 
-    async fn logs(&self, from: u64, to: u64) -> Result<Vec<Log>, TransportError> {
-        let filter = Filter::new()
-            .address(vec![
-                self.suite.agreement_store,
-                self.suite.payment,
-                self.suite.access_template,
-                self.suite.compute_template,
-            ])
-            .event_signature(vec![
-                ServiceTemplate::AgreementTerms::SIGNATURE_HASH,
-                AgreementStore::AgreementCreated::SIGNATURE_HASH,
-                AgreementStore::ConditionFulfilled::SIGNATURE_HASH,
-                AgreementStore::ConditionAborted::SIGNATURE_HASH,
-                PaymentCondition::PaymentReleased::SIGNATURE_HASH,
-                PaymentCondition::PaymentRefunded::SIGNATURE_HASH,
-            ])
-            .from_block(from)
-            .to_block(to);
-        let mut logs = self.provider.get_logs(&filter).await?;
-        logs.sort_by_key(|log| (log.block_number, log.log_index));
-        Ok(logs)
+    fn rollback(&mut self, ancestor: u64, hash: Option<B256>) -> Result<Vec<B256>, StoreError> {
+        self.store.rollback(ancestor, hash)
     }
 
+    fn record(&mut self, logs: &[Log], cursor: Checkpoint) -> Result<usize, StoreError> {
+        let observed = self.observe(logs)?;
+        self.store.apply(&observed, cursor)?;
+        Ok(observed.len())
+    }
+}
+
+impl AgreementJournal<'_> {
     /// Turns a range's logs into changes of this provider's agreements, in chain order.
-    fn observe(&self, logs: &[Log], store: &Store) -> Result<Vec<Observed>, WatchError> {
+    fn observe(&self, logs: &[Log]) -> Result<Vec<Observed>, StoreError> {
         // Agreements made on this provider's offers in this range: their terms, by id.
         let mut terms = HashMap::new();
         for log in logs {
@@ -382,7 +355,9 @@ impl Watcher {
         let mut fresh_conditions: HashMap<B256, (B256, bool)> = HashMap::new();
         let mut observed = Vec::new();
         for log in logs {
-            let Some(at) = position(log) else { continue };
+            let Some(at) = LogPosition::of(log) else {
+                continue;
+            };
             let address = log.address();
             if address == self.suite.agreement_store {
                 if let Ok(event) = log.log_decode::<AgreementStore::AgreementCreated>() {
@@ -440,7 +415,7 @@ impl Watcher {
                     };
                 let found = match fresh_conditions.get(&condition) {
                     Some(found) => Some(*found),
-                    None => store.by_condition(condition)?,
+                    None => self.store.by_condition(condition)?,
                 };
                 let Some((agreement_id, is_payment)) = found else {
                     continue;
@@ -475,32 +450,4 @@ impl Watcher {
         }
         Ok(observed)
     }
-}
-
-fn position(log: &Log) -> Option<LogPosition> {
-    Some(LogPosition {
-        block_number: log.block_number?,
-        block_hash: log.block_hash?,
-        log_index: log.log_index?,
-        tx_hash: log.transaction_hash?,
-    })
-}
-
-/// Whether the node refused a log query for its size (the messages of geth, erigon, alchemy,
-/// infura and others), so a smaller range may pass.
-fn is_range_error(error: &TransportError) -> bool {
-    let Some(payload) = error.as_error_resp() else {
-        return false;
-    };
-    let message = payload.message.to_lowercase();
-    [
-        "range",
-        "too many",
-        "limit",
-        "exceed",
-        "10000 results",
-        "response size",
-    ]
-    .iter()
-    .any(|needle| message.contains(needle))
 }

@@ -899,7 +899,7 @@ async fn files_behind_a_web_server_are_fetched_with_their_sealed_headers_and_the
     for (location, expected) in [
         (
             format!("http://[::1]:{port}/air.csv"),
-            "is ::1, a loopback address, which this keeper does not fetch from",
+            "is ::1, a loopback address, which is not fetched from",
         ),
         (
             format!("http://127.0.0.2:{port}/air.csv"),

@@ -15,6 +15,7 @@ use std::path::Path;
 
 pub use actions::{Action, ActionState, Attempt, SettlementCall};
 use alloy::primitives::{Address, B256, U256};
+pub use insitu_chainwatch::{Checkpoint, LogPosition};
 pub use jobs::{Job, JobPhase, NewJob};
 pub use operator::{AuditEntry, OperatorRequest, RequestKind};
 use rusqlite::{Connection, OptionalExtension, Transaction, TransactionBehavior, params};
@@ -306,19 +307,6 @@ impl EventKind {
     }
 }
 
-/// Where a log came from.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
-pub struct LogPosition {
-    /// Block number.
-    pub block_number: u64,
-    /// Block hash.
-    pub block_hash: B256,
-    /// Index of the log in the block.
-    pub log_index: u64,
-    /// The transaction.
-    pub tx_hash: B256,
-}
-
 /// The payment terms of an agreement, as the template published them.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Terms {
@@ -384,15 +372,6 @@ pub enum Observed {
         /// What happened.
         kind: EventKind,
     },
-}
-
-/// The last block the watcher scanned.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Checkpoint {
-    /// Its number.
-    pub number: u64,
-    /// Its hash.
-    pub hash: B256,
 }
 
 /// The keeper's database.

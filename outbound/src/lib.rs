@@ -1,6 +1,7 @@
-//! The outbound guard: every URL the keeper fetches on someone else's say-so (an `https://`
-//! location in a publisher's document) goes through an HTTP client that refuses to reach the
-//! keeper's own machine, its private networks and cloud metadata services.
+//! The outbound guard: every URL an insitu service fetches on someone else's say-so (an
+//! `https://` location in a publisher's document for the keeper, a metadata URL registered on
+//! chain for the catalog) goes through an HTTP client that refuses to reach the service's own
+//! machine, its private networks and cloud metadata services.
 //!
 //! - Host names are resolved by the guard itself, and the client connects only to the addresses
 //!   the guard accepted: a name that resolves to a public address when checked and to a private
@@ -41,7 +42,7 @@ pub enum Refused {
     #[error("the URL has no host")]
     NoHost,
     /// The host is, or resolves only to, an address in a refused range.
-    #[error("{host} is {address}, a {range} address, which this keeper does not fetch from")]
+    #[error("{host} is {address}, a {range} address, which is not fetched from")]
     Address {
         /// The host as the URL names it.
         host: String,
@@ -145,7 +146,7 @@ fn embedded_v4(address: Ipv6Addr) -> Option<Ipv4Addr> {
     }
 }
 
-/// Which addresses the keeper may fetch from.
+/// Which addresses may be fetched from.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Policy {
     allow: Vec<IpNet>,
@@ -224,7 +225,7 @@ impl Policy {
             }))
             .connect_timeout(CONNECT_TIMEOUT)
             .read_timeout(READ_TIMEOUT)
-            .user_agent(concat!("insitu-keeper/", env!("CARGO_PKG_VERSION")))
+            .user_agent(concat!("insitu/", env!("CARGO_PKG_VERSION")))
             .build()
     }
 }
