@@ -158,6 +158,7 @@ pub struct Follower {
     start_block: u64,
     range: u64,
     max_range: u64,
+    block_times: bool,
 }
 
 impl Follower {
@@ -178,7 +179,15 @@ impl Follower {
             start_block,
             range: MAX_RANGE,
             max_range: MAX_RANGE,
+            block_times: false,
         }
+    }
+
+    /// Has every log handed to the journal carry its block's time: nodes that leave
+    /// `blockTimestamp` out of their logs get the blocks' headers read (once per block).
+    pub fn with_block_times(mut self) -> Self {
+        self.block_times = true;
+        self
     }
 
     /// Caps the blocks per `eth_getLogs` (for nodes with tight limits, and tests).
@@ -299,6 +308,28 @@ impl Follower {
             .to_block(to);
         let mut logs = self.provider.get_logs(&filter).await?;
         logs.sort_by_key(|log| (log.block_number, log.log_index));
+        if self.block_times {
+            let mut known: Option<(u64, u64)> = None;
+            for log in logs.iter_mut().filter(|log| log.block_timestamp.is_none()) {
+                let Some(number) = log.block_number else {
+                    continue;
+                };
+                let time = match known {
+                    Some((block, time)) if block == number => time,
+                    _ => {
+                        let header = self
+                            .provider
+                            .get_block_by_number(BlockNumberOrTag::Number(number))
+                            .await?
+                            .map(|block| block.header.timestamp);
+                        let Some(time) = header else { continue };
+                        known = Some((number, time));
+                        time
+                    }
+                };
+                log.block_timestamp = Some(time);
+            }
+        }
         Ok(logs)
     }
 }

@@ -5,6 +5,7 @@
 //! - [`keys`]: the signing key, from the environment or an encrypted keystore.
 //! - [`metadata`]: asset metadata documents: schema, validation, checksum, sealed file locations.
 //! - [`market`]: publish an asset at a keeper, buy it on the keeper's offer, download it.
+//! - [`catalog`]: search a catalog of published assets.
 //! - [`compute`]: order a compute job on a bought agreement, follow it, read its logs, stop it.
 //! - [`tx`]: transactions prepared, signed, sent and confirmed with a time out and progress.
 //! - [`simulate`]: a deployment plan executed in memory before anything is sent.
@@ -18,6 +19,7 @@
 pub use insitu_bindings::addresses;
 pub mod agreement;
 pub mod asset;
+pub mod catalog;
 pub mod compute;
 pub mod demo;
 pub mod deploy;
