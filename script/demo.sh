@@ -4,7 +4,8 @@
 # 1. installs the npm toolchain if needed (solc, OpenZeppelin, anvil, forge);
 # 2. prints the gas benchmark of the contract suite (in-memory EVM, steady state);
 # 3. runs `insitu demo`: starts anvil (a block a second), deploys the suite, starts the provider's
-#    keeper as its own process (compute jobs in its sandbox), publishes a sample dataset at the
+#    keeper as its own process (compute jobs in its sandbox) and the catalog as another, publishes
+#    a sample dataset at the
 #    keeper, buys it on the keeper's signed offer, downloads it (SHA-256 checked; the keeper
 #    settles the agreement on chain); publishes a dataset that may only be computed on, buys
 #    compute with the sample algorithm (examples/algorithms/summary.py), downloads the result
@@ -29,5 +30,5 @@ echo "== gas benchmark (cargo run --release -p insitu-tests --bin gas-report) ==
 cargo run --quiet --release --locked -p insitu-tests --bin gas-report
 echo
 echo "== the whole system on a local anvil node (insitu demo) =="
-cargo build --quiet --release --locked -p insitu-cli -p insitu-keeper -p insitu-sandbox
+cargo build --quiet --release --locked -p insitu-cli -p insitu-keeper -p insitu-sandbox -p insitu-catalog
 target/release/insitu demo "$@"

@@ -62,7 +62,11 @@ pub fn document(index: usize) -> Vec<u8> {
     let tags: Vec<&str> = (0..1 + index % 3)
         .map(|k| TAGS[(index + k * 3) % TAGS.len()])
         .collect();
-    let token = if index % 7 == 0 { OTHER_TOKEN } else { TOKEN };
+    let token = if index.is_multiple_of(7) {
+        OTHER_TOKEN
+    } else {
+        TOKEN
+    };
     let price = U256::from(1 + (index * 37) % 500) * U256::from(10u64).pow(U256::from(18));
     let mut services = vec![serde_json::json!({
         "type": "access",
@@ -71,7 +75,7 @@ pub fn document(index: usize) -> Vec<u8> {
         "timeout": {"min": 3600, "max": 86400},
         "accessWindow": 3600
     })];
-    if index % 4 == 0 {
+    if index.is_multiple_of(4) {
         services.push(serde_json::json!({
             "type": "compute",
             "token": TOKEN.to_string(),

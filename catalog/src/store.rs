@@ -592,10 +592,9 @@ impl Store {
             return Ok(None);
         };
         let (status, problems, document) = document_state(&self.connection, &derived)?;
-        let summary = match &document {
-            Some(document) => Some(summary(chain, did, &derived, document)),
-            None => None,
-        };
+        let summary = document
+            .as_ref()
+            .map(|document| summary(chain, did, &derived, document));
         let derivatives = {
             let mut statement = self.connection.prepare(
                 "SELECT DISTINCT did FROM events WHERE chain_id = ?1 AND kind = 'derived' \

@@ -28,6 +28,7 @@ use insitu_bindings::{
 };
 use insitu_client::{
     agreement::{self, ConditionState},
+    catalog::{CatalogClient, SearchQuery},
     compute,
     deploy::deploy_suite,
     devnet::Devnet,
@@ -107,6 +108,12 @@ pub(crate) struct Report {
     pub(crate) compute_failed_job_refunded: bool,
     /// Blocks from the compute purchase to the release.
     pub(crate) blocks_lock_to_release_compute: u64,
+    /// The catalog found each published dataset by a search before it was bought.
+    pub(crate) catalog_search_found: bool,
+    /// Assets the catalog indexed as valid by the end (the datasets and the compute result).
+    pub(crate) catalog_indexed_assets: u64,
+    /// What the searches found: (query, names of the results).
+    pub(crate) catalog_searches: Vec<(String, Vec<String>)>,
 }
 
 /// A child process killed when dropped.
@@ -255,11 +262,40 @@ pub(crate) async fn run(log: &dyn Fn(&str)) -> Result<Report> {
     )?;
     let mut keeper = start_keeper(&config, keeper_key, &root.join("keeper.log"))?;
     let keeper_url = format!("http://127.0.0.1:{port}");
-    wait_ready(&keeper_url).await?;
+    wait_ready(&keeper_url, "/ready").await?;
     log(&format!(
         "keeper {} running as its own process at {keeper_url}",
         keeper_key.address()
     ));
+    let catalog_port = free_port()?;
+    let catalog_config = root.join("catalog.toml");
+    std::fs::write(
+        &catalog_config,
+        format!(
+            "listen = \"127.0.0.1:{catalog_port}\"\ndatabase = \"{}\"\npoll_interval_ms = 250\n\n\
+             [[chains]]\nrpc_url = \"{}\"\naddresses = \"{}\"\nconfirmations = 1\n\n\
+             # The keeper serving the metadata documents is on this machine.\n\
+             [outbound]\nallow = [\"127.0.0.0/8\"]\n",
+            root.join("catalog.db").display(),
+            devnet.endpoint(),
+            addresses.display(),
+        ),
+    )?;
+    let mut catalog_process = start_service(
+        "insitu-catalog",
+        "INSITU_CATALOG_BIN",
+        &["run", "--config"],
+        &catalog_config,
+        &[],
+        &root.join("catalog.log"),
+    )?;
+    let catalog_url = format!("http://127.0.0.1:{catalog_port}");
+    wait_ready(&catalog_url, "/health").await?;
+    let catalog = CatalogClient::new(&catalog_url);
+    log(&format!(
+        "catalog running as its own process at {catalog_url}, indexing the chain"
+    ));
+    let mut catalog_searches = Vec::new();
 
     // 4. The provider publishes the dataset at its keeper.
     let source = serde_json::to_vec_pretty(&serde_json::json!({
@@ -304,6 +340,14 @@ pub(crate) async fn run(log: &dyn Fn(&str)) -> Result<Report> {
         "published asset {} (metadata at {})",
         published.did, published.url
     ));
+    let access_found = find_in_catalog(
+        &catalog,
+        "air quality",
+        published.did,
+        log,
+        &mut catalog_searches,
+    )
+    .await?;
 
     // 5. The consumer buys it on the keeper's signed offer, then downloads it.
     let consumer_sender = as_sender(consumer);
@@ -405,6 +449,14 @@ pub(crate) async fn run(log: &dyn Fn(&str)) -> Result<Report> {
         "published compute-only asset {}",
         compute_asset.did
     ));
+    let compute_found = find_in_catalog(
+        &catalog,
+        "hospital visits",
+        compute_asset.did,
+        log,
+        &mut catalog_searches,
+    )
+    .await?;
     let buy_compute = || {
         market::buy(
             &suite,
@@ -603,6 +655,21 @@ pub(crate) async fn run(log: &dyn Fn(&str)) -> Result<Report> {
     ] {
         balances.push((party.to_owned(), erc20.balanceOf(address).call().await?));
     }
+    // The catalog indexes the compute result too (registered for the consumer by the keeper).
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let mut catalog_indexed_assets = 0;
+    while Instant::now() < deadline {
+        let status = catalog.status().await?;
+        catalog_indexed_assets = status.chains.iter().map(|chain| chain.valid).sum();
+        if catalog_indexed_assets >= 3 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+    log(&format!(
+        "the catalog indexed {catalog_indexed_assets} assets (the two datasets and the compute result)"
+    ));
+    catalog_process.stop();
     Ok(Report {
         steps: report_steps,
         deployment_transactions: deployed.transactions.len(),
@@ -622,7 +689,53 @@ pub(crate) async fn run(log: &dyn Fn(&str)) -> Result<Report> {
         compute_escrow_released,
         compute_failed_job_refunded,
         blocks_lock_to_release_compute: compute_release.saturating_sub(compute_lock),
+        catalog_search_found: access_found && compute_found,
+        catalog_indexed_assets,
+        catalog_searches,
     })
+}
+
+/// Searches the catalog for `words` until `did` is among the results (the catalog indexes a
+/// block after it is confirmed, then fetches the document), for up to a minute; logs what it
+/// found.
+async fn find_in_catalog(
+    catalog: &CatalogClient,
+    words: &str,
+    did: B256,
+    log: &dyn Fn(&str),
+    searches: &mut Vec<(String, Vec<String>)>,
+) -> Result<bool> {
+    let query = SearchQuery {
+        q: Some(words.to_owned()),
+        ..SearchQuery::default()
+    };
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let page = catalog.search(&query).await?;
+        let found = page.results.iter().any(|result| result.did == did);
+        if found || Instant::now() >= deadline {
+            let names: Vec<String> = page
+                .results
+                .iter()
+                .map(|result| {
+                    let prices: Vec<String> = result
+                        .services
+                        .iter()
+                        .map(|service| format!("{} {}", service.kind, service.price))
+                        .collect();
+                    format!("{} ({})", result.name, prices.join(", "))
+                })
+                .collect();
+            log(&format!(
+                "catalog search {words:?}: {} found: {}",
+                page.total,
+                names.join("; ")
+            ));
+            searches.push((words.to_owned(), names));
+            return Ok(found);
+        }
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
 }
 
 /// The keeper's registration of the result of compute agreement `id` and its record of the
@@ -684,43 +797,64 @@ async fn lock_and_release(suite: &Suite, id: B256, purchase: B256) -> Result<(u6
 }
 
 fn start_keeper(config: &Path, key: &PrivateKeySigner, log: &Path) -> Result<KeeperProcess> {
-    let binary = std::env::var_os("INSITU_KEEPER_BIN")
+    let key = hex::encode(key.to_bytes());
+    start_service(
+        "insitu-keeper",
+        "INSITU_KEEPER_BIN",
+        &["--config"],
+        config,
+        &[("INSITU_KEEPER_PRIVATE_KEY", key.as_str())],
+        log,
+    )
+}
+
+/// Starts service `name` (found next to this program, or at `$bin_var`) with `args` and
+/// `config`, its logs to `log`.
+fn start_service(
+    name: &str,
+    bin_var: &str,
+    args: &[&str],
+    config: &Path,
+    env: &[(&str, &str)],
+    log: &Path,
+) -> Result<KeeperProcess> {
+    let binary = std::env::var_os(bin_var)
         .map(PathBuf::from)
         .unwrap_or_else(|| {
             std::env::current_exe()
-                .map(|exe| exe.with_file_name("insitu-keeper"))
-                .unwrap_or_else(|_| PathBuf::from("insitu-keeper"))
+                .map(|exe| exe.with_file_name(name))
+                .unwrap_or_else(|_| PathBuf::from(name))
         });
     let log_file = std::fs::File::create(log)?;
     let child = Command::new(&binary)
-        .arg("--config")
+        .args(args)
         .arg(config)
-        .env("INSITU_KEEPER_PRIVATE_KEY", hex::encode(key.to_bytes()))
+        .envs(env.iter().copied())
         .env("RUST_LOG", "info")
         .stdout(Stdio::null())
         .stderr(log_file)
         .spawn()
         .with_context(|| {
             format!(
-                "starting the keeper {} (build it: cargo build -p insitu-keeper, or set INSITU_KEEPER_BIN)",
+                "starting {} (build it: cargo build -p {name}, or set {bin_var})",
                 binary.display()
             )
         })?;
     Ok(KeeperProcess { child })
 }
 
-async fn wait_ready(url: &str) -> Result<()> {
+async fn wait_ready(url: &str, path: &str) -> Result<()> {
     let http = reqwest_client();
     let deadline = Instant::now() + Duration::from_secs(60);
     while Instant::now() < deadline {
-        if let Ok(response) = http.get(format!("{url}/ready")).send().await
+        if let Ok(response) = http.get(format!("{url}{path}")).send().await
             && response.status().is_success()
         {
             return Ok(());
         }
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
-    bail!("the keeper at {url} did not become ready within 60 s")
+    bail!("the service at {url} did not become ready within 60 s")
 }
 
 fn reqwest_client() -> reqwest::Client {

@@ -14,7 +14,7 @@ mod output;
 use std::{path::PathBuf, time::Duration};
 
 use crate::output::{Output, TerminalProgress};
-use alloy::primitives::{Address, B256};
+use alloy::primitives::{Address, B256, U256};
 use anyhow::{Context, Result, bail};
 use clap::{Args, CommandFactory, Parser, Subcommand, ValueEnum};
 use insitu_bindings::deployment::{DeployOptions, Governance};
@@ -75,6 +75,9 @@ enum Command {
     /// Get a short-lived token for an agreement you bought, and a URL with it, for players and
     /// scripts that cannot sign each request.
     AccessToken(AccessTokenArgs),
+    /// Search a catalog for assets: words in their name, description, tags and author, with
+    /// filters; prints the matches, their prices and the counts by field.
+    Search(SearchArgs),
     /// Assets in the registry.
     #[command(subcommand)]
     Asset(AssetCommand),
@@ -99,6 +102,52 @@ enum Command {
         /// The shell.
         shell: clap_complete::Shell,
     },
+}
+
+/// `insitu search`.
+#[derive(Debug, clap::Args)]
+struct SearchArgs {
+    /// Words to find (all must match; the last may be the start of a word). None: everything.
+    query: Option<String>,
+    /// The catalog's URL.
+    #[arg(long, env = "INSITU_CATALOG", default_value = "http://127.0.0.1:8600")]
+    catalog: String,
+    /// Only this chain id.
+    #[arg(long)]
+    chain: Option<u64>,
+    /// Only this type: dataset, algorithm or result.
+    #[arg(long = "type", value_name = "TYPE")]
+    kind: Option<String>,
+    /// Only assets sold with this service: access or compute.
+    #[arg(long)]
+    service: Option<String>,
+    /// Only assets priced in this token.
+    #[arg(long)]
+    token: Option<Address>,
+    /// Lowest price, in the token's smallest unit.
+    #[arg(long)]
+    price_min: Option<U256>,
+    /// Highest price, in the token's smallest unit.
+    #[arg(long)]
+    price_max: Option<U256>,
+    /// Only assets this provider (keeper) serves.
+    #[arg(long)]
+    provider: Option<Address>,
+    /// Only this licence.
+    #[arg(long)]
+    license: Option<String>,
+    /// Only assets with this tag (repeat for several; all must be there).
+    #[arg(long = "tag")]
+    tags: Vec<String>,
+    /// relevance, newest, price_asc, price_desc or popularity.
+    #[arg(long)]
+    sort: Option<String>,
+    /// Results per page (1 to 100).
+    #[arg(long, default_value_t = 20)]
+    limit: u32,
+    /// The next page: the cursor a previous search printed.
+    #[arg(long)]
+    cursor: Option<String>,
 }
 
 /// Which chain, and which deployment on it.
@@ -675,6 +724,27 @@ async fn run(command: Command, output: &Output) -> Result<()> {
             let sender = sender(&suite.connection, &args.signer)?;
             let token = market::access_token(&suite, &sender, args.agreement, args.file).await?;
             output.access_token(&token)
+        }
+        Command::Search(args) => {
+            let query = insitu_client::catalog::SearchQuery {
+                q: args.query,
+                chain: args.chain,
+                kind: args.kind,
+                service: args.service,
+                token: args.token.map(|token| token.to_string()),
+                price_min: args.price_min.map(|price| price.to_string()),
+                price_max: args.price_max.map(|price| price.to_string()),
+                provider: args.provider.map(|provider| provider.to_string()),
+                license: args.license,
+                tags: (!args.tags.is_empty()).then(|| args.tags.join(",")),
+                sort: args.sort,
+                limit: Some(args.limit),
+                cursor: args.cursor,
+            };
+            let page = insitu_client::catalog::CatalogClient::new(&args.catalog)
+                .search(&query)
+                .await?;
+            output.search(&page)
         }
         Command::Asset(AssetCommand::Show { did, suite }) => {
             let suite = open_suite(&suite).await?;

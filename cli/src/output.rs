@@ -8,6 +8,7 @@ use indicatif::{ProgressBar, ProgressStyle};
 use insitu_client::{
     agreement::{AgreementInfo, NextStep},
     asset::AssetInfo,
+    catalog::SearchPage,
     deploy::{Deployed, format_utc},
     governance::{FeeInfo, Outcome, TemplateInfo, TemplateStatus},
     market::{AccessToken, Bought, DownloadEvent, Downloaded, Published},
@@ -273,6 +274,71 @@ impl Output {
         })
     }
 
+    /// A page of search results, with the facets and the next page's cursor.
+    pub(crate) fn search(&self, page: &SearchPage) -> anyhow::Result<()> {
+        self.emit(serde_json::to_value(page)?, || {
+            let mut text = format!(
+                "{} asset{} found{}\n",
+                page.total,
+                if page.total == 1 { "" } else { "s" },
+                if page.results.is_empty() {
+                    String::new()
+                } else {
+                    format!(", {} shown", page.results.len())
+                }
+            );
+            for result in &page.results {
+                text.push_str(&format!(
+                    "\n{}  [{}]\n  chain {} asset {}\n",
+                    result.name,
+                    result.kind.as_str(),
+                    result.chain,
+                    result.did
+                ));
+                for service in &result.services {
+                    text.push_str(&format!(
+                        "  {:<8} {} of token {}\n",
+                        service.kind, service.price, service.token
+                    ));
+                }
+                let mut about = vec![result.license.clone(), result.author.clone()];
+                if !result.tags.is_empty() {
+                    about.push(result.tags.join(", "));
+                }
+                text.push_str(&format!(
+                    "  {}; {} agreement{}\n",
+                    about.join("; "),
+                    result.agreements,
+                    if result.agreements == 1 { "" } else { "s" }
+                ));
+            }
+            let facets = &page.facets;
+            let mut counts = Vec::new();
+            for (field, values) in [
+                ("type", &facets.kind),
+                ("service", &facets.service),
+                ("license", &facets.license),
+                ("tags", &facets.tags),
+            ] {
+                if !values.is_empty() {
+                    let listed: Vec<String> = values
+                        .iter()
+                        .take(8)
+                        .map(|facet| format!("{} {}", facet.value, facet.count))
+                        .collect();
+                    counts.push(format!("  {field:<8} {}", listed.join(", ")));
+                }
+            }
+            if !counts.is_empty() {
+                text.push_str(&format!("\nby field\n{}\n", counts.join("\n")));
+            }
+            if let Some(next) = &page.next {
+                text.push_str(&format!("\nnext page: --cursor {next}\n"));
+            }
+            text
+        })
+    }
+
     pub(crate) fn bought(&self, bought: &Bought) -> anyhow::Result<()> {
         self.emit(serde_json::to_value(bought)?, || {
             let quote = &bought.quote;
@@ -425,6 +491,11 @@ impl Output {
                 yes(report.compute_escrow_released),
                 yes(report.compute_failed_job_refunded),
                 report.blocks_lock_to_release_compute
+            );
+            text += &format!(
+                "  datasets found in the catalog          {}\n  assets the catalog indexed             {}\n",
+                yes(report.catalog_search_found),
+                report.catalog_indexed_assets
             );
             text += &format!(
                 "\nthe job's result (summary statistics; no row of the data left the provider):\n{}\n",

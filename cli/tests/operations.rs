@@ -379,9 +379,16 @@ fn the_demo_runs_the_whole_system_with_the_keeper_as_its_own_process() {
         "{} is missing: build the workspace (cargo build -p insitu-keeper)",
         keeper.display()
     );
+    let catalog = keeper.with_file_name("insitu-catalog");
+    assert!(
+        catalog.exists(),
+        "{} is missing: build the workspace (cargo build -p insitu-catalog)",
+        catalog.display()
+    );
     let output = common::insitu()
         .args(["--json", "demo"])
         .env("INSITU_KEEPER_BIN", &keeper)
+        .env("INSITU_CATALOG_BIN", &catalog)
         .output()
         .unwrap();
     assert!(output.status.success(), "{}", stderr(&output));
@@ -397,6 +404,18 @@ fn the_demo_runs_the_whole_system_with_the_keeper_as_its_own_process() {
     let blocks = report["blocks_lock_to_release_compute"].as_u64().unwrap();
     assert!((3..=30).contains(&blocks), "{blocks}");
     assert_eq!(report["compute_result"]["visits.csv"]["rows"], 1500);
+    // Both datasets were found in the catalog before they were bought; the compute result was
+    // indexed too.
+    assert_eq!(report["catalog_search_found"], true);
+    assert_eq!(report["catalog_indexed_assets"], 3);
+    let searched = &report["catalog_searches"];
+    assert!(
+        searched[0][1][0]
+            .as_str()
+            .unwrap()
+            .starts_with("Hourly air quality (sample)"),
+        "{searched}"
+    );
     let steps: Vec<_> = report["steps"]
         .as_array()
         .unwrap()

@@ -1,0 +1,369 @@
+//! The catalog service against a real anvil node: assets registered on chain are indexed once
+//! their documents check out (served over HTTP through the outbound guard), mismatched and
+//! invalid documents are flagged, unreachable ones wait, usage follows agreements, updates are
+//! followed, a reorg drops what it undid, and the API answers bad input with 4xx JSON.
+
+use std::{
+    collections::HashMap,
+    net::SocketAddr,
+    sync::{Arc, Mutex},
+    time::{Duration, Instant},
+};
+
+use alloy::{
+    network::EthereumWallet,
+    primitives::{B256, keccak256},
+    providers::{DynProvider, Provider, ProviderBuilder},
+    signers::local::PrivateKeySigner,
+};
+use insitu_bindings::AssetRegistry;
+use insitu_catalog::{
+    config::{ChainConfig, Config, OutboundConfig},
+    service::Catalog,
+};
+use insitu_client::{
+    catalog::{CatalogClient, CatalogError, DocumentStatus, SearchQuery},
+    demo::{self, Stage},
+    devnet::Devnet,
+};
+
+/// Metadata documents served at `http://127.0.0.1:<port>/<name>`, changeable while serving.
+#[derive(Clone, Default)]
+struct Documents(Arc<Mutex<HashMap<String, Vec<u8>>>>);
+
+impl Documents {
+    fn put(&self, name: &str, body: &[u8]) {
+        self.0
+            .lock()
+            .unwrap()
+            .insert(name.to_owned(), body.to_vec());
+    }
+
+    async fn serve(&self) -> SocketAddr {
+        let documents = self.clone();
+        let app = axum::Router::new().route(
+            "/{name}",
+            axum::routing::get(
+                move |axum::extract::Path(name): axum::extract::Path<String>| {
+                    let documents = documents.clone();
+                    async move {
+                        match documents.0.lock().unwrap().get(&name) {
+                            Some(body) => Ok(body.clone()),
+                            None => Err(axum::http::StatusCode::NOT_FOUND),
+                        }
+                    }
+                },
+            ),
+        );
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let address = listener.local_addr().unwrap();
+        tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+        address
+    }
+}
+
+fn document(name: &str, tags: &[&str]) -> Vec<u8> {
+    serde_json::to_vec(&serde_json::json!({
+        "@context": "https://schema.org",
+        "@type": "Dataset",
+        "schemaVersion": "insitu-metadata/1",
+        "name": name,
+        "description": format!("{name}: readings of every station, hourly."),
+        "author": "Test Lab",
+        "license": "CC-BY-4.0",
+        "keywords": tags,
+        "files": [{"name": "data.csv", "contentType": "text/csv", "contentSize": 10,
+                   "sha256": "00".repeat(32), "location": "0x04"}],
+        "services": [{
+            "type": "access",
+            "token": "0x5FbDB2315678afecb367f032d93F642f64180aa3",
+            "price": [{"receiver": "0x70997970C51812dc3A010C7d01b50e0d17dc79C8", "amount": "1000"}],
+            "timeout": {"min": 3600, "max": 86400}
+        }]
+    }))
+    .unwrap()
+}
+
+struct World {
+    _devnet: Devnet,
+    provider: DynProvider,
+    registry: AssetRegistry::AssetRegistryInstance<DynProvider>,
+    keeper: alloy::primitives::Address,
+    docs: Documents,
+    docs_at: SocketAddr,
+    demo_did: B256,
+    catalog: Catalog,
+    client: CatalogClient,
+    _folder: tempfile::TempDir,
+}
+
+async fn world() -> World {
+    let devnet = Devnet::start().expect("anvil");
+    let keys: Vec<PrivateKeySigner> = devnet.signers();
+    let report = demo::run_until(&devnet.endpoint(), &keys[..5], Stage::Served)
+        .await
+        .expect("demo");
+    let publisher = keys[1].clone();
+    let provider = ProviderBuilder::new()
+        .wallet(EthereumWallet::from(publisher))
+        .connect_http(devnet.endpoint().parse().unwrap())
+        .erased();
+    let suite = report.deployment.suite().unwrap();
+    let registry = AssetRegistry::new(suite.asset_registry, provider.clone());
+    let folder = tempfile::tempdir().unwrap();
+    let addresses = folder.path().join("deployment.json");
+    report.deployment.write(&addresses).unwrap();
+    let docs = Documents::default();
+    let docs_at = docs.serve().await;
+    let config = Config {
+        listen: "127.0.0.1:0".into(),
+        database: folder.path().join("catalog.db"),
+        poll_interval_ms: 100,
+        chains: vec![ChainConfig {
+            rpc_url: devnet.endpoint(),
+            addresses,
+            confirmations: 0,
+        }],
+        outbound: OutboundConfig {
+            allow: vec!["127.0.0.0/8".parse().unwrap()],
+        },
+        ..Config::default()
+    };
+    let catalog = Catalog::start(&config).await.expect("catalog");
+    let client = CatalogClient::new(&format!("http://{}", catalog.address));
+    World {
+        _devnet: devnet,
+        provider,
+        registry,
+        keeper: keys[2].address(),
+        docs,
+        docs_at,
+        demo_did: report.did,
+        catalog,
+        client,
+        _folder: folder,
+    }
+}
+
+impl World {
+    /// Registers an asset whose document is served as `served` while its checksum is that of
+    /// `registered`.
+    async fn register(&self, name: &str, registered: &[u8], served: &[u8]) -> B256 {
+        self.docs.put(name, served);
+        let receipt = self
+            .registry
+            .register(
+                keccak256(name),
+                keccak256(registered),
+                format!("http://{}/{name}", self.docs_at),
+                vec![self.keeper],
+            )
+            .send()
+            .await
+            .unwrap()
+            .get_receipt()
+            .await
+            .unwrap();
+        receipt
+            .inner
+            .logs()
+            .iter()
+            .find_map(|log| log.log_decode::<AssetRegistry::AssetRegistered>().ok())
+            .unwrap()
+            .inner
+            .data
+            .did
+    }
+
+    async fn status_of(&self, did: B256) -> Option<DocumentStatus> {
+        match self.client.asset(31_337, did).await {
+            Ok(view) => Some(view.status),
+            Err(CatalogError::Refused { status: 404, .. }) => None,
+            Err(error) => panic!("{error}"),
+        }
+    }
+
+    /// Waits (up to 30 s) until `check` holds.
+    async fn until<F: std::future::Future<Output = bool>>(
+        &self,
+        what: &str,
+        check: impl Fn() -> F,
+    ) {
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while !check().await {
+            assert!(Instant::now() < deadline, "timed out waiting until {what}");
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+
+    async fn found(&self, q: &str) -> Vec<B256> {
+        let page = self
+            .client
+            .search(&SearchQuery {
+                q: Some(q.into()),
+                ..Default::default()
+            })
+            .await
+            .unwrap();
+        page.results.iter().map(|r| r.did).collect()
+    }
+}
+
+#[tokio::test]
+async fn registered_assets_are_indexed_checked_flagged_updated_and_rolled_back() {
+    let world = world().await;
+    let glacier = document("Glacier melt", &["ice"]);
+    let valid = world.register("glacier", &glacier, &glacier).await;
+    let mismatched = world
+        .register(
+            "fjord",
+            &document("Fjord salinity", &[]),
+            &document("Something else", &[]),
+        )
+        .await;
+    let invalid_body = br#"{"schemaVersion": "insitu-metadata/1", "name": "no more"}"#;
+    let invalid = world.register("broken", invalid_body, invalid_body).await;
+
+    world
+        .until("the three documents are fetched", || async {
+            world.status_of(valid).await == Some(DocumentStatus::Valid)
+                && world.status_of(mismatched).await == Some(DocumentStatus::ChecksumMismatch)
+                && world.status_of(invalid).await == Some(DocumentStatus::Invalid)
+        })
+        .await;
+    assert_eq!(world.found("glacier").await, [valid]);
+    assert!(
+        world.found("fjord").await.is_empty(),
+        "a mismatch is never indexed"
+    );
+    let view = world.client.asset(31_337, invalid).await.unwrap();
+    assert!(
+        view.problems.iter().any(|p| p.contains("description")),
+        "{:?}",
+        view.problems
+    );
+    let view = world.client.asset(31_337, valid).await.unwrap();
+    assert_eq!(view.providers, [world.keeper]);
+    assert_eq!(view.summary.unwrap().services[0].price, "1000");
+
+    // The demo's asset: its URL does not resolve (it waits, retried), and its agreement (bought,
+    // served, released) is counted.
+    let demo = world.client.asset(31_337, world.demo_did).await.unwrap();
+    assert_eq!(
+        demo.status,
+        DocumentStatus::Unreachable,
+        "{:?}",
+        demo.problems
+    );
+    assert_eq!(
+        (demo.usage.access_agreements, demo.usage.access_completed),
+        (1, 1)
+    );
+
+    let status = world.client.status().await.unwrap();
+    let chain = &status.chains[0];
+    assert_eq!(
+        (chain.assets, chain.valid, chain.flagged, chain.pending),
+        (4, 1, 2, 1)
+    );
+
+    // An update is followed: the new document replaces the old one in the index.
+    let ice = document("Ice sheet thickness", &["ice"]);
+    world.docs.put("ice", &ice);
+    world
+        .registry
+        .updateMetadata(
+            valid,
+            keccak256(&ice),
+            format!("http://{}/ice", world.docs_at),
+        )
+        .send()
+        .await
+        .unwrap()
+        .get_receipt()
+        .await
+        .unwrap();
+    world
+        .until("the update is indexed", || async {
+            world.found("thickness").await == [valid]
+        })
+        .await;
+    assert!(world.found("glacier").await.is_empty());
+
+    // A reorg that drops a registration drops the asset.
+    let snapshot: String = world
+        .provider
+        .raw_request("evm_snapshot".into(), ())
+        .await
+        .unwrap();
+    let fleeting = document("Fleeting", &[]);
+    let gone = world.register("fleeting", &fleeting, &fleeting).await;
+    world
+        .until("the fleeting asset is indexed", || async {
+            world.found("fleeting").await == [gone]
+        })
+        .await;
+    let _: bool = world
+        .provider
+        .raw_request("evm_revert".into(), (snapshot,))
+        .await
+        .unwrap();
+    let _: serde_json::Value = world
+        .provider
+        .raw_request("anvil_mine".into(), (3,))
+        .await
+        .unwrap();
+    world
+        .until("the reorg is undone", || async {
+            world.status_of(gone).await.is_none()
+        })
+        .await;
+    assert!(world.found("fleeting").await.is_empty());
+    assert_eq!(
+        world.found("thickness").await,
+        [valid],
+        "what the reorg kept stays"
+    );
+    world.catalog.stop().await;
+}
+
+#[tokio::test]
+async fn bad_requests_get_4xx_json_with_stable_codes() {
+    let world = world().await;
+    let base = format!("http://{}", world.catalog.address);
+    let http = reqwest::Client::new();
+    for (path, status, code) in [
+        ("/v1/search?limit=0", 400, "bad_query"),
+        ("/v1/search?limit=many", 400, "bad_query"),
+        ("/v1/search?type=table", 400, "bad_query"),
+        ("/v1/search?price_min=1e18", 400, "bad_query"),
+        ("/v1/search?cursor=nonsense", 400, "bad_cursor"),
+        ("/v1/assets/31337/0x12", 400, "bad_query"),
+        ("/v1/assets/x/0x12", 400, "bad_query"),
+        (
+            "/v1/assets/31337/0x0000000000000000000000000000000000000000000000000000000000000001",
+            404,
+            "not_found",
+        ),
+    ] {
+        let response = http.get(format!("{base}{path}")).send().await.unwrap();
+        assert_eq!(response.status().as_u16(), status, "{path}");
+        let body: serde_json::Value = response.json().await.unwrap();
+        assert_eq!(body["code"], code, "{path}: {body}");
+    }
+    let openapi: serde_json::Value = http
+        .get(format!("{base}/openapi.json"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    for path in ["/v1/search", "/v1/assets/{chain}/{did}", "/v1/status"] {
+        assert!(
+            openapi["paths"][path].is_object(),
+            "{path} missing from the OpenAPI document"
+        );
+    }
+    world.catalog.stop().await;
+}
