@@ -14,7 +14,7 @@ use alloy::{
 
 alloy::sol! {
     /// A consumer's request about one agreement.
-    #[derive(Debug, PartialEq, Eq)]
+    #[derive(Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
     struct ServiceRequest {
         /// What is asked: `access`, `compute`, `result`, `status`, `logs` or `stop`.
         string command;

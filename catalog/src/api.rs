@@ -21,10 +21,19 @@ use insitu_client::catalog::{
 };
 use utoipa::OpenApi;
 
-use crate::store::{
-    Store,
-    search::{Query as Checked, QueryError},
+use crate::{
+    market::{MarketRefusal, Markets},
+    store::{
+        Store,
+        search::{Query as Checked, QueryError},
+    },
+    web,
 };
+use insitu_client::{
+    catalog::{PlannedTransaction, PurchasePlan, SigningRequest},
+    metadata::{MetadataDocument, ServiceKind},
+};
+use serde::Deserialize;
 
 /// What the handlers share.
 #[derive(Debug, Clone)]
@@ -33,6 +42,8 @@ pub struct ApiState {
     pub store: Arc<Mutex<Store>>,
     /// The chains followed.
     pub chains: Arc<Vec<u64>>,
+    /// The chains' suites, to prepare purchases and requests.
+    pub markets: Arc<Markets>,
 }
 
 /// An error answer.
@@ -75,6 +86,17 @@ impl From<QueryError> for ApiError {
     }
 }
 
+impl From<MarketRefusal> for ApiError {
+    fn from(refusal: MarketRefusal) -> Self {
+        let (status, code) = refusal.code();
+        let status = StatusCode::from_u16(status).unwrap_or(StatusCode::BAD_GATEWAY);
+        if status.is_server_error() {
+            tracing::warn!(%refusal, "a purchase or request could not be prepared");
+        }
+        Self::new(status, code, refusal.to_string())
+    }
+}
+
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         (
@@ -95,7 +117,7 @@ impl IntoResponse for ApiError {
         title = "insitu catalog",
         description = "Every asset published on the chains this catalog follows, searchable."
     ),
-    paths(search, asset, status),
+    paths(search, asset, status, purchase, access_request),
     components(schemas(
         SearchPage,
         AssetSummary,
@@ -111,7 +133,10 @@ impl IntoResponse for ApiError {
         Usage,
         CatalogStatus,
         ChainStatus,
-        CatalogErrorBody
+        CatalogErrorBody,
+        PurchasePlan,
+        PlannedTransaction,
+        SigningRequest
     ))
 )]
 pub struct ApiDoc;
@@ -122,9 +147,19 @@ pub fn router(state: ApiState) -> Router {
         .route("/v1/search", get(search))
         .route("/v1/assets/{chain}/{did}", get(asset))
         .route("/v1/status", get(status))
+        .route("/v1/assets/{chain}/{did}/purchase", get(purchase))
+        .route(
+            "/v1/agreements/{chain}/{id}/access-request",
+            get(access_request),
+        )
         .route("/openapi.json", get(openapi))
+        .route("/", get(web::page))
+        .route("/asset/{chain}/{did}", get(web::page))
+        .route("/static/app.js", get(web::script))
+        .route("/static/style.css", get(web::style))
         .route("/health", get(|| async { "ok" }))
         .with_state(state)
+        .layer(axum::middleware::map_response(web::security_headers))
 }
 
 async fn openapi() -> impl IntoResponse {
@@ -190,23 +225,23 @@ async fn asset(
     State(state): State<ApiState>,
     Path((chain, did)): Path<(String, String)>,
 ) -> Result<Json<AssetView>, ApiError> {
-    let chain: u64 = chain.parse().map_err(|_| {
-        ApiError::new(
-            StatusCode::BAD_REQUEST,
-            "bad_query",
-            "chain: not a chain id",
-        )
-    })?;
-    let did: B256 = did.parse().map_err(|_| {
-        ApiError::new(
-            StatusCode::BAD_REQUEST,
-            "bad_query",
-            "did: not 32 bytes of hex",
-        )
-    })?;
-    with_store(&state, move |store| store.asset(chain, did))
+    let (chain, did) = asset_path(&chain, &did)?;
+    Ok(Json(find_asset(&state, chain, did).await?))
+}
+
+fn bad(message: impl Into<String>) -> ApiError {
+    ApiError::new(StatusCode::BAD_REQUEST, "bad_query", message)
+}
+
+fn asset_path(chain: &str, did: &str) -> Result<(u64, B256), ApiError> {
+    let chain: u64 = chain.parse().map_err(|_| bad("chain: not a chain id"))?;
+    let did: B256 = did.parse().map_err(|_| bad("did: not 32 bytes of hex"))?;
+    Ok((chain, did))
+}
+
+async fn find_asset(state: &ApiState, chain: u64, did: B256) -> Result<AssetView, ApiError> {
+    with_store(state, move |store| store.asset(chain, did))
         .await?
-        .map(Json)
         .ok_or_else(|| {
             ApiError::new(
                 StatusCode::NOT_FOUND,
@@ -214,6 +249,130 @@ async fn asset(
                 format!("no asset {did} on chain {chain} in this catalog"),
             )
         })
+}
+
+/// Who buys what.
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
+struct PurchaseQuery {
+    /// `access` or `compute`.
+    service: String,
+    /// The buyer's account.
+    buyer: String,
+    /// The service time out, seconds (0 or absent: the offer's longest).
+    timeout: Option<u32>,
+}
+
+/// Prepares a purchase for a wallet: the quote on the keeper's checked offer, and the
+/// transactions to send (an approval when the allowance is short, then the purchase).
+#[utoipa::path(
+    get,
+    path = "/v1/assets/{chain}/{did}/purchase",
+    params(
+        ("chain" = u64, Path, description = "chain id"),
+        ("did" = String, Path, description = "the asset's id"),
+        PurchaseQuery
+    ),
+    responses(
+        (status = 200, body = PurchasePlan),
+        (status = 400, body = CatalogErrorBody, description = "`bad_query`"),
+        (status = 404, body = CatalogErrorBody, description = "`not_found`"),
+        (status = 409, body = CatalogErrorBody, description = "`not_indexed`"),
+        (status = 422, body = CatalogErrorBody, description = "`no_keeper`, `keeper_refused`, `bad_offer`, `chain_refused`"),
+        (status = 502, body = CatalogErrorBody, description = "`keeper_unreachable`, `keeper_refused`, `chain_unavailable`")
+    )
+)]
+async fn purchase(
+    State(state): State<ApiState>,
+    Path((chain, did)): Path<(String, String)>,
+    query: Result<Query<PurchaseQuery>, QueryRejection>,
+) -> Result<Json<PurchasePlan>, ApiError> {
+    let (chain, did) = asset_path(&chain, &did)?;
+    let Query(query) = query.map_err(|error| bad(error.body_text()))?;
+    let service = match query.service.as_str() {
+        "access" => ServiceKind::Access,
+        "compute" => ServiceKind::Compute,
+        _ => return Err(bad("service: access or compute")),
+    };
+    let buyer: alloy::primitives::Address = query
+        .buyer
+        .parse()
+        .map_err(|_| bad("buyer: not an address"))?;
+    let view = find_asset(&state, chain, did).await?;
+    let document: MetadataDocument = view
+        .document
+        .and_then(|document| serde_json::from_value(document).ok())
+        .ok_or(MarketRefusal::NotIndexed)?;
+    let plan = state
+        .markets
+        .purchase(
+            chain,
+            did,
+            &document,
+            view.checksum,
+            &view.url,
+            buyer,
+            service,
+            query.timeout.unwrap_or(0),
+        )
+        .await?;
+    Ok(Json(plan))
+}
+
+/// Who asks for which file.
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
+struct RequestQuery {
+    /// The agreement's consumer, who signs.
+    consumer: String,
+    /// Which file of the asset (its index in the document), 0 by default.
+    file: Option<usize>,
+}
+
+/// The access request a wallet signs (EIP-712) and posts to the keeper to get a download link.
+#[utoipa::path(
+    get,
+    path = "/v1/agreements/{chain}/{id}/access-request",
+    params(
+        ("chain" = u64, Path, description = "chain id"),
+        ("id" = String, Path, description = "the agreement"),
+        RequestQuery
+    ),
+    responses(
+        (status = 200, body = SigningRequest),
+        (status = 400, body = CatalogErrorBody, description = "`bad_query`"),
+        (status = 403, body = CatalogErrorBody, description = "`not_consumer`"),
+        (status = 404, body = CatalogErrorBody, description = "`not_found`"),
+        (status = 409, body = CatalogErrorBody, description = "`not_indexed`")
+    )
+)]
+async fn access_request(
+    State(state): State<ApiState>,
+    Path((chain, id)): Path<(String, String)>,
+    query: Result<Query<RequestQuery>, QueryRejection>,
+) -> Result<Json<SigningRequest>, ApiError> {
+    let (chain, id) = asset_path(&chain, &id)?;
+    let Query(query) = query.map_err(|error| bad(error.body_text()))?;
+    let consumer: alloy::primitives::Address = query
+        .consumer
+        .parse()
+        .map_err(|_| bad("consumer: not an address"))?;
+    let agreement = state.markets.agreement(chain, id, consumer).await?;
+    let view = find_asset(&state, chain, agreement.did).await?;
+    let file = query.file.unwrap_or(0);
+    let files = view
+        .document
+        .as_ref()
+        .and_then(|document| document["files"].as_array())
+        .map_or(0, Vec::len);
+    if file >= files {
+        return Err(bad(format!("file: the asset has {files} file(s)")));
+    }
+    let request = state
+        .markets
+        .access_request(chain, &agreement, &view.url, file)
+        .await?;
+    Ok(Json(request))
 }
 
 /// What is indexed, per chain.

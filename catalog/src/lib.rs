@@ -14,6 +14,8 @@ pub mod api;
 pub mod config;
 pub mod fetcher;
 pub mod indexer;
+pub mod market;
 pub mod sample;
 pub mod service;
 pub mod store;
+pub mod web;

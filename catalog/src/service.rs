@@ -19,6 +19,7 @@ use crate::{
     config::Config,
     fetcher::Fetcher,
     indexer::Indexer,
+    market::Markets,
     store::Store,
 };
 
@@ -46,6 +47,7 @@ impl Catalog {
         let interval = Duration::from_millis(config.poll_interval_ms);
         let mut indexers = Vec::new();
         let mut chains = Vec::new();
+        let mut suites = std::collections::HashMap::new();
         for (index, chain) in config.chains.iter().enumerate() {
             let deployment = Deployment::read(&chain.addresses)
                 .with_context(|| format!("chains[{index}].addresses"))?;
@@ -73,6 +75,15 @@ impl Catalog {
                 bail!("chains[{index}]: chain {id} is configured twice");
             }
             chains.push(id);
+            let endpoint = insitu_client::rpc::Endpoint::parse(&chain.rpc_url)
+                .with_context(|| format!("chains[{index}].rpc_url"))?;
+            let connection = insitu_client::rpc::connect(&endpoint, Some(id))
+                .await
+                .with_context(|| format!("chains[{index}]: connecting"))?;
+            let opened = insitu_client::suite::Suite::open(connection, &chain.addresses)
+                .await
+                .with_context(|| format!("chains[{index}].addresses"))?;
+            suites.insert(id, opened);
             indexers.push(Indexer::new(
                 provider,
                 id,
@@ -94,11 +105,13 @@ impl Catalog {
                 indexer.run(&mut store, interval, progress, stopped).await;
             }));
         }
-        let fetcher = Fetcher::new(
-            &Policy::new(config.outbound.allow.clone()),
-            config.max_document_kb * 1024,
-        )
-        .context("setting up the HTTP client")?;
+        let policy = Policy::new(config.outbound.allow.clone());
+        let fetcher = Fetcher::new(&policy, config.max_document_kb * 1024)
+            .context("setting up the HTTP client")?;
+        let markets = Markets::new(
+            suites,
+            policy.client().context("setting up the HTTP client")?,
+        );
         let mut fetch_store = open()?;
         let fetch_stopped = stopped.clone();
         tasks.push(tokio::spawn(async move {
@@ -107,6 +120,7 @@ impl Catalog {
         let state = ApiState {
             store: Arc::new(Mutex::new(open()?)),
             chains: Arc::new(chains.clone()),
+            markets: Arc::new(markets),
         };
         let app = api::router(state).layer((
             TraceLayer::new_for_http(),

@@ -492,3 +492,63 @@ impl CatalogClient {
         serde_json::from_str(&text).map_err(|error| CatalogError::BadAnswer(error.to_string()))
     }
 }
+
+/// A purchase a browser wallet can make: the quote, and the transactions to send in order
+/// (`eth_sendTransaction`), each waited for before the next.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct PurchasePlan {
+    /// The agreement the purchase creates.
+    #[cfg_attr(feature = "openapi", schema(value_type = String))]
+    pub agreement_id: B256,
+    /// The payment token.
+    #[cfg_attr(feature = "openapi", schema(value_type = String))]
+    pub token: Address,
+    /// The provider's price, decimal.
+    pub price: String,
+    /// The network fee, decimal.
+    pub fee: String,
+    /// What the buyer pays (price and fee), decimal.
+    pub total: String,
+    /// The service time out, seconds: refundable after it when not delivered.
+    pub service_timeout: u32,
+    /// The keeper that serves the asset.
+    pub keeper: String,
+    /// The transactions, in order.
+    pub transactions: Vec<PlannedTransaction>,
+}
+
+/// One transaction of a [`PurchasePlan`], as `eth_sendTransaction` takes it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct PlannedTransaction {
+    /// What it does, for people.
+    pub description: String,
+    /// The buyer.
+    #[cfg_attr(feature = "openapi", schema(value_type = String))]
+    pub from: Address,
+    /// The contract called.
+    #[cfg_attr(feature = "openapi", schema(value_type = String))]
+    pub to: Address,
+    /// The call data, `0x` hex.
+    pub data: String,
+    /// Wei sent, `0x` hex.
+    pub value: String,
+}
+
+/// A request to a keeper for the wallet to sign (`eth_signTypedData_v4`), then to post to
+/// `keeper` + `route` as `{"chainId", "request", "signature"}`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct SigningRequest {
+    /// The keeper's base URL.
+    pub keeper: String,
+    /// The keeper's route to post to.
+    pub route: String,
+    /// The chain id.
+    pub chain_id: u64,
+    /// The request, as the keeper reads it.
+    pub request: serde_json::Value,
+    /// The EIP-712 typed data of the request.
+    pub typed_data: serde_json::Value,
+}

@@ -253,6 +253,15 @@ impl KeeperClient {
         }
     }
 
+    /// A client of the keeper at `base` that makes its requests with `http` (a client behind an
+    /// outbound guard, say).
+    pub fn with_http(base: &str, http: reqwest::Client) -> Self {
+        Self {
+            base: base.trim_end_matches('/').to_owned(),
+            http,
+        }
+    }
+
     /// The keeper whose API serves the document at `metadata_url` (`<base>/v1/metadata/<hash>`).
     pub fn for_metadata_url(metadata_url: &str) -> Option<Self> {
         metadata_url
@@ -521,24 +530,39 @@ pub struct Bought {
     pub transaction: B256,
 }
 
-/// Buys `service` of asset `did`: fetches and checks the document, gets the keeper's signed offer
-/// and checks it (signer, asset, checksum, terms equal to the document's), quotes it on chain,
-/// approves exactly the total when the allowance is short, and creates the agreement paying into
-/// escrow in one transaction, refusing to pay more than the quote. `service_timeout` 0 takes the
-/// offer's longest.
+/// A purchase ready to be signed and sent by the buyer: the quote, the approval of the payment
+/// token when the buyer's allowance is short, and the transaction that creates the agreement and
+/// pays into escrow (refusing to pay more than the quote).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Purchase {
+    /// What will be paid.
+    pub quote: Quote,
+    /// `approve(payment condition, total)` on the token, when needed.
+    pub approval: Option<TransactionRequest>,
+    /// `createAgreementAndPay` on the payment condition.
+    pub create: TransactionRequest,
+}
+
+/// Prepares the purchase of `service` of asset `did` (whose checked document and checksum are
+/// `document` and `checksum`, served by `keeper`) by `buyer`: gets the keeper's signed offer and
+/// checks it (signer, asset, checksum, terms equal to the document's, and the template's own
+/// `checkOffer`), quotes it on chain, and builds the transactions. Nothing is sent.
+/// `service_timeout` 0 takes the offer's longest.
 ///
 /// # Errors
 ///
 /// [`MarketError`].
-pub async fn buy(
+#[allow(clippy::too_many_arguments)]
+pub async fn prepare_purchase(
     suite: &Suite,
-    sender: &Sender,
+    keeper: &KeeperClient,
+    document: &MetadataDocument,
+    checksum: B256,
     did: B256,
+    buyer: Address,
     service: ServiceKind,
     service_timeout: u32,
-    progress: &dyn Progress,
-) -> Result<Bought, MarketError> {
-    let (document, keeper, checksum) = fetch_document(suite, did).await?;
+) -> Result<Purchase, MarketError> {
     let terms = document
         .service(service)
         .ok_or_else(|| MarketError::BadOffer(format!("the asset is not sold with {service:?}")))?;
@@ -632,7 +656,7 @@ pub async fn buy(
     let seed = B256::from(rand::random::<[u8; 32]>());
     let template_contract = ServiceTemplate::new(template, suite.provider());
     let preview = template_contract
-        .previewAgreement(seed, sender.address(), offer.clone(), service_timeout)
+        .previewAgreement(seed, buyer, offer.clone(), service_timeout)
         .call()
         .await?;
     let quote = Quote {
@@ -654,23 +678,22 @@ pub async fn buy(
     } else {
         let token = MockERC20::new(offer.token, suite.provider());
         let allowance = token
-            .allowance(sender.address(), suite.addresses.payment)
+            .allowance(buyer, suite.addresses.payment)
             .call()
             .await?;
         if allowance < quote.total {
-            let request = TransactionRequest::default()
-                .with_to(offer.token)
-                .with_input(
-                    MockERC20::approveCall {
-                        spender: suite.addresses.payment,
-                        value: quote.total,
-                    }
-                    .abi_encode(),
-                );
-            let receipt = sender
-                .send("approve the quoted total", request, progress)
-                .await?;
-            approval = Some(receipt.transaction_hash);
+            approval = Some(
+                TransactionRequest::default()
+                    .with_from(buyer)
+                    .with_to(offer.token)
+                    .with_input(
+                        MockERC20::approveCall {
+                            spender: suite.addresses.payment,
+                            value: quote.total,
+                        }
+                        .abi_encode(),
+                    ),
+            );
         }
         U256::ZERO
     };
@@ -682,15 +705,60 @@ pub async fn buy(
         serviceTimeout: service_timeout,
         maxTotal: quote.total,
     };
-    let request = TransactionRequest::default()
+    let create = TransactionRequest::default()
+        .with_from(buyer)
         .with_to(suite.addresses.payment)
         .with_value(value)
         .with_input(call.abi_encode());
+    Ok(Purchase {
+        quote,
+        approval,
+        create,
+    })
+}
+
+/// Buys `service` of asset `did`: fetches and checks the document, prepares the purchase on the
+/// keeper's offer ([`prepare_purchase`]), approves exactly the total when the allowance is short,
+/// and creates the agreement paying into escrow in one transaction, refusing to pay more than the
+/// quote. `service_timeout` 0 takes the offer's longest.
+///
+/// # Errors
+///
+/// [`MarketError`].
+pub async fn buy(
+    suite: &Suite,
+    sender: &Sender,
+    did: B256,
+    service: ServiceKind,
+    service_timeout: u32,
+    progress: &dyn Progress,
+) -> Result<Bought, MarketError> {
+    let (document, keeper, checksum) = fetch_document(suite, did).await?;
+    let purchase = prepare_purchase(
+        suite,
+        &keeper,
+        &document,
+        checksum,
+        did,
+        sender.address(),
+        service,
+        service_timeout,
+    )
+    .await?;
+    let approval = match purchase.approval {
+        Some(request) => Some(
+            sender
+                .send("approve the quoted total", request, progress)
+                .await?
+                .transaction_hash,
+        ),
+        None => None,
+    };
     let receipt = sender
-        .send("create the agreement and pay", request, progress)
+        .send("create the agreement and pay", purchase.create, progress)
         .await?;
     Ok(Bought {
-        quote,
+        quote: purchase.quote,
         approval,
         transaction: receipt.transaction_hash,
     })
@@ -897,7 +965,11 @@ pub(crate) async fn fetch_file(
 
 /// The service condition of `agreement` (the domain of its requests) and the chain's time, never
 /// behind this machine's (a deadline made from it is valid at both).
-pub(crate) async fn service_and_now(
+///
+/// # Errors
+///
+/// [`MarketError`].
+pub async fn service_and_now(
     suite: &Suite,
     agreement: &agreement::AgreementInfo,
 ) -> Result<(Address, u64), MarketError> {

@@ -599,6 +599,38 @@ async fn info_health_readiness_and_the_openapi_document() {
     let http = reqwest::Client::new();
     let health = http.get(setup.url("/health")).send().await.unwrap();
     assert_eq!(health.status().as_u16(), 200);
+    // A web page elsewhere (a catalog's, with a browser wallet) may post signed requests: the
+    // preflight allows any origin, no credentials, and the download's headers are readable.
+    let preflight = http
+        .request(reqwest::Method::OPTIONS, setup.url("/v1/access/token"))
+        .header("origin", "https://catalog.example")
+        .header("access-control-request-method", "POST")
+        .header("access-control-request-headers", "content-type")
+        .send()
+        .await
+        .unwrap();
+    assert!(preflight.status().is_success(), "{}", preflight.status());
+    let allowed = |name: &str| {
+        preflight
+            .headers()
+            .get(name)
+            .map(|value| value.to_str().unwrap().to_lowercase())
+            .unwrap_or_default()
+    };
+    assert_eq!(allowed("access-control-allow-origin"), "*");
+    assert!(allowed("access-control-allow-methods").contains("post"));
+    assert!(allowed("access-control-allow-headers").contains("content-type"));
+    assert!(allowed("access-control-allow-credentials").is_empty());
+    let health = http
+        .get(setup.url("/health"))
+        .header("origin", "https://catalog.example")
+        .send()
+        .await
+        .unwrap();
+    let exposed = health.headers()["access-control-expose-headers"]
+        .to_str()
+        .unwrap();
+    assert!(exposed.contains("content-disposition"), "{exposed}");
     // Ready once the watcher caught up.
     let mut ready = 0;
     for _ in 0..50 {

@@ -251,6 +251,19 @@ impl GuardedClient {
         self.policy.check_url(url)
     }
 
+    /// The client to reach the origin of `url` with, once the URL passes the guard, for code that
+    /// builds its own requests to that origin (every name it resolves and every redirect it
+    /// follows is still checked; an address written in a later URL is not, so build those from
+    /// `url`'s origin only).
+    ///
+    /// # Errors
+    ///
+    /// [`Refused`].
+    pub fn client_for(&self, url: &Url) -> Result<reqwest::Client, Refused> {
+        self.policy.check_url(url)?;
+        Ok(self.open.clone())
+    }
+
     /// A request for `url` with `headers`, once the URL passes the guard. A request with headers
     /// (a token, say) follows redirects on its own origin only, so the headers never go to
     /// another host.

@@ -252,7 +252,25 @@ pub fn router(state: Chains) -> Router {
         .route("/v1/compute", post(compute::order))
         .layer(axum::extract::DefaultBodyLimit::max(MAX_ORDER_BYTES))
         .layer(RequestBodyLimitLayer::new(MAX_ORDER_BYTES));
-    orders.merge(limited).with_state(state)
+    orders.merge(limited).with_state(state).layer(cors())
+}
+
+/// Cross-origin reads and requests from any web page, without credentials: every request that
+/// matters is authorised by a signature or a token it carries, never by a cookie, so a page
+/// (a catalog's, with a browser wallet) may call the keeper directly.
+pub fn cors() -> tower_http::cors::CorsLayer {
+    use axum::http::{Method, header};
+    tower_http::cors::CorsLayer::new()
+        .allow_origin(tower_http::cors::Any)
+        .allow_methods([Method::GET, Method::POST])
+        .allow_headers([header::CONTENT_TYPE, header::AUTHORIZATION, header::RANGE])
+        .expose_headers([
+            header::CONTENT_DISPOSITION,
+            header::CONTENT_LENGTH,
+            header::CONTENT_RANGE,
+            header::RETRY_AFTER,
+        ])
+        .max_age(std::time::Duration::from_secs(600))
 }
 
 /// Serves `router` on `listener` until `shutdown` resolves.
