@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
-# Runs all tests: installs the npm toolchain, the S3 test server, bubblewrap and Chromium if needed, runs the Rust
-# workspace tests (which compile the contracts through the bindings' build script), builds the
-# contracts with forge, then runs the static analysis (slither, pinned, in a venv; fails on any
-# medium or high finding).
+# Runs all tests: installs the npm toolchain, the S3 test server, bubblewrap, Chromium and
+# PostgreSQL if needed, runs the Rust workspace tests (which compile the contracts through the
+# bindings' build script), builds the contracts with forge, then runs the static analysis
+# (slither, pinned, in a venv; fails on any medium or high finding).
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 
@@ -11,8 +11,10 @@ bash script/npm-deps.sh
 bash script/s3-deps.sh >/dev/null
 # bubblewrap, for the compute sandbox's tests (Debian, installed when missing).
 bash script/sandbox-deps.sh
-# Chromium, for the catalog's browser test (Debian, installed when missing).
+# Chromium, for the catalog's browser test, and PostgreSQL, for its tests on PostgreSQL (Debian,
+# installed when missing).
 bash script/browser-deps.sh >/dev/null
+bash script/postgres-deps.sh
 
 log="$(mktemp)"
 trap 'rm -f "$log"' EXIT

@@ -172,14 +172,14 @@ async fn openapi() -> impl IntoResponse {
 /// Runs `work` on the store off the async threads.
 async fn with_store<T: Send + 'static>(
     state: &ApiState,
-    work: impl FnOnce(&Store) -> Result<T, crate::store::StoreError> + Send + 'static,
+    work: impl FnOnce(&mut Store) -> Result<T, crate::store::StoreError> + Send + 'static,
 ) -> Result<T, ApiError> {
     let store = state.store.clone();
     tokio::task::spawn_blocking(move || {
-        let store = store
+        let mut store = store
             .lock()
             .map_err(|_| ApiError::internal("the store lock is poisoned"))?;
-        work(&store).map_err(ApiError::internal)
+        work(&mut store).map_err(ApiError::internal)
     })
     .await
     .map_err(ApiError::internal)?

@@ -59,8 +59,8 @@ pub enum ConfigError {
 pub struct Config {
     /// Address the API and web page listen on.
     pub listen: String,
-    /// The SQLite database.
-    pub database: PathBuf,
+    /// The database: the path of a SQLite file, or a `postgres://` URL.
+    pub database: String,
     /// How often each chain is polled, in milliseconds.
     pub poll_interval_ms: u64,
     /// Largest metadata document fetched, in KiB.
@@ -75,7 +75,7 @@ impl Default for Config {
     fn default() -> Self {
         Self {
             listen: DEFAULT_LISTEN.to_owned(),
-            database: PathBuf::from("catalog.db"),
+            database: "catalog.db".to_owned(),
             poll_interval_ms: DEFAULT_POLL_INTERVAL_MS,
             max_document_kb: DEFAULT_MAX_DOCUMENT_KB,
             chains: Vec::new(),
@@ -106,6 +106,24 @@ pub struct OutboundConfig {
     pub allow: Vec<ipnet::IpNet>,
 }
 
+/// Whether a `database` setting names a PostgreSQL server.
+pub fn is_postgres(database: &str) -> bool {
+    database.starts_with("postgres://") || database.starts_with("postgresql://")
+}
+
+/// The `database` setting as it may be shown: a PostgreSQL URL without its password.
+pub fn shown(database: &str) -> String {
+    match url::Url::parse(database) {
+        Ok(mut url) if is_postgres(database) => {
+            if url.password().is_some() {
+                let _ = url.set_password(Some("***"));
+            }
+            url.to_string()
+        }
+        _ => database.to_owned(),
+    }
+}
+
 impl Config {
     /// Reads and checks the file at `path`; relative paths in it are taken from its folder.
     ///
@@ -122,7 +140,9 @@ impl Config {
             message: error.message().to_owned(),
         })?;
         let base = path.parent().unwrap_or(Path::new("."));
-        config.database = base.join(&config.database);
+        if !is_postgres(&config.database) {
+            config.database = base.join(&config.database).display().to_string();
+        }
         for chain in &mut config.chains {
             chain.addresses = base.join(&chain.addresses);
         }
@@ -190,9 +210,27 @@ mod tests {
         )
         .unwrap();
         assert_eq!(config.listen, DEFAULT_LISTEN);
-        assert!(config.database.ends_with("catalog.db") && config.database.is_absolute());
+        assert!(config.database.ends_with("catalog.db"));
+        assert!(std::path::Path::new(&config.database).is_absolute());
         assert!(config.chains[0].addresses.is_absolute());
         assert_eq!(config.chains[0].confirmations, 0);
+    }
+
+    #[test]
+    fn a_postgres_url_is_kept_and_shown_without_its_password() {
+        let config = load(
+            "database = \"postgres://catalog:secret@db.internal:5432/catalog\"\n\
+             [[chains]]\nrpc_url = \"http://127.0.0.1:8545\"\naddresses = \"d.json\"\n",
+        )
+        .unwrap();
+        assert_eq!(
+            config.database,
+            "postgres://catalog:secret@db.internal:5432/catalog"
+        );
+        assert_eq!(
+            shown(&config.database),
+            "postgres://catalog:***@db.internal:5432/catalog"
+        );
     }
 
     #[test]

@@ -93,8 +93,12 @@ impl Catalog {
             ));
         }
         let open = || {
-            Store::open(&config.database)
-                .with_context(|| format!("opening {}", config.database.display()))
+            Store::open_location(&config.database).with_context(|| {
+                format!(
+                    "opening the database {}",
+                    crate::config::shown(&config.database)
+                )
+            })
         };
         let mut tasks = Vec::new();
         for indexer in indexers {

@@ -1,5 +1,5 @@
-//! The catalog's database (SQLite): the chain events it follows, the assets' state derived from
-//! them, the metadata documents fetched, and the search index.
+//! The catalog's database (SQLite by default, or PostgreSQL): the chain events it follows, the
+//! assets' state derived from them, the metadata documents fetched, and the search index.
 //!
 //! Data flows one way. The indexer records events ([`Store::record`]); each asset's state is then
 //! derived again from all of its events ([`Store::refresh`] inside the same transaction), so a
@@ -19,15 +19,23 @@ use insitu_client::{
     },
     metadata::{MetadataDocument, ServiceKind},
 };
-use rusqlite::{Connection, OptionalExtension, Transaction, TransactionBehavior, params};
 use rusqlite_migration::{M, Migrations};
 
+use self::db::{Connection, ConnectionExt, Dialect, Value};
+
+pub mod db;
 pub mod search;
 
 /// Checkpoints kept per chain (older ones are pruned): the deepest reorg undone in place.
 pub const CHECKPOINTS_KEPT: u64 = 256;
 
-const MIGRATIONS: &[M<'static>] = &[M::up(include_str!("store/schema-1.sql"))];
+/// SQLite's schema, by version.
+const SQLITE_MIGRATIONS: &[M<'static>] = &[M::up(include_str!("store/sqlite-1.sql"))];
+/// PostgreSQL's schema, by version (the same tables).
+const POSTGRES_MIGRATIONS: &[&str] = &[include_str!("store/postgres-1.sql")];
+/// The lock every PostgreSQL write transaction takes first, so that writers follow one another
+/// as they do on SQLite.
+const POSTGRES_WRITE_LOCK: i64 = 0x696e_7369_7475;
 
 /// Why the store failed.
 #[derive(Debug, thiserror::Error)]
@@ -38,6 +46,9 @@ pub enum StoreError {
     /// The schema could not be migrated.
     #[error("database migration failed: {0}")]
     Migration(#[from] rusqlite_migration::Error),
+    /// PostgreSQL failed.
+    #[error("PostgreSQL: {0}")]
+    Postgres(String),
     /// A stored value is not what was written.
     #[error("the database holds a corrupt value: {0}")]
     Corrupt(String),
@@ -189,7 +200,7 @@ pub enum Fetched {
 /// The catalog's database.
 #[derive(Debug)]
 pub struct Store {
-    connection: Connection,
+    db: Box<dyn Connection>,
 }
 
 /// Fixed-width decimal of an amount: text order is numeric order (in SQLite and PostgreSQL).
@@ -200,16 +211,6 @@ pub fn amount_key(amount: U256) -> String {
 /// An address as the search tables hold it: lower-case `0x` hex.
 pub(crate) fn address_text(address: Address) -> String {
     format!("{address:#x}")
-}
-
-fn b256(bytes: &[u8]) -> Result<B256, StoreError> {
-    B256::try_from(bytes)
-        .map_err(|_| StoreError::Corrupt(format!("{} bytes for a hash", bytes.len())))
-}
-
-fn address(bytes: &[u8]) -> Result<Address, StoreError> {
-    Address::try_from(bytes)
-        .map_err(|_| StoreError::Corrupt(format!("{} bytes for an address", bytes.len())))
 }
 
 /// The type of an asset by its document.
@@ -238,34 +239,116 @@ struct Derived {
     usage: Usage,
 }
 
+/// Runs `work` in one write transaction of `db`: all of it, or none of it.
+fn transaction<T>(
+    db: &mut dyn Connection,
+    work: impl FnOnce(&mut dyn Connection) -> Result<T, StoreError>,
+) -> Result<T, StoreError> {
+    match db.dialect() {
+        // Takes the write lock at once: a transaction that began as a reader could not wait for
+        // another writer.
+        Dialect::Sqlite => db.batch("BEGIN IMMEDIATE")?,
+        Dialect::Postgres => {
+            db.batch("BEGIN")?;
+            if let Err(error) = db.execute(
+                "SELECT pg_advisory_xact_lock(?)",
+                &[Value::Int(POSTGRES_WRITE_LOCK)],
+            ) {
+                let _ = db.batch("ROLLBACK");
+                return Err(error);
+            }
+        }
+    }
+    match work(db) {
+        Ok(value) => {
+            db.batch("COMMIT")?;
+            Ok(value)
+        }
+        Err(error) => {
+            let _ = db.batch("ROLLBACK");
+            Err(error)
+        }
+    }
+}
+
 impl Store {
-    /// Opens (creating if needed) the database at `path`, in WAL mode, migrated to the latest
-    /// schema.
+    /// Opens the database `location`: a `postgres://` (or `postgresql://`) URL, or the path of a
+    /// SQLite file (created if needed, in WAL mode). The schema is migrated to the latest version.
+    ///
+    /// # Errors
+    ///
+    /// [`StoreError`].
+    pub fn open_location(location: &str) -> Result<Self, StoreError> {
+        if location.starts_with("postgres://") || location.starts_with("postgresql://") {
+            Self::postgres(location)
+        } else {
+            Self::open(Path::new(location))
+        }
+    }
+
+    /// Opens (creating if needed) the SQLite database at `path`, in WAL mode, migrated to the
+    /// latest schema.
     ///
     /// # Errors
     ///
     /// [`StoreError`].
     pub fn open(path: &Path) -> Result<Self, StoreError> {
-        Self::setup(Connection::open(path)?)
+        Self::sqlite(rusqlite::Connection::open(path)?)
     }
 
-    /// An in-memory database (tests, benchmarks).
+    /// An in-memory SQLite database (tests, benchmarks).
     ///
     /// # Errors
     ///
     /// [`StoreError`].
     pub fn in_memory() -> Result<Self, StoreError> {
-        Self::setup(Connection::open_in_memory()?)
+        Self::sqlite(rusqlite::Connection::open_in_memory()?)
     }
 
-    fn setup(mut connection: Connection) -> Result<Self, StoreError> {
+    fn sqlite(mut connection: rusqlite::Connection) -> Result<Self, StoreError> {
         connection.pragma_update(None, "journal_mode", "WAL")?;
         connection.pragma_update(None, "synchronous", "NORMAL")?;
         connection.pragma_update(None, "temp_store", "MEMORY")?;
         connection.busy_timeout(std::time::Duration::from_secs(5))?;
-        connection.set_transaction_behavior(TransactionBehavior::Immediate);
-        Migrations::from_slice(MIGRATIONS).to_latest(&mut connection)?;
-        Ok(Self { connection })
+        Migrations::from_slice(SQLITE_MIGRATIONS).to_latest(&mut connection)?;
+        Ok(Self {
+            db: Box::new(db::Sqlite::new(connection)),
+        })
+    }
+
+    /// Connects to the PostgreSQL database at `url` and migrates its schema (under the write
+    /// lock, so catalogs starting together migrate once).
+    ///
+    /// # Errors
+    ///
+    /// [`StoreError`].
+    pub fn postgres(url: &str) -> Result<Self, StoreError> {
+        let mut db: Box<dyn Connection> = Box::new(db::Postgres::connect(url)?);
+        transaction(db.as_mut(), |db| {
+            db.batch(
+                "CREATE TABLE IF NOT EXISTS catalog_schema (version BIGINT NOT NULL PRIMARY KEY)",
+            )?;
+            let current = db
+                .value("SELECT COALESCE(MAX(version), 0) FROM catalog_schema", &[])?
+                .u64()?;
+            for (index, migration) in POSTGRES_MIGRATIONS.iter().enumerate() {
+                let version = index as u64 + 1;
+                if version > current {
+                    db.batch(migration)?;
+                    db.execute(
+                        "INSERT INTO catalog_schema (version) VALUES (?)",
+                        &[version.into()],
+                    )?;
+                }
+            }
+            Ok(())
+        })?;
+        Ok(Self { db })
+    }
+
+    /// Which database this is.
+    pub fn dialect(&self) -> Dialect {
+        self.db.dialect()
     }
 
     /// The last block of `chain` indexed.
@@ -273,19 +356,17 @@ impl Store {
     /// # Errors
     ///
     /// [`StoreError`].
-    pub fn cursor(&self, chain: u64) -> Result<Option<Checkpoint>, StoreError> {
-        self.connection
-            .query_row(
-                "SELECT number, hash FROM checkpoints WHERE chain_id = ?1 \
+    pub fn cursor(&mut self, chain: u64) -> Result<Option<Checkpoint>, StoreError> {
+        self.db
+            .row(
+                "SELECT number, hash FROM checkpoints WHERE chain_id = ? \
                  ORDER BY number DESC LIMIT 1",
-                [chain],
-                |row| Ok((row.get::<_, u64>(0)?, row.get::<_, Vec<u8>>(1)?)),
-            )
-            .optional()?
-            .map(|(number, hash)| {
+                &[chain.into()],
+            )?
+            .map(|row| {
                 Ok(Checkpoint {
-                    number,
-                    hash: b256(&hash)?,
+                    number: row[0].u64()?,
+                    hash: row[1].b256()?,
                 })
             })
             .transpose()
@@ -296,23 +377,22 @@ impl Store {
     /// # Errors
     ///
     /// [`StoreError`].
-    pub fn anchors(&self, chain: u64) -> Result<Vec<Checkpoint>, StoreError> {
-        let mut statement = self.connection.prepare(
-            "SELECT number, hash FROM checkpoints WHERE chain_id = ?1 \
-             UNION SELECT DISTINCT block_number, block_hash FROM events WHERE chain_id = ?1 \
-             ORDER BY 1 DESC",
-        )?;
-        let rows = statement.query_map([chain], |row| {
-            Ok((row.get::<_, u64>(0)?, row.get::<_, Vec<u8>>(1)?))
-        })?;
-        rows.map(|row| {
-            let (number, hash) = row?;
-            Ok(Checkpoint {
-                number,
-                hash: b256(&hash)?,
+    pub fn anchors(&mut self, chain: u64) -> Result<Vec<Checkpoint>, StoreError> {
+        self.db
+            .query(
+                "SELECT number, hash FROM checkpoints WHERE chain_id = ? \
+                 UNION SELECT DISTINCT block_number, block_hash FROM events WHERE chain_id = ? \
+                 ORDER BY 1 DESC",
+                &[chain.into(), chain.into()],
+            )?
+            .into_iter()
+            .map(|row| {
+                Ok(Checkpoint {
+                    number: row[0].u64()?,
+                    hash: row[1].b256()?,
+                })
             })
-        })
-        .collect()
+            .collect()
     }
 
     /// Records a range's events of `chain` and moves its cursor, in one transaction: the assets
@@ -329,82 +409,88 @@ impl Store {
         events: &[Located],
         cursor: Checkpoint,
     ) -> Result<usize, StoreError> {
-        let tx = self.connection.transaction()?;
-        let mut touched = BTreeSet::new();
-        let mut recorded = 0;
-        for located in events {
-            let Some((did, kind, a, b, text)) = resolve(&tx, chain, &located.event)? else {
-                continue;
-            };
-            let at = &located.at;
-            let inserted = tx.execute(
-                "INSERT OR IGNORE INTO events (chain_id, block_number, log_index, block_hash, \
-                 tx_hash, block_time, kind, did, a, b, text) \
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)",
-                params![
-                    chain,
-                    at.block_number,
-                    at.log_index,
-                    at.block_hash.as_slice(),
-                    at.tx_hash.as_slice(),
-                    located.time,
-                    kind,
-                    did.as_slice(),
-                    a,
-                    b,
-                    text
+        transaction(self.db.as_mut(), |db| {
+            let mut touched = BTreeSet::new();
+            let mut recorded = 0;
+            for located in events {
+                let Some((did, kind, a, b, text)) = resolve(db, chain, &located.event)? else {
+                    continue;
+                };
+                let at = &located.at;
+                let inserted = db.execute(
+                    "INSERT INTO events (chain_id, block_number, log_index, block_hash, \
+                     tx_hash, block_time, kind, did, a, b, text) \
+                     VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING",
+                    &[
+                        chain.into(),
+                        at.block_number.into(),
+                        at.log_index.into(),
+                        at.block_hash.into(),
+                        at.tx_hash.into(),
+                        located.time.into(),
+                        kind.into(),
+                        did.into(),
+                        a.into(),
+                        b.into(),
+                        text.into(),
+                    ],
+                )?;
+                if inserted == 0 {
+                    continue;
+                }
+                recorded += 1;
+                match &located.event {
+                    Event::Agreement {
+                        id,
+                        did,
+                        service,
+                        service_condition,
+                    } => {
+                        db.execute(
+                            "INSERT INTO agreements (chain_id, id, did, service, \
+                             service_condition, block_number) VALUES (?, ?, ?, ?, ?, ?) \
+                             ON CONFLICT DO NOTHING",
+                            &[
+                                chain.into(),
+                                id.into(),
+                                did.into(),
+                                service_name(*service).into(),
+                                service_condition.into(),
+                                at.block_number.into(),
+                            ],
+                        )?;
+                    }
+                    Event::Registered { checksum, url, .. }
+                    | Event::MetadataUpdated { checksum, url, .. } => {
+                        db.execute(
+                            "INSERT INTO fetches (checksum, url, state, attempts, next_at) \
+                             SELECT ?, ?, 'pending', 0, 0 \
+                             WHERE NOT EXISTS (SELECT 1 FROM documents WHERE checksum = ?) \
+                             ON CONFLICT DO NOTHING",
+                            &[checksum.into(), url.into(), checksum.into()],
+                        )?;
+                    }
+                    _ => {}
+                }
+                touched.insert(did);
+            }
+            for did in touched {
+                refresh(db, chain, did)?;
+            }
+            db.execute(
+                "INSERT INTO checkpoints (chain_id, number, hash) VALUES (?, ?, ?) \
+                 ON CONFLICT (chain_id, number) DO UPDATE SET hash = excluded.hash",
+                &[chain.into(), cursor.number.into(), cursor.hash.into()],
+            )?;
+            db.execute(
+                "DELETE FROM checkpoints WHERE chain_id = ? AND number < ?",
+                &[
+                    chain.into(),
+                    cursor.number.saturating_sub(CHECKPOINTS_KEPT).into(),
                 ],
             )?;
-            if inserted == 0 {
-                continue;
-            }
-            recorded += 1;
-            match &located.event {
-                Event::Agreement {
-                    id,
-                    did,
-                    service,
-                    service_condition,
-                } => {
-                    tx.execute(
-                        "INSERT OR IGNORE INTO agreements (chain_id, id, did, service, \
-                         service_condition, block_number) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
-                        params![
-                            chain,
-                            id.as_slice(),
-                            did.as_slice(),
-                            service_name(*service),
-                            service_condition.as_slice(),
-                            at.block_number
-                        ],
-                    )?;
-                }
-                Event::Registered { checksum, url, .. }
-                | Event::MetadataUpdated { checksum, url, .. } => {
-                    tx.execute(
-                        "INSERT OR IGNORE INTO fetches (checksum, url, state, attempts, next_at) \
-                         SELECT ?1, ?2, 'pending', 0, 0 \
-                         WHERE NOT EXISTS (SELECT 1 FROM documents WHERE checksum = ?1)",
-                        params![checksum.as_slice(), url],
-                    )?;
-                }
-                _ => {}
-            }
-            touched.insert(did);
-        }
-        for did in touched {
-            refresh(&tx, chain, did)?;
-        }
-        tx.execute(
-            "INSERT OR REPLACE INTO checkpoints (chain_id, number, hash) VALUES (?1, ?2, ?3)",
-            params![chain, cursor.number, cursor.hash.as_slice()],
-        )?;
-        tx.execute(
-            "DELETE FROM checkpoints WHERE chain_id = ?1 AND number < ?2",
-            params![chain, cursor.number.saturating_sub(CHECKPOINTS_KEPT)],
-        )?;
-        tx.commit()?;
-        Ok(recorded)
+            Ok(recorded)
+        })
     }
 
     /// Undoes everything of `chain` recorded after block `ancestor` (a reorg) and derives the
@@ -420,44 +506,49 @@ impl Store {
         ancestor: u64,
         hash: Option<B256>,
     ) -> Result<Vec<B256>, StoreError> {
-        let tx = self.connection.transaction()?;
-        let affected: Vec<B256> = {
-            let mut statement = tx.prepare(
-                "SELECT DISTINCT did FROM events WHERE chain_id = ?1 AND block_number > ?2",
+        transaction(self.db.as_mut(), |db| {
+            let after = [chain.into(), ancestor.into()];
+            let mut affected: Vec<B256> = db
+                .query(
+                    "SELECT DISTINCT did FROM events WHERE chain_id = ? AND block_number > ?",
+                    &after,
+                )?
+                .iter()
+                .map(|row| row[0].b256())
+                .collect::<Result<_, _>>()?;
+            affected.sort();
+            db.execute(
+                "DELETE FROM events WHERE chain_id = ? AND block_number > ?",
+                &after,
             )?;
-            let rows =
-                statement.query_map(params![chain, ancestor], |row| row.get::<_, Vec<u8>>(0))?;
-            rows.map(|row| b256(&row?)).collect::<Result<_, _>>()?
-        };
-        tx.execute(
-            "DELETE FROM events WHERE chain_id = ?1 AND block_number > ?2",
-            params![chain, ancestor],
-        )?;
-        tx.execute(
-            "DELETE FROM agreements WHERE chain_id = ?1 AND block_number > ?2",
-            params![chain, ancestor],
-        )?;
-        match hash {
-            Some(hash) => {
-                tx.execute(
-                    "DELETE FROM checkpoints WHERE chain_id = ?1 AND number > ?2",
-                    params![chain, ancestor],
-                )?;
-                tx.execute(
-                    "INSERT OR REPLACE INTO checkpoints (chain_id, number, hash) \
-                     VALUES (?1, ?2, ?3)",
-                    params![chain, ancestor, hash.as_slice()],
-                )?;
+            db.execute(
+                "DELETE FROM agreements WHERE chain_id = ? AND block_number > ?",
+                &after,
+            )?;
+            match hash {
+                Some(hash) => {
+                    db.execute(
+                        "DELETE FROM checkpoints WHERE chain_id = ? AND number > ?",
+                        &after,
+                    )?;
+                    db.execute(
+                        "INSERT INTO checkpoints (chain_id, number, hash) VALUES (?, ?, ?) \
+                         ON CONFLICT (chain_id, number) DO UPDATE SET hash = excluded.hash",
+                        &[chain.into(), ancestor.into(), hash.into()],
+                    )?;
+                }
+                None => {
+                    db.execute(
+                        "DELETE FROM checkpoints WHERE chain_id = ?",
+                        &[chain.into()],
+                    )?;
+                }
             }
-            None => {
-                tx.execute("DELETE FROM checkpoints WHERE chain_id = ?1", [chain])?;
+            for did in &affected {
+                refresh(db, chain, *did)?;
             }
-        }
-        for did in &affected {
-            refresh(&tx, chain, *did)?;
-        }
-        tx.commit()?;
-        Ok(affected)
+            Ok(affected)
+        })
     }
 
     /// Documents due for a fetch at `now` (Unix seconds), oldest first.
@@ -465,31 +556,26 @@ impl Store {
     /// # Errors
     ///
     /// [`StoreError`].
-    pub fn due_fetches(&self, now: u64, limit: u32) -> Result<Vec<Fetch>, StoreError> {
-        let mut statement = self.connection.prepare(
-            "SELECT checksum, url, attempts FROM fetches \
-             WHERE state IN ('pending', 'unreachable', 'mismatch') AND next_at <= ?1 \
-               AND NOT EXISTS (SELECT 1 FROM documents d WHERE d.checksum = fetches.checksum) \
-               AND EXISTS (SELECT 1 FROM assets a \
-                           WHERE a.checksum = fetches.checksum AND a.url = fetches.url) \
-             ORDER BY next_at, url LIMIT ?2",
-        )?;
-        let rows = statement.query_map(params![now, limit], |row| {
-            Ok((
-                row.get::<_, Vec<u8>>(0)?,
-                row.get::<_, String>(1)?,
-                row.get::<_, u32>(2)?,
-            ))
-        })?;
-        rows.map(|row| {
-            let (checksum, url, attempts) = row?;
-            Ok(Fetch {
-                checksum: b256(&checksum)?,
-                url,
-                attempts,
+    pub fn due_fetches(&mut self, now: u64, limit: u32) -> Result<Vec<Fetch>, StoreError> {
+        self.db
+            .query(
+                "SELECT checksum, url, attempts FROM fetches \
+                 WHERE state IN ('pending', 'unreachable', 'mismatch') AND next_at <= ? \
+                   AND NOT EXISTS (SELECT 1 FROM documents d WHERE d.checksum = fetches.checksum) \
+                   AND EXISTS (SELECT 1 FROM assets a \
+                               WHERE a.checksum = fetches.checksum AND a.url = fetches.url) \
+                 ORDER BY next_at, url LIMIT ?",
+                &[now.into(), limit.into()],
+            )?
+            .into_iter()
+            .map(|row| {
+                Ok(Fetch {
+                    checksum: row[0].b256()?,
+                    url: row[1].text()?,
+                    attempts: u32::try_from(row[2].u64()?).unwrap_or(u32::MAX),
+                })
             })
-        })
-        .collect()
+            .collect()
     }
 
     /// The earliest time a fetch is due, if any is queued.
@@ -497,14 +583,16 @@ impl Store {
     /// # Errors
     ///
     /// [`StoreError`].
-    pub fn next_fetch_at(&self) -> Result<Option<u64>, StoreError> {
-        Ok(self.connection.query_row(
+    pub fn next_fetch_at(&mut self) -> Result<Option<u64>, StoreError> {
+        match self.db.value(
             "SELECT MIN(next_at) FROM fetches \
              WHERE state IN ('pending', 'unreachable', 'mismatch') \
                AND NOT EXISTS (SELECT 1 FROM documents d WHERE d.checksum = fetches.checksum)",
-            [],
-            |row| row.get::<_, Option<u64>>(0),
-        )?)
+            &[],
+        )? {
+            Value::Null => Ok(None),
+            value => value.u64().map(Some),
+        }
     }
 
     /// Records what fetching `fetch` gave at `now`; a failure or mismatch is tried again at
@@ -520,63 +608,67 @@ impl Store {
         now: u64,
         retry_at: u64,
     ) -> Result<(), StoreError> {
-        let tx = self.connection.transaction()?;
-        let (state, problem, next_at) = match outcome {
-            Fetched::Valid(body) => {
-                tx.execute(
-                    "INSERT OR REPLACE INTO documents (checksum, valid, body, problems, \
-                     fetched_at) VALUES (?1, 1, ?2, NULL, ?3)",
-                    params![fetch.checksum.as_slice(), body, now],
-                )?;
-                ("done", None, now)
-            }
-            Fetched::Invalid { body, problems } => {
-                tx.execute(
-                    "INSERT OR REPLACE INTO documents (checksum, valid, body, problems, \
-                     fetched_at) VALUES (?1, 0, ?2, ?3, ?4)",
-                    params![
-                        fetch.checksum.as_slice(),
+        transaction(self.db.as_mut(), |db| {
+            let store_document =
+                |db: &mut dyn Connection, valid: i64, body: &[u8], problems: Option<String>| {
+                    db.execute(
+                        "INSERT INTO documents (checksum, valid, body, problems, fetched_at) \
+                     VALUES (?, ?, ?, ?, ?) ON CONFLICT (checksum) DO UPDATE SET \
+                     valid = excluded.valid, body = excluded.body, \
+                     problems = excluded.problems, fetched_at = excluded.fetched_at",
+                        &[
+                            fetch.checksum.into(),
+                            valid.into(),
+                            body.into(),
+                            problems.into(),
+                            now.into(),
+                        ],
+                    )
+                };
+            let (state, problem, next_at) = match outcome {
+                Fetched::Valid(body) => {
+                    store_document(db, 1, body, None)?;
+                    ("done", None, now)
+                }
+                Fetched::Invalid { body, problems } => {
+                    store_document(
+                        db,
+                        0,
                         body,
-                        serde_json::to_string(problems).unwrap_or_default(),
-                        now
-                    ],
-                )?;
-                ("done", None, now)
+                        Some(serde_json::to_string(problems).unwrap_or_default()),
+                    )?;
+                    ("done", None, now)
+                }
+                Fetched::Mismatch { served } => (
+                    "mismatch",
+                    Some(format!(
+                        "the document served hashes to {served}, not to the checksum registered \
+                         on chain"
+                    )),
+                    retry_at,
+                ),
+                Fetched::Failed { problem } => ("unreachable", Some(problem.clone()), retry_at),
+            };
+            db.execute(
+                "UPDATE fetches SET state = ?, problem = ?, next_at = ?, \
+                 attempts = attempts + 1 WHERE checksum = ? AND url = ?",
+                &[
+                    state.into(),
+                    problem.into(),
+                    next_at.into(),
+                    fetch.checksum.into(),
+                    (&fetch.url).into(),
+                ],
+            )?;
+            let assets = db.query(
+                "SELECT chain_id, did FROM assets WHERE checksum = ?",
+                &[fetch.checksum.into()],
+            )?;
+            for row in assets {
+                refresh(db, row[0].u64()?, row[1].b256()?)?;
             }
-            Fetched::Mismatch { served } => (
-                "mismatch",
-                Some(format!(
-                    "the document served hashes to {served}, not to the checksum registered on \
-                     chain"
-                )),
-                retry_at,
-            ),
-            Fetched::Failed { problem } => ("unreachable", Some(problem.clone()), retry_at),
-        };
-        tx.execute(
-            "UPDATE fetches SET state = ?3, problem = ?4, next_at = ?5, attempts = attempts + 1 \
-             WHERE checksum = ?1 AND url = ?2",
-            params![
-                fetch.checksum.as_slice(),
-                fetch.url,
-                state,
-                problem,
-                next_at
-            ],
-        )?;
-        let dids: Vec<(u64, Vec<u8>)> = {
-            let mut statement =
-                tx.prepare("SELECT chain_id, did FROM assets WHERE checksum = ?1")?;
-            let rows = statement.query_map([fetch.checksum.as_slice()], |row| {
-                Ok((row.get(0)?, row.get(1)?))
-            })?;
-            rows.collect::<Result<_, _>>()?
-        };
-        for (chain, did) in dids {
-            refresh(&tx, chain, b256(&did)?)?;
-        }
-        tx.commit()?;
-        Ok(())
+            Ok(())
+        })
     }
 
     /// Everything known of asset `did` on `chain`.
@@ -584,27 +676,27 @@ impl Store {
     /// # Errors
     ///
     /// [`StoreError`].
-    pub fn asset(&self, chain: u64, did: B256) -> Result<Option<AssetView>, StoreError> {
-        let Some(derived) = derive(&self.connection, chain, did)? else {
+    pub fn asset(&mut self, chain: u64, did: B256) -> Result<Option<AssetView>, StoreError> {
+        let db = self.db.as_mut();
+        let Some(derived) = derive(db, chain, did)? else {
             return Ok(None);
         };
         let Some(owner) = derived.owner else {
             return Ok(None);
         };
-        let (status, problems, document) = document_state(&self.connection, &derived)?;
+        let (status, problems, document) = document_state(db, &derived)?;
         let summary = document
             .as_ref()
             .map(|document| summary(chain, did, &derived, document));
-        let derivatives = {
-            let mut statement = self.connection.prepare(
-                "SELECT DISTINCT did FROM events WHERE chain_id = ?1 AND kind = 'derived' \
-                 AND a = ?2 ORDER BY block_number, log_index",
-            )?;
-            let rows = statement.query_map(params![chain, did.as_slice()], |row| {
-                row.get::<_, Vec<u8>>(0)
-            })?;
-            rows.map(|row| b256(&row?)).collect::<Result<Vec<_>, _>>()?
-        };
+        let derivatives = db
+            .query(
+                "SELECT did FROM events WHERE chain_id = ? AND kind = 'derived' AND a = ? \
+                 GROUP BY did ORDER BY MIN(block_number), MIN(log_index)",
+                &[chain.into(), did.into()],
+            )?
+            .iter()
+            .map(|row| row[0].b256())
+            .collect::<Result<Vec<_>, _>>()?;
         Ok(Some(AssetView {
             chain,
             did,
@@ -633,27 +725,24 @@ impl Store {
     /// # Errors
     ///
     /// [`StoreError`].
-    pub fn status(&self, chains: &[u64]) -> Result<CatalogStatus, StoreError> {
+    pub fn status(&mut self, chains: &[u64]) -> Result<CatalogStatus, StoreError> {
         let mut out = Vec::new();
         for &chain in chains {
-            let (assets, valid, flagged) = self.connection.query_row(
+            let row = self.db.row(
                 "SELECT COUNT(*), \
-                   COALESCE(SUM(EXISTS (SELECT 1 FROM documents d \
-                     WHERE d.checksum = a.checksum AND d.valid = 1)), 0), \
-                   COALESCE(SUM(EXISTS (SELECT 1 FROM documents d \
+                   CAST(COALESCE(SUM(CASE WHEN EXISTS (SELECT 1 FROM documents d \
+                     WHERE d.checksum = a.checksum AND d.valid = 1) THEN 1 ELSE 0 END), 0) \
+                     AS BIGINT), \
+                   CAST(COALESCE(SUM(CASE WHEN EXISTS (SELECT 1 FROM documents d \
                      WHERE d.checksum = a.checksum AND d.valid = 0) \
                      OR EXISTS (SELECT 1 FROM fetches f WHERE f.checksum = a.checksum \
-                     AND f.url = a.url AND f.state = 'mismatch')), 0) \
-                 FROM assets a WHERE a.chain_id = ?1",
-                [chain],
-                |row| {
-                    Ok((
-                        row.get::<_, u64>(0)?,
-                        row.get::<_, u64>(1)?,
-                        row.get::<_, u64>(2)?,
-                    ))
-                },
+                     AND f.url = a.url AND f.state = 'mismatch') THEN 1 ELSE 0 END), 0) \
+                     AS BIGINT) \
+                 FROM assets a WHERE a.chain_id = ?",
+                &[chain.into()],
             )?;
+            let row = row.ok_or_else(|| StoreError::Corrupt("no count".to_owned()))?;
+            let (assets, valid, flagged) = (row[0].u64()?, row[1].u64()?, row[2].u64()?);
             out.push(ChainStatus {
                 chain,
                 indexed_block: self.cursor(chain)?.map(|cursor| cursor.number),
@@ -667,21 +756,18 @@ impl Store {
     }
 
     /// The connection, for the search queries.
-    pub(crate) fn connection(&self) -> &Connection {
-        &self.connection
+    pub(crate) fn db(&mut self) -> &mut dyn Connection {
+        self.db.as_mut()
     }
 
     /// Derives asset `did` of `chain` again from its events (and refreshes its search entry), in
-    /// a transaction of its own; for tools that write events directly (the benchmark).
+    /// a transaction of its own.
     ///
     /// # Errors
     ///
     /// [`StoreError`].
     pub fn refresh(&mut self, chain: u64, did: B256) -> Result<(), StoreError> {
-        let tx = self.connection.transaction()?;
-        refresh(&tx, chain, did)?;
-        tx.commit()?;
-        Ok(())
+        transaction(self.db.as_mut(), |db| refresh(db, chain, did))
     }
 }
 
@@ -694,7 +780,7 @@ fn service_name(service: ServiceKind) -> &'static str {
 
 /// Columns of an event: the asset it belongs to, its kind, and its fields. `None` for template
 /// events of agreements the catalog does not know (not on an indexed asset's templates).
-type Row = (
+type EventRow = (
     B256,
     &'static str,
     Option<Vec<u8>>,
@@ -702,15 +788,17 @@ type Row = (
     Option<String>,
 );
 
-fn resolve(tx: &Transaction<'_>, chain: u64, event: &Event) -> Result<Option<Row>, StoreError> {
-    let agreement = |id: &B256| -> Result<Option<(B256, String)>, StoreError> {
-        tx.query_row(
-            "SELECT did, service FROM agreements WHERE chain_id = ?1 AND id = ?2",
-            params![chain, id.as_slice()],
-            |row| Ok((row.get::<_, Vec<u8>>(0)?, row.get::<_, String>(1)?)),
-        )
-        .optional()?
-        .map(|(did, service)| Ok((b256(&did)?, service)))
+fn resolve(
+    db: &mut dyn Connection,
+    chain: u64,
+    event: &Event,
+) -> Result<Option<EventRow>, StoreError> {
+    let mut agreement = |id: &B256| -> Result<Option<(B256, String)>, StoreError> {
+        db.row(
+            "SELECT did, service FROM agreements WHERE chain_id = ? AND id = ?",
+            &[chain.into(), id.into()],
+        )?
+        .map(|row| Ok((row[0].b256()?, row[1].text()?)))
         .transpose()
     };
     Ok(Some(match event {
@@ -777,24 +865,21 @@ fn resolve(tx: &Transaction<'_>, chain: u64, event: &Event) -> Result<Option<Row
             Some(service_name(*service).to_owned()),
         ),
         Event::Fulfilled { condition } => {
-            let found = tx
-                .query_row(
-                    "SELECT id, did, service FROM agreements \
-                     WHERE chain_id = ?1 AND service_condition = ?2",
-                    params![chain, condition.as_slice()],
-                    |row| {
-                        Ok((
-                            row.get::<_, Vec<u8>>(0)?,
-                            row.get::<_, Vec<u8>>(1)?,
-                            row.get::<_, String>(2)?,
-                        ))
-                    },
-                )
-                .optional()?;
-            let Some((id, did, service)) = found else {
+            let Some(row) = db.row(
+                "SELECT id, did, service FROM agreements \
+                 WHERE chain_id = ? AND service_condition = ?",
+                &[chain.into(), condition.into()],
+            )?
+            else {
                 return Ok(None);
             };
-            (b256(&did)?, "served", Some(id), None, Some(service))
+            (
+                row[1].b256()?,
+                "served",
+                Some(row[0].blob()?),
+                None,
+                Some(row[2].text()?),
+            )
         }
         Event::Released { agreement: id } | Event::Refunded { agreement: id } => {
             let Some((did, service)) = agreement(id)? else {
@@ -811,67 +896,59 @@ fn resolve(tx: &Transaction<'_>, chain: u64, event: &Event) -> Result<Option<Row
 }
 
 /// Folds the events of asset `did` of `chain` into its state; `None` when it has none.
-fn derive(connection: &Connection, chain: u64, did: B256) -> Result<Option<Derived>, StoreError> {
-    let mut statement = connection.prepare_cached(
+fn derive(db: &mut dyn Connection, chain: u64, did: B256) -> Result<Option<Derived>, StoreError> {
+    let rows = db.query(
         "SELECT kind, block_number, block_time, a, b, text FROM events \
-         WHERE chain_id = ?1 AND did = ?2 ORDER BY block_number, log_index",
+         WHERE chain_id = ? AND did = ? ORDER BY block_number, log_index",
+        &[chain.into(), did.into()],
     )?;
-    let rows = statement.query_map(params![chain, did.as_slice()], |row| {
-        Ok((
-            row.get::<_, String>(0)?,
-            row.get::<_, u64>(1)?,
-            row.get::<_, u64>(2)?,
-            row.get::<_, Option<Vec<u8>>>(3)?,
-            row.get::<_, Option<Vec<u8>>>(4)?,
-            row.get::<_, Option<String>>(5)?,
-        ))
-    })?;
+    if rows.is_empty() {
+        return Ok(None);
+    }
     let mut state = Derived::default();
-    let mut any = false;
     for row in rows {
-        let (kind, block, time, a, b, text) = row?;
-        any = true;
-        let a = a.unwrap_or_default();
-        let b = b.unwrap_or_default();
-        let text = text.unwrap_or_default();
+        let kind = row[0].text()?;
+        let (block, time) = (row[1].u64()?, row[2].u64()?);
+        let (a, b) = (&row[3], &row[4]);
+        let text = row[5].opt_text()?.unwrap_or_default();
         match kind.as_str() {
             "registered" => {
-                state.owner = Some(address(&a)?);
-                state.checksum = b256(&b)?;
+                state.owner = Some(a.address()?);
+                state.checksum = b.b256()?;
                 state.url = text;
                 state.registered_block = block;
                 state.registered_at = time;
                 state.updated_block = block;
             }
             "metadata" => {
-                state.checksum = b256(&b)?;
+                state.checksum = b.b256()?;
                 state.url = text;
                 state.updated_block = block;
             }
             "owner" => {
-                state.owner = Some(address(&a)?);
+                state.owner = Some(a.address()?);
                 state.updated_block = block;
             }
             "provider_added" => {
-                let provider = address(&a)?;
+                let provider = a.address()?;
                 if !state.providers.contains(&provider) {
                     state.providers.push(provider);
                 }
                 state.updated_block = block;
             }
             "provider_removed" => {
-                let provider = address(&a)?;
+                let provider = a.address()?;
                 state.providers.retain(|known| *known != provider);
                 state.updated_block = block;
             }
             "generated" => {
                 state.generated = Some(Generation {
-                    activity: b256(&a)?,
-                    agent: address(&b)?,
+                    activity: a.b256()?,
+                    agent: b.address()?,
                 });
             }
             "derived" => {
-                let source = b256(&a)?;
+                let source = a.b256()?;
                 if !state.derived_from.contains(&source) {
                     state.derived_from.push(source);
                 }
@@ -885,51 +962,43 @@ fn derive(connection: &Connection, chain: u64, did: B256) -> Result<Option<Deriv
             _ => {}
         }
     }
-    Ok(any.then_some(state))
+    Ok(Some(state))
 }
 
 /// The document status of a derived asset, its problems, and its document when valid.
 fn document_state(
-    connection: &Connection,
+    db: &mut dyn Connection,
     derived: &Derived,
 ) -> Result<(DocumentStatus, Vec<String>, Option<MetadataDocument>), StoreError> {
-    let stored = connection
-        .query_row(
-            "SELECT valid, body, problems FROM documents WHERE checksum = ?1",
-            [derived.checksum.as_slice()],
-            |row| {
-                Ok((
-                    row.get::<_, bool>(0)?,
-                    row.get::<_, Vec<u8>>(1)?,
-                    row.get::<_, Option<String>>(2)?,
-                ))
-            },
-        )
-        .optional()?;
-    if let Some((valid, body, problems)) = stored {
-        if valid {
-            let document: MetadataDocument = serde_json::from_slice(&body)
+    if let Some(row) = db.row(
+        "SELECT valid, body, problems FROM documents WHERE checksum = ?",
+        &[derived.checksum.into()],
+    )? {
+        if row[0].u64()? == 1 {
+            let document: MetadataDocument = serde_json::from_slice(&row[1].blob()?)
                 .map_err(|error| StoreError::Corrupt(format!("a stored document: {error}")))?;
             return Ok((DocumentStatus::Valid, Vec::new(), Some(document)));
         }
-        let problems: Vec<String> = problems
+        let problems: Vec<String> = row[2]
+            .opt_text()?
             .and_then(|text| serde_json::from_str(&text).ok())
             .unwrap_or_default();
         return Ok((DocumentStatus::Invalid, problems, None));
     }
-    let fetch = connection
-        .query_row(
-            "SELECT state, problem FROM fetches WHERE checksum = ?1 AND url = ?2",
-            params![derived.checksum.as_slice(), derived.url],
-            |row| Ok((row.get::<_, String>(0)?, row.get::<_, Option<String>>(1)?)),
-        )
-        .optional()?;
+    let fetch = db.row(
+        "SELECT state, problem FROM fetches WHERE checksum = ? AND url = ?",
+        &[derived.checksum.into(), (&derived.url).into()],
+    )?;
     let (status, problem) = match fetch {
-        Some((state, problem)) if state == "mismatch" => {
-            (DocumentStatus::ChecksumMismatch, problem)
+        Some(row) => {
+            let problem = row[1].opt_text()?;
+            match row[0].text()?.as_str() {
+                "mismatch" => (DocumentStatus::ChecksumMismatch, problem),
+                "unreachable" => (DocumentStatus::Unreachable, problem),
+                _ => (DocumentStatus::Pending, None),
+            }
         }
-        Some((state, problem)) if state == "unreachable" => (DocumentStatus::Unreachable, problem),
-        _ => (DocumentStatus::Pending, None),
+        None => (DocumentStatus::Pending, None),
     };
     Ok((status, problem.into_iter().collect(), None))
 }
@@ -963,39 +1032,43 @@ fn summary(chain: u64, did: B256, derived: &Derived, document: &MetadataDocument
 
 /// Derives asset `did` again: its state row, and its search entry (present only while its
 /// document is valid).
-fn refresh(tx: &Transaction<'_>, chain: u64, did: B256) -> Result<(), StoreError> {
-    search::remove(tx, chain, did)?;
-    let derived = match derive(tx, chain, did)? {
+fn refresh(db: &mut dyn Connection, chain: u64, did: B256) -> Result<(), StoreError> {
+    search::remove(db, chain, did)?;
+    let derived = match derive(db, chain, did)? {
         Some(derived) if derived.owner.is_some() => derived,
         // Its registration was undone (a reorg), or only foreign events remain.
         _ => {
-            tx.execute(
-                "DELETE FROM assets WHERE chain_id = ?1 AND did = ?2",
-                params![chain, did.as_slice()],
+            db.execute(
+                "DELETE FROM assets WHERE chain_id = ? AND did = ?",
+                &[chain.into(), did.into()],
             )?;
             return Ok(());
         }
     };
     let owner = derived.owner.unwrap_or_default();
     let usage = &derived.usage;
-    tx.execute(
-        "INSERT OR REPLACE INTO assets (chain_id, did, owner, checksum, url, registered_block, \
-         registered_at, updated_block) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
-        params![
-            chain,
-            did.as_slice(),
-            owner.as_slice(),
-            derived.checksum.as_slice(),
-            derived.url,
-            derived.registered_block,
-            derived.registered_at,
-            derived.updated_block,
+    db.execute(
+        "INSERT INTO assets (chain_id, did, owner, checksum, url, registered_block, \
+         registered_at, updated_block) VALUES (?, ?, ?, ?, ?, ?, ?, ?) \
+         ON CONFLICT (chain_id, did) DO UPDATE SET owner = excluded.owner, \
+         checksum = excluded.checksum, url = excluded.url, \
+         registered_block = excluded.registered_block, registered_at = excluded.registered_at, \
+         updated_block = excluded.updated_block",
+        &[
+            chain.into(),
+            did.into(),
+            owner.into(),
+            derived.checksum.into(),
+            (&derived.url).into(),
+            derived.registered_block.into(),
+            derived.registered_at.into(),
+            derived.updated_block.into(),
         ],
     )?;
-    let (status, _, document) = document_state(tx, &derived)?;
+    let (status, _, document) = document_state(db, &derived)?;
     if let (DocumentStatus::Valid, Some(document)) = (status, document) {
         search::insert(
-            tx,
+            db,
             &summary(chain, did, &derived, &document),
             usage.access_agreements + usage.compute_agreements,
             &document,

@@ -1,5 +1,8 @@
 //! The index and search on a generated catalog: full text, every filter, facets, sorts, keyset
-//! pages, flagged documents, updates, transfers, usage, provenance, and reorgs.
+//! pages, flagged documents, updates, transfers, usage, provenance, and reorgs; on SQLite and on
+//! PostgreSQL.
+
+mod common;
 
 use std::collections::HashSet;
 
@@ -21,17 +24,24 @@ const CHAIN: u64 = 31_337;
 const COUNT: usize = 240;
 const T0: u64 = 1_700_000_000;
 
-fn catalog() -> Store {
-    let mut store = Store::in_memory().unwrap();
+/// A new, empty store of the database under test.
+type Fresh<'a> = &'a dyn Fn() -> Store;
+
+fn catalog(fresh: Fresh<'_>) -> Store {
+    let mut store = fresh();
     sample::populate(&mut store, CHAIN, COUNT, T0).unwrap();
     store
 }
 
-fn search(store: &Store, query: SearchQuery) -> SearchPage {
+fn search(store: &mut Store, query: SearchQuery) -> SearchPage {
     store.search(&Query::parse(&query).unwrap()).unwrap()
 }
 
-fn all(store: &Store, query: SearchQuery) -> Vec<AssetSummary> {
+fn total(store: &mut Store, query: SearchQuery) -> usize {
+    search(store, query).total as usize
+}
+
+fn all(store: &mut Store, query: SearchQuery) -> Vec<AssetSummary> {
     let mut results = Vec::new();
     let mut cursor = None;
     loop {
@@ -110,12 +120,11 @@ fn renamed(name: &str) -> Vec<u8> {
     serde_json::to_vec(&value).unwrap()
 }
 
-#[test]
-fn words_match_name_description_tags_and_author_and_the_last_may_be_a_prefix() {
-    let store = catalog();
+fn words_match_name_description_tags_and_author_and_the_last_may_be_a_prefix(fresh: Fresh<'_>) {
+    let mut store = catalog(fresh);
     let expected = generated(|index| index % 12 == 0);
     let page = search(
-        &store,
+        &mut store,
         SearchQuery {
             q: Some("Air Quality".into()),
             ..Default::default()
@@ -128,7 +137,7 @@ fn words_match_name_description_tags_and_author_and_the_last_may_be_a_prefix() {
             .all(|r| r.name.to_lowercase().contains("air quality"))
     );
     let prefix = search(
-        &store,
+        &mut store,
         SearchQuery {
             q: Some("air qual".into()),
             ..Default::default()
@@ -137,7 +146,7 @@ fn words_match_name_description_tags_and_author_and_the_last_may_be_a_prefix() {
     assert_eq!(prefix.total, expected as u64);
     // Author ("<place> open data office") and tags are searched too.
     let by_author = search(
-        &store,
+        &mut store,
         SearchQuery {
             q: Some("Lyon office".into()),
             ..Default::default()
@@ -148,7 +157,7 @@ fn words_match_name_description_tags_and_author_and_the_last_may_be_a_prefix() {
         generated(|index| (index / 12) % 10 == 0) as u64
     );
     let by_tag = search(
-        &store,
+        &mut store,
         SearchQuery {
             q: Some("geospatial".into()),
             ..Default::default()
@@ -163,7 +172,7 @@ fn words_match_name_description_tags_and_author_and_the_last_may_be_a_prefix() {
     );
     // Query syntax is never interpreted: operators and quotes are words.
     let odd = search(
-        &store,
+        &mut store,
         SearchQuery {
             q: Some("\"air\" OR NEAR(".into()),
             ..Default::default()
@@ -172,7 +181,7 @@ fn words_match_name_description_tags_and_author_and_the_last_may_be_a_prefix() {
     assert_eq!(odd.total, 0);
     // Relevance: an exact name beats a mention in the description.
     let best = search(
-        &store,
+        &mut store,
         SearchQuery {
             q: Some("bike sharing".into()),
             limit: Some(1),
@@ -182,70 +191,92 @@ fn words_match_name_description_tags_and_author_and_the_last_may_be_a_prefix() {
     assert!(best.results[0].name.starts_with("bike sharing"));
 }
 
-#[test]
-fn every_filter_narrows_the_results_to_what_it_names() {
-    let store = catalog();
-    let total = |query: SearchQuery| search(&store, query).total as usize;
-    assert_eq!(total(SearchQuery::default()), COUNT);
+fn every_filter_narrows_the_results_to_what_it_names(fresh: Fresh<'_>) {
+    let mut store = catalog(fresh);
+    assert_eq!(total(&mut store, SearchQuery::default()), COUNT);
     assert_eq!(
-        total(SearchQuery {
-            chain: Some(CHAIN),
-            ..Default::default()
-        }),
+        total(
+            &mut store,
+            SearchQuery {
+                chain: Some(CHAIN),
+                ..Default::default()
+            }
+        ),
         COUNT
     );
     assert_eq!(
-        total(SearchQuery {
-            chain: Some(1),
-            ..Default::default()
-        }),
+        total(
+            &mut store,
+            SearchQuery {
+                chain: Some(1),
+                ..Default::default()
+            }
+        ),
         0
     );
     assert_eq!(
-        total(SearchQuery {
-            kind: Some("algorithm".into()),
-            ..Default::default()
-        }),
+        total(
+            &mut store,
+            SearchQuery {
+                kind: Some("algorithm".into()),
+                ..Default::default()
+            }
+        ),
         generated(|index| index % 10 == 9)
     );
     assert_eq!(
-        total(SearchQuery {
-            kind: Some("dataset".into()),
-            ..Default::default()
-        }),
+        total(
+            &mut store,
+            SearchQuery {
+                kind: Some("dataset".into()),
+                ..Default::default()
+            }
+        ),
         generated(|index| index % 10 != 9)
     );
     assert_eq!(
-        total(SearchQuery {
-            service: Some("compute".into()),
-            ..Default::default()
-        }),
+        total(
+            &mut store,
+            SearchQuery {
+                service: Some("compute".into()),
+                ..Default::default()
+            }
+        ),
         generated(|index| index % 4 == 0)
     );
     assert_eq!(
-        total(SearchQuery {
-            token: Some(OTHER_TOKEN.to_string()),
-            ..Default::default()
-        }),
+        total(
+            &mut store,
+            SearchQuery {
+                token: Some(OTHER_TOKEN.to_string()),
+                ..Default::default()
+            }
+        ),
         generated(|index| index % 7 == 0)
     );
     assert_eq!(
-        total(SearchQuery {
-            provider: Some(PROVIDER_A.to_string().to_lowercase()),
-            ..Default::default()
-        }),
+        total(
+            &mut store,
+            SearchQuery {
+                provider: Some(PROVIDER_A.to_string().to_lowercase()),
+                ..Default::default()
+            }
+        ),
         generated(|index| index % 2 == 0)
     );
     assert_eq!(
-        total(SearchQuery {
-            license: Some("CC0-1.0".into()),
-            ..Default::default()
-        }),
+        total(
+            &mut store,
+            SearchQuery {
+                license: Some("CC0-1.0".into()),
+                ..Default::default()
+            }
+        ),
         generated(|index| index % 4 == 1)
     );
     // Tags: all of them; case does not matter.
     let both = search(
-        &store,
+        &mut store,
         SearchQuery {
             tags: Some("Time Series, finance".into()),
             limit: Some(100),
@@ -264,31 +295,36 @@ fn every_filter_narrows_the_results_to_what_it_names() {
     let price = |index: usize| U256::from(1 + (index * 37) % 500) * ether;
     let (min, max) = (U256::from(100) * ether, U256::from(200) * ether);
     assert_eq!(
-        total(SearchQuery {
-            service: Some("access".into()),
-            price_min: Some(min.to_string()),
-            price_max: Some(max.to_string()),
-            ..Default::default()
-        }),
+        total(
+            &mut store,
+            SearchQuery {
+                service: Some("access".into()),
+                price_min: Some(min.to_string()),
+                price_max: Some(max.to_string()),
+                ..Default::default()
+            }
+        ),
         generated(|index| (min..=max).contains(&price(index)))
     );
     // Filters combine.
     assert_eq!(
-        total(SearchQuery {
-            q: Some("river".into()),
-            service: Some("compute".into()),
-            provider: Some(PROVIDER_A.to_string()),
-            ..Default::default()
-        }),
+        total(
+            &mut store,
+            SearchQuery {
+                q: Some("river".into()),
+                service: Some("compute".into()),
+                provider: Some(PROVIDER_A.to_string()),
+                ..Default::default()
+            }
+        ),
         generated(|index| index % 12 == 1 && index % 4 == 0 && index % 2 == 0)
     );
 }
 
-#[test]
-fn facets_count_every_matching_result_not_just_the_page() {
-    let store = catalog();
+fn facets_count_every_matching_result_not_just_the_page(fresh: Fresh<'_>) {
+    let mut store = catalog(fresh);
     let page = search(
-        &store,
+        &mut store,
         SearchQuery {
             limit: Some(1),
             ..Default::default()
@@ -333,7 +369,7 @@ fn facets_count_every_matching_result_not_just_the_page() {
     );
     // Facets follow the filters.
     let filtered = search(
-        &store,
+        &mut store,
         SearchQuery {
             kind: Some("algorithm".into()),
             ..Default::default()
@@ -342,12 +378,11 @@ fn facets_count_every_matching_result_not_just_the_page() {
     assert_eq!(filtered.facets.kind.len(), 1);
 }
 
-#[test]
-fn sorts_order_results_and_pages_walk_them_without_repeats_or_gaps() {
-    let store = catalog();
+fn sorts_order_results_and_pages_walk_them_without_repeats_or_gaps(fresh: Fresh<'_>) {
+    let mut store = catalog(fresh);
     for sort in ["newest", "price_asc", "price_desc", "popularity"] {
         let results = all(
-            &store,
+            &mut store,
             SearchQuery {
                 sort: Some(sort.into()),
                 ..Default::default()
@@ -376,7 +411,7 @@ fn sorts_order_results_and_pages_walk_them_without_repeats_or_gaps() {
         assert!(ordered, "{sort} is out of order");
     }
     let relevant = all(
-        &store,
+        &mut store,
         SearchQuery {
             q: Some("levels".into()),
             ..Default::default()
@@ -385,11 +420,17 @@ fn sorts_order_results_and_pages_walk_them_without_repeats_or_gaps() {
     assert_eq!(relevant.len(), generated(|i| i % 12 == 1 || i % 12 == 7));
 }
 
-#[test]
-fn a_page_cursor_survives_new_assets_and_refuses_another_sort() {
-    let mut store = catalog();
+fn a_page_cursor_survives_new_assets_and_refuses_another_sort(fresh: Fresh<'_>) {
+    let mut store = catalog(fresh);
+    let expected = all(
+        &mut store,
+        SearchQuery {
+            sort: Some("newest".into()),
+            ..Default::default()
+        },
+    );
     let first = search(
-        &store,
+        &mut store,
         SearchQuery {
             sort: Some("newest".into()),
             limit: Some(10),
@@ -411,18 +452,11 @@ fn a_page_cursor_survives_new_assets_and_refuses_another_sort() {
         Fetched::Valid(body.clone()),
     );
     let second = search(
-        &store,
+        &mut store,
         SearchQuery {
             sort: Some("newest".into()),
             limit: Some(10),
             cursor: first.next.clone(),
-            ..Default::default()
-        },
-    );
-    let expected = all(
-        &catalog(),
-        SearchQuery {
-            sort: Some("newest".into()),
             ..Default::default()
         },
     );
@@ -445,9 +479,10 @@ fn a_page_cursor_survives_new_assets_and_refuses_another_sort() {
     assert_eq!(refused.unwrap_err(), QueryError::Cursor);
 }
 
-#[test]
-fn a_document_that_does_not_match_its_checksum_or_its_schema_is_flagged_never_searchable() {
-    let mut store = Store::in_memory().unwrap();
+fn a_document_that_does_not_match_its_checksum_or_its_schema_is_flagged_never_searchable(
+    fresh: Fresh<'_>,
+) {
+    let mut store = fresh();
     let good = renamed("Glacier melt");
     let (mismatched, invalid) = (B256::repeat_byte(1), B256::repeat_byte(2));
     record(
@@ -484,7 +519,7 @@ fn a_document_that_does_not_match_its_checksum_or_its_schema_is_flagged_never_se
     let view = store.asset(CHAIN, invalid).unwrap().unwrap();
     assert_eq!(view.status, DocumentStatus::Invalid);
     assert_eq!(view.problems, ["/name: missing"]);
-    assert_eq!(search(&store, SearchQuery::default()).total, 0);
+    assert_eq!(search(&mut store, SearchQuery::default()).total, 0);
     let status = store.status(&[CHAIN]).unwrap();
     assert_eq!(
         (
@@ -507,7 +542,7 @@ fn a_document_that_does_not_match_its_checksum_or_its_schema_is_flagged_never_se
     );
     assert_eq!(
         search(
-            &store,
+            &mut store,
             SearchQuery {
                 q: Some("glacier".into()),
                 ..Default::default()
@@ -518,9 +553,8 @@ fn a_document_that_does_not_match_its_checksum_or_its_schema_is_flagged_never_se
     );
 }
 
-#[test]
-fn updates_transfers_and_providers_are_followed() {
-    let mut store = Store::in_memory().unwrap();
+fn updates_transfers_and_providers_are_followed(fresh: Fresh<'_>) {
+    let mut store = fresh();
     let did = B256::repeat_byte(3);
     let (old, new) = (renamed("Tide gauges"), renamed("Wave buoys"));
     record(
@@ -537,7 +571,7 @@ fn updates_transfers_and_providers_are_followed() {
     fetched(&mut store, &old, "https://x/1", Fetched::Valid(old.clone()));
     assert_eq!(
         search(
-            &store,
+            &mut store,
             SearchQuery {
                 q: Some("tide".into()),
                 ..Default::default()
@@ -568,7 +602,7 @@ fn updates_transfers_and_providers_are_followed() {
     // The new document is not fetched yet: the asset leaves the index until it is.
     assert_eq!(
         search(
-            &store,
+            &mut store,
             SearchQuery {
                 q: Some("tide".into()),
                 ..Default::default()
@@ -585,7 +619,7 @@ fn updates_transfers_and_providers_are_followed() {
     );
     fetched(&mut store, &new, "https://x/2", Fetched::Valid(new.clone()));
     let page = search(
-        &store,
+        &mut store,
         SearchQuery {
             q: Some("wave".into()),
             ..Default::default()
@@ -598,7 +632,7 @@ fn updates_transfers_and_providers_are_followed() {
     );
     assert_eq!(
         search(
-            &store,
+            &mut store,
             SearchQuery {
                 provider: Some(PROVIDER_A.to_string()),
                 ..Default::default()
@@ -609,9 +643,8 @@ fn updates_transfers_and_providers_are_followed() {
     );
 }
 
-#[test]
-fn usage_and_provenance_are_counted_from_agreements_and_registry_records() {
-    let mut store = Store::in_memory().unwrap();
+fn usage_and_provenance_are_counted_from_agreements_and_registry_records(fresh: Fresh<'_>) {
+    let mut store = fresh();
     let (data, result) = (B256::repeat_byte(4), B256::repeat_byte(5));
     let body = renamed("Ward occupancy");
     record(&mut store, 5, vec![register(data, &body, "https://x/d")]);
@@ -702,7 +735,7 @@ fn usage_and_provenance_are_counted_from_agreements_and_registry_records() {
     );
     assert_eq!(view.provenance.derivatives, [result]);
     let page = search(
-        &store,
+        &mut store,
         SearchQuery {
             q: Some("ward".into()),
             ..Default::default()
@@ -714,9 +747,8 @@ fn usage_and_provenance_are_counted_from_agreements_and_registry_records() {
     assert_eq!(made.provenance.generated_by.unwrap().activity, c1);
 }
 
-#[test]
-fn a_rollback_undoes_registrations_updates_and_usage_after_the_ancestor() {
-    let mut store = Store::in_memory().unwrap();
+fn a_rollback_undoes_registrations_updates_and_usage_after_the_ancestor(fresh: Fresh<'_>) {
+    let mut store = fresh();
     let (kept, dropped) = (B256::repeat_byte(6), B256::repeat_byte(7));
     let (first, second) = (renamed("Reef survey"), renamed("Reef survey revised"));
     record(&mut store, 5, vec![register(kept, &first, "https://x/k")]);
@@ -757,7 +789,7 @@ fn a_rollback_undoes_registrations_updates_and_usage_after_the_ancestor() {
         "https://x/k2",
         Fetched::Valid(second.clone()),
     );
-    assert_eq!(search(&store, SearchQuery::default()).total, 2);
+    assert_eq!(search(&mut store, SearchQuery::default()).total, 2);
     assert_eq!(store.anchors(CHAIN).unwrap()[0].number, 6);
 
     let anchor = store.anchors(CHAIN).unwrap()[1];
@@ -772,7 +804,7 @@ fn a_rollback_undoes_registrations_updates_and_usage_after_the_ancestor() {
         (view.checksum, view.usage.access_agreements),
         (keccak256(&first), 0)
     );
-    let page = search(&store, SearchQuery::default());
+    let page = search(&mut store, SearchQuery::default());
     assert_eq!(page.total, 1);
     assert_eq!(page.results[0].name, "Reef survey");
     assert_eq!(store.cursor(CHAIN).unwrap().unwrap().number, 5);
@@ -787,18 +819,17 @@ fn a_rollback_undoes_registrations_updates_and_usage_after_the_ancestor() {
         6,
         vec![register(dropped, &other, "https://x/e")],
     );
-    assert_eq!(search(&store, SearchQuery::default()).total, 2);
+    assert_eq!(search(&mut store, SearchQuery::default()).total, 2);
     // Nothing survives a rollback to before the start.
     store.rollback(CHAIN, 0, None).unwrap();
-    assert_eq!(search(&store, SearchQuery::default()).total, 0);
+    assert_eq!(search(&mut store, SearchQuery::default()).total, 0);
     assert!(store.cursor(CHAIN).unwrap().is_none());
 }
 
-#[test]
-fn types_follow_the_document() {
-    let store = catalog();
+fn types_follow_the_document(fresh: Fresh<'_>) {
+    let mut store = catalog(fresh);
     let page = search(
-        &store,
+        &mut store,
         SearchQuery {
             q: Some("model".into()),
             limit: Some(100),
@@ -807,3 +838,41 @@ fn types_follow_the_document() {
     );
     assert!(page.results.iter().all(|r| r.kind == AssetType::Algorithm));
 }
+
+/// Every scenario above, on each database.
+macro_rules! on_each_database {
+    ($($scenario:ident),* $(,)?) => {
+        mod sqlite {
+            $(
+                #[test]
+                fn $scenario() {
+                    super::$scenario(&|| insitu_catalog::store::Store::in_memory().unwrap());
+                }
+            )*
+        }
+
+        /// The same scenarios on a PostgreSQL server of this machine (Debian's), started for
+        /// this test alone, each in a database of its own.
+        #[test]
+        fn on_postgresql() {
+            let server = common::Postgres::start();
+            $(
+                let url = server.new_database(stringify!($scenario));
+                $scenario(&|| insitu_catalog::store::Store::postgres(&url).unwrap());
+            )*
+        }
+    };
+}
+
+on_each_database!(
+    words_match_name_description_tags_and_author_and_the_last_may_be_a_prefix,
+    every_filter_narrows_the_results_to_what_it_names,
+    facets_count_every_matching_result_not_just_the_page,
+    sorts_order_results_and_pages_walk_them_without_repeats_or_gaps,
+    a_page_cursor_survives_new_assets_and_refuses_another_sort,
+    a_document_that_does_not_match_its_checksum_or_its_schema_is_flagged_never_searchable,
+    updates_transfers_and_providers_are_followed,
+    usage_and_provenance_are_counted_from_agreements_and_registry_records,
+    a_rollback_undoes_registrations_updates_and_usage_after_the_ancestor,
+    types_follow_the_document
+);

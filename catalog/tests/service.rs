@@ -1,7 +1,10 @@
 //! The catalog service against a real anvil node: assets registered on chain are indexed once
 //! their documents check out (served over HTTP through the outbound guard), mismatched and
 //! invalid documents are flagged, unreachable ones wait, usage follows agreements, updates are
-//! followed, a reorg drops what it undid, and the API answers bad input with 4xx JSON.
+//! followed, a reorg drops what it undid, and the API answers bad input with 4xx JSON; on SQLite
+//! and on PostgreSQL.
+
+mod common;
 
 use std::{
     collections::HashMap,
@@ -98,6 +101,11 @@ struct World {
 }
 
 async fn world() -> World {
+    world_on(None).await
+}
+
+/// The world with the catalog's database at `database` (a temporary SQLite file by default).
+async fn world_on(database: Option<String>) -> World {
     let devnet = Devnet::start().expect("anvil");
     let keys: Vec<PrivateKeySigner> = devnet.signers();
     let report = demo::run_until(&devnet.endpoint(), &keys[..5], Stage::Served)
@@ -117,7 +125,8 @@ async fn world() -> World {
     let docs_at = docs.serve().await;
     let config = Config {
         listen: "127.0.0.1:0".into(),
-        database: folder.path().join("catalog.db"),
+        database: database
+            .unwrap_or_else(|| folder.path().join("catalog.db").display().to_string()),
         poll_interval_ms: 100,
         chains: vec![ChainConfig {
             rpc_url: devnet.endpoint(),
@@ -211,7 +220,18 @@ impl World {
 
 #[tokio::test]
 async fn registered_assets_are_indexed_checked_flagged_updated_and_rolled_back() {
-    let world = world().await;
+    indexed_checked_flagged_updated_and_rolled_back(world().await).await;
+}
+
+/// The same, with the catalog on a PostgreSQL server.
+#[tokio::test]
+async fn the_catalog_runs_the_same_on_postgresql() {
+    let server = common::Postgres::start();
+    let url = server.new_database("catalog");
+    indexed_checked_flagged_updated_and_rolled_back(world_on(Some(url)).await).await;
+}
+
+async fn indexed_checked_flagged_updated_and_rolled_back(world: World) {
     let glacier = document("Glacier melt", &["ice"]);
     let valid = world.register("glacier", &glacier, &glacier).await;
     let mismatched = world

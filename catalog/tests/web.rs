@@ -162,7 +162,7 @@ async fn a_buyer_with_a_browser_wallet_searches_buys_and_downloads() {
     // The catalog.
     let catalog = Catalog::start(&Config {
         listen: "127.0.0.1:0".into(),
-        database: root.join("catalog.db"),
+        database: root.join("catalog.db").display().to_string(),
         poll_interval_ms: 100,
         chains: vec![ChainConfig {
             rpc_url: devnet.endpoint(),

@@ -80,7 +80,7 @@ pub trait Journal {
     /// # Errors
     ///
     /// The journal's.
-    fn cursor(&self) -> Result<Option<Checkpoint>, Self::Error>;
+    fn cursor(&mut self) -> Result<Option<Checkpoint>, Self::Error>;
 
     /// Every block the journal holds the hash of (kept checkpoints, blocks of recorded events),
     /// newest first: where a reorg's common ancestor is looked for.
@@ -88,7 +88,7 @@ pub trait Journal {
     /// # Errors
     ///
     /// The journal's.
-    fn anchors(&self) -> Result<Vec<Checkpoint>, Self::Error>;
+    fn anchors(&mut self) -> Result<Vec<Checkpoint>, Self::Error>;
 
     /// Undoes everything recorded after block `ancestor` (whose hash is `hash` when known; `None`:
     /// nothing survived, the scan restarts at the first block) and moves the cursor there.

@@ -315,11 +315,11 @@ impl Journal for AgreementJournal<'_> {
     type Error = StoreError;
     type Undone = Vec<B256>;
 
-    fn cursor(&self) -> Result<Option<Checkpoint>, StoreError> {
+    fn cursor(&mut self) -> Result<Option<Checkpoint>, StoreError> {
         self.store.cursor()
     }
 
-    fn anchors(&self) -> Result<Vec<Checkpoint>, StoreError> {
+    fn anchors(&mut self) -> Result<Vec<Checkpoint>, StoreError> {
         self.store.anchors()
     }
 

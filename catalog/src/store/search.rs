@@ -12,10 +12,12 @@ use insitu_client::{
     },
     metadata::MetadataDocument,
 };
-use rusqlite::{Transaction, params, types::Value};
 use serde::{Deserialize, Serialize};
 
-use super::{Store, StoreError, address_text, amount_key};
+use super::{
+    Store, StoreError, address_text, amount_key,
+    db::{Connection, ConnectionExt, Dialect, Value},
+};
 
 /// Facet values returned per field.
 pub const FACET_VALUES: u32 = 20;
@@ -48,8 +50,8 @@ fn bad(field: &'static str, message: impl Into<String>) -> QueryError {
 /// A checked query.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Query {
-    /// The FTS5 expression (each word quoted, the last a prefix), when there are words.
-    text: Option<String>,
+    /// The words searched for (letters and digits only; at most 16).
+    words: Vec<String>,
     chain: Option<u64>,
     kind: Option<AssetType>,
     service: Option<&'static str>,
@@ -84,15 +86,15 @@ impl Query {
     ///
     /// [`QueryError`] naming the parameter.
     pub fn parse(query: &SearchQuery) -> Result<Self, QueryError> {
-        let text = match query.q.as_deref().map(str::trim) {
+        let words = match query.q.as_deref().map(str::trim) {
             Some(q) if q.chars().count() > MAX_QUERY_CHARS => {
                 return Err(bad(
                     "q",
                     format!("longer than {MAX_QUERY_CHARS} characters"),
                 ));
             }
-            Some(q) => fts_expression(q),
-            None => None,
+            Some(q) => words(q),
+            None => Vec::new(),
         };
         let kind = query
             .kind
@@ -135,11 +137,11 @@ impl Query {
             Some(sort) => sort
                 .parse::<Sort>()
                 .map_err(|message| bad("sort", message))?,
-            None if text.is_some() => Sort::Relevance,
+            None if !words.is_empty() => Sort::Relevance,
             None => Sort::Newest,
         };
         // Without words there is nothing to rank: relevance is the newest first.
-        let sort = if sort == Sort::Relevance && text.is_none() {
+        let sort = if sort == Sort::Relevance && words.is_empty() {
             Sort::Newest
         } else {
             sort
@@ -164,7 +166,7 @@ impl Query {
             })
             .transpose()?;
         Ok(Self {
-            text,
+            words,
             chain: query.chain,
             kind,
             service,
@@ -184,7 +186,7 @@ impl Query {
 impl Query {
     /// Whether the query matches every indexed asset (no words, no filter).
     fn is_everything(&self) -> bool {
-        self.text.is_none()
+        self.words.is_empty()
             && self.chain.is_none()
             && self.kind.is_none()
             && self.service.is_none()
@@ -220,101 +222,153 @@ fn parse_amount(field: &'static str, text: Option<&str>) -> Result<Option<String
         .transpose()
 }
 
-/// The words of `q` as an FTS5 expression: each word quoted (no operator or column syntax gets
-/// through), all required, the last one also matching words it starts.
-fn fts_expression(q: &str) -> Option<String> {
-    let words: Vec<&str> = q
-        .split(|c: char| !c.is_alphanumeric())
+/// The words of `q`: runs of letters and digits, at most 16. Nothing else of the query reaches
+/// the full-text engine, so no operator or column syntax gets through.
+fn words(q: &str) -> Vec<String> {
+    q.split(|c: char| !c.is_alphanumeric())
         .filter(|word| !word.is_empty())
         .take(16)
-        .collect();
+        .map(str::to_owned)
+        .collect()
+}
+
+/// The words as a query of `dialect`'s full-text engine: all required, the last also matching
+/// the words it starts. FTS5: each word quoted. PostgreSQL: a `to_tsquery` of plain words.
+fn text_query(dialect: Dialect, words: &[String]) -> Option<String> {
     let (last, rest) = words.split_last()?;
-    let mut expression: Vec<String> = rest.iter().map(|word| format!("\"{word}\"")).collect();
-    expression.push(format!("\"{last}\"*"));
-    Some(expression.join(" "))
+    Some(match dialect {
+        Dialect::Sqlite => {
+            let mut parts: Vec<String> = rest.iter().map(|word| format!("\"{word}\"")).collect();
+            parts.push(format!("\"{last}\"*"));
+            parts.join(" ")
+        }
+        Dialect::Postgres => {
+            let mut parts: Vec<String> = rest.iter().map(|word| word.to_lowercase()).collect();
+            parts.push(format!("{}:*", last.to_lowercase()));
+            parts.join(" & ")
+        }
+    })
 }
 
 /// Adds an asset to the index.
 pub(super) fn insert(
-    tx: &Transaction<'_>,
+    db: &mut dyn Connection,
     summary: &AssetSummary,
     popularity: u64,
     document: &MetadataDocument,
 ) -> Result<(), StoreError> {
     let encoded = serde_json::to_string(summary)
         .map_err(|error| StoreError::Corrupt(format!("a summary: {error}")))?;
-    tx.execute(
-        "INSERT INTO search (chain_id, did, kind, license, registered_at, registered_block, \
-         popularity, summary) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
-        params![
-            summary.chain,
-            summary.did.as_slice(),
-            summary.kind.as_str(),
-            summary.license,
-            summary.registered_at,
-            summary.registered_block,
-            popularity,
-            encoded
-        ],
-    )?;
-    let id = tx.last_insert_rowid();
+    let tags_text = summary.tags.join(" ");
+    let mut columns: Vec<Value> = vec![
+        summary.chain.into(),
+        summary.did.into(),
+        summary.kind.as_str().into(),
+        (&summary.license).into(),
+        summary.registered_at.into(),
+        summary.registered_block.into(),
+        popularity.into(),
+        encoded.into(),
+    ];
+    let id = match db.dialect() {
+        Dialect::Sqlite => {
+            let id = db
+                .value(
+                    "INSERT INTO search (chain_id, did, kind, license, registered_at, \
+                     registered_block, popularity, summary) VALUES (?, ?, ?, ?, ?, ?, ?, ?) \
+                     RETURNING id",
+                    &columns,
+                )?
+                .u64()?;
+            db.execute(
+                "INSERT INTO search_text (rowid, name, description, tags, author) \
+                 VALUES (?, ?, ?, ?, ?)",
+                &[
+                    id.into(),
+                    (&summary.name).into(),
+                    (&summary.description).into(),
+                    tags_text.into(),
+                    (&summary.author).into(),
+                ],
+            )?;
+            id
+        }
+        Dialect::Postgres => {
+            // Weights as FTS5's bm25 weights above: name, tags, author, then description.
+            columns.extend([
+                (&summary.name).into(),
+                tags_text.into(),
+                (&summary.author).into(),
+                (&summary.description).into(),
+            ]);
+            db.value(
+                "INSERT INTO search (chain_id, did, kind, license, registered_at, \
+                 registered_block, popularity, summary, words) VALUES (?, ?, ?, ?, ?, ?, ?, ?, \
+                 setweight(to_tsvector('simple', ?), 'A') || \
+                 setweight(to_tsvector('simple', ?), 'B') || \
+                 setweight(to_tsvector('simple', ?), 'C') || \
+                 setweight(to_tsvector('simple', ?), 'D')) RETURNING id",
+                &columns,
+            )?
+            .u64()?
+        }
+    };
     for service in &document.services {
-        tx.execute(
-            "INSERT INTO search_services (id, service, token, price) VALUES (?1, ?2, ?3, ?4)",
-            params![
-                id,
+        db.execute(
+            "INSERT INTO search_services (id, service, token, price) VALUES (?, ?, ?, ?)",
+            &[
+                id.into(),
                 match service.kind {
                     insitu_client::metadata::ServiceKind::Access => "access",
                     insitu_client::metadata::ServiceKind::Compute => "compute",
-                },
-                address_text(service.token),
-                amount_key(service.total())
+                }
+                .into(),
+                address_text(service.token).into(),
+                amount_key(service.total()).into(),
             ],
         )?;
     }
     let mut tags: Vec<String> = summary.tags.iter().map(|tag| tag.to_lowercase()).collect();
     tags.sort();
     tags.dedup();
-    for tag in &tags {
-        tx.execute(
-            "INSERT INTO search_tags (id, tag) VALUES (?1, ?2)",
-            params![id, tag],
+    for tag in tags {
+        db.execute(
+            "INSERT INTO search_tags (id, tag) VALUES (?, ?)",
+            &[id.into(), tag.into()],
         )?;
     }
     for provider in &summary.providers {
-        tx.execute(
-            "INSERT INTO search_providers (id, provider) VALUES (?1, ?2)",
-            params![id, address_text(*provider)],
+        db.execute(
+            "INSERT INTO search_providers (id, provider) VALUES (?, ?)",
+            &[id.into(), address_text(*provider).into()],
         )?;
     }
-    tx.execute(
-        "INSERT INTO search_text (rowid, name, description, tags, author) \
-         VALUES (?1, ?2, ?3, ?4, ?5)",
-        params![
-            id,
-            summary.name,
-            summary.description,
-            summary.tags.join(" "),
-            summary.author
-        ],
-    )?;
     Ok(())
 }
 
 /// Removes an asset from the index (if it is there).
-pub(super) fn remove(tx: &Transaction<'_>, chain: u64, did: B256) -> Result<(), StoreError> {
-    let id: Option<i64> = rusqlite::OptionalExtension::optional(tx.query_row(
-        "SELECT id FROM search WHERE chain_id = ?1 AND did = ?2",
-        params![chain, did.as_slice()],
-        |row| row.get(0),
-    ))?;
-    if let Some(id) = id {
-        for table in ["search_services", "search_tags", "search_providers"] {
-            tx.execute(&format!("DELETE FROM {table} WHERE id = ?1"), [id])?;
-        }
-        tx.execute("DELETE FROM search_text WHERE rowid = ?1", [id])?;
-        tx.execute("DELETE FROM search WHERE id = ?1", [id])?;
+pub(super) fn remove(db: &mut dyn Connection, chain: u64, did: B256) -> Result<(), StoreError> {
+    let Some(row) = db.row(
+        "SELECT id FROM search WHERE chain_id = ? AND did = ?",
+        &[chain.into(), did.into()],
+    )?
+    else {
+        return Ok(());
+    };
+    let id = row[0].clone();
+    for table in ["search_services", "search_tags", "search_providers"] {
+        db.execute(
+            &format!("DELETE FROM {table} WHERE id = ?"),
+            std::slice::from_ref(&id),
+        )?;
     }
+    if db.dialect() == Dialect::Sqlite {
+        db.execute(
+            "DELETE FROM search_text WHERE rowid = ?",
+            std::slice::from_ref(&id),
+        )?;
+    }
+    db.execute("DELETE FROM search WHERE id = ?", &[id])?;
     Ok(())
 }
 
@@ -339,37 +393,44 @@ impl Store {
     /// # Errors
     ///
     /// [`StoreError`].
-    pub fn search(&self, query: &Query) -> Result<SearchPage, StoreError> {
-        // The matching assets with their sort key `k`, as a common table expression.
-        let mut hits = Sql::default();
-        let key = match query.sort {
-            Sort::Relevance => "bm25(search_text, 8.0, 1.0, 4.0, 2.0)",
-            Sort::Newest => "s.registered_at",
-            Sort::Popularity => "s.popularity",
-            Sort::PriceAsc | Sort::PriceDesc => "",
-        };
+    pub fn search(&mut self, query: &Query) -> Result<SearchPage, StoreError> {
+        let dialect = self.dialect();
+        let text = text_query(dialect, &query.words);
         let price_scope = {
             let mut scope = Sql::default();
             if let Some(service) = query.service {
-                scope.push(" AND p.service = ?", [Value::Text(service.to_owned())]);
+                scope.push(" AND p.service = ?", [service.into()]);
             }
             if let Some(token) = &query.token {
-                scope.push(" AND p.token = ?", [Value::Text(token.clone())]);
+                scope.push(" AND p.token = ?", [token.into()]);
             }
             if let Some(min) = &query.price_min {
-                scope.push(" AND p.price >= ?", [Value::Text(min.clone())]);
+                scope.push(" AND p.price >= ?", [min.into()]);
             }
             if let Some(max) = &query.price_max {
-                scope.push(" AND p.price <= ?", [Value::Text(max.clone())]);
+                scope.push(" AND p.price <= ?", [max.into()]);
             }
             scope
         };
+        // The matching assets, each with its sort key `k` (ascending or descending as the sort
+        // says; relevance ascends: FTS5's bm25 is lower for better matches, and PostgreSQL's rank
+        // is negated to match).
+        let mut hits = Sql::default();
         hits.push(
-            "INSERT INTO temp.hits (id, chain_id, did, kind, license, k) \
+            "INSERT INTO hits (id, chain_id, did, kind, license, k) \
              SELECT s.id, s.chain_id, s.did, s.kind, s.license, ",
             [],
         );
         match query.sort {
+            Sort::Relevance => match dialect {
+                Dialect::Sqlite => hits.push("bm25(search_text, 8.0, 1.0, 4.0, 2.0)", []),
+                Dialect::Postgres => hits.push(
+                    "-ts_rank(s.words, to_tsquery('simple', ?))",
+                    [text.clone().into()],
+                ),
+            },
+            Sort::Newest => hits.push("s.registered_at", []),
+            Sort::Popularity => hits.push("s.popularity", []),
             Sort::PriceAsc | Sort::PriceDesc => {
                 // Assets without a matching price sort last either way.
                 let missing = if query.sort == Sort::PriceAsc {
@@ -379,42 +440,45 @@ impl Store {
                 };
                 hits.push(
                     &format!(
-                        "COALESCE((SELECT MIN(p.price) FROM search_services p WHERE p.id = s.id{}), {missing})",
+                        "COALESCE((SELECT MIN(p.price) FROM search_services p \
+                         WHERE p.id = s.id{}), {missing})",
                         price_scope.text
                     ),
                     price_scope.values.clone(),
                 );
             }
-            _ => hits.push(key, []),
         }
-        hits.push(" AS k FROM search s", []);
-        if let Some(text) = &query.text {
-            hits.push(
+        hits.push(" FROM search s", []);
+        match (&text, dialect) {
+            (Some(text), Dialect::Sqlite) => hits.push(
                 " JOIN search_text ON search_text.rowid = s.id WHERE search_text MATCH ?",
-                [Value::Text(text.clone())],
-            );
-        } else {
-            hits.push(" WHERE 1", []);
+                [text.into()],
+            ),
+            (Some(text), Dialect::Postgres) => {
+                hits.push(" WHERE s.words @@ to_tsquery('simple', ?)", [text.into()])
+            }
+            (None, _) => hits.push(" WHERE TRUE", []),
         }
         if let Some(chain) = query.chain {
-            hits.push(" AND s.chain_id = ?", [Value::Integer(chain as i64)]);
+            hits.push(" AND s.chain_id = ?", [chain.into()]);
         }
         if let Some(kind) = query.kind {
-            hits.push(" AND s.kind = ?", [Value::Text(kind.as_str().to_owned())]);
+            hits.push(" AND s.kind = ?", [kind.as_str().into()]);
         }
         if let Some(license) = &query.license {
-            hits.push(" AND s.license = ?", [Value::Text(license.clone())]);
+            hits.push(" AND s.license = ?", [license.into()]);
         }
         if let Some(provider) = &query.provider {
             hits.push(
-                " AND EXISTS (SELECT 1 FROM search_providers v WHERE v.id = s.id AND v.provider = ?)",
-                [Value::Text(provider.clone())],
+                " AND EXISTS (SELECT 1 FROM search_providers v \
+                 WHERE v.id = s.id AND v.provider = ?)",
+                [provider.into()],
             );
         }
         for tag in &query.tags {
             hits.push(
                 " AND EXISTS (SELECT 1 FROM search_tags t WHERE t.id = s.id AND t.tag = ?)",
-                [Value::Text(tag.clone())],
+                [tag.into()],
             );
         }
         if !price_scope.text.is_empty() {
@@ -426,157 +490,160 @@ impl Store {
                 price_scope.values.clone(),
             );
         }
-        // The matching set is computed once; the count, the page and each facet read it.
-        // (A table of this connection, in memory; emptied after each search.)
-        self.connection().execute(
-            "CREATE TEMP TABLE IF NOT EXISTS hits (id INTEGER PRIMARY KEY, chain_id INTEGER, \
-             did BLOB, kind TEXT, license TEXT, k)",
-            [],
-        )?;
-        self.connection().execute("DELETE FROM temp.hits", [])?;
-        self.connection()
-            .execute(&hits.text, rusqlite::params_from_iter(hits.values.iter()))?;
-        let result = self.read_hits(query);
-        self.connection().execute("DELETE FROM temp.hits", [])?;
+        // The matching set is computed once, into a table of this connection; the count, the
+        // page and each facet read it. It is emptied after each search.
+        let key_type = match (query.sort, dialect) {
+            (Sort::Relevance, Dialect::Postgres) => "DOUBLE PRECISION",
+            (Sort::Relevance, Dialect::Sqlite) => "REAL",
+            (Sort::PriceAsc | Sort::PriceDesc, Dialect::Postgres) => "TEXT COLLATE \"C\"",
+            (Sort::PriceAsc | Sort::PriceDesc, Dialect::Sqlite) => "TEXT",
+            _ => "BIGINT",
+        };
+        let db = self.db();
+        db.batch("DROP TABLE IF EXISTS hits")?;
+        db.batch(&format!(
+            "CREATE TEMP TABLE hits (id BIGINT PRIMARY KEY, chain_id BIGINT, did {blob}, \
+             kind TEXT, license TEXT, k {key_type})",
+            blob = if dialect == Dialect::Postgres {
+                "BYTEA"
+            } else {
+                "BLOB"
+            }
+        ))?;
+        db.execute(&hits.text, &hits.values)?;
+        let result = read_hits(db, query);
+        db.batch("DROP TABLE IF EXISTS hits")?;
         result
     }
+}
 
-    fn read_hits(&self, query: &Query) -> Result<SearchPage, StoreError> {
-        let descending = matches!(
-            query.sort,
-            Sort::Newest | Sort::Popularity | Sort::PriceDesc
-        );
-        let total: u64 =
-            self.connection()
-                .query_row("SELECT COUNT(*) FROM temp.hits", [], |row| row.get(0))?;
-
-        let mut page = Sql::default();
-        // The page is picked from the hits first; only its rows are joined to their summaries.
+fn read_hits(db: &mut dyn Connection, query: &Query) -> Result<SearchPage, StoreError> {
+    let descending = matches!(
+        query.sort,
+        Sort::Newest | Sort::Popularity | Sort::PriceDesc
+    );
+    let total = db.value("SELECT COUNT(*) FROM hits", &[])?.u64()?;
+    // The page is picked from the hits first; only its rows are joined to their summaries.
+    let mut page = Sql::default();
+    page.push(
+        "SELECT h.chain_id, h.did, h.k, s.summary FROM \
+         (SELECT id, chain_id, did, k FROM hits h",
+        [],
+    );
+    if let Some(after) = &query.after {
+        let key = json_value(&after.k);
+        let comparison = if descending { "<" } else { ">" };
         page.push(
-            "SELECT h.chain_id, h.did, h.k, s.summary FROM \
-             (SELECT id, chain_id, did, k FROM temp.hits h",
-            [],
+            &format!(
+                " WHERE h.k {comparison} ? OR (h.k = ? AND (h.chain_id > ? \
+                 OR (h.chain_id = ? AND h.did > ?)))"
+            ),
+            [
+                key.clone(),
+                key,
+                after.c.into(),
+                after.c.into(),
+                after.d.into(),
+            ],
         );
-        if let Some(after) = &query.after {
-            let key = json_value(&after.k);
-            let comparison = if descending { "<" } else { ">" };
-            page.push(
-                &format!(
-                    " WHERE h.k {comparison} ? OR (h.k = ? AND (h.chain_id > ? OR (h.chain_id = ? AND h.did > ?)))"
-                ),
-                [
-                    key.clone(),
-                    key,
-                    Value::Integer(after.c as i64),
-                    Value::Integer(after.c as i64),
-                    Value::Blob(after.d.to_vec()),
-                ],
-            );
-        }
-        let direction = if descending { "DESC" } else { "ASC" };
-        let order = format!("ORDER BY h.k {direction}, h.chain_id ASC, h.did ASC");
-        page.push(
-            &format!(" {order} LIMIT ?) h JOIN search s ON s.id = h.id {order}"),
-            [Value::Integer(i64::from(query.limit) + 1)],
-        );
-        let mut results = Vec::new();
-        let mut last = None;
-        let mut more = false;
-        {
-            let mut statement = self.connection().prepare(&page.text)?;
-            let mut rows = statement.query(rusqlite::params_from_iter(page.values.iter()))?;
-            while let Some(row) = rows.next()? {
-                if results.len() == query.limit as usize {
-                    more = true;
-                    break;
-                }
-                let chain: u64 = row.get(0)?;
-                let did = super::b256(&row.get::<_, Vec<u8>>(1)?)?;
-                let key: Value = row.get(2)?;
-                let summary: String = row.get(3)?;
-                let summary: AssetSummary = serde_json::from_str(&summary)
-                    .map_err(|error| StoreError::Corrupt(format!("a summary: {error}")))?;
-                results.push(summary);
-                last = Some((key, chain, did));
-            }
-        }
-        let next = if more {
-            last.map(|(key, chain, did)| {
-                let cursor = Cursor {
-                    s: query.sort.as_str().to_owned(),
-                    k: value_json(key),
-                    c: chain,
-                    d: did,
-                };
-                URL_SAFE_NO_PAD.encode(serde_json::to_vec(&cursor).unwrap_or_default())
-            })
-        } else {
-            None
-        };
-        let facets = self.facets(query.is_everything())?;
-        Ok(SearchPage {
-            total,
-            results,
-            facets,
-            next,
-        })
     }
+    let direction = if descending { "DESC" } else { "ASC" };
+    let order = format!("ORDER BY h.k {direction}, h.chain_id ASC, h.did ASC");
+    page.push(
+        &format!(" {order} LIMIT ?) h JOIN search s ON s.id = h.id {order}"),
+        [(u64::from(query.limit) + 1).into()],
+    );
+    let rows = db.query(&page.text, &page.values)?;
+    let more = rows.len() > query.limit as usize;
+    let mut results = Vec::new();
+    let mut last = None;
+    for row in rows.into_iter().take(query.limit as usize) {
+        let summary: AssetSummary = serde_json::from_str(&row[3].text()?)
+            .map_err(|error| StoreError::Corrupt(format!("a summary: {error}")))?;
+        last = Some((row[2].clone(), row[0].u64()?, row[1].b256()?));
+        results.push(summary);
+    }
+    let next = if more {
+        last.map(|(key, chain, did)| {
+            let cursor = Cursor {
+                s: query.sort.as_str().to_owned(),
+                k: value_json(key),
+                c: chain,
+                d: did,
+            };
+            URL_SAFE_NO_PAD.encode(serde_json::to_vec(&cursor).unwrap_or_default())
+        })
+    } else {
+        None
+    };
+    let facets = facets(db, query.is_everything())?;
+    Ok(SearchPage {
+        total,
+        results,
+        facets,
+        next,
+    })
+}
 
-    /// Facet counts over the hits; over the whole index (the same counts, read straight from
-    /// its indexes) when `everything` matched.
-    fn facets(&self, everything: bool) -> Result<Facets, StoreError> {
-        let scope = |table: &str| {
-            if everything {
-                format!("{table} h")
-            } else {
-                // The hits drive the join (SQLite keeps the order of a CROSS JOIN).
-                format!("temp.hits x CROSS JOIN {table} h ON h.id = x.id")
-            }
-        };
-        let (search, services, tags, providers) = (
-            scope("search"),
-            scope("search_services"),
-            scope("search_tags"),
-            scope("search_providers"),
+/// Facet counts over the hits; over the whole index (the same counts, read straight from its
+/// indexes) when everything matched.
+fn facets(db: &mut dyn Connection, everything: bool) -> Result<Facets, StoreError> {
+    // The hits drive the join: SQLite keeps the order of a CROSS JOIN; PostgreSQL's planner
+    // picks the order itself.
+    let join = match db.dialect() {
+        Dialect::Sqlite => "CROSS JOIN",
+        Dialect::Postgres => "JOIN",
+    };
+    let scope = |table: &str| {
+        if everything {
+            format!("{table} h")
+        } else {
+            format!("hits x {join} {table} h ON h.id = x.id")
+        }
+    };
+    let (search, services, tags, providers) = (
+        scope("search"),
+        scope("search_services"),
+        scope("search_tags"),
+        scope("search_providers"),
+    );
+    // Each value is counted once per asset (an asset may sell two services in one token).
+    let mut count = |select: String| -> Result<Vec<FacetCount>, StoreError> {
+        let sql = format!(
+            "SELECT value, COUNT(*) AS n FROM ({select}) counted \
+             GROUP BY value ORDER BY n DESC, value ASC LIMIT {FACET_VALUES}"
         );
-        // Each value is counted once per asset (an asset may sell two services in one token).
-        let count = |select: &str| -> Result<Vec<FacetCount>, StoreError> {
-            let sql = format!(
-                "SELECT value, COUNT(*) AS n FROM ({select}) \
-                 GROUP BY value ORDER BY n DESC, value ASC LIMIT {FACET_VALUES}"
-            );
-            let mut statement = self.connection().prepare(&sql)?;
-            let rows = statement.query_map([], |row| {
-                let value: Value = row.get(0)?;
+        db.query(&sql, &[])?
+            .into_iter()
+            .map(|row| {
                 Ok(FacetCount {
-                    value: match value {
-                        Value::Integer(number) => number.to_string(),
-                        Value::Text(text) => text,
+                    value: match &row[0] {
+                        Value::Int(number) => number.to_string(),
+                        Value::Text(text) => text.clone(),
                         _ => String::new(),
                     },
-                    count: row.get(1)?,
+                    count: row[1].u64()?,
                 })
-            })?;
-            Ok(rows.collect::<Result<_, _>>()?)
-        };
-        Ok(Facets {
-            chain: count(&format!("SELECT h.chain_id AS value FROM {search}"))?,
-            kind: count(&format!("SELECT h.kind AS value FROM {search}"))?,
-            service: count(&format!("SELECT h.service AS value FROM {services}"))?,
-            token: count(&format!(
-                "SELECT DISTINCT h.id, h.token AS value FROM {services}"
-            ))?,
-            license: count(&format!("SELECT h.license AS value FROM {search}"))?,
-            tags: count(&format!("SELECT h.tag AS value FROM {tags}"))?,
-            provider: count(&format!("SELECT h.provider AS value FROM {providers}"))?,
-        })
-    }
+            })
+            .collect()
+    };
+    Ok(Facets {
+        chain: count(format!("SELECT h.chain_id AS value FROM {search}"))?,
+        kind: count(format!("SELECT h.kind AS value FROM {search}"))?,
+        service: count(format!("SELECT h.service AS value FROM {services}"))?,
+        token: count(format!(
+            "SELECT DISTINCT h.id, h.token AS value FROM {services}"
+        ))?,
+        license: count(format!("SELECT h.license AS value FROM {search}"))?,
+        tags: count(format!("SELECT h.tag AS value FROM {tags}"))?,
+        provider: count(format!("SELECT h.provider AS value FROM {providers}"))?,
+    })
 }
 
 fn json_value(value: &serde_json::Value) -> Value {
     match value {
         serde_json::Value::Number(number) => match number.as_i64() {
-            Some(integer) => Value::Integer(integer),
+            Some(integer) => Value::Int(integer),
             None => Value::Real(number.as_f64().unwrap_or_default()),
         },
         serde_json::Value::String(text) => Value::Text(text.clone()),
@@ -586,7 +653,7 @@ fn json_value(value: &serde_json::Value) -> Value {
 
 fn value_json(value: Value) -> serde_json::Value {
     match value {
-        Value::Integer(integer) => integer.into(),
+        Value::Int(integer) => integer.into(),
         Value::Real(real) => serde_json::Number::from_f64(real)
             .map(serde_json::Value::Number)
             .unwrap_or_default(),
@@ -601,11 +668,16 @@ mod tests {
 
     #[test]
     fn query_words_are_quoted_and_the_last_is_a_prefix() {
+        let found = words("air \"quality\" OR NEAR(x");
         assert_eq!(
-            fts_expression("air \"quality\" OR NEAR(x"),
+            text_query(Dialect::Sqlite, &found),
             Some("\"air\" \"quality\" \"OR\" \"NEAR\" \"x\"*".to_owned())
         );
-        assert_eq!(fts_expression("  -- ** "), None);
+        assert_eq!(
+            text_query(Dialect::Postgres, &found),
+            Some("air & quality & or & near & x:*".to_owned())
+        );
+        assert_eq!(text_query(Dialect::Sqlite, &words("  -- ** ")), None);
     }
 
     #[test]
