@@ -1,9 +1,10 @@
 //! `catalog-bench`: search latency against a generated catalog (10,000 assets by default).
 //!
-//! Builds the catalog in a fresh SQLite database on disk through the store's own recording path,
+//! Builds the catalog in a fresh database through the store's own recording path (a SQLite file in
+//! a temporary folder, or the empty PostgreSQL database given with `--database postgres://...`),
 //! then runs a mix of searches (words, prefixes, filters, each sort, deep pages) round-robin and
-//! prints their latency. The last line is JSON: `{"assets":..,"queries":..,"p50_ms":..,
-//! "p99_ms":..,"max_ms":..,"build_secs":..}`.
+//! prints their latency. The last line is JSON: `{"database":..,"assets":..,"queries":..,
+//! "p50_ms":..,"p99_ms":..,"max_ms":..,"build_secs":..}`.
 
 use std::time::Instant;
 
@@ -24,12 +25,23 @@ struct Args {
     /// Searches timed.
     #[arg(long, default_value_t = 2_000)]
     queries: usize,
+    /// An empty PostgreSQL database to build the catalog in (`postgres://...`), instead of a
+    /// SQLite file.
+    #[arg(long)]
+    database: Option<String>,
 }
 
 fn main() -> anyhow::Result<()> {
     let args = Args::parse();
     let folder = tempfile::tempdir().context("a temporary folder")?;
-    let mut store = Store::open(&folder.path().join("catalog.db"))?;
+    let mut store = match &args.database {
+        Some(url) => Store::open_location(url)?,
+        None => Store::open(&folder.path().join("catalog.db"))?,
+    };
+    let database = match store.dialect() {
+        insitu_catalog::store::db::Dialect::Sqlite => "sqlite",
+        insitu_catalog::store::db::Dialect::Postgres => "postgresql",
+    };
     let started = Instant::now();
     sample::populate(&mut store, 31_337, args.assets, 1_700_000_000)?;
     let build_secs = started.elapsed().as_secs_f64();
@@ -109,7 +121,7 @@ fn main() -> anyhow::Result<()> {
         per_kind[kind].push(ms);
     }
     println!(
-        "catalog of {} assets built in {build_secs:.1} s; {} searches:",
+        "catalog of {} assets on {database} built in {build_secs:.1} s; {} searches:",
         args.assets, args.queries
     );
     for ((name, _), times) in checked.iter().zip(&mut per_kind) {
@@ -124,6 +136,7 @@ fn main() -> anyhow::Result<()> {
     println!(
         "{}",
         serde_json::json!({
+            "database": database,
             "assets": args.assets,
             "queries": args.queries,
             "p50_ms": round(p50),

@@ -336,7 +336,14 @@ impl Postgres {
         std::thread::Builder::new()
             .name("catalog-postgres".to_owned())
             .spawn(move || {
-                let mut client = match postgres::Client::connect(&url, postgres::NoTls) {
+                // Statements are prepared once and kept, but planned for their parameters each
+                // time: a generic plan ignores how selective a search's words and filters are.
+                let connected =
+                    postgres::Client::connect(&url, postgres::NoTls).and_then(|mut client| {
+                        client.batch_execute("SET plan_cache_mode = force_custom_plan")?;
+                        Ok(client)
+                    });
+                let mut client = match connected {
                     Ok(client) => {
                         let _ = ready_send.send(Ok(()));
                         client
@@ -346,13 +353,20 @@ impl Postgres {
                         return;
                     }
                 };
+                let mut prepared = Prepared::default();
                 for job in incoming {
                     match job {
                         Job::Execute(sql, params, reply) => {
-                            let _ = reply.send(pg_execute(&mut client, &sql, &params));
+                            let _ =
+                                reply.send(prepared.get(&mut client, &sql).and_then(|statement| {
+                                    pg_execute(&mut client, &statement, &params)
+                                }));
                         }
                         Job::Query(sql, params, reply) => {
-                            let _ = reply.send(pg_query(&mut client, &sql, &params));
+                            let _ =
+                                reply.send(prepared.get(&mut client, &sql).and_then(|statement| {
+                                    pg_query(&mut client, &statement, &params)
+                                }));
                         }
                         Job::Batch(sql, reply) => {
                             let _ = reply.send(
@@ -394,6 +408,43 @@ impl Connection for Postgres {
 
     fn batch(&mut self, sql: &str) -> Result<(), StoreError> {
         self.ask(|reply| Job::Batch(sql.to_owned(), reply))
+    }
+}
+
+/// Statements prepared on the connection, by SQL (most recent 256): the store runs the same few
+/// statements again and again, and planning them each time would cost more than running them.
+#[derive(Default)]
+struct Prepared {
+    statements: std::collections::HashMap<String, (postgres::Statement, u64)>,
+    uses: u64,
+}
+
+impl Prepared {
+    const KEPT: usize = 256;
+
+    fn get(
+        &mut self,
+        client: &mut postgres::Client,
+        sql: &str,
+    ) -> Result<postgres::Statement, StoreError> {
+        self.uses += 1;
+        if let Some((statement, used)) = self.statements.get_mut(sql) {
+            *used = self.uses;
+            return Ok(statement.clone());
+        }
+        if self.statements.len() >= Self::KEPT
+            && let Some(oldest) = self
+                .statements
+                .iter()
+                .min_by_key(|(_, (_, used))| *used)
+                .map(|(sql, _)| sql.clone())
+        {
+            self.statements.remove(&oldest);
+        }
+        let statement = client.prepare(sql).map_err(pg_error)?;
+        self.statements
+            .insert(sql.to_owned(), (statement.clone(), self.uses));
+        Ok(statement)
     }
 }
 
@@ -457,7 +508,7 @@ fn pg_error(error: postgres::Error) -> StoreError {
 
 fn pg_execute(
     client: &mut postgres::Client,
-    sql: &str,
+    sql: &postgres::Statement,
     params: &[Value],
 ) -> Result<u64, StoreError> {
     let boxed = pg_params(params);
@@ -468,7 +519,7 @@ fn pg_execute(
 
 fn pg_query(
     client: &mut postgres::Client,
-    sql: &str,
+    sql: &postgres::Statement,
     params: &[Value],
 ) -> Result<Vec<Row>, StoreError> {
     use postgres::types::Type;

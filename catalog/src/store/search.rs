@@ -388,143 +388,147 @@ impl Sql {
 }
 
 impl Store {
-    /// Runs a search: one page of results, the total, and facets over all matching results.
+    /// Runs a search: one page of results, the total, and facets over all matching results, read
+    /// from one snapshot of the index.
     ///
     /// # Errors
     ///
     /// [`StoreError`].
     pub fn search(&mut self, query: &Query) -> Result<SearchPage, StoreError> {
         let dialect = self.dialect();
-        let text = text_query(dialect, &query.words);
-        let price_scope = {
-            let mut scope = Sql::default();
-            if let Some(service) = query.service {
-                scope.push(" AND p.service = ?", [service.into()]);
-            }
-            if let Some(token) = &query.token {
-                scope.push(" AND p.token = ?", [token.into()]);
-            }
-            if let Some(min) = &query.price_min {
-                scope.push(" AND p.price >= ?", [min.into()]);
-            }
-            if let Some(max) = &query.price_max {
-                scope.push(" AND p.price <= ?", [max.into()]);
-            }
-            scope
-        };
-        // The matching assets, each with its sort key `k` (ascending or descending as the sort
-        // says; relevance ascends: FTS5's bm25 is lower for better matches, and PostgreSQL's rank
-        // is negated to match).
-        let mut hits = Sql::default();
-        hits.push(
-            "INSERT INTO hits (id, chain_id, did, kind, license, k) \
-             SELECT s.id, s.chain_id, s.did, s.kind, s.license, ",
-            [],
-        );
-        match query.sort {
-            Sort::Relevance => match dialect {
-                Dialect::Sqlite => hits.push("bm25(search_text, 8.0, 1.0, 4.0, 2.0)", []),
-                Dialect::Postgres => hits.push(
-                    "-ts_rank(s.words, to_tsquery('simple', ?))",
-                    [text.clone().into()],
-                ),
-            },
-            Sort::Newest => hits.push("s.registered_at", []),
-            Sort::Popularity => hits.push("s.popularity", []),
-            Sort::PriceAsc | Sort::PriceDesc => {
-                // Assets without a matching price sort last either way.
-                let missing = if query.sort == Sort::PriceAsc {
-                    "'~'"
-                } else {
-                    "''"
-                };
-                hits.push(
-                    &format!(
-                        "COALESCE((SELECT MIN(p.price) FROM search_services p \
-                         WHERE p.id = s.id{}), {missing})",
-                        price_scope.text
-                    ),
-                    price_scope.values.clone(),
-                );
-            }
+        let db = self.db();
+        db.batch(match dialect {
+            Dialect::Sqlite => "BEGIN",
+            Dialect::Postgres => "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY",
+        })?;
+        let result = page(db, query, &hits(dialect, query, true)).and_then(|(results, next)| {
+            let (total, facets) =
+                total_and_facets(db, query.is_everything(), &hits(dialect, query, false))?;
+            Ok(SearchPage {
+                total,
+                results,
+                facets,
+                next,
+            })
+        });
+        db.batch("COMMIT")?;
+        result
+    }
+}
+
+/// The matching assets, each with its sort key `k` when `keyed` (NULL otherwise: counting needs
+/// none), as a common table expression computed once per statement. Relevance ascends: FTS5's
+/// bm25 is lower for better matches, and PostgreSQL's rank is negated to match.
+fn hits(dialect: Dialect, query: &Query, keyed: bool) -> Sql {
+    let text = text_query(dialect, &query.words);
+    let price_scope = {
+        let mut scope = Sql::default();
+        if let Some(service) = query.service {
+            scope.push(" AND p.service = ?", [service.into()]);
         }
-        hits.push(" FROM search s", []);
-        match (&text, dialect) {
-            (Some(text), Dialect::Sqlite) => hits.push(
-                " JOIN search_text ON search_text.rowid = s.id WHERE search_text MATCH ?",
-                [text.into()],
+        if let Some(token) = &query.token {
+            scope.push(" AND p.token = ?", [token.into()]);
+        }
+        if let Some(min) = &query.price_min {
+            scope.push(" AND p.price >= ?", [min.into()]);
+        }
+        if let Some(max) = &query.price_max {
+            scope.push(" AND p.price <= ?", [max.into()]);
+        }
+        scope
+    };
+    let mut hits = Sql::default();
+    hits.push(
+        "WITH hits AS MATERIALIZED (SELECT s.id, s.chain_id, s.did, s.kind, s.license, ",
+        [],
+    );
+    match query.sort {
+        _ if !keyed => hits.push("NULL", []),
+        Sort::Relevance => match dialect {
+            Dialect::Sqlite => hits.push("bm25(search_text, 8.0, 1.0, 4.0, 2.0)", []),
+            Dialect::Postgres => hits.push(
+                "-CAST(ts_rank(s.words, to_tsquery('simple', ?)) AS DOUBLE PRECISION)",
+                [text.clone().into()],
             ),
-            (Some(text), Dialect::Postgres) => {
-                hits.push(" WHERE s.words @@ to_tsquery('simple', ?)", [text.into()])
-            }
-            (None, _) => hits.push(" WHERE TRUE", []),
-        }
-        if let Some(chain) = query.chain {
-            hits.push(" AND s.chain_id = ?", [chain.into()]);
-        }
-        if let Some(kind) = query.kind {
-            hits.push(" AND s.kind = ?", [kind.as_str().into()]);
-        }
-        if let Some(license) = &query.license {
-            hits.push(" AND s.license = ?", [license.into()]);
-        }
-        if let Some(provider) = &query.provider {
-            hits.push(
-                " AND EXISTS (SELECT 1 FROM search_providers v \
-                 WHERE v.id = s.id AND v.provider = ?)",
-                [provider.into()],
-            );
-        }
-        for tag in &query.tags {
-            hits.push(
-                " AND EXISTS (SELECT 1 FROM search_tags t WHERE t.id = s.id AND t.tag = ?)",
-                [tag.into()],
-            );
-        }
-        if !price_scope.text.is_empty() {
+        },
+        Sort::Newest => hits.push("s.registered_at", []),
+        Sort::Popularity => hits.push("s.popularity", []),
+        Sort::PriceAsc | Sort::PriceDesc => {
+            // Assets without a matching price sort last either way.
+            let missing = if query.sort == Sort::PriceAsc {
+                "'~'"
+            } else {
+                "''"
+            };
             hits.push(
                 &format!(
-                    " AND EXISTS (SELECT 1 FROM search_services p WHERE p.id = s.id{})",
+                    "COALESCE((SELECT MIN(p.price) FROM search_services p \
+                     WHERE p.id = s.id{}), {missing})",
                     price_scope.text
                 ),
                 price_scope.values.clone(),
             );
         }
-        // The matching set is computed once, into a table of this connection; the count, the
-        // page and each facet read it. It is emptied after each search.
-        let key_type = match (query.sort, dialect) {
-            (Sort::Relevance, Dialect::Postgres) => "DOUBLE PRECISION",
-            (Sort::Relevance, Dialect::Sqlite) => "REAL",
-            (Sort::PriceAsc | Sort::PriceDesc, Dialect::Postgres) => "TEXT COLLATE \"C\"",
-            (Sort::PriceAsc | Sort::PriceDesc, Dialect::Sqlite) => "TEXT",
-            _ => "BIGINT",
-        };
-        let db = self.db();
-        db.batch("DROP TABLE IF EXISTS hits")?;
-        db.batch(&format!(
-            "CREATE TEMP TABLE hits (id BIGINT PRIMARY KEY, chain_id BIGINT, did {blob}, \
-             kind TEXT, license TEXT, k {key_type})",
-            blob = if dialect == Dialect::Postgres {
-                "BYTEA"
-            } else {
-                "BLOB"
-            }
-        ))?;
-        db.execute(&hits.text, &hits.values)?;
-        let result = read_hits(db, query);
-        db.batch("DROP TABLE IF EXISTS hits")?;
-        result
     }
+    hits.push(" AS k FROM search s", []);
+    match (&text, dialect) {
+        (Some(text), Dialect::Sqlite) => hits.push(
+            " JOIN search_text ON search_text.rowid = s.id WHERE search_text MATCH ?",
+            [text.into()],
+        ),
+        (Some(text), Dialect::Postgres) => {
+            hits.push(" WHERE s.words @@ to_tsquery('simple', ?)", [text.into()])
+        }
+        (None, _) => hits.push(" WHERE TRUE", []),
+    }
+    if let Some(chain) = query.chain {
+        hits.push(" AND s.chain_id = ?", [chain.into()]);
+    }
+    if let Some(kind) = query.kind {
+        hits.push(" AND s.kind = ?", [kind.as_str().into()]);
+    }
+    if let Some(license) = &query.license {
+        hits.push(" AND s.license = ?", [license.into()]);
+    }
+    if let Some(provider) = &query.provider {
+        hits.push(
+            " AND EXISTS (SELECT 1 FROM search_providers v \
+             WHERE v.id = s.id AND v.provider = ?)",
+            [provider.into()],
+        );
+    }
+    for tag in &query.tags {
+        hits.push(
+            " AND EXISTS (SELECT 1 FROM search_tags t WHERE t.id = s.id AND t.tag = ?)",
+            [tag.into()],
+        );
+    }
+    if !price_scope.text.is_empty() {
+        hits.push(
+            &format!(
+                " AND EXISTS (SELECT 1 FROM search_services p WHERE p.id = s.id{})",
+                price_scope.text
+            ),
+            price_scope.values.clone(),
+        );
+    }
+    hits.push(") ", []);
+    hits
 }
 
-fn read_hits(db: &mut dyn Connection, query: &Query) -> Result<SearchPage, StoreError> {
+/// One page of results after the query's cursor, and the cursor of the next page.
+fn page(
+    db: &mut dyn Connection,
+    query: &Query,
+    hits: &Sql,
+) -> Result<(Vec<AssetSummary>, Option<String>), StoreError> {
     let descending = matches!(
         query.sort,
         Sort::Newest | Sort::Popularity | Sort::PriceDesc
     );
-    let total = db.value("SELECT COUNT(*) FROM hits", &[])?.u64()?;
     // The page is picked from the hits first; only its rows are joined to their summaries.
     let mut page = Sql::default();
+    page.push(&hits.text, hits.values.clone());
     page.push(
         "SELECT h.chain_id, h.did, h.k, s.summary FROM \
          (SELECT id, chain_id, did, k FROM hits h",
@@ -576,29 +580,21 @@ fn read_hits(db: &mut dyn Connection, query: &Query) -> Result<SearchPage, Store
     } else {
         None
     };
-    let facets = facets(db, query.is_everything())?;
-    Ok(SearchPage {
-        total,
-        results,
-        facets,
-        next,
-    })
+    Ok((results, next))
 }
 
-/// Facet counts over the hits; over the whole index (the same counts, read straight from its
-/// indexes) when everything matched.
-fn facets(db: &mut dyn Connection, everything: bool) -> Result<Facets, StoreError> {
-    // The hits drive the join: SQLite keeps the order of a CROSS JOIN; PostgreSQL's planner
-    // picks the order itself.
-    let join = match db.dialect() {
-        Dialect::Sqlite => "CROSS JOIN",
-        Dialect::Postgres => "JOIN",
-    };
+/// The number of hits and the facet counts, in one statement. Facets count over the hits; over
+/// the whole index (the same counts, read straight from its indexes) when everything matched.
+fn total_and_facets(
+    db: &mut dyn Connection,
+    everything: bool,
+    hits: &Sql,
+) -> Result<(u64, Facets), StoreError> {
     let scope = |table: &str| {
         if everything {
             format!("{table} h")
         } else {
-            format!("hits x {join} {table} h ON h.id = x.id")
+            format!("hits x JOIN {table} h ON h.id = x.id")
         }
     };
     let (search, services, tags, providers) = (
@@ -608,36 +604,71 @@ fn facets(db: &mut dyn Connection, everything: bool) -> Result<Facets, StoreErro
         scope("search_providers"),
     );
     // Each value is counted once per asset (an asset may sell two services in one token).
-    let mut count = |select: String| -> Result<Vec<FacetCount>, StoreError> {
-        let sql = format!(
-            "SELECT value, COUNT(*) AS n FROM ({select}) counted \
-             GROUP BY value ORDER BY n DESC, value ASC LIMIT {FACET_VALUES}"
-        );
-        db.query(&sql, &[])?
-            .into_iter()
-            .map(|row| {
-                Ok(FacetCount {
-                    value: match &row[0] {
-                        Value::Int(number) => number.to_string(),
-                        Value::Text(text) => text.clone(),
-                        _ => String::new(),
-                    },
-                    count: row[1].u64()?,
-                })
-            })
-            .collect()
+    let facet = |name: &str, value: &str, from: &str, distinct: bool| {
+        let counted = if distinct {
+            "COUNT(DISTINCT h.id)"
+        } else {
+            "COUNT(*)"
+        };
+        format!(
+            " UNION ALL SELECT * FROM (SELECT '{name}' AS facet, CAST({value} AS TEXT) AS value, \
+             {counted} AS n FROM {from} GROUP BY {value} \
+             ORDER BY n DESC, value ASC LIMIT {FACET_VALUES}) f_{name}"
+        )
     };
-    Ok(Facets {
-        chain: count(format!("SELECT h.chain_id AS value FROM {search}"))?,
-        kind: count(format!("SELECT h.kind AS value FROM {search}"))?,
-        service: count(format!("SELECT h.service AS value FROM {services}"))?,
-        token: count(format!(
-            "SELECT DISTINCT h.id, h.token AS value FROM {services}"
-        ))?,
-        license: count(format!("SELECT h.license AS value FROM {search}"))?,
-        tags: count(format!("SELECT h.tag AS value FROM {tags}"))?,
-        provider: count(format!("SELECT h.provider AS value FROM {providers}"))?,
-    })
+    let mut sql = Sql::default();
+    sql.push(&hits.text, hits.values.clone());
+    sql.push(
+        if everything {
+            "SELECT 'total' AS facet, '' AS value, COUNT(*) AS n FROM search"
+        } else {
+            "SELECT 'total' AS facet, '' AS value, COUNT(*) AS n FROM hits"
+        },
+        [],
+    );
+    for (name, value, from, distinct) in [
+        ("chain", "h.chain_id", &search, false),
+        ("type", "h.kind", &search, false),
+        ("service", "h.service", &services, false),
+        ("token", "h.token", &services, true),
+        ("license", "h.license", &search, false),
+        ("tags", "h.tag", &tags, false),
+        ("provider", "h.provider", &providers, false),
+    ] {
+        sql.push(&facet(name, value, from, distinct), []);
+    }
+    let mut total = 0;
+    let mut facets = Facets::default();
+    for row in db.query(&sql.text, &sql.values)? {
+        let (name, value, count) = (row[0].text()?, row[1].text()?, row[2].u64()?);
+        let list = match name.as_str() {
+            "total" => {
+                total = count;
+                continue;
+            }
+            "chain" => &mut facets.chain,
+            "type" => &mut facets.kind,
+            "service" => &mut facets.service,
+            "token" => &mut facets.token,
+            "license" => &mut facets.license,
+            "tags" => &mut facets.tags,
+            _ => &mut facets.provider,
+        };
+        list.push(FacetCount { value, count });
+    }
+    // (A union's rows come in no promised order.)
+    for list in [
+        &mut facets.chain,
+        &mut facets.kind,
+        &mut facets.service,
+        &mut facets.token,
+        &mut facets.license,
+        &mut facets.tags,
+        &mut facets.provider,
+    ] {
+        list.sort_by(|a, b| b.count.cmp(&a.count).then_with(|| a.value.cmp(&b.value)));
+    }
+    Ok((total, facets))
 }
 
 fn json_value(value: &serde_json::Value) -> Value {
