@@ -25,6 +25,7 @@ pub fn insitu() -> Command {
         "INSITU_RPC_URL",
         "INSITU_KEYSTORE",
         "INSITU_ADDRESSES",
+        "INSITU_CATALOG",
         "SSL_CERT_FILE",
     ] {
         command.env_remove(var);
