@@ -154,11 +154,7 @@ impl Indexer {
                     wait
                 }
             };
-            tokio::select! {
-                () = tokio::time::sleep(wait) => {}
-                _ = shutdown.changed() => return,
-            }
-            if *shutdown.borrow() {
+            if insitu_chainwatch::pause(wait, &mut shutdown).await {
                 return;
             }
         }

@@ -383,6 +383,20 @@ impl Backoff {
     }
 }
 
+/// Waits `wait`, or until `shutdown` turns true (or its sender is gone); returns whether the
+/// loop should stop.
+pub async fn pause(wait: Duration, shutdown: &mut tokio::sync::watch::Receiver<bool>) -> bool {
+    tokio::select! {
+        () = tokio::time::sleep(wait) => {}
+        changed = shutdown.changed() => {
+            if changed.is_err() {
+                return true;
+            }
+        }
+    }
+    *shutdown.borrow()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -394,5 +408,23 @@ mod tests {
         assert_eq!(waits, [10, 20, 40, 60, 60]);
         backoff.reset();
         assert_eq!(backoff.failed(), Duration::from_secs(10));
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_pause_ends_at_its_time_or_at_shutdown() {
+        let (stop, mut stopped) = tokio::sync::watch::channel(false);
+        assert!(!pause(Duration::from_secs(5), &mut stopped).await);
+        let waiting = tokio::spawn(async move {
+            let stopping = pause(Duration::from_secs(3_600), &mut stopped).await;
+            (stopping, tokio::time::Instant::now())
+        });
+        let asked = tokio::time::Instant::now();
+        stop.send_replace(true);
+        let (stopping, at) = waiting.await.unwrap();
+        assert!(stopping);
+        assert!(at - asked < Duration::from_secs(1));
+        let (gone, mut orphan) = tokio::sync::watch::channel(false);
+        drop(gone);
+        assert!(pause(Duration::from_secs(5), &mut orphan).await);
     }
 }

@@ -241,11 +241,7 @@ impl Watcher {
                     wait
                 }
             };
-            tokio::select! {
-                () = tokio::time::sleep(wait) => {}
-                _ = shutdown.changed() => return,
-            }
-            if *shutdown.borrow() {
+            if insitu_chainwatch::pause(wait, &mut shutdown).await {
                 return;
             }
         }
