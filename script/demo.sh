@@ -4,21 +4,21 @@
 # 1. installs the npm toolchain if needed (solc, OpenZeppelin, anvil, forge);
 # 2. prints the gas benchmark of the contract suite (in-memory EVM, steady state);
 # 3. runs `insitu demo`: starts anvil (a block a second), deploys the suite, starts the provider's
-#    keeper as its own process (compute jobs in its sandbox) and the catalog as another, publishes
-#    a sample dataset at the
-#    keeper, buys it on the keeper's signed offer, downloads it (SHA-256 checked; the keeper
-#    settles the agreement on chain); publishes a dataset that may only be computed on, buys
-#    compute with the sample algorithm (examples/algorithms/summary.py), downloads the result
+#    keeper as its own process (compute jobs in its sandbox) and the catalog as another,
+#    publishes a sample dataset at the keeper and finds it with a catalog search, buys it on the
+#    keeper's signed offer, downloads it (SHA-256 checked; the keeper settles the agreement on
+#    chain); publishes a dataset that may only be computed on, finds it too, buys compute with
+#    the sample algorithm (examples/algorithms/summary.py), downloads the result
 #    (registered on chain as the consumer's asset before the escrow is released), and orders a
 #    job that runs out of memory; then makes an access purchase the provider never delivers and
 #    refunds the consumer after the time out, as it does the failed job. It prints each
-#    transaction's block and gas, the balances and a summary; anvil and the keeper are stopped on
-#    exit and on Ctrl-C.
+#    transaction's block and gas, the balances and a summary; anvil, the keeper and the catalog
+#    are stopped on exit and on Ctrl-C.
 #
 # `script/demo.sh --json` ends with one JSON line (access_delivered, access_escrow_released,
 # refund_after_timeout, blocks_lock_to_release_access, compute_result_delivered,
-# compute_escrow_released, compute_failed_job_refunded, blocks_lock_to_release_compute, steps,
-# balances, ...).
+# compute_escrow_released, compute_failed_job_refunded, blocks_lock_to_release_compute,
+# catalog_search_found, catalog_indexed_assets, steps, balances, ...).
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 

@@ -1,7 +1,8 @@
 //! The catalog service against a real anvil node: assets registered on chain are indexed once
 //! their documents check out (served over HTTP through the outbound guard), mismatched and
 //! invalid documents are flagged, unreachable ones wait, usage follows agreements, updates are
-//! followed, a reorg drops what it undid, and the API answers bad input with 4xx JSON; on SQLite
+//! followed, a reorg drops what it undid, one catalog follows several chains, and the API answers
+//! bad input with 4xx JSON; on SQLite
 //! and on PostgreSQL.
 
 mod common;
@@ -88,13 +89,9 @@ fn document(name: &str, tags: &[&str]) -> Vec<u8> {
 }
 
 struct World {
-    _devnet: Devnet,
-    provider: DynProvider,
-    registry: AssetRegistry::AssetRegistryInstance<DynProvider>,
-    keeper: alloy::primitives::Address,
+    chain: Chain,
     docs: Documents,
     docs_at: SocketAddr,
-    demo_did: B256,
     catalog: Catalog,
     client: CatalogClient,
     _folder: tempfile::TempDir,
@@ -105,22 +102,88 @@ async fn world() -> World {
 }
 
 /// The world with the catalog's database at `database` (a temporary SQLite file by default).
-async fn world_on(database: Option<String>) -> World {
-    let devnet = Devnet::start().expect("anvil");
+/// A chain with the suite deployed and the demo run up to a served purchase.
+struct Chain {
+    devnet: Devnet,
+    provider: DynProvider,
+    registry: AssetRegistry::AssetRegistryInstance<DynProvider>,
+    keeper: alloy::primitives::Address,
+    demo_did: B256,
+    addresses: std::path::PathBuf,
+}
+
+async fn chain(id: u64, folder: &std::path::Path) -> Chain {
+    let devnet = Devnet::start_with(|anvil| anvil.chain_id(id)).expect("anvil");
     let keys: Vec<PrivateKeySigner> = devnet.signers();
     let report = demo::run_until(&devnet.endpoint(), &keys[..5], Stage::Served)
         .await
         .expect("demo");
-    let publisher = keys[1].clone();
     let provider = ProviderBuilder::new()
-        .wallet(EthereumWallet::from(publisher))
+        .wallet(EthereumWallet::from(keys[1].clone()))
         .connect_http(devnet.endpoint().parse().unwrap())
         .erased();
     let suite = report.deployment.suite().unwrap();
-    let registry = AssetRegistry::new(suite.asset_registry, provider.clone());
-    let folder = tempfile::tempdir().unwrap();
-    let addresses = folder.path().join("deployment.json");
+    let addresses = folder.join(format!("deployment-{id}.json"));
     report.deployment.write(&addresses).unwrap();
+    Chain {
+        registry: AssetRegistry::new(suite.asset_registry, provider.clone()),
+        provider,
+        keeper: keys[2].address(),
+        demo_did: report.did,
+        addresses,
+        devnet,
+    }
+}
+
+impl Chain {
+    fn config(&self) -> ChainConfig {
+        ChainConfig {
+            rpc_url: self.devnet.endpoint(),
+            addresses: self.addresses.clone(),
+            confirmations: 0,
+        }
+    }
+}
+
+/// Registers an asset on `chain` whose document is served (by `docs`, at `docs_at`) as `served`
+/// while its checksum is that of `registered`.
+async fn register(
+    chain: &Chain,
+    docs: &Documents,
+    docs_at: SocketAddr,
+    name: &str,
+    registered: &[u8],
+    served: &[u8],
+) -> B256 {
+    docs.put(name, served);
+    let receipt = chain
+        .registry
+        .register(
+            keccak256(name),
+            keccak256(registered),
+            format!("http://{docs_at}/{name}"),
+            vec![chain.keeper],
+        )
+        .send()
+        .await
+        .unwrap()
+        .get_receipt()
+        .await
+        .unwrap();
+    receipt
+        .inner
+        .logs()
+        .iter()
+        .find_map(|log| log.log_decode::<AssetRegistry::AssetRegistered>().ok())
+        .unwrap()
+        .inner
+        .data
+        .did
+}
+
+async fn world_on(database: Option<String>) -> World {
+    let folder = tempfile::tempdir().unwrap();
+    let chain = chain(31_337, folder.path()).await;
     let docs = Documents::default();
     let docs_at = docs.serve().await;
     let config = Config {
@@ -128,11 +191,7 @@ async fn world_on(database: Option<String>) -> World {
         database: database
             .unwrap_or_else(|| folder.path().join("catalog.db").display().to_string()),
         poll_interval_ms: 100,
-        chains: vec![ChainConfig {
-            rpc_url: devnet.endpoint(),
-            addresses,
-            confirmations: 0,
-        }],
+        chains: vec![chain.config()],
         outbound: OutboundConfig {
             allow: vec!["127.0.0.0/8".parse().unwrap()],
         },
@@ -141,13 +200,9 @@ async fn world_on(database: Option<String>) -> World {
     let catalog = Catalog::start(&config).await.expect("catalog");
     let client = CatalogClient::new(&format!("http://{}", catalog.address));
     World {
-        _devnet: devnet,
-        provider,
-        registry,
-        keeper: keys[2].address(),
+        chain,
         docs,
         docs_at,
-        demo_did: report.did,
         catalog,
         client,
         _folder: folder,
@@ -158,30 +213,15 @@ impl World {
     /// Registers an asset whose document is served as `served` while its checksum is that of
     /// `registered`.
     async fn register(&self, name: &str, registered: &[u8], served: &[u8]) -> B256 {
-        self.docs.put(name, served);
-        let receipt = self
-            .registry
-            .register(
-                keccak256(name),
-                keccak256(registered),
-                format!("http://{}/{name}", self.docs_at),
-                vec![self.keeper],
-            )
-            .send()
-            .await
-            .unwrap()
-            .get_receipt()
-            .await
-            .unwrap();
-        receipt
-            .inner
-            .logs()
-            .iter()
-            .find_map(|log| log.log_decode::<AssetRegistry::AssetRegistered>().ok())
-            .unwrap()
-            .inner
-            .data
-            .did
+        register(
+            &self.chain,
+            &self.docs,
+            self.docs_at,
+            name,
+            registered,
+            served,
+        )
+        .await
     }
 
     async fn status_of(&self, did: B256) -> Option<DocumentStatus> {
@@ -263,12 +303,16 @@ async fn indexed_checked_flagged_updated_and_rolled_back(world: World) {
         view.problems
     );
     let view = world.client.asset(31_337, valid).await.unwrap();
-    assert_eq!(view.providers, [world.keeper]);
+    assert_eq!(view.providers, [world.chain.keeper]);
     assert_eq!(view.summary.unwrap().services[0].price, "1000");
 
     // The demo's asset: its URL does not resolve (it waits, retried), and its agreement (bought,
     // served, released) is counted.
-    let demo = world.client.asset(31_337, world.demo_did).await.unwrap();
+    let demo = world
+        .client
+        .asset(31_337, world.chain.demo_did)
+        .await
+        .unwrap();
     assert_eq!(
         demo.status,
         DocumentStatus::Unreachable,
@@ -291,6 +335,7 @@ async fn indexed_checked_flagged_updated_and_rolled_back(world: World) {
     let ice = document("Ice sheet thickness", &["ice"]);
     world.docs.put("ice", &ice);
     world
+        .chain
         .registry
         .updateMetadata(
             valid,
@@ -312,6 +357,7 @@ async fn indexed_checked_flagged_updated_and_rolled_back(world: World) {
 
     // A reorg that drops a registration drops the asset.
     let snapshot: String = world
+        .chain
         .provider
         .raw_request("evm_snapshot".into(), ())
         .await
@@ -324,11 +370,13 @@ async fn indexed_checked_flagged_updated_and_rolled_back(world: World) {
         })
         .await;
     let _: bool = world
+        .chain
         .provider
         .raw_request("evm_revert".into(), (snapshot,))
         .await
         .unwrap();
     let _: serde_json::Value = world
+        .chain
         .provider
         .raw_request("anvil_mine".into(), (3,))
         .await
@@ -386,4 +434,72 @@ async fn bad_requests_get_4xx_json_with_stable_codes() {
         );
     }
     world.catalog.stop().await;
+}
+
+#[tokio::test]
+async fn one_catalog_indexes_several_chains_and_filters_and_counts_by_chain() {
+    let folder = tempfile::tempdir().unwrap();
+    let (first, second) = (
+        chain(31_337, folder.path()).await,
+        chain(31_338, folder.path()).await,
+    );
+    let docs = Documents::default();
+    let docs_at = docs.serve().await;
+    let (lakes, rivers) = (
+        document("Lake temperatures", &["water"]),
+        document("River temperatures", &["water"]),
+    );
+    let on_first = register(&first, &docs, docs_at, "lakes", &lakes, &lakes).await;
+    let on_second = register(&second, &docs, docs_at, "rivers", &rivers, &rivers).await;
+    let catalog = Catalog::start(&Config {
+        listen: "127.0.0.1:0".into(),
+        database: folder.path().join("catalog.db").display().to_string(),
+        poll_interval_ms: 100,
+        chains: vec![first.config(), second.config()],
+        outbound: OutboundConfig {
+            allow: vec!["127.0.0.0/8".parse().unwrap()],
+        },
+        ..Config::default()
+    })
+    .await
+    .expect("catalog");
+    let client = CatalogClient::new(&format!("http://{}", catalog.address));
+    let query = |chain: Option<u64>| SearchQuery {
+        q: Some("temperatures".into()),
+        chain,
+        ..Default::default()
+    };
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while client.search(&query(None)).await.unwrap().total < 2 {
+        assert!(
+            Instant::now() < deadline,
+            "both chains' assets are not indexed"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let both = client.search(&query(None)).await.unwrap();
+    let mut chains: Vec<(u64, String)> = both
+        .facets
+        .chain
+        .iter()
+        .map(|facet| (facet.count, facet.value.clone()))
+        .collect();
+    chains.sort();
+    assert_eq!(chains, [(1, "31337".to_owned()), (1, "31338".to_owned())]);
+    let only = client.search(&query(Some(31_338))).await.unwrap();
+    assert_eq!(only.results.len(), 1);
+    assert_eq!(
+        (only.results[0].chain, only.results[0].did),
+        (31_338, on_second)
+    );
+    assert_eq!(client.asset(31_337, on_first).await.unwrap().chain, 31_337);
+    // An asset is looked up on its own chain only.
+    assert!(matches!(
+        client.asset(31_338, on_first).await,
+        Err(CatalogError::Refused { status: 404, .. })
+    ));
+    let status = client.status().await.unwrap();
+    let ids: Vec<u64> = status.chains.iter().map(|chain| chain.chain).collect();
+    assert_eq!(ids, [31_337, 31_338]);
+    catalog.stop().await;
 }

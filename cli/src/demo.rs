@@ -1,10 +1,11 @@
 //! `insitu demo`: the whole system on a local chain. It starts anvil (a block a second), deploys the
-//! suite, starts the provider's keeper as its own process (with compute in its sandbox),
-//! publishes a sample dataset, buys it, downloads it (its SHA-256 checked); publishes a second
-//! dataset that may only be computed on, buys compute on it with the sample algorithm (summary
-//! statistics), downloads the result, and orders a job that runs out of memory; then makes an
-//! access purchase that the provider never delivers, and has the consumer refunded after the time
-//! out, as is the failed job's. Anvil and the keeper are stopped on exit and on Ctrl-C.
+//! suite, starts the provider's keeper as its own process (with compute in its sandbox) and the
+//! catalog as another, publishes a sample dataset, finds it with a catalog search, buys it,
+//! downloads it (its SHA-256 checked); publishes a second dataset that may only be computed on,
+//! finds it too, buys compute on it with the sample algorithm (summary statistics), downloads the
+//! result, and orders a job that runs out of memory; then makes an access purchase that the
+//! provider never delivers, and has the consumer refunded after the time out, as is the failed
+//! job's. Anvil, the keeper and the catalog are stopped on exit and on Ctrl-C.
 
 use std::{
     path::{Path, PathBuf},
@@ -116,12 +117,12 @@ pub(crate) struct Report {
     pub(crate) catalog_searches: Vec<(String, Vec<String>)>,
 }
 
-/// A child process killed when dropped.
-struct KeeperProcess {
+/// A service (the keeper, the catalog) running as a child process, killed when dropped.
+struct ServiceProcess {
     child: Child,
 }
 
-impl KeeperProcess {
+impl ServiceProcess {
     fn stop(&mut self) {
         let _ = Command::new("kill")
             .args(["-TERM", &self.child.id().to_string()])
@@ -138,7 +139,7 @@ impl KeeperProcess {
     }
 }
 
-impl Drop for KeeperProcess {
+impl Drop for ServiceProcess {
     fn drop(&mut self) {
         if let Ok(None) = self.child.try_wait() {
             let _ = self.child.kill();
@@ -796,7 +797,7 @@ async fn lock_and_release(suite: &Suite, id: B256, purchase: B256) -> Result<(u6
     ))
 }
 
-fn start_keeper(config: &Path, key: &PrivateKeySigner, log: &Path) -> Result<KeeperProcess> {
+fn start_keeper(config: &Path, key: &PrivateKeySigner, log: &Path) -> Result<ServiceProcess> {
     let key = hex::encode(key.to_bytes());
     start_service(
         "insitu-keeper",
@@ -817,7 +818,7 @@ fn start_service(
     config: &Path,
     env: &[(&str, &str)],
     log: &Path,
-) -> Result<KeeperProcess> {
+) -> Result<ServiceProcess> {
     let binary = std::env::var_os(bin_var)
         .map(PathBuf::from)
         .unwrap_or_else(|| {
@@ -840,7 +841,7 @@ fn start_service(
                 binary.display()
             )
         })?;
-    Ok(KeeperProcess { child })
+    Ok(ServiceProcess { child })
 }
 
 async fn wait_ready(url: &str, path: &str) -> Result<()> {
