@@ -2,8 +2,7 @@
 //! their documents check out (served over HTTP through the outbound guard), mismatched and
 //! invalid documents are flagged, unreachable ones wait, usage follows agreements, updates are
 //! followed, a reorg drops what it undid, one catalog follows several chains, and the API answers
-//! bad input with 4xx JSON; on SQLite
-//! and on PostgreSQL.
+//! bad input with 4xx JSON; on SQLite and on PostgreSQL.
 
 mod common;
 
