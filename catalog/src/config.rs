@@ -111,15 +111,32 @@ pub fn is_postgres(database: &str) -> bool {
     database.starts_with("postgres://") || database.starts_with("postgresql://")
 }
 
-/// The `database` setting as it may be shown: a PostgreSQL URL without its password.
+/// The `database` setting as it may be shown: a PostgreSQL URL without its password, whether in
+/// its user part or in a `password` parameter.
 pub fn shown(database: &str) -> String {
     match url::Url::parse(database) {
         Ok(mut url) if is_postgres(database) => {
             if url.password().is_some() {
                 let _ = url.set_password(Some("***"));
             }
+            if url.query().is_some() {
+                let pairs: Vec<(String, String)> = url
+                    .query_pairs()
+                    .map(|(name, value)| {
+                        let value = if name.eq_ignore_ascii_case("password") {
+                            "***".to_owned()
+                        } else {
+                            value.into_owned()
+                        };
+                        (name.into_owned(), value)
+                    })
+                    .collect();
+                url.query_pairs_mut().clear().extend_pairs(pairs);
+            }
             url.to_string()
         }
+        // Not a URL: the setting is shown only when it is a file path.
+        Err(_) if is_postgres(database) => "(a PostgreSQL URL)".to_owned(),
         _ => database.to_owned(),
     }
 }
@@ -231,6 +248,11 @@ mod tests {
             shown(&config.database),
             "postgres://catalog:***@db.internal:5432/catalog"
         );
+        assert_eq!(
+            shown("postgres://catalog@db/catalog?sslmode=disable&password=secret"),
+            "postgres://catalog@db/catalog?sslmode=disable&password=***"
+        );
+        assert_eq!(shown("postgres://[broken"), "(a PostgreSQL URL)");
     }
 
     #[test]

@@ -178,6 +178,23 @@ impl Fetcher {
     }
 }
 
+/// Checks every document stored as invalid again, with this catalog's schemas: a document that
+/// named a schema version an older catalog did not know, say, passes now. Returns how many did.
+///
+/// # Errors
+///
+/// [`StoreError`].
+pub fn recheck(store: &mut Store) -> Result<usize, StoreError> {
+    let mut passed = 0;
+    for (checksum, body) in store.invalid_documents()? {
+        if validate(&body).is_ok() {
+            store.document_now_valid(checksum)?;
+            passed += 1;
+        }
+    }
+    Ok(passed)
+}
+
 /// Validates a document against the schema version it names.
 ///
 /// # Errors

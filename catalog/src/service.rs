@@ -117,6 +117,14 @@ impl Catalog {
             policy.client().context("setting up the HTTP client")?,
         );
         let mut fetch_store = open()?;
+        let passed =
+            crate::fetcher::recheck(&mut fetch_store).context("checking stored documents")?;
+        if passed > 0 {
+            tracing::info!(
+                documents = passed,
+                "documents refused before pass their check now"
+            );
+        }
         let fetch_stopped = stopped.clone();
         tasks.push(tokio::spawn(async move {
             fetcher.run(&mut fetch_store, progress, fetch_stopped).await;

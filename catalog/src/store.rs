@@ -551,6 +551,43 @@ impl Store {
         })
     }
 
+    /// The documents stored as invalid, with their bytes: checked again at start, since a newer
+    /// catalog may know a schema version an older one refused.
+    ///
+    /// # Errors
+    ///
+    /// [`StoreError`].
+    pub fn invalid_documents(&mut self) -> Result<Vec<(B256, Vec<u8>)>, StoreError> {
+        self.db
+            .query("SELECT checksum, body FROM documents WHERE valid = 0", &[])?
+            .into_iter()
+            .map(|row| Ok((row[0].b256()?, row[1].blob()?)))
+            .collect()
+    }
+
+    /// Records that the stored document `checksum`, once invalid, passes its check now: the assets
+    /// that name it become searchable.
+    ///
+    /// # Errors
+    ///
+    /// [`StoreError`].
+    pub fn document_now_valid(&mut self, checksum: B256) -> Result<(), StoreError> {
+        transaction(self.db.as_mut(), |db| {
+            db.execute(
+                "UPDATE documents SET valid = 1, problems = NULL WHERE checksum = ?",
+                &[checksum.into()],
+            )?;
+            let assets = db.query(
+                "SELECT chain_id, did FROM assets WHERE checksum = ?",
+                &[checksum.into()],
+            )?;
+            for row in assets {
+                refresh(db, row[0].u64()?, row[1].b256()?)?;
+            }
+            Ok(())
+        })
+    }
+
     /// Documents due for a fetch at `now` (Unix seconds), oldest first.
     ///
     /// # Errors

@@ -418,6 +418,14 @@ fn sorts_order_results_and_pages_walk_them_without_repeats_or_gaps(fresh: Fresh<
         },
     );
     assert_eq!(relevant.len(), generated(|i| i % 12 == 1 || i % 12 == 7));
+    // Many of them tie on relevance (the same words, the same lengths): the pages still hold each
+    // once.
+    let ids: HashSet<B256> = relevant.iter().map(|r| r.did).collect();
+    assert_eq!(
+        ids.len(),
+        relevant.len(),
+        "a relevance page repeated a result"
+    );
 }
 
 fn a_page_cursor_survives_new_assets_and_refuses_another_sort(fresh: Fresh<'_>) {
@@ -550,6 +558,35 @@ fn a_document_that_does_not_match_its_checksum_or_its_schema_is_flagged_never_se
         )
         .total,
         1
+    );
+    // A document refused by an older catalog (a schema version it did not know, say) that passes
+    // this catalog's check is searchable after the check at start.
+    let later = renamed("Permafrost depth");
+    let once_refused = B256::repeat_byte(0x0e);
+    record(
+        &mut store,
+        6,
+        vec![register(once_refused, &later, "https://x/p")],
+    );
+    fetched(
+        &mut store,
+        &later,
+        "https://x/p",
+        Fetched::Invalid {
+            body: later.clone(),
+            problems: vec!["/schemaVersion: unknown".into()],
+        },
+    );
+    assert_eq!(insitu_catalog::fetcher::recheck(&mut store).unwrap(), 1);
+    assert_eq!(
+        store.asset(CHAIN, once_refused).unwrap().unwrap().status,
+        DocumentStatus::Valid
+    );
+    assert_eq!(insitu_catalog::fetcher::recheck(&mut store).unwrap(), 0);
+    // The really invalid one stays refused.
+    assert_eq!(
+        store.asset(CHAIN, invalid).unwrap().unwrap().status,
+        DocumentStatus::Invalid
     );
 }
 
@@ -876,3 +913,50 @@ on_each_database!(
     a_rollback_undoes_registrations_updates_and_usage_after_the_ancestor,
     types_follow_the_document
 );
+
+/// A PostgreSQL connection the server closes is made again: the statement that finds it closed
+/// fails (the indexers and the fetcher retry), the next one works, and a write transaction it
+/// was in is never applied in part.
+#[test]
+fn a_lost_postgresql_connection_is_made_again() {
+    let server = common::Postgres::start();
+    let url = server.new_database("reconnect");
+    let mut store = Store::postgres(&url).unwrap();
+    sample::populate(&mut store, CHAIN, 12, T0).unwrap();
+    let kill = || {
+        let mut admin =
+            postgres::Client::connect(&server.url("postgres"), postgres::NoTls).unwrap();
+        admin
+            .execute(
+                "SELECT pg_terminate_backend(pid) FROM pg_stat_activity \
+                 WHERE datname = 'reconnect' AND pid <> pg_backend_pid()",
+                &[],
+            )
+            .unwrap();
+    };
+    kill();
+    let mut answered = None;
+    for _ in 0..3 {
+        if let Ok(page) = store.search(&Query::parse(&SearchQuery::default()).unwrap()) {
+            answered = Some(page.total);
+            break;
+        }
+    }
+    assert_eq!(answered, Some(12), "the store did not connect again");
+    // Killed in the middle of a write: the write fails whole, and a retry applies it once.
+    kill();
+    let body = renamed("After the restart");
+    let (events, cursor) = at(
+        50,
+        vec![register(B256::repeat_byte(0x42), &body, "https://x/r")],
+    );
+    let mut recorded = None;
+    for _ in 0..3 {
+        if let Ok(count) = store.record(CHAIN, &events, cursor) {
+            recorded = Some(count);
+            break;
+        }
+    }
+    assert_eq!(recorded, Some(1));
+    assert_eq!(store.cursor(CHAIN).unwrap().unwrap().number, 50);
+}

@@ -115,12 +115,18 @@ async function searchPage() {
   let next = page.next;
   const loadMore = h("button", { type: "button", class: "secondary", onclick: async () => {
     loadMore.disabled = true;
-    const following = await api(`/v1/search?${queryString(query, { cursor: next })}`);
-    appendResults(results, following.results);
-    say(`${following.results.length} more shown`);
-    next = following.next;
-    loadMore.disabled = false;
-    if (!next) loadMore.remove();
+    try {
+      const following = await api(`/v1/search?${queryString(query, { cursor: next })}`);
+      appendResults(results, following.results);
+      say(`${following.results.length} more shown`);
+      next = following.next;
+      if (!next) loadMore.remove();
+    } catch (error) {
+      say(error.message);
+      more.append(h("p", { class: "error" }, error.message));
+    } finally {
+      loadMore.disabled = false;
+    }
   } }, "More results");
   if (next) more.replaceChildren(loadMore);
 }
@@ -346,7 +352,8 @@ async function download(asset, agreement, file, button, step) {
   button.disabled = true;
   try {
     const consumer = account || await connect();
-    for (let attempt = 0; attempt < 60; attempt += 1) {
+    // A wallet asks its user for each signature: a few tries, spaced as the keeper asks.
+    for (let attempt = 0; attempt < 6; attempt += 1) {
       const signing = await api(`/v1/agreements/${asset.chain}/${agreement}/access-request?consumer=${consumer}&file=${file}`);
       step("Sign the access request in your wallet (no transaction, no fee).");
       const signature = await window.ethereum.request({ method: "eth_signTypedData_v4",
@@ -356,8 +363,17 @@ async function download(asset, agreement, file, button, step) {
         body: JSON.stringify({ chainId: signing.chain_id, request: signing.request, signature }) });
       const body = await response.json().catch(() => ({}));
       if (response.ok) {
+        let url;
+        try {
+          url = new URL(body.url);
+        } catch {
+          throw new Error("the keeper's link is not a URL");
+        }
+        if (url.protocol !== "https:" && url.protocol !== "http:") {
+          throw new Error("the keeper's link is not an http(s) URL");
+        }
         step("The keeper delivered: downloading.", "ok");
-        const link = h("a", { href: body.url, download: "" });
+        const link = h("a", { href: url.href, download: "" });
         document.body.append(link);
         link.click();
         link.remove();
@@ -366,8 +382,8 @@ async function download(asset, agreement, file, button, step) {
       }
       if (response.status === 503 && (body.code === "unconfirmed" || body.code === "settlement_pending")) {
         step("The keeper is waiting for the purchase to be confirmed on chain; asking again.");
-        const wait = Number(response.headers.get("retry-after") || "2");
-        await new Promise((resolve) => setTimeout(resolve, Math.min(wait, 10) * 1000));
+        const wait = Number(response.headers.get("retry-after") || "2") || 2;
+        await new Promise((resolve) => setTimeout(resolve, Math.min(Math.max(wait, 1), 30) * 1000));
         continue;
       }
       throw new Error(body.message || `the keeper answered ${response.status}`);

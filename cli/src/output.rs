@@ -290,7 +290,7 @@ impl Output {
             for result in &page.results {
                 text.push_str(&format!(
                     "\n{}  [{}]\n  chain {} asset {}\n",
-                    result.name,
+                    printable(&result.name),
                     result.kind.as_str(),
                     result.chain,
                     result.did
@@ -298,12 +298,14 @@ impl Output {
                 for service in &result.services {
                     text.push_str(&format!(
                         "  {:<8} {} of token {}\n",
-                        service.kind, service.price, service.token
+                        printable(&service.kind),
+                        printable(&service.price),
+                        service.token
                     ));
                 }
-                let mut about = vec![result.license.clone(), result.author.clone()];
+                let mut about = vec![printable(&result.license), printable(&result.author)];
                 if !result.tags.is_empty() {
-                    about.push(result.tags.join(", "));
+                    about.push(printable(&result.tags.join(", ")));
                 }
                 text.push_str(&format!(
                     "  {}; {} agreement{}\n",
@@ -324,7 +326,7 @@ impl Output {
                     let listed: Vec<String> = values
                         .iter()
                         .take(8)
-                        .map(|facet| format!("{} {}", facet.value, facet.count))
+                        .map(|facet| format!("{} {}", printable(&facet.value), facet.count))
                         .collect();
                     counts.push(format!("  {field:<8} {}", listed.join(", ")));
                 }
@@ -333,7 +335,7 @@ impl Output {
                 text.push_str(&format!("\nby field\n{}\n", counts.join("\n")));
             }
             if let Some(next) = &page.next {
-                text.push_str(&format!("\nnext page: --cursor {next}\n"));
+                text.push_str(&format!("\nnext page: --cursor {}\n", printable(next)));
             }
             text
         })
@@ -506,6 +508,14 @@ impl Output {
     }
 }
 
+/// Text from a publisher or a server, safe to print on a terminal: control characters (escape
+/// sequences that would move the cursor, recolour or retitle the terminal) become U+FFFD.
+fn printable(text: &str) -> String {
+    text.chars()
+        .map(|c| if c.is_control() { '\u{fffd}' } else { c })
+        .collect()
+}
+
 /// A token amount of 18 decimals with two decimals.
 fn tokens(amount: alloy::primitives::U256) -> String {
     insitu_client::demo::format_tokens(amount)
@@ -674,5 +684,16 @@ impl DownloadBar {
         if let Some(bar) = &self.bar {
             bar.finish_and_clear();
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn terminal_escapes_from_publishers_are_not_printed() {
+        assert_eq!(
+            super::printable("Air\u{1b}]0;pwned\u{7}\u{1b}[2J quality\n"),
+            "Air\u{fffd}]0;pwned\u{fffd}\u{fffd}[2J quality\u{fffd}"
+        );
     }
 }

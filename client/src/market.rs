@@ -34,6 +34,43 @@ use crate::{
     tx::{Progress, Sender, TxError},
 };
 
+/// Largest answer read from a keeper's API where it is read whole (an offer, an error): a keeper is
+/// whoever a publisher names, and may answer with anything.
+pub const MAX_ANSWER_BYTES: usize = 256 * 1024;
+
+/// The body of `response`, refused past `limit` bytes.
+///
+/// # Errors
+///
+/// [`MarketError::BadAnswer`] past the limit or when the transfer fails.
+pub(crate) async fn read_capped(
+    mut response: reqwest::Response,
+    limit: usize,
+) -> Result<Vec<u8>, MarketError> {
+    if response
+        .content_length()
+        .is_some_and(|length| length > limit as u64)
+    {
+        return Err(MarketError::BadAnswer(format!(
+            "the answer is larger than {limit} bytes"
+        )));
+    }
+    let mut body = Vec::new();
+    while let Some(chunk) = response
+        .chunk()
+        .await
+        .map_err(|error| MarketError::BadAnswer(crate::rpc::error_chain(&error)))?
+    {
+        if body.len() + chunk.len() > limit {
+            return Err(MarketError::BadAnswer(format!(
+                "the answer is larger than {limit} bytes"
+            )));
+        }
+        body.extend_from_slice(&chunk);
+    }
+    Ok(body)
+}
+
 /// How long a download request stays valid, seconds.
 pub const REQUEST_VALIDITY: u64 = 300;
 /// How long a download keeps asking while the keeper says the purchase is not confirmed yet or
@@ -289,7 +326,10 @@ impl KeeperClient {
             return Ok(response);
         }
         let status = response.status().as_u16();
-        let text = response.text().await.unwrap_or_default();
+        let text = read_capped(response, MAX_ANSWER_BYTES)
+            .await
+            .map(|bytes| String::from_utf8_lossy(&bytes).into_owned())
+            .unwrap_or_default();
         let (code, message, fields) = match serde_json::from_str::<ErrorBody>(&text) {
             Ok(body) => (body.code, body.message, body.fields),
             Err(_) => ("http_error".to_owned(), text, Vec::new()),
@@ -579,12 +619,9 @@ pub async fn prepare_purchase(
         .send()
         .await
         .map_err(|error| keeper.unreachable(&error))?;
-    let signed: SignedOfferBody = keeper
-        .check(response)
-        .await?
-        .json()
-        .await
-        .map_err(|error| MarketError::BadAnswer(error.to_string()))?;
+    let body = read_capped(keeper.check(response).await?, MAX_ANSWER_BYTES).await?;
+    let signed: SignedOfferBody = serde_json::from_slice(&body)
+        .map_err(|error| MarketError::BadAnswer(format!("the keeper's offer: {error}")))?;
     let (domain_name, template) = match service {
         ServiceKind::Access => (
             offers::ACCESS_TEMPLATE_DOMAIN,

@@ -621,16 +621,32 @@ async fn info_health_readiness_and_the_openapi_document() {
     assert!(allowed("access-control-allow-methods").contains("post"));
     assert!(allowed("access-control-allow-headers").contains("content-type"));
     assert!(allowed("access-control-allow-credentials").is_empty());
-    let health = http
-        .get(setup.url("/health"))
+    let offer = http
+        .get(setup.url(&format!("/v1/offers/{}?service=access", B256::ZERO)))
         .header("origin", "https://catalog.example")
         .send()
         .await
         .unwrap();
-    let exposed = health.headers()["access-control-expose-headers"]
+    let exposed = offer.headers()["access-control-expose-headers"]
         .to_str()
         .unwrap();
     assert!(exposed.contains("content-disposition"), "{exposed}");
+    // The operator's routes stay same-origin: a page cannot read the keeper's metrics or info.
+    for path in ["/metrics", "/v1/info", "/health"] {
+        let answer = http
+            .get(setup.url(path))
+            .header("origin", "https://catalog.example")
+            .send()
+            .await
+            .unwrap();
+        assert!(
+            answer
+                .headers()
+                .get("access-control-allow-origin")
+                .is_none(),
+            "{path} answers cross-origin"
+        );
+    }
     // Ready once the watcher caught up.
     let mut ready = 0;
     for _ in 0..50 {

@@ -336,46 +336,18 @@ impl Postgres {
         std::thread::Builder::new()
             .name("catalog-postgres".to_owned())
             .spawn(move || {
-                // Statements are prepared once and kept, but planned for their parameters each
-                // time: a generic plan ignores how selective a search's words and filters are.
-                let connected =
-                    postgres::Client::connect(&url, postgres::NoTls).and_then(|mut client| {
-                        client.batch_execute("SET plan_cache_mode = force_custom_plan")?;
-                        Ok(client)
-                    });
-                let mut client = match connected {
-                    Ok(client) => {
+                let mut worker = match Worker::new(url) {
+                    Ok(worker) => {
                         let _ = ready_send.send(Ok(()));
-                        client
+                        worker
                     }
                     Err(error) => {
-                        let _ = ready_send.send(Err(StoreError::Postgres(error.to_string())));
+                        let _ = ready_send.send(Err(error));
                         return;
                     }
                 };
-                let mut prepared = Prepared::default();
                 for job in incoming {
-                    match job {
-                        Job::Execute(sql, params, reply) => {
-                            let _ =
-                                reply.send(prepared.get(&mut client, &sql).and_then(|statement| {
-                                    pg_execute(&mut client, &statement, &params)
-                                }));
-                        }
-                        Job::Query(sql, params, reply) => {
-                            let _ =
-                                reply.send(prepared.get(&mut client, &sql).and_then(|statement| {
-                                    pg_query(&mut client, &statement, &params)
-                                }));
-                        }
-                        Job::Batch(sql, reply) => {
-                            let _ = reply.send(
-                                client
-                                    .batch_execute(&sql)
-                                    .map_err(|error| StoreError::Postgres(error.to_string())),
-                            );
-                        }
-                    }
+                    worker.run(job);
                 }
             })
             .map_err(|error| StoreError::Postgres(error.to_string()))?;
@@ -408,6 +380,138 @@ impl Connection for Postgres {
 
     fn batch(&mut self, sql: &str) -> Result<(), StoreError> {
         self.ask(|reply| Job::Batch(sql.to_owned(), reply))
+    }
+}
+
+/// The thread that owns the PostgreSQL connection. A connection lost between transactions is
+/// made again at the next statement; one lost inside a transaction fails every statement up to
+/// the transaction's end, whose `COMMIT` then fails too, so no part of it is ever applied on a new
+/// connection outside a transaction.
+struct Worker {
+    url: String,
+    client: Option<postgres::Client>,
+    prepared: Prepared,
+    in_transaction: bool,
+    lost_in_transaction: bool,
+}
+
+fn lost() -> StoreError {
+    StoreError::Postgres("the connection was lost during the transaction".to_owned())
+}
+
+impl Worker {
+    fn new(url: String) -> Result<Self, StoreError> {
+        let mut worker = Self {
+            url,
+            client: None,
+            prepared: Prepared::default(),
+            in_transaction: false,
+            lost_in_transaction: false,
+        };
+        worker.client()?;
+        Ok(worker)
+    }
+
+    /// The connection, made again if it was lost (never inside a transaction).
+    fn client(&mut self) -> Result<&mut postgres::Client, StoreError> {
+        if self
+            .client
+            .as_ref()
+            .is_some_and(postgres::Client::is_closed)
+        {
+            self.client = None;
+            if self.in_transaction {
+                self.lost_in_transaction = true;
+            }
+        }
+        if self.lost_in_transaction {
+            return Err(lost());
+        }
+        if self.client.is_none() {
+            // Statements are prepared once and kept, but planned for their parameters each
+            // time: a generic plan ignores how selective a search's words and filters are.
+            let mut client =
+                postgres::Client::connect(&self.url, postgres::NoTls).map_err(pg_error)?;
+            client
+                .batch_execute("SET plan_cache_mode = force_custom_plan")
+                .map_err(pg_error)?;
+            self.prepared = Prepared::default();
+            self.client = Some(client);
+        }
+        self.client
+            .as_mut()
+            .ok_or_else(|| StoreError::Postgres("no connection".to_owned()))
+    }
+
+    fn run(&mut self, job: Job) {
+        match job {
+            Job::Execute(sql, params, reply) => {
+                let _ = reply.send(self.statement(&sql, |client, statement| {
+                    pg_execute(client, statement, &params)
+                }));
+            }
+            Job::Query(sql, params, reply) => {
+                let _ = reply.send(self.statement(&sql, |client, statement| {
+                    pg_query(client, statement, &params)
+                }));
+            }
+            Job::Batch(sql, reply) => {
+                let _ = reply.send(self.batch(&sql));
+            }
+        }
+    }
+
+    fn statement<T>(
+        &mut self,
+        sql: &str,
+        run: impl FnOnce(&mut postgres::Client, &postgres::Statement) -> Result<T, StoreError>,
+    ) -> Result<T, StoreError> {
+        self.client()?;
+        let Self {
+            client, prepared, ..
+        } = self;
+        let client = client
+            .as_mut()
+            .ok_or_else(|| StoreError::Postgres("no connection".to_owned()))?;
+        let statement = prepared.get(client, sql)?;
+        run(client, &statement)
+    }
+
+    fn batch(&mut self, sql: &str) -> Result<(), StoreError> {
+        let word = sql
+            .split_whitespace()
+            .next()
+            .unwrap_or_default()
+            .to_ascii_uppercase();
+        match word.as_str() {
+            "BEGIN" => {
+                self.lost_in_transaction = false;
+                self.client()?.batch_execute(sql).map_err(pg_error)?;
+                self.in_transaction = true;
+                Ok(())
+            }
+            "COMMIT" | "ROLLBACK" => {
+                let lost_before = self.lost_in_transaction;
+                self.in_transaction = false;
+                self.lost_in_transaction = false;
+                if lost_before {
+                    return if word == "COMMIT" {
+                        Err(lost())
+                    } else {
+                        Ok(())
+                    };
+                }
+                match self.client.as_mut() {
+                    Some(client) if !client.is_closed() => {
+                        client.batch_execute(sql).map_err(pg_error)
+                    }
+                    // Lost since the last statement: nothing of the transaction was applied.
+                    _ if word == "COMMIT" => Err(lost()),
+                    _ => Ok(()),
+                }
+            }
+            _ => self.client()?.batch_execute(sql).map_err(pg_error),
+        }
     }
 }
 

@@ -72,11 +72,59 @@ struct Cursor {
     /// The sort it belongs to.
     s: String,
     /// The last result's sort key.
-    k: serde_json::Value,
+    k: Key,
     /// Its chain.
     c: u64,
     /// Its did.
     d: B256,
+}
+
+/// A sort key in a cursor, of the type its sort uses, kept exactly: a float travels as its bits,
+/// since a decimal printed and parsed back may differ in its last place, and a page would then
+/// repeat or skip the results that tie with the previous page's last.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+enum Key {
+    /// Relevance.
+    #[serde(rename = "f")]
+    Float(u64),
+    /// Time, popularity.
+    #[serde(rename = "i")]
+    Int(i64),
+    /// Price.
+    #[serde(rename = "t")]
+    Text(String),
+}
+
+impl Key {
+    fn of(value: Value) -> Option<Self> {
+        match value {
+            Value::Real(real) => Some(Self::Float(real.to_bits())),
+            Value::Int(integer) => Some(Self::Int(integer)),
+            Value::Text(text) => Some(Self::Text(text)),
+            Value::Null | Value::Blob(_) => None,
+        }
+    }
+
+    fn value(&self) -> Value {
+        match self {
+            Self::Float(bits) => Value::Real(f64::from_bits(*bits)),
+            Self::Int(integer) => Value::Int(*integer),
+            Self::Text(text) => Value::Text(text.clone()),
+        }
+    }
+
+    /// Whether this key can be `sort`'s.
+    fn fits(&self, sort: Sort) -> bool {
+        match self {
+            Self::Float(bits) => sort == Sort::Relevance && f64::from_bits(*bits).is_finite(),
+            Self::Int(_) => matches!(sort, Sort::Newest | Sort::Popularity),
+            Self::Text(text) => {
+                matches!(sort, Sort::PriceAsc | Sort::PriceDesc)
+                    && text.len() <= 78
+                    && (text.bytes().all(|b| b.is_ascii_digit()) || text == "~" || text.is_empty())
+            }
+        }
+    }
 }
 
 impl Query {
@@ -159,7 +207,7 @@ impl Query {
                     .map_err(|_| QueryError::Cursor)?;
                 let cursor: Cursor =
                     serde_json::from_slice(&bytes).map_err(|_| QueryError::Cursor)?;
-                if cursor.s != sort.as_str() {
+                if cursor.s != sort.as_str() || !cursor.k.fits(sort) {
                     return Err(QueryError::Cursor);
                 }
                 Ok(cursor)
@@ -535,7 +583,7 @@ fn page(
         [],
     );
     if let Some(after) = &query.after {
-        let key = json_value(&after.k);
+        let key = after.k.value();
         let comparison = if descending { "<" } else { ">" };
         page.push(
             &format!(
@@ -568,14 +616,14 @@ fn page(
         results.push(summary);
     }
     let next = if more {
-        last.map(|(key, chain, did)| {
+        last.and_then(|(key, chain, did)| {
             let cursor = Cursor {
                 s: query.sort.as_str().to_owned(),
-                k: value_json(key),
+                k: Key::of(key)?,
                 c: chain,
                 d: did,
             };
-            URL_SAFE_NO_PAD.encode(serde_json::to_vec(&cursor).unwrap_or_default())
+            Some(URL_SAFE_NO_PAD.encode(serde_json::to_vec(&cursor).ok()?))
         })
     } else {
         None
@@ -671,28 +719,6 @@ fn total_and_facets(
     Ok((total, facets))
 }
 
-fn json_value(value: &serde_json::Value) -> Value {
-    match value {
-        serde_json::Value::Number(number) => match number.as_i64() {
-            Some(integer) => Value::Int(integer),
-            None => Value::Real(number.as_f64().unwrap_or_default()),
-        },
-        serde_json::Value::String(text) => Value::Text(text.clone()),
-        _ => Value::Null,
-    }
-}
-
-fn value_json(value: Value) -> serde_json::Value {
-    match value {
-        Value::Int(integer) => integer.into(),
-        Value::Real(real) => serde_json::Number::from_f64(real)
-            .map(serde_json::Value::Number)
-            .unwrap_or_default(),
-        Value::Text(text) => text.into(),
-        _ => serde_json::Value::Null,
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -770,5 +796,53 @@ mod tests {
             }),
             QueryError::Cursor
         );
+    }
+
+    #[test]
+    fn a_cursor_must_carry_a_key_of_its_sorts_type() {
+        let cursor = |sort: &str, key: Key| {
+            let cursor = Cursor {
+                s: sort.to_owned(),
+                k: key,
+                c: 1,
+                d: B256::ZERO,
+            };
+            URL_SAFE_NO_PAD.encode(serde_json::to_vec(&cursor).unwrap())
+        };
+        let parse = |sort: &str, key: Key| {
+            Query::parse(&SearchQuery {
+                q: Some("air".into()),
+                sort: Some(sort.to_owned()),
+                cursor: Some(cursor(sort, key)),
+                ..Default::default()
+            })
+        };
+        assert!(parse("newest", Key::Int(5)).is_ok());
+        assert!(parse("relevance", Key::Float((-1.5f64).to_bits())).is_ok());
+        assert!(parse("price_asc", Key::Text("0".repeat(78))).is_ok());
+        for (sort, key) in [
+            ("newest", Key::Text("x".into())),
+            ("relevance", Key::Int(1)),
+            ("relevance", Key::Float(f64::NAN.to_bits())),
+            ("price_desc", Key::Float(0)),
+            ("price_asc", Key::Text("12a".into())),
+            ("popularity", Key::Text(String::new())),
+        ] {
+            assert_eq!(
+                parse(sort, key.clone()).unwrap_err(),
+                QueryError::Cursor,
+                "{sort} {key:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn a_float_key_comes_back_bit_for_bit() {
+        for value in [-1.234_567_890_123_456_7e-6, -0.1, -3.0e-300, -7.0] {
+            let key = Key::of(Value::Real(value)).unwrap();
+            let json = serde_json::to_vec(&key).unwrap();
+            let back: Key = serde_json::from_slice(&json).unwrap();
+            assert_eq!(back.value(), Value::Real(value));
+        }
     }
 }

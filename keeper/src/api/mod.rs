@@ -227,15 +227,20 @@ pub struct ApiDoc;
 pub const MAX_ORDER_BYTES: usize =
     (crate::config::compute::MAX_ALGORITHM_KB as usize * 1024).div_ceil(3) * 4 + MAX_BODY_BYTES;
 
-/// The router, with body limits.
+/// The router, with body limits. The routes a buyer's web page calls (documents, offers, access,
+/// compute) answer cross-origin requests ([`cors`]); the operator's (info, health, readiness,
+/// metrics, the OpenAPI document, publishing) do not.
 pub fn router(state: Chains) -> Router {
-    let limited = Router::new()
+    let operator = Router::new()
         .route("/v1/info", get(info))
         .route("/health", get(health))
         .route("/ready", get(ready))
         .route("/metrics", get(metrics))
         .route("/openapi.json", get(openapi))
         .route("/v1/metadata", put(publish::put_metadata))
+        .fallback(|| async { ApiError::new(StatusCode::NOT_FOUND, "not_found", "no such route") })
+        .layer(RequestBodyLimitLayer::new(MAX_BODY_BYTES));
+    let buyers = Router::new()
         .route("/v1/metadata/{checksum}", get(publish::get_metadata))
         .route("/v1/offers/{did}", get(publish::offer))
         .route("/v1/access", post(access::access))
@@ -245,19 +250,22 @@ pub fn router(state: Chains) -> Router {
         .route("/v1/compute/logs", post(compute::logs))
         .route("/v1/compute/stop", post(compute::stop))
         .route("/v1/compute/result", post(compute::result))
-        .fallback(|| async { ApiError::new(StatusCode::NOT_FOUND, "not_found", "no such route") })
         .layer(RequestBodyLimitLayer::new(MAX_BODY_BYTES));
     // Orders carry their algorithm file.
     let orders = Router::new()
         .route("/v1/compute", post(compute::order))
         .layer(axum::extract::DefaultBodyLimit::max(MAX_ORDER_BYTES))
         .layer(RequestBodyLimitLayer::new(MAX_ORDER_BYTES));
-    orders.merge(limited).with_state(state).layer(cors())
+    orders
+        .merge(buyers)
+        .layer(cors())
+        .merge(operator)
+        .with_state(state)
 }
 
-/// Cross-origin reads and requests from any web page, without credentials: every request that
-/// matters is authorised by a signature or a token it carries, never by a cookie, so a page
-/// (a catalog's, with a browser wallet) may call the keeper directly.
+/// Cross-origin reads and requests from any web page, without credentials, on the buyers'
+/// routes: each request there is authorised by a signature or a token it carries, never by a
+/// cookie, so a page (a catalog's, with a browser wallet) may call the keeper directly.
 pub fn cors() -> tower_http::cors::CorsLayer {
     use axum::http::{Method, header};
     tower_http::cors::CorsLayer::new()
