@@ -17,7 +17,8 @@ struct Cli {
 
 #[derive(Debug, Subcommand)]
 enum Command {
-    /// Indexes the configured chains and serves the API until interrupted.
+    /// Indexes the configured chains and serves the API and the web page until SIGINT or
+    /// SIGTERM.
     Run {
         /// The configuration file.
         #[arg(long, env = "INSITU_CATALOG_CONFIG")]
