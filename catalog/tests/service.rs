@@ -104,6 +104,7 @@ async fn world() -> World {
 /// A chain with the suite deployed and the demo run up to a served purchase.
 struct Chain {
     devnet: Devnet,
+    keys: Vec<PrivateKeySigner>,
     provider: DynProvider,
     registry: AssetRegistry::AssetRegistryInstance<DynProvider>,
     keeper: alloy::primitives::Address,
@@ -131,6 +132,7 @@ async fn chain(id: u64, folder: &std::path::Path) -> Chain {
         demo_did: report.did,
         addresses,
         devnet,
+        keys,
     }
 }
 
@@ -353,6 +355,40 @@ async fn indexed_checked_flagged_updated_and_rolled_back(world: World) {
         })
         .await;
     assert!(world.found("glacier").await.is_empty());
+
+    // A transfer (offered, then accepted by the new owner) is followed.
+    let new_owner = world.chain.keys[4].clone();
+    world
+        .chain
+        .registry
+        .transferOwnership(valid, new_owner.address())
+        .send()
+        .await
+        .unwrap()
+        .get_receipt()
+        .await
+        .unwrap();
+    let accepting = ProviderBuilder::new()
+        .wallet(EthereumWallet::from(new_owner.clone()))
+        .connect_http(world.chain.devnet.endpoint().parse().unwrap())
+        .erased();
+    AssetRegistry::new(*world.chain.registry.address(), accepting)
+        .acceptOwnership(valid)
+        .send()
+        .await
+        .unwrap()
+        .get_receipt()
+        .await
+        .unwrap();
+    world
+        .until("the transfer is indexed", || async {
+            let view = world.client.asset(31_337, valid).await.unwrap();
+            view.owner == new_owner.address()
+                && view
+                    .summary
+                    .is_some_and(|summary| summary.owner == new_owner.address())
+        })
+        .await;
 
     // A reorg that drops a registration drops the asset.
     let snapshot: String = world
