@@ -30,7 +30,7 @@ use crate::{
     web,
 };
 use insitu_client::{
-    catalog::{PlannedTransaction, PurchasePlan, SigningRequest},
+    catalog::{PlannedTransaction, PurchasePlan, SigningRequest, TokenInfo},
     metadata::{MetadataDocument, ServiceKind},
 };
 use serde::Deserialize;
@@ -117,7 +117,7 @@ impl IntoResponse for ApiError {
         title = "insitu catalog",
         description = "Every asset published on the chains this catalog follows, searchable."
     ),
-    paths(search, asset, status, purchase, access_request),
+    paths(search, asset, status, purchase, access_request, token),
     components(schemas(
         SearchPage,
         AssetSummary,
@@ -152,6 +152,7 @@ pub fn router(state: ApiState) -> Router {
             "/v1/agreements/{chain}/{id}/access-request",
             get(access_request),
         )
+        .route("/v1/tokens/{chain}/{address}", get(token))
         .route("/openapi.json", get(openapi))
         .route("/", get(web::page))
         .route("/asset/{chain}/{did}", get(web::page))
@@ -373,6 +374,31 @@ async fn access_request(
         .access_request(chain, &agreement, &view.url, file)
         .await?;
     Ok(Json(request))
+}
+
+/// A payment token's symbol and decimals, to show amounts in.
+#[utoipa::path(
+    get,
+    path = "/v1/tokens/{chain}/{address}",
+    params(
+        ("chain" = u64, Path, description = "chain id"),
+        ("address" = String, Path, description = "the token (the zero address: the native coin)")
+    ),
+    responses(
+        (status = 200, body = TokenInfo),
+        (status = 400, body = CatalogErrorBody, description = "`bad_query`"),
+        (status = 404, body = CatalogErrorBody, description = "`not_found`: a chain not followed")
+    )
+)]
+async fn token(
+    State(state): State<ApiState>,
+    Path((chain, address)): Path<(String, String)>,
+) -> Result<Json<TokenInfo>, ApiError> {
+    let chain: u64 = chain.parse().map_err(|_| bad("chain: not a chain id"))?;
+    let address: alloy::primitives::Address = address
+        .parse()
+        .map_err(|_| bad("address: not an address"))?;
+    Ok(Json(state.markets.token(chain, address).await?))
 }
 
 /// What is indexed, per chain.

@@ -13,7 +13,7 @@ use alloy::{
 use insitu_bindings::requests::{self, ServiceRequest};
 use insitu_client::{
     agreement,
-    catalog::{PlannedTransaction, PurchasePlan, SigningRequest},
+    catalog::{PlannedTransaction, PurchasePlan, SigningRequest, TokenInfo},
     market::{self, KeeperClient, MarketError, REQUEST_VALIDITY},
     metadata::{MetadataDocument, ServiceKind},
     suite::Suite,
@@ -65,17 +65,79 @@ impl MarketRefusal {
     }
 }
 
-/// The chains' suites, and the guarded HTTP client keepers are reached with.
-#[derive(Debug, Clone)]
+/// The chains' suites, the guarded HTTP client keepers are reached with, and the tokens read so
+/// far.
+#[derive(Debug)]
 pub struct Markets {
     suites: HashMap<u64, Suite>,
     guard: GuardedClient,
+    tokens: std::sync::Mutex<HashMap<(u64, Address), TokenInfo>>,
 }
+
+/// Tokens remembered at most (a token's metadata does not change; the cache only bounds memory).
+const TOKENS_KEPT: usize = 4_096;
 
 impl Markets {
     /// Markets on `suites`, reaching keepers through `guard`.
     pub fn new(suites: HashMap<u64, Suite>, guard: GuardedClient) -> Self {
-        Self { suites, guard }
+        Self {
+            suites,
+            guard,
+            tokens: std::sync::Mutex::new(HashMap::new()),
+        }
+    }
+
+    /// Token `address` of `chain` as its contract describes itself: symbol and decimals, each
+    /// left out when the contract does not answer sensibly. The zero address is the native coin
+    /// (ETH, 18 decimals).
+    ///
+    /// # Errors
+    ///
+    /// [`MarketRefusal::UnknownChain`].
+    pub async fn token(&self, chain: u64, address: Address) -> Result<TokenInfo, MarketRefusal> {
+        let suite = self.suite(chain)?;
+        if let Some(known) = self
+            .tokens
+            .lock()
+            .ok()
+            .and_then(|tokens| tokens.get(&(chain, address)).cloned())
+        {
+            return Ok(known);
+        }
+        let info = if address.is_zero() {
+            TokenInfo {
+                chain,
+                address,
+                symbol: Some("ETH".to_owned()),
+                decimals: Some(18),
+            }
+        } else {
+            let token = insitu_bindings::MockERC20::new(address, suite.provider());
+            let symbol = token.symbol().call().await.ok().filter(|symbol| {
+                !symbol.is_empty()
+                    && symbol.chars().count() <= 16
+                    && symbol.chars().all(|c| !c.is_control())
+            });
+            let decimals = token
+                .decimals()
+                .call()
+                .await
+                .ok()
+                .filter(|decimals| *decimals <= 36);
+            TokenInfo {
+                chain,
+                address,
+                symbol,
+                decimals,
+            }
+        };
+        if let Ok(mut tokens) = self.tokens.lock() {
+            if tokens.len() >= TOKENS_KEPT {
+                tokens.clear();
+            }
+            tokens.insert((chain, address), info.clone());
+        }
+        Ok(info)
     }
 
     fn suite(&self, chain: u64) -> Result<&Suite, MarketRefusal> {

@@ -105,6 +105,7 @@ async fn world() -> World {
 struct Chain {
     devnet: Devnet,
     keys: Vec<PrivateKeySigner>,
+    token: alloy::primitives::Address,
     provider: DynProvider,
     registry: AssetRegistry::AssetRegistryInstance<DynProvider>,
     keeper: alloy::primitives::Address,
@@ -133,6 +134,7 @@ async fn chain(id: u64, folder: &std::path::Path) -> Chain {
         addresses,
         devnet,
         keys,
+        token: report.token,
     }
 }
 
@@ -454,6 +456,50 @@ async fn bad_requests_get_4xx_json_with_stable_codes() {
         let body: serde_json::Value = response.json().await.unwrap();
         assert_eq!(body["code"], code, "{path}: {body}");
     }
+    // Tokens, to show amounts in: the demo's token, the native coin, an account with no code.
+    let token = |address: String| {
+        let (http, base) = (http.clone(), base.clone());
+        async move {
+            let response = http
+                .get(format!("{base}/v1/tokens/31337/{address}"))
+                .send()
+                .await
+                .unwrap();
+            (
+                response.status().as_u16(),
+                response.json::<serde_json::Value>().await.unwrap(),
+            )
+        }
+    };
+    let (status, demo_token) = token(world.chain.token.to_string()).await;
+    assert_eq!(status, 200);
+    assert_eq!(
+        (
+            demo_token["symbol"].as_str(),
+            demo_token["decimals"].as_u64()
+        ),
+        (Some("DUSD"), Some(18))
+    );
+    let (_, native) = token(alloy::primitives::Address::ZERO.to_string()).await;
+    assert_eq!(
+        (native["symbol"].as_str(), native["decimals"].as_u64()),
+        (Some("ETH"), Some(18))
+    );
+    let (status, nothing) = token(world.chain.keys[9].address().to_string()).await;
+    assert_eq!(status, 200);
+    assert!(
+        nothing.get("symbol").is_none() && nothing.get("decimals").is_none(),
+        "{nothing}"
+    );
+    let (status, body) = token("0x12".to_owned()).await;
+    assert_eq!((status, body["code"].as_str()), (400, Some("bad_query")));
+    let unknown_chain = http
+        .get(format!("{base}/v1/tokens/5/{}", world.chain.token))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(unknown_chain.status().as_u16(), 404);
+
     let openapi: serde_json::Value = http
         .get(format!("{base}/openapi.json"))
         .send()
@@ -462,7 +508,12 @@ async fn bad_requests_get_4xx_json_with_stable_codes() {
         .json()
         .await
         .unwrap();
-    for path in ["/v1/search", "/v1/assets/{chain}/{did}", "/v1/status"] {
+    for path in [
+        "/v1/search",
+        "/v1/assets/{chain}/{did}",
+        "/v1/status",
+        "/v1/tokens/{chain}/{address}",
+    ] {
         assert!(
             openapi["paths"][path].is_object(),
             "{path} missing from the OpenAPI document"

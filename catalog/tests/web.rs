@@ -34,7 +34,8 @@ use insitu_client::{
 use sha2::Digest;
 
 const NAME: &str = "Air quality of Lyon, hourly";
-const PRICE: u64 = 250;
+/// 250 tokens of 18 decimals.
+const PRICE: u128 = 250_000_000_000_000_000_000;
 
 fn chromium() -> PathBuf {
     if let Some(path) = std::env::var_os("INSITU_CHROMIUM") {
@@ -93,7 +94,7 @@ async fn a_buyer_with_a_browser_wallet_searches_buys_and_downloads() {
         .await
         .unwrap();
     token
-        .mint(consumer.address(), U256::from(10_000))
+        .mint(consumer.address(), U256::from(PRICE) * U256::from(10))
         .send()
         .await
         .unwrap()
@@ -234,6 +235,19 @@ async fn a_buyer_with_a_browser_wallet_searches_buys_and_downloads() {
 
     // What the buyer saw and got.
     assert_eq!(report["search_results"][0], NAME, "{report}");
+    // Prices in the token's units and symbol.
+    assert_eq!(report["search_price"], "access: 250 DUSD", "{report}");
+    assert!(
+        report["purchase_steps"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|step| step
+                .as_str()
+                .unwrap()
+                .starts_with("Price 250 DUSD + network fee 2.5 DUSD = 252.5 DUSD")),
+        "{report}"
+    );
     for facet in ["Type", "Service", "Licence", "Tags"] {
         assert!(
             report["facets"]

@@ -48,6 +48,36 @@ function tokenName(address) {
   return /^0x0{40}$/i.test(address) ? "wei (ETH)" : `units of token ${short(address)}`;
 }
 
+/** Tokens' symbols and decimals, asked of the catalog once per page load. */
+const tokens = new Map();
+
+function tokenInfo(chain, address) {
+  const key = `${chain}/${address.toLowerCase()}`;
+  if (!tokens.has(key)) tokens.set(key, api(`/v1/tokens/${chain}/${address}`).catch(() => ({})));
+  return tokens.get(key);
+}
+
+/** An amount in a token's units: 250000000000000000000 at 18 decimals is "250". */
+function units(text, decimals) {
+  const value = BigInt(text);
+  const scale = 10n ** BigInt(decimals);
+  const whole = amount((value / scale).toString());
+  const fraction = (value % scale).toString().padStart(decimals, "0").replace(/0+$/, "");
+  return fraction ? `${whole}.${fraction}` : whole;
+}
+
+/** A price as text: in the token's units and symbol once known, in its smallest unit until then. */
+function priceText(chain, text, token) {
+  const span = h("span", { class: "price" }, `${amount(text)} ${tokenName(token)}`);
+  tokenInfo(chain, token).then((info) => {
+    if (info.symbol && info.decimals !== undefined) {
+      span.textContent = `${units(text, info.decimals)} ${info.symbol}`;
+      span.title = `${amount(text)} in the smallest unit of ${token}`;
+    }
+  });
+  return span;
+}
+
 function assetHref(chain, did) {
   return `/asset/${chain}/${did}`;
 }
@@ -134,7 +164,7 @@ async function searchPage() {
 function appendResults(list, results) {
   for (const result of results) {
     const prices = result.services.map((service) =>
-      h("span", { class: "price" }, `${service.type}: ${amount(service.price)} ${tokenName(service.token)}`));
+      h("span", {}, `${service.type}: `, priceText(result.chain, service.price, service.token)));
     list.append(h("li", {}, h("article", { class: "card" },
       h("h2", {}, h("a", { href: assetHref(result.chain, result.did), "data-link": true }, result.name)),
       h("p", {}, h("span", { class: "badge" }, result.type), h("span", { class: "badge" }, result.license),
@@ -209,7 +239,7 @@ async function assetPage(chain, did) {
       h("table", {}, h("thead", {}, h("tr", {}, h("th", { scope: "col" }, "Service"), h("th", { scope: "col" }, "Price"), h("th", { scope: "col" }, "Delivery time out"))),
         h("tbody", {}, ...document_.services.map((service) => {
           const total = service.price.reduce((sum, share) => sum + BigInt(share.amount), 0n).toString();
-          return h("tr", {}, h("td", {}, service.type), h("td", { class: "price" }, `${amount(total)} ${tokenName(service.token)}`, h("br"), h("span", { class: "meta" }, "plus the network fee")),
+          return h("tr", {}, h("td", {}, service.type), h("td", {}, priceText(asset.chain, total, service.token), h("br"), h("span", { class: "meta" }, "plus the network fee")),
             h("td", {}, `${Math.round(service.timeout.min / 3600)} h – ${Math.round(service.timeout.max / 3600)} h`));
         }))),
       purchasePanel(asset, document_)));
@@ -326,7 +356,10 @@ function purchasePanel(asset, document_) {
       const buyer = account || await connect();
       step("Preparing the purchase on the keeper's signed offer…");
       const plan = await api(`/v1/assets/${asset.chain}/${asset.did}/purchase?service=access&buyer=${buyer}`);
-      step(`Price ${amount(plan.price)} + network fee ${amount(plan.fee)} = ${amount(plan.total)} ${tokenName(plan.token)}; refundable if not delivered within ${Math.round(plan.service_timeout / 3600)} h.`);
+      const token = await tokenInfo(asset.chain, plan.token);
+      const shown = (text) => (token.symbol && token.decimals !== undefined
+        ? `${units(text, token.decimals)} ${token.symbol}` : `${amount(text)} ${tokenName(plan.token)}`);
+      step(`Price ${shown(plan.price)} + network fee ${shown(plan.fee)} = ${shown(plan.total)}; refundable if not delivered within ${Math.round(plan.service_timeout / 3600)} h.`);
       for (const transaction of plan.transactions) {
         step(`Confirm in your wallet: ${transaction.description}.`);
         const hash = await window.ethereum.request({ method: "eth_sendTransaction", params: [{

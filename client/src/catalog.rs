@@ -552,3 +552,20 @@ pub struct SigningRequest {
     /// The EIP-712 typed data of the request.
     pub typed_data: serde_json::Value,
 }
+
+/// A payment token as its contract describes itself (ERC-20 metadata), for showing amounts.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct TokenInfo {
+    /// Chain id.
+    pub chain: u64,
+    /// The token (the zero address: the chain's native coin).
+    #[cfg_attr(feature = "openapi", schema(value_type = String))]
+    pub address: Address,
+    /// Its symbol, when the contract answers `symbol()` with at most 16 printable characters.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub symbol: Option<String>,
+    /// Its decimals, when the contract answers `decimals()` with at most 36.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub decimals: Option<u8>,
+}

@@ -90,6 +90,9 @@ try {
   const found = await page.locator("#results li h2").allTextContents();
   if (!found.includes(assetName)) throw new Error(`the search shows ${JSON.stringify(found)}`);
   report.search_results = found;
+  const price = page.locator("#results li .meta", { hasText: "DUSD" }).first();
+  await price.waitFor();
+  report.search_price = (await price.textContent()).trim();
   report.facets = await page.locator(".facets legend").allTextContents();
   await page.screenshot({ path: path.join(screenshots, "catalog-search.png"), fullPage: true });
 
@@ -106,6 +109,7 @@ try {
   const done = page.locator(".purchase li.ok", { hasText: /Bought: agreement 0x[0-9a-f]{64}/ });
   await done.waitFor({ timeout: 60000 });
   const bought = await done.textContent();
+  report.purchase_steps = await page.locator(".purchase li").allTextContents();
   report.agreement = bought.match(/0x[0-9a-f]{64}/)[0];
 
   // Download: a signed request (typed data), then the keeper's link.
