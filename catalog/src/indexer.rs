@@ -65,17 +65,6 @@ impl Indexer {
         }
     }
 
-    /// Caps the blocks per `eth_getLogs`.
-    pub fn with_max_range(mut self, max_range: u64) -> Self {
-        self.follower = self.follower.with_max_range(max_range);
-        self
-    }
-
-    /// The chain followed.
-    pub fn chain(&self) -> u64 {
-        self.chain
-    }
-
     /// One step: undo a reorg, or index the next range, or report the head.
     ///
     /// # Errors
@@ -91,22 +80,6 @@ impl Indexer {
             suite: &self.suite,
         };
         self.follower.step(&mut journal).await
-    }
-
-    /// Steps until up to date with the chain; returns the events recorded.
-    ///
-    /// # Errors
-    ///
-    /// The node's or the store's.
-    pub async fn catch_up(&mut self, store: &mut Store) -> Result<usize, FollowError<StoreError>> {
-        let mut recorded = 0;
-        loop {
-            match self.step(store).await? {
-                Step::Scanned { recorded: n, .. } => recorded += n,
-                Step::Reorged { .. } => {}
-                Step::UpToDate { .. } => return Ok(recorded),
-            }
-        }
     }
 
     /// Steps every `interval` until `shutdown`, retrying failures with backoff; wakes

@@ -2,7 +2,7 @@
 //! assets' state derived from them, the metadata documents fetched, and the search index.
 //!
 //! Data flows one way. The indexer records events ([`Store::record`]); each asset's state is then
-//! derived again from all of its events ([`Store::refresh`] inside the same transaction), so a
+//! derived again from all of its events (in the same transaction), so a
 //! reorg is undone by deleting the events after the common ancestor and deriving the affected
 //! assets again ([`Store::rollback`]). Documents are kept by checksum: the bytes that hash to a
 //! checksum never change, so a reorg never invalidates one. An asset is searchable only while the
@@ -795,16 +795,6 @@ impl Store {
     /// The connection, for the search queries.
     pub(crate) fn db(&mut self) -> &mut dyn Connection {
         self.db.as_mut()
-    }
-
-    /// Derives asset `did` of `chain` again from its events (and refreshes its search entry), in
-    /// a transaction of its own.
-    ///
-    /// # Errors
-    ///
-    /// [`StoreError`].
-    pub fn refresh(&mut self, chain: u64, did: B256) -> Result<(), StoreError> {
-        transaction(self.db.as_mut(), |db| refresh(db, chain, did))
     }
 }
 

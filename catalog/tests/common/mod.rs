@@ -4,10 +4,7 @@
 
 #![allow(dead_code, unreachable_pub)]
 
-use std::{
-    path::{Path, PathBuf},
-    process::Command,
-};
+use std::{path::PathBuf, process::Command};
 
 /// A running server; stopped (and its folder removed) when dropped.
 pub struct Postgres {
@@ -144,11 +141,6 @@ impl Postgres {
             &["-h", "127.0.0.1", "-p", &port, "-U", "postgres", &name],
         );
         self.url(&name)
-    }
-
-    /// The folder the server runs in.
-    pub fn folder(&self) -> &Path {
-        self.data.path()
     }
 }
 
