@@ -13,8 +13,11 @@ use tokio::{
 
 use crate::{
     api::{self, AppState},
-    compute::{ComputeContext, local::LocalBackend, runner::Runner},
-    config::{ChainSettings, ComputeConfig, Config, DeploymentError},
+    compute::{
+        ComputeBackend, ComputeContext, kubernetes::KubernetesBackend, local::LocalBackend,
+        runner::Runner,
+    },
+    config::{BackendKind, ChainSettings, ComputeConfig, Config, DeploymentError},
     executor::{CrashPoint, ExecuteError, Executor, Step},
     rpc_pool::RpcPool,
     storage::Storage,
@@ -393,7 +396,8 @@ async fn start_chain(
     Ok((state, pool, tasks))
 }
 
-/// Probes the machine for compute and sets up the local backend, or says why it cannot.
+/// Sets up the compute backend the configuration names (probing this machine's sandbox, or
+/// checking the cluster), or says why it cannot.
 async fn start_compute(settings: &ComputeConfig) -> Result<ComputeContext, StartError> {
     for folder in ["algorithms", "jobs", "logs"] {
         std::fs::create_dir_all(settings.work_root.join(folder)).map_err(|error| {
@@ -403,26 +407,37 @@ async fn start_compute(settings: &ComputeConfig) -> Result<ComputeContext, Start
             ))
         })?;
     }
-    let (backend, isolation) = LocalBackend::start(settings)
-        .await
-        .map_err(StartError::Compute)?;
-    tracing::info!(
-        bwrap = isolation.bwrap.as_deref().unwrap_or_default(),
-        cgroup = ?isolation.cgroup,
-        pids_limit = isolation.pids_limit,
-        cpu_limit = isolation.cpu_limit,
-        landlock = ?isolation.landlock,
-        seccomp = isolation.seccomp,
-        job_uid = isolation.job_uid,
-        "compute sandbox ready"
-    );
-    for problem in &isolation.problems {
-        tracing::warn!(%problem, "compute sandbox: a mechanism is missing");
-    }
-    let job_account = backend.job_account();
+    let (backend, job_account): (Arc<dyn ComputeBackend>, _) = match settings.backend {
+        BackendKind::Local => {
+            let (backend, isolation) = LocalBackend::start(settings)
+                .await
+                .map_err(StartError::Compute)?;
+            tracing::info!(
+                bwrap = isolation.bwrap.as_deref().unwrap_or_default(),
+                cgroup = ?isolation.cgroup,
+                pids_limit = isolation.pids_limit,
+                cpu_limit = isolation.cpu_limit,
+                landlock = ?isolation.landlock,
+                seccomp = isolation.seccomp,
+                job_uid = isolation.job_uid,
+                "compute sandbox ready"
+            );
+            for problem in &isolation.problems {
+                tracing::warn!(%problem, "compute sandbox: a mechanism is missing");
+            }
+            let job_account = backend.job_account();
+            (Arc::new(backend), job_account)
+        }
+        BackendKind::Kubernetes => {
+            let backend = KubernetesBackend::start(settings)
+                .await
+                .map_err(|error| StartError::Compute(error.to_string()))?;
+            (Arc::new(backend), None)
+        }
+    };
     Ok(ComputeContext {
         config: settings.clone(),
-        backend: Arc::new(backend),
+        backend,
         slots: Arc::new(tokio::sync::Semaphore::new(settings.concurrency as usize)),
         job_account,
     })

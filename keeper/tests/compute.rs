@@ -104,11 +104,13 @@ async fn setup_with(configure: impl FnOnce(&mut ComputeConfig)) -> Setup {
                     name: "python3".into(),
                     command: vec!["/usr/bin/python3".into(), "-I".into()],
                     description: String::new(),
+                    image: None,
                 },
                 insitu_keeper::config::RuntimeConfig {
                     name: "native".into(),
                     command: Vec::new(),
                     description: "the algorithm is executed itself".into(),
+                    image: None,
                 },
             ],
             ..ComputeConfig::default()
@@ -470,6 +472,159 @@ async fn a_job_runs_next_to_the_data_and_only_its_result_leaves() {
     assert_eq!(refused_code(again), "job_exists");
     let stop = compute::stop(&setup.suite, &setup.consumer(), id).await;
     assert_eq!(refused_code(stop), "job_ended");
+    setup.keeper.stop().await;
+}
+
+const PYTHON_IMAGE: &str = "registry.example/python@sha256:3333333333333333333333333333333333333333333333333333333333333333";
+const HELPER_IMAGE: &str = "registry.example/busybox@sha256:4444444444444444444444444444444444444444444444444444444444444444";
+
+/// Points `compute` at a fake cluster served over HTTP, whose workspace claim is the keeper's
+/// work root and whose kubelet executes the pods it is given (the isolation probes scripted).
+fn on_kubernetes(compute: &mut ComputeConfig) -> insitu_kubefake::FakeCluster {
+    use insitu_keeper::compute::kubernetes::objects;
+    std::fs::create_dir_all(&compute.work_root).unwrap();
+    let cluster = insitu_kubefake::FakeCluster::new(
+        "insitu-jobs",
+        "insitu-work",
+        compute.work_root.clone(),
+        |job: &serde_json::Value| {
+            let name = job["metadata"]["name"].as_str().unwrap_or_default();
+            if job["metadata"]["labels"][objects::STEP_LABEL] == "canary" {
+                insitu_kubefake::Behaviour::Probe {
+                    reaches: name.ends_with("-control"),
+                    unexpected: objects::PROBE_UNEXPECTED_EXIT,
+                    marker_missing: objects::MARKER_MISSING_EXIT,
+                }
+            } else {
+                insitu_kubefake::Behaviour::Execute
+            }
+        },
+    );
+    let url = cluster.serve_http().unwrap();
+    let kubeconfig = compute.work_root.parent().unwrap().join("kubeconfig.yaml");
+    std::fs::write(
+        &kubeconfig,
+        insitu_kubefake::FakeCluster::kubeconfig(&url, "insitu-jobs"),
+    )
+    .unwrap();
+    let mut kubernetes =
+        insitu_keeper::config::KubernetesConfig::new("insitu-jobs", "insitu-work", HELPER_IMAGE);
+    kubernetes.kubeconfig = Some(kubeconfig);
+    compute.backend = insitu_keeper::config::BackendKind::Kubernetes;
+    compute.kubernetes = Some(kubernetes);
+    for runtime in &mut compute.runtimes {
+        runtime.image = Some(PYTHON_IMAGE.to_owned());
+    }
+    cluster
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_job_runs_as_a_kubernetes_job_and_only_its_result_leaves() {
+    let mut cluster = None;
+    let setup = setup_with(|compute| cluster = Some(on_kubernetes(compute))).await;
+    let cluster = cluster.unwrap();
+    let did = setup.publish(policy(|_| {})).await;
+    let id = setup.buy(did).await;
+    compute::submit(
+        &setup.suite,
+        &setup.consumer(),
+        id,
+        &order(SUMMARY, &[("columns", "age,stay_days")]),
+    )
+    .await
+    .unwrap();
+    let settling = setup.wait_for(id, &[]).await;
+    assert_eq!(settling.phase, "done", "{settling:?}");
+    assert_eq!(settling.outcome.as_ref().unwrap()["ending"], "succeeded");
+
+    // The same result as in the local sandbox: computed in the run's pod, copied out of its
+    // output volume by the collector, published by the keeper.
+    let result = settling.result.clone().unwrap();
+    assert_eq!(result["files"][0]["name"], "summary.json");
+    let stored = setup
+        .root
+        .join("data/results/31337")
+        .join(id.to_string())
+        .join("summary.json");
+    let summary: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(&stored).unwrap()).unwrap();
+    assert_eq!(summary["visits.csv"]["rows"], 4);
+    assert_eq!(summary["visits.csv"]["columns"]["age"]["max"], 61.0);
+    let logs = compute::logs(&setup.suite, &setup.consumer(), id)
+        .await
+        .unwrap();
+    assert!(logs.contains("summarised visits.csv"), "{logs}");
+
+    // Two Jobs ran, the algorithm's and its collector's, in the policy's limits; every object
+    // of the run was then deleted, and the workspace with its copy of the data.
+    let jobs: Vec<_> = cluster
+        .requests_to("POST", "/jobs")
+        .into_iter()
+        .map(|request| request.body)
+        .filter(|job| job["metadata"]["labels"]["insitu.dev/step"] != "canary")
+        .collect();
+    assert_eq!(jobs.len(), 2, "the run and its collector");
+    let run = &jobs[0];
+    let container = &run["spec"]["template"]["spec"]["containers"][0];
+    assert_eq!(container["image"], PYTHON_IMAGE);
+    assert_eq!(container["resources"]["limits"]["memory"], "128Mi");
+    assert_eq!(
+        run["metadata"]["annotations"]["insitu.dev/agreement"],
+        id.to_string()
+    );
+    assert!(
+        jobs[1]["metadata"]["name"]
+            .as_str()
+            .unwrap()
+            .ends_with("-collect")
+    );
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
+    while !(cluster.names("jobs").is_empty() && cluster.names("networkpolicies").is_empty()) {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "objects left on the cluster"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert_eq!(cluster.names("persistentvolumeclaims"), ["insitu-work"]);
+    let jobs = setup.work_root.join("jobs/31337");
+    assert_eq!(std::fs::read_dir(&jobs).unwrap().count(), 0);
+    // On chain, as with the local sandbox: result registered, use recorded, payment released.
+    let keeper_nonce = alloy::providers::Provider::get_transaction_count(
+        setup.suite.provider(),
+        setup.keys[2].address(),
+    )
+    .await
+    .unwrap();
+    assert_eq!(
+        keeper_nonce, 3,
+        "registerResult, recordUse, fulfilAndRelease"
+    );
+    setup.keeper.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_kubernetes_job_that_writes_into_its_data_fails_and_leaves_it_whole() {
+    let mut cluster = None;
+    let setup = setup_with(|compute| cluster = Some(on_kubernetes(compute))).await;
+    let did = setup.publish(policy(|_| {})).await;
+    let id = setup.buy(did).await;
+    let vandal = b"import os\nfor name in os.listdir('/data'):\n    open(os.path.join('/data', name), 'w').write('gone')\n";
+    compute::submit(&setup.suite, &setup.consumer(), id, &order(vandal, &[]))
+        .await
+        .unwrap();
+    let failed = setup.wait_for(id, &[]).await;
+    assert_eq!(failed.phase, "failed", "{failed:?}");
+    assert_eq!(failed.outcome.as_ref().unwrap()["ending"], "failed");
+    let logs = compute::logs(&setup.suite, &setup.consumer(), id)
+        .await
+        .unwrap();
+    assert!(logs.contains("Read-only file system"), "{logs}");
+    assert_eq!(
+        std::fs::read_to_string(setup.root.join("data/visits.csv")).unwrap(),
+        VISITS
+    );
+    drop(cluster);
     setup.keeper.stop().await;
 }
 

@@ -8,10 +8,11 @@
 //! here sends a transaction.
 //!
 //! A backend runs one prepared job at a time per [`RunId`] (submit, status, stop, logs,
-//! collect): the [`local`] one in the machine's
-//! sandbox (`insitu-sandbox`); others (a cluster, federated learning) plug in behind the same
-//! trait without touching the rest.
+//! collect): the [`local`] one in the machine's sandbox (`insitu-sandbox`), the [`kubernetes`]
+//! one as a Job per run on a cluster; others (federated learning) plug in behind the same trait
+//! without touching the rest.
 
+pub mod kubernetes;
 pub mod local;
 pub mod runner;
 
@@ -53,6 +54,8 @@ impl RunId {
 pub struct Prepared {
     /// Which run.
     pub id: RunId,
+    /// The runtime it runs in, by the name the configuration gives it.
+    pub runtime: String,
     /// The workspace.
     pub workspace: PathBuf,
     /// The program and its arguments inside the sandbox (the runtime's command, then the
@@ -110,12 +113,21 @@ pub enum BackendError {
     /// Reading the run's files failed.
     #[error("{0}")]
     Io(#[from] std::io::Error),
+    /// The cluster running the job refused or failed a request.
+    #[error("the cluster: {0}")]
+    Cluster(String),
 }
 
 /// Runs prepared jobs somewhere isolated.
 pub trait ComputeBackend: Send + Sync + std::fmt::Debug {
-    /// A short name for logs and metrics (`local`, ...).
+    /// A short name for logs and metrics (`local`, `kubernetes`).
     fn name(&self) -> &'static str;
+
+    /// Time a run may take past its wall time before the runner's watchdog stops it: what the
+    /// backend needs beyond running the program (a cluster's collector step, say).
+    fn overhead(&self) -> std::time::Duration {
+        std::time::Duration::ZERO
+    }
 
     /// Starts `job`; returns once it runs (or could not start).
     fn submit(&self, job: Prepared) -> BoxFuture<'_, Result<(), BackendError>>;

@@ -407,7 +407,8 @@ impl Runner {
         }
         let budget =
             Duration::from_secs(prepared.limits.wall_secs + self.compute.config.grace_secs)
-                + RUN_MARGIN;
+                + RUN_MARGIN
+                + self.compute.backend.overhead();
         if let Err(error) = self.compute.backend.submit(prepared).await {
             return self.end(
                 &mut store,
@@ -690,6 +691,7 @@ impl Runner {
         command.push("/algorithm/main".into());
         Ok(Prepared {
             id: run.clone(),
+            runtime: runtime.name.clone(),
             workspace,
             command,
             env: vec![

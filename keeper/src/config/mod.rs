@@ -63,7 +63,7 @@
 pub mod compute;
 pub mod reference;
 
-pub use compute::{ComputeConfig, RuntimeConfig};
+pub use compute::{BackendKind, ComputeConfig, KubernetesConfig, ResourcePreset, RuntimeConfig};
 
 use std::{
     fmt, fs, io,

@@ -56,18 +56,48 @@ pub fn markdown() -> String {
          settings (never a secret) and checks them.\n",
     );
     text += &table("Top-level keys", "", &schema, &definitions);
-    for (key, property) in properties(&schema) {
-        if let Some(definition) = reference(property).and_then(|name| definitions.get(name)) {
-            let heading = format!("`[{key}]` table");
-            text += &table(&heading, &format!("{key}."), definition, &definitions);
+    text += &nested_tables("", "", &schema, &definitions);
+    text
+}
+
+/// The sections of the tables (`[name]`) and lists of tables (`[[name]]`) beneath `schema`,
+/// whose keys are named `key_prefix...` (`compute.` in `[compute]`) and whose headings
+/// `heading_prefix...`.
+fn nested_tables(
+    heading_prefix: &str,
+    key_prefix: &str,
+    schema: &Value,
+    definitions: &Map<String, Value>,
+) -> String {
+    let mut text = String::new();
+    for (key, property) in properties(schema) {
+        if let Some(definition) = reference(property).and_then(|name| definitions.get(name))
+            && definition.get("type").and_then(Value::as_str) == Some("object")
+        {
+            let name = format!("{heading_prefix}{key}");
+            let prefix = format!("{key_prefix}{key}.");
+            text += &table(
+                &format!("`[{name}]` table"),
+                &prefix,
+                definition,
+                definitions,
+            );
+            text += &nested_tables(&format!("{name}."), &prefix, definition, definitions);
         }
         let items = property.get("items").and_then(reference);
         let object = items
             .and_then(|name| definitions.get(name))
             .filter(|definition| definition.get("type").and_then(Value::as_str) == Some("object"));
         if let Some(definition) = object {
-            let heading = format!("`[[{key}]]` tables");
-            text += &table(&heading, &format!("{key}[]."), definition, &definitions);
+            let name = format!("{heading_prefix}{key}");
+            let prefix = format!("{key_prefix}{key}[].");
+            text += &table(
+                &format!("`[[{name}]]` tables"),
+                &prefix,
+                definition,
+                definitions,
+            );
+            text += &nested_tables(&format!("{name}."), &prefix, definition, definitions);
         }
     }
     text
@@ -118,6 +148,7 @@ fn table(heading: &str, prefix: &str, schema: &Value, definitions: &Map<String, 
             None if required => "required".to_owned(),
             None | Some(Value::Null) => "none".to_owned(),
             Some(Value::Array(items)) if items.is_empty() => "none".to_owned(),
+            Some(Value::Object(fields)) if fields.is_empty() => "none".to_owned(),
             Some(Value::Object(_)) => "see its table".to_owned(),
             Some(Value::String(text)) if text.is_empty() => "empty".to_owned(),
             Some(value) => format!("`{}`", value.to_string().trim_matches('"')),
@@ -139,10 +170,30 @@ fn table(heading: &str, prefix: &str, schema: &Value, definitions: &Map<String, 
 /// A property's type, in words.
 fn kind(property: &Value, definitions: &Map<String, Value>) -> String {
     if let Some(name) = reference(property) {
-        return match definitions.get(name).and_then(|d| d.get("type")) {
+        let definition = definitions.get(name);
+        let choices: Vec<String> = definition
+            .and_then(|d| d.get("oneOf").or_else(|| d.get("enum")))
+            .and_then(Value::as_array)
+            .map(|options| {
+                options
+                    .iter()
+                    .filter_map(|option| option.get("const").unwrap_or(option).as_str())
+                    .map(|choice| format!("`{choice}`"))
+                    .collect()
+            })
+            .unwrap_or_default();
+        if !choices.is_empty() {
+            return choices.join(" or ");
+        }
+        return match definition.and_then(|d| d.get("type")) {
             Some(Value::String(kind)) if kind == "object" => "table".to_owned(),
             _ => name.to_lowercase(),
         };
+    }
+    if property.get("type").and_then(Value::as_str) == Some("object")
+        && let Some(values) = property.get("additionalProperties")
+    {
+        return format!("table of {}s", kind(values, definitions));
     }
     let types: Vec<&str> = match property.get("type") {
         Some(Value::String(kind)) => vec![kind.as_str()],
@@ -240,6 +291,10 @@ mod tests {
             assert!(text.contains(&format!("| `{key}` |")), "{key}");
         }
         assert!(text.contains("## `[s3]` table"));
+        assert!(text.contains("## `[compute.kubernetes]` table"));
+        assert!(text.contains("## `[[compute.kubernetes.presets]]` tables"));
+        assert!(text.contains("## `[[compute.runtimes]]` tables"));
+        assert!(text.contains("| `workspace_claim` |"));
         assert!(text.contains("## `[outbound]` table"));
         assert!(text.contains("`INSITU_KEEPER_S3_SECRET_ACCESS_KEY`"));
     }

@@ -1,0 +1,686 @@
+//! The Kubernetes backend: each run is a Job on the provider's cluster.
+//!
+//! A run is made of, in order: a NetworkPolicy denying every connection into and out of its
+//! pods, a claim for its output (`output_mb` large, of `output_storage_class`), and the Job
+//! running the algorithm, its inputs and algorithm mounted read-only from the workspace claim
+//! the keeper shares with its jobs. When that Job completes, a collector Job copies the regular
+//! files of the output claim into the workspace's `output/` folder (refusing an output over its
+//! limit), where the runner publishes them as it does the local backend's. Each Job is watched
+//! until its `Complete` or `Failed` condition (or its deletion); the algorithm's logs are read by
+//! the job-name label and kept in the workspace; a stop deletes the Jobs with foreground
+//! propagation; collecting deletes every object of the run.
+//!
+//! At start the keeper checks the cluster ([`preflight`]): its API, the permissions of the
+//! keeper's account, the workspace claim, and that a pod under a deny-all NetworkPolicy cannot
+//! reach out while one without can. It refuses to start when the cluster cannot isolate jobs.
+//! Then it deletes what an earlier keeper process left.
+
+pub mod objects;
+pub mod outcome;
+pub mod preflight;
+
+#[cfg(test)]
+mod tests;
+
+use std::{
+    collections::HashMap,
+    os::unix::fs::MetadataExt,
+    path::{Path, PathBuf},
+    sync::{
+        Arc, Mutex, PoisonError,
+        atomic::{AtomicBool, Ordering},
+    },
+    time::Duration,
+};
+
+use futures::{FutureExt, StreamExt, future::BoxFuture};
+use k8s_openapi::api::{
+    batch::v1::Job,
+    core::v1::{PersistentVolumeClaim, Pod},
+    networking::v1::NetworkPolicy,
+};
+use kube::{
+    Api, Client,
+    api::{DeleteParams, ListParams, LogParams, PostParams},
+    runtime::{WatchStreamExt, watcher::watch_object},
+};
+use tokio::sync::watch;
+
+use self::{
+    objects::{ALGORITHM_CONTAINER, Blueprint, JOB_NAME_LABEL, Placement},
+    outcome::{JobState, collect_ending, job_state, run_ending, termination},
+};
+use super::{BackendError, ComputeBackend, Ending, Outcome, Prepared, RunId, RunState};
+use crate::config::{ComputeConfig, KubernetesConfig};
+
+/// How long a run's collector may take, on top of the run's wall time.
+pub const COLLECT_BUDGET: Duration = Duration::from_secs(600);
+
+/// Why the backend could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    /// The client could not be configured (kubeconfig, in-cluster account).
+    #[error("cannot configure the Kubernetes client: {0}")]
+    Client(String),
+    /// The cluster failed a start-up check.
+    #[error("{0}")]
+    Preflight(String),
+}
+
+/// Runs jobs as Kubernetes Jobs.
+pub struct KubernetesBackend {
+    client: Client,
+    blueprint: Arc<Blueprint>,
+    images: HashMap<String, String>,
+    grace_secs: u64,
+    runs: Arc<Mutex<HashMap<RunId, KubeRun>>>,
+}
+
+impl std::fmt::Debug for KubernetesBackend {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("KubernetesBackend")
+            .field("namespace", &self.blueprint.config.namespace)
+            .field("instance", &self.blueprint.instance)
+            .field("runs", &self.runs().len())
+            .finish_non_exhaustive()
+    }
+}
+
+/// A run in progress or ended, until the runner collects it.
+#[derive(Debug)]
+struct KubeRun {
+    name: String,
+    stop: Arc<AtomicBool>,
+    outcome: watch::Receiver<Option<Outcome>>,
+    log: PathBuf,
+    log_cap: usize,
+    follower: tokio::task::JoinHandle<()>,
+}
+
+impl KubernetesBackend {
+    /// Connects to the cluster `config.kubernetes` names, checks it (see [`preflight`]), and
+    /// deletes whatever runs an earlier keeper process left there.
+    ///
+    /// # Errors
+    ///
+    /// Why jobs cannot run on this cluster, in words.
+    pub async fn start(config: &ComputeConfig) -> Result<Self, StartError> {
+        let settings = settings(config)?;
+        let client = client_for(settings).await?;
+        Self::with_client(client, config).await
+    }
+
+    /// [`start`](Self::start) with a given client (the tests' mock API server).
+    ///
+    /// # Errors
+    ///
+    /// As [`start`](Self::start).
+    pub async fn with_client(client: Client, config: &ComputeConfig) -> Result<Self, StartError> {
+        let settings = settings(config)?.clone();
+        let blueprint = Arc::new(Blueprint {
+            instance: instance_of(&settings, &config.work_root),
+            config: settings,
+        });
+        let report = preflight::check(&client, &blueprint, &config.work_root)
+            .await
+            .map_err(StartError::Preflight)?;
+        tracing::info!(
+            server = %report.server_version,
+            namespace = %blueprint.config.namespace,
+            claim = %blueprint.config.workspace_claim,
+            instance = %blueprint.instance,
+            "Kubernetes cluster checked: permissions granted, the workspace claim shared, jobs isolated"
+        );
+        let swept = preflight::sweep(&client, &blueprint).await;
+        if swept > 0 {
+            tracing::warn!(
+                swept,
+                "deleted the runs an earlier keeper left on the cluster"
+            );
+        }
+        let images = config
+            .runtimes
+            .iter()
+            .filter_map(|runtime| Some((runtime.name.clone(), runtime.image.clone()?)))
+            .collect();
+        Ok(Self {
+            client,
+            blueprint,
+            images,
+            grace_secs: config.grace_secs,
+            runs: Arc::new(Mutex::new(HashMap::new())),
+        })
+    }
+
+    fn runs(&self) -> std::sync::MutexGuard<'_, HashMap<RunId, KubeRun>> {
+        self.runs.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    fn jobs(&self) -> Api<Job> {
+        Api::namespaced(self.client.clone(), &self.blueprint.config.namespace)
+    }
+
+    /// The objects' name of run `id` (unique per keeper instance and run).
+    pub fn object_name(&self, id: &RunId) -> String {
+        object_name(&self.blueprint.instance, id)
+    }
+
+    async fn start_run(&self, job: Prepared) -> Result<(), BackendError> {
+        let image = self.images.get(&job.runtime).ok_or_else(|| {
+            BackendError::Start(format!("runtime {} has no image configured", job.runtime))
+        })?;
+        let preset = self
+            .blueprint
+            .config
+            .preset_for(job.limits.cpu_percent, job.limits.memory_mb)
+            .map_err(BackendError::Start)?
+            .cloned();
+        let group = std::fs::metadata(&job.workspace)?.gid();
+        // The collector writes the result as the jobs' account, through the group.
+        std::fs::set_permissions(
+            job.output(),
+            std::os::unix::fs::PermissionsExt::from_mode(0o770),
+        )?;
+        let placement = Placement {
+            group: i64::from(group),
+            preset,
+        };
+        let name = self.object_name(&job.id);
+        let namespace = &self.blueprint.config.namespace;
+        let created = async {
+            let policies: Api<NetworkPolicy> = Api::namespaced(self.client.clone(), namespace);
+            policies
+                .create(
+                    &PostParams::default(),
+                    &self.blueprint.network_policy(&name),
+                )
+                .await?;
+            let claims: Api<PersistentVolumeClaim> =
+                Api::namespaced(self.client.clone(), namespace);
+            claims
+                .create(
+                    &PostParams::default(),
+                    &self.blueprint.output_claim(&name, job.limits.output_mb),
+                )
+                .await?;
+            self.jobs()
+                .create(
+                    &PostParams::default(),
+                    &self.blueprint.run_job(&name, &job, image, &placement),
+                )
+                .await?;
+            Ok::<_, kube::Error>(())
+        }
+        .await;
+        if let Err(error) = created {
+            delete_run_objects(&self.client, &self.blueprint, &name, 0).await;
+            return Err(BackendError::Start(format!(
+                "the cluster refused the run: {}",
+                describe_error(&error)
+            )));
+        }
+        tracing::info!(run = %job.id.name(), job = %name, "Kubernetes job created");
+        let (sender, outcome) = watch::channel(None);
+        let stop = Arc::new(AtomicBool::new(false));
+        let follower = tokio::spawn(
+            Follower {
+                client: self.client.clone(),
+                blueprint: self.blueprint.clone(),
+                name: name.clone(),
+                job: job.clone(),
+                placement,
+                stop: stop.clone(),
+            }
+            .run(sender),
+        );
+        self.runs().insert(
+            job.id.clone(),
+            KubeRun {
+                name,
+                stop,
+                outcome,
+                log: job.log(),
+                log_cap: log_cap(&job),
+                follower,
+            },
+        );
+        Ok(())
+    }
+
+    async fn stop_run(&self, id: &RunId) {
+        let Some((name, stop)) = self
+            .runs()
+            .get(id)
+            .map(|run| (run.name.clone(), run.stop.clone()))
+        else {
+            return;
+        };
+        stop.store(true, Ordering::SeqCst);
+        tracing::info!(run = %id.name(), job = %name, "stopping the Kubernetes job");
+        let params = foreground(u32::try_from(self.grace_secs).unwrap_or(u32::MAX));
+        for job in [name.clone(), objects::collector_name(&name)] {
+            if let Err(error) = self.jobs().delete(&job, &params).await
+                && !is_not_found(&error)
+            {
+                tracing::warn!(job, error = %describe_error(&error), "cannot delete a job to stop it");
+            }
+        }
+    }
+
+    async fn logs_of(&self, id: &RunId) -> Result<Vec<u8>, BackendError> {
+        let (name, ended, log, cap) = {
+            let runs = self.runs();
+            let run = runs
+                .get(id)
+                .ok_or_else(|| BackendError::Unknown(id.name()))?;
+            (
+                run.name.clone(),
+                run.outcome.borrow().is_some(),
+                run.log.clone(),
+                run.log_cap,
+            )
+        };
+        if ended {
+            return Ok(tokio::fs::read(log).await?);
+        }
+        let (text, _) = read_logs(&self.client, &self.blueprint, &name, Some(cap))
+            .await
+            .map_err(|error| BackendError::Cluster(describe_error(&error)))?;
+        Ok(text)
+    }
+
+    async fn collect_run(&self, id: &RunId) -> Result<(), BackendError> {
+        let run = self
+            .runs()
+            .remove(id)
+            .ok_or_else(|| BackendError::Unknown(id.name()))?;
+        run.follower.abort();
+        let left = delete_run_objects(&self.client, &self.blueprint, &run.name, 0).await;
+        if left.is_empty() {
+            Ok(())
+        } else {
+            Err(BackendError::Cluster(format!(
+                "cannot delete {} of run {}: the cluster's TTL or the next start removes them",
+                left.join(", "),
+                run.name
+            )))
+        }
+    }
+}
+
+impl ComputeBackend for KubernetesBackend {
+    fn name(&self) -> &'static str {
+        "kubernetes"
+    }
+
+    fn overhead(&self) -> Duration {
+        COLLECT_BUDGET
+    }
+
+    fn submit(&self, job: Prepared) -> BoxFuture<'_, Result<(), BackendError>> {
+        self.start_run(job).boxed()
+    }
+
+    fn status(&self, id: &RunId) -> BoxFuture<'_, RunState> {
+        let state = match self.runs().get(id) {
+            None => RunState::Unknown,
+            Some(run) => match run.outcome.borrow().clone() {
+                Some(outcome) => RunState::Ended(outcome),
+                None => RunState::Running,
+            },
+        };
+        async move { state }.boxed()
+    }
+
+    fn stop(&self, id: &RunId) -> BoxFuture<'_, ()> {
+        let id = id.clone();
+        async move { self.stop_run(&id).await }.boxed()
+    }
+
+    fn logs(&self, id: &RunId) -> BoxFuture<'_, Result<Vec<u8>, BackendError>> {
+        let id = id.clone();
+        async move { self.logs_of(&id).await }.boxed()
+    }
+
+    fn collect(&self, id: &RunId) -> BoxFuture<'_, Result<(), BackendError>> {
+        let id = id.clone();
+        async move { self.collect_run(&id).await }.boxed()
+    }
+}
+
+/// Follows one run from its Job's creation to its outcome.
+struct Follower {
+    client: Client,
+    blueprint: Arc<Blueprint>,
+    name: String,
+    job: Prepared,
+    placement: Placement,
+    stop: Arc<AtomicBool>,
+}
+
+impl Follower {
+    async fn run(self, sender: watch::Sender<Option<Outcome>>) {
+        let outcome = self.follow().await;
+        tracing::info!(job = %self.name, ending = ?outcome.ending, "Kubernetes run ended");
+        sender.send_replace(Some(outcome));
+    }
+
+    fn stop_asked(&self) -> bool {
+        self.stop.load(Ordering::SeqCst)
+    }
+
+    async fn follow(&self) -> Outcome {
+        let jobs: Api<Job> = Api::namespaced(self.client.clone(), &self.blueprint.config.namespace);
+        let state = wait_for_end(&jobs, &self.name).await;
+        let pods = self.pods_of(&self.name).await;
+        let ended = termination(&pods, ALGORITHM_CONTAINER);
+        let (log_bytes, log_truncated) = self.keep_logs().await;
+        let (mut ending, mut detail) = run_ending(&state, &ended, self.stop_asked());
+        if ending == Ending::Succeeded {
+            if self.stop_asked() {
+                ending = Ending::Stopped;
+            } else {
+                (ending, detail) = self.collect_output(&jobs).await;
+            }
+        }
+        if !detail.is_empty() {
+            tracing::warn!(job = %self.name, %detail, "Kubernetes run did not end by itself");
+        }
+        let output_bytes = if ending == Ending::Succeeded {
+            folder_size(&self.job.output())
+        } else {
+            0
+        };
+        Outcome {
+            ending,
+            exit_code: ended.exit_code,
+            signal: ended.signal,
+            wall_ms: ended.wall_ms,
+            peak_memory_bytes: None,
+            output_bytes,
+            log_bytes,
+            log_truncated,
+        }
+    }
+
+    /// Runs the collector and tells how the run ended.
+    async fn collect_output(&self, jobs: &Api<Job>) -> (Ending, String) {
+        let collector = objects::collector_name(&self.name);
+        let created = jobs
+            .create(
+                &PostParams::default(),
+                &self
+                    .blueprint
+                    .collector_job(&self.name, &self.job, &self.placement),
+            )
+            .await;
+        if let Err(error) = created {
+            return (
+                Ending::SandboxFailed,
+                format!(
+                    "the cluster refused the collector: {}",
+                    describe_error(&error)
+                ),
+            );
+        }
+        let state = wait_for_end(jobs, &collector).await;
+        let pods = self.pods_of(&collector).await;
+        let ended = termination(&pods, "collect");
+        if self.stop_asked() {
+            return (Ending::Stopped, String::new());
+        }
+        if let JobState::Failed { .. } = state
+            && let Ok((text, _)) = read_container_logs(
+                &self.client,
+                &self.blueprint,
+                &collector,
+                "collect",
+                Some(16 * 1024),
+            )
+            .await
+        {
+            tracing::warn!(job = %collector, log = %String::from_utf8_lossy(&text), "collector failed");
+        }
+        collect_ending(&state, &ended, false)
+    }
+
+    /// The pods of Job `job` (retried a few times: an empty list is no answer).
+    async fn pods_of(&self, job: &str) -> Vec<Pod> {
+        let pods: Api<Pod> = Api::namespaced(self.client.clone(), &self.blueprint.config.namespace);
+        let params = ListParams::default().labels(&format!("{JOB_NAME_LABEL}={job}"));
+        for attempt in 0..5u32 {
+            match pods.list(&params).await {
+                Ok(list) => return list.items,
+                Err(error) => {
+                    tracing::warn!(job, attempt, error = %describe_error(&error), "cannot list a job's pods");
+                    tokio::time::sleep(Duration::from_millis(200 << attempt)).await;
+                }
+            }
+        }
+        Vec::new()
+    }
+
+    /// Reads the algorithm's logs into the workspace's `job.log`, at most its limit; returns the
+    /// bytes read and whether some were dropped.
+    async fn keep_logs(&self) -> (u64, bool) {
+        let cap = log_cap(&self.job);
+        let (mut text, truncated) = match read_logs(
+            &self.client,
+            &self.blueprint,
+            &self.name,
+            Some(cap),
+        )
+        .await
+        {
+            Ok(read) => read,
+            Err(error) => {
+                tracing::warn!(job = %self.name, error = %describe_error(&error), "cannot read a run's logs");
+                (Vec::new(), false)
+            }
+        };
+        let bytes = text.len() as u64;
+        if truncated {
+            text.extend_from_slice(
+                format!("\n[insitu: logs past {cap} bytes were dropped]\n").as_bytes(),
+            );
+        }
+        if let Err(error) = std::fs::write(self.job.log(), &text) {
+            tracing::warn!(job = %self.name, %error, "cannot keep a run's logs");
+        }
+        (bytes, truncated)
+    }
+}
+
+/// Waits until Job `name` ends (its `Complete` or `Failed` condition) or is gone, through
+/// watch restarts and API errors (retried with backoff).
+async fn wait_for_end(jobs: &Api<Job>, name: &str) -> JobState {
+    let mut stream = std::pin::pin!(watch_object(jobs.clone(), name).default_backoff());
+    while let Some(event) = stream.next().await {
+        match event {
+            Ok(job) => {
+                let state = job_state(job.as_ref());
+                if state != JobState::Active {
+                    return state;
+                }
+            }
+            Err(error) => {
+                tracing::warn!(job = name, %error, "watching a job failed; watching again");
+            }
+        }
+    }
+    JobState::Gone
+}
+
+/// The logs of the algorithm's container of Job `job`'s pod (or of `container`), at most
+/// `cap` bytes; tells whether more were written.
+async fn read_logs(
+    client: &Client,
+    blueprint: &Blueprint,
+    job: &str,
+    cap: Option<usize>,
+) -> Result<(Vec<u8>, bool), kube::Error> {
+    read_container_logs(client, blueprint, job, ALGORITHM_CONTAINER, cap).await
+}
+
+async fn read_container_logs(
+    client: &Client,
+    blueprint: &Blueprint,
+    job: &str,
+    container: &str,
+    cap: Option<usize>,
+) -> Result<(Vec<u8>, bool), kube::Error> {
+    let pods: Api<Pod> = Api::namespaced(client.clone(), &blueprint.config.namespace);
+    let list = pods
+        .list(&ListParams::default().labels(&format!("{JOB_NAME_LABEL}={job}")))
+        .await?;
+    let Some(pod) = list
+        .items
+        .iter()
+        .max_by_key(|pod| pod.metadata.creation_timestamp.clone())
+        .and_then(|pod| pod.metadata.name.clone())
+    else {
+        return Ok((Vec::new(), false));
+    };
+    let params = LogParams {
+        container: Some(container.to_owned()),
+        limit_bytes: cap.map(|cap| i64::try_from(cap).unwrap_or(i64::MAX).saturating_add(1)),
+        ..LogParams::default()
+    };
+    let stream = pods.log_stream(&pod, &params).await?;
+    let mut text = Vec::new();
+    // The server stops at `limitBytes`; the reader is bounded all the same.
+    let bound = cap.map_or(u64::MAX, |cap| cap as u64 + 1);
+    futures::AsyncReadExt::read_to_end(&mut futures::AsyncReadExt::take(stream, bound), &mut text)
+        .await
+        .map_err(|error| kube::Error::Service(Box::new(error)))?;
+    let truncated = cap.is_some_and(|cap| text.len() > cap);
+    if let Some(cap) = cap {
+        text.truncate(cap);
+    }
+    Ok((text, truncated))
+}
+
+/// Deletes every object of run `name` (Jobs with foreground propagation, so their pods go
+/// first); returns what could not be deleted.
+async fn delete_run_objects(
+    client: &Client,
+    blueprint: &Blueprint,
+    name: &str,
+    grace_secs: u32,
+) -> Vec<String> {
+    let namespace = &blueprint.config.namespace;
+    let mut left = Vec::new();
+    let jobs: Api<Job> = Api::namespaced(client.clone(), namespace);
+    for job in [name.to_owned(), objects::collector_name(name)] {
+        if let Err(error) = jobs.delete(&job, &foreground(grace_secs)).await
+            && !is_not_found(&error)
+        {
+            left.push(format!("job {job} ({})", describe_error(&error)));
+        }
+    }
+    let claims: Api<PersistentVolumeClaim> = Api::namespaced(client.clone(), namespace);
+    let claim = objects::output_claim_name(name);
+    if let Err(error) = claims.delete(&claim, &DeleteParams::default()).await
+        && !is_not_found(&error)
+    {
+        left.push(format!("claim {claim} ({})", describe_error(&error)));
+    }
+    let policies: Api<NetworkPolicy> = Api::namespaced(client.clone(), namespace);
+    if let Err(error) = policies.delete(name, &DeleteParams::default()).await
+        && !is_not_found(&error)
+    {
+        left.push(format!(
+            "network policy {name} ({})",
+            describe_error(&error)
+        ));
+    }
+    left
+}
+
+/// Deletion with foreground propagation: the Job goes once its pods are gone.
+fn foreground(grace_secs: u32) -> DeleteParams {
+    DeleteParams {
+        grace_period_seconds: Some(grace_secs),
+        ..DeleteParams::foreground()
+    }
+}
+
+fn is_not_found(error: &kube::Error) -> bool {
+    matches!(error, kube::Error::Api(status) if status.code == 404)
+}
+
+/// An API error in words (its status's message when the server gave one).
+pub fn describe_error(error: &kube::Error) -> String {
+    match error {
+        kube::Error::Api(status) => {
+            format!("{} ({}, {})", status.message, status.code, status.reason)
+        }
+        other => other.to_string(),
+    }
+}
+
+/// Bytes of logs kept of `job`.
+fn log_cap(job: &Prepared) -> usize {
+    usize::try_from(job.limits.log_kb.saturating_mul(1024)).unwrap_or(usize::MAX)
+}
+
+/// Bytes the regular files of `folder` take.
+fn folder_size(folder: &Path) -> u64 {
+    std::fs::read_dir(folder)
+        .map(|entries| {
+            entries
+                .flatten()
+                .filter_map(|entry| entry.metadata().ok())
+                .filter(std::fs::Metadata::is_file)
+                .map(|metadata| metadata.len())
+                .sum()
+        })
+        .unwrap_or(0)
+}
+
+/// The `[compute.kubernetes]` table of `config`.
+fn settings(config: &ComputeConfig) -> Result<&KubernetesConfig, StartError> {
+    config.kubernetes.as_ref().ok_or_else(|| {
+        StartError::Client("backend = \"kubernetes\" needs a [compute.kubernetes] table".into())
+    })
+}
+
+/// A client for the cluster `settings` names.
+async fn client_for(settings: &KubernetesConfig) -> Result<Client, StartError> {
+    let options = kube::config::KubeConfigOptions {
+        context: settings.context.clone(),
+        ..kube::config::KubeConfigOptions::default()
+    };
+    let config = match (&settings.kubeconfig, &settings.context) {
+        (Some(path), _) => {
+            let file = kube::config::Kubeconfig::read_from(path)
+                .map_err(|error| StartError::Client(format!("{}: {error}", path.display())))?;
+            kube::Config::from_custom_kubeconfig(file, &options)
+                .await
+                .map_err(|error| StartError::Client(error.to_string()))?
+        }
+        (None, Some(_)) => kube::Config::from_kubeconfig(&options)
+            .await
+            .map_err(|error| StartError::Client(error.to_string()))?,
+        (None, None) => kube::Config::infer()
+            .await
+            .map_err(|error| StartError::Client(error.to_string()))?,
+    };
+    Client::try_from(config).map_err(|error| StartError::Client(error.to_string()))
+}
+
+/// The keeper's instance on the cluster: a digest of its claim and work root, so that two
+/// keepers sharing a namespace never touch each other's runs.
+fn instance_of(settings: &KubernetesConfig, work_root: &Path) -> String {
+    let canonical = std::fs::canonicalize(work_root).unwrap_or_else(|_| work_root.to_path_buf());
+    let mut seed = settings.workspace_claim.as_bytes().to_vec();
+    seed.push(0);
+    seed.extend_from_slice(canonical.as_os_str().as_encoded_bytes());
+    alloy::primitives::hex::encode(&alloy::primitives::keccak256(seed)[..6])
+}
+
+/// The name of run `id`'s objects for keeper `instance`.
+fn object_name(instance: &str, id: &RunId) -> String {
+    let digest = alloy::primitives::keccak256(format!("{instance}/{}", id.name()));
+    format!("insitu-{}", alloy::primitives::hex::encode(&digest[..8]))
+}

@@ -1,0 +1,1094 @@
+//! The Kubernetes backend against a fake API server: every request it makes is recorded and
+//! checked (the exact Job, NetworkPolicy, claim and delete bodies, field by field), and the
+//! fake replays what a cluster answers: runs that succeed, fail, run out of memory or time,
+//! never start or get evicted, API errors, closed and expired watches.
+
+use std::{path::PathBuf, time::Duration};
+
+use alloy::primitives::B256;
+use serde_json::Value;
+
+use super::{KubernetesBackend, StartError, objects, preflight::PERMISSIONS};
+use crate::{
+    compute::{BackendError, ComputeBackend, Ending, Limits, Outcome, Prepared, RunId, RunState},
+    config::{BackendKind, ComputeConfig, KubernetesConfig, ResourcePreset, RuntimeConfig},
+};
+use insitu_kubefake::{Behaviour, FakeCluster, Recorded};
+
+const NAMESPACE: &str = "insitu-jobs";
+const CLAIM: &str = "insitu-work";
+const HELPER: &str = "registry.example/busybox@sha256:1111111111111111111111111111111111111111111111111111111111111111";
+const PYTHON: &str = "registry.example/python@sha256:2222222222222222222222222222222222222222222222222222222222222222";
+
+/// A keeper's work root (the claim's files as the fake sees them) and its configuration.
+struct Setup {
+    _root: tempfile::TempDir,
+    config: ComputeConfig,
+    cluster: FakeCluster,
+}
+
+fn config_in(work_root: PathBuf) -> ComputeConfig {
+    let mut kubernetes = KubernetesConfig::new(NAMESPACE, CLAIM, HELPER);
+    kubernetes.output_storage_class = Some("fast-ssd".into());
+    kubernetes.ttl_secs_after_finished = 900;
+    ComputeConfig {
+        backend: BackendKind::Kubernetes,
+        work_root,
+        grace_secs: 7,
+        runtimes: vec![RuntimeConfig {
+            name: "python3".into(),
+            command: vec!["/usr/bin/python3".into(), "-I".into()],
+            description: String::new(),
+            image: Some(PYTHON.into()),
+        }],
+        kubernetes: Some(kubernetes),
+        ..ComputeConfig::default()
+    }
+}
+
+/// A cluster whose runs behave as `run`, whose collectors as `collect`, and whose isolation
+/// probes as a working network plugin makes them.
+fn setup(run: Behaviour, collect: Behaviour) -> Setup {
+    let root = tempfile::tempdir().unwrap();
+    let work_root = root.path().join("compute");
+    std::fs::create_dir_all(work_root.join("jobs")).unwrap();
+    let config = config_in(work_root.clone());
+    let cluster = FakeCluster::new(NAMESPACE, CLAIM, work_root, move |job: &Value| {
+        let name = job["metadata"]["name"].as_str().unwrap_or_default();
+        match job["metadata"]["labels"][objects::STEP_LABEL].as_str() {
+            Some("canary") => Behaviour::Probe {
+                reaches: name.ends_with("-control"),
+                unexpected: objects::PROBE_UNEXPECTED_EXIT,
+                marker_missing: objects::MARKER_MISSING_EXIT,
+            },
+            Some("collect") => collect.clone(),
+            _ => run.clone(),
+        }
+    });
+    Setup {
+        _root: root,
+        config,
+        cluster,
+    }
+}
+
+fn succeeding() -> Setup {
+    setup(
+        Behaviour::Exit {
+            code: 0,
+            log: "hello from the job\n".into(),
+            files: Vec::new(),
+        },
+        collector_copies(),
+    )
+}
+
+fn collector_copies() -> Behaviour {
+    Behaviour::Exit {
+        code: 0,
+        log: String::new(),
+        files: vec![("result.csv".into(), b"mean,4.5\n".to_vec())],
+    }
+}
+
+async fn started(setup: &Setup) -> KubernetesBackend {
+    KubernetesBackend::with_client(setup.cluster.client(), &setup.config)
+        .await
+        .expect("the backend starts on a healthy cluster")
+}
+
+fn limits() -> Limits {
+    Limits {
+        wall_secs: 120,
+        memory_mb: 256,
+        cpu_percent: 50,
+        pids: 64,
+        output_mb: 8,
+        tmp_mb: 16,
+        log_kb: 4,
+    }
+}
+
+/// A prepared job, its workspace staged in the work root.
+fn prepared(config: &ComputeConfig, run: u32) -> Prepared {
+    let id = RunId {
+        chain_id: 31337,
+        agreement: B256::repeat_byte(0xab),
+        run,
+    };
+    let workspace = config.work_root.join("jobs").join("31337").join(id.name());
+    for folder in ["input", "algorithm", "output"] {
+        std::fs::create_dir_all(workspace.join(folder)).unwrap();
+    }
+    std::fs::write(workspace.join("input/data.csv"), "x\n4\n5\n").unwrap();
+    std::fs::write(workspace.join("algorithm/main"), "print('hi')\n").unwrap();
+    Prepared {
+        id,
+        runtime: "python3".into(),
+        workspace,
+        command: vec![
+            "/usr/bin/python3".into(),
+            "-I".into(),
+            "/algorithm/main".into(),
+        ],
+        env: vec![("INSITU_INPUTS".into(), "/data".into())],
+        limits: limits(),
+    }
+}
+
+async fn ended(backend: &KubernetesBackend, id: &RunId) -> Outcome {
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
+    loop {
+        match backend.status(id).await {
+            RunState::Ended(outcome) => return outcome,
+            RunState::Unknown => panic!("the backend forgot run {}", id.name()),
+            RunState::Running => {}
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "run {} did not end",
+            id.name()
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+fn created(cluster: &FakeCluster, resource: &str) -> Vec<Value> {
+    cluster
+        .requests_to("POST", resource)
+        .into_iter()
+        .map(|request| request.body)
+        .collect()
+}
+
+fn job_named<'a>(jobs: &'a [Value], name: &str) -> &'a Value {
+    jobs.iter()
+        .find(|job| job["metadata"]["name"] == name)
+        .unwrap_or_else(|| panic!("no job {name} was created"))
+}
+
+/// Checks the hardening every pod of the backend has, field by field.
+fn assert_hardened(job: &Value, deadline: i64) {
+    let name = &job["metadata"]["name"];
+    let spec = &job["spec"];
+    assert_eq!(spec["backoffLimit"], 0, "{name}: retries");
+    assert_eq!(spec["activeDeadlineSeconds"], deadline, "{name}: deadline");
+    assert_eq!(spec["ttlSecondsAfterFinished"], 900, "{name}: TTL");
+    let pod = &spec["template"]["spec"];
+    assert_eq!(pod["restartPolicy"], "Never", "{name}");
+    assert_eq!(pod["automountServiceAccountToken"], false, "{name}: token");
+    assert_eq!(pod["enableServiceLinks"], false, "{name}: service links");
+    for host in ["hostNetwork", "hostPID", "hostIPC"] {
+        assert_eq!(pod[host], false, "{name}: {host}");
+    }
+    let context = &pod["securityContext"];
+    assert_eq!(context["runAsNonRoot"], true, "{name}");
+    assert_eq!(context["runAsUser"], 65534, "{name}: account");
+    assert_eq!(
+        context["seccompProfile"]["type"], "RuntimeDefault",
+        "{name}"
+    );
+    for volume in pod["volumes"].as_array().into_iter().flatten() {
+        assert!(volume["hostPath"].is_null(), "{name}: host path volume");
+    }
+    let containers = pod["containers"].as_array().unwrap();
+    assert_eq!(containers.len(), 1, "{name}: one container");
+    assert!(pod["initContainers"].is_null(), "{name}");
+    for container in containers {
+        let image = container["image"].as_str().unwrap();
+        assert!(
+            image.contains("@sha256:"),
+            "{name}: image {image} by digest"
+        );
+        let context = &container["securityContext"];
+        assert_eq!(context["allowPrivilegeEscalation"], false, "{name}");
+        assert_eq!(context["privileged"], false, "{name}");
+        assert_eq!(context["readOnlyRootFilesystem"], true, "{name}");
+        assert_eq!(context["runAsNonRoot"], true, "{name}");
+        assert_eq!(
+            context["capabilities"]["drop"],
+            serde_json::json!(["ALL"]),
+            "{name}"
+        );
+        assert!(context["capabilities"]["add"].is_null(), "{name}");
+        assert_eq!(
+            context["seccompProfile"]["type"], "RuntimeDefault",
+            "{name}"
+        );
+        let resources = &container["resources"];
+        assert!(resources["limits"].is_object(), "{name}: limits");
+        assert_eq!(
+            resources["limits"], resources["requests"],
+            "{name}: limits = requests"
+        );
+        assert!(container["ports"].is_null(), "{name}: no ports");
+    }
+}
+
+fn mount<'a>(container: &'a Value, path: &str) -> &'a Value {
+    container["volumeMounts"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|mount| mount["mountPath"] == path)
+        .unwrap_or_else(|| panic!("no mount at {path}"))
+}
+
+fn volume<'a>(pod: &'a Value, name: &str) -> &'a Value {
+    pod["volumes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|volume| volume["name"] == name)
+        .unwrap_or_else(|| panic!("no volume {name}"))
+}
+
+/// Checks a deny-all NetworkPolicy for the pods labelled `run`.
+fn assert_denies_all(policy: &Value, run: &str) {
+    assert_eq!(
+        policy["spec"]["podSelector"]["matchLabels"][objects::RUN_LABEL],
+        run
+    );
+    assert!(policy["spec"]["podSelector"]["matchLabels"][objects::KEEPER_LABEL].is_string());
+    assert_eq!(
+        policy["spec"]["policyTypes"],
+        serde_json::json!(["Ingress", "Egress"])
+    );
+    assert_eq!(policy["spec"]["egress"], serde_json::json!([]));
+    assert_eq!(policy["spec"]["ingress"], serde_json::json!([]));
+}
+
+fn deletes_of(cluster: &FakeCluster, resource: &str) -> Vec<Recorded> {
+    cluster
+        .requests()
+        .into_iter()
+        .filter(|request| {
+            request.method == "DELETE" && request.path.split('/').any(|segment| segment == resource)
+        })
+        .collect()
+}
+
+#[tokio::test]
+async fn kubernetes_start_checks_the_cluster_and_sweeps_what_an_earlier_keeper_left() {
+    let setup = succeeding();
+    // Left by this keeper before a crash, and by another keeper sharing the namespace.
+    let backend_labels = |instance: &str| serde_json::json!({objects::KEEPER_LABEL: instance, objects::RUN_LABEL: "insitu-old"});
+    let instance = super::instance_of(
+        setup.config.kubernetes.as_ref().unwrap(),
+        &setup.config.work_root,
+    );
+    setup.cluster.put(
+        "jobs",
+        serde_json::json!({"apiVersion": "batch/v1", "kind": "Job",
+            "metadata": {"name": "insitu-old", "namespace": NAMESPACE, "labels": backend_labels(&instance)}}),
+    );
+    setup.cluster.put(
+        "jobs",
+        serde_json::json!({"apiVersion": "batch/v1", "kind": "Job",
+            "metadata": {"name": "theirs", "namespace": NAMESPACE, "labels": backend_labels("0123456789ab")}}),
+    );
+    let backend = started(&setup).await;
+    assert_eq!(backend.name(), "kubernetes");
+    let cluster = &setup.cluster;
+
+    assert_eq!(cluster.requests()[0].path, "/version");
+    let reviews = created(cluster, "/selfsubjectaccessreviews");
+    assert_eq!(reviews.len(), PERMISSIONS.len());
+    for (group, resource, verb) in PERMISSIONS {
+        let (resource, subresource) = resource
+            .split_once('/')
+            .map_or((*resource, None), |(r, s)| (r, Some(s)));
+        assert!(
+            reviews.iter().any(|review| {
+                let attributes = &review["spec"]["resourceAttributes"];
+                attributes["namespace"] == NAMESPACE
+                    && attributes["group"] == *group
+                    && attributes["resource"] == resource
+                    && attributes["subresource"].as_str() == subresource
+                    && attributes["verb"] == *verb
+            }),
+            "no review of {verb} {resource}"
+        );
+    }
+    assert_eq!(
+        cluster
+            .requests_to("GET", &format!("/persistentvolumeclaims/{CLAIM}"))
+            .len(),
+        1
+    );
+
+    // The probes: a deny-all policy made before the isolated probe, a control probe without
+    // one that reads the keeper's marker from the claim, read-only.
+    let policies = created(cluster, "/networkpolicies");
+    assert_eq!(policies.len(), 1);
+    let group = policies[0]["metadata"]["name"].as_str().unwrap().to_owned();
+    assert_denies_all(&policies[0], &group);
+    let jobs = created(cluster, "/jobs");
+    let isolated = job_named(&jobs, &format!("{group}-isolated"));
+    let control = job_named(&jobs, &format!("{group}-control"));
+    assert_hardened(isolated, 180);
+    assert_hardened(control, 180);
+    let labels =
+        |job: &Value| job["spec"]["template"]["metadata"]["labels"][objects::RUN_LABEL].clone();
+    assert_eq!(
+        labels(isolated),
+        group.as_str(),
+        "the policy selects the isolated probe"
+    );
+    assert_ne!(
+        labels(control),
+        group.as_str(),
+        "the policy leaves the control probe"
+    );
+    let script = |job: &Value| {
+        job["spec"]["template"]["spec"]["containers"][0]["command"][2]
+            .as_str()
+            .unwrap()
+            .to_owned()
+    };
+    assert!(script(isolated).contains("$KUBERNETES_SERVICE_HOST"));
+    assert!(script(control).contains("/workspace/.insitu-probe-"));
+    let control_pod = &control["spec"]["template"]["spec"];
+    assert_eq!(
+        volume(control_pod, "workspace")["persistentVolumeClaim"]["readOnly"],
+        true
+    );
+    assert_eq!(
+        mount(&control_pod["containers"][0], "/workspace")["readOnly"],
+        true
+    );
+    assert!(
+        isolated["spec"]["template"]["spec"]["volumes"].is_null(),
+        "the isolated probe mounts nothing"
+    );
+    let marker_left = std::fs::read_dir(&setup.config.work_root)
+        .unwrap()
+        .flatten()
+        .any(|entry| {
+            entry
+                .file_name()
+                .to_string_lossy()
+                .starts_with(".insitu-probe-")
+        });
+    assert!(!marker_left, "the marker is removed");
+
+    // The probes are deleted in the foreground, with their policy.
+    for probe in ["isolated", "control"] {
+        let deleted = cluster.requests_to("DELETE", &format!("/jobs/{group}-{probe}"));
+        assert_eq!(deleted.len(), 1, "{probe} deleted");
+        assert_eq!(deleted[0].body["propagationPolicy"], "Foreground");
+    }
+    assert_eq!(
+        cluster
+            .requests_to("DELETE", &format!("/networkpolicies/{group}"))
+            .len(),
+        1
+    );
+
+    // The sweep deletes this keeper's leftovers only.
+    let selector = format!("{}={instance}", objects::KEEPER_LABEL);
+    for resource in ["jobs", "persistentvolumeclaims", "networkpolicies"] {
+        let sweeps: Vec<_> = deletes_of(cluster, resource)
+            .into_iter()
+            .filter(|request| request.query.get("labelSelector") == Some(&selector))
+            .collect();
+        assert_eq!(sweeps.len(), 1, "{resource} swept by label");
+    }
+    let sweep = deletes_of(cluster, "jobs")
+        .into_iter()
+        .find(|request| request.query.contains_key("labelSelector"))
+        .unwrap();
+    assert_eq!(sweep.body["propagationPolicy"], "Foreground");
+    assert_eq!(cluster.names("jobs"), vec!["theirs".to_owned()]);
+    assert!(cluster.names("networkpolicies").is_empty());
+}
+
+#[tokio::test]
+async fn kubernetes_start_refuses_a_cluster_that_cannot_isolate_jobs() {
+    type Break = fn(&FakeCluster);
+    let cases: [(Break, &str); 8] = [
+        (
+            |c| c.fail("GET", "/version", 503, 1),
+            "cannot reach the cluster's API",
+        ),
+        (
+            |c| {
+                c.deny("", "pods/log", "get");
+                c.deny("batch", "jobs", "deletecollection");
+            },
+            "may not deletecollection jobs.batch, get pods/log in namespace insitu-jobs",
+        ),
+        (
+            |c| c.without_namespace(),
+            "does not exist in namespace insitu-jobs",
+        ),
+        (
+            |c| c.claim_phase(CLAIM, "Pending"),
+            "is \"Pending\", not Bound",
+        ),
+        (
+            |c| c.without_network_policy(),
+            "does not enforce NetworkPolicy",
+        ),
+        (|c| c.target_unreachable(), "inconclusive"),
+        (
+            |c| c.fail("POST", "/networkpolicies", 403, 1),
+            "cannot start the isolation check",
+        ),
+        (
+            |c| c.fail("POST", "/jobs", 500, 1),
+            "cannot start the isolation check",
+        ),
+    ];
+    for (breaks, expected) in cases {
+        let setup = succeeding();
+        breaks(&setup.cluster);
+        let error = KubernetesBackend::with_client(setup.cluster.client(), &setup.config)
+            .await
+            .expect_err(expected);
+        assert!(
+            matches!(error, StartError::Preflight(_)),
+            "{error:?} should be a failed check"
+        );
+        assert!(
+            error.to_string().contains(expected),
+            "{error} should say {expected}"
+        );
+        // Whatever the check made is gone (Jobs once their pods are), and no run was made.
+        tokio::time::sleep(Duration::from_millis(150)).await;
+        assert!(
+            setup.cluster.names("jobs").is_empty(),
+            "{expected}: probes left"
+        );
+        assert!(
+            setup.cluster.names("networkpolicies").is_empty(),
+            "{expected}: policy left"
+        );
+        assert!(
+            setup
+                .cluster
+                .requests_to("DELETE", "/jobs")
+                .iter()
+                .all(|request| !request.query.contains_key("labelSelector")),
+            "{expected}: no sweep before the check passes"
+        );
+    }
+}
+
+#[tokio::test]
+async fn kubernetes_start_refuses_when_the_claim_is_not_the_keepers_work_root() {
+    let setup = succeeding();
+    // The fake's claim is another folder than the keeper's work root.
+    let elsewhere = tempfile::tempdir().unwrap();
+    let mut config = setup.config.clone();
+    config.work_root = elsewhere.path().to_path_buf();
+    let error = KubernetesBackend::with_client(setup.cluster.client(), &config)
+        .await
+        .unwrap_err();
+    assert!(
+        error
+            .to_string()
+            .contains("work_root must be the mount of that claim"),
+        "{error}"
+    );
+}
+
+#[tokio::test]
+async fn kubernetes_run_is_a_hardened_job_and_its_output_is_collected() {
+    let setup = succeeding();
+    let backend = started(&setup).await;
+    let cluster = &setup.cluster;
+    let before = cluster.requests().len();
+    let job = prepared(&setup.config, 1);
+    let name = backend.object_name(&job.id);
+    backend.submit(job.clone()).await.unwrap();
+    let outcome = ended(&backend, &job.id).await;
+    assert_eq!(outcome.ending, Ending::Succeeded, "{outcome:?}");
+    assert_eq!(outcome.exit_code, Some(0));
+    assert_eq!(outcome.wall_ms, 3000, "from the container's start and end");
+    assert_eq!(outcome.output_bytes, 9);
+    assert_eq!(
+        std::fs::read(job.output().join("result.csv")).unwrap(),
+        b"mean,4.5\n"
+    );
+    assert_eq!(
+        std::fs::read_to_string(job.log()).unwrap(),
+        "hello from the job\n"
+    );
+    assert_eq!(
+        backend.logs(&job.id).await.unwrap(),
+        b"hello from the job\n"
+    );
+
+    // In order: the policy, the output claim, the run's Job; the collector once it completed.
+    let made: Vec<_> = cluster.requests()[before..]
+        .iter()
+        .filter(|request| request.method == "POST")
+        .map(|request| {
+            request.body["metadata"]["name"]
+                .as_str()
+                .unwrap()
+                .to_owned()
+        })
+        .collect();
+    assert_eq!(
+        made,
+        [
+            name.clone(),
+            format!("{name}-output"),
+            name.clone(),
+            format!("{name}-collect")
+        ]
+    );
+    let policy = created(cluster, "/networkpolicies").pop().unwrap();
+    assert_denies_all(&policy, &name);
+
+    let claim = created(cluster, "/persistentvolumeclaims").pop().unwrap();
+    assert_eq!(claim["spec"]["storageClassName"], "fast-ssd");
+    assert_eq!(
+        claim["spec"]["accessModes"],
+        serde_json::json!(["ReadWriteOnce"])
+    );
+    assert_eq!(claim["spec"]["resources"]["requests"]["storage"], "8Mi");
+
+    let jobs = created(cluster, "/jobs");
+    let run = job_named(&jobs, &name);
+    assert_hardened(run, 120);
+    assert_eq!(
+        run["metadata"]["annotations"]["insitu.dev/run-id"],
+        job.id.name()
+    );
+    assert_eq!(
+        run["metadata"]["annotations"]["insitu.dev/agreement"],
+        job.id.agreement.to_string()
+    );
+    let pod = &run["spec"]["template"]["spec"];
+    assert_eq!(
+        pod["securityContext"]["runAsGroup"],
+        i64::from(std::os::unix::fs::MetadataExt::gid(
+            &std::fs::metadata(&job.workspace).unwrap()
+        ))
+    );
+    let container = &pod["containers"][0];
+    assert_eq!(container["name"], "algorithm");
+    assert_eq!(container["image"], PYTHON);
+    assert_eq!(
+        container["command"],
+        serde_json::json!(["/usr/bin/python3", "-I", "/algorithm/main"])
+    );
+    assert_eq!(container["resources"]["limits"]["cpu"], "500m");
+    assert_eq!(container["resources"]["limits"]["memory"], "256Mi");
+    let env: Vec<_> = container["env"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|var| {
+            (
+                var["name"].as_str().unwrap(),
+                var["value"].as_str().unwrap(),
+            )
+        })
+        .collect();
+    assert!(env.contains(&("INSITU_INPUTS", "/data")));
+    assert!(env.contains(&("HOME", "/tmp")));
+    // The data: read-only at the volume and at each mount.
+    let workspace = volume(pod, "workspace");
+    assert_eq!(workspace["persistentVolumeClaim"]["claimName"], CLAIM);
+    assert_eq!(workspace["persistentVolumeClaim"]["readOnly"], true);
+    let subpath = format!("jobs/31337/{}", job.id.name());
+    for (path, folder) in [("/data", "input"), ("/algorithm", "algorithm")] {
+        let mount = mount(container, path);
+        assert_eq!(mount["name"], "workspace");
+        assert_eq!(mount["readOnly"], true, "{path}");
+        assert_eq!(mount["subPath"], format!("{subpath}/{folder}"));
+    }
+    // The output: the run's own claim, through a sub-path.
+    let output = volume(pod, "output");
+    assert_eq!(
+        output["persistentVolumeClaim"]["claimName"],
+        format!("{name}-output")
+    );
+    assert_eq!(output["persistentVolumeClaim"]["readOnly"], false);
+    assert_eq!(mount(container, "/output")["subPath"], "output");
+    assert_eq!(mount(container, "/output")["readOnly"], false);
+    // /tmp: in memory, size-limited.
+    let tmp = volume(pod, "tmp");
+    assert_eq!(tmp["emptyDir"]["medium"], "Memory");
+    assert_eq!(tmp["emptyDir"]["sizeLimit"], "16Mi");
+    assert_eq!(pod["volumes"].as_array().unwrap().len(), 3);
+
+    // The collector: the output claim read-only, the workspace's output folder writable.
+    let collector = job_named(&jobs, &format!("{name}-collect"));
+    assert_hardened(collector, 600);
+    let pod = &collector["spec"]["template"]["spec"];
+    let container = &pod["containers"][0];
+    assert_eq!(container["image"], HELPER);
+    assert_eq!(
+        volume(pod, "output")["persistentVolumeClaim"]["readOnly"],
+        true
+    );
+    assert_eq!(mount(container, "/output")["readOnly"], true);
+    assert_eq!(
+        mount(container, "/collected")["subPath"],
+        format!("{subpath}/output")
+    );
+    let script = container["command"][2].as_str().unwrap();
+    assert!(
+        script.contains("-gt 8192"),
+        "the output limit in KiB: {script}"
+    );
+    assert!(script.contains("-type f"), "regular files only: {script}");
+
+    // Collecting deletes every object of the run, Jobs in the foreground.
+    backend.collect(&job.id).await.unwrap();
+    for job in [name.clone(), format!("{name}-collect")] {
+        let deleted = cluster.requests_to("DELETE", &format!("/jobs/{job}"));
+        assert_eq!(deleted.len(), 1, "{job}");
+        assert_eq!(deleted[0].body["propagationPolicy"], "Foreground");
+    }
+    assert_eq!(
+        cluster
+            .requests_to("DELETE", &format!("/persistentvolumeclaims/{name}-output"))
+            .len(),
+        1
+    );
+    assert_eq!(
+        cluster
+            .requests_to("DELETE", &format!("/networkpolicies/{name}"))
+            .len(),
+        1
+    );
+    tokio::time::sleep(Duration::from_millis(150)).await;
+    assert!(cluster.names("jobs").is_empty());
+    assert!(
+        cluster.names("pods").is_empty(),
+        "the Job's pods went with it"
+    );
+    assert!(cluster.names("networkpolicies").is_empty());
+    assert_eq!(
+        cluster.names("persistentvolumeclaims"),
+        vec![CLAIM.to_owned()]
+    );
+    assert_eq!(backend.status(&job.id).await, RunState::Unknown);
+    assert!(matches!(
+        backend.collect(&job.id).await,
+        Err(BackendError::Unknown(_))
+    ));
+}
+
+#[tokio::test]
+async fn kubernetes_endings_are_read_from_the_job_and_its_pod() {
+    let failing = Behaviour::Exit {
+        code: 3,
+        log: "Traceback: KeyError\n".into(),
+        files: Vec::new(),
+    };
+    let too_large = Behaviour::Exit {
+        code: objects::OUTPUT_TOO_LARGE_EXIT,
+        log: String::new(),
+        files: Vec::new(),
+    };
+    let cases = [
+        (failing, collector_copies(), Ending::Failed, Some(3)),
+        (
+            Behaviour::OutOfMemory,
+            collector_copies(),
+            Ending::OutOfMemory,
+            Some(137),
+        ),
+        (
+            Behaviour::Deadline,
+            collector_copies(),
+            Ending::TimedOut,
+            Some(137),
+        ),
+        (
+            Behaviour::NeverStarts,
+            collector_copies(),
+            Ending::SandboxFailed,
+            None,
+        ),
+        (
+            Behaviour::Evicted,
+            collector_copies(),
+            Ending::SandboxFailed,
+            Some(137),
+        ),
+        (
+            Behaviour::Exit {
+                code: 0,
+                log: String::new(),
+                files: Vec::new(),
+            },
+            too_large,
+            Ending::OutputTooLarge,
+            Some(0),
+        ),
+    ];
+    for (run, collect, expected, exit_code) in cases {
+        let setup = setup(run.clone(), collect);
+        let backend = started(&setup).await;
+        let job = prepared(&setup.config, 1);
+        backend.submit(job.clone()).await.unwrap();
+        let outcome = ended(&backend, &job.id).await;
+        assert_eq!(outcome.ending, expected, "{run:?}: {outcome:?}");
+        assert_eq!(outcome.exit_code, exit_code, "{run:?}");
+        assert_eq!(outcome.output_bytes, 0, "{run:?}: nothing collected");
+        if exit_code == Some(137) {
+            assert_eq!(outcome.signal, Some(9), "{run:?}: SIGKILL");
+        }
+        if expected != Ending::OutputTooLarge {
+            assert!(
+                setup.cluster.requests_to("POST", "/jobs").iter().all(
+                    |request| request.body["metadata"]["labels"][objects::STEP_LABEL] != "collect"
+                ),
+                "{run:?}: no collector for a failed run"
+            );
+        }
+        backend.collect(&job.id).await.unwrap();
+    }
+}
+
+#[tokio::test]
+async fn kubernetes_stop_deletes_the_job_in_the_foreground() {
+    let setup = setup(Behaviour::Hangs, collector_copies());
+    let backend = started(&setup).await;
+    let job = prepared(&setup.config, 1);
+    let name = backend.object_name(&job.id);
+    backend.submit(job.clone()).await.unwrap();
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    assert_eq!(backend.status(&job.id).await, RunState::Running);
+    backend.stop(&job.id).await;
+    let outcome = ended(&backend, &job.id).await;
+    assert_eq!(outcome.ending, Ending::Stopped);
+    let deleted = setup
+        .cluster
+        .requests_to("DELETE", &format!("/jobs/{name}"));
+    assert_eq!(deleted.len(), 1);
+    assert_eq!(deleted[0].body["propagationPolicy"], "Foreground");
+    assert_eq!(
+        deleted[0].body["gracePeriodSeconds"], 7,
+        "the keeper's grace"
+    );
+    assert!(
+        setup
+            .cluster
+            .requests_to("POST", "/jobs")
+            .iter()
+            .all(|request| request.body["metadata"]["name"] != format!("{name}-collect")),
+        "a stopped run is not collected"
+    );
+    backend.collect(&job.id).await.unwrap();
+}
+
+#[tokio::test]
+async fn kubernetes_a_job_deleted_by_someone_else_is_a_failure() {
+    let setup = setup(Behaviour::Hangs, collector_copies());
+    let backend = started(&setup).await;
+    let job = prepared(&setup.config, 1);
+    let name = backend.object_name(&job.id);
+    backend.submit(job.clone()).await.unwrap();
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let client = setup.cluster.client();
+    let jobs: kube::Api<k8s_openapi::api::batch::v1::Job> =
+        kube::Api::namespaced(client, NAMESPACE);
+    jobs.delete(&name, &kube::api::DeleteParams::background())
+        .await
+        .unwrap();
+    let outcome = ended(&backend, &job.id).await;
+    assert_eq!(outcome.ending, Ending::SandboxFailed);
+}
+
+#[tokio::test]
+async fn kubernetes_watch_restarts_and_api_errors_do_not_lose_the_end() {
+    let setup = setup(Behaviour::Hangs, collector_copies());
+    let backend = started(&setup).await;
+    let cluster = &setup.cluster;
+    let job = prepared(&setup.config, 1);
+    let name = backend.object_name(&job.id);
+    // The first list of the run's Job fails; the watcher lists again after its backoff.
+    cluster.fail("GET", &format!("metadata.name%3D{name}"), 500, 1);
+    backend.submit(job.clone()).await.unwrap();
+    let watching = || async {
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(15);
+        while cluster.open_watches() == 0 {
+            assert!(tokio::time::Instant::now() < deadline, "no watch opened");
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    };
+    watching().await;
+    // The server ends the watch (as at its timeout): the watcher watches again.
+    cluster.close_watches();
+    watching().await;
+    // The server says the watch's version expired: the watcher lists again, then watches.
+    cluster.expire_watches();
+    watching().await;
+    assert_eq!(backend.status(&job.id).await, RunState::Running);
+    // The Job completes while no event reaches the watch; its version then expires: the next
+    // list finds the Job complete.
+    let mut done = cluster.object("jobs", &name).unwrap();
+    done["status"] = serde_json::json!({"conditions": [{"type": "Complete", "status": "True"}]});
+    cluster.put("jobs", done);
+    cluster.expire_watches();
+    let outcome = ended(&backend, &job.id).await;
+    assert_eq!(outcome.ending, Ending::Succeeded, "{outcome:?}");
+    let lists = cluster
+        .requests()
+        .into_iter()
+        .filter(|request| {
+            request.method == "GET"
+                && request.path.ends_with("/jobs")
+                && request.query.get("fieldSelector") == Some(&format!("metadata.name={name}"))
+        })
+        .collect::<Vec<_>>();
+    let watches = lists.iter().filter(|request| request.is_watch()).count();
+    let relists = lists.len() - watches;
+    assert!(
+        relists >= 3,
+        "listed {relists} times: after the error and each expiry"
+    );
+    assert!(watches >= 3, "watched {watches} times");
+    backend.collect(&job.id).await.unwrap();
+}
+
+#[tokio::test]
+async fn kubernetes_a_refused_run_leaves_nothing_behind() {
+    let setup = succeeding();
+    let backend = started(&setup).await;
+    let cluster = &setup.cluster;
+    let job = prepared(&setup.config, 1);
+    let name = backend.object_name(&job.id);
+    cluster.fail("POST", "/jobs", 422, 1);
+    let error = backend.submit(job.clone()).await.unwrap_err();
+    assert!(matches!(error, BackendError::Start(_)), "{error:?}");
+    assert!(
+        error.to_string().contains("the cluster refused the run"),
+        "{error}"
+    );
+    assert!(cluster.object("networkpolicies", &name).is_none());
+    assert!(
+        cluster
+            .object("persistentvolumeclaims", &format!("{name}-output"))
+            .is_none()
+    );
+    assert_eq!(backend.status(&job.id).await, RunState::Unknown);
+
+    // A runtime without an image, or a run no preset holds, is refused before any request.
+    let before = cluster.requests().len();
+    let mut other = prepared(&setup.config, 2);
+    other.runtime = "ruby".into();
+    let error = backend.submit(other).await.unwrap_err();
+    assert!(
+        error.to_string().contains("runtime ruby has no image"),
+        "{error}"
+    );
+    assert_eq!(cluster.requests().len(), before);
+}
+
+#[tokio::test]
+async fn kubernetes_logs_are_capped_at_the_policy_limit() {
+    let long = "x".repeat(10_000);
+    let setup = setup(
+        Behaviour::Exit {
+            code: 0,
+            log: long,
+            files: Vec::new(),
+        },
+        collector_copies(),
+    );
+    let backend = started(&setup).await;
+    let job = prepared(&setup.config, 1);
+    let name = backend.object_name(&job.id);
+    backend.submit(job.clone()).await.unwrap();
+    let outcome = ended(&backend, &job.id).await;
+    assert!(outcome.log_truncated);
+    assert_eq!(outcome.log_bytes, 4096);
+    let log = std::fs::read_to_string(job.log()).unwrap();
+    assert!(log.starts_with(&"x".repeat(4096)));
+    assert!(
+        log.ends_with("[insitu: logs past 4096 bytes were dropped]\n"),
+        "{log}"
+    );
+    let reads = setup
+        .cluster
+        .requests_to("GET", &format!("/pods/{name}-x7k2p/log"));
+    assert!(!reads.is_empty());
+    assert_eq!(
+        reads[0].query.get("container").map(String::as_str),
+        Some("algorithm")
+    );
+    assert_eq!(
+        reads[0].query.get("limitBytes").map(String::as_str),
+        Some("4097")
+    );
+    backend.collect(&job.id).await.unwrap();
+}
+
+#[tokio::test]
+async fn kubernetes_presets_place_runs_by_their_size() {
+    let mut setup = succeeding();
+    let kubernetes = setup.config.kubernetes.as_mut().unwrap();
+    kubernetes.presets = vec![
+        ResourcePreset {
+            name: "large".into(),
+            cpu_percent: 800,
+            memory_mb: 32768,
+            node_selector: [("node.example/size".to_owned(), "large".to_owned())].into(),
+        },
+        ResourcePreset {
+            name: "small".into(),
+            cpu_percent: 100,
+            memory_mb: 1024,
+            node_selector: [("node.example/size".to_owned(), "small".to_owned())].into(),
+        },
+    ];
+    let backend = started(&setup).await;
+    let mut job = prepared(&setup.config, 1);
+    backend.submit(job.clone()).await.unwrap();
+    ended(&backend, &job.id).await;
+    backend.collect(&job.id).await.unwrap();
+    let run = created(&setup.cluster, "/jobs")
+        .into_iter()
+        .find(|created| created["metadata"]["labels"][objects::STEP_LABEL] == "run")
+        .unwrap();
+    assert_eq!(
+        run["spec"]["template"]["spec"]["nodeSelector"],
+        serde_json::json!({"node.example/size": "small"})
+    );
+
+    job = prepared(&setup.config, 2);
+    job.limits.memory_mb = 65536;
+    let error = backend.submit(job).await.unwrap_err();
+    assert!(
+        error
+            .to_string()
+            .contains("no resource preset holds 50% CPU and 65536 MiB"),
+        "{error}"
+    );
+}
+
+/// The role in the repository grants every permission the backend checks, and no wildcard.
+#[test]
+fn kubernetes_rbac_manifest_grants_what_the_backend_uses() {
+    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../deploy/kubernetes/keeper-rbac.yaml");
+    let text = std::fs::read_to_string(&path).unwrap();
+    let documents: Vec<Value> = serde_saphyr::from_multiple(&text).unwrap();
+    let role = documents
+        .iter()
+        .find(|document| document["kind"] == "Role")
+        .expect("a Role");
+    let role: k8s_openapi::api::rbac::v1::Role = serde_json::from_value(role.clone()).unwrap();
+    let rules = role.rules.unwrap_or_default();
+    for (group, resource, verb) in PERMISSIONS {
+        assert!(
+            rules.iter().any(|rule| {
+                rule.api_groups
+                    .as_ref()
+                    .is_some_and(|groups| groups.iter().any(|g| g == group))
+                    && rule
+                        .resources
+                        .as_ref()
+                        .is_some_and(|resources| resources.iter().any(|r| r == resource))
+                    && rule.verbs.iter().any(|v| v == verb)
+            }),
+            "the role does not grant {verb} {resource} ({group})"
+        );
+    }
+    for rule in &rules {
+        assert!(!rule.verbs.iter().any(|verb| verb == "*"), "wildcard verb");
+        for resource in rule.resources.iter().flatten() {
+            assert_ne!(resource, "*", "wildcard resource");
+            let granted = PERMISSIONS.iter().any(|(_, used, _)| used == resource);
+            assert!(
+                granted,
+                "the role grants {resource}, which the backend does not use"
+            );
+        }
+    }
+    let binding = documents
+        .iter()
+        .find(|document| document["kind"] == "RoleBinding")
+        .expect("a RoleBinding");
+    assert_eq!(binding["roleRef"]["name"], role.metadata.name.unwrap());
+    assert!(
+        documents
+            .iter()
+            .all(|document| document["kind"] != "ClusterRole"),
+        "the keeper needs no cluster-wide permission"
+    );
+}
+
+#[test]
+fn kubernetes_settings_are_checked() {
+    let root = tempfile::tempdir().unwrap();
+    config_in(root.path().to_path_buf()).validate().unwrap();
+    type Change = fn(&mut ComputeConfig);
+    let cases: [(Change, &str); 10] = [
+        (
+            |c| c.kubernetes = None,
+            "needs a [compute.kubernetes] table",
+        ),
+        (|c| c.runtimes[0].image = None, "needs its image"),
+        (
+            |c| c.runtimes[0].image = Some("python:3.13".into()),
+            "pinned by digest",
+        ),
+        (
+            |c| c.kubernetes.as_mut().unwrap().helper_image = "busybox:latest".into(),
+            "helper_image",
+        ),
+        (
+            |c| c.kubernetes.as_mut().unwrap().namespace = "Jobs".into(),
+            "namespace",
+        ),
+        (
+            |c| c.kubernetes.as_mut().unwrap().workspace_claim = "-bad".into(),
+            "workspace_claim",
+        ),
+        (
+            |c| c.kubernetes.as_mut().unwrap().run_as_user = 0,
+            "non-root",
+        ),
+        (
+            |c| c.kubernetes.as_mut().unwrap().canary_target = Some("10.0.0.1".into()),
+            "host:port",
+        ),
+        (
+            |c| c.kubernetes.as_mut().unwrap().probe_timeout_secs = 1,
+            "probe_timeout_secs",
+        ),
+        (
+            |c| {
+                c.kubernetes.as_mut().unwrap().presets = vec![ResourcePreset {
+                    name: "none".into(),
+                    cpu_percent: 0,
+                    memory_mb: 1,
+                    node_selector: Default::default(),
+                }];
+            },
+            "above 0",
+        ),
+    ];
+    for (change, expected) in cases {
+        let mut config = config_in(root.path().to_path_buf());
+        change(&mut config);
+        let error = config.validate().unwrap_err();
+        assert!(error.contains(expected), "{error} should say {expected}");
+    }
+    // The local backend ignores the images and the table.
+    let mut local = config_in(root.path().to_path_buf());
+    local.backend = BackendKind::Local;
+    local.runtimes[0].image = None;
+    local.validate().unwrap();
+    // The table reads from TOML with its defaults.
+    let parsed: ComputeConfig = toml::from_str(&format!(
+        "backend = \"kubernetes\"\n[[runtimes]]\nname = \"python3\"\ncommand = [\"/usr/bin/python3\"]\nimage = \"{PYTHON}\"\n[kubernetes]\nnamespace = \"{NAMESPACE}\"\nworkspace_claim = \"{CLAIM}\"\nhelper_image = \"{HELPER}\"\n"
+    ))
+    .unwrap();
+    parsed.validate().unwrap();
+    let kubernetes = parsed.kubernetes.unwrap();
+    assert_eq!(kubernetes.run_as_user, 65534);
+    assert_eq!(kubernetes.probe_timeout_secs, 180);
+    assert!(kubernetes.kubeconfig.is_none());
+}
