@@ -37,7 +37,7 @@
 //! # database = "keeper-11155111.db"           # the default
 //! confirmations = 3
 //!
-//! # Compute in situ: jobs run in the local sandbox (absent: no compute is sold here)
+//! # Compute in situ: jobs run in the local sandbox or on a cluster (absent: no compute is sold)
 //! [compute]
 //! work_root = "compute"                 # jobs' workspaces and the results kept for their owners
 //! concurrency = 2                       # jobs running at once; more wait, queued
@@ -50,6 +50,12 @@
 //! name = "python3"                      # the name compute policies list
 //! command = ["/usr/bin/python3", "-I"]  # the algorithm's path is appended
 //! description = "the system's Python 3, standard library only"
+//! # backend = "kubernetes"               # jobs as Kubernetes Jobs (docs/kubernetes.md); then
+//! # image = "python@sha256:..."          # each runtime's image, pinned by digest, and:
+//! # [compute.kubernetes]
+//! # namespace = "insitu-jobs"
+//! # workspace_claim = "insitu-work"      # the ReadWriteMany claim mounted at work_root
+//! # helper_image = "busybox@sha256:..."  # the collector's and the isolation check's
 //!
 //! # https:// and http:// locations: the keeper never fetches from loopback, private, link-local,
 //! # unique-local, multicast or cloud-metadata addresses, except the ranges listed here

@@ -90,7 +90,15 @@ pub fn termination(pods: &[Pod], container: &str) -> Termination {
         .iter()
         .find(|candidate| candidate.name == container);
     let Some(container) = container else {
+        // Never placed on a node: the scheduler says why (`Unschedulable`).
+        let unscheduled = status
+            .and_then(|status| status.conditions.as_deref())
+            .unwrap_or_default()
+            .iter()
+            .find(|condition| condition.type_ == "PodScheduled" && condition.status == "False")
+            .and_then(|condition| condition.reason.clone());
         return Termination {
+            waiting: unscheduled,
             pod_reason,
             ..Termination::default()
         };
@@ -196,5 +204,65 @@ pub fn collect_ending(state: &JobState, ended: &Termination, stop_asked: bool) -
         JobState::Active | JobState::Gone => {
             (Ending::SandboxFailed, "the collector's job vanished".into())
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn job(conditions: serde_json::Value) -> Job {
+        serde_json::from_value(serde_json::json!({
+            "apiVersion": "batch/v1", "kind": "Job", "metadata": {"name": "j"},
+            "status": {"conditions": conditions}
+        }))
+        .unwrap()
+    }
+
+    #[test]
+    fn only_final_conditions_end_a_job() {
+        // Interim conditions (set while the pod still terminates) do not end it.
+        let interim = job(serde_json::json!([
+            {"type": "FailureTarget", "status": "True", "reason": "DeadlineExceeded"},
+            {"type": "SuccessCriteriaMet", "status": "True"},
+            {"type": "Failed", "status": "False"}
+        ]));
+        assert_eq!(job_state(Some(&interim)), JobState::Active);
+        let failed = job(serde_json::json!([
+            {"type": "Failed", "status": "True", "reason": "DeadlineExceeded", "message": "late"}
+        ]));
+        assert_eq!(
+            job_state(Some(&failed)),
+            JobState::Failed {
+                reason: "DeadlineExceeded".into(),
+                message: "late".into()
+            }
+        );
+        assert_eq!(job_state(None), JobState::Gone);
+    }
+
+    #[test]
+    fn a_pod_never_scheduled_says_why() {
+        let pod: Pod = serde_json::from_value(serde_json::json!({
+            "apiVersion": "v1", "kind": "Pod", "metadata": {"name": "p"},
+            "status": {"phase": "Pending", "conditions": [
+                {"type": "PodScheduled", "status": "False", "reason": "Unschedulable",
+                 "message": "0/3 nodes are available: 3 Insufficient memory."}]}
+        }))
+        .unwrap();
+        let ended = termination(&[pod], "algorithm");
+        assert!(!ended.started);
+        assert_eq!(ended.waiting.as_deref(), Some("Unschedulable"));
+        let state = JobState::Failed {
+            reason: "DeadlineExceeded".into(),
+            message: "Job was active longer than specified deadline".into(),
+        };
+        let (ending, detail) = run_ending(&state, &ended, false);
+        assert_eq!(ending, Ending::SandboxFailed);
+        assert!(detail.contains("never ran (Unschedulable)"), "{detail}");
+        // No pod at all: the same, with the Job's reason.
+        let (ending, detail) = run_ending(&state, &termination(&[], "algorithm"), false);
+        assert_eq!(ending, Ending::SandboxFailed);
+        assert!(detail.contains("never ran (DeadlineExceeded)"), "{detail}");
     }
 }

@@ -1092,3 +1092,113 @@ fn kubernetes_settings_are_checked() {
     assert_eq!(kubernetes.probe_timeout_secs, 180);
     assert!(kubernetes.kubeconfig.is_none());
 }
+
+/// The example deployment hangs together: its keeper configuration is valid and sells compute
+/// on this cluster, the workspace claim is shared and mounted at the configured work root, and
+/// the keeper runs as the account the role is bound to.
+#[test]
+fn kubernetes_deployment_manifest_is_coherent() {
+    use k8s_openapi::api::{
+        apps::v1::StatefulSet,
+        core::v1::{ConfigMap, PersistentVolumeClaim},
+    };
+    let folder = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../deploy/kubernetes");
+    let read = |file: &str| -> Vec<Value> {
+        serde_saphyr::from_multiple(&std::fs::read_to_string(folder.join(file)).unwrap()).unwrap()
+    };
+    let documents = read("keeper.yaml");
+    let rbac = read("keeper-rbac.yaml");
+    let of_kind = |kind: &str| -> Value {
+        documents
+            .iter()
+            .find(|document| document["kind"] == kind)
+            .unwrap_or_else(|| panic!("no {kind}"))
+            .clone()
+    };
+    let config_map: ConfigMap = serde_json::from_value(of_kind("ConfigMap")).unwrap();
+    let text = &config_map.data.unwrap()["keeper.toml"];
+    let config: crate::config::Config = toml::from_str(text).unwrap();
+    let compute = config.compute.clone().expect("a [compute] table");
+    compute.validate().unwrap();
+    assert_eq!(compute.backend, BackendKind::Kubernetes);
+    let kubernetes = compute.kubernetes.clone().unwrap();
+
+    let claim: PersistentVolumeClaim =
+        serde_json::from_value(of_kind("PersistentVolumeClaim")).unwrap();
+    assert_eq!(
+        claim.metadata.name.as_deref(),
+        Some(kubernetes.workspace_claim.as_str())
+    );
+    assert_eq!(
+        claim.metadata.namespace.as_deref(),
+        Some(kubernetes.namespace.as_str())
+    );
+    assert_eq!(claim.spec.unwrap().access_modes.unwrap(), ["ReadWriteMany"]);
+
+    let set: StatefulSet = serde_json::from_value(of_kind("StatefulSet")).unwrap();
+    let spec = set.spec.unwrap();
+    assert_eq!(spec.replicas, Some(1), "one keeper per store");
+    let pod = spec.template.spec.unwrap();
+    let account = rbac
+        .iter()
+        .find(|document| document["kind"] == "ServiceAccount")
+        .unwrap()["metadata"]["name"]
+        .clone();
+    assert_eq!(pod.service_account_name.as_deref(), account.as_str());
+    assert_ne!(
+        pod.automount_service_account_token,
+        Some(false),
+        "the keeper needs its token"
+    );
+    assert_eq!(pod.security_context.unwrap().run_as_non_root, Some(true));
+    let work = pod
+        .volumes
+        .unwrap()
+        .into_iter()
+        .find(|volume| {
+            volume
+                .persistent_volume_claim
+                .as_ref()
+                .is_some_and(|claim| claim.claim_name == kubernetes.workspace_claim)
+        })
+        .expect("the workspace claim is a volume of the keeper");
+    let keeper = &pod.containers[0];
+    let mount = keeper
+        .volume_mounts
+        .iter()
+        .flatten()
+        .find(|mount| mount.name == work.name)
+        .expect("the workspace claim is mounted");
+    assert_eq!(std::path::Path::new(&mount.mount_path), compute.work_root);
+    assert_ne!(mount.read_only, Some(true));
+    let context = keeper.security_context.clone().unwrap();
+    assert_eq!(context.read_only_root_filesystem, Some(true));
+    assert_eq!(context.allow_privilege_escalation, Some(false));
+    assert!(
+        keeper
+            .env
+            .iter()
+            .flatten()
+            .any(|variable| variable.name == crate::config::KEY_ENV
+                && variable
+                    .value_from
+                    .as_ref()
+                    .is_some_and(|from| from.secret_key_ref.is_some())),
+        "the key comes from a Secret"
+    );
+    assert!(
+        keeper
+            .args
+            .iter()
+            .flatten()
+            .any(|arg| arg == "/etc/insitu/keeper.toml"),
+        "the keeper reads the mounted configuration"
+    );
+    // The role is bound in the namespace the jobs run in.
+    for document in &rbac {
+        assert_eq!(
+            document["metadata"]["namespace"],
+            kubernetes.namespace.as_str()
+        );
+    }
+}
