@@ -482,7 +482,14 @@ const HELPER_IMAGE: &str = "registry.example/busybox@sha256:44444444444444444444
 /// work root and whose kubelet executes the pods it is given (the isolation probes scripted).
 fn on_kubernetes(compute: &mut ComputeConfig) -> insitu_kubefake::FakeCluster {
     use insitu_keeper::compute::kubernetes::objects;
+    use std::os::unix::fs::{MetadataExt, PermissionsExt};
     std::fs::create_dir_all(&compute.work_root).unwrap();
+    // The keeper shares its group with its jobs, never root's: the work root gets one, which
+    // what is made in it inherits.
+    if std::fs::metadata(&compute.work_root).unwrap().gid() == 0 {
+        std::os::unix::fs::chown(&compute.work_root, None, Some(4242)).unwrap();
+    }
+    std::fs::set_permissions(&compute.work_root, std::fs::Permissions::from_mode(0o2775)).unwrap();
     let cluster = insitu_kubefake::FakeCluster::new(
         "insitu-jobs",
         "insitu-work",
@@ -604,7 +611,7 @@ async fn a_job_runs_as_a_kubernetes_job_and_only_its_result_leaves() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_kubernetes_job_that_writes_into_its_data_fails_and_leaves_it_whole() {
+async fn a_kubernetes_job_cannot_write_into_its_inputs() {
     let mut cluster = None;
     let setup = setup_with(|compute| cluster = Some(on_kubernetes(compute))).await;
     let did = setup.publish(policy(|_| {})).await;
@@ -620,11 +627,21 @@ async fn a_kubernetes_job_that_writes_into_its_data_fails_and_leaves_it_whole() 
         .await
         .unwrap();
     assert!(logs.contains("Read-only file system"), "{logs}");
+    // Its run's pod mounted the staged inputs read-only, at the volume and at the mount.
+    let run = cluster
+        .unwrap()
+        .requests_to("POST", "/jobs")
+        .into_iter()
+        .map(|request| request.body)
+        .find(|job| job["metadata"]["labels"]["insitu.dev/step"] == "run")
+        .unwrap();
+    let pod = &run["spec"]["template"]["spec"];
+    assert_eq!(pod["volumes"][0]["persistentVolumeClaim"]["readOnly"], true);
     assert_eq!(
-        std::fs::read_to_string(setup.root.join("data/visits.csv")).unwrap(),
-        VISITS
+        pod["containers"][0]["volumeMounts"][0]["mountPath"],
+        "/data"
     );
-    drop(cluster);
+    assert_eq!(pod["containers"][0]["volumeMounts"][0]["readOnly"], true);
     setup.keeper.stop().await;
 }
 

@@ -464,6 +464,24 @@ impl FakeCluster {
         }
         match (request.method.as_str(), name, sub) {
             ("GET", Some(name), Some("log")) => {
+                let follow = request
+                    .query
+                    .get("follow")
+                    .is_some_and(|value| value == "true");
+                if follow {
+                    // The stream ends when the container does (or its pod goes).
+                    for _ in 0..1500 {
+                        let ended = self.object("pods", &name).is_none_or(|pod| {
+                            pod["status"]["containerStatuses"][0]["state"]["terminated"].is_object()
+                        });
+                        if ended {
+                            break;
+                        }
+                        tokio::time::sleep(Duration::from_millis(20)).await;
+                    }
+                } else if self.object("pods", &name).is_none() {
+                    return status(404, &format!("pods \"{name}\" not found"));
+                }
                 let log = self.state().logs.get(&name).cloned();
                 match log {
                     None => status(404, "no such pod"),
@@ -659,14 +677,28 @@ impl FakeCluster {
                 "startedAt": "2026-11-30T12:00:02Z", "finishedAt": "2026-11-30T12:00:05Z"}})
         };
         tokio::time::sleep(Duration::from_millis(30)).await;
-        self.put(
-            "pods",
-            pod(
-                json!({"running": {"startedAt": "2026-11-30T12:00:02Z"}}),
-                None,
-            ),
-        );
-        tokio::time::sleep(Duration::from_millis(30)).await;
+        // What the container writes while it runs (an executed one's, once it exits).
+        let early_log = match &behaviour {
+            Behaviour::Exit { log, .. } => Some(log.clone()),
+            Behaviour::Deadline => Some("still working\n".to_owned()),
+            Behaviour::OutOfMemory => Some("allocating\n".to_owned()),
+            Behaviour::Hangs => Some(String::new()),
+            _ => None,
+        };
+        if let Some(log) = early_log {
+            self.state().logs.insert(pod_name.clone(), log.into_bytes());
+        }
+        let first = if matches!(behaviour, Behaviour::NeverStarts) {
+            json!({"waiting": {"reason": "ImagePullBackOff", "message": "Back-off pulling image"}})
+        } else {
+            json!({"running": {"startedAt": "2026-11-30T12:00:02Z"}})
+        };
+        self.put("pods", pod(first, None));
+        // A run that reaches its deadline runs long enough to be seen running (or waiting).
+        let deadline = matches!(behaviour, Behaviour::Deadline | Behaviour::NeverStarts);
+        let pause = if deadline { 400 } else { 30 };
+        tokio::time::sleep(Duration::from_millis(pause)).await;
+        let mut pod_deleted = deadline;
         let (pod_state, condition, log) = match behaviour {
             Behaviour::Hangs => return,
             Behaviour::Exit { code, log, files } => {
@@ -797,8 +829,19 @@ impl FakeCluster {
                 }
             }
         };
-        self.state().logs.insert(pod_name.clone(), log.into_bytes());
-        self.put("pods", pod_state);
+        if !log.is_empty() || !self.state().logs.contains_key(&pod_name) {
+            self.state().logs.insert(pod_name.clone(), log.into_bytes());
+        }
+        // Since Kubernetes 1.31 the Job controller deletes the pods of a Job past its deadline
+        // before it reports the Job failed.
+        pod_deleted |= condition.1 == "DeadlineExceeded";
+        if pod_deleted {
+            self.state()
+                .objects
+                .remove(&("pods".to_owned(), pod_name.clone()));
+        } else {
+            self.put("pods", pod_state);
+        }
         let Some(mut job) = self.object("jobs", &name) else {
             return;
         };

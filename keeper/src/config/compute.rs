@@ -64,6 +64,9 @@ pub enum BackendKind {
     Kubernetes,
 }
 
+/// Fewest seconds a finished Job is kept by the cluster (the keeper reads it first).
+pub const MIN_TTL_SECS: i32 = 300;
+
 /// Default account id jobs run as on a cluster (`nobody`).
 pub const DEFAULT_RUN_AS_USER: i64 = 65534;
 
@@ -188,8 +191,11 @@ impl KubernetesConfig {
         if !(1..=i64::from(u32::MAX)).contains(&self.run_as_user) {
             return Err("kubernetes.run_as_user must be a non-root account id (1 or more)".into());
         }
-        if self.ttl_secs_after_finished < 0 {
-            return Err("kubernetes.ttl_secs_after_finished must be 0 or more".into());
+        if self.ttl_secs_after_finished < MIN_TTL_SECS {
+            // The keeper reads a finished Job's pod and logs before it deletes them itself.
+            return Err(format!(
+                "kubernetes.ttl_secs_after_finished must be at least {MIN_TTL_SECS}"
+            ));
         }
         if !(10..=3600).contains(&self.probe_timeout_secs) {
             return Err("kubernetes.probe_timeout_secs must be between 10 and 3600".into());

@@ -120,6 +120,7 @@ impl KubernetesBackend {
         let blueprint = Arc::new(Blueprint {
             instance: instance_of(&settings, &config.work_root),
             config: settings,
+            grace_secs: config.grace_secs,
         });
         let report = preflight::check(&client, &blueprint, &config.work_root)
             .await
@@ -175,16 +176,14 @@ impl KubernetesBackend {
             .preset_for(job.limits.cpu_percent, job.limits.memory_mb)
             .map_err(BackendError::Start)?
             .cloned();
-        let group = std::fs::metadata(&job.workspace)?.gid();
+        let group = shared_group(std::fs::metadata(&job.workspace)?.gid())
+            .map_err(|error| BackendError::Start(format!("the workspace {error}")))?;
         // The collector writes the result as the jobs' account, through the group.
         std::fs::set_permissions(
             job.output(),
             std::os::unix::fs::PermissionsExt::from_mode(0o770),
         )?;
-        let placement = Placement {
-            group: i64::from(group),
-            preset,
-        };
+        let placement = Placement { group, preset };
         let name = self.object_name(&job.id);
         let namespace = &self.blueprint.config.namespace;
         let created = async {
@@ -213,7 +212,7 @@ impl KubernetesBackend {
         }
         .await;
         if let Err(error) = created {
-            delete_run_objects(&self.client, &self.blueprint, &name, 0).await;
+            delete_run_objects(&self.client, &self.blueprint, &name).await;
             return Err(BackendError::Start(format!(
                 "the cluster refused the run: {}",
                 describe_error(&error)
@@ -295,7 +294,7 @@ impl KubernetesBackend {
             .remove(id)
             .ok_or_else(|| BackendError::Unknown(id.name()))?;
         run.follower.abort();
-        let left = delete_run_objects(&self.client, &self.blueprint, &run.name, 0).await;
+        let left = delete_run_objects(&self.client, &self.blueprint, &run.name).await;
         if left.is_empty() {
             Ok(())
         } else {
@@ -358,6 +357,22 @@ struct Follower {
     stop: Arc<AtomicBool>,
 }
 
+/// What the keeper saw of a run's pod while it ran: a cluster may delete the pod before it
+/// reports the Job's end (a deadline), and its logs with it.
+#[derive(Debug, Default)]
+struct Observed {
+    /// The algorithm's container was seen running or ended.
+    started: bool,
+    /// Why it was last seen waiting.
+    waiting: Option<String>,
+    /// Its logs, followed while it ran (at most the cap plus one byte).
+    log: Vec<u8>,
+}
+
+/// Margin on top of a Job's deadline and grace before the keeper stops waiting for the cluster
+/// to report its end.
+const REPORT_MARGIN: Duration = Duration::from_secs(120);
+
 impl Follower {
     async fn run(self, sender: watch::Sender<Option<Outcome>>) {
         let outcome = self.follow().await;
@@ -369,28 +384,54 @@ impl Follower {
         self.stop.load(Ordering::SeqCst)
     }
 
+    fn jobs(&self) -> Api<Job> {
+        Api::namespaced(self.client.clone(), &self.blueprint.config.namespace)
+    }
+
     async fn follow(&self) -> Outcome {
-        let jobs: Api<Job> = Api::namespaced(self.client.clone(), &self.blueprint.config.namespace);
-        let state = wait_for_end(&jobs, &self.name).await;
+        let observed = Arc::new(Mutex::new(Observed::default()));
+        let observer = tokio::spawn(observe(
+            self.client.clone(),
+            self.blueprint.clone(),
+            self.name.clone(),
+            log_cap(&self.job),
+            observed.clone(),
+        ));
+        let limit = Duration::from_secs(self.job.limits.wall_secs + self.blueprint.grace_secs)
+            + REPORT_MARGIN;
+        let state = wait_for_end(&self.jobs(), &self.name, limit).await;
+        // The container has ended: its log stream ends with it.
+        let _ = tokio::time::timeout(
+            Duration::from_secs(5),
+            &mut Box::pin(async {
+                while !observer.is_finished() {
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                }
+            }),
+        )
+        .await;
+        observer.abort();
         let pods = self.pods_of(&self.name).await;
-        let ended = termination(&pods, ALGORITHM_CONTAINER);
-        let (log_bytes, log_truncated) = self.keep_logs().await;
+        let mut ended = termination(&pods, ALGORITHM_CONTAINER);
+        let seen = std::mem::take(&mut *observed.lock().unwrap_or_else(PoisonError::into_inner));
+        ended.started |= seen.started;
+        ended.waiting = ended.waiting.or(seen.waiting);
+        let (log_bytes, log_truncated) = self.keep_logs(seen.log).await;
         let (mut ending, mut detail) = run_ending(&state, &ended, self.stop_asked());
         if ending == Ending::Succeeded {
-            if self.stop_asked() {
-                ending = Ending::Stopped;
-            } else {
-                (ending, detail) = self.collect_output(&jobs).await;
-            }
+            (ending, detail) = self.collect_output().await;
         }
         if !detail.is_empty() {
             tracing::warn!(job = %self.name, %detail, "Kubernetes run did not end by itself");
         }
-        let output_bytes = if ending == Ending::Succeeded {
-            folder_size(&self.job.output())
-        } else {
-            0
-        };
+        let mut output_bytes = 0;
+        if ending == Ending::Succeeded {
+            output_bytes = folder_size(&self.job.output());
+            // The collector checked already; a copy past the limit is refused all the same.
+            if output_bytes > self.job.limits.output_mb.saturating_mul(1024 * 1024) {
+                ending = Ending::OutputTooLarge;
+            }
+        }
         Outcome {
             ending,
             exit_code: ended.exit_code,
@@ -404,8 +445,12 @@ impl Follower {
     }
 
     /// Runs the collector and tells how the run ended.
-    async fn collect_output(&self, jobs: &Api<Job>) -> (Ending, String) {
+    async fn collect_output(&self) -> (Ending, String) {
+        let jobs = self.jobs();
         let collector = objects::collector_name(&self.name);
+        if self.stop_asked() {
+            return (Ending::Stopped, String::new());
+        }
         let created = jobs
             .create(
                 &PostParams::default(),
@@ -423,7 +468,14 @@ impl Follower {
                 ),
             );
         }
-        let state = wait_for_end(jobs, &collector).await;
+        // A stop that came while the collector was being made did not find it.
+        if self.stop_asked() {
+            let _ = jobs.delete(&collector, &foreground(0)).await;
+            return (Ending::Stopped, String::new());
+        }
+        let limit = Duration::from_secs(objects::COLLECT_DEADLINE_SECS + self.blueprint.grace_secs)
+            + REPORT_MARGIN;
+        let state = wait_for_end(&jobs, &collector, limit).await;
         let pods = self.pods_of(&collector).await;
         let ended = termination(&pods, "collect");
         if self.stop_asked() {
@@ -460,24 +512,25 @@ impl Follower {
         Vec::new()
     }
 
-    /// Reads the algorithm's logs into the workspace's `job.log`, at most its limit; returns the
-    /// bytes read and whether some were dropped.
-    async fn keep_logs(&self) -> (u64, bool) {
+    /// Keeps the algorithm's logs in the workspace's `job.log`, at most its limit: those read
+    /// now, or those followed while it ran if more; returns the bytes kept and whether some
+    /// were dropped.
+    async fn keep_logs(&self, followed: Vec<u8>) -> (u64, bool) {
         let cap = log_cap(&self.job);
-        let (mut text, truncated) = match read_logs(
-            &self.client,
-            &self.blueprint,
-            &self.name,
-            Some(cap),
-        )
-        .await
-        {
-            Ok(read) => read,
+        let read = match read_logs(&self.client, &self.blueprint, &self.name, Some(cap)).await {
+            Ok((text, _)) => text,
             Err(error) => {
                 tracing::warn!(job = %self.name, error = %describe_error(&error), "cannot read a run's logs");
-                (Vec::new(), false)
+                Vec::new()
             }
         };
+        let mut text = if followed.len() > read.len() {
+            followed
+        } else {
+            read
+        };
+        let truncated = text.len() > cap;
+        text.truncate(cap);
         let bytes = text.len() as u64;
         if truncated {
             text.extend_from_slice(
@@ -491,24 +544,93 @@ impl Follower {
     }
 }
 
-/// Waits until Job `name` ends (its `Complete` or `Failed` condition) or is gone, through
-/// watch restarts and API errors (retried with backoff).
-async fn wait_for_end(jobs: &Api<Job>, name: &str) -> JobState {
-    let mut stream = std::pin::pin!(watch_object(jobs.clone(), name).default_backoff());
-    while let Some(event) = stream.next().await {
-        match event {
-            Ok(job) => {
-                let state = job_state(job.as_ref());
-                if state != JobState::Active {
-                    return state;
+/// Watches the pod of run Job `job` until its algorithm's container starts (noting why it
+/// waits), then follows its logs to their end, at most `cap` bytes and one more.
+async fn observe(
+    client: Client,
+    blueprint: Arc<Blueprint>,
+    job: String,
+    cap: usize,
+    observed: Arc<Mutex<Observed>>,
+) {
+    let pods: Api<Pod> = Api::namespaced(client, &blueprint.config.namespace);
+    let params = ListParams::default().labels(&format!("{JOB_NAME_LABEL}={job}"));
+    let mut pause = Duration::from_millis(100);
+    let pod = loop {
+        if let Ok(list) = pods.list(&params).await {
+            let ended = termination(&list.items, ALGORITHM_CONTAINER);
+            let mut seen = observed.lock().unwrap_or_else(PoisonError::into_inner);
+            if ended.waiting.is_some() {
+                seen.waiting.clone_from(&ended.waiting);
+            }
+            if ended.started || ended.exit_code.is_some() {
+                seen.started = true;
+                if let Some(name) = newest(&list.items) {
+                    break name;
                 }
             }
-            Err(error) => {
-                tracing::warn!(job = name, %error, "watching a job failed; watching again");
-            }
+        }
+        tokio::time::sleep(pause).await;
+        pause = (pause * 2).min(Duration::from_secs(2));
+    };
+    let params = LogParams {
+        container: Some(ALGORITHM_CONTAINER.to_owned()),
+        follow: true,
+        limit_bytes: Some(i64::try_from(cap).unwrap_or(i64::MAX).saturating_add(1)),
+        ..LogParams::default()
+    };
+    let Ok(stream) = pods.log_stream(&pod, &params).await else {
+        return;
+    };
+    let mut reader = std::pin::pin!(futures::AsyncReadExt::take(stream, cap as u64 + 1));
+    let mut chunk = vec![0; 16 * 1024];
+    loop {
+        match futures::AsyncReadExt::read(&mut reader, &mut chunk).await {
+            Ok(0) | Err(_) => break,
+            Ok(read) => observed
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner)
+                .log
+                .extend_from_slice(&chunk[..read]),
         }
     }
-    JobState::Gone
+}
+
+/// The name of the newest of `pods`.
+fn newest(pods: &[Pod]) -> Option<String> {
+    pods.iter()
+        .max_by_key(|pod| pod.metadata.creation_timestamp.clone())
+        .and_then(|pod| pod.metadata.name.clone())
+}
+
+/// Waits until Job `name` ends (its `Complete` or `Failed` condition) or is gone, through
+/// watch restarts and API errors (retried with backoff); past `limit`, says it is still active.
+async fn wait_for_end(jobs: &Api<Job>, name: &str, limit: Duration) -> JobState {
+    let waited = tokio::time::timeout(limit, async {
+        let mut stream = std::pin::pin!(watch_object(jobs.clone(), name).default_backoff());
+        while let Some(event) = stream.next().await {
+            match event {
+                Ok(job) => {
+                    let state = job_state(job.as_ref());
+                    if state != JobState::Active {
+                        return state;
+                    }
+                }
+                Err(error) => {
+                    tracing::warn!(job = name, %error, "watching a job failed; watching again");
+                }
+            }
+        }
+        JobState::Gone
+    })
+    .await;
+    waited.unwrap_or_else(|_| {
+        tracing::warn!(
+            job = name,
+            "the cluster did not report the job's end in time"
+        );
+        JobState::Active
+    })
 }
 
 /// The logs of the algorithm's container of Job `job`'s pod (or of `container`), at most
@@ -533,12 +655,7 @@ async fn read_container_logs(
     let list = pods
         .list(&ListParams::default().labels(&format!("{JOB_NAME_LABEL}={job}")))
         .await?;
-    let Some(pod) = list
-        .items
-        .iter()
-        .max_by_key(|pod| pod.metadata.creation_timestamp.clone())
-        .and_then(|pod| pod.metadata.name.clone())
-    else {
+    let Some(pod) = newest(&list.items) else {
         return Ok((Vec::new(), false));
     };
     let params = LogParams {
@@ -560,23 +677,27 @@ async fn read_container_logs(
     Ok((text, truncated))
 }
 
-/// Deletes every object of run `name` (Jobs with foreground propagation, so their pods go
-/// first); returns what could not be deleted.
-async fn delete_run_objects(
-    client: &Client,
-    blueprint: &Blueprint,
-    name: &str,
-    grace_secs: u32,
-) -> Vec<String> {
+/// Deletes every object of run `name`: its Jobs with foreground propagation and its pods
+/// (an orphaned one included), then, once no pod of the run is left, its output claim and its
+/// NetworkPolicy (never before: a pod still terminating stays isolated). Returns what could not
+/// be deleted.
+async fn delete_run_objects(client: &Client, blueprint: &Blueprint, name: &str) -> Vec<String> {
     let namespace = &blueprint.config.namespace;
+    let grace = u32::try_from(blueprint.grace_secs).unwrap_or(u32::MAX);
     let mut left = Vec::new();
     let jobs: Api<Job> = Api::namespaced(client.clone(), namespace);
     for job in [name.to_owned(), objects::collector_name(name)] {
-        if let Err(error) = jobs.delete(&job, &foreground(grace_secs)).await
+        if let Err(error) = jobs.delete(&job, &foreground(grace)).await
             && !is_not_found(&error)
         {
             left.push(format!("job {job} ({})", describe_error(&error)));
         }
+    }
+    let selector = format!("{}={name}", objects::RUN_LABEL);
+    let pods_gone = delete_pods(client, blueprint, &selector).await;
+    if !pods_gone {
+        left.push(format!("the pods of {name}, still terminating"));
+        return left;
     }
     let claims: Api<PersistentVolumeClaim> = Api::namespaced(client.clone(), namespace);
     let claim = objects::output_claim_name(name);
@@ -595,6 +716,34 @@ async fn delete_run_objects(
         ));
     }
     left
+}
+
+/// Deletes the pods matching `selector` and waits until none is left (their grace, and some
+/// more); tells whether none is.
+async fn delete_pods(client: &Client, blueprint: &Blueprint, selector: &str) -> bool {
+    let pods: Api<Pod> = Api::namespaced(client.clone(), &blueprint.config.namespace);
+    let params = ListParams::default().labels(selector);
+    let grace = u32::try_from(blueprint.grace_secs).unwrap_or(u32::MAX);
+    let delete = DeleteParams {
+        grace_period_seconds: Some(grace),
+        ..DeleteParams::default()
+    };
+    if let Err(error) = pods.delete_collection(&delete, &params).await {
+        tracing::warn!(selector, error = %describe_error(&error), "cannot delete pods");
+    }
+    let deadline = tokio::time::Instant::now()
+        + Duration::from_secs(blueprint.grace_secs)
+        + Duration::from_secs(30);
+    let mut pause = Duration::from_millis(50);
+    loop {
+        match pods.list(&params).await {
+            Ok(list) if list.items.is_empty() => return true,
+            _ if tokio::time::Instant::now() >= deadline => return false,
+            _ => {}
+        }
+        tokio::time::sleep(pause).await;
+        pause = (pause * 2).min(Duration::from_secs(2));
+    }
 }
 
 /// Deletion with foreground propagation: the Job goes once its pods are gone.
@@ -617,6 +766,22 @@ pub fn describe_error(error: &kube::Error) -> String {
         }
         other => other.to_string(),
     }
+}
+
+/// The group jobs share with the keeper, from the group id owning its work root: never root's
+/// (jobs would then run with root's group).
+///
+/// # Errors
+///
+/// The end of a sentence saying why, for group 0.
+pub fn shared_group(gid: u32) -> Result<i64, String> {
+    if gid == 0 {
+        return Err(
+            "belongs to group 0: run the keeper with a group of its own, through which jobs read their inputs"
+                .into(),
+        );
+    }
+    Ok(i64::from(gid))
 }
 
 /// Bytes of logs kept of `job`.

@@ -51,7 +51,12 @@ pub struct Blueprint {
     pub config: KubernetesConfig,
     /// The keeper's instance (the value of [`KEEPER_LABEL`]).
     pub instance: String,
+    /// Seconds a pod has between SIGTERM and SIGKILL (the keeper's `grace_secs`).
+    pub grace_secs: u64,
 }
+
+/// Seconds the collector may take.
+pub const COLLECT_DEADLINE_SECS: u64 = 600;
 
 /// Who the pods of a run run as, and where they go.
 #[derive(Debug, Clone)]
@@ -184,13 +189,24 @@ impl Blueprint {
                 ..Volume::default()
             },
         ];
-        let pod = self.hardened_pod(
+        let mut pod = self.hardened_pod(
             vec![container],
             volumes,
             self.config.run_as_user,
             placement.group,
-            placement.preset.as_ref(),
+            limits.wall_secs,
         );
+        pod.node_selector = placement
+            .preset
+            .as_ref()
+            .filter(|preset| !preset.node_selector.is_empty())
+            .map(|preset| preset.node_selector.clone());
+        // The output claim's root is made the group's (writable by the run); the workspace,
+        // mounted read-only, is left as it is.
+        if let Some(context) = pod.security_context.as_mut() {
+            context.fs_group = Some(placement.group);
+            context.fs_group_change_policy = Some("OnRootMismatch".to_owned());
+        }
         self.job(name, name, "run", pod, limits.wall_secs, job)
     }
 
@@ -199,15 +215,23 @@ impl Blueprint {
     /// larger than `limits.output_mb`.
     pub fn collector_job(&self, name: &str, job: &Prepared, placement: &Placement) -> Job {
         let workspace = self.workspace_path(job);
-        let limit_kb = job.limits.output_mb.saturating_mul(1024);
+        let limit = job.limits.output_mb.saturating_mul(1024 * 1024);
+        // Sizes are the files' lengths (a sparse file counts in full, each hard link once per
+        // name), as the copy will write them; only regular files are copied, readable by the
+        // keeper; any failed copy fails the collector.
+        let each_file = "for f in /output/* /output/.[!.]* /output/..?*; do\n\
+             \x20 if [ -f \"$f\" ] && [ ! -L \"$f\" ]; then";
         let script = format!(
             "set -eu\n\
-             used=$(du -sk /output | cut -f1)\n\
-             if [ \"$used\" -gt {limit_kb} ]; then\n\
-             \x20 echo \"the output takes $used KiB, over its limit of {limit_kb} KiB\" >&2\n\
+             total=0\n\
+             {each_file} total=$((total + $(stat -c %s \"$f\"))); fi\n\
+             done\n\
+             if [ \"$total\" -gt {limit} ]; then\n\
+             \x20 echo \"the output's files take $total bytes, over its limit of {limit}\" >&2\n\
              \x20 exit {OUTPUT_TOO_LARGE_EXIT}\n\
              fi\n\
-             find /output -mindepth 1 -maxdepth 1 -type f -exec cp -- {{}} /collected/ \\;\n"
+             {each_file} cp -- \"$f\" /collected/; chmod 0644 \"/collected/${{f##*/}}\"; fi\n\
+             done\n"
         );
         let container = Container {
             name: "collect".to_owned(),
@@ -235,10 +259,17 @@ impl Blueprint {
             volumes,
             self.config.run_as_user,
             placement.group,
-            None,
+            COLLECT_DEADLINE_SECS,
         );
         // Copying is quick; the deadline only bounds a stuck volume.
-        self.job(&collector_name(name), name, "collect", pod, 600, job)
+        self.job(
+            &collector_name(name),
+            name,
+            "collect",
+            pod,
+            COLLECT_DEADLINE_SECS,
+            job,
+        )
     }
 
     /// A NetworkPolicy denying every connection out of the isolation check's probe `name`.
@@ -248,8 +279,9 @@ impl Blueprint {
         policy
     }
 
-    /// A probe of the isolation check: it tries to reach `target` (or the API server's service
-    /// when `None`), and exits with [`PROBE_UNEXPECTED_EXIT`] when it reached it and should
+    /// A probe of the isolation check, running as the jobs' account and `group_id` (the
+    /// workspace's group): it tries to reach `target` (or the API server's service when
+    /// `None`), and exits with [`PROBE_UNEXPECTED_EXIT`] when it reached it and should
     /// not have, or could not and should have (`expect_reach`). Its pods carry `group` as their
     /// run label: the [`canary_policy`](Self::canary_policy) of that name selects them. With
     /// `marker`, it first reads that file at the root of the workspace claim (mounted
@@ -261,6 +293,7 @@ impl Blueprint {
         target: Option<&str>,
         expect_reach: bool,
         marker: Option<&str>,
+        group_id: i64,
     ) -> Job {
         let (host, port) = match target.and_then(|target| target.rsplit_once(':')) {
             Some((host, port)) => (
@@ -315,8 +348,8 @@ impl Blueprint {
             vec![container],
             volumes,
             self.config.run_as_user,
-            self.config.run_as_user,
-            None,
+            group_id,
+            self.config.probe_timeout_secs,
         );
         let labels = self.labels(group, "canary");
         Job {
@@ -383,13 +416,15 @@ impl Blueprint {
         }
     }
 
+    /// A pod spec with the hardening every pod of the backend has; the pod itself ends
+    /// `deadline_secs` (plus the grace) after it starts, should its Job be orphaned.
     fn hardened_pod(
         &self,
         containers: Vec<Container>,
         volumes: Vec<Volume>,
         user: i64,
         group: i64,
-        preset: Option<&ResourcePreset>,
+        deadline_secs: u64,
     ) -> PodSpec {
         PodSpec {
             containers,
@@ -401,10 +436,10 @@ impl Blueprint {
             host_pid: Some(false),
             host_ipc: Some(false),
             share_process_namespace: Some(false),
-            termination_grace_period_seconds: None,
-            node_selector: preset
-                .filter(|preset| !preset.node_selector.is_empty())
-                .map(|preset| preset.node_selector.clone()),
+            termination_grace_period_seconds: Some(clamp_i64(self.grace_secs)),
+            active_deadline_seconds: Some(clamp_i64(
+                deadline_secs.saturating_add(self.grace_secs).max(1),
+            )),
             security_context: Some(PodSecurityContext {
                 run_as_non_root: Some(true),
                 run_as_user: Some(user),

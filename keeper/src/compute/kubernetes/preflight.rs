@@ -24,7 +24,7 @@ use kube::{
 };
 
 use super::{
-    describe_error, foreground, is_not_found,
+    delete_pods, describe_error, foreground, is_not_found,
     objects::{Blueprint, JOB_NAME_LABEL, MARKER_MISSING_EXIT, PROBE_UNEXPECTED_EXIT},
     outcome::{JobState, termination},
     read_container_logs, wait_for_end,
@@ -40,6 +40,8 @@ pub const PERMISSIONS: &[(&str, &str, &str)] = &[
     ("batch", "jobs", "deletecollection"),
     ("", "pods", "get"),
     ("", "pods", "list"),
+    ("", "pods", "delete"),
+    ("", "pods", "deletecollection"),
     ("", "pods/log", "get"),
     ("", "persistentvolumeclaims", "create"),
     ("", "persistentvolumeclaims", "get"),
@@ -120,6 +122,11 @@ pub async fn check(
             denied.push(format!("{verb} {resource}{group}"));
         }
     }
+    if denied.len() == PERMISSIONS.len() {
+        return Err(format!(
+            "the keeper's account has none of its permissions in namespace {namespace}: check that the namespace exists and that deploy/kubernetes/keeper-rbac.yaml is applied there"
+        ));
+    }
     if !denied.is_empty() {
         return Err(format!(
             "the keeper's account may not {} in namespace {namespace}: bind it to the role of deploy/kubernetes/keeper-rbac.yaml",
@@ -175,6 +182,11 @@ async fn probe_isolation(
     blueprint: &Blueprint,
     work_root: &Path,
 ) -> Result<(), String> {
+    let gid = std::fs::metadata(work_root)
+        .map_err(|error| format!("cannot read {}: {error}", work_root.display()))
+        .map(|metadata| std::os::unix::fs::MetadataExt::gid(&metadata))?;
+    let group =
+        super::shared_group(gid).map_err(|error| format!("{} {error}", work_root.display()))?;
     let nonce = alloy::primitives::hex::encode(rand::random::<[u8; 5]>());
     let marker = format!(".insitu-probe-{nonce}");
     let marker_path = work_root.join(&marker);
@@ -184,7 +196,7 @@ async fn probe_isolation(
             marker_path.display()
         )
     })?;
-    let verdict = run_probes(client, blueprint, &nonce, &marker).await;
+    let verdict = run_probes(client, blueprint, &nonce, &marker, group).await;
     let _ = std::fs::remove_file(&marker_path);
     verdict
 }
@@ -194,6 +206,7 @@ async fn run_probes(
     blueprint: &Blueprint,
     nonce: &str,
     marker: &str,
+    group_id: i64,
 ) -> Result<(), String> {
     let namespace = &blueprint.config.namespace;
     let jobs: Api<Job> = Api::namespaced(client.clone(), namespace);
@@ -215,12 +228,12 @@ async fn run_probes(
             .await?;
         jobs.create(
             &PostParams::default(),
-            &blueprint.canary_job(&isolated, &group, target, false, None),
+            &blueprint.canary_job(&isolated, &group, target, false, None, group_id),
         )
         .await?;
         jobs.create(
             &PostParams::default(),
-            &blueprint.canary_job(&control, &control, target, true, Some(marker)),
+            &blueprint.canary_job(&control, &control, target, true, Some(marker), group_id),
         )
         .await?;
         Ok::<_, kube::Error>(())
@@ -240,8 +253,8 @@ async fn run_probes(
     let limit = Duration::from_secs(blueprint.config.probe_timeout_secs + 30);
     let waited = tokio::time::timeout(limit, async {
         futures::join!(
-            wait_for_end(&jobs, &isolated),
-            wait_for_end(&jobs, &control)
+            wait_for_end(&jobs, &isolated, limit),
+            wait_for_end(&jobs, &control, limit)
         )
     })
     .await;
@@ -299,27 +312,33 @@ async fn pods_of(client: &Client, namespace: &str, job: &str) -> Vec<Pod> {
         .unwrap_or_default()
 }
 
-/// Deletes every Job, claim and NetworkPolicy of this keeper (its instance label) an earlier
-/// process left; returns how many it deleted.
+/// Deletes every Job, pod, claim and NetworkPolicy of this keeper (its instance label) an
+/// earlier process left (policies and claims only once no pod is left); returns how many Jobs
+/// it deleted.
 pub async fn sweep(client: &Client, blueprint: &Blueprint) -> usize {
     let namespace = &blueprint.config.namespace;
-    let selector = ListParams::default().labels(&blueprint.keeper_selector());
+    let selector = blueprint.keeper_selector();
+    let params = ListParams::default().labels(&selector);
     let mut swept = 0;
     let jobs: Api<Job> = Api::namespaced(client.clone(), namespace);
-    match jobs.delete_collection(&foreground(0), &selector).await {
+    match jobs.delete_collection(&foreground(0), &params).await {
         Ok(deleted) => swept += deleted.left().map_or(0, |list| list.items.len()),
         Err(error) => tracing::warn!(error = %describe_error(&error), "cannot sweep old jobs"),
     }
+    if !delete_pods(client, blueprint, &selector).await {
+        tracing::warn!("pods of an earlier keeper are still terminating: their policies stay");
+        return swept;
+    }
     let claims: Api<PersistentVolumeClaim> = Api::namespaced(client.clone(), namespace);
     if let Err(error) = claims
-        .delete_collection(&DeleteParams::default(), &selector)
+        .delete_collection(&DeleteParams::default(), &params)
         .await
     {
         tracing::warn!(error = %describe_error(&error), "cannot sweep old output claims");
     }
     let policies: Api<NetworkPolicy> = Api::namespaced(client.clone(), namespace);
     if let Err(error) = policies
-        .delete_collection(&DeleteParams::default(), &selector)
+        .delete_collection(&DeleteParams::default(), &params)
         .await
     {
         tracing::warn!(error = %describe_error(&error), "cannot sweep old network policies");

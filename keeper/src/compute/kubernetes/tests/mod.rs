@@ -27,6 +27,16 @@ struct Setup {
     cluster: FakeCluster,
 }
 
+/// Makes `folder` belong to a group other than root's, inherited by what is made in it (the
+/// keeper refuses to share root's group with its jobs; tests may run as root).
+pub(crate) fn give_group(folder: &std::path::Path) {
+    use std::os::unix::fs::{MetadataExt, PermissionsExt};
+    if std::fs::metadata(folder).unwrap().gid() == 0 {
+        std::os::unix::fs::chown(folder, None, Some(4242)).unwrap();
+    }
+    std::fs::set_permissions(folder, std::fs::Permissions::from_mode(0o2775)).unwrap();
+}
+
 fn config_in(work_root: PathBuf) -> ComputeConfig {
     let mut kubernetes = KubernetesConfig::new(NAMESPACE, CLAIM, HELPER);
     kubernetes.output_storage_class = Some("fast-ssd".into());
@@ -51,6 +61,8 @@ fn config_in(work_root: PathBuf) -> ComputeConfig {
 fn setup(run: Behaviour, collect: Behaviour) -> Setup {
     let root = tempfile::tempdir().unwrap();
     let work_root = root.path().join("compute");
+    std::fs::create_dir_all(&work_root).unwrap();
+    give_group(&work_root);
     std::fs::create_dir_all(work_root.join("jobs")).unwrap();
     let config = config_in(work_root.clone());
     let cluster = FakeCluster::new(NAMESPACE, CLAIM, work_root, move |job: &Value| {
@@ -176,6 +188,15 @@ fn assert_hardened(job: &Value, deadline: i64) {
     assert_eq!(spec["ttlSecondsAfterFinished"], 900, "{name}: TTL");
     let pod = &spec["template"]["spec"];
     assert_eq!(pod["restartPolicy"], "Never", "{name}");
+    assert_eq!(
+        pod["terminationGracePeriodSeconds"], 7,
+        "{name}: the keeper's grace"
+    );
+    assert_eq!(
+        pod["activeDeadlineSeconds"],
+        deadline + 7,
+        "{name}: an orphaned pod ends too"
+    );
     assert_eq!(pod["automountServiceAccountToken"], false, "{name}: token");
     assert_eq!(pod["enableServiceLinks"], false, "{name}: service links");
     for host in ["hostNetwork", "hostPID", "hostIPC"] {
@@ -406,7 +427,7 @@ async fn kubernetes_start_checks_the_cluster_and_sweeps_what_an_earlier_keeper_l
 #[tokio::test]
 async fn kubernetes_start_refuses_a_cluster_that_cannot_isolate_jobs() {
     type Break = fn(&FakeCluster);
-    let cases: [(Break, &str); 8] = [
+    let cases: [(Break, &str); 9] = [
         (
             |c| c.fail("GET", "/version", 503, 1),
             "cannot reach the cluster's API",
@@ -417,6 +438,14 @@ async fn kubernetes_start_refuses_a_cluster_that_cannot_isolate_jobs() {
                 c.deny("batch", "jobs", "deletecollection");
             },
             "may not deletecollection jobs.batch, get pods/log in namespace insitu-jobs",
+        ),
+        (
+            |c| {
+                for (group, resource, verb) in PERMISSIONS {
+                    c.deny(group, resource, verb);
+                }
+            },
+            "none of its permissions in namespace insitu-jobs: check that the namespace exists",
         ),
         (
             |c| c.without_namespace(),
@@ -480,6 +509,7 @@ async fn kubernetes_start_refuses_when_the_claim_is_not_the_keepers_work_root() 
     let setup = succeeding();
     // The fake's claim is another folder than the keeper's work root.
     let elsewhere = tempfile::tempdir().unwrap();
+    give_group(elsewhere.path());
     let mut config = setup.config.clone();
     config.work_root = elsewhere.path().to_path_buf();
     let error = KubernetesBackend::with_client(setup.cluster.client(), &config)
@@ -563,11 +593,16 @@ async fn kubernetes_run_is_a_hardened_job_and_its_output_is_collected() {
         job.id.agreement.to_string()
     );
     let pod = &run["spec"]["template"]["spec"];
+    let group = i64::from(std::os::unix::fs::MetadataExt::gid(
+        &std::fs::metadata(&job.workspace).unwrap(),
+    ));
+    assert_ne!(group, 0);
+    assert_eq!(pod["securityContext"]["runAsGroup"], group);
+    // The output claim's root is made writable by the run's group, and only in the run's pod.
+    assert_eq!(pod["securityContext"]["fsGroup"], group);
     assert_eq!(
-        pod["securityContext"]["runAsGroup"],
-        i64::from(std::os::unix::fs::MetadataExt::gid(
-            &std::fs::metadata(&job.workspace).unwrap()
-        ))
+        pod["securityContext"]["fsGroupChangePolicy"],
+        "OnRootMismatch"
     );
     let container = &pod["containers"][0];
     assert_eq!(container["name"], "algorithm");
@@ -621,6 +656,10 @@ async fn kubernetes_run_is_a_hardened_job_and_its_output_is_collected() {
     let collector = job_named(&jobs, &format!("{name}-collect"));
     assert_hardened(collector, 600);
     let pod = &collector["spec"]["template"]["spec"];
+    assert!(
+        pod["securityContext"]["fsGroup"].is_null(),
+        "the shared claim is never re-owned"
+    );
     let container = &pod["containers"][0];
     assert_eq!(container["image"], HELPER);
     assert_eq!(
@@ -634,10 +673,21 @@ async fn kubernetes_run_is_a_hardened_job_and_its_output_is_collected() {
     );
     let script = container["command"][2].as_str().unwrap();
     assert!(
-        script.contains("-gt 8192"),
-        "the output limit in KiB: {script}"
+        script.contains("-gt 8388608"),
+        "the output limit in bytes: {script}"
     );
-    assert!(script.contains("-type f"), "regular files only: {script}");
+    assert!(
+        script.contains("stat -c %s"),
+        "files' lengths, not blocks: {script}"
+    );
+    assert!(
+        script.contains("[ ! -L \"$f\" ]"),
+        "regular files only: {script}"
+    );
+    assert!(
+        script.contains("chmod 0644"),
+        "readable by the keeper: {script}"
+    );
 
     // Collecting deletes every object of the run, Jobs in the foreground.
     backend.collect(&job.id).await.unwrap();
@@ -658,6 +708,29 @@ async fn kubernetes_run_is_a_hardened_job_and_its_output_is_collected() {
             .len(),
         1
     );
+    // The pods go (an orphan included) before the policy that isolates them.
+    let order: Vec<String> = cluster
+        .requests()
+        .into_iter()
+        .filter(|request| request.method == "DELETE")
+        .map(|request| {
+            let selector = request
+                .query
+                .get("labelSelector")
+                .cloned()
+                .unwrap_or_default();
+            format!("{}?{selector}", request.path)
+        })
+        .collect();
+    let pods = order
+        .iter()
+        .position(|request| request.ends_with(&format!("/pods?{}={name}", objects::RUN_LABEL)))
+        .expect("the run's pods deleted by label");
+    let policy = order
+        .iter()
+        .position(|request| request.ends_with(&format!("/networkpolicies/{name}?")))
+        .unwrap();
+    assert!(pods < policy, "{order:?}");
     tokio::time::sleep(Duration::from_millis(150)).await;
     assert!(cluster.names("jobs").is_empty());
     assert!(
@@ -697,10 +770,12 @@ async fn kubernetes_endings_are_read_from_the_job_and_its_pod() {
             Some(137),
         ),
         (
+            // The cluster deletes the pod of a Job past its deadline before it reports the
+            // end: the keeper saw it run, and followed its logs.
             Behaviour::Deadline,
             collector_copies(),
             Ending::TimedOut,
-            Some(137),
+            None,
         ),
         (
             Behaviour::NeverStarts,
@@ -736,6 +811,13 @@ async fn kubernetes_endings_are_read_from_the_job_and_its_pod() {
         assert_eq!(outcome.output_bytes, 0, "{run:?}: nothing collected");
         if exit_code == Some(137) {
             assert_eq!(outcome.signal, Some(9), "{run:?}: SIGKILL");
+        }
+        let log = std::fs::read_to_string(job.log()).unwrap();
+        match run {
+            Behaviour::Deadline => assert_eq!(log, "still working\n"),
+            Behaviour::OutOfMemory => assert_eq!(log, "allocating\n"),
+            Behaviour::Exit { code: 3, .. } => assert_eq!(log, "Traceback: KeyError\n"),
+            _ => {}
         }
         if expected != Ending::OutputTooLarge {
             assert!(
@@ -1020,11 +1102,18 @@ fn kubernetes_rbac_manifest_grants_what_the_backend_uses() {
 }
 
 #[test]
+fn kubernetes_jobs_never_share_roots_group() {
+    let refused = super::shared_group(0).unwrap_err();
+    assert!(refused.contains("group 0"), "{refused}");
+    assert_eq!(super::shared_group(10001), Ok(10001));
+}
+
+#[test]
 fn kubernetes_settings_are_checked() {
     let root = tempfile::tempdir().unwrap();
     config_in(root.path().to_path_buf()).validate().unwrap();
     type Change = fn(&mut ComputeConfig);
-    let cases: [(Change, &str); 10] = [
+    let cases: [(Change, &str); 11] = [
         (
             |c| c.kubernetes = None,
             "needs a [compute.kubernetes] table",
@@ -1057,6 +1146,10 @@ fn kubernetes_settings_are_checked() {
         (
             |c| c.kubernetes.as_mut().unwrap().probe_timeout_secs = 1,
             "probe_timeout_secs",
+        ),
+        (
+            |c| c.kubernetes.as_mut().unwrap().ttl_secs_after_finished = 0,
+            "at least 300",
         ),
         (
             |c| {
