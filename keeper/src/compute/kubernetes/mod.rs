@@ -390,7 +390,7 @@ impl Follower {
 
     async fn follow(&self) -> Outcome {
         let observed = Arc::new(Mutex::new(Observed::default()));
-        let observer = tokio::spawn(observe(
+        let mut observer = tokio::spawn(observe(
             self.client.clone(),
             self.blueprint.clone(),
             self.name.clone(),
@@ -401,15 +401,7 @@ impl Follower {
             + REPORT_MARGIN;
         let state = wait_for_end(&self.jobs(), &self.name, limit).await;
         // The container has ended: its log stream ends with it.
-        let _ = tokio::time::timeout(
-            Duration::from_secs(5),
-            &mut Box::pin(async {
-                while !observer.is_finished() {
-                    tokio::time::sleep(Duration::from_millis(50)).await;
-                }
-            }),
-        )
-        .await;
+        let _ = tokio::time::timeout(Duration::from_secs(5), &mut observer).await;
         observer.abort();
         let pods = self.pods_of(&self.name).await;
         let mut ended = termination(&pods, ALGORITHM_CONTAINER);
