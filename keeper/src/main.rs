@@ -2,7 +2,8 @@
 //!
 //! `--check-config` prints the effective settings (file, then `INSITU_KEEPER_*` variables, then
 //! defaults) and checks the deployment's addresses file (it exists, is for the configured chain
-//! and names the whole suite). Without it, the keeper runs until SIGTERM or Ctrl-C: the watcher
+//! and names the whole suite). `--check-compute` runs the compute backend's start-up check
+//! (the local sandbox's probe, or the cluster's) without starting anything. Without it, the keeper runs until SIGTERM or Ctrl-C: the watcher
 //! records the agreements made on its account's offers, the API stores publishers' metadata
 //! documents, signs offers and serves paid access, and the executor settles each paid agreement
 //! once (see docs/keeper.md). `admin` holds the operator's commands (see docs/operations.md).
@@ -37,6 +38,12 @@ struct Args {
     #[arg(long)]
     check_config: bool,
 
+    /// Check that compute can run as the `[compute]` table says (probe the local sandbox, or
+    /// check the cluster's API, permissions, workspace claim and network isolation), print what
+    /// was found and exit; nothing is started or deleted.
+    #[arg(long, conflicts_with = "check_config")]
+    check_compute: bool,
+
     /// Print the configuration reference (Markdown: every key, its type, default, environment
     /// variable and meaning) and exit.
     #[arg(long, exclusive = true)]
@@ -61,6 +68,17 @@ fn main() -> anyhow::Result<()> {
     let config = Config::load(args.config.as_deref()).context("loading the configuration")?;
     if let Some(Command::Admin(admin)) = args.command {
         return admin_cli::run(&config, admin);
+    }
+    if args.check_compute {
+        let compute = config
+            .compute
+            .clone()
+            .context("the configuration has no [compute] table: this keeper sells no compute")?;
+        let summary = tokio::runtime::Runtime::new()?
+            .block_on(service::check_compute(&compute))
+            .context("compute cannot run as configured")?;
+        println!("compute: {summary}");
+        return Ok(());
     }
     if args.check_config {
         print!("{}", config.redacted());

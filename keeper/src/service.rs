@@ -396,6 +396,57 @@ async fn start_chain(
     Ok((state, pool, tasks))
 }
 
+/// Checks that compute can run as `settings` say, as the keeper does at start, but starting,
+/// stopping and deleting nothing; returns what was found, in words.
+///
+/// # Errors
+///
+/// [`StartError::Compute`], saying why compute cannot run so.
+pub async fn check_compute(settings: &ComputeConfig) -> Result<String, StartError> {
+    for folder in ["algorithms", "jobs", "logs"] {
+        std::fs::create_dir_all(settings.work_root.join(folder)).map_err(|error| {
+            StartError::Compute(format!(
+                "cannot create {}: {error}",
+                settings.work_root.join(folder).display()
+            ))
+        })?;
+    }
+    match settings.backend {
+        BackendKind::Local => {
+            let isolation = LocalBackend::check(settings)
+                .await
+                .map_err(StartError::Compute)?;
+            let mut summary = format!(
+                "local sandbox: {}, cgroup {:?}, memory limit {}, process limit {}, CPU limit {}, Landlock {:?}, seccomp {}; jobs run as uid {}",
+                isolation.bwrap.as_deref().unwrap_or("bubblewrap"),
+                isolation.cgroup,
+                isolation.memory_limit,
+                isolation.pids_limit,
+                isolation.cpu_limit,
+                isolation.landlock,
+                isolation.seccomp,
+                isolation.job_uid,
+            );
+            for problem in &isolation.problems {
+                summary.push_str(&format!("\nwarning: {problem}"));
+            }
+            Ok(summary)
+        }
+        BackendKind::Kubernetes => {
+            let report = KubernetesBackend::check(settings)
+                .await
+                .map_err(|error| StartError::Compute(error.to_string()))?;
+            let cluster = settings.kubernetes.as_ref();
+            Ok(format!(
+                "Kubernetes {}, namespace {}: every permission granted, the workspace claim {} is the work root, jobs are isolated",
+                report.server_version,
+                cluster.map_or("", |cluster| cluster.namespace.as_str()),
+                cluster.map_or("", |cluster| cluster.workspace_claim.as_str()),
+            ))
+        }
+    }
+}
+
 /// Sets up the compute backend the configuration names (probing this machine's sandbox, or
 /// checking the cluster), or says why it cannot.
 async fn start_compute(settings: &ComputeConfig) -> Result<ComputeContext, StartError> {

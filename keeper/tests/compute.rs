@@ -645,6 +645,66 @@ async fn a_kubernetes_job_cannot_write_into_its_inputs() {
     setup.keeper.stop().await;
 }
 
+/// `insitu-keeper --check-compute` with `config`: its output.
+async fn check_compute(folder: &Path, compute: &ComputeConfig) -> std::process::Output {
+    let config = Config {
+        compute: Some(compute.clone()),
+        ..Config::default()
+    };
+    let file = folder.join("keeper.toml");
+    std::fs::write(&file, config.to_string()).unwrap();
+    tokio::process::Command::new(env!("CARGO_BIN_EXE_insitu-keeper"))
+        .arg("--config")
+        .arg(&file)
+        .arg("--check-compute")
+        .output()
+        .await
+        .unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn check_compute_checks_the_sandbox_or_the_kubernetes_cluster_and_deletes_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut compute = ComputeConfig {
+        work_root: dir.path().join("compute"),
+        sandbox_init: Some(sandbox_init()),
+        ..ComputeConfig::default()
+    };
+    let output = check_compute(dir.path(), &compute).await;
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(output.status.success(), "{output:?}");
+    assert!(stdout.starts_with("compute: local sandbox: "), "{stdout}");
+
+    let cluster = on_kubernetes(&mut compute);
+    let output = check_compute(dir.path(), &compute).await;
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(output.status.success(), "{output:?}");
+    assert!(
+        stdout.contains(
+            "compute: Kubernetes v1.33.2, namespace insitu-jobs: every permission granted"
+        ),
+        "{stdout}"
+    );
+    assert!(
+        cluster
+            .requests()
+            .iter()
+            .all(|request| !request.query.contains_key("labelSelector")
+                || request.method != "DELETE"),
+        "a check sweeps nothing (the sweep deletes by label)"
+    );
+
+    // A cluster whose network plugin ignores NetworkPolicy is refused, saying why.
+    cluster.without_network_policy();
+    let output = check_compute(dir.path(), &compute).await;
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(!output.status.success());
+    assert!(
+        stderr.contains("does not enforce NetworkPolicy"),
+        "{stderr}"
+    );
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn failing_and_stopped_jobs_end_so_and_leave_nothing() {
     let setup = setup().await;

@@ -26,6 +26,16 @@ fn cgroup_folder(work_root: &std::path::Path) -> String {
     )
 }
 
+/// The sandbox's settings for the `[compute]` table `config`.
+fn sandbox_config(config: &ComputeConfig) -> SandboxConfig {
+    SandboxConfig {
+        bwrap: config.bwrap.clone(),
+        grace: Duration::from_secs(config.grace_secs),
+        cgroup_folder: cgroup_folder(&config.work_root),
+        ..SandboxConfig::new(config.sandbox_init_path())
+    }
+}
+
 /// A run in progress or ended, until the runner collects it.
 #[derive(Debug)]
 struct LocalRun {
@@ -49,12 +59,7 @@ impl LocalBackend {
     ///
     /// Why compute cannot run here, in words (what the probe found missing).
     pub async fn start(config: &ComputeConfig) -> Result<(Self, Isolation), String> {
-        let sandbox_config = SandboxConfig {
-            bwrap: config.bwrap.clone(),
-            grace: Duration::from_secs(config.grace_secs),
-            cgroup_folder: cgroup_folder(&config.work_root),
-            ..SandboxConfig::new(config.sandbox_init_path())
-        };
+        let sandbox_config = sandbox_config(config);
         let isolation = insitu_sandbox::probe(&sandbox_config).await;
         let sandbox =
             Sandbox::new(sandbox_config, &isolation).map_err(|error| error.to_string())?;
@@ -69,6 +74,18 @@ impl LocalBackend {
             },
             isolation,
         ))
+    }
+
+    /// Probes the machine as [`start`](Self::start) does, touching no job: what it found, or
+    /// why compute cannot run here.
+    ///
+    /// # Errors
+    ///
+    /// What the probe found missing, in words.
+    pub async fn check(config: &ComputeConfig) -> Result<Isolation, String> {
+        let isolation = insitu_sandbox::probe(&sandbox_config(config)).await;
+        isolation.ensure_minimum()?;
+        Ok(isolation)
     }
 
     /// The account jobs run as on the host, if the keeper switches to one.

@@ -116,12 +116,7 @@ impl KubernetesBackend {
     ///
     /// As [`start`](Self::start).
     pub async fn with_client(client: Client, config: &ComputeConfig) -> Result<Self, StartError> {
-        let settings = settings(config)?.clone();
-        let blueprint = Arc::new(Blueprint {
-            instance: instance_of(&settings, &config.work_root),
-            config: settings,
-            grace_secs: config.grace_secs,
-        });
+        let blueprint = Arc::new(blueprint_for(config)?);
         let report = preflight::check(&client, &blueprint, &config.work_root)
             .await
             .map_err(StartError::Preflight)?;
@@ -151,6 +146,20 @@ impl KubernetesBackend {
             grace_secs: config.grace_secs,
             runs: Arc::new(Mutex::new(HashMap::new())),
         })
+    }
+
+    /// Checks the cluster as [`start`](Self::start) does, and deletes nothing: for an operator
+    /// trying a configuration before the keeper runs with it.
+    ///
+    /// # Errors
+    ///
+    /// As [`start`](Self::start).
+    pub async fn check(config: &ComputeConfig) -> Result<preflight::Report, StartError> {
+        let client = client_for(settings(config)?).await?;
+        let blueprint = blueprint_for(config)?;
+        preflight::check(&client, &blueprint, &config.work_root)
+            .await
+            .map_err(StartError::Preflight)
     }
 
     fn runs(&self) -> std::sync::MutexGuard<'_, HashMap<RunId, KubeRun>> {
@@ -799,6 +808,16 @@ fn folder_size(folder: &Path) -> u64 {
 fn settings(config: &ComputeConfig) -> Result<&KubernetesConfig, StartError> {
     config.kubernetes.as_ref().ok_or_else(|| {
         StartError::Client("backend = \"kubernetes\" needs a [compute.kubernetes] table".into())
+    })
+}
+
+/// What every object of the keeper configured by `config` shares.
+fn blueprint_for(config: &ComputeConfig) -> Result<Blueprint, StartError> {
+    let settings = settings(config)?.clone();
+    Ok(Blueprint {
+        instance: instance_of(&settings, &config.work_root),
+        config: settings,
+        grace_secs: config.grace_secs,
     })
 }
 
