@@ -645,6 +645,20 @@ impl FakeCluster {
         }
     }
 
+    /// How many lists of Job `job`'s pods were asked for.
+    fn pod_lists(&self, job: &str) -> usize {
+        let selector = format!("{JOB_NAME_LABEL}={job}");
+        self.state()
+            .requests
+            .iter()
+            .filter(|request| {
+                request.method == "GET"
+                    && request.path.ends_with("/pods")
+                    && request.query.get("labelSelector") == Some(&selector)
+            })
+            .count()
+    }
+
     /// Plays the kubelet for Job `name`.
     async fn play(&self, name: String, behaviour: Behaviour) {
         let Some(job) = self.object("jobs", &name) else {
@@ -694,10 +708,20 @@ impl FakeCluster {
             json!({"running": {"startedAt": "2026-11-30T12:00:02Z"}})
         };
         self.put("pods", pod(first, None));
-        // A run that reaches its deadline runs long enough to be seen running (or waiting).
+        let seen_before = self.pod_lists(&name);
+        // A run that reaches its deadline runs until its pod was seen running (or waiting) by
+        // a client listing the Job's pods, or for 5 s.
         let deadline = matches!(behaviour, Behaviour::Deadline | Behaviour::NeverStarts);
-        let pause = if deadline { 400 } else { 30 };
-        tokio::time::sleep(Duration::from_millis(pause)).await;
+        if deadline {
+            for _ in 0..500 {
+                if self.pod_lists(&name) > seen_before {
+                    break;
+                }
+                tokio::time::sleep(Duration::from_millis(10)).await;
+            }
+        } else {
+            tokio::time::sleep(Duration::from_millis(30)).await;
+        }
         let mut pod_deleted = deadline;
         let (pod_state, condition, log) = match behaviour {
             Behaviour::Hangs => return,

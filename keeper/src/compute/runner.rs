@@ -405,10 +405,14 @@ impl Runner {
             self.clean_workspace(&run);
             return Ok(());
         }
-        let budget =
-            Duration::from_secs(prepared.limits.wall_secs + self.compute.config.grace_secs)
-                + RUN_MARGIN
-                + self.compute.backend.overhead();
+        let budget = Duration::from_secs(
+            prepared
+                .limits
+                .wall_secs
+                .saturating_add(self.compute.config.grace_secs),
+        )
+        .saturating_add(RUN_MARGIN)
+        .saturating_add(self.compute.backend.overhead());
         if let Err(error) = self.compute.backend.submit(prepared).await {
             return self.end(
                 &mut store,

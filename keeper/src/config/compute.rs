@@ -91,7 +91,8 @@ pub struct KubernetesConfig {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub output_storage_class: Option<String>,
     /// The image of the collector and of the isolation check, pinned by digest; it needs `sh`,
-    /// `du`, `cp` and `nc` (busybox has them).
+    /// `stat`, `cp`, `chmod`, `cat`, `true` and an `nc` that runs a program once connected
+    /// (`-e`): busybox has them.
     pub helper_image: String,
     /// The account id jobs run as (never 0).
     #[serde(default = "default_run_as_user")]

@@ -197,26 +197,23 @@ impl KubernetesBackend {
         let namespace = &self.blueprint.config.namespace;
         let created = async {
             let policies: Api<NetworkPolicy> = Api::namespaced(self.client.clone(), namespace);
-            policies
-                .create(
-                    &PostParams::default(),
-                    &self.blueprint.network_policy(&name),
-                )
-                .await?;
+            bounded(policies.create(
+                &PostParams::default(),
+                &self.blueprint.network_policy(&name),
+            ))
+            .await?;
             let claims: Api<PersistentVolumeClaim> =
                 Api::namespaced(self.client.clone(), namespace);
-            claims
-                .create(
-                    &PostParams::default(),
-                    &self.blueprint.output_claim(&name, job.limits.output_mb),
-                )
-                .await?;
-            self.jobs()
-                .create(
-                    &PostParams::default(),
-                    &self.blueprint.run_job(&name, &job, image, &placement),
-                )
-                .await?;
+            bounded(claims.create(
+                &PostParams::default(),
+                &self.blueprint.output_claim(&name, job.limits.output_mb),
+            ))
+            .await?;
+            bounded(self.jobs().create(
+                &PostParams::default(),
+                &self.blueprint.run_job(&name, &job, image, &placement),
+            ))
+            .await?;
             Ok::<_, kube::Error>(())
         }
         .await;
@@ -267,7 +264,7 @@ impl KubernetesBackend {
         tracing::info!(run = %id.name(), job = %name, "stopping the Kubernetes job");
         let params = foreground(u32::try_from(self.grace_secs).unwrap_or(u32::MAX));
         for job in [name.clone(), objects::collector_name(&name)] {
-            if let Err(error) = self.jobs().delete(&job, &params).await
+            if let Err(error) = bounded(self.jobs().delete(&job, &params)).await
                 && !is_not_found(&error)
             {
                 tracing::warn!(job, error = %describe_error(&error), "cannot delete a job to stop it");
@@ -305,14 +302,32 @@ impl KubernetesBackend {
         run.follower.abort();
         let left = delete_run_objects(&self.client, &self.blueprint, &run.name).await;
         if left.is_empty() {
-            Ok(())
-        } else {
-            Err(BackendError::Cluster(format!(
-                "cannot delete {} of run {}: the cluster's TTL or the next start removes them",
-                left.join(", "),
-                run.name
-            )))
+            return Ok(());
         }
+        // Tried again in the background for a while; the next start's sweep removes the rest.
+        let (client, blueprint, name) = (
+            self.client.clone(),
+            self.blueprint.clone(),
+            run.name.clone(),
+        );
+        tokio::spawn(async move {
+            for _ in 0..CLEANUP_ATTEMPTS {
+                tokio::time::sleep(CLEANUP_PAUSE).await;
+                if delete_run_objects(&client, &blueprint, &name)
+                    .await
+                    .is_empty()
+                {
+                    tracing::info!(job = %name, "the run's objects are deleted at last");
+                    return;
+                }
+            }
+            tracing::warn!(job = %name, "the run's objects are left for the next start's sweep");
+        });
+        Err(BackendError::Cluster(format!(
+            "cannot delete {} of run {} yet: the keeper tries again",
+            left.join(", "),
+            run.name
+        )))
     }
 }
 
@@ -378,6 +393,10 @@ struct Observed {
     log: Vec<u8>,
 }
 
+/// Times a run's objects left at its collection are deleted again, and the pause between.
+const CLEANUP_ATTEMPTS: u32 = 30;
+const CLEANUP_PAUSE: Duration = Duration::from_secs(60);
+
 /// Margin on top of a Job's deadline and grace before the keeper stops waiting for the cluster
 /// to report its end.
 const REPORT_MARGIN: Duration = Duration::from_secs(120);
@@ -399,19 +418,25 @@ impl Follower {
 
     async fn follow(&self) -> Outcome {
         let observed = Arc::new(Mutex::new(Observed::default()));
-        let mut observer = tokio::spawn(observe(
+        // Aborted with this task, should the run be collected or the keeper stop first.
+        let mut observer = AbortOnDrop(tokio::spawn(observe(
             self.client.clone(),
             self.blueprint.clone(),
             self.name.clone(),
             log_cap(&self.job),
             observed.clone(),
-        ));
-        let limit = Duration::from_secs(self.job.limits.wall_secs + self.blueprint.grace_secs)
-            + REPORT_MARGIN;
+        )));
+        let limit = Duration::from_secs(
+            self.job
+                .limits
+                .wall_secs
+                .saturating_add(self.blueprint.grace_secs),
+        )
+        .saturating_add(REPORT_MARGIN);
         let state = wait_for_end(&self.jobs(), &self.name, limit).await;
         // The container has ended: its log stream ends with it.
-        let _ = tokio::time::timeout(Duration::from_secs(5), &mut observer).await;
-        observer.abort();
+        let _ = tokio::time::timeout(Duration::from_secs(5), &mut observer.0).await;
+        drop(observer);
         let pods = self.pods_of(&self.name).await;
         let mut ended = termination(&pods, ALGORITHM_CONTAINER);
         let seen = std::mem::take(&mut *observed.lock().unwrap_or_else(PoisonError::into_inner));
@@ -452,14 +477,15 @@ impl Follower {
         if self.stop_asked() {
             return (Ending::Stopped, String::new());
         }
-        let created = jobs
-            .create(
+        let created = bounded(
+            jobs.create(
                 &PostParams::default(),
                 &self
                     .blueprint
                     .collector_job(&self.name, &self.job, &self.placement),
-            )
-            .await;
+            ),
+        )
+        .await;
         if let Err(error) = created {
             return (
                 Ending::SandboxFailed,
@@ -471,11 +497,13 @@ impl Follower {
         }
         // A stop that came while the collector was being made did not find it.
         if self.stop_asked() {
-            let _ = jobs.delete(&collector, &foreground(0)).await;
+            let _ = bounded(jobs.delete(&collector, &foreground(0))).await;
             return (Ending::Stopped, String::new());
         }
-        let limit = Duration::from_secs(objects::COLLECT_DEADLINE_SECS + self.blueprint.grace_secs)
-            + REPORT_MARGIN;
+        let limit = Duration::from_secs(
+            objects::COLLECT_DEADLINE_SECS.saturating_add(self.blueprint.grace_secs),
+        )
+        .saturating_add(REPORT_MARGIN);
         let state = wait_for_end(&jobs, &collector, limit).await;
         let pods = self.pods_of(&collector).await;
         let ended = termination(&pods, "collect");
@@ -502,7 +530,7 @@ impl Follower {
         let pods: Api<Pod> = Api::namespaced(self.client.clone(), &self.blueprint.config.namespace);
         let params = ListParams::default().labels(&format!("{JOB_NAME_LABEL}={job}"));
         for attempt in 0..5u32 {
-            match pods.list(&params).await {
+            match bounded(pods.list(&params)).await {
                 Ok(list) => return list.items,
                 Err(error) => {
                     tracing::warn!(job, attempt, error = %describe_error(&error), "cannot list a job's pods");
@@ -518,19 +546,26 @@ impl Follower {
     /// were dropped.
     async fn keep_logs(&self, followed: Vec<u8>) -> (u64, bool) {
         let cap = log_cap(&self.job);
-        let read = match read_logs(&self.client, &self.blueprint, &self.name, Some(cap)).await {
-            Ok((text, _)) => text,
+        let (read, read_truncated) = match read_logs(
+            &self.client,
+            &self.blueprint,
+            &self.name,
+            Some(cap),
+        )
+        .await
+        {
+            Ok(read) => read,
             Err(error) => {
                 tracing::warn!(job = %self.name, error = %describe_error(&error), "cannot read a run's logs");
-                Vec::new()
+                (Vec::new(), false)
             }
         };
+        let truncated = read_truncated || followed.len() > cap;
         let mut text = if followed.len() > read.len() {
             followed
         } else {
             read
         };
-        let truncated = text.len() > cap;
         text.truncate(cap);
         let bytes = text.len() as u64;
         if truncated {
@@ -558,7 +593,7 @@ async fn observe(
     let params = ListParams::default().labels(&format!("{JOB_NAME_LABEL}={job}"));
     let mut pause = Duration::from_millis(100);
     let pod = loop {
-        if let Ok(list) = pods.list(&params).await {
+        if let Ok(list) = bounded(pods.list(&params)).await {
             let ended = termination(&list.items, ALGORITHM_CONTAINER);
             let mut seen = observed.lock().unwrap_or_else(PoisonError::into_inner);
             if ended.waiting.is_some() {
@@ -580,10 +615,13 @@ async fn observe(
         limit_bytes: Some(i64::try_from(cap).unwrap_or(i64::MAX).saturating_add(1)),
         ..LogParams::default()
     };
-    let Ok(stream) = pods.log_stream(&pod, &params).await else {
+    let Ok(stream) = bounded(pods.log_stream(&pod, &params)).await else {
         return;
     };
-    let mut reader = std::pin::pin!(futures::AsyncReadExt::take(stream, cap as u64 + 1));
+    let mut reader = std::pin::pin!(futures::AsyncReadExt::take(
+        stream,
+        (cap as u64).saturating_add(1)
+    ));
     let mut chunk = vec![0; 16 * 1024];
     loop {
         match futures::AsyncReadExt::read(&mut reader, &mut chunk).await {
@@ -652,6 +690,19 @@ async fn read_container_logs(
     container: &str,
     cap: Option<usize>,
 ) -> Result<(Vec<u8>, bool), kube::Error> {
+    bounded(read_container_logs_unbounded(
+        client, blueprint, job, container, cap,
+    ))
+    .await
+}
+
+async fn read_container_logs_unbounded(
+    client: &Client,
+    blueprint: &Blueprint,
+    job: &str,
+    container: &str,
+    cap: Option<usize>,
+) -> Result<(Vec<u8>, bool), kube::Error> {
     let pods: Api<Pod> = Api::namespaced(client.clone(), &blueprint.config.namespace);
     let list = pods
         .list(&ListParams::default().labels(&format!("{JOB_NAME_LABEL}={job}")))
@@ -667,7 +718,7 @@ async fn read_container_logs(
     let stream = pods.log_stream(&pod, &params).await?;
     let mut text = Vec::new();
     // The server stops at `limitBytes`; the reader is bounded all the same.
-    let bound = cap.map_or(u64::MAX, |cap| cap as u64 + 1);
+    let bound = cap.map_or(u64::MAX, |cap| (cap as u64).saturating_add(1));
     futures::AsyncReadExt::read_to_end(&mut futures::AsyncReadExt::take(stream, bound), &mut text)
         .await
         .map_err(|error| kube::Error::Service(Box::new(error)))?;
@@ -688,27 +739,26 @@ async fn delete_run_objects(client: &Client, blueprint: &Blueprint, name: &str) 
     let mut left = Vec::new();
     let jobs: Api<Job> = Api::namespaced(client.clone(), namespace);
     for job in [name.to_owned(), objects::collector_name(name)] {
-        if let Err(error) = jobs.delete(&job, &foreground(grace)).await
+        if let Err(error) = bounded(jobs.delete(&job, &foreground(grace))).await
             && !is_not_found(&error)
         {
             left.push(format!("job {job} ({})", describe_error(&error)));
         }
     }
     let selector = format!("{}={name}", objects::RUN_LABEL);
-    let pods_gone = delete_pods(client, blueprint, &selector).await;
-    if !pods_gone {
-        left.push(format!("the pods of {name}, still terminating"));
+    if let Err(why) = delete_pods(client, blueprint, &selector).await {
+        left.push(format!("the pods of {name} ({why})"));
         return left;
     }
     let claims: Api<PersistentVolumeClaim> = Api::namespaced(client.clone(), namespace);
     let claim = objects::output_claim_name(name);
-    if let Err(error) = claims.delete(&claim, &DeleteParams::default()).await
+    if let Err(error) = bounded(claims.delete(&claim, &DeleteParams::default())).await
         && !is_not_found(&error)
     {
         left.push(format!("claim {claim} ({})", describe_error(&error)));
     }
     let policies: Api<NetworkPolicy> = Api::namespaced(client.clone(), namespace);
-    if let Err(error) = policies.delete(name, &DeleteParams::default()).await
+    if let Err(error) = bounded(policies.delete(name, &DeleteParams::default())).await
         && !is_not_found(&error)
     {
         left.push(format!(
@@ -720,8 +770,8 @@ async fn delete_run_objects(client: &Client, blueprint: &Blueprint, name: &str) 
 }
 
 /// Deletes the pods matching `selector` and waits until none is left (their grace, and some
-/// more); tells whether none is.
-async fn delete_pods(client: &Client, blueprint: &Blueprint, selector: &str) -> bool {
+/// more); says why not when some are.
+async fn delete_pods(client: &Client, blueprint: &Blueprint, selector: &str) -> Result<(), String> {
     let pods: Api<Pod> = Api::namespaced(client.clone(), &blueprint.config.namespace);
     let params = ListParams::default().labels(selector);
     let grace = u32::try_from(blueprint.grace_secs).unwrap_or(u32::MAX);
@@ -729,21 +779,54 @@ async fn delete_pods(client: &Client, blueprint: &Blueprint, selector: &str) -> 
         grace_period_seconds: Some(grace),
         ..DeleteParams::default()
     };
-    if let Err(error) = pods.delete_collection(&delete, &params).await {
+    if let Err(error) = bounded(pods.delete_collection(&delete, &params)).await {
         tracing::warn!(selector, error = %describe_error(&error), "cannot delete pods");
     }
     let deadline = tokio::time::Instant::now()
-        + Duration::from_secs(blueprint.grace_secs)
+        + Duration::from_secs(blueprint.grace_secs.min(3600))
         + Duration::from_secs(30);
     let mut pause = Duration::from_millis(50);
     loop {
-        match pods.list(&params).await {
-            Ok(list) if list.items.is_empty() => return true,
-            _ if tokio::time::Instant::now() >= deadline => return false,
-            _ => {}
+        let why = match bounded(pods.list(&params)).await {
+            Ok(list) if list.items.is_empty() => return Ok(()),
+            Ok(list) => format!("{} still terminating", list.items.len()),
+            Err(error) => format!("cannot list them: {}", describe_error(&error)),
+        };
+        if tokio::time::Instant::now() >= deadline {
+            return Err(why);
         }
         tokio::time::sleep(pause).await;
         pause = (pause * 2).min(Duration::from_secs(2));
+    }
+}
+
+/// How long one request to the cluster's API may take (watches and followed logs aside).
+pub const REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// `request`, failed when the API has not answered within [`REQUEST_TIMEOUT`].
+async fn bounded<T>(
+    request: impl std::future::Future<Output = Result<T, kube::Error>>,
+) -> Result<T, kube::Error> {
+    tokio::time::timeout(REQUEST_TIMEOUT, request)
+        .await
+        .unwrap_or_else(|_| {
+            Err(kube::Error::Service(
+                format!(
+                    "the cluster's API did not answer in {} s",
+                    REQUEST_TIMEOUT.as_secs()
+                )
+                .into(),
+            ))
+        })
+}
+
+/// A task aborted when its handle is dropped (with the task that owns it).
+#[derive(Debug)]
+struct AbortOnDrop(tokio::task::JoinHandle<()>);
+
+impl Drop for AbortOnDrop {
+    fn drop(&mut self) {
+        self.0.abort();
     }
 }
 
@@ -762,6 +845,11 @@ fn is_not_found(error: &kube::Error) -> bool {
 /// An API error in words (its status's message when the server gave one).
 pub fn describe_error(error: &kube::Error) -> String {
     match error {
+        // Its message holds the plugin's output, which may hold a credential.
+        kube::Error::Auth(kube::client::AuthError::AuthExecRun { cmd, out }) => format!(
+            "the kubeconfig's exec command '{cmd}' failed with status {}",
+            out.status
+        ),
         kube::Error::Api(status) => {
             format!("{} ({}, {})", status.message, status.code, status.reason)
         }
@@ -798,8 +886,8 @@ fn folder_size(folder: &Path) -> u64 {
                 .flatten()
                 .filter_map(|entry| entry.metadata().ok())
                 .filter(std::fs::Metadata::is_file)
-                .map(|metadata| metadata.len())
-                .sum()
+                .try_fold(0_u64, |total, metadata| total.checked_add(metadata.len()))
+                .unwrap_or(u64::MAX)
         })
         .unwrap_or(0)
 }

@@ -216,21 +216,32 @@ impl Blueprint {
     pub fn collector_job(&self, name: &str, job: &Prepared, placement: &Placement) -> Job {
         let workspace = self.workspace_path(job);
         let limit = job.limits.output_mb.saturating_mul(1024 * 1024);
-        // Sizes are the files' lengths (a sparse file counts in full, each hard link once per
-        // name), as the copy will write them; only regular files are copied, readable by the
-        // keeper; any failed copy fails the collector.
+        let most = super::super::runner::MAX_RESULT_FILES;
+        // Each file's length (a sparse file counts in full, a hard link once per name, as the
+        // copy writes them) is held against what is left of the limit, so no sum overflows.
+        // Only regular files are copied (the keeper publishes nothing else), at most as many as
+        // it publishes, each made readable by the keeper; an unreadable one is left, named on
+        // the collector's log; a failed copy fails the collector.
         let each_file = "for f in /output/* /output/.[!.]* /output/..?*; do\n\
-             \x20 if [ -f \"$f\" ] && [ ! -L \"$f\" ]; then";
+             \x20 [ -f \"$f\" ] && [ ! -L \"$f\" ] || continue\n";
         let script = format!(
             "set -eu\n\
-             total=0\n\
-             {each_file} total=$((total + $(stat -c %s \"$f\"))); fi\n\
+             left={limit}\n\
+             {each_file}\
+             \x20 size=$(stat -c %s \"$f\")\n\
+             \x20 if [ \"$size\" -gt \"$left\" ]; then\n\
+             \x20   echo \"the output's files take more than its limit of {limit} bytes\" >&2\n\
+             \x20   exit {OUTPUT_TOO_LARGE_EXIT}\n\
+             \x20 fi\n\
+             \x20 left=$((left - size))\n\
              done\n\
-             if [ \"$total\" -gt {limit} ]; then\n\
-             \x20 echo \"the output's files take $total bytes, over its limit of {limit}\" >&2\n\
-             \x20 exit {OUTPUT_TOO_LARGE_EXIT}\n\
-             fi\n\
-             {each_file} cp -- \"$f\" /collected/; chmod 0644 \"/collected/${{f##*/}}\"; fi\n\
+             count=0\n\
+             {each_file}\
+             \x20 if [ \"$count\" -ge {most} ]; then echo \"files past the first {most} are left\" >&2; break; fi\n\
+             \x20 if [ ! -r \"$f\" ]; then echo \"an unreadable file is left: ${{f##*/}}\" >&2; continue; fi\n\
+             \x20 cp -- \"$f\" /collected/\n\
+             \x20 chmod 0644 \"/collected/${{f##*/}}\"\n\
+             \x20 count=$((count + 1))\n\
              done\n"
         );
         let container = Container {
@@ -318,8 +329,9 @@ impl Blueprint {
                 "cat \"/workspace/{marker}\" || exit {MARKER_MISSING_EXIT}\necho\n"
             ));
         }
+        // busybox's nc runs the program after `-e` once connected (and has no `-z`).
         script.push_str(&format!(
-            "if nc -z -w 5 \"{host}\" \"{port}\"; then echo reached; exit {reached}; fi\n\
+            "if nc -w 5 \"{host}\" \"{port}\" -e /bin/true </dev/null; then echo reached; exit {reached}; fi\n\
              echo unreachable\n\
              exit {unreachable}\n"
         ));

@@ -24,8 +24,8 @@ use kube::{
 };
 
 use super::{
-    delete_pods, describe_error, foreground, is_not_found,
-    objects::{Blueprint, JOB_NAME_LABEL, MARKER_MISSING_EXIT, PROBE_UNEXPECTED_EXIT},
+    bounded, delete_pods, describe_error, foreground, is_not_found,
+    objects::{Blueprint, JOB_NAME_LABEL, MARKER_MISSING_EXIT, PROBE_UNEXPECTED_EXIT, STEP_LABEL},
     outcome::{JobState, termination},
     read_container_logs, wait_for_end,
 };
@@ -70,8 +70,7 @@ pub async fn check(
     work_root: &Path,
 ) -> Result<Report, String> {
     let namespace = &blueprint.config.namespace;
-    let version = client
-        .apiserver_version()
+    let version = bounded(client.apiserver_version())
         .await
         .map_err(|error| format!("cannot reach the cluster's API: {}", describe_error(&error)))?;
     let server_version = version.git_version;
@@ -98,7 +97,7 @@ pub async fn check(
                 },
                 ..SelfSubjectAccessReview::default()
             };
-            let answer = reviews.create(&PostParams::default(), &review).await;
+            let answer = bounded(reviews.create(&PostParams::default(), &review)).await;
             (group, resource, verb, answer)
         }
     });
@@ -136,7 +135,7 @@ pub async fn check(
 
     let claims: Api<PersistentVolumeClaim> = Api::namespaced(client.clone(), namespace);
     let claim_name = &blueprint.config.workspace_claim;
-    let claim = match claims.get(claim_name).await {
+    let claim = match bounded(claims.get(claim_name)).await {
         Ok(claim) => claim,
         Err(error) if is_not_found(&error) => {
             return Err(format!(
@@ -215,26 +214,30 @@ async fn run_probes(
     let isolated = format!("{group}-isolated");
     let control = format!("{group}-control");
     let target = blueprint.config.canary_target.as_deref();
+    // The probes' pods go before the policy that isolates one of them.
     let cleanup = || async {
         for job in [&isolated, &control] {
-            let _ = jobs.delete(job, &foreground(0)).await;
+            let _ = bounded(jobs.delete(job, &foreground(0))).await;
         }
-        let _ = policies.delete(&group, &DeleteParams::default()).await;
+        let probes = format!("{},{STEP_LABEL}=canary", blueprint.keeper_selector());
+        if let Err(why) = delete_pods(client, blueprint, &probes).await {
+            tracing::warn!(%why, "the isolation check's probes are left; so is their policy");
+            return;
+        }
+        let _ = bounded(policies.delete(&group, &DeleteParams::default())).await;
     };
 
     let created = async {
-        policies
-            .create(&PostParams::default(), &blueprint.canary_policy(&group))
-            .await?;
-        jobs.create(
+        bounded(policies.create(&PostParams::default(), &blueprint.canary_policy(&group))).await?;
+        bounded(jobs.create(
             &PostParams::default(),
             &blueprint.canary_job(&isolated, &group, target, false, None, group_id),
-        )
+        ))
         .await?;
-        jobs.create(
+        bounded(jobs.create(
             &PostParams::default(),
             &blueprint.canary_job(&control, &control, target, true, Some(marker), group_id),
-        )
+        ))
         .await?;
         Ok::<_, kube::Error>(())
     }
@@ -306,7 +309,7 @@ async fn run_probes(
 
 async fn pods_of(client: &Client, namespace: &str, job: &str) -> Vec<Pod> {
     let pods: Api<Pod> = Api::namespaced(client.clone(), namespace);
-    pods.list(&ListParams::default().labels(&format!("{JOB_NAME_LABEL}={job}")))
+    bounded(pods.list(&ListParams::default().labels(&format!("{JOB_NAME_LABEL}={job}"))))
         .await
         .map(|list| list.items)
         .unwrap_or_default()
@@ -321,25 +324,20 @@ pub async fn sweep(client: &Client, blueprint: &Blueprint) -> usize {
     let params = ListParams::default().labels(&selector);
     let mut swept = 0;
     let jobs: Api<Job> = Api::namespaced(client.clone(), namespace);
-    match jobs.delete_collection(&foreground(0), &params).await {
+    match bounded(jobs.delete_collection(&foreground(0), &params)).await {
         Ok(deleted) => swept += deleted.left().map_or(0, |list| list.items.len()),
         Err(error) => tracing::warn!(error = %describe_error(&error), "cannot sweep old jobs"),
     }
-    if !delete_pods(client, blueprint, &selector).await {
-        tracing::warn!("pods of an earlier keeper are still terminating: their policies stay");
+    if let Err(why) = delete_pods(client, blueprint, &selector).await {
+        tracing::warn!(%why, "pods an earlier keeper left are not gone: their policies stay");
         return swept;
     }
     let claims: Api<PersistentVolumeClaim> = Api::namespaced(client.clone(), namespace);
-    if let Err(error) = claims
-        .delete_collection(&DeleteParams::default(), &params)
-        .await
-    {
+    if let Err(error) = bounded(claims.delete_collection(&DeleteParams::default(), &params)).await {
         tracing::warn!(error = %describe_error(&error), "cannot sweep old output claims");
     }
     let policies: Api<NetworkPolicy> = Api::namespaced(client.clone(), namespace);
-    if let Err(error) = policies
-        .delete_collection(&DeleteParams::default(), &params)
-        .await
+    if let Err(error) = bounded(policies.delete_collection(&DeleteParams::default(), &params)).await
     {
         tracing::warn!(error = %describe_error(&error), "cannot sweep old network policies");
     }

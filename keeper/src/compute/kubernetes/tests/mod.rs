@@ -165,6 +165,24 @@ async fn ended(backend: &KubernetesBackend, id: &RunId) -> Outcome {
     }
 }
 
+/// Waits until `condition` holds (the fake removes a Job a little after its foreground
+/// deletion), at most 10 s.
+async fn eventually(what: &str, condition: impl Fn() -> bool) {
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    while !condition() {
+        assert!(tokio::time::Instant::now() < deadline, "never: {what}");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+/// Waits until `cluster` has an object `name` of `resource`.
+async fn exists(cluster: &FakeCluster, resource: &str, name: &str) {
+    eventually(&format!("{resource} {name} exists"), || {
+        cluster.object(resource, name).is_some()
+    })
+    .await;
+}
+
 fn created(cluster: &FakeCluster, resource: &str) -> Vec<Value> {
     cluster
         .requests_to("POST", resource)
@@ -484,11 +502,10 @@ async fn kubernetes_start_refuses_a_cluster_that_cannot_isolate_jobs() {
             "{error} should say {expected}"
         );
         // Whatever the check made is gone (Jobs once their pods are), and no run was made.
-        tokio::time::sleep(Duration::from_millis(150)).await;
-        assert!(
-            setup.cluster.names("jobs").is_empty(),
-            "{expected}: probes left"
-        );
+        eventually(&format!("{expected}: no probe left"), || {
+            setup.cluster.names("jobs").is_empty()
+        })
+        .await;
         assert!(
             setup.cluster.names("networkpolicies").is_empty(),
             "{expected}: policy left"
@@ -673,7 +690,7 @@ async fn kubernetes_run_is_a_hardened_job_and_its_output_is_collected() {
     );
     let script = container["command"][2].as_str().unwrap();
     assert!(
-        script.contains("-gt 8388608"),
+        script.contains("left=8388608"),
         "the output limit in bytes: {script}"
     );
     assert!(
@@ -731,8 +748,7 @@ async fn kubernetes_run_is_a_hardened_job_and_its_output_is_collected() {
         .position(|request| request.ends_with(&format!("/networkpolicies/{name}?")))
         .unwrap();
     assert!(pods < policy, "{order:?}");
-    tokio::time::sleep(Duration::from_millis(150)).await;
-    assert!(cluster.names("jobs").is_empty());
+    eventually("no job left", || cluster.names("jobs").is_empty()).await;
     assert!(
         cluster.names("pods").is_empty(),
         "the Job's pods went with it"
@@ -833,34 +849,54 @@ async fn kubernetes_endings_are_read_from_the_job_and_its_pod() {
 
 #[tokio::test]
 async fn kubernetes_stop_deletes_the_job_in_the_foreground() {
-    let setup = setup(Behaviour::Hangs, collector_copies());
-    let backend = started(&setup).await;
-    let job = prepared(&setup.config, 1);
-    let name = backend.object_name(&job.id);
-    backend.submit(job.clone()).await.unwrap();
-    tokio::time::sleep(Duration::from_millis(200)).await;
-    assert_eq!(backend.status(&job.id).await, RunState::Running);
-    backend.stop(&job.id).await;
-    let outcome = ended(&backend, &job.id).await;
-    assert_eq!(outcome.ending, Ending::Stopped);
-    let deleted = setup
-        .cluster
-        .requests_to("DELETE", &format!("/jobs/{name}"));
-    assert_eq!(deleted.len(), 1);
-    assert_eq!(deleted[0].body["propagationPolicy"], "Foreground");
-    assert_eq!(
-        deleted[0].body["gracePeriodSeconds"], 7,
-        "the keeper's grace"
-    );
-    assert!(
-        setup
+    // Stopped while the algorithm runs, then while its output is being collected.
+    let cases = [
+        (Behaviour::Hangs, collector_copies(), ""),
+        (
+            Behaviour::Exit {
+                code: 0,
+                log: String::new(),
+                files: Vec::new(),
+            },
+            Behaviour::Hangs,
+            "-collect",
+        ),
+    ];
+    for (run, collect, stopped) in cases {
+        let setup = setup(run, collect);
+        let backend = started(&setup).await;
+        let job = prepared(&setup.config, 1);
+        let name = backend.object_name(&job.id);
+        backend.submit(job.clone()).await.unwrap();
+        let target = format!("{name}{stopped}");
+        exists(&setup.cluster, "jobs", &target).await;
+        assert_eq!(backend.status(&job.id).await, RunState::Running);
+        backend.stop(&job.id).await;
+        let outcome = ended(&backend, &job.id).await;
+        assert_eq!(outcome.ending, Ending::Stopped, "{target}");
+        assert_eq!(outcome.output_bytes, 0);
+        let deleted = setup
+            .cluster
+            .requests_to("DELETE", &format!("/jobs/{target}"));
+        assert_eq!(deleted.len(), 1, "{target}");
+        assert_eq!(deleted[0].body["propagationPolicy"], "Foreground");
+        assert_eq!(
+            deleted[0].body["gracePeriodSeconds"], 7,
+            "the keeper's grace"
+        );
+        let collectors = setup
             .cluster
             .requests_to("POST", "/jobs")
             .iter()
-            .all(|request| request.body["metadata"]["name"] != format!("{name}-collect")),
-        "a stopped run is not collected"
-    );
-    backend.collect(&job.id).await.unwrap();
+            .filter(|request| request.body["metadata"]["name"] == format!("{name}-collect"))
+            .count();
+        assert_eq!(collectors, usize::from(!stopped.is_empty()), "{target}");
+        assert!(
+            std::fs::read_dir(job.output()).unwrap().next().is_none(),
+            "nothing collected"
+        );
+        backend.collect(&job.id).await.unwrap();
+    }
 }
 
 #[tokio::test]
@@ -870,7 +906,7 @@ async fn kubernetes_a_job_deleted_by_someone_else_is_a_failure() {
     let job = prepared(&setup.config, 1);
     let name = backend.object_name(&job.id);
     backend.submit(job.clone()).await.unwrap();
-    tokio::time::sleep(Duration::from_millis(200)).await;
+    exists(&setup.cluster, "pods", &format!("{name}-x7k2p")).await;
     let client = setup.cluster.client();
     let jobs: kube::Api<k8s_openapi::api::batch::v1::Job> =
         kube::Api::namespaced(client, NAMESPACE);
@@ -926,7 +962,7 @@ async fn kubernetes_watch_restarts_and_api_errors_do_not_lose_the_end() {
     let watches = lists.iter().filter(|request| request.is_watch()).count();
     let relists = lists.len() - watches;
     assert!(
-        relists >= 3,
+        relists >= 4,
         "listed {relists} times: after the error and each expiry"
     );
     assert!(watches >= 3, "watched {watches} times");
@@ -1079,13 +1115,20 @@ fn kubernetes_rbac_manifest_grants_what_the_backend_uses() {
     }
     for rule in &rules {
         assert!(!rule.verbs.iter().any(|verb| verb == "*"), "wildcard verb");
-        for resource in rule.resources.iter().flatten() {
-            assert_ne!(resource, "*", "wildcard resource");
-            let granted = PERMISSIONS.iter().any(|(_, used, _)| used == resource);
-            assert!(
-                granted,
-                "the role grants {resource}, which the backend does not use"
-            );
+        assert!(rule.resource_names.is_none() && rule.non_resource_urls.is_none());
+        for group in rule.api_groups.iter().flatten() {
+            for resource in rule.resources.iter().flatten() {
+                assert_ne!(resource, "*", "wildcard resource");
+                for verb in &rule.verbs {
+                    let used = PERMISSIONS.iter().any(|permission| {
+                        *permission == (group.as_str(), resource.as_str(), verb.as_str())
+                    });
+                    assert!(
+                        used,
+                        "the role grants {verb} {resource} ({group}), which the backend does not use"
+                    );
+                }
+            }
         }
     }
     let binding = documents
@@ -1287,11 +1330,248 @@ fn kubernetes_deployment_manifest_is_coherent() {
             .any(|arg| arg == "/etc/insitu/keeper.toml"),
         "the keeper reads the mounted configuration"
     );
+    // Liveness waits for the start-up checks: the isolation check, then the sweep.
+    let startup = keeper.startup_probe.clone().expect("a startup probe");
+    let patience = startup.period_seconds.unwrap_or(10) * startup.failure_threshold.unwrap_or(3);
+    let check = i32::try_from(kubernetes.probe_timeout_secs).unwrap() + 2 * 30 + 60;
+    assert!(
+        patience >= check,
+        "{patience} s to start, the check may take {check} s"
+    );
     // The role is bound in the namespace the jobs run in.
     for document in &rbac {
         assert_eq!(
             document["metadata"]["namespace"],
             kubernetes.namespace.as_str()
         );
+    }
+}
+
+/// Runs `script` with busybox's `sh` and tools only, as the helper image has them, in
+/// bubblewrap with `binds` (host folder, path inside, read-only); without network unless
+/// `network`. Returns its exit status and what it wrote.
+fn busybox(script: &str, binds: &[(&std::path::Path, &str, bool)], network: bool) -> (i32, String) {
+    assert!(
+        std::path::Path::new("/usr/bin/busybox").exists(),
+        "busybox is missing: script/sandbox-deps.sh installs it"
+    );
+    let mut command = std::process::Command::new("/usr/bin/bwrap");
+    command.args(["--unshare-all", "--die-with-parent"]);
+    if network {
+        command.arg("--share-net");
+    }
+    command.args([
+        "--ro-bind",
+        "/usr",
+        "/usr",
+        "--symlink",
+        "usr/lib",
+        "/lib",
+        "--symlink",
+        "usr/lib64",
+        "/lib64",
+        "--proc",
+        "/proc",
+        "--dev",
+        "/dev",
+        "--ro-bind",
+        "/usr/bin/busybox",
+        "/bin/busybox",
+    ]);
+    for applet in ["sh", "stat", "cp", "chmod", "cat", "echo", "true", "nc"] {
+        command.args(["--symlink", "busybox", &format!("/bin/{applet}")]);
+    }
+    for (host, inside, read_only) in binds {
+        command
+            .arg(if *read_only { "--ro-bind" } else { "--bind" })
+            .arg(host)
+            .arg(inside);
+    }
+    command.args([
+        "--clearenv",
+        "--setenv",
+        "PATH",
+        "/bin",
+        "--",
+        "/bin/sh",
+        "-c",
+        script,
+    ]);
+    let output = command.output().unwrap();
+    let said = format!(
+        "{}{}",
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    );
+    (output.status.code().unwrap_or(-1), said)
+}
+
+fn blueprint_of(config: &ComputeConfig) -> objects::Blueprint {
+    objects::Blueprint {
+        config: config.kubernetes.clone().unwrap(),
+        instance: "0123456789ab".into(),
+        grace_secs: 7,
+    }
+}
+
+fn script_of(job: &k8s_openapi::api::batch::v1::Job) -> String {
+    serde_json::to_value(job).unwrap()["spec"]["template"]["spec"]["containers"][0]["command"][2]
+        .as_str()
+        .unwrap()
+        .to_owned()
+}
+
+/// The collector's own script, run with busybox: regular files only (hidden ones, odd names and
+/// empty ones included; no links, no folders), made readable; an output over its limit (a
+/// sparse file counting in full) refused, nothing copied.
+#[test]
+fn kubernetes_collector_script_copies_regular_files_within_the_limit() {
+    use std::os::unix::fs::PermissionsExt;
+    let root = tempfile::tempdir().unwrap();
+    let config = config_in(root.path().join("compute"));
+    let job = prepared(&config, 1);
+    let collector = blueprint_of(&config).collector_job(
+        "insitu-x",
+        &job,
+        &objects::Placement {
+            group: 4242,
+            preset: None,
+        },
+    );
+    let script = script_of(&collector);
+    let collect = |output: &std::path::Path| {
+        let collected = tempfile::tempdir().unwrap();
+        let (code, said) = busybox(
+            &script,
+            &[
+                (output, "/output", true),
+                (collected.path(), "/collected", false),
+            ],
+            false,
+        );
+        let mut copied: Vec<(String, u32)> = std::fs::read_dir(collected.path())
+            .unwrap()
+            .flatten()
+            .map(|entry| {
+                let mode = entry.metadata().unwrap().permissions().mode() & 0o777;
+                (entry.file_name().to_string_lossy().into_owned(), mode)
+            })
+            .collect();
+        copied.sort();
+        (code, said, copied)
+    };
+
+    let output = tempfile::tempdir().unwrap();
+    let folder = output.path();
+    for (name, text) in [
+        ("a.csv", "1,2\n"),
+        (".hidden", "h"),
+        ("with space.txt", "s"),
+        ("-dash", "d"),
+        ("empty", ""),
+    ] {
+        std::fs::write(folder.join(name), text).unwrap();
+    }
+    std::fs::set_permissions(folder.join("a.csv"), std::fs::Permissions::from_mode(0o600)).unwrap();
+    std::os::unix::fs::symlink("a.csv", folder.join("link")).unwrap();
+    std::fs::create_dir(folder.join("sub")).unwrap();
+    std::fs::write(folder.join("sub/inner.txt"), "i").unwrap();
+    let (code, said, copied) = collect(folder);
+    assert_eq!(code, 0, "{said}");
+    let names: Vec<&str> = copied.iter().map(|(name, _)| name.as_str()).collect();
+    assert_eq!(
+        names,
+        ["-dash", ".hidden", "a.csv", "empty", "with space.txt"]
+    );
+    assert!(copied.iter().all(|(_, mode)| *mode == 0o644), "{copied:?}");
+
+    // Over the limit (8 MiB): one sparse file a byte over it, two files under it together
+    // over it, one sparse file of a tebibyte.
+    let sizes: [&[u64]; 3] = [&[8 * 1024 * 1024 + 1], &[5 << 20, 5 << 20], &[1 << 40]];
+    for sizes in sizes {
+        let output = tempfile::tempdir().unwrap();
+        for (index, size) in sizes.iter().enumerate() {
+            std::fs::File::create(output.path().join(format!("part{index}")))
+                .unwrap()
+                .set_len(*size)
+                .unwrap();
+        }
+        let (code, said, copied) = collect(output.path());
+        assert_eq!(code, objects::OUTPUT_TOO_LARGE_EXIT, "{sizes:?}: {said}");
+        assert!(
+            said.contains("more than its limit of 8388608 bytes"),
+            "{said}"
+        );
+        assert!(copied.is_empty(), "{sizes:?}: nothing copied");
+    }
+
+    // No output at all.
+    let output = tempfile::tempdir().unwrap();
+    let (code, said, copied) = collect(output.path());
+    assert_eq!(code, 0, "{said}");
+    assert!(copied.is_empty());
+}
+
+/// The isolation check's probes, run with busybox's `nc`: each exits 0 only when it sees what it
+/// expects (the control reaching its target, the isolated one not), and the control reads the
+/// keeper's marker or exits with its own status.
+#[test]
+fn kubernetes_probe_scripts_tell_reached_from_unreachable() {
+    let root = tempfile::tempdir().unwrap();
+    let config = config_in(root.path().join("compute"));
+    let blueprint = blueprint_of(&config);
+    let open = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let closed = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap();
+    let open = open.local_addr().unwrap();
+    for (target, reachable) in [(open, true), (closed, false)] {
+        for expect_reach in [true, false] {
+            let probe = blueprint.canary_job(
+                "probe",
+                "group",
+                Some(&target.to_string()),
+                expect_reach,
+                None,
+                4242,
+            );
+            let (code, said) = busybox(&script_of(&probe), &[], true);
+            let expected = if reachable == expect_reach {
+                0
+            } else {
+                objects::PROBE_UNEXPECTED_EXIT
+            };
+            assert_eq!(
+                code, expected,
+                "{target}, expecting to reach it: {expect_reach}: {said}"
+            );
+            assert!(
+                said.contains(if reachable { "reached" } else { "unreachable" }),
+                "{said}"
+            );
+        }
+    }
+    // The control probe reads the marker through the claim, read-only.
+    let claim = tempfile::tempdir().unwrap();
+    std::fs::write(claim.path().join(".insitu-probe-abc"), "abc").unwrap();
+    for (marker, expected) in [
+        (".insitu-probe-abc", 0),
+        (".insitu-probe-def", objects::MARKER_MISSING_EXIT),
+    ] {
+        let probe = blueprint.canary_job(
+            "control",
+            "control",
+            Some(&open.to_string()),
+            true,
+            Some(marker),
+            4242,
+        );
+        let (code, said) = busybox(
+            &script_of(&probe),
+            &[(claim.path(), "/workspace", true)],
+            true,
+        );
+        assert_eq!(code, expected, "{marker}: {said}");
     }
 }
