@@ -396,6 +396,17 @@ async fn start_chain(
     Ok((state, pool, tasks))
 }
 
+/// Makes the folders of compute's work root.
+fn make_work_folders(settings: &ComputeConfig) -> Result<(), StartError> {
+    for folder in ["algorithms", "jobs", "logs"] {
+        let path = settings.work_root.join(folder);
+        std::fs::create_dir_all(&path).map_err(|error| {
+            StartError::Compute(format!("cannot create {}: {error}", path.display()))
+        })?;
+    }
+    Ok(())
+}
+
 /// Checks that compute can run as `settings` say, as the keeper does at start, but starting,
 /// stopping and deleting nothing; returns what was found, in words.
 ///
@@ -403,14 +414,7 @@ async fn start_chain(
 ///
 /// [`StartError::Compute`], saying why compute cannot run so.
 pub async fn check_compute(settings: &ComputeConfig) -> Result<String, StartError> {
-    for folder in ["algorithms", "jobs", "logs"] {
-        std::fs::create_dir_all(settings.work_root.join(folder)).map_err(|error| {
-            StartError::Compute(format!(
-                "cannot create {}: {error}",
-                settings.work_root.join(folder).display()
-            ))
-        })?;
-    }
+    make_work_folders(settings)?;
     match settings.backend {
         BackendKind::Local => {
             let isolation = LocalBackend::check(settings)
@@ -450,14 +454,7 @@ pub async fn check_compute(settings: &ComputeConfig) -> Result<String, StartErro
 /// Sets up the compute backend the configuration names (probing this machine's sandbox, or
 /// checking the cluster), or says why it cannot.
 async fn start_compute(settings: &ComputeConfig) -> Result<ComputeContext, StartError> {
-    for folder in ["algorithms", "jobs", "logs"] {
-        std::fs::create_dir_all(settings.work_root.join(folder)).map_err(|error| {
-            StartError::Compute(format!(
-                "cannot create {}: {error}",
-                settings.work_root.join(folder).display()
-            ))
-        })?;
-    }
+    make_work_folders(settings)?;
     let (backend, job_account): (Arc<dyn ComputeBackend>, _) = match settings.backend {
         BackendKind::Local => {
             let (backend, isolation) = LocalBackend::start(settings)

@@ -266,6 +266,27 @@ async fn publish_compute(
     .did
 }
 
+/// Transactions the keeper's account has sent.
+async fn keeper_transactions(setup: &Setup) -> u64 {
+    alloy::providers::Provider::get_transaction_count(
+        setup.suite.provider(),
+        setup.keys[2].address(),
+    )
+    .await
+    .unwrap()
+}
+
+/// Where the keeper stored the summary a job of agreement `id` produced, and what it says.
+fn stored_summary(setup: &Setup, id: B256) -> (PathBuf, serde_json::Value) {
+    let stored = setup
+        .root
+        .join("data/results/31337")
+        .join(id.to_string())
+        .join("summary.json");
+    let summary = serde_json::from_slice(&std::fs::read(&stored).unwrap()).unwrap();
+    (stored, summary)
+}
+
 fn order(algorithm: &[u8], params: &[(&str, &str)]) -> Order {
     Order {
         algorithm: compute::Algorithm::File(algorithm.to_vec()),
@@ -322,13 +343,7 @@ async fn a_job_runs_next_to_the_data_and_only_its_result_leaves() {
     let expected_did = result_did(id, setup.keys[3].address(), setup.keys[2].address());
     assert_eq!(result["did"], expected_did.to_string());
     assert_eq!(result["files"][0]["name"], "summary.json");
-    let stored = setup
-        .root
-        .join("data/results/31337")
-        .join(id.to_string())
-        .join("summary.json");
-    let summary: serde_json::Value =
-        serde_json::from_slice(&std::fs::read(&stored).unwrap()).unwrap();
+    let (stored, summary) = stored_summary(&setup, id);
     assert_eq!(summary["visits.csv"]["rows"], 4);
     assert_eq!(summary["visits.csv"]["columns"]["stay_days"]["count"], 4);
     assert_eq!(summary["visits.csv"]["columns"]["age"]["max"], 61.0);
@@ -390,14 +405,9 @@ async fn a_job_runs_next_to_the_data_and_only_its_result_leaves() {
         agreement.service_condition().unwrap().state,
         insitu_client::agreement::ConditionState::Fulfilled
     );
-    let keeper_nonce = alloy::providers::Provider::get_transaction_count(
-        setup.suite.provider(),
-        setup.keys[2].address(),
-    )
-    .await
-    .unwrap();
     assert_eq!(
-        keeper_nonce, 3,
+        keeper_transactions(&setup).await,
+        3,
         "registerResult, recordUse, fulfilAndRelease"
     );
     let used = alloy::rpc::types::Filter::new()
@@ -548,13 +558,7 @@ async fn a_job_runs_as_a_kubernetes_job_and_only_its_result_leaves() {
     // output volume by the collector, published by the keeper.
     let result = settling.result.clone().unwrap();
     assert_eq!(result["files"][0]["name"], "summary.json");
-    let stored = setup
-        .root
-        .join("data/results/31337")
-        .join(id.to_string())
-        .join("summary.json");
-    let summary: serde_json::Value =
-        serde_json::from_slice(&std::fs::read(&stored).unwrap()).unwrap();
+    let (_, summary) = stored_summary(&setup, id);
     assert_eq!(summary["visits.csv"]["rows"], 4);
     assert_eq!(summary["visits.csv"]["columns"]["age"]["max"], 61.0);
     let logs = compute::logs(&setup.suite, &setup.consumer(), id)
@@ -597,14 +601,9 @@ async fn a_job_runs_as_a_kubernetes_job_and_only_its_result_leaves() {
     let jobs = setup.work_root.join("jobs/31337");
     assert_eq!(std::fs::read_dir(&jobs).unwrap().count(), 0);
     // On chain, as with the local sandbox: result registered, use recorded, payment released.
-    let keeper_nonce = alloy::providers::Provider::get_transaction_count(
-        setup.suite.provider(),
-        setup.keys[2].address(),
-    )
-    .await
-    .unwrap();
     assert_eq!(
-        keeper_nonce, 3,
+        keeper_transactions(&setup).await,
+        3,
         "registerResult, recordUse, fulfilAndRelease"
     );
     setup.keeper.stop().await;

@@ -104,6 +104,24 @@ type PodOf<'a> = dyn Fn(Value, Option<(&str, &str)>) -> Value + 'a;
 /// A Job condition: its type, reason and message.
 type Condition = (&'static str, &'static str, &'static str);
 
+/// The condition of a Job whose pod failed (with no retry left).
+const JOB_FAILED: Condition = (
+    "Failed",
+    "BackoffLimitExceeded",
+    "Job has reached the specified backoff limit",
+);
+/// The condition of a Job past its deadline.
+const JOB_PAST_DEADLINE: Condition = (
+    "Failed",
+    "DeadlineExceeded",
+    "Job was active longer than specified deadline",
+);
+/// The reason and message of a pod past its deadline.
+const POD_PAST_DEADLINE: (&str, &str) = (
+    "DeadlineExceeded",
+    "Pod was active on the node longer than the specified deadline",
+);
+
 struct Watcher {
     resource: String,
     name: Option<String>,
@@ -733,36 +751,18 @@ impl FakeCluster {
                 let condition = if code == 0 {
                     ("Complete", "", "")
                 } else {
-                    (
-                        "Failed",
-                        "BackoffLimitExceeded",
-                        "Job has reached the specified backoff limit",
-                    )
+                    JOB_FAILED
                 };
                 (pod(terminated(code, reason), None), condition, log)
             }
             Behaviour::OutOfMemory => (
                 pod(terminated(137, "OOMKilled"), None),
-                (
-                    "Failed",
-                    "BackoffLimitExceeded",
-                    "Job has reached the specified backoff limit",
-                ),
+                JOB_FAILED,
                 "allocating\n".to_owned(),
             ),
             Behaviour::Deadline => (
-                pod(
-                    terminated(137, "Error"),
-                    Some((
-                        "DeadlineExceeded",
-                        "Pod was active on the node longer than the specified deadline",
-                    )),
-                ),
-                (
-                    "Failed",
-                    "DeadlineExceeded",
-                    "Job was active longer than specified deadline",
-                ),
+                pod(terminated(137, "Error"), Some(POD_PAST_DEADLINE)),
+                JOB_PAST_DEADLINE,
                 "still working\n".to_owned(),
             ),
             Behaviour::NeverStarts => (
@@ -770,11 +770,7 @@ impl FakeCluster {
                     json!({"waiting": {"reason": "ImagePullBackOff", "message": "Back-off pulling image"}}),
                     None,
                 ),
-                (
-                    "Failed",
-                    "DeadlineExceeded",
-                    "Job was active longer than specified deadline",
-                ),
+                JOB_PAST_DEADLINE,
                 String::new(),
             ),
             Behaviour::Evicted => (
@@ -782,11 +778,7 @@ impl FakeCluster {
                     terminated(137, "Error"),
                     Some(("Evicted", "The node was low on resource: memory.")),
                 ),
-                (
-                    "Failed",
-                    "BackoffLimitExceeded",
-                    "Job has reached the specified backoff limit",
-                ),
+                JOB_FAILED,
                 String::new(),
             ),
             Behaviour::Probe {
@@ -810,11 +802,7 @@ impl FakeCluster {
                         let condition = if code == 0 {
                             ("Complete", "", "")
                         } else {
-                            (
-                                "Failed",
-                                "BackoffLimitExceeded",
-                                "Job has reached the specified backoff limit",
-                            )
+                            JOB_FAILED
                         };
                         let reason = if code == 0 { "Completed" } else { "Error" };
                         (
@@ -824,18 +812,8 @@ impl FakeCluster {
                         )
                     }
                     Ok(None) => (
-                        pod(
-                            terminated(137, "Error"),
-                            Some((
-                                "DeadlineExceeded",
-                                "Pod was active on the node longer than the specified deadline",
-                            )),
-                        ),
-                        (
-                            "Failed",
-                            "DeadlineExceeded",
-                            "Job was active longer than specified deadline",
-                        ),
+                        pod(terminated(137, "Error"), Some(POD_PAST_DEADLINE)),
+                        JOB_PAST_DEADLINE,
                         String::new(),
                     ),
                     Err(error) => (
@@ -843,11 +821,7 @@ impl FakeCluster {
                             json!({"terminated": {"exitCode": 128, "reason": "StartError", "message": error}}),
                             None,
                         ),
-                        (
-                            "Failed",
-                            "BackoffLimitExceeded",
-                            "Job has reached the specified backoff limit",
-                        ),
+                        JOB_FAILED,
                         String::new(),
                     ),
                 }

@@ -148,13 +148,7 @@ impl ComputeBackend for LocalBackend {
     }
 
     fn status(&self, id: &RunId) -> BoxFuture<'_, RunState> {
-        let state = match self.runs().get(id) {
-            None => RunState::Unknown,
-            Some(run) => match run.outcome.borrow().clone() {
-                Some(outcome) => RunState::Ended(outcome),
-                None => RunState::Running,
-            },
-        };
+        let state = RunState::of(self.runs().get(id).map(|run| &run.outcome));
         async move { state }.boxed()
     }
 

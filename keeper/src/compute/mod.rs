@@ -101,6 +101,18 @@ pub enum RunState {
     Unknown,
 }
 
+impl RunState {
+    /// Where a run stands as its backend follows it: unknown (`None`), or running until its
+    /// outcome is sent.
+    pub fn of(outcome: Option<&tokio::sync::watch::Receiver<Option<Outcome>>>) -> Self {
+        match outcome.map(|outcome| outcome.borrow().clone()) {
+            None => Self::Unknown,
+            Some(None) => Self::Running,
+            Some(Some(outcome)) => Self::Ended(outcome),
+        }
+    }
+}
+
 /// Why a backend could not do what it was asked.
 #[derive(Debug, thiserror::Error)]
 pub enum BackendError {

@@ -345,13 +345,7 @@ impl ComputeBackend for KubernetesBackend {
     }
 
     fn status(&self, id: &RunId) -> BoxFuture<'_, RunState> {
-        let state = match self.runs().get(id) {
-            None => RunState::Unknown,
-            Some(run) => match run.outcome.borrow().clone() {
-                Some(outcome) => RunState::Ended(outcome),
-                None => RunState::Running,
-            },
-        };
+        let state = RunState::of(self.runs().get(id).map(|run| &run.outcome));
         async move { state }.boxed()
     }
 
@@ -683,6 +677,8 @@ async fn read_logs(
     read_container_logs(client, blueprint, job, ALGORITHM_CONTAINER, cap).await
 }
 
+/// The logs of container `container` of Job `job`'s newest pod, as [`read_logs`] reads them,
+/// within [`REQUEST_TIMEOUT`].
 async fn read_container_logs(
     client: &Client,
     blueprint: &Blueprint,
@@ -690,43 +686,36 @@ async fn read_container_logs(
     container: &str,
     cap: Option<usize>,
 ) -> Result<(Vec<u8>, bool), kube::Error> {
-    bounded(read_container_logs_unbounded(
-        client, blueprint, job, container, cap,
-    ))
-    .await
-}
-
-async fn read_container_logs_unbounded(
-    client: &Client,
-    blueprint: &Blueprint,
-    job: &str,
-    container: &str,
-    cap: Option<usize>,
-) -> Result<(Vec<u8>, bool), kube::Error> {
-    let pods: Api<Pod> = Api::namespaced(client.clone(), &blueprint.config.namespace);
-    let list = pods
-        .list(&ListParams::default().labels(&format!("{JOB_NAME_LABEL}={job}")))
-        .await?;
-    let Some(pod) = newest(&list.items) else {
-        return Ok((Vec::new(), false));
-    };
-    let params = LogParams {
-        container: Some(container.to_owned()),
-        limit_bytes: cap.map(|cap| i64::try_from(cap).unwrap_or(i64::MAX).saturating_add(1)),
-        ..LogParams::default()
-    };
-    let stream = pods.log_stream(&pod, &params).await?;
-    let mut text = Vec::new();
-    // The server stops at `limitBytes`; the reader is bounded all the same.
-    let bound = cap.map_or(u64::MAX, |cap| (cap as u64).saturating_add(1));
-    futures::AsyncReadExt::read_to_end(&mut futures::AsyncReadExt::take(stream, bound), &mut text)
+    bounded(async {
+        let pods: Api<Pod> = Api::namespaced(client.clone(), &blueprint.config.namespace);
+        let list = pods
+            .list(&ListParams::default().labels(&format!("{JOB_NAME_LABEL}={job}")))
+            .await?;
+        let Some(pod) = newest(&list.items) else {
+            return Ok((Vec::new(), false));
+        };
+        let params = LogParams {
+            container: Some(container.to_owned()),
+            limit_bytes: cap.map(|cap| i64::try_from(cap).unwrap_or(i64::MAX).saturating_add(1)),
+            ..LogParams::default()
+        };
+        let stream = pods.log_stream(&pod, &params).await?;
+        let mut text = Vec::new();
+        // The server stops at `limitBytes`; the reader is bounded all the same.
+        let bound = cap.map_or(u64::MAX, |cap| (cap as u64).saturating_add(1));
+        futures::AsyncReadExt::read_to_end(
+            &mut futures::AsyncReadExt::take(stream, bound),
+            &mut text,
+        )
         .await
         .map_err(|error| kube::Error::Service(Box::new(error)))?;
-    let truncated = cap.is_some_and(|cap| text.len() > cap);
-    if let Some(cap) = cap {
-        text.truncate(cap);
-    }
-    Ok((text, truncated))
+        let truncated = cap.is_some_and(|cap| text.len() > cap);
+        if let Some(cap) = cap {
+            text.truncate(cap);
+        }
+        Ok((text, truncated))
+    })
+    .await
 }
 
 /// Deletes every object of run `name`: its Jobs with foreground propagation and its pods
