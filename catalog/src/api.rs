@@ -234,8 +234,13 @@ fn bad(message: impl Into<String>) -> ApiError {
     ApiError::new(StatusCode::BAD_REQUEST, "bad_query", message)
 }
 
+/// A chain id from a path.
+fn chain_of(chain: &str) -> Result<u64, ApiError> {
+    chain.parse().map_err(|_| bad("chain: not a chain id"))
+}
+
 fn asset_path(chain: &str, did: &str) -> Result<(u64, B256), ApiError> {
-    let chain: u64 = chain.parse().map_err(|_| bad("chain: not a chain id"))?;
+    let chain = chain_of(chain)?;
     let did: B256 = did.parse().map_err(|_| bad("did: not 32 bytes of hex"))?;
     Ok((chain, did))
 }
@@ -394,7 +399,7 @@ async fn token(
     State(state): State<ApiState>,
     Path((chain, address)): Path<(String, String)>,
 ) -> Result<Json<TokenInfo>, ApiError> {
-    let chain: u64 = chain.parse().map_err(|_| bad("chain: not a chain id"))?;
+    let chain = chain_of(&chain)?;
     let address: alloy::primitives::Address = address
         .parse()
         .map_err(|_| bad("address: not an address"))?;

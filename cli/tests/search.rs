@@ -31,8 +31,13 @@ async fn catalog() -> String {
     format!("http://{address}")
 }
 
-fn run(args: &[&str]) -> std::process::Output {
-    common::insitu().args(args).output().unwrap()
+/// Runs `insitu` with `args`, without blocking the runtime that serves the catalog.
+async fn run(args: &[&str]) -> std::process::Output {
+    tokio::process::Command::from(common::insitu())
+        .args(args)
+        .output()
+        .await
+        .unwrap()
 }
 
 fn stdout(output: &std::process::Output) -> String {
@@ -42,26 +47,20 @@ fn stdout(output: &std::process::Output) -> String {
 #[tokio::test(flavor = "multi_thread")]
 async fn words_and_filters_find_assets_with_their_prices_facets_and_next_page() {
     let url = catalog().await;
-    let json = tokio::task::spawn_blocking({
-        let url = url.clone();
-        move || {
-            run(&[
-                "--json",
-                "search",
-                "air quality",
-                "--catalog",
-                &url,
-                "--type",
-                "dataset",
-                "--service",
-                "compute",
-                "--limit",
-                "3",
-            ])
-        }
-    })
-    .await
-    .unwrap();
+    let json = run(&[
+        "--json",
+        "search",
+        "air quality",
+        "--catalog",
+        &url,
+        "--type",
+        "dataset",
+        "--service",
+        "compute",
+        "--limit",
+        "3",
+    ])
+    .await;
     assert!(
         json.status.success(),
         "{}",
@@ -85,27 +84,21 @@ async fn words_and_filters_find_assets_with_their_prices_facets_and_next_page() 
     let cursor = page["next"].as_str().unwrap().to_owned();
 
     // The next page, in text.
-    let text = tokio::task::spawn_blocking({
-        let url = url.clone();
-        move || {
-            run(&[
-                "search",
-                "air quality",
-                "--catalog",
-                &url,
-                "--type",
-                "dataset",
-                "--service",
-                "compute",
-                "--limit",
-                "3",
-                "--cursor",
-                &cursor,
-            ])
-        }
-    })
-    .await
-    .unwrap();
+    let text = run(&[
+        "search",
+        "air quality",
+        "--catalog",
+        &url,
+        "--type",
+        "dataset",
+        "--service",
+        "compute",
+        "--limit",
+        "3",
+        "--cursor",
+        &cursor,
+    ])
+    .await;
     assert!(text.status.success());
     let shown = stdout(&text);
     assert!(shown.starts_with("20 assets found, 3 shown"), "{shown}");
@@ -121,29 +114,23 @@ async fn words_and_filters_find_assets_with_their_prices_facets_and_next_page() 
     }
 
     // Tags, prices and a sort.
-    let cheap = tokio::task::spawn_blocking({
-        let url = url.clone();
-        move || {
-            run(&[
-                "--json",
-                "search",
-                "--catalog",
-                &url,
-                "--tag",
-                "health",
-                "--tag",
-                "sensor",
-                "--price-max",
-                "100000000000000000000",
-                "--sort",
-                "price_asc",
-                "--limit",
-                "100",
-            ])
-        }
-    })
-    .await
-    .unwrap();
+    let cheap = run(&[
+        "--json",
+        "search",
+        "--catalog",
+        &url,
+        "--tag",
+        "health",
+        "--tag",
+        "sensor",
+        "--price-max",
+        "100000000000000000000",
+        "--sort",
+        "price_asc",
+        "--limit",
+        "100",
+    ])
+    .await;
     let page: serde_json::Value = serde_json::from_str(&stdout(&cheap)).unwrap();
     let results = page["results"].as_array().unwrap();
     assert!(!results.is_empty());
@@ -169,22 +156,16 @@ async fn words_and_filters_find_assets_with_their_prices_facets_and_next_page() 
 #[tokio::test(flavor = "multi_thread")]
 async fn bad_input_and_an_unreachable_catalog_are_clear_errors() {
     let url = catalog().await;
-    let refused = tokio::task::spawn_blocking({
-        let url = url.clone();
-        move || {
-            run(&[
-                "--json",
-                "search",
-                "x",
-                "--catalog",
-                &url,
-                "--sort",
-                "cheapest",
-            ])
-        }
-    })
-    .await
-    .unwrap();
+    let refused = run(&[
+        "--json",
+        "search",
+        "x",
+        "--catalog",
+        &url,
+        "--sort",
+        "cheapest",
+    ])
+    .await;
     assert!(!refused.status.success());
     let error: serde_json::Value = serde_json::from_str(&stdout(&refused)).unwrap();
     let message = error["error"].as_str().unwrap();
@@ -194,7 +175,7 @@ async fn bad_input_and_an_unreachable_catalog_are_clear_errors() {
     );
 
     // A token that is not an address never reaches the catalog.
-    let local = run(&["search", "--catalog", &url, "--token", "0x12"]);
+    let local = run(&["search", "--catalog", &url, "--token", "0x12"]).await;
     assert!(!local.status.success());
     assert!(String::from_utf8_lossy(&local.stderr).contains("--token"));
 
@@ -208,7 +189,8 @@ async fn bad_input_and_an_unreachable_catalog_are_clear_errors() {
         "x",
         "--catalog",
         &format!("http://127.0.0.1:{port}"),
-    ]);
+    ])
+    .await;
     assert!(!down.status.success());
     let said = String::from_utf8_lossy(&down.stderr);
     assert!(said.contains("unreachable"), "{said}");
