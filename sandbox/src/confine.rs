@@ -1,7 +1,9 @@
 //! The last layer, applied by `insitu-sandbox-init confine` inside the sandbox, after bubblewrap
 //! has made the mounts and just before the job's program is executed: Landlock (file access only
 //! beneath the given folders; no TCP bind or connect) and seccomp filters (the system calls a
-//! data job never needs, refused with `EPERM`, and on x86-64 every x32 call).
+//! data job never needs, refused with `EPERM`, and on x86-64 every x32 call). A job with an
+//! egress may also use IP sockets ([`Network::Loopback`]): its network namespace, which holds
+//! only its own loopback, is what keeps it in.
 
 use std::{collections::BTreeMap, path::Path};
 
@@ -52,9 +54,19 @@ fn results_access() -> landlock::BitFlags<AccessFs> {
             | AccessFs::MakeBlock)
 }
 
+/// What a confined process may do with the network.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Network {
+    /// Unix sockets only: no IP socket can be made, no TCP bind or connect.
+    None,
+    /// Also IP sockets, TCP bind and connect: for a job with an egress, whose network namespace
+    /// holds its own loopback and nothing else (the namespace is what keeps it in).
+    Loopback,
+}
+
 /// Restricts this process (and what it executes) to reading beneath `read`, reading and writing
 /// beneath `scratch` (any kind of file), and reading and writing regular files and folders only
-/// beneath `results`; refuses TCP bind and connect.
+/// beneath `results`; with [`Network::None`], refuses TCP bind and connect.
 ///
 /// # Errors
 ///
@@ -63,10 +75,14 @@ pub fn landlock(
     read: &[&Path],
     scratch: &[&Path],
     results: &[&Path],
+    network: Network,
 ) -> Result<LandlockStatus, ConfineError> {
-    let status = Ruleset::default()
-        .handle_access(AccessFs::from_all(LANDLOCK_ABI))?
-        .handle_access(AccessNet::from_all(LANDLOCK_ABI))?
+    let ruleset = Ruleset::default().handle_access(AccessFs::from_all(LANDLOCK_ABI))?;
+    let ruleset = match network {
+        Network::None => ruleset.handle_access(AccessNet::from_all(LANDLOCK_ABI))?,
+        Network::Loopback => ruleset,
+    };
+    let status = ruleset
         .create()?
         .add_rules(path_beneath_rules(read, AccessFs::from_read(LANDLOCK_ABI)))?
         .add_rules(path_beneath_rules(
@@ -151,20 +167,26 @@ fn arch() -> Result<TargetArch, ConfineError> {
 }
 
 /// The filter refusing with `EPERM`: [`REFUSED`], sockets of any family but Unix (no network,
-/// even where a namespace would let one through), and `clone` with a namespace flag.
-fn refusals() -> Result<BpfProgram, ConfineError> {
+/// even where a namespace would let one through) or, with [`Network::Loopback`], but Unix and
+/// IP; and `clone` with a namespace flag.
+fn refusals(network: Network) -> Result<BpfProgram, ConfineError> {
     let mut rules: BTreeMap<i64, Vec<SeccompRule>> =
         REFUSED.iter().map(|call| (*call, Vec::new())).collect();
-    let not_unix = SeccompCondition::new(
-        0,
-        SeccompCmpArgLen::Dword,
-        SeccompCmpOp::Ne,
-        libc::AF_UNIX as u64,
-    )
-    .map_err(seccomp_error)?;
+    let families: &[libc::c_int] = match network {
+        Network::None => &[libc::AF_UNIX],
+        Network::Loopback => &[libc::AF_UNIX, libc::AF_INET, libc::AF_INET6],
+    };
+    // One rule: the family is none of those allowed (its conditions must all hold).
+    let not_allowed = families
+        .iter()
+        .map(|family| {
+            SeccompCondition::new(0, SeccompCmpArgLen::Dword, SeccompCmpOp::Ne, *family as u64)
+                .map_err(seccomp_error)
+        })
+        .collect::<Result<Vec<_>, _>>()?;
     rules.insert(
         libc::SYS_socket,
-        vec![SeccompRule::new(vec![not_unix]).map_err(seccomp_error)?],
+        vec![SeccompRule::new(not_allowed).map_err(seccomp_error)?],
     );
     let clone_rules = NAMESPACE_FLAGS
         .iter()
@@ -246,14 +268,15 @@ fn no_x32() -> BpfProgram {
     ]
 }
 
-/// Loads the seccomp filters into this process (and what it executes). Sets `no_new_privs`.
+/// Loads the seccomp filters into this process (and what it executes), the sockets allowed by
+/// `network`. Sets `no_new_privs`.
 ///
 /// # Errors
 ///
 /// [`ConfineError::Seccomp`] when a filter cannot be built or loaded.
-pub fn seccomp() -> Result<(), ConfineError> {
+pub fn seccomp(network: Network) -> Result<(), ConfineError> {
     #[allow(unused_mut)]
-    let mut programs = vec![refusals()?, no_clone3()?];
+    let mut programs = vec![refusals(network)?, no_clone3()?];
     #[cfg(target_arch = "x86_64")]
     programs.push(no_x32());
     for program in programs {
@@ -268,7 +291,10 @@ mod tests {
 
     #[test]
     fn filters_compile_for_this_machine() {
-        assert!(!refusals().unwrap().is_empty());
+        assert!(!refusals(Network::None).unwrap().is_empty());
+        assert!(
+            refusals(Network::Loopback).unwrap().len() > refusals(Network::None).unwrap().len()
+        );
         assert!(!no_clone3().unwrap().is_empty());
         #[cfg(target_arch = "x86_64")]
         assert_eq!(no_x32().len(), 4);

@@ -13,7 +13,8 @@
 //!    swap, a process count (fork bombs), a CPU quota; plus rlimits (CPU time, file size, open
 //!    files, no core dumps).
 //! 4. **Landlock and seccomp**, applied inside the sandbox just before the program starts: file
-//!    access only beneath the mounted folders, no TCP, and no system calls that could reach the
+//!    access only beneath the mounted folders, no TCP (unless the job has an egress), and no
+//!    system calls that could reach the
 //!    kernel's riskier surfaces (namespaces, mounts, ptrace, BPF, keyrings, io_uring, ...).
 //!
 //! The keeper watches each job: a wall-clock deadline (SIGTERM, a grace period, then SIGKILL of
@@ -22,6 +23,9 @@
 //! [`Isolation::ensure_minimum`] refuses to run jobs without the minimum (no network, read-only
 //! inputs, a memory limit).
 //!
+//! A job may be given one way out, its [`Egress`]: connections to one port of its own loopback
+//! reach one address outside, chosen by the keeper, and nothing else (see [`relay`]).
+//!
 //! The binary `insitu-sandbox-init` is the part that runs inside: it holds the start of a job
 //! until its cgroup is set (`launch`), and confines the program before executing it (`confine`).
 
@@ -29,12 +33,14 @@ mod cgroup;
 pub mod confine;
 mod limits;
 mod probe;
+pub mod relay;
 mod run;
 pub mod supervise;
 
 pub use cgroup::{CgroupVersion, Hierarchy};
 pub use limits::{Limits, LimitsError};
 pub use probe::{Isolation, probe};
+pub use relay::{Egress, EgressUse};
 pub use run::{
     Ending, Job, JobSpec, Mount, Outcome, Sandbox, SandboxConfig, SandboxError, Stopper,
 };

@@ -17,7 +17,12 @@ use rustix::process::Signal;
 use serde::Serialize;
 use tokio::{io::AsyncWriteExt, process::Command, sync::watch};
 
-use crate::{Hierarchy, Isolation, Limits, LimitsError, cgroup::JobCgroup, supervise};
+use crate::{
+    Hierarchy, Isolation, Limits, LimitsError,
+    cgroup::JobCgroup,
+    relay::{self, Egress, EgressUse, HostRelay},
+    supervise,
+};
 
 /// Where the sandbox's tools are and how jobs are run.
 #[derive(Debug, Clone)]
@@ -79,6 +84,8 @@ pub struct JobSpec {
     pub env: Vec<(String, String)>,
     /// What it may use.
     pub limits: Limits,
+    /// Its one way out, if it has one (otherwise it has no network at all).
+    pub egress: Option<Egress>,
 }
 
 /// Why a job could not be started.
@@ -138,6 +145,8 @@ pub struct Outcome {
     pub log_bytes: u64,
     /// Whether logs were dropped past the limit.
     pub log_truncated: bool,
+    /// What went through its egress, when it had one.
+    pub egress: Option<EgressUse>,
 }
 
 /// Runs jobs in sandboxes.
@@ -171,6 +180,8 @@ pub struct Job {
     stopped: watch::Receiver<bool>,
     /// The folder the supervisor writes its report to.
     report: tempfile::TempDir,
+    /// The host's half of its egress, when it has one.
+    relay: Option<HostRelay>,
     logs: tokio::task::JoinHandle<(u64, bool)>,
     /// Set once `wait` has cleaned up; otherwise dropping the job kills it.
     finished: bool,
@@ -311,11 +322,25 @@ impl Sandbox {
                 return Err(SandboxError::Invalid(format!("environment name {name:?}")));
             }
         }
+        if let Some(egress) = &spec.egress {
+            if egress.port == 0 {
+                return Err(SandboxError::Invalid(
+                    "the egress needs a port inside (1 to 65535)".into(),
+                ));
+            }
+            if egress.to.port() == 0 || egress.to.ip().is_unspecified() {
+                return Err(SandboxError::Invalid(format!(
+                    "egress destination {} (an address and a port)",
+                    egress.to
+                )));
+            }
+        }
         Ok(())
     }
 
-    /// bubblewrap's arguments for `spec`, with the supervisor's report written to `report`.
-    fn bwrap_args(&self, spec: &JobSpec, report: &Path) -> Vec<OsString> {
+    /// bubblewrap's arguments for `spec`, with the supervisor's report written to `report` and
+    /// the egress's socket (if any) in the folder `relay`.
+    fn bwrap_args(&self, spec: &JobSpec, report: &Path, relay: Option<&Path>) -> Vec<OsString> {
         let mut args: Vec<OsString> = Vec::new();
         let mut push = |items: &[&str]| args.extend(items.iter().map(OsString::from));
         push(&[
@@ -365,6 +390,13 @@ impl Sandbox {
                 mount.inside.clone().into_os_string(),
             ]);
         }
+        if let Some(folder) = relay {
+            args.extend([
+                "--ro-bind".into(),
+                folder.as_os_str().to_owned(),
+                relay::SOCKET_FOLDER_INSIDE.into(),
+            ]);
+        }
         args.extend([
             "--bind".into(),
             spec.output.clone().into_os_string(),
@@ -396,6 +428,16 @@ impl Sandbox {
             "--limit".into(),
             spec.limits.output_bytes().to_string().into(),
         ]);
+        if let (Some(egress), Some(_)) = (&spec.egress, relay) {
+            args.extend([
+                "--egress-port".into(),
+                egress.port.to_string().into(),
+                "--egress-socket".into(),
+                Path::new(relay::SOCKET_FOLDER_INSIDE)
+                    .join(relay::SOCKET_NAME)
+                    .into_os_string(),
+            ]);
+        }
         let mut readable: Vec<OsString> = ["/usr", INIT_INSIDE, "/proc", "/dev"]
             .into_iter()
             .map(OsString::from)
@@ -445,8 +487,16 @@ impl Sandbox {
             .write(true)
             .truncate(true)
             .open(&spec.log)?;
+        let relay = spec
+            .egress
+            .map(|egress| HostRelay::start(egress.to, self.job_account()))
+            .transpose()?;
         let cgroup = JobCgroup::create(&self.hierarchy, &spec.name, &spec.limits)?;
-        match self.spawn(&spec, log, &cgroup, report.path()).await {
+        let relay_folder = relay.as_ref().map(HostRelay::folder);
+        match self
+            .spawn(&spec, log, &cgroup, report.path(), relay_folder)
+            .await
+        {
             Ok((child, logs)) => {
                 let (stop, stopped) = watch::channel(false);
                 Ok(Job {
@@ -458,6 +508,7 @@ impl Sandbox {
                     stop: Arc::new(stop),
                     stopped,
                     report,
+                    relay,
                     logs,
                     finished: false,
                     grace: self.config.grace,
@@ -478,6 +529,7 @@ impl Sandbox {
         log: std::fs::File,
         cgroup: &JobCgroup,
         report: &Path,
+        relay: Option<&Path>,
     ) -> Result<(tokio::process::Child, tokio::task::JoinHandle<(u64, bool)>), SandboxError> {
         let (reader, writer) = std::io::pipe()?;
         let mut command = Command::new(&self.config.init);
@@ -491,7 +543,7 @@ impl Sandbox {
             .arg(std::process::id().to_string())
             .arg("--")
             .arg(&self.config.bwrap)
-            .args(self.bwrap_args(spec, report))
+            .args(self.bwrap_args(spec, report, relay))
             .env_clear()
             .stdin(Stdio::piped())
             .stdout(Stdio::from(writer.try_clone()?))
@@ -646,6 +698,8 @@ impl Job {
         // Whatever the program left running (it had its own session) goes with it.
         self.cgroup.kill_all().await;
         let (log_bytes, log_truncated) = (&mut self.logs).await.unwrap_or((0, false));
+        // The job is gone: so is its way out.
+        let egress = self.relay.take().map(|relay| relay.usage());
         let oom = self.cgroup.oom_killed();
         let peak_memory_bytes = self.cgroup.peak_memory();
         self.cgroup.remove().await;
@@ -696,6 +750,7 @@ impl Job {
             output_bytes,
             log_bytes,
             log_truncated,
+            egress,
         }
     }
 

@@ -6,7 +6,7 @@
 use std::{os::unix::fs::PermissionsExt, path::PathBuf, time::Duration};
 
 use insitu_sandbox::{
-    Ending, Isolation, JobSpec, Limits, Mount, Outcome, Sandbox, SandboxConfig,
+    Egress, EgressUse, Ending, Isolation, JobSpec, Limits, Mount, Outcome, Sandbox, SandboxConfig,
     confine::LandlockStatus,
 };
 
@@ -90,6 +90,7 @@ impl Folders {
             log: self.path("job.log"),
             env: vec![("INSITU_JOB".into(), name.into())],
             limits,
+            egress: None,
         }
     }
 
@@ -317,6 +318,148 @@ raise SystemExit(3 if reached else 0)
     assert_eq!(outcome.ending, Ending::Succeeded, "{}", folders.log());
     assert_eq!(folders.log().matches("blocked").count(), 6);
     assert!(folders.log().contains("interfaces 1"));
+}
+
+/// A TCP server on the host that answers each connection with what it read, upper-cased, and
+/// keeps what it was sent.
+async fn aggregator() -> (
+    std::net::SocketAddr,
+    tokio::sync::mpsc::UnboundedReceiver<Vec<u8>>,
+) {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let address = listener.local_addr().unwrap();
+    let (sender, received) = tokio::sync::mpsc::unbounded_channel();
+    tokio::spawn(async move {
+        while let Ok((mut stream, _)) = listener.accept().await {
+            let sender = sender.clone();
+            tokio::spawn(async move {
+                let mut line = vec![0_u8; 64];
+                let read = stream.read(&mut line).await.unwrap_or(0);
+                line.truncate(read);
+                let _ = stream.write_all(&line.to_ascii_uppercase()).await;
+                let _ = sender.send(line);
+            });
+        }
+    });
+    (address, received)
+}
+
+#[tokio::test]
+async fn a_job_with_an_egress_reaches_its_one_destination_and_nothing_else() {
+    let (sandbox, _) = sandbox().await;
+    let folders = Folders::new(&sandbox);
+    let (to, mut received) = aggregator().await;
+    // The host's other listener, which the job must not reach, on the host's loopback.
+    let other = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let other_port = other.local_addr().unwrap().port();
+    let program = format!(
+        r##"
+import socket
+s = socket.create_connection(("127.0.0.1", 7000), timeout=10)
+s.sendall(b"model update")
+s.shutdown(socket.SHUT_WR)
+answer = b""
+while chunk := s.recv(64):
+    answer += chunk
+print("answer", answer.decode())
+reached = []
+for family, kind, target in [
+    (socket.AF_INET, socket.SOCK_STREAM, ("127.0.0.1", {other_port})),
+    (socket.AF_INET, socket.SOCK_STREAM, ("127.0.0.1", {aggregator_port})),
+    (socket.AF_INET, socket.SOCK_STREAM, ("1.1.1.1", 80)),
+    (socket.AF_INET, socket.SOCK_STREAM, ("10.0.0.1", 80)),
+    (socket.AF_INET6, socket.SOCK_STREAM, ("2606:4700::1111", 443)),
+    (socket.AF_INET, socket.SOCK_DGRAM, ("8.8.8.8", 53)),
+]:
+    try:
+        t = socket.socket(family, kind)
+        t.settimeout(2)
+        t.connect(target)
+        t.send(b"raw data")
+        reached.append(str(target))
+    except OSError as error:
+        print("blocked", target, error)
+try:
+    socket.getaddrinfo("example.com", 443)
+    reached.append("dns")
+except OSError as error:
+    print("blocked dns", error)
+for family in [getattr(socket, "AF_NETLINK", 16), getattr(socket, "AF_PACKET", 17)]:
+    try:
+        socket.socket(family, socket.SOCK_RAW)
+        reached.append("raw %d" % family)
+    except OSError as error:
+        print("blocked family", family, error)
+print("interfaces", open("/proc/net/dev").read().count(":"))
+raise SystemExit(3 if reached else 0)
+"##,
+        aggregator_port = to.port()
+    );
+    let mut spec = folders.spec(&sandbox, "egress", &program, quick());
+    spec.egress = Some(Egress { port: 7000, to });
+    let outcome = sandbox.start(spec).await.unwrap().wait().await;
+    let log = folders.log();
+    eprintln!("egress: {outcome:?}\n{log}");
+    assert_eq!(outcome.ending, Ending::Succeeded, "{log}");
+    assert!(log.contains("answer MODEL UPDATE"), "{log}");
+    assert_eq!(log.matches("blocked").count(), 9, "{log}");
+    assert!(log.contains("interfaces 1"), "{log}");
+    assert_eq!(received.recv().await.unwrap(), b"model update");
+    assert!(
+        received.try_recv().is_err(),
+        "one connection, through the egress"
+    );
+    assert_eq!(
+        outcome.egress,
+        Some(EgressUse {
+            sent_bytes: 12,
+            received_bytes: 12,
+            connections: 1
+        })
+    );
+    // Nothing reached the host's other listener.
+    assert!(
+        tokio::time::timeout(Duration::from_millis(100), other.accept())
+            .await
+            .is_err()
+    );
+    assert_no_group_left("egress");
+}
+
+#[tokio::test]
+async fn an_egress_without_a_port_or_destination_is_refused() {
+    let (sandbox, _) = sandbox().await;
+    let folders = Folders::new(&sandbox);
+    for (egress, expected) in [
+        (
+            Egress {
+                port: 0,
+                to: "127.0.0.1:8000".parse().unwrap(),
+            },
+            "a port inside",
+        ),
+        (
+            Egress {
+                port: 7000,
+                to: "127.0.0.1:0".parse().unwrap(),
+            },
+            "an address and a port",
+        ),
+        (
+            Egress {
+                port: 7000,
+                to: "0.0.0.0:8000".parse().unwrap(),
+            },
+            "an address and a port",
+        ),
+    ] {
+        let mut spec = folders.spec(&sandbox, "bad-egress", "print(1)", quick());
+        spec.egress = Some(egress);
+        let error = sandbox.start(spec).await.unwrap_err();
+        assert!(error.to_string().contains(expected), "{error}");
+    }
+    assert_no_group_left("bad-egress");
 }
 
 #[tokio::test]

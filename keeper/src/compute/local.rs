@@ -115,6 +115,7 @@ impl LocalBackend {
             log: job.log(),
             env: job.env.clone(),
             limits: job.limits,
+            egress: None,
         };
         let running = self
             .sandbox

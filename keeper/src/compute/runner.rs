@@ -499,6 +499,7 @@ impl Runner {
                         output_bytes: 0,
                         log_bytes: 0,
                         log_truncated: false,
+                        egress: None,
                     };
                     return Ok((lost, watchdog));
                 }

@@ -11,7 +11,10 @@ use std::{
 };
 
 use clap::{Parser, Subcommand};
-use insitu_sandbox::{confine, supervise};
+use insitu_sandbox::{
+    confine::{self, Network},
+    relay, supervise,
+};
 use rustix::process::{Resource, Rlimit, setrlimit};
 
 /// Exit code when the sandbox itself failed (not the job).
@@ -56,6 +59,9 @@ enum Mode {
         /// Folders the job may write regular files and folders to, nothing else (repeatable).
         #[arg(long = "results")]
         results: Vec<PathBuf>,
+        /// Allows IP sockets (a job with an egress, whose namespace holds only its loopback).
+        #[arg(long)]
+        loopback_tcp: bool,
         /// The program and its arguments.
         #[arg(last = true, required = true)]
         program: Vec<String>,
@@ -78,6 +84,12 @@ enum Mode {
         /// Bytes the results may take.
         #[arg(long)]
         limit: u64,
+        /// The job's egress: the port on the job's loopback joined to EGRESS_SOCKET.
+        #[arg(long, requires = "egress_socket")]
+        egress_port: Option<u16>,
+        /// The Unix socket the host's half of the egress listens on.
+        #[arg(long, requires = "egress_port")]
+        egress_socket: Option<PathBuf>,
         /// The program and its arguments.
         #[arg(last = true, required = true)]
         program: Vec<String>,
@@ -117,11 +129,33 @@ fn confine_self(
     read: &[PathBuf],
     write: &[PathBuf],
     results: &[PathBuf],
+    network: Network,
 ) -> Result<confine::LandlockStatus, String> {
     let (read, write, results) = (paths(read), paths(write), paths(results));
-    let landlock = confine::landlock(&read, &write, &results).map_err(|error| error.to_string())?;
-    confine::seccomp().map_err(|error| error.to_string())?;
+    let landlock =
+        confine::landlock(&read, &write, &results, network).map_err(|error| error.to_string())?;
+    confine::seccomp(network).map_err(|error| error.to_string())?;
     Ok(landlock)
+}
+
+/// The job's network: its loopback when it has an egress, none otherwise.
+fn network(loopback_tcp: bool) -> Network {
+    if loopback_tcp {
+        Network::Loopback
+    } else {
+        Network::None
+    }
+}
+
+/// What `supervise` is to do.
+struct Supervision<'a> {
+    read: &'a [PathBuf],
+    write: &'a [PathBuf],
+    results: &'a Path,
+    export: &'a Path,
+    limit: u64,
+    egress: Option<(u16, PathBuf)>,
+    program: &'a [String],
 }
 
 fn execute(program: &[String]) -> ExitCode {
@@ -129,22 +163,37 @@ fn execute(program: &[String]) -> ExitCode {
     fail(format!("cannot execute {}: {error}", program[0]))
 }
 
-fn supervise(
-    read: &[PathBuf],
-    write: &[PathBuf],
-    results: &Path,
-    export: &Path,
-    limit: u64,
-    program: &[String],
-) -> ExitCode {
+fn supervise(job: Supervision<'_>) -> ExitCode {
+    let Supervision {
+        read,
+        write,
+        results,
+        export,
+        limit,
+        egress,
+        program,
+    } = job;
     let report_folder = PathBuf::from(supervise::REPORT_FOLDER);
     let own_results = [
         results.to_path_buf(),
         export.to_path_buf(),
         report_folder.clone(),
     ];
-    if let Err(error) = confine_self(read, write, &own_results) {
+    // The egress's listener is bound before the supervisor confines itself. Seccomp filters
+    // and Landlock rules only ever narrow what the process before allowed, so the program's
+    // network (its loopback, with an egress) must be the supervisor's too.
+    let forwarder = match &egress {
+        Some((port, socket)) => match std::net::TcpListener::bind(("127.0.0.1", *port)) {
+            Ok(listener) => Some((listener, socket.clone())),
+            Err(error) => return fail(format!("cannot listen on 127.0.0.1:{port}: {error}")),
+        },
+        None => None,
+    };
+    if let Err(error) = confine_self(read, write, &own_results, network(egress.is_some())) {
         return fail(error);
+    }
+    if let Some((listener, socket)) = forwarder {
+        relay::forward(listener, socket);
     }
     // The program gets the same rules without the host folder and the report (Landlock
     // layers only narrow what the one before allowed).
@@ -156,11 +205,11 @@ fn supervise(
     for folder in write {
         confined.arg("--write").arg(folder);
     }
-    confined
-        .arg("--results")
-        .arg(results)
-        .arg("--")
-        .args(program);
+    confined.arg("--results").arg(results);
+    if egress.is_some() {
+        confined.arg("--loopback-tcp");
+    }
+    confined.arg("--").args(program);
     let status = match confined.status() {
         Ok(status) => status,
         Err(error) => return fail(format!("cannot start the program: {error}")),
@@ -234,8 +283,9 @@ fn main() -> ExitCode {
             read,
             write,
             results,
+            loopback_tcp,
             program,
-        } => match confine_self(&read, &write, &results) {
+        } => match confine_self(&read, &write, &results, network(loopback_tcp)) {
             Ok(_) => execute(&program),
             Err(error) => fail(error),
         },
@@ -245,10 +295,20 @@ fn main() -> ExitCode {
             results,
             export,
             limit,
+            egress_port,
+            egress_socket,
             program,
-        } => supervise(&read, &write, &results, &export, limit, &program),
+        } => supervise(Supervision {
+            read: &read,
+            write: &write,
+            results: &results,
+            export: &export,
+            limit,
+            egress: egress_port.zip(egress_socket),
+            program: &program,
+        }),
         Mode::Check { read, write } => {
-            let landlock = match confine_self(&read, &write, &[]) {
+            let landlock = match confine_self(&read, &write, &[], Network::None) {
                 Ok(status) => status,
                 Err(error) => return fail(error),
             };

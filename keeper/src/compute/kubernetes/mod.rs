@@ -461,6 +461,7 @@ impl Follower {
             output_bytes,
             log_bytes,
             log_truncated,
+            egress: None,
         }
     }
 
