@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
-# Runs all tests: installs the npm toolchain, the S3 test server, bubblewrap, Chromium and
-# PostgreSQL if needed, runs the Rust workspace tests (which compile the contracts through the
+# Runs all tests: installs the npm toolchain, the S3 test server, bubblewrap, the Flower
+# environment, Chromium and PostgreSQL if needed, runs the Rust workspace tests (which compile the contracts through the
 # bindings' build script), builds the contracts with forge, then runs the static analysis
 # (slither, pinned, in a venv; fails on any medium or high finding).
 set -euo pipefail
@@ -11,6 +11,8 @@ bash script/npm-deps.sh
 bash script/s3-deps.sh >/dev/null
 # bubblewrap, for the compute sandbox's tests (Debian, installed when missing).
 bash script/sandbox-deps.sh
+# Flower and numpy (pinned by hash, in a venv under target/), for the federated runs' tests.
+bash script/flower-deps.sh >/dev/null
 # Chromium, for the catalog's browser test, and PostgreSQL, for its tests on PostgreSQL (Debian,
 # installed when missing).
 bash script/browser-deps.sh >/dev/null

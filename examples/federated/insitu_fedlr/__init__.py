@@ -1,0 +1,1 @@
+"""Logistic regression trained across data providers with Flower."""
