@@ -115,7 +115,12 @@ async fn three_sandboxed_supernodes_train_the_example_model_through_their_egress
         let spec = JobSpec {
             name: format!("flower-{provider}-{}", std::process::id()),
             command: vec![
-                venv.join("bin/flower-supernode").display().to_string(),
+                venv.join("bin/python").display().to_string(),
+                "-m".into(),
+                "insitu_flower.supernode".into(),
+                "--rounds-log".into(),
+                "/output/rounds.jsonl".into(),
+                "--".into(),
                 "--insecure".into(),
                 "--superlink".into(),
                 "127.0.0.1:7000".into(),
@@ -129,13 +134,20 @@ async fn three_sandboxed_supernodes_train_the_example_model_through_their_egress
                     host: venv.clone(),
                     inside: venv.clone(),
                 },
+                Mount {
+                    host: root().join("federated"),
+                    inside: PathBuf::from("/opt/insitu"),
+                },
             ],
             output: folder.join("output"),
             log: folder.join("job.log"),
-            env: vec![(
-                "PATH".into(),
-                format!("{}:/usr/bin:/bin", venv.join("bin").display()),
-            )],
+            env: vec![
+                (
+                    "PATH".into(),
+                    format!("{}:/usr/bin:/bin", venv.join("bin").display()),
+                ),
+                ("PYTHONPATH".into(), "/opt/insitu".into()),
+            ],
             limits: Limits {
                 wall_secs: 600,
                 memory_mb: 1024,
@@ -197,7 +209,8 @@ async fn three_sandboxed_supernodes_train_the_example_model_through_their_egress
         6
     );
 
-    for (job, _) in jobs {
+    let mut updates = std::collections::HashSet::new();
+    for (job, folder) in jobs {
         job.stopper().stop();
         let outcome = job.wait().await;
         assert_eq!(outcome.ending, Ending::Stopped, "{outcome:?}");
@@ -206,6 +219,30 @@ async fn three_sandboxed_supernodes_train_the_example_model_through_their_egress
             egress.sent_bytes > 0 && egress.received_bytes > 0,
             "{egress:?}"
         );
+        // The SuperNode's log of the replies it delivered: per round, one training update (the
+        // provider's 480 training rows) and one evaluation (its 120 held-out rows).
+        let log = std::fs::read_to_string(folder.join("output/rounds.jsonl")).unwrap();
+        let entries: Vec<serde_json::Value> = log
+            .lines()
+            .map(|line| serde_json::from_str(line).unwrap())
+            .collect();
+        assert_eq!(entries.len(), 6, "{log}");
+        for (index, entry) in entries.iter().enumerate() {
+            let round = index / 2 + 1;
+            assert_eq!(entry["round"], round, "{log}");
+            assert_eq!(entry["message"].as_str().unwrap().len(), 64, "{log}");
+            if index % 2 == 0 {
+                assert_eq!(entry["kind"], "train", "{log}");
+                assert_eq!(entry["samples"], 480, "{log}");
+                let update = entry["update"].as_str().unwrap();
+                assert_eq!(update.len(), 64, "{log}");
+                assert!(updates.insert(update.to_owned()), "each update is its own");
+            } else {
+                assert_eq!(entry["kind"], "evaluate", "{log}");
+                assert_eq!(entry["samples"], 120, "{log}");
+                assert!(entry["update"].is_null(), "{log}");
+            }
+        }
     }
     superlink.kill().await.unwrap();
 }
