@@ -41,3 +41,4 @@ pub mod errors;
 pub mod offers;
 pub mod permits;
 pub mod requests;
+pub mod rounds;
