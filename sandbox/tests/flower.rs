@@ -1,6 +1,8 @@
 //! A Flower SuperNode and the consumer's ClientApp run in real sandboxes, three of them, each
 //! with its own partition of the example data set at `/data` and one egress to a SuperLink on
-//! the host; the consumer's ServerApp trains the example model across them. Needs what
+//! the host, which serves TLS and admits only the SuperNodes whose keys the consumer
+//! registered; the consumer's ServerApp trains the example model across them, and each
+//! SuperNode logs the replies it delivered. Needs what
 //! `escape.rs` needs, plus the Flower environment of `script/flower-deps.sh`.
 
 use std::{
@@ -11,6 +13,57 @@ use std::{
 };
 
 use insitu_sandbox::{Egress, Ending, JobSpec, Limits, Mount, Sandbox, SandboxConfig};
+
+/// Writes a P-384 key pair for a SuperNode to the folder named by its argument (`supernode.pem`,
+/// `supernode.pub`, in the SSH format Flower asks for), with the `cryptography` package of the Flower environment.
+const KEY_PAIR: &str = r#"
+import sys, pathlib
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+key = ec.generate_private_key(ec.SECP384R1())
+folder = pathlib.Path(sys.argv[1])
+(folder / "supernode.pem").write_bytes(key.private_bytes(
+    serialization.Encoding.PEM, serialization.PrivateFormat.OpenSSH, serialization.NoEncryption()))
+(folder / "supernode.pub").write_bytes(key.public_key().public_bytes(
+    serialization.Encoding.OpenSSH, serialization.PublicFormat.OpenSSH))
+"#;
+
+/// Writes a certificate authority and a certificate for the SuperLink at 127.0.0.1, signed by
+/// it, to the folder named by its argument (`ca.pem`, `server.pem`, `server.key`): supernode
+/// authentication needs TLS.
+const TLS: &str = r#"
+import sys, pathlib, datetime, ipaddress
+from cryptography import x509
+from cryptography.x509.oid import NameOID
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+folder = pathlib.Path(sys.argv[1])
+now = datetime.datetime.now(datetime.timezone.utc)
+def pem(key):
+    return key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+                             serialization.NoEncryption())
+ca_key = ec.generate_private_key(ec.SECP384R1())
+ca_name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "consumer test CA")])
+ca = (x509.CertificateBuilder().subject_name(ca_name).issuer_name(ca_name)
+      .public_key(ca_key.public_key()).serial_number(x509.random_serial_number())
+      .not_valid_before(now - datetime.timedelta(minutes=5))
+      .not_valid_after(now + datetime.timedelta(days=1))
+      .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
+      .sign(ca_key, hashes.SHA256()))
+key = ec.generate_private_key(ec.SECP384R1())
+server = (x509.CertificateBuilder()
+          .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "127.0.0.1")]))
+          .issuer_name(ca_name).public_key(key.public_key())
+          .serial_number(x509.random_serial_number())
+          .not_valid_before(now - datetime.timedelta(minutes=5))
+          .not_valid_after(now + datetime.timedelta(days=1))
+          .add_extension(x509.SubjectAlternativeName(
+              [x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]), critical=False)
+          .sign(ca_key, hashes.SHA256()))
+(folder / "ca.pem").write_bytes(ca.public_bytes(serialization.Encoding.PEM))
+(folder / "server.pem").write_bytes(server.public_bytes(serialization.Encoding.PEM))
+(folder / "server.key").write_bytes(pem(key))
+"#;
 
 /// The repository's root.
 fn root() -> PathBuf {
@@ -86,13 +139,32 @@ async fn three_sandboxed_supernodes_train_the_example_model_through_their_egress
     assert!(made.success());
     share(&partitions, gid);
 
-    // The consumer's SuperLink on the host.
+    // The consumer's SuperLink on the host, over TLS.
     let home = work.path().join("consumer");
     std::fs::create_dir(&home).unwrap();
+    let tls = work.path().join("tls");
+    std::fs::create_dir(&tls).unwrap();
+    let made = flower(&venv, "python", &home)
+        .arg("-c")
+        .arg(TLS)
+        .arg(&tls)
+        .status()
+        .await
+        .unwrap();
+    assert!(made.success());
     let port = free_port();
     let superlink_log = std::fs::File::create(work.path().join("superlink.log")).unwrap();
     let mut superlink = flower(&venv, "flower-superlink", &home)
-        .args(["--insecure", "--disable-runtime-dependency-installation"])
+        .args([
+            "--disable-runtime-dependency-installation",
+            "--enable-supernode-auth",
+        ])
+        .arg("--ssl-certfile")
+        .arg(tls.join("server.pem"))
+        .arg("--ssl-keyfile")
+        .arg(tls.join("server.key"))
+        .arg("--ssl-ca-certfile")
+        .arg(tls.join("ca.pem"))
         .args(["--host", "127.0.0.1", "--port", &port.to_string()])
         .current_dir(&home)
         .stdout(superlink_log.try_clone().unwrap())
@@ -107,11 +179,47 @@ async fn three_sandboxed_supernodes_train_the_example_model_through_their_egress
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
 
-    // Each provider's SuperNode, in its sandbox.
+    std::fs::write(
+        home.join("config.toml"),
+        format!(
+            "[superlink]\ndefault = \"consumer\"\n\n[superlink.consumer]\naddress = \"127.0.0.1:{port}\"\nroot-certificates = \"{}\"\n",
+            tls.join("ca.pem").display()
+        ),
+    )
+    .unwrap();
+
+    // Each provider's SuperNode, in its sandbox, with a key the consumer registered with its
+    // SuperLink (which refuses SuperNodes it does not know).
     let mut jobs = Vec::new();
     for provider in 0..3 {
         let folder = work.path().join(format!("job-{provider}"));
         std::fs::create_dir_all(folder.join("output")).unwrap();
+        let keys = folder.join("key");
+        std::fs::create_dir(&keys).unwrap();
+        let made = flower(&venv, "python", &home)
+            .arg("-c")
+            .arg(KEY_PAIR)
+            .arg(&keys)
+            .status()
+            .await
+            .unwrap();
+        assert!(made.success());
+        std::fs::copy(tls.join("ca.pem"), keys.join("ca.pem")).unwrap();
+        share(&keys, gid);
+        let registered = flower(&venv, "flwr", &home)
+            .args(["supernode", "register"])
+            .arg(keys.join("supernode.pub"))
+            .arg("consumer")
+            .current_dir(&home)
+            .output()
+            .await
+            .unwrap();
+        assert!(
+            registered.status.success(),
+            "{}{}",
+            String::from_utf8_lossy(&registered.stdout),
+            String::from_utf8_lossy(&registered.stderr)
+        );
         let spec = JobSpec {
             name: format!("flower-{provider}-{}", std::process::id()),
             command: vec![
@@ -121,7 +229,10 @@ async fn three_sandboxed_supernodes_train_the_example_model_through_their_egress
                 "--rounds-log".into(),
                 "/output/rounds.jsonl".into(),
                 "--".into(),
-                "--insecure".into(),
+                "--root-certificates".into(),
+                "/key/ca.pem".into(),
+                "--auth-supernode-private-key".into(),
+                "/key/supernode.pem".into(),
                 "--superlink".into(),
                 "127.0.0.1:7000".into(),
             ],
@@ -133,6 +244,10 @@ async fn three_sandboxed_supernodes_train_the_example_model_through_their_egress
                 Mount {
                     host: venv.clone(),
                     inside: venv.clone(),
+                },
+                Mount {
+                    host: keys,
+                    inside: PathBuf::from("/key"),
                 },
                 Mount {
                     host: root().join("federated"),
@@ -164,13 +279,6 @@ async fn three_sandboxed_supernodes_train_the_example_model_through_their_egress
     }
 
     // The consumer's run: three rounds across the three SuperNodes.
-    std::fs::write(
-        home.join("config.toml"),
-        format!(
-            "[superlink]\ndefault = \"consumer\"\n\n[superlink.consumer]\naddress = \"127.0.0.1:{port}\"\ninsecure = true\n"
-        ),
-    )
-    .unwrap();
     let output = home.join("result");
     let run = flower(&venv, "flwr", &home)
         .arg("run")
@@ -183,10 +291,16 @@ async fn three_sandboxed_supernodes_train_the_example_model_through_their_egress
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .output();
-    let run = tokio::time::timeout(Duration::from_secs(300), run)
-        .await
-        .expect("the run ends within five minutes")
-        .unwrap();
+    let Ok(run) = tokio::time::timeout(Duration::from_secs(300), run).await else {
+        for (_, folder) in &jobs {
+            eprintln!(
+                "{}",
+                std::fs::read_to_string(folder.join("job.log")).unwrap_or_default()
+            );
+        }
+        panic!("the run did not end within five minutes");
+    };
+    let run = run.unwrap();
     let logs = jobs
         .iter()
         .map(|(_, folder)| std::fs::read_to_string(folder.join("job.log")).unwrap_or_default())
