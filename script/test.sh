@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # Runs all tests: installs the npm toolchain, the S3 test server, bubblewrap, the Flower
-# environment, Chromium and PostgreSQL if needed, runs the Rust workspace tests (which compile the contracts through the
-# bindings' build script), builds the contracts with forge, then runs the static analysis
-# (slither, pinned, in a venv; fails on any medium or high finding).
+# environment, Chromium and PostgreSQL if needed, runs the Rust workspace tests (which compile
+# the contracts through the bindings' build script), builds the contracts with forge, then runs
+# the static analysis (slither, pinned, in a venv; fails on any medium or high finding).
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 
