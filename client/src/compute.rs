@@ -124,6 +124,10 @@ pub struct JobStatus {
     pub result: Option<serde_json::Value>,
     /// Whether a stop was asked.
     pub stop_requested: bool,
+    /// A federated job's SuperNode key for its current run (OpenSSH format), to register with
+    /// the consumer's SuperLink.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub supernode_key: Option<String>,
 }
 
 impl JobStatus {

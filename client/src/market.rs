@@ -801,6 +801,102 @@ pub async fn buy(
     })
 }
 
+/// Buys `service` of every asset of `dids` (several providers' assets for one federated job,
+/// say) in as few transactions as the contracts allow: every purchase is prepared and checked on
+/// its keeper's offer before anything is sent; then one approval of the sum per payment token
+/// whose allowance is short, and one `createAgreementAndPay` per asset, each refusing to pay more
+/// than its quote. `k` assets paid in one token take `k + 1` transactions (`k` when the
+/// allowance covers the sum or they are paid in ether). Returns the purchases in the order of
+/// `dids`.
+///
+/// # Errors
+///
+/// [`MarketError`]: before anything is sent when an offer or a document is refused; otherwise
+/// the failed transaction (the purchases before it are made, and listed by the chain).
+pub async fn buy_many(
+    suite: &Suite,
+    sender: &Sender,
+    dids: &[B256],
+    service: ServiceKind,
+    service_timeout: u32,
+    progress: &dyn Progress,
+) -> Result<Vec<Bought>, MarketError> {
+    let mut purchases = Vec::with_capacity(dids.len());
+    for did in dids {
+        let (document, keeper, checksum) = fetch_document(suite, *did).await?;
+        purchases.push(
+            prepare_purchase(
+                suite,
+                &keeper,
+                &document,
+                checksum,
+                *did,
+                sender.address(),
+                service,
+                service_timeout,
+            )
+            .await?,
+        );
+    }
+    // One approval per token, of the sum of its quotes.
+    let mut sums: Vec<(Address, U256)> = Vec::new();
+    for purchase in &purchases {
+        if purchase.quote.token.is_zero() {
+            continue;
+        }
+        match sums
+            .iter_mut()
+            .find(|(token, _)| *token == purchase.quote.token)
+        {
+            Some((_, sum)) => {
+                *sum = sum
+                    .checked_add(purchase.quote.total)
+                    .ok_or_else(|| MarketError::BadOffer("the quotes' sum overflows".into()))?;
+            }
+            None => sums.push((purchase.quote.token, purchase.quote.total)),
+        }
+    }
+    let mut approvals = Vec::new();
+    for (token, sum) in sums {
+        let allowance = MockERC20::new(token, suite.provider())
+            .allowance(sender.address(), suite.addresses.payment)
+            .call()
+            .await?;
+        if allowance >= sum {
+            continue;
+        }
+        let request = TransactionRequest::default()
+            .with_from(sender.address())
+            .with_to(token)
+            .with_input(
+                MockERC20::approveCall {
+                    spender: suite.addresses.payment,
+                    value: sum,
+                }
+                .abi_encode(),
+            );
+        let receipt = sender
+            .send("approve the quotes' sum", request, progress)
+            .await?;
+        approvals.push((token, receipt.transaction_hash));
+    }
+    let mut bought = Vec::with_capacity(purchases.len());
+    for purchase in purchases {
+        let receipt = sender
+            .send("create the agreement and pay", purchase.create, progress)
+            .await?;
+        bought.push(Bought {
+            approval: approvals
+                .iter()
+                .find(|(token, _)| *token == purchase.quote.token)
+                .map(|(_, hash)| *hash),
+            quote: purchase.quote,
+            transaction: receipt.transaction_hash,
+        });
+    }
+    Ok(bought)
+}
+
 /// A file downloaded.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct Downloaded {

@@ -1,9 +1,21 @@
-"""Flower's SuperNode, recording each reply it delivers to the aggregator.
+"""Flower's SuperNode as a provider's keeper runs it for one federated run: it runs only the app
+the consumer ordered, records each reply it delivers to the aggregator, and ends once it has
+served the rounds ordered.
 
-    python -m insitu_flower.supernode --rounds-log FILE -- [flower-supernode arguments]
+    python -m insitu_flower.supernode --rounds-log FILE [--fab-sha256 HEX] [--rounds N]
+        -- [flower-supernode arguments]
 
-runs `flower-supernode` with those arguments; each time a reply has been accepted by the
-SuperLink, one JSON line is appended to FILE:
+runs `flower-supernode` with those arguments, and:
+
+- with `--fab-sha256`, refuses any app (FAB) whose SHA-256 is another: the SuperNode then exits
+  with status 3 before the app runs, and the log's last line says why;
+- with `--rounds N`, exits (status 0) once it has delivered N training updates and the
+  evaluation that follows the last one, or 60 seconds after the last update when no evaluation
+  comes;
+- with `--admission-wait SECONDS`, starts the SuperNode again (every 2 seconds, for that long)
+  while the SuperLink refuses it before it has delivered anything: its key is registered by the
+  consumer once the keeper shows it, which may come after the SuperNode's first attempt;
+- each time a reply has been accepted by the SuperLink, appends one JSON line to FILE:
 
     {"run": 7, "round": 2, "kind": "train", "message": "<sha256>", "update": "<sha256>",
      "samples": 480}
@@ -23,8 +35,10 @@ tests) fails if that function changes.
 """
 
 import argparse
+import hashlib
 import json
 import os
+import subprocess
 import sys
 import threading
 import time
@@ -36,6 +50,18 @@ from flwr.supercore.inflatable.inflatable_utils import inflate_object_from_conte
 
 # How long to wait for a reply's objects to be in the SuperNode's store.
 CONTENT_WAIT_SECONDS = 30
+
+# How long to wait for the evaluation after the last training update before ending.
+EVALUATION_WAIT_SECONDS = 60
+
+# Exit status when the aggregator sends an app other than the one ordered.
+WRONG_APP = 3
+
+# Flower's exit status when the SuperNode cannot connect to, or is refused by, the SuperLink.
+CONNECTION_ERROR = 305
+
+# Time between two attempts to be admitted.
+ADMISSION_RETRY_SECONDS = 2
 
 _lock = threading.Lock()
 
@@ -87,38 +113,162 @@ def _record(message, object_tree, object_store):
     return entry
 
 
-def install(log_path):
-    """Wraps the SuperNode's reply sending so that each accepted reply is logged to `log_path`."""
+def _append(log_path, entry):
+    with open(log_path, "a", encoding="utf-8") as log:
+        log.write(json.dumps(entry) + "\n")
+        log.flush()
+        os.fsync(log.fileno())
+
+
+def _finished(rounds):
+    """Whether the rounds ordered are served: the last update delivered, and its evaluation."""
+    if rounds is None or not _trained or max(_trained.values()) < rounds:
+        return False
+    return _last.get("kind") == "evaluate" and _last.get("round") == rounds
+
+
+# The last reply logged, and when the last training update of the rounds ordered went.
+_last = {}
+_served_at = []
+
+
+def _end_after_silence():
+    """Ends the SuperNode once the rounds are served and no evaluation came for a while."""
+    while True:
+        time.sleep(1)
+        with _lock:
+            if _served_at and time.monotonic() - _served_at[0] > EVALUATION_WAIT_SECONDS:
+                os._exit(0)
+
+
+def install(log_path, fab_sha256=None, rounds=None):
+    """Wraps the SuperNode: each reply the SuperLink accepted is logged to `log_path`; an app
+    whose SHA-256 is not `fab_sha256` (when given) is refused; after `rounds` (when given) the
+    SuperNode ends."""
     original = supernode._push_messages
+    original_pull = supernode._pull_and_store_message
+
+    def pull_and_store_message(*args, **kwargs):
+        get_fab = kwargs.get("get_fab")
+        if fab_sha256 is not None and get_fab is not None:
+
+            def checked_fab(fab_hash, run_id):
+                fab = get_fab(fab_hash, run_id)
+                actual = hashlib.sha256(fab.content).hexdigest()
+                if actual != fab_sha256:
+                    with _lock:
+                        _append(
+                            log_path,
+                            {
+                                "run": run_id,
+                                "error": f"the aggregator sent app {actual}, "
+                                f"not the app ordered ({fab_sha256})",
+                            },
+                        )
+                    print(
+                        f"insitu: refused app {actual}: the app ordered is {fab_sha256}",
+                        file=sys.stderr,
+                        flush=True,
+                    )
+                    os._exit(WRONG_APP)
+                return fab
+
+            kwargs["get_fab"] = checked_fab
+        return original_pull(*args, **kwargs)
 
     def push_messages(state, object_store, send, push_object):
         def send_and_record(message, object_tree, runtime):
             answer = send(message, object_tree, runtime)
             with _lock:
                 try:
-                    line = json.dumps(_record(message, object_tree, object_store))
+                    entry = _record(message, object_tree, object_store)
                 except Exception as error:  # the reply went; say why it is not logged
-                    line = json.dumps(
-                        {"message": message.metadata.message_id, "error": str(error)}
-                    )
-                with open(log_path, "a", encoding="utf-8") as log:
-                    log.write(line + "\n")
-                    log.flush()
-                    os.fsync(log.fileno())
+                    entry = {"message": message.metadata.message_id, "error": str(error)}
+                _append(log_path, entry)
+                _last.clear()
+                _last.update(entry)
+                if (
+                    rounds is not None
+                    and entry.get("kind") == "train"
+                    and entry.get("round") == rounds
+                ):
+                    _served_at.append(time.monotonic())
             return answer
 
-        return original(state, object_store, send_and_record, push_object)
+        original(state, object_store, send_and_record, push_object)
+        # The replies' contents are pushed by now: the rounds served may end the SuperNode.
+        with _lock:
+            if _finished(rounds):
+                os._exit(0)
 
     supernode._push_messages = push_messages
+    supernode._pull_and_store_message = pull_and_store_message
+    if rounds is not None:
+        threading.Thread(target=_end_after_silence, daemon=True).start()
+
+
+def _delivered(log_path):
+    """Whether anything was logged (a reply delivered, or a refusal recorded)."""
+    try:
+        return os.path.getsize(log_path) > 0
+    except OSError:
+        return False
+
+
+def _admitted(arguments, log_path, wait):
+    """Runs the SuperNode in a child process (this same module, without `--admission-wait`),
+    again while the SuperLink refuses it before anything was delivered, for up to `wait`
+    seconds. Returns the last child's exit status."""
+    deadline = time.monotonic() + wait
+    while True:
+        status = subprocess.call([sys.executable, "-m", "insitu_flower.supernode", *arguments])
+        if (
+            status != CONNECTION_ERROR
+            or _delivered(log_path)
+            or time.monotonic() + ADMISSION_RETRY_SECONDS > deadline
+        ):
+            return status
+        print(
+            "insitu: the SuperLink did not admit this SuperNode yet; trying again",
+            file=sys.stderr,
+            flush=True,
+        )
+        time.sleep(ADMISSION_RETRY_SECONDS)
 
 
 def main():
     parser = argparse.ArgumentParser(description="Flower's SuperNode, logging each reply sent")
     parser.add_argument("--rounds-log", required=True, help="file the replies are logged to")
+    parser.add_argument(
+        "--admission-wait",
+        type=int,
+        default=0,
+        help="seconds to keep starting the SuperNode while the SuperLink refuses it",
+    )
+    parser.add_argument("--fab-sha256", help="SHA-256 of the only app (FAB) that may run")
+    parser.add_argument("--rounds", type=int, help="rounds to serve before ending")
     parser.add_argument("supernode", nargs=argparse.REMAINDER, help="flower-supernode's arguments")
     args = parser.parse_args()
     arguments = args.supernode[1:] if args.supernode[:1] == ["--"] else args.supernode
-    install(args.rounds_log)
+    if args.fab_sha256 is not None and (
+        len(args.fab_sha256) != 64 or any(c not in "0123456789abcdef" for c in args.fab_sha256)
+    ):
+        parser.error("--fab-sha256 takes 64 lowercase hexadecimal digits")
+    if args.rounds is not None and args.rounds < 1:
+        parser.error("--rounds takes a number of rounds, at least 1")
+    if args.admission_wait < 0:
+        parser.error("--admission-wait takes a number of seconds")
+    if args.admission_wait > 0:
+        child, skip = [], False
+        for argument in sys.argv[1:]:
+            if skip:
+                skip = False
+            elif argument == "--admission-wait":
+                skip = True
+            elif not argument.startswith("--admission-wait="):
+                child.append(argument)
+        sys.exit(_admitted(child, args.rounds_log, args.admission_wait))
+    install(args.rounds_log, args.fab_sha256, args.rounds)
     from flwr.supernode.cli.flower_supernode import flower_supernode
 
     sys.argv = ["flower-supernode", *arguments]

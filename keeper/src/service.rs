@@ -353,6 +353,7 @@ async fn start_chain(
             key: key.clone(),
             data_root: config.data_root.clone(),
             public_url: shared.public_url.clone(),
+            outbound: config.outbound.policy(),
             wake: wake_runner.clone(),
             wake_executor: wake.clone(),
             crash: std::env::var(CRASH_ENV)

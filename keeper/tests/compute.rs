@@ -105,12 +105,14 @@ async fn setup_with(configure: impl FnOnce(&mut ComputeConfig)) -> Setup {
                     command: vec!["/usr/bin/python3".into(), "-I".into()],
                     description: String::new(),
                     image: None,
+                    flower: None,
                 },
                 insitu_keeper::config::RuntimeConfig {
                     name: "native".into(),
                     command: Vec::new(),
                     description: "the algorithm is executed itself".into(),
                     image: None,
+                    flower: None,
                 },
             ],
             ..ComputeConfig::default()

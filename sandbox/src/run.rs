@@ -239,8 +239,13 @@ const INIT_INSIDE: &str = "/.insitu/init";
 /// Where the host output folder is mounted inside (only the supervisor may write there).
 const EXPORT_INSIDE: &str = "/.insitu/export";
 
-/// Inside paths a job's mounts may not take.
+/// Inside paths a job's mounts may not take, nor any path beneath them but `/tmp`'s.
 const RESERVED: [&str; 7] = ["/", "/usr", "/proc", "/dev", "/tmp", "/output", "/.insitu"];
+
+/// The job's scratch folder: a mount beneath it is made inside the job's own (a program whose
+/// scripts name their own path, such as a virtual environment made beneath the host's `/tmp`,
+/// must be mounted where it is).
+const SCRATCH: &str = "/tmp";
 
 impl Sandbox {
     /// A sandbox on a machine with `isolation`, which must meet the minimum.
@@ -291,7 +296,8 @@ impl Sandbox {
         for mount in &spec.read_only {
             let inside = &mount.inside;
             let reserved = RESERVED.iter().any(|path| {
-                inside == Path::new(path) || (*path != "/" && inside.starts_with(path))
+                inside == Path::new(path)
+                    || (*path != "/" && *path != SCRATCH && inside.starts_with(path))
             });
             if !inside.is_absolute()
                 || reserved
@@ -383,12 +389,20 @@ impl Sandbox {
             self.config.init.clone().into_os_string(),
             INIT_INSIDE.into(),
         ]);
-        for mount in &spec.read_only {
-            args.extend([
+        // Mounts beneath /tmp come after its tmpfs, which would hide them.
+        let (in_scratch, elsewhere): (Vec<&Mount>, Vec<&Mount>) = spec
+            .read_only
+            .iter()
+            .partition(|mount| mount.inside.starts_with(SCRATCH));
+        let ro_bind = |mount: &Mount| -> [OsString; 3] {
+            [
                 "--ro-bind".into(),
                 mount.host.clone().into_os_string(),
                 mount.inside.clone().into_os_string(),
-            ]);
+            ]
+        };
+        for mount in elsewhere {
+            args.extend(ro_bind(mount));
         }
         if let Some(folder) = relay {
             args.extend([
@@ -411,7 +425,12 @@ impl Sandbox {
             "--size".into(),
             spec.limits.tmp_bytes().to_string().into(),
             "--tmpfs".into(),
-            "/tmp".into(),
+            SCRATCH.into(),
+        ]);
+        for mount in in_scratch {
+            args.extend(ro_bind(mount));
+        }
+        args.extend([
             "--proc".into(),
             "/proc".into(),
             "--dev".into(),

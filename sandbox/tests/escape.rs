@@ -889,6 +889,64 @@ except OSError as error:
 }
 
 #[tokio::test]
+async fn a_mount_beneath_tmp_is_made_read_only_in_the_jobs_own_tmp() {
+    let (sandbox, _) = sandbox().await;
+    let folders = Folders::new(&sandbox);
+    // A folder of the host's /tmp (as a tool's environment made there would be), mounted where
+    // it is.
+    let tool = tempfile::Builder::new()
+        .prefix("insitu-tool-")
+        .tempdir_in("/tmp")
+        .unwrap();
+    std::fs::write(tool.path().join("tool.txt"), "from the host\n").unwrap();
+    let gid = sandbox.job_account().map(|(_, gid)| gid);
+    for path in [tool.path().to_path_buf(), tool.path().join("tool.txt")] {
+        std::os::unix::fs::chown(&path, None, gid).unwrap();
+        let mode = if path.is_dir() { 0o750 } else { 0o640 };
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(mode)).unwrap();
+    }
+    let inside = tool.path().display().to_string();
+    let program = format!(
+        r##"
+import os
+print("read", open("{inside}/tool.txt").read().strip())
+for attempt in [lambda: open("{inside}/tool.txt", "a"), lambda: open("{inside}/new.txt", "w")]:
+    try:
+        attempt()
+        raise SystemExit(3)
+    except OSError as error:
+        print("blocked", error)
+open("/tmp/scratch.txt", "w").write("mine")
+print("tmp holds", sorted(os.listdir("/tmp")))
+"##
+    );
+    let mut spec = folders.spec(&sandbox, "tmpmount", &program, quick());
+    spec.read_only.push(Mount {
+        host: tool.path().to_path_buf(),
+        inside: tool.path().to_path_buf(),
+    });
+    let outcome = sandbox.start(spec).await.unwrap().wait().await;
+    let log = folders.log();
+    assert_eq!(outcome.ending, Ending::Succeeded, "{log}");
+    assert!(log.contains("read from the host"), "{log}");
+    assert_eq!(log.matches("blocked").count(), 2, "{log}");
+    // The job's /tmp is its own: the host's other entries are not in it.
+    let top = tool
+        .path()
+        .file_name()
+        .unwrap()
+        .to_string_lossy()
+        .into_owned();
+    assert!(
+        log.contains(&format!("tmp holds ['{top}', 'scratch.txt']")),
+        "{log}"
+    );
+    // And nothing was written to the host's folder.
+    assert_eq!(std::fs::read_dir(tool.path()).unwrap().count(), 1);
+    assert!(!std::path::Path::new("/tmp/scratch.txt").exists());
+}
+
+#[tokio::test]
 async fn a_job_that_sleeps_forever_is_timed_out() {
     let (sandbox, _) = sandbox().await;
     let folders = Folders::new(&sandbox);

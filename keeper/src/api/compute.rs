@@ -28,7 +28,7 @@ use super::{
 };
 use crate::{
     compute::{
-        ComputeContext, RunId, RunState,
+        ComputeContext, RunId, RunState, federated,
         runner::{Runner, StoredResult},
     },
     requests::verify_compute,
@@ -115,6 +115,10 @@ pub struct JobStatus {
     pub result: Option<serde_json::Value>,
     /// Whether a stop was asked.
     pub stop_requested: bool,
+    /// A federated job's SuperNode key for its current run (OpenSSH format), once configured:
+    /// the consumer registers it with its SuperLink, which admits no other node.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub supernode_key: Option<String>,
 }
 
 impl JobStatus {
@@ -134,6 +138,7 @@ impl JobStatus {
             outcome: json(&job.outcome),
             result: json(&job.result),
             stop_requested: job.stop_requested,
+            supernode_key: None,
         }
     }
 }
@@ -355,12 +360,17 @@ fn check_order(
             ),
         ));
     }
-    if compute.config.runtime(&job.runtime).is_none() {
+    let Some(runtime) = compute.config.runtime(&job.runtime) else {
         return Err(ApiError::new(
             StatusCode::SERVICE_UNAVAILABLE,
             "runtime_unavailable",
             format!("this keeper has no runtime {} configured", job.runtime),
         ));
+    };
+    if runtime.flower.is_some() {
+        federated::parse_params(params).map_err(|error| {
+            ApiError::new(StatusCode::BAD_REQUEST, "bad_params", error.to_string())
+        })?;
     }
     if !policy.algorithms.allows(&sha256, publisher) {
         return Err(ApiError::new(
@@ -539,7 +549,21 @@ pub(super) async fn status(
     let (state, agreement) = signed_request(&chains, &body, commands::STATUS).await?;
     compute(state)?;
     let job = job_of(state, agreement.id).await?;
-    Ok(Json(JobStatus::of(&job)).into_response())
+    let mut status = JobStatus::of(&job);
+    let federated = compute(state)?
+        .config
+        .runtime(&job.runtime)
+        .is_some_and(|runtime| runtime.flower.is_some());
+    if federated && matches!(job.phase, JobPhase::Configuring | JobPhase::Running) {
+        let compute = compute(state)?;
+        let run = RunId {
+            chain_id: state.chain_id,
+            agreement: job.agreement_id,
+            run: job.runs.max(1),
+        };
+        status.supernode_key = federated::public_key(&compute.workspace(state.chain_id, &run));
+    }
+    Ok(Json(status).into_response())
 }
 
 /// The logs of the consumer's job so far (a signed request, command `logs`), when the asset's

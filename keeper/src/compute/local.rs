@@ -98,24 +98,26 @@ impl LocalBackend {
     }
 
     async fn start_run(&self, job: Prepared) -> Result<(), BackendError> {
+        let mut read_only = vec![
+            Mount {
+                host: job.input(),
+                inside: PathBuf::from("/data"),
+            },
+            Mount {
+                host: job.algorithm(),
+                inside: PathBuf::from("/algorithm"),
+            },
+        ];
+        read_only.extend(job.mounts.iter().cloned());
         let spec = JobSpec {
             name: job.id.name(),
             command: job.command.clone(),
-            read_only: vec![
-                Mount {
-                    host: job.input(),
-                    inside: PathBuf::from("/data"),
-                },
-                Mount {
-                    host: job.algorithm(),
-                    inside: PathBuf::from("/algorithm"),
-                },
-            ],
+            read_only,
             output: job.output(),
             log: job.log(),
             env: job.env.clone(),
             limits: job.limits,
-            egress: None,
+            egress: job.egress,
         };
         let running = self
             .sandbox

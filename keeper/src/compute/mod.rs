@@ -9,9 +9,10 @@
 //!
 //! A backend runs one prepared job at a time per [`RunId`] (submit, status, stop, logs,
 //! collect): the [`local`] one in the machine's sandbox (`insitu-sandbox`), the [`kubernetes`]
-//! one as a Job per run on a cluster; others (federated learning) plug in behind the same trait
-//! without touching the rest.
+//! one as a Job per run on a cluster. A [`federated`] job is a Flower SuperNode run by the local
+//! backend with one egress to the consumer's aggregator.
 
+pub mod federated;
 pub mod kubernetes;
 pub mod local;
 pub mod runner;
@@ -20,7 +21,7 @@ use std::{path::PathBuf, sync::Arc};
 
 use alloy::primitives::{B256, hex};
 use futures::future::BoxFuture;
-pub use insitu_sandbox::{Ending, Limits, Outcome};
+pub use insitu_sandbox::{Egress, Ending, Limits, Mount, Outcome};
 
 use crate::config::ComputeConfig;
 
@@ -65,6 +66,11 @@ pub struct Prepared {
     pub env: Vec<(String, String)>,
     /// What it may use.
     pub limits: Limits,
+    /// Read-only mounts besides the inputs and the algorithm (a federated job's environment,
+    /// package and key).
+    pub mounts: Vec<Mount>,
+    /// Its one way out, for a federated job (others have no network).
+    pub egress: Option<Egress>,
 }
 
 impl Prepared {

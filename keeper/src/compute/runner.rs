@@ -44,7 +44,7 @@ use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 use tokio::sync::{Notify, watch};
 
-use super::{ComputeContext, Ending, Prepared, RunId, RunState, sandbox_limits};
+use super::{ComputeContext, Ending, Prepared, RunId, RunState, federated, sandbox_limits};
 use crate::{
     executor::now,
     storage::Storage,
@@ -160,6 +160,8 @@ pub struct Runner {
     pub data_root: PathBuf,
     /// The API's address as consumers reach it.
     pub public_url: String,
+    /// What the keeper may reach: a federated job's aggregator must pass it.
+    pub outbound: crate::outbound::Policy,
     /// Woken by the API when it queues a job or asks a stop.
     pub wake: Arc<Notify>,
     /// Wakes the chain's executor when a result's settlement is intended.
@@ -692,20 +694,49 @@ impl Runner {
         std::fs::write(&params, &job.params)?;
         self.share(&params)?;
 
-        let mut command = runtime.command.clone();
-        command.push("/algorithm/main".into());
+        let mut env = vec![
+            ("INSITU_AGREEMENT".into(), job.agreement_id.to_string()),
+            ("INSITU_INPUTS".into(), "/data".into()),
+            ("INSITU_OUTPUT".into(), "/output".into()),
+            ("INSITU_PARAMS".into(), "/algorithm/params.json".into()),
+        ];
+        let (command, mounts, egress) = match &runtime.flower {
+            None => {
+                let mut command = runtime.command.clone();
+                command.push("/algorithm/main".into());
+                (command, Vec::new(), None)
+            }
+            Some(flower) => {
+                let params: BTreeMap<String, String> = serde_json::from_str(&job.params)
+                    .map_err(|error| PhaseError::Job(format!("the parameters: {error}")))?;
+                let params = federated::parse_params(&params)
+                    .map_err(|error| PhaseError::Job(error.to_string()))?;
+                let aggregator = federated::resolve(&params, &self.outbound)
+                    .await
+                    .map_err(|error| PhaseError::Job(error.to_string()))?;
+                let keys = federated::write_keys(&workspace, &params)
+                    .map_err(|error| PhaseError::Job(error.to_string()))?;
+                self.share(&keys)?;
+                for entry in std::fs::read_dir(&keys)?.flatten() {
+                    self.share(&entry.path())?;
+                }
+                env.extend(federated::env(flower));
+                (
+                    federated::command(flower, &job.algorithm_sha256, params.rounds),
+                    federated::mounts(flower, &keys),
+                    Some(federated::egress(aggregator)),
+                )
+            }
+        };
         Ok(Prepared {
             id: run.clone(),
             runtime: runtime.name.clone(),
             workspace,
             command,
-            env: vec![
-                ("INSITU_AGREEMENT".into(), job.agreement_id.to_string()),
-                ("INSITU_INPUTS".into(), "/data".into()),
-                ("INSITU_OUTPUT".into(), "/output".into()),
-                ("INSITU_PARAMS".into(), "/algorithm/params.json".into()),
-            ],
+            env,
             limits: sandbox_limits(&policy.limits),
+            mounts,
+            egress,
         })
     }
 
@@ -775,6 +806,26 @@ impl Runner {
             .and_then(|service| service.compute.clone())
             .ok_or_else(|| PhaseError::Job("the asset has no compute service".into()))?;
 
+        // A federated job's result is the provider's signed log of the rounds it served, made
+        // from its SuperNode's record (which it replaces).
+        let federated = self
+            .compute
+            .config
+            .runtime(&job.runtime)
+            .is_some_and(|runtime| runtime.flower.is_some());
+        if federated && !output.join(federated::ROUND_LOG).exists() {
+            let domain =
+                insitu_bindings::requests::domain(self.chain_id, agreement.service_contract);
+            federated::sign_round_log(
+                &output,
+                job.agreement_id,
+                job.did,
+                &self.key,
+                &domain,
+                now(),
+            )
+            .map_err(|error| PhaseError::Job(format!("the round log: {error}")))?;
+        }
         let folder = Self::result_folder(&self.data_root, self.chain_id, job.agreement_id);
         if folder.exists() {
             std::fs::remove_dir_all(&folder)?;

@@ -304,6 +304,25 @@ pub struct RuntimeConfig {
     /// backend, unused by the local one.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub image: Option<String>,
+    /// Makes it a federated-learning runtime (a `[compute.runtimes.flower]` table): the job is
+    /// a Flower SuperNode that runs the consumer's app (the algorithm file, a FAB) next to the
+    /// data and reaches the consumer's aggregator, and nothing else, through its egress. Its
+    /// `command` must be empty. Local backend only.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub flower: Option<FlowerRuntime>,
+}
+
+/// Where a federated-learning runtime's parts are (a `[compute.runtimes.flower]` table).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct FlowerRuntime {
+    /// The Flower environment: a virtual environment of the system's Python holding Flower and
+    /// the packages apps may import (`script/flower-deps.sh` makes one), readable by the jobs'
+    /// account. Mounted read-only at the same path inside.
+    pub environment: PathBuf,
+    /// The folder holding the `insitu_flower` package (the project's `federated/`), readable
+    /// by the jobs' account.
+    pub package: PathBuf,
 }
 
 impl Default for ComputeConfig {
@@ -321,6 +340,7 @@ impl Default for ComputeConfig {
                 command: vec!["/usr/bin/python3".to_owned(), "-I".to_owned()],
                 description: "the system's Python 3, standard library only".to_owned(),
                 image: None,
+                flower: None,
             }],
             backend: BackendKind::Local,
             kubernetes: None,
@@ -388,6 +408,40 @@ impl ComputeConfig {
                     ));
                 }
             }
+            if let Some(flower) = &runtime.flower {
+                if !runtime.command.is_empty() {
+                    return Err(format!(
+                        "runtime {}: a flower runtime runs the SuperNode; its command must be empty",
+                        runtime.name
+                    ));
+                }
+                if !flower.environment.is_absolute() || !flower.package.is_absolute() {
+                    return Err(format!(
+                        "runtime {}: flower.environment and flower.package must be absolute paths",
+                        runtime.name
+                    ));
+                }
+                // The environment is mounted at its own path: not where the sandbox has its own
+                // folders.
+                if ["/usr", "/proc", "/dev", "/output", "/.insitu"]
+                    .iter()
+                    .any(|folder| flower.environment.starts_with(folder))
+                    || flower.environment == Path::new("/")
+                    || flower.environment == Path::new("/tmp")
+                {
+                    return Err(format!(
+                        "runtime {}: flower.environment cannot be beneath /usr, /proc, /dev, \
+                         /output or /.insitu (the sandbox's own folders)",
+                        runtime.name
+                    ));
+                }
+                if self.backend == BackendKind::Kubernetes {
+                    return Err(format!(
+                        "runtime {}: flower runtimes run on the local backend only",
+                        runtime.name
+                    ));
+                }
+            }
             if let Some(image) = &runtime.image
                 && !pinned_by_digest(image)
             {
@@ -427,6 +481,11 @@ impl ComputeConfig {
             .kubernetes
             .as_mut()
             .and_then(|kubernetes| kubernetes.kubeconfig.as_mut());
+        let flower = self
+            .runtimes
+            .iter_mut()
+            .filter_map(|runtime| runtime.flower.as_mut())
+            .flat_map(|flower| [&mut flower.environment, &mut flower.package]);
         for path in [
             Some(&mut self.work_root),
             self.sandbox_init.as_mut(),
@@ -434,6 +493,7 @@ impl ComputeConfig {
         ]
         .into_iter()
         .flatten()
+        .chain(flower)
         {
             if path.is_relative() && !path.as_os_str().is_empty() {
                 *path = base.join(&*path);
@@ -463,7 +523,7 @@ mod tests {
     fn defaults_are_valid_and_each_setting_is_checked() {
         ComputeConfig::default().validate().unwrap();
         type Change = fn(&mut ComputeConfig);
-        let cases: [(Change, &str); 8] = [
+        let cases: [(Change, &str); 11] = [
             (|c| c.concurrency = 0, "concurrency"),
             (|c| c.max_runs = 0, "max_runs"),
             (
@@ -483,6 +543,35 @@ mod tests {
                     c.runtimes.push(again);
                 },
                 "listed twice",
+            ),
+            (
+                |c| {
+                    c.runtimes[0].flower = Some(FlowerRuntime {
+                        environment: "/opt/flower".into(),
+                        package: "/opt/insitu/federated".into(),
+                    });
+                },
+                "command must be empty",
+            ),
+            (
+                |c| {
+                    c.runtimes[0].command.clear();
+                    c.runtimes[0].flower = Some(FlowerRuntime {
+                        environment: "flower".into(),
+                        package: "/opt/insitu/federated".into(),
+                    });
+                },
+                "absolute paths",
+            ),
+            (
+                |c| {
+                    c.runtimes[0].command.clear();
+                    c.runtimes[0].flower = Some(FlowerRuntime {
+                        environment: "/usr/lib/flower".into(),
+                        package: "/opt/insitu/federated".into(),
+                    });
+                },
+                "sandbox's own folders",
             ),
         ];
         for (change, expected) in cases {

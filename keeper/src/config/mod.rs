@@ -69,7 +69,9 @@
 pub mod compute;
 pub mod reference;
 
-pub use compute::{BackendKind, ComputeConfig, KubernetesConfig, ResourcePreset, RuntimeConfig};
+pub use compute::{
+    BackendKind, ComputeConfig, FlowerRuntime, KubernetesConfig, ResourcePreset, RuntimeConfig,
+};
 
 use std::{
     fmt, fs, io,
@@ -274,7 +276,8 @@ impl ChainSettings {
 #[serde(default, deny_unknown_fields)]
 pub struct OutboundConfig {
     /// Ranges the [outbound guard](crate::outbound) would refuse (loopback, private, ...) that
-    /// the keeper may fetch from all the same: a file server on the provider's own network.
+    /// the keeper may reach all the same: a file server on the provider's own network, or a
+    /// federated job's aggregator there.
     pub allow: Vec<ipnet::IpNet>,
 }
 

@@ -176,6 +176,13 @@ impl KubernetesBackend {
     }
 
     async fn start_run(&self, job: Prepared) -> Result<(), BackendError> {
+        // The configuration refuses flower runtimes with this backend; a job that needs a
+        // network or mounts of its own is refused all the same rather than run without them.
+        if job.egress.is_some() || !job.mounts.is_empty() {
+            return Err(BackendError::Start(
+                "federated jobs run on the local backend only".into(),
+            ));
+        }
         let image = self.images.get(&job.runtime).ok_or_else(|| {
             BackendError::Start(format!("runtime {} has no image configured", job.runtime))
         })?;

@@ -50,6 +50,7 @@ fn config_in(work_root: PathBuf) -> ComputeConfig {
             command: vec!["/usr/bin/python3".into(), "-I".into()],
             description: String::new(),
             image: Some(PYTHON.into()),
+            flower: None,
         }],
         kubernetes: Some(kubernetes),
         ..ComputeConfig::default()
@@ -145,6 +146,8 @@ fn prepared(config: &ComputeConfig, run: u32) -> Prepared {
         ],
         env: vec![("INSITU_INPUTS".into(), "/data".into())],
         limits: limits(),
+        mounts: Vec::new(),
+        egress: None,
     }
 }
 
