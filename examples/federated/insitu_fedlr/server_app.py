@@ -24,10 +24,12 @@ def main(grid: Grid, context: Context) -> None:
     strategy = FedAvg(
         min_train_nodes=nodes, min_evaluate_nodes=nodes, min_available_nodes=nodes
     )
+    # A provider that drops out costs each round at most this wait; the others go on.
     result = strategy.start(
         grid=grid,
         initial_arrays=ArrayRecord([model.initial(FEATURES)]),
         num_rounds=int(config["num-server-rounds"]),
+        timeout=float(config["round-timeout"]),
     )
     weights = result.arrays.to_numpy_ndarrays()[0]
     folder = str(config["output-dir"])
