@@ -118,7 +118,7 @@ pub(crate) struct Report {
 }
 
 /// A service (the keeper, the catalog) running as a child process, killed when dropped.
-struct ServiceProcess {
+pub(crate) struct ServiceProcess {
     child: Child,
 }
 
@@ -196,46 +196,14 @@ pub(crate) async fn run(log: &dyn Fn(&str)) -> Result<Report> {
 
     // 2. A demo token, the consumer funded.
     let operator_sender = as_sender(operator);
-    let mut create = MockERC20::BYTECODE.to_vec();
-    create.extend(
-        MockERC20::constructorCall {
-            name_: "Demo USD".into(),
-            symbol_: "DUSD".into(),
-            decimals_: 18,
-        }
-        .abi_encode(),
-    );
-    let receipt = operator_sender
-        .send(
-            "deploy the demo token",
-            TransactionRequest::default().with_deploy_code(create),
-            &Silent,
-        )
-        .await?;
-    let token = receipt
-        .contract_address
-        .context("the token deployment created no contract")?;
-    steps.push((
-        "operator deploys a demo token".into(),
-        receipt.transaction_hash,
-    ));
-    let receipt = operator_sender
-        .send(
-            "mint",
-            TransactionRequest::default().with_to(token).with_input(
-                MockERC20::mintCall {
-                    to: consumer.address(),
-                    amount: U256::from(PRICE) * U256::from(4),
-                }
-                .abi_encode(),
-            ),
-            &Silent,
-        )
-        .await?;
-    steps.push((
-        "consumer is given 1000 DUSD".into(),
-        receipt.transaction_hash,
-    ));
+    let token = deploy_token(
+        &operator_sender,
+        consumer.address(),
+        U256::from(PRICE) * U256::from(4),
+        "consumer is given 1000 DUSD",
+        &mut steps,
+    )
+    .await?;
 
     // 3. The provider's data and keeper.
     let data = root.join("data");
@@ -632,19 +600,7 @@ pub(crate) async fn run(log: &dyn Fn(&str)) -> Result<Report> {
     ));
 
     // 8. Gas and balances, from the chain.
-    let mut report_steps = Vec::with_capacity(steps.len());
-    for (step, hash) in steps {
-        let receipt = provider
-            .get_transaction_receipt(hash)
-            .await?
-            .with_context(|| format!("no receipt for {step}"))?;
-        report_steps.push(Step {
-            step,
-            transaction: hash,
-            block: receipt.block_number.unwrap_or_default(),
-            gas: receipt.gas_used,
-        });
-    }
+    let report_steps = with_receipts(&provider, steps).await?;
     let erc20 = MockERC20::new(token, &provider);
     let mut balances = Vec::new();
     for (party, address) in [
@@ -797,7 +753,77 @@ async fn lock_and_release(suite: &Suite, id: B256, purchase: B256) -> Result<(u6
     ))
 }
 
-fn start_keeper(config: &Path, key: &PrivateKeySigner, log: &Path) -> Result<ServiceProcess> {
+/// Deploys the demo token (Demo USD, 18 decimals) from `operator` and mints `amount` to `to`;
+/// records both transactions in `steps`, the mint as `minted`.
+pub(crate) async fn deploy_token(
+    operator: &Sender,
+    to: alloy::primitives::Address,
+    amount: U256,
+    minted: &str,
+    steps: &mut Vec<(String, B256)>,
+) -> Result<alloy::primitives::Address> {
+    let mut create = MockERC20::BYTECODE.to_vec();
+    create.extend(
+        MockERC20::constructorCall {
+            name_: "Demo USD".into(),
+            symbol_: "DUSD".into(),
+            decimals_: 18,
+        }
+        .abi_encode(),
+    );
+    let receipt = operator
+        .send(
+            "deploy the demo token",
+            TransactionRequest::default().with_deploy_code(create),
+            &Silent,
+        )
+        .await?;
+    let token = receipt
+        .contract_address
+        .context("the token deployment created no contract")?;
+    steps.push((
+        "operator deploys a demo token".into(),
+        receipt.transaction_hash,
+    ));
+    let receipt = operator
+        .send(
+            "mint",
+            TransactionRequest::default()
+                .with_to(token)
+                .with_input(MockERC20::mintCall { to, amount }.abi_encode()),
+            &Silent,
+        )
+        .await?;
+    steps.push((minted.to_owned(), receipt.transaction_hash));
+    Ok(token)
+}
+
+/// Each step's block and gas, from its receipt.
+pub(crate) async fn with_receipts(
+    provider: &impl Provider,
+    steps: Vec<(String, B256)>,
+) -> Result<Vec<Step>> {
+    let mut report_steps = Vec::with_capacity(steps.len());
+    for (step, hash) in steps {
+        let receipt = provider
+            .get_transaction_receipt(hash)
+            .await?
+            .with_context(|| format!("no receipt for {step}"))?;
+        report_steps.push(Step {
+            step,
+            transaction: hash,
+            block: receipt.block_number.unwrap_or_default(),
+            gas: receipt.gas_used,
+        });
+    }
+    Ok(report_steps)
+}
+
+pub(crate) fn start_keeper(
+    config: &Path,
+    key: &PrivateKeySigner,
+    log: &Path,
+) -> Result<ServiceProcess> {
     let key = hex::encode(key.to_bytes());
     start_service(
         "insitu-keeper",
@@ -844,7 +870,7 @@ fn start_service(
     Ok(ServiceProcess { child })
 }
 
-async fn wait_ready(url: &str, path: &str) -> Result<()> {
+pub(crate) async fn wait_ready(url: &str, path: &str) -> Result<()> {
     let http = reqwest_client();
     let deadline = Instant::now() + Duration::from_secs(60);
     while Instant::now() < deadline {
@@ -862,7 +888,7 @@ fn reqwest_client() -> reqwest::Client {
     reqwest::Client::new()
 }
 
-fn free_port() -> Result<u16> {
+pub(crate) fn free_port() -> Result<u16> {
     let listener = std::net::TcpListener::bind("127.0.0.1:0")?;
     Ok(listener.local_addr()?.port())
 }

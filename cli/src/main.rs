@@ -9,9 +9,13 @@
 //! encrypted JSON keystore whose password is prompted or read from `--password-file`.
 
 mod demo;
+mod federated_demo;
 mod output;
 
-use std::{path::PathBuf, time::Duration};
+use std::{
+    path::{Path, PathBuf},
+    time::Duration,
+};
 
 use crate::output::{Output, TerminalProgress};
 use alloy::primitives::{Address, B256, U256};
@@ -55,7 +59,7 @@ enum Command {
     /// Deploy and wire the contract suite, and write its addresses file.
     Deploy(Box<DeployArgs>),
     /// Run the end-to-end demo on a local anvil node it starts.
-    Demo,
+    Demo(DemoArgs),
     /// Publish an asset: seal its file locations to the keeper, have the keeper store its
     /// metadata document, register it on chain with the keeper as provider.
     Publish(PublishArgs),
@@ -148,6 +152,28 @@ struct SearchArgs {
     /// The next page: the cursor a previous search printed.
     #[arg(long)]
     cursor: Option<String>,
+}
+
+/// What `insitu demo` runs.
+#[derive(Debug, Args)]
+struct DemoArgs {
+    /// Federated learning instead: three providers, each with its keeper, train the example
+    /// model for the consumer, each paid through its own escrow (needs the Flower environment of
+    /// script/flower-deps.sh).
+    #[arg(long)]
+    federated: bool,
+    /// The Flower environment (federated demo).
+    #[arg(long, default_value = "target/flower-venv", requires = "federated")]
+    flower_environment: PathBuf,
+    /// The federated example's folder: app/, make_partitions.py, consumer_tools.py.
+    #[arg(long, default_value = "examples/federated", requires = "federated")]
+    example: PathBuf,
+    /// The folder holding the insitu_flower package the keepers run.
+    #[arg(long, default_value = "federated", requires = "federated")]
+    flower_package: PathBuf,
+    /// Rounds of federated training (1 to 20).
+    #[arg(long, default_value_t = 3, value_parser = clap::value_parser!(u32).range(1..=20), requires = "federated")]
+    rounds: u32,
 }
 
 /// Which chain, and which deployment on it.
@@ -651,7 +677,7 @@ static ENDPOINT: std::sync::OnceLock<Endpoint> = std::sync::OnceLock::new();
 async fn run(command: Command, output: &Output) -> Result<()> {
     match command {
         Command::Deploy(args) => deploy(*args, output).await,
-        Command::Demo => demo(output).await,
+        Command::Demo(args) => demo(output, args).await,
         Command::Publish(args) => {
             let source = std::fs::read(&args.metadata)
                 .with_context(|| format!("reading {}", args.metadata.display()))?;
@@ -1047,11 +1073,31 @@ fn tempfile_probe(dir: &std::path::Path) -> Result<()> {
     Ok(())
 }
 
-async fn demo(output: &Output) -> Result<()> {
+async fn demo(output: &Output, args: DemoArgs) -> Result<()> {
     let log = |line: &str| output.note(line);
+    if args.federated {
+        let options = federated_demo::FederatedOptions {
+            environment: absolute(&args.flower_environment)?,
+            example: absolute(&args.example)?,
+            package: absolute(&args.flower_package)?,
+            rounds: args.rounds,
+        };
+        let report = tokio::select! {
+            report = federated_demo::run(&options, &log) => report?,
+            _ = tokio::signal::ctrl_c() => {
+                bail!("interrupted: anvil, the keepers and the SuperLink are stopped")
+            }
+        };
+        return output.federated_demo(&report);
+    }
     let report = tokio::select! {
         report = demo::run(&log) => report?,
         _ = tokio::signal::ctrl_c() => bail!("interrupted: anvil and the keeper are stopped"),
     };
     output.demo(&report)
+}
+
+/// `path` made absolute against the current folder (the demo's keepers run elsewhere).
+fn absolute(path: &Path) -> Result<PathBuf> {
+    Ok(std::env::current_dir()?.join(path))
 }

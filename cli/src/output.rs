@@ -463,6 +463,59 @@ impl Output {
         })
     }
 
+    pub(crate) fn federated_demo(
+        &self,
+        report: &crate::federated_demo::FederatedReport,
+    ) -> anyhow::Result<()> {
+        self.emit(serde_json::to_value(report)?, || {
+            let mut text = format!(
+                "\n{:<50} {:>6} {:>10}  transaction\n",
+                "step", "block", "gas"
+            );
+            for step in &report.steps {
+                text += &format!(
+                    "{:<50} {:>6} {:>10}  {}\n",
+                    step.step, step.block, step.gas, step.transaction
+                );
+            }
+            text += &format!("\n{:<50} {:>10}\n", "balance", "DUSD");
+            for (party, balance) in &report.balances {
+                text += &format!("{party:<50} {:>10}\n", tokens(*balance));
+            }
+            text += "\nround  accuracy (all providers' held-out rows)\n";
+            for (round, accuracy) in report.federated_accuracy_per_round.iter().enumerate() {
+                text += &format!("{:>5}  {accuracy:.3}\n", round + 1);
+            }
+            text += &format!(
+                "alone  {:.3}  (a model trained on provider 0's rows only)\n",
+                report.single_provider_accuracy
+            );
+            text += "\nprovider  rounds  rows  escrow     round log hash\n";
+            for (index, provider) in report.providers.iter().enumerate() {
+                text += &format!(
+                    "{index:>8}  {:>6}  {:>4}  {:<9}  {}\n",
+                    provider.rounds_served,
+                    provider.samples,
+                    if provider.escrow_released {
+                        "released"
+                    } else {
+                        "LOCKED"
+                    },
+                    provider.round_log_hash
+                );
+            }
+            text += &format!(
+                "\nsummary\n  rounds trained                         {}\n  escrows released                       {} of {}\n  final accuracy                         {:.3}\n  purchase transactions                  {}\n",
+                report.federated_rounds,
+                report.federated_escrows_released,
+                report.providers.len(),
+                report.federated_accuracy,
+                report.purchase_transactions
+            );
+            text
+        })
+    }
+
     pub(crate) fn demo(&self, report: &crate::demo::Report) -> anyhow::Result<()> {
         self.emit(serde_json::to_value(report)?, || {
             let mut text = format!(

@@ -497,3 +497,54 @@ fn a_deployment_file_of_another_chain_or_a_reset_chain_is_refused() {
         "is for chain 31337, but the RPC endpoint serves chain 5",
     );
 }
+
+#[test]
+fn the_federated_demo_trains_across_three_keepers_and_pays_each() {
+    let keeper = std::path::Path::new(env!("CARGO_BIN_EXE_insitu")).with_file_name("insitu-keeper");
+    assert!(
+        keeper.exists(),
+        "{} is missing: build the workspace (cargo build -p insitu-keeper)",
+        keeper.display()
+    );
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .unwrap()
+        .to_path_buf();
+    let environment = root.join("target/flower-venv");
+    assert!(
+        environment.join("bin/flower-supernode").exists(),
+        "no Flower environment at {}: run script/flower-deps.sh",
+        environment.display()
+    );
+    let output = common::insitu()
+        .args(["--json", "demo", "--federated", "--rounds", "2"])
+        .arg("--flower-environment")
+        .arg(&environment)
+        .arg("--example")
+        .arg(root.join("examples/federated"))
+        .arg("--flower-package")
+        .arg(root.join("federated"))
+        .env("INSITU_KEEPER_BIN", &keeper)
+        .output()
+        .unwrap();
+    assert!(output.status.success(), "{}", stderr(&output));
+    let report = json(&output);
+    assert_eq!(report["federated_rounds"], 2, "{report}");
+    assert_eq!(report["federated_escrows_released"], 3, "{report}");
+    assert_eq!(report["purchase_transactions"], 4, "{report}");
+    let accuracy = report["federated_accuracy"].as_f64().unwrap();
+    let alone = report["single_provider_accuracy"].as_f64().unwrap();
+    assert!(accuracy > 0.8, "{report}");
+    assert!(accuracy > alone + 0.1, "{report}");
+    let providers = report["providers"].as_array().unwrap();
+    assert_eq!(providers.len(), 3);
+    let mut hashes = Vec::new();
+    for provider in providers {
+        assert_eq!(provider["rounds_served"], 2, "{provider}");
+        assert_eq!(provider["samples"], 480, "{provider}");
+        assert_eq!(provider["escrow_released"], true, "{provider}");
+        hashes.push(provider["round_log_hash"].as_str().unwrap().to_owned());
+    }
+    hashes.dedup();
+    assert_eq!(hashes.len(), 3, "a round log per provider");
+}

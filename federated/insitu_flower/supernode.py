@@ -43,6 +43,7 @@ import sys
 import threading
 import time
 
+import flwr.supernode.fleet_http_connection as fleet
 import flwr.supernode.start_client_internal as supernode
 from flwr.app import ArrayRecord, Message
 from flwr.supercore.inflatable.inflatable_object import iterate_object_tree
@@ -57,8 +58,9 @@ EVALUATION_WAIT_SECONDS = 60
 # Exit status when the aggregator sends an app other than the one ordered.
 WRONG_APP = 3
 
-# Flower's exit status when the SuperNode cannot connect to, or is refused by, the SuperLink.
-CONNECTION_ERROR = 305
+# Flower's exit code when the SuperNode cannot connect to, or is refused by, the SuperLink (305),
+# as a parent process sees it: an exit status keeps only the low 8 bits.
+CONNECTION_ERROR = 305 & 0xFF
 
 # Time between two attempts to be admitted.
 ADMISSION_RETRY_SECONDS = 2
@@ -203,6 +205,14 @@ def install(log_path, fab_sha256=None, rounds=None):
 
     supernode._push_messages = push_messages
     supernode._pull_and_store_message = pull_and_store_message
+
+    # Flower ends a SuperNode the SuperLink refuses with sys.exit, which leaves the process
+    # running on its other threads: end it for good, so that the parent can start it again.
+    def refused(code, message=None, *args, **kwargs):
+        print(f"Exit Code: {code}\n{message or ''}", file=sys.stderr, flush=True)
+        os._exit(code & 0xFF)
+
+    fleet.flwr_exit = refused
     if rounds is not None:
         threading.Thread(target=_end_after_silence, daemon=True).start()
 

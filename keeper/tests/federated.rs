@@ -86,11 +86,12 @@ fn flower(program: &str, home: &Path) -> tokio::process::Command {
     command
 }
 
-/// Runs a Python snippet of the Flower environment with `arguments`; returns its standard output.
-async fn python(home: &Path, code: &str, arguments: &[&str]) -> Vec<u8> {
+/// Runs a Python script of the Flower environment with `arguments`, the example app importable;
+/// returns its standard output.
+async fn python(home: &Path, script: &Path, arguments: &[&str]) -> Vec<u8> {
     let output = flower("python", home)
-        .arg("-c")
-        .arg(code)
+        .env("PYTHONPATH", example_app())
+        .arg(script)
         .args(arguments)
         .output()
         .await
@@ -105,44 +106,25 @@ async fn python(home: &Path, code: &str, arguments: &[&str]) -> Vec<u8> {
 
 /// The example app's folder.
 fn example_app() -> PathBuf {
-    root().join("examples/federated")
+    root().join("examples/federated/app")
 }
 
-/// The example app as Flower sends it to SuperNodes (its FAB): what the consumer orders.
-const BUILD_FAB: &str = r#"
-import sys, pathlib
-from flwr.cli.build import build_fab_from_disk
-sys.stdout.buffer.write(build_fab_from_disk(pathlib.Path(sys.argv[1])))
-"#;
+/// The consumer's tools of the example (FAB, TLS, baseline).
+fn consumer_tools() -> PathBuf {
+    root().join("examples/federated/consumer_tools.py")
+}
 
-/// Writes a certificate authority and the SuperLink's certificate for 127.0.0.1 to the folder
-/// named by its argument (`ca.pem`, `server.pem`, `server.key`).
-const TLS: &str = r#"
-import sys, pathlib, datetime, ipaddress
-from cryptography import x509
-from cryptography.x509.oid import NameOID
-from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import ec
-folder = pathlib.Path(sys.argv[1])
-now = datetime.datetime.now(datetime.timezone.utc)
-def certificate(subject, issuer, key, signer, extension):
-    return (x509.CertificateBuilder().subject_name(subject).issuer_name(issuer)
-            .public_key(key.public_key()).serial_number(x509.random_serial_number())
-            .not_valid_before(now - datetime.timedelta(minutes=5))
-            .not_valid_after(now + datetime.timedelta(days=1))
-            .add_extension(extension, critical=False).sign(signer, hashes.SHA256()))
-ca_key = ec.generate_private_key(ec.SECP384R1())
-ca_name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "consumer CA")])
-ca = certificate(ca_name, ca_name, ca_key, ca_key, x509.BasicConstraints(ca=True, path_length=None))
-key = ec.generate_private_key(ec.SECP384R1())
-server = certificate(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "127.0.0.1")]), ca_name,
-                     key, ca_key,
-                     x509.SubjectAlternativeName([x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]))
-(folder / "ca.pem").write_bytes(ca.public_bytes(serialization.Encoding.PEM))
-(folder / "server.pem").write_bytes(server.public_bytes(serialization.Encoding.PEM))
-(folder / "server.key").write_bytes(key.private_bytes(serialization.Encoding.PEM,
-    serialization.PrivateFormat.PKCS8, serialization.NoEncryption()))
-"#;
+/// The app at `app` as Flower sends it to SuperNodes (its FAB): what the consumer orders.
+async fn build_fab(home: &Path, app: &Path) -> Vec<u8> {
+    let out = home.join(format!("{}.fab", rand::random::<u64>()));
+    python(
+        home,
+        &consumer_tools(),
+        &["fab", app.to_str().unwrap(), out.to_str().unwrap()],
+    )
+    .await;
+    std::fs::read(&out).unwrap()
+}
 
 /// The consumer's side: its Flower home, its SuperLink over TLS with SuperNode authentication,
 /// and the authority's certificate.
@@ -159,7 +141,7 @@ impl Aggregator {
         let tls = folder.join("tls");
         std::fs::create_dir_all(&home).unwrap();
         std::fs::create_dir_all(&tls).unwrap();
-        python(&home, TLS, &[tls.to_str().unwrap()]).await;
+        python(&home, &consumer_tools(), &["tls", tls.to_str().unwrap()]).await;
         let port = std::net::TcpListener::bind("127.0.0.1:0")
             .unwrap()
             .local_addr()
@@ -370,16 +352,11 @@ async fn world(count: usize, any_app: bool) -> World {
     let partitions = folder.join("partitions");
     python(
         &aggregator.home,
-        &std::fs::read_to_string(root().join("examples/federated/make_partitions.py")).unwrap(),
+        &root().join("examples/federated/make_partitions.py"),
         &[partitions.to_str().unwrap()],
     )
     .await;
-    let fab = python(
-        &aggregator.home,
-        BUILD_FAB,
-        &[root().join("examples/federated").to_str().unwrap()],
-    )
-    .await;
+    let fab = build_fab(&aggregator.home, &example_app()).await;
     let mut providers = Vec::new();
     for (index, account) in KEEPER_ACCOUNTS.into_iter().take(count).enumerate() {
         let root_k = folder.join(format!("keeper-{index}"));
@@ -578,6 +555,22 @@ impl World {
         );
     }
 
+    /// Waits until job `id`'s SuperNode has been refused by the SuperLink (its key is not
+    /// registered yet) and says it tries again.
+    async fn refused_once(&self, id: B256) {
+        for _ in 0..600 {
+            let logs = compute::logs(&self.suite, &self.consumer(), id)
+                .await
+                .unwrap_or_default();
+            if logs.contains("did not admit this SuperNode yet") {
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        let logs = compute::logs(&self.suite, &self.consumer(), id).await;
+        panic!("job {id}'s SuperNode was never refused: {logs:?}");
+    }
+
     /// The SuperNode key job `id` shows once it runs.
     async fn supernode_key(&self, id: B256) -> String {
         for _ in 0..600 {
@@ -694,10 +687,14 @@ async fn order_all(world: &World, rounds: u32, fab: Option<&[u8]>) -> Vec<(B256,
         .unwrap();
     }
     let mut keys = Vec::new();
-    for (_, id) in &agreements {
+    for (index, (_, id)) in agreements.iter().enumerate() {
         let key = world.supernode_key(*id).await;
         assert!(key.starts_with("ecdsa-sha2-nistp384 "), "{key}");
         assert!(!keys.contains(&key), "a key per job");
+        if index == 0 {
+            // The first SuperNode is refused before its key is registered: it tries again.
+            world.refused_once(*id).await;
+        }
         world.aggregator.register(&key).await;
         keys.push(key);
     }
@@ -860,7 +857,7 @@ async fn variant_app(world: &World, folder: &Path, client: &str) -> (PathBuf, Ve
         .unwrap();
     }
     std::fs::write(app.join("insitu_fedlr/client_app.py"), client).unwrap();
-    let fab = python(&world.aggregator.home, BUILD_FAB, &[app.to_str().unwrap()]).await;
+    let fab = build_fab(&world.aggregator.home, &app).await;
     (app, fab)
 }
 

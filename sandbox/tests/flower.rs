@@ -28,43 +28,6 @@ folder = pathlib.Path(sys.argv[1])
     serialization.Encoding.OpenSSH, serialization.PublicFormat.OpenSSH))
 "#;
 
-/// Writes a certificate authority and a certificate for the SuperLink at 127.0.0.1, signed by
-/// it, to the folder named by its argument (`ca.pem`, `server.pem`, `server.key`): supernode
-/// authentication needs TLS.
-const TLS: &str = r#"
-import sys, pathlib, datetime, ipaddress
-from cryptography import x509
-from cryptography.x509.oid import NameOID
-from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import ec
-folder = pathlib.Path(sys.argv[1])
-now = datetime.datetime.now(datetime.timezone.utc)
-def pem(key):
-    return key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
-                             serialization.NoEncryption())
-ca_key = ec.generate_private_key(ec.SECP384R1())
-ca_name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "consumer test CA")])
-ca = (x509.CertificateBuilder().subject_name(ca_name).issuer_name(ca_name)
-      .public_key(ca_key.public_key()).serial_number(x509.random_serial_number())
-      .not_valid_before(now - datetime.timedelta(minutes=5))
-      .not_valid_after(now + datetime.timedelta(days=1))
-      .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
-      .sign(ca_key, hashes.SHA256()))
-key = ec.generate_private_key(ec.SECP384R1())
-server = (x509.CertificateBuilder()
-          .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "127.0.0.1")]))
-          .issuer_name(ca_name).public_key(key.public_key())
-          .serial_number(x509.random_serial_number())
-          .not_valid_before(now - datetime.timedelta(minutes=5))
-          .not_valid_after(now + datetime.timedelta(days=1))
-          .add_extension(x509.SubjectAlternativeName(
-              [x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]), critical=False)
-          .sign(ca_key, hashes.SHA256()))
-(folder / "ca.pem").write_bytes(ca.public_bytes(serialization.Encoding.PEM))
-(folder / "server.pem").write_bytes(server.public_bytes(serialization.Encoding.PEM))
-(folder / "server.key").write_bytes(pem(key))
-"#;
-
 /// The repository's root.
 fn root() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR"))
@@ -145,8 +108,9 @@ async fn three_sandboxed_supernodes_train_the_example_model_through_their_egress
     let tls = work.path().join("tls");
     std::fs::create_dir(&tls).unwrap();
     let made = flower(&venv, "python", &home)
-        .arg("-c")
-        .arg(TLS)
+        .env("PYTHONPATH", root().join("examples/federated/app"))
+        .arg(root().join("examples/federated/consumer_tools.py"))
+        .arg("tls")
         .arg(&tls)
         .status()
         .await
@@ -282,7 +246,7 @@ async fn three_sandboxed_supernodes_train_the_example_model_through_their_egress
     let output = home.join("result");
     let run = flower(&venv, "flwr", &home)
         .arg("run")
-        .arg(root().join("examples/federated"))
+        .arg(root().join("examples/federated/app"))
         .arg("consumer")
         .arg("--stream")
         .arg("--run-config")

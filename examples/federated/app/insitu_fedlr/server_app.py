@@ -13,7 +13,7 @@ from insitu_fedlr import model
 
 app = ServerApp()
 
-# Feature columns of the example data set (examples/federated/make_partitions.py).
+# Feature columns of the example data set (make_partitions.py, beside this app).
 FEATURES = 4
 
 
