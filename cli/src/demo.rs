@@ -152,47 +152,15 @@ impl Drop for ServiceProcess {
 pub(crate) async fn run(log: &dyn Fn(&str)) -> Result<Report> {
     let work = tempfile::tempdir().context("creating the demo's folder")?;
     let root = work.path();
-    let devnet =
-        Devnet::start_with(|anvil| anvil.block_time(1)).context("starting the local anvil node")?;
-    log(&format!(
-        "local chain {} at {} (a block a second)",
-        devnet.chain_id(),
-        devnet.endpoint()
-    ));
-    let keys: Vec<PrivateKeySigner> = devnet.signers().into_iter().take(5).collect();
-    let [operator, publisher, keeper_key, consumer, fee_receiver] = &keys[..] else {
+    // 1. The operator deploys the suite (timelock without delay on a dev chain, 1% fee).
+    let chain = local_chain(root, 5, 0, 4, log).await?;
+    let (devnet, provider, suite) = (&chain.devnet, chain.provider.clone(), &chain.suite);
+    let [operator, publisher, keeper_key, consumer, fee_receiver] = &chain.keys[..] else {
         bail!("anvil gave fewer than five accounts");
     };
-    let endpoint = Endpoint::parse(&devnet.endpoint())?;
-    let connection = rpc::connect(&endpoint, Some(devnet.chain_id())).await?;
-    let provider = connection.provider.clone();
-    let as_sender = |key: &PrivateKeySigner| {
-        Sender::new(provider.clone(), 31_337, key.clone(), TxOptions::default())
-    };
+    let addresses = chain.addresses.clone();
+    let as_sender = |key: &PrivateKeySigner| chain.sender(key);
     let mut steps: Vec<(String, B256)> = Vec::new();
-
-    // 1. The operator deploys the suite (timelock without delay on a dev chain, 1% fee).
-    let (deployed, _) = deploy_suite(
-        &as_sender(operator),
-        DeployOptions {
-            governance: Governance::Timelock {
-                proposer: operator.address(),
-                delay: 0,
-            },
-            admin_transfer_delay: 0,
-            network_fee: Some((fee_receiver.address(), FEE_BPS)),
-        },
-        None,
-        &Silent,
-    )
-    .await?;
-    let addresses = root.join("deployments/31337.json");
-    deployed.deployment.write(&addresses)?;
-    let suite = Suite::open(connection.clone(), &addresses).await?;
-    log(&format!(
-        "deployed the suite in {} transactions",
-        deployed.transactions.len()
-    ));
 
     // 2. A demo token, the consumer funded.
     let operator_sender = as_sender(operator);
@@ -293,7 +261,7 @@ pub(crate) async fn run(log: &dyn Fn(&str)) -> Result<Report> {
     }))?;
     let keeper_client = KeeperClient::new(&keeper_url);
     let published = market::publish(
-        &suite,
+        suite,
         &as_sender(publisher),
         &keeper_client,
         &source,
@@ -322,7 +290,7 @@ pub(crate) async fn run(log: &dyn Fn(&str)) -> Result<Report> {
     let consumer_sender = as_sender(consumer);
     let buy = || {
         market::buy(
-            &suite,
+            suite,
             &consumer_sender,
             published.did,
             ServiceKind::Access,
@@ -346,7 +314,7 @@ pub(crate) async fn run(log: &dyn Fn(&str)) -> Result<Report> {
     let out = root.join("downloaded.csv");
     let mut ignore = |_| {};
     let downloaded =
-        market::download(&suite, &consumer_sender, served, 0, &out, &mut ignore).await?;
+        market::download(suite, &consumer_sender, served, 0, &out, &mut ignore).await?;
     let access_delivered = std::fs::read(&out)? == content && downloaded.sha256 == sha256;
     log(&format!(
         "downloaded {} bytes, SHA-256 {}",
@@ -357,11 +325,11 @@ pub(crate) async fn run(log: &dyn Fn(&str)) -> Result<Report> {
             "DOES NOT match"
         }
     ));
-    let shown = agreement::show(&suite, served, None).await?;
+    let shown = agreement::show(suite, served, None).await?;
     let access_escrow_released = shown.payment_condition().map(|condition| condition.state)
         == Some(ConditionState::Released);
     let (lock_block, release_block, settlement) =
-        lock_and_release(&suite, served, bought.transaction).await?;
+        lock_and_release(suite, served, bought.transaction).await?;
     steps.push((
         "keeper grants access and releases the escrow".into(),
         settlement,
@@ -402,7 +370,7 @@ pub(crate) async fn run(log: &dyn Fn(&str)) -> Result<Report> {
         }]
     }))?;
     let compute_asset = market::publish(
-        &suite,
+        suite,
         &as_sender(publisher),
         &keeper_client,
         &compute_source,
@@ -428,7 +396,7 @@ pub(crate) async fn run(log: &dyn Fn(&str)) -> Result<Report> {
     .await?;
     let buy_compute = || {
         market::buy(
-            &suite,
+            suite,
             &consumer_sender,
             compute_asset.did,
             ServiceKind::Compute,
@@ -450,11 +418,11 @@ pub(crate) async fn run(log: &dyn Fn(&str)) -> Result<Report> {
         runtime: "python3".into(),
         params: [("columns".to_owned(), "age,stay_days".to_owned())].into(),
     };
-    compute::submit(&suite, &consumer_sender, compute_id, &order).await?;
+    compute::submit(suite, &consumer_sender, compute_id, &order).await?;
     log("ordered the job: examples/algorithms/summary.py on the visits, in the keeper's sandbox");
     let mut phases = Vec::new();
     let finished = compute::follow(
-        &suite,
+        suite,
         &consumer_sender,
         compute_id,
         &[],
@@ -473,7 +441,7 @@ pub(crate) async fn run(log: &dyn Fn(&str)) -> Result<Report> {
     let result_file = root.join("summary.json");
     let mut ignore = |_| {};
     let fetched = compute::download_result(
-        &suite,
+        suite,
         &consumer_sender,
         compute_id,
         0,
@@ -495,14 +463,14 @@ pub(crate) async fn run(log: &dyn Fn(&str)) -> Result<Report> {
             .as_f64()
             .unwrap_or_default(),
     ));
-    let compute_escrow_released = agreement::show(&suite, compute_id, None)
+    let compute_escrow_released = agreement::show(suite, compute_id, None)
         .await?
         .payment_condition()
         .map(|condition| condition.state)
         == Some(ConditionState::Released);
     let (compute_lock, compute_release, compute_settlement) =
-        lock_and_release(&suite, compute_id, compute_bought.transaction).await?;
-    for (what, hash) in registrations(&suite, compute_id, compute_lock).await? {
+        lock_and_release(suite, compute_id, compute_bought.transaction).await?;
+    for (what, hash) in registrations(suite, compute_id, compute_lock).await? {
         steps.push((what, hash));
     }
     steps.push((
@@ -525,9 +493,9 @@ pub(crate) async fn run(log: &dyn Fn(&str)) -> Result<Report> {
         runtime: "python3".into(),
         params: Default::default(),
     };
-    compute::submit(&suite, &consumer_sender, failing_id, &bomb).await?;
+    compute::submit(suite, &consumer_sender, failing_id, &bomb).await?;
     let failed = compute::follow(
-        &suite,
+        suite,
         &consumer_sender,
         failing_id,
         &[],
@@ -554,12 +522,12 @@ pub(crate) async fn run(log: &dyn Fn(&str)) -> Result<Report> {
         .raw_request("evm_increaseTime".into(), [u64::from(SERVICE_TIMEOUT) + 1])
         .await?;
     let _: serde_json::Value = provider.raw_request("evm_mine".into(), ()).await?;
-    let refund = payments::refund(&suite, &consumer_sender, refunded_id, &Silent).await?;
+    let refund = payments::refund(suite, &consumer_sender, refunded_id, &Silent).await?;
     if let Some(abort) = refund.abort_transaction {
         steps.push(("the timed-out service is aborted".into(), abort));
     }
     steps.push(("consumer is refunded".into(), refund.transaction));
-    let refund_after_timeout = agreement::show(&suite, refunded_id, None)
+    let refund_after_timeout = agreement::show(suite, refunded_id, None)
         .await?
         .payment_condition()
         .map(|condition| condition.state)
@@ -568,7 +536,7 @@ pub(crate) async fn run(log: &dyn Fn(&str)) -> Result<Report> {
         "refunded {} to the consumer after the time out",
         refund.amount
     ));
-    let failed_refund = payments::refund(&suite, &consumer_sender, failing_id, &Silent).await?;
+    let failed_refund = payments::refund(suite, &consumer_sender, failing_id, &Silent).await?;
     if let Some(abort) = failed_refund.abort_transaction {
         steps.push(("the failed job's service is aborted".into(), abort));
     }
@@ -577,7 +545,7 @@ pub(crate) async fn run(log: &dyn Fn(&str)) -> Result<Report> {
         failed_refund.transaction,
     ));
     let compute_failed_job_refunded = failed.phase == "failed"
-        && agreement::show(&suite, failing_id, None)
+        && agreement::show(suite, failing_id, None)
             .await?
             .payment_condition()
             .map(|condition| condition.state)
@@ -587,7 +555,7 @@ pub(crate) async fn run(log: &dyn Fn(&str)) -> Result<Report> {
         failed_refund.amount
     ));
     let fees = payments::withdraw_fees(
-        &suite,
+        suite,
         &as_sender(fee_receiver),
         token,
         fee_receiver.address(),
@@ -629,7 +597,7 @@ pub(crate) async fn run(log: &dyn Fn(&str)) -> Result<Report> {
     catalog_process.stop();
     Ok(Report {
         steps: report_steps,
-        deployment_transactions: deployed.transactions.len(),
+        deployment_transactions: chain.deployment_transactions,
         did: published.did,
         served_agreement: served,
         refunded_agreement: refunded_id,
@@ -751,6 +719,94 @@ async fn lock_and_release(suite: &Suite, id: B256, purchase: B256) -> Result<(u6
         log.block_number.unwrap_or_default(),
         log.transaction_hash.unwrap_or_default(),
     ))
+}
+
+/// A local chain with the suite deployed.
+pub(crate) struct LocalChain {
+    /// The anvil node (stopped when dropped).
+    pub(crate) devnet: Devnet,
+    /// Its first funded accounts.
+    pub(crate) keys: Vec<PrivateKeySigner>,
+    /// A connection to it.
+    pub(crate) provider: alloy::providers::DynProvider,
+    /// The deployed suite.
+    pub(crate) suite: Suite,
+    /// Its addresses file.
+    pub(crate) addresses: PathBuf,
+    /// Transactions the deployment took.
+    pub(crate) deployment_transactions: usize,
+}
+
+impl LocalChain {
+    /// A sender for `key` on this chain.
+    pub(crate) fn sender(&self, key: &PrivateKeySigner) -> Sender {
+        Sender::new(
+            self.provider.clone(),
+            self.devnet.chain_id(),
+            key.clone(),
+            TxOptions::default(),
+        )
+    }
+}
+
+/// Starts anvil (a block a second), takes its first `accounts` accounts and deploys the suite
+/// from account `operator` (a timelock without delay, as on a development chain) with a 1%
+/// network fee to account `fee_receiver`; the addresses file is written beneath `root`.
+pub(crate) async fn local_chain(
+    root: &Path,
+    accounts: usize,
+    operator: usize,
+    fee_receiver: usize,
+    log: &dyn Fn(&str),
+) -> Result<LocalChain> {
+    let devnet =
+        Devnet::start_with(|anvil| anvil.block_time(1)).context("starting the local anvil node")?;
+    log(&format!(
+        "local chain {} at {} (a block a second)",
+        devnet.chain_id(),
+        devnet.endpoint()
+    ));
+    let keys: Vec<PrivateKeySigner> = devnet.signers().into_iter().take(accounts).collect();
+    let (Some(operator), Some(fee_receiver)) = (keys.get(operator), keys.get(fee_receiver)) else {
+        bail!("anvil gave fewer than {accounts} accounts");
+    };
+    let endpoint = Endpoint::parse(&devnet.endpoint())?;
+    let connection = rpc::connect(&endpoint, Some(devnet.chain_id())).await?;
+    let provider = connection.provider.clone();
+    let (deployed, _) = deploy_suite(
+        &Sender::new(
+            provider.clone(),
+            devnet.chain_id(),
+            operator.clone(),
+            TxOptions::default(),
+        ),
+        DeployOptions {
+            governance: Governance::Timelock {
+                proposer: operator.address(),
+                delay: 0,
+            },
+            admin_transfer_delay: 0,
+            network_fee: Some((fee_receiver.address(), FEE_BPS)),
+        },
+        None,
+        &Silent,
+    )
+    .await?;
+    let addresses = root.join(format!("deployments/{}.json", devnet.chain_id()));
+    deployed.deployment.write(&addresses)?;
+    let suite = Suite::open(connection, &addresses).await?;
+    log(&format!(
+        "deployed the suite in {} transactions",
+        deployed.transactions.len()
+    ));
+    Ok(LocalChain {
+        devnet,
+        keys,
+        provider,
+        suite,
+        addresses,
+        deployment_transactions: deployed.transactions.len(),
+    })
 }
 
 /// Deploys the demo token (Demo USD, 18 decimals) from `operator` and mints `amount` to `to`;

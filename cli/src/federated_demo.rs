@@ -19,21 +19,14 @@ use alloy::{
     signers::local::PrivateKeySigner,
 };
 use anyhow::{Context, Result, bail};
-use insitu_bindings::{
-    MockERC20,
-    deployment::{DeployOptions, Governance},
-    rounds::SignedRoundLog,
-};
+use insitu_bindings::{MockERC20, rounds::SignedRoundLog};
 use insitu_client::{
     agreement::{self, ConditionState},
     compute::{self, Order},
-    deploy::deploy_suite,
-    devnet::Devnet,
     market::{self, KeeperClient},
     metadata::ServiceKind,
-    rpc::{self, Endpoint},
     suite::Suite,
-    tx::{Sender, Silent, TxOptions},
+    tx::{Sender, Silent},
 };
 use serde::Serialize;
 use sha2::{Digest, Sha256};
@@ -42,8 +35,6 @@ use crate::demo::{self, Step};
 
 /// Each provider's price: 30 tokens of 18 decimals.
 const PRICE: u128 = 30_000_000_000_000_000_000;
-/// Network fee: 1%.
-const FEE_BPS: u16 = 100;
 /// Providers, each with its keeper.
 const PROVIDERS: usize = 3;
 /// Local passes over a provider's rows per round (the app's `local-epochs`).
@@ -210,54 +201,22 @@ pub(crate) async fn run(options: &FederatedOptions, log: &dyn Fn(&str)) -> Resul
     }
     let work = tempfile::tempdir().context("creating the demo's folder")?;
     let root = work.path();
-    let devnet =
-        Devnet::start_with(|anvil| anvil.block_time(1)).context("starting the local anvil node")?;
-    log(&format!(
-        "local chain {} at {} (a block a second)",
-        devnet.chain_id(),
-        devnet.endpoint()
-    ));
-    let keys: Vec<PrivateKeySigner> = devnet.signers().into_iter().take(8).collect();
+    // 1. The suite and a demo token, the consumer funded.
+    let chain = demo::local_chain(root, 8, 0, 3, log).await?;
+    let (devnet, provider, suite) = (&chain.devnet, chain.provider.clone(), &chain.suite);
     let [
         operator,
         publisher,
         consumer,
         fee_receiver,
         keeper_keys @ ..,
-    ] = &keys[..]
+    ] = &chain.keys[..]
     else {
         bail!("anvil gave fewer than eight accounts");
     };
-    let endpoint = Endpoint::parse(&devnet.endpoint())?;
-    let connection = rpc::connect(&endpoint, Some(devnet.chain_id())).await?;
-    let provider = connection.provider.clone();
-    let as_sender = |key: &PrivateKeySigner| {
-        Sender::new(provider.clone(), 31_337, key.clone(), TxOptions::default())
-    };
+    let addresses = chain.addresses.clone();
+    let as_sender = |key: &PrivateKeySigner| chain.sender(key);
     let mut steps: Vec<(String, B256)> = Vec::new();
-
-    // 1. The suite and a demo token, the consumer funded.
-    let (deployed, _) = deploy_suite(
-        &as_sender(operator),
-        DeployOptions {
-            governance: Governance::Timelock {
-                proposer: operator.address(),
-                delay: 0,
-            },
-            admin_transfer_delay: 0,
-            network_fee: Some((fee_receiver.address(), FEE_BPS)),
-        },
-        None,
-        &Silent,
-    )
-    .await?;
-    let addresses = root.join("deployments/31337.json");
-    deployed.deployment.write(&addresses)?;
-    let suite = Suite::open(connection.clone(), &addresses).await?;
-    log(&format!(
-        "deployed the suite in {} transactions",
-        deployed.transactions.len()
-    ));
     let token = demo::deploy_token(
         &as_sender(operator),
         consumer.address(),
@@ -360,11 +319,11 @@ pub(crate) async fn run(options: &FederatedOptions, log: &dyn Fn(&str)) -> Resul
                 "rpc_url = \"{}\"\nchain_id = 31337\naddresses = \"{}\"\nconfirmations = 1\n\
                  poll_interval_ms = 250\nlisten = \"127.0.0.1:{keeper_port}\"\ndatabase = \"{}\"\n\
                  data_root = \"{}\"\npublishers = [\"{}\"]\n\n\
-                 # The consumer's aggregator runs on this machine.\n\
-                 [outbound]\nallow = [\"127.0.0.0/8\"]\n\n\
                  [compute]\nwork_root = \"{}\"\ngrace_secs = 2\n\n\
                  [[compute.runtimes]]\nname = \"flower\"\ndescription = \"Flower 1.41.0 SuperNode with numpy\"\n\n\
-                 [compute.runtimes.flower]\nenvironment = \"{}\"\npackage = \"{}\"\n",
+                 [compute.runtimes.flower]\nenvironment = \"{}\"\npackage = \"{}\"\n\
+                 # The consumer's aggregator runs on this machine.\n\
+                 aggregators_allow = [\"127.0.0.0/8\"]\n",
                 devnet.endpoint(),
                 addresses.display(),
                 folder.join("keeper.db").display(),
@@ -415,7 +374,7 @@ pub(crate) async fn run(options: &FederatedOptions, log: &dyn Fn(&str)) -> Resul
             }]
         }))?;
         let published = market::publish(
-            &suite,
+            suite,
             &as_sender(publisher),
             &KeeperClient::new(&url),
             &source,
@@ -434,7 +393,7 @@ pub(crate) async fn run(options: &FederatedOptions, log: &dyn Fn(&str)) -> Resul
     // 4. The consumer buys from the three: one approval of the sum, one purchase each.
     let consumer_sender = as_sender(consumer);
     let bought = market::buy_many(
-        &suite,
+        suite,
         &consumer_sender,
         &dids,
         ServiceKind::Compute,
@@ -477,10 +436,10 @@ pub(crate) async fn run(options: &FederatedOptions, log: &dyn Fn(&str)) -> Resul
         .collect(),
     };
     for id in &agreements {
-        compute::submit(&suite, &consumer_sender, *id, &order).await?;
+        compute::submit(suite, &consumer_sender, *id, &order).await?;
     }
     for (index, id) in agreements.iter().enumerate() {
-        let key = supernode_key(&suite, &consumer_sender, *id).await?;
+        let key = supernode_key(suite, &consumer_sender, *id).await?;
         consumer_side.register(&key)?;
         log(&format!("registered provider {index}'s SuperNode key"));
     }
@@ -522,7 +481,7 @@ pub(crate) async fn run(options: &FederatedOptions, log: &dyn Fn(&str)) -> Resul
                 "the training did not end within {} s:\n{}\n{}",
                 RUN_BUDGET.as_secs(),
                 tail(&run_log),
-                jobs_report(&suite, &consumer_sender, &agreements).await
+                jobs_report(suite, &consumer_sender, &agreements).await
             );
         }
         tokio::time::sleep(Duration::from_millis(250)).await;
@@ -535,7 +494,7 @@ pub(crate) async fn run(options: &FederatedOptions, log: &dyn Fn(&str)) -> Resul
         bail!(
             "flwr run failed:\n{}\n{}",
             tail(&run_log),
-            jobs_report(&suite, &consumer_sender, &agreements).await
+            jobs_report(suite, &consumer_sender, &agreements).await
         );
     }
     let written: serde_json::Value =
@@ -579,7 +538,7 @@ pub(crate) async fn run(options: &FederatedOptions, log: &dyn Fn(&str)) -> Resul
         let done = tokio::time::timeout(
             Duration::from_secs(300),
             compute::follow(
-                &suite,
+                suite,
                 &consumer_sender,
                 *id,
                 &[],
@@ -598,7 +557,7 @@ pub(crate) async fn run(options: &FederatedOptions, log: &dyn Fn(&str)) -> Resul
         }
         let path = root.join(format!("round-log-{index}.json"));
         let mut ignore = |_| {};
-        compute::download_result(&suite, &consumer_sender, *id, 0, &path, &mut ignore).await?;
+        compute::download_result(suite, &consumer_sender, *id, 0, &path, &mut ignore).await?;
         let signed: SignedRoundLog = serde_json::from_slice(&std::fs::read(&path)?)?;
         let signer = signed
             .verify(&domain)
@@ -607,7 +566,7 @@ pub(crate) async fn run(options: &FederatedOptions, log: &dyn Fn(&str)) -> Resul
         {
             bail!("provider {index}'s round log is not about its agreement");
         }
-        let released = agreement::show(&suite, *id, None)
+        let released = agreement::show(suite, *id, None)
             .await?
             .payment_condition()
             .map(|condition| condition.state)

@@ -812,7 +812,8 @@ pub async fn buy(
 /// # Errors
 ///
 /// [`MarketError`]: before anything is sent when an offer or a document is refused; otherwise
-/// the failed transaction (the purchases before it are made, and listed by the chain).
+/// the failed transaction. The purchases sent before it stand: their agreements are on chain,
+/// made by the buyer's account, and are refundable after their time out if never served.
 pub async fn buy_many(
     suite: &Suite,
     sender: &Sender,

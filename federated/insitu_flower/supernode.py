@@ -108,11 +108,15 @@ def _record(message, object_tree, object_store):
             if isinstance(samples, int) and samples >= 0:
                 entry["samples"] = samples
                 break
-    run = message.metadata.run_id
-    if message.metadata.message_type == "train":
+    return entry
+
+
+def _number(entry):
+    """Gives a delivered reply its round: training updates delivered in its run so far."""
+    run = entry.get("run")
+    if entry.get("kind") == "train":
         _trained[run] = _trained.get(run, 0) + 1
     entry["round"] = _trained.get(run, 0)
-    return entry
 
 
 def _append(log_path, entry):
@@ -178,14 +182,41 @@ def install(log_path, fab_sha256=None, rounds=None):
             kwargs["get_fab"] = checked_fab
         return original_pull(*args, **kwargs)
 
+    # A reply is delivered once its header was accepted (send) and its contents, the weights
+    # among them, pushed after it: it is recorded only then. The SuperNode sends its replies
+    # one at a time, each send followed by its push.
+    sent = []
+
     def push_messages(state, object_store, send, push_object):
-        def send_and_record(message, object_tree, runtime):
+        def send_and_note(message, object_tree, runtime):
             answer = send(message, object_tree, runtime)
+            entry = {"message": message.metadata.message_id}
+            try:
+                entry = _record(message, object_tree, object_store)
+            except Exception as error:  # recorded as a reply that could not be read
+                entry["error"] = str(error)
+            sent.append(entry)
+            return answer
+
+        original(state, object_store, send_and_note, push_object)
+        # The replies' contents are pushed by now: the rounds served may end the SuperNode.
+        with _lock:
+            if _finished(rounds):
+                os._exit(0)
+
+    original_push_contents = supernode.push_object_contents_from_iterable
+
+    def push_contents_and_record(*args, **kwargs):
+        try:
+            answer = original_push_contents(*args, **kwargs)
+        except BaseException:
+            sent.clear()  # not delivered: not recorded
+            raise
+        if sent:
+            entry = sent.pop()
             with _lock:
-                try:
-                    entry = _record(message, object_tree, object_store)
-                except Exception as error:  # the reply went; say why it is not logged
-                    entry = {"message": message.metadata.message_id, "error": str(error)}
+                if "error" not in entry:
+                    _number(entry)
                 _append(log_path, entry)
                 _last.clear()
                 _last.update(entry)
@@ -195,16 +226,11 @@ def install(log_path, fab_sha256=None, rounds=None):
                     and entry.get("round") == rounds
                 ):
                     _served_at.append(time.monotonic())
-            return answer
-
-        original(state, object_store, send_and_record, push_object)
-        # The replies' contents are pushed by now: the rounds served may end the SuperNode.
-        with _lock:
-            if _finished(rounds):
-                os._exit(0)
+        return answer
 
     supernode._push_messages = push_messages
     supernode._pull_and_store_message = pull_and_store_message
+    supernode.push_object_contents_from_iterable = push_contents_and_record
 
     # Flower ends a SuperNode the SuperLink refuses with sys.exit, which leaves the process
     # running on its other threads: end it for good, so that the parent can start it again.

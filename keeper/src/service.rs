@@ -125,6 +125,29 @@ impl Running {
 /// # Errors
 ///
 /// See [`StartError`].
+/// The keeper's own services as addresses: its API's, and each chain's RPC endpoints' (host
+/// names resolved now, best effort). A federated job's aggregator is never one of them.
+fn own_addresses(config: &Config) -> Vec<std::net::SocketAddr> {
+    use std::net::ToSocketAddrs;
+    let mut own: Vec<std::net::SocketAddr> = config
+        .listen
+        .to_socket_addrs()
+        .map(Iterator::collect)
+        .unwrap_or_default();
+    for settings in config.chain_settings() {
+        for url in &settings.rpc_urls {
+            let Ok(url) = url::Url::parse(url) else {
+                continue;
+            };
+            if let (Some(host), Some(port)) = (url.host_str(), url.port_or_known_default()) {
+                let host = host.trim_start_matches('[').trim_end_matches(']');
+                own.extend((host, port).to_socket_addrs().into_iter().flatten());
+            }
+        }
+    }
+    own
+}
+
 pub async fn start(
     config: &Config,
     key: PrivateKeySigner,
@@ -353,7 +376,7 @@ async fn start_chain(
             key: key.clone(),
             data_root: config.data_root.clone(),
             public_url: shared.public_url.clone(),
-            outbound: config.outbound.policy(),
+            own_addresses: own_addresses(config),
             wake: wake_runner.clone(),
             wake_executor: wake.clone(),
             crash: std::env::var(CRASH_ENV)

@@ -26,7 +26,7 @@ use insitu_client::{
     suite::Suite,
     tx::Silent,
 };
-use insitu_keeper::config::{ComputeConfig, Config, FlowerRuntime, OutboundConfig, RuntimeConfig};
+use insitu_keeper::config::{ComputeConfig, Config, FlowerRuntime, RuntimeConfig};
 
 const PRICE: u128 = 10_000_000_000_000_000_000;
 const PROVIDERS: usize = 3;
@@ -381,10 +381,6 @@ async fn world(count: usize, any_app: bool) -> World {
             database: root_k.join("keeper.db"),
             data_root: root_k.join("data"),
             publishers: vec![keys[1].address()],
-            // The consumer's aggregator runs on this machine.
-            outbound: OutboundConfig {
-                allow: vec!["127.0.0.0/8".parse().unwrap()],
-            },
             compute: Some(ComputeConfig {
                 work_root: root_k.join("compute"),
                 grace_secs: 1,
@@ -397,6 +393,8 @@ async fn world(count: usize, any_app: bool) -> World {
                     flower: Some(FlowerRuntime {
                         environment: venv(),
                         package: root().join("federated"),
+                        // The consumer's aggregator runs on this machine.
+                        aggregators_allow: vec!["127.0.0.0/8".parse().unwrap()],
                     }),
                 }],
                 ..ComputeConfig::default()
@@ -786,7 +784,8 @@ async fn a_provider_killed_mid_training_is_not_paid_and_refunded_while_the_other
 
 /// A ClientApp that tries, each round, to send its provider's raw rows out: to a listener on
 /// the host's loopback at port `{port}`, to public IPv4 and IPv6 addresses, over UDP, and by
-/// name; it reports how many attempts got through as a metric, and trains as the example does.
+/// name; it reports how many attempts got through as a metric, leaves a forged round log in
+/// `/output`, and trains as the example does.
 const EXFILTRATING_CLIENT: &str = r#"
 import socket
 from flwr.app import ArrayRecord, Context, Message, MetricRecord, RecordDict
@@ -824,6 +823,12 @@ def steal():
 @app.train()
 def train(message: Message, context: Context) -> Message:
     reached = steal()
+    # And a round log of its own making, where the keeper's would be published from.
+    try:
+        with open("/output/round-log.json", "w") as forged:
+            forged.write('{"log": {"rounds": 1000}, "signature": "0x00"}')
+    except OSError as error:
+        print("forgery not written:", error, flush=True)
     (x, y), _ = model.split(*model.load(model.find_data()))
     weights = message.content["arrays"].to_numpy_ndarrays()[0]
     weights = model.train(weights, x, y, 5, 0.3)
@@ -890,6 +895,23 @@ async fn a_clientapp_that_sends_raw_data_out_reaches_only_the_aggregator() {
     let (_, id) = agreements[0];
     let done = world.wait_for(id, &[]).await;
     assert_eq!(done.phase, "done", "{done:?}");
+    // The result is the keeper's own signed log, not the job's forgery (left out).
+    let domain = insitu_bindings::requests::domain(31_337, world.suite.addresses.compute_execution);
+    let log = round_log(&world.providers[0], id);
+    assert_eq!(
+        log.verify(&domain).unwrap(),
+        world.providers[0].key.address()
+    );
+    assert_eq!(log.log.rounds.len(), 2);
+    let skipped = &done.result.as_ref().unwrap()["skipped"];
+    assert!(
+        skipped
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|name| name == "round-log.json"),
+        "{skipped}"
+    );
     let logs = compute::logs(&world.suite, &world.consumer(), id)
         .await
         .unwrap();

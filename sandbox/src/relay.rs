@@ -198,44 +198,66 @@ async fn pump(
     let _ = to.shutdown().await;
 }
 
+/// Gives back a connection's place when its threads are done, however they end.
+struct Slot(Arc<AtomicUsize>);
+
+impl Drop for Slot {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::AcqRel);
+    }
+}
+
+/// Joins one connection from the program to the host's half: two copies, one per direction,
+/// the second on a thread of its own. A thread that cannot be made (the job's process limit
+/// counts threads) closes the connection.
+fn join_inside(inside: std::net::TcpStream, outside: std::os::unix::net::UnixStream, slot: Slot) {
+    let _ = inside.set_nodelay(true);
+    let (Ok(inside_copy), Ok(outside_copy)) = (inside.try_clone(), outside.try_clone()) else {
+        return;
+    };
+    let upstream = std::thread::Builder::new().spawn(move || {
+        let _ = std::io::copy(&mut &inside_copy, &mut &outside_copy);
+        let _ = outside_copy.shutdown(std::net::Shutdown::Write);
+    });
+    let Ok(upstream) = upstream else {
+        return;
+    };
+    let _ = std::io::copy(&mut &outside, &mut &inside);
+    let _ = inside.shutdown(std::net::Shutdown::Write);
+    let _ = upstream.join();
+    drop(slot);
+}
+
 /// The inside half, run by the supervisor on threads of its own: joins each connection on
 /// `listener` (bound to the job's loopback before any confinement) to the Unix socket at
 /// `socket`, at most [`MAX_CONNECTIONS`] at once. Returns at once; the threads end with the
-/// supervisor.
-pub fn forward(listener: std::net::TcpListener, socket: PathBuf) {
+/// supervisor. A connection past the limit, or one whose threads cannot be made, is closed.
+///
+/// # Errors
+///
+/// When the accepting thread cannot be made.
+pub fn forward(listener: std::net::TcpListener, socket: PathBuf) -> io::Result<()> {
     let active = Arc::new(AtomicUsize::new(0));
-    std::thread::spawn(move || {
+    std::thread::Builder::new().spawn(move || {
         for connection in listener.incoming() {
             let Ok(inside) = connection else {
+                // Out of descriptors or memory, say: wait rather than spin.
+                std::thread::sleep(Duration::from_millis(50));
                 continue;
             };
             if active.load(Ordering::Acquire) >= MAX_CONNECTIONS {
-                // Closed at once: the client sees a reset, as from a full server.
                 continue;
             }
             let Ok(outside) = std::os::unix::net::UnixStream::connect(&socket) else {
                 continue;
             };
             active.fetch_add(1, Ordering::AcqRel);
-            let active = active.clone();
-            std::thread::spawn(move || {
-                let _ = inside.set_nodelay(true);
-                let (Ok(inside_copy), Ok(outside_copy)) = (inside.try_clone(), outside.try_clone())
-                else {
-                    active.fetch_sub(1, Ordering::AcqRel);
-                    return;
-                };
-                let upstream = std::thread::spawn(move || {
-                    let _ = std::io::copy(&mut &inside_copy, &mut &outside_copy);
-                    let _ = outside_copy.shutdown(std::net::Shutdown::Write);
-                });
-                let _ = std::io::copy(&mut &outside, &mut &inside);
-                let _ = inside.shutdown(std::net::Shutdown::Write);
-                let _ = upstream.join();
-                active.fetch_sub(1, Ordering::AcqRel);
-            });
+            let slot = Slot(active.clone());
+            // On failure the closure, its streams and its slot are dropped: closed, given back.
+            let _ = std::thread::Builder::new().spawn(move || join_inside(inside, outside, slot));
         }
-    });
+    })?;
+    Ok(())
 }
 
 #[cfg(test)]

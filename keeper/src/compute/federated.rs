@@ -9,7 +9,8 @@
 //! delivers, and ends once the rounds are served) with:
 //!
 //! - one egress: `127.0.0.1:`[`EGRESS_PORT`] inside reaches the aggregator's address, resolved
-//!   by the keeper and held against its outbound policy, and nothing else;
+//!   by the keeper and held against the runtime's `aggregators_allow` (public addresses,
+//!   and the ranges listed), never one of the keeper's own services, and nothing else;
 //! - a key of its own for the run (ECDSA P-384, OpenSSH format), whose public half the job's
 //!   status shows: the consumer registers it with its SuperLink, which admits no other node;
 //! - the asset's files at `/data`, read-only, as for any job.
@@ -179,7 +180,10 @@ pub fn parse_params(params: &BTreeMap<String, String>) -> Result<FederatedParams
 }
 
 /// The aggregator's address: its host resolved, the first address `policy` lets the keeper
-/// reach. The egress then connects to that address only, whatever the name resolves to later.
+/// reach (public addresses, and the runtime's `aggregators_allow` ranges) that is none of the
+/// keeper's own services (`own`: its API, its RPC endpoints; an entry with an unspecified
+/// address stands for its port on every address). The egress then connects to that address
+/// only, whatever the name resolves to later.
 ///
 /// # Errors
 ///
@@ -187,6 +191,7 @@ pub fn parse_params(params: &BTreeMap<String, String>) -> Result<FederatedParams
 pub async fn resolve(
     params: &FederatedParams,
     policy: &Policy,
+    own: &[SocketAddr],
 ) -> Result<SocketAddr, FederatedError> {
     let lookup = tokio::net::lookup_host((params.host.as_str(), params.port));
     let addresses: Vec<SocketAddr> = tokio::time::timeout(RESOLVE_TIMEOUT, lookup)
@@ -198,6 +203,14 @@ pub async fn resolve(
         .collect();
     let mut refusals = Vec::new();
     for address in &addresses {
+        let ours = own.iter().any(|service| {
+            service.port() == address.port()
+                && (service.ip() == address.ip() || service.ip().is_unspecified())
+        });
+        if ours {
+            refusals.push(format!("{address} (one of the keeper's own services)"));
+            continue;
+        }
         match policy.check(address.ip()) {
             Ok(()) => return Ok(*address),
             Err(range) => refusals.push(format!("{} ({range})", address.ip())),
@@ -319,44 +332,69 @@ pub fn egress(to: SocketAddr) -> Egress {
     }
 }
 
-/// Turns the SuperNode's record in `output` into the provider's signed round log: builds it for
-/// `agreement` on `did`, signs it with `key` in `domain`, writes it to `output/`[`ROUND_LOG`]
-/// and removes the record (the log is the job's result). Returns it.
+/// Turns the SuperNode's record at `record` (in the job's output) into the provider's signed
+/// round log at `signed` (in the run's workspace, where the job cannot write): builds it for
+/// `(agreement, did)`, signs it with `key` in `domain`, and writes it atomically. A log already
+/// at `signed` (a publishing the keeper's crash interrupted) is kept when it is this keeper's
+/// for this agreement. The record is read only when it is a regular file (never through a
+/// link). Returns the log.
 ///
 /// # Errors
 ///
-/// When the record is missing, too large or does not make a log, or signing fails.
+/// When the record is missing, not a regular file, too large or does not make a log, or
+/// signing or writing fails.
 pub fn sign_round_log(
-    output: &Path,
-    agreement: B256,
-    did: B256,
+    record: &Path,
+    signed: &Path,
+    (agreement, did): (B256, B256),
     key: &PrivateKeySigner,
     domain: &Eip712Domain,
     closed_at: u64,
 ) -> Result<SignedRoundLog, FederatedError> {
-    let record_path = output.join(RECORD);
-    let size = std::fs::symlink_metadata(&record_path)
-        .map_err(|_| FederatedError::RoundLog(RoundLogError::Empty))?
-        .len();
-    if size > MAX_RECORD_BYTES {
+    use std::{io::Read, os::unix::fs::OpenOptionsExt};
+    if let Ok(bytes) = std::fs::read(signed)
+        && let Ok(earlier) = serde_json::from_slice::<SignedRoundLog>(&bytes)
+        && earlier.verify(domain).ok() == Some(key.address())
+        && (earlier.log.agreementId, earlier.log.did) == (agreement, did)
+    {
+        return Ok(earlier);
+    }
+    let file = std::fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_NOFOLLOW | libc::O_NONBLOCK)
+        .open(record)
+        .map_err(|error| match error.kind() {
+            std::io::ErrorKind::NotFound => FederatedError::RoundLog(RoundLogError::Empty),
+            _ => FederatedError::Io(error),
+        })?;
+    let metadata = file.metadata()?;
+    if !metadata.is_file() {
+        return Err(FederatedError::Params(
+            "the SuperNode's record is not a regular file".into(),
+        ));
+    }
+    if metadata.len() > MAX_RECORD_BYTES {
         return Err(FederatedError::Params(format!(
-            "the SuperNode's record is {size} bytes, more than {MAX_RECORD_BYTES}"
+            "the SuperNode's record is {} bytes, more than {MAX_RECORD_BYTES}",
+            metadata.len()
         )));
     }
-    let record = std::fs::read_to_string(&record_path)?;
-    let log = RoundLog::from_records(&record, agreement, did, key.address(), closed_at)?;
+    let mut text = String::new();
+    file.take(MAX_RECORD_BYTES).read_to_string(&mut text)?;
+    let log = RoundLog::from_records(&text, agreement, did, key.address(), closed_at)?;
     let signature = key
         .sign_hash_sync(&log.signing_hash(domain))
         .map_err(|error| FederatedError::Sign(error.to_string()))?;
-    let signed = SignedRoundLog {
+    let made = SignedRoundLog {
         log,
         signature: Bytes::from(signature.as_bytes().to_vec()),
     };
-    let json = serde_json::to_vec_pretty(&signed)
+    let json = serde_json::to_vec_pretty(&made)
         .map_err(|error| FederatedError::Sign(error.to_string()))?;
-    std::fs::write(output.join(ROUND_LOG), json)?;
-    std::fs::remove_file(&record_path)?;
-    Ok(signed)
+    let partial = signed.with_extension("partial");
+    std::fs::write(&partial, json)?;
+    std::fs::rename(&partial, signed)?;
+    Ok(made)
 }
 
 #[cfg(test)]
@@ -459,7 +497,7 @@ mod tests {
             (ROUNDS, "3"),
         ]))
         .unwrap();
-        let error = resolve(&parsed, &Policy::new(Vec::new()))
+        let error = resolve(&parsed, &Policy::new(Vec::new()), &[])
             .await
             .unwrap_err()
             .to_string();
@@ -467,15 +505,28 @@ mod tests {
         assert!(error.contains("127.0.0.1"), "{error}");
         let allowed = Policy::new(vec!["127.0.0.0/8".parse().unwrap()]);
         assert_eq!(
-            resolve(&parsed, &allowed).await.unwrap(),
+            resolve(&parsed, &allowed, &[]).await.unwrap(),
             "127.0.0.1:9092".parse().unwrap()
+        );
+        // Never the keeper's own API or node, even where the range is allowed.
+        for own in ["127.0.0.1:9092", "0.0.0.0:9092"] {
+            let error = resolve(&parsed, &allowed, &[own.parse().unwrap()])
+                .await
+                .unwrap_err()
+                .to_string();
+            assert!(error.contains("the keeper's own services"), "{error}");
+        }
+        assert!(
+            resolve(&parsed, &allowed, &["127.0.0.1:8545".parse().unwrap()])
+                .await
+                .is_ok()
         );
         let unknown = FederatedParams {
             host: "no-such-host.invalid".into(),
             ..parsed
         };
         assert!(matches!(
-            resolve(&unknown, &allowed).await,
+            resolve(&unknown, &allowed, &[]).await,
             Err(FederatedError::Aggregator(_))
         ));
     }
@@ -502,35 +553,67 @@ mod tests {
     }
 
     #[test]
-    fn the_record_becomes_a_signed_log_that_replaces_it() {
+    fn the_record_becomes_a_signed_log_kept_out_of_the_jobs_reach() {
         let output = tempfile::tempdir().unwrap();
+        let workspace = tempfile::tempdir().unwrap();
         let line = format!(
             r#"{{"run": 5, "round": 1, "kind": "train", "message": "{}", "update": "{}", "samples": 480}}"#,
             "a".repeat(64),
             "b".repeat(64)
         );
-        std::fs::write(output.path().join(RECORD), format!("{line}\n")).unwrap();
+        let record = output.path().join(RECORD);
+        std::fs::write(&record, format!("{line}\n")).unwrap();
+        let signed = workspace.path().join(ROUND_LOG);
         let key = PrivateKeySigner::random();
         let domain = insitu_bindings::requests::domain(31337, alloy::primitives::Address::ZERO);
-        let signed = sign_round_log(
-            output.path(),
-            B256::repeat_byte(1),
-            B256::repeat_byte(2),
-            &key,
-            &domain,
-            99,
-        )
-        .unwrap();
-        assert_eq!(signed.verify(&domain).unwrap(), key.address());
-        assert!(!output.path().join(RECORD).exists());
+        let ids = (B256::repeat_byte(1), B256::repeat_byte(2));
+        let made = sign_round_log(&record, &signed, ids, &key, &domain, 99).unwrap();
+        assert_eq!(made.verify(&domain).unwrap(), key.address());
         let written: SignedRoundLog =
-            serde_json::from_slice(&std::fs::read(output.path().join(ROUND_LOG)).unwrap()).unwrap();
-        assert_eq!(written, signed);
+            serde_json::from_slice(&std::fs::read(&signed).unwrap()).unwrap();
+        assert_eq!(written, made);
+
+        // Made again after a crash: the log already made is kept (same closing time).
+        let again = sign_round_log(&record, &signed, ids, &key, &domain, 500).unwrap();
+        assert_eq!(again, made);
+        // Unless it is not this keeper's, or not for this agreement: then it is made anew.
+        let other = (B256::repeat_byte(3), B256::repeat_byte(2));
+        let anew = sign_round_log(&record, &signed, other, &key, &domain, 600).unwrap();
+        assert_eq!(anew.log.agreementId, B256::repeat_byte(3));
+        assert_eq!(anew.log.closedAt, 600);
+
+        // A record that is a link (to a file of the keeper's, say) is not followed.
+        let elsewhere = tempfile::tempdir().unwrap();
+        let secret = elsewhere.path().join("secret");
+        std::fs::write(&secret, format!("{line}\n")).unwrap();
+        let linked = elsewhere.path().join("linked.jsonl");
+        std::os::unix::fs::symlink(&secret, &linked).unwrap();
+        let fresh = elsewhere.path().join("log.json");
+        assert!(sign_round_log(&linked, &fresh, ids, &key, &domain, 0).is_err());
+        assert!(!fresh.exists());
+        // Nor is a FIFO read (it would block).
+        let fifo = elsewhere.path().join("fifo.jsonl");
+        assert!(
+            std::process::Command::new("mkfifo")
+                .arg(&fifo)
+                .status()
+                .unwrap()
+                .success()
+        );
+        let error = sign_round_log(&fifo, &fresh, ids, &key, &domain, 0).unwrap_err();
+        assert!(error.to_string().contains("not a regular file"), "{error}");
 
         // No record: no log.
         let empty = tempfile::tempdir().unwrap();
         assert!(matches!(
-            sign_round_log(empty.path(), B256::ZERO, B256::ZERO, &key, &domain, 0),
+            sign_round_log(
+                &empty.path().join(RECORD),
+                &empty.path().join(ROUND_LOG),
+                ids,
+                &key,
+                &domain,
+                0
+            ),
             Err(FederatedError::RoundLog(RoundLogError::Empty))
         ));
     }

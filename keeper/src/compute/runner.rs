@@ -160,8 +160,9 @@ pub struct Runner {
     pub data_root: PathBuf,
     /// The API's address as consumers reach it.
     pub public_url: String,
-    /// What the keeper may reach: a federated job's aggregator must pass it.
-    pub outbound: crate::outbound::Policy,
+    /// The keeper's own services (its API, its chains' RPC endpoints): never a federated
+    /// job's aggregator.
+    pub own_addresses: Vec<std::net::SocketAddr>,
     /// Woken by the API when it queues a job or asks a stop.
     pub wake: Arc<Notify>,
     /// Wakes the chain's executor when a result's settlement is intended.
@@ -711,7 +712,8 @@ impl Runner {
                     .map_err(|error| PhaseError::Job(format!("the parameters: {error}")))?;
                 let params = federated::parse_params(&params)
                     .map_err(|error| PhaseError::Job(error.to_string()))?;
-                let aggregator = federated::resolve(&params, &self.outbound)
+                let policy = crate::outbound::Policy::new(flower.aggregators_allow.clone());
+                let aggregator = federated::resolve(&params, &policy, &self.own_addresses)
                     .await
                     .map_err(|error| PhaseError::Job(error.to_string()))?;
                 let keys = federated::write_keys(&workspace, &params)
@@ -806,45 +808,57 @@ impl Runner {
             .and_then(|service| service.compute.clone())
             .ok_or_else(|| PhaseError::Job("the asset has no compute service".into()))?;
 
-        // A federated job's result is the provider's signed log of the rounds it served, made
-        // from its SuperNode's record (which it replaces).
-        let federated = self
-            .compute
-            .config
-            .runtime(&job.runtime)
-            .is_some_and(|runtime| runtime.flower.is_some());
-        if federated && !output.join(federated::ROUND_LOG).exists() {
-            let domain =
-                insitu_bindings::requests::domain(self.chain_id, agreement.service_contract);
-            federated::sign_round_log(
-                &output,
-                job.agreement_id,
-                job.did,
-                &self.key,
-                &domain,
-                now(),
-            )
-            .map_err(|error| PhaseError::Job(format!("the round log: {error}")))?;
-        }
         let folder = Self::result_folder(&self.data_root, self.chain_id, job.agreement_id);
         if folder.exists() {
             std::fs::remove_dir_all(&folder)?;
         }
         std::fs::create_dir_all(&folder)?;
-        let mut entries: Vec<_> = std::fs::read_dir(&output)?.flatten().collect();
-        entries.sort_by_key(std::fs::DirEntry::file_name);
+        let mut entries: Vec<(String, PathBuf, bool)> = std::fs::read_dir(&output)?
+            .flatten()
+            .map(|entry| {
+                let regular = entry.file_type().is_ok_and(|kind| kind.is_file());
+                (
+                    entry.file_name().to_string_lossy().into_owned(),
+                    entry.path(),
+                    regular,
+                )
+            })
+            .collect();
+        entries.sort_by(|one, other| one.0.cmp(&other.0));
         let (mut files, mut skipped) = (Vec::new(), Vec::new());
+        // A federated job's result is the provider's signed log of the rounds it served, which
+        // the keeper makes from its SuperNode's record, in the run's workspace (where the job
+        // cannot write), and nothing the job left.
+        let federated = self
+            .compute
+            .config
+            .runtime(&job.runtime)
+            .is_some_and(|runtime| runtime.flower.is_some());
+        if federated {
+            let domain =
+                insitu_bindings::requests::domain(self.chain_id, agreement.service_contract);
+            let signed = self.workspace(run).join(federated::ROUND_LOG);
+            federated::sign_round_log(
+                &output.join(federated::RECORD),
+                &signed,
+                (job.agreement_id, job.did),
+                &self.key,
+                &domain,
+                now(),
+            )
+            .map_err(|error| PhaseError::Job(format!("the round log: {error}")))?;
+            skipped.extend(entries.drain(..).map(|(name, _, _)| name));
+            entries.push((federated::ROUND_LOG.to_owned(), signed, true));
+        }
         let public_key = metadata::public_key(&self.key);
         let mut documented = Vec::new();
-        for entry in entries {
-            let name = entry.file_name().to_string_lossy().into_owned();
-            let regular = entry.file_type().is_ok_and(|kind| kind.is_file());
+        for (name, path, regular) in entries {
             if !regular || !valid_file_name(&name) || files.len() == MAX_RESULT_FILES {
                 skipped.push(name);
                 continue;
             }
             let target = folder.join(&name);
-            std::fs::copy(entry.path(), &target)?;
+            std::fs::copy(&path, &target)?;
             // The job's own mode bits (executable, setuid, ...) stay behind.
             std::fs::set_permissions(&target, std::fs::Permissions::from_mode(0o640))?;
             let sha256 = insitu_client::market::sha256_of(&target)?;

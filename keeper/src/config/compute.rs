@@ -323,6 +323,12 @@ pub struct FlowerRuntime {
     /// The folder holding the `insitu_flower` package (the project's `federated/`), readable
     /// by the jobs' account.
     pub package: PathBuf,
+    /// Ranges where consumers' aggregators may be although the outbound guard refuses them
+    /// (loopback, private networks): public addresses are allowed without it. Kept apart from
+    /// `[outbound] allow`, which is for file servers: a job's egress carries whatever its app
+    /// sends. The keeper's own API and RPC endpoints are refused whatever this says.
+    #[serde(default)]
+    pub aggregators_allow: Vec<ipnet::IpNet>,
 }
 
 impl Default for ComputeConfig {
@@ -549,6 +555,7 @@ mod tests {
                     c.runtimes[0].flower = Some(FlowerRuntime {
                         environment: "/opt/flower".into(),
                         package: "/opt/insitu/federated".into(),
+                        aggregators_allow: Vec::new(),
                     });
                 },
                 "command must be empty",
@@ -559,6 +566,7 @@ mod tests {
                     c.runtimes[0].flower = Some(FlowerRuntime {
                         environment: "flower".into(),
                         package: "/opt/insitu/federated".into(),
+                        aggregators_allow: Vec::new(),
                     });
                 },
                 "absolute paths",
@@ -569,6 +577,7 @@ mod tests {
                     c.runtimes[0].flower = Some(FlowerRuntime {
                         environment: "/usr/lib/flower".into(),
                         package: "/opt/insitu/federated".into(),
+                        aggregators_allow: Vec::new(),
                     });
                 },
                 "sandbox's own folders",

@@ -192,8 +192,10 @@ fn supervise(job: Supervision<'_>) -> ExitCode {
     if let Err(error) = confine_self(read, write, &own_results, network(egress.is_some())) {
         return fail(error);
     }
-    if let Some((listener, socket)) = forwarder {
-        relay::forward(listener, socket);
+    if let Some((listener, socket)) = forwarder
+        && let Err(error) = relay::forward(listener, socket)
+    {
+        return fail(format!("cannot start the egress: {error}"));
     }
     // The program gets the same rules without the host folder and the report (Landlock
     // layers only narrow what the one before allowed).
