@@ -468,20 +468,7 @@ impl Output {
         report: &crate::federated_demo::FederatedReport,
     ) -> anyhow::Result<()> {
         self.emit(serde_json::to_value(report)?, || {
-            let mut text = format!(
-                "\n{:<50} {:>6} {:>10}  transaction\n",
-                "step", "block", "gas"
-            );
-            for step in &report.steps {
-                text += &format!(
-                    "{:<50} {:>6} {:>10}  {}\n",
-                    step.step, step.block, step.gas, step.transaction
-                );
-            }
-            text += &format!("\n{:<50} {:>10}\n", "balance", "DUSD");
-            for (party, balance) in &report.balances {
-                text += &format!("{party:<50} {:>10}\n", tokens(*balance));
-            }
+            let mut text = steps_and_balances(&report.steps, &report.balances);
             text += "\nround  accuracy (all providers' held-out rows)\n";
             for (round, accuracy) in report.federated_accuracy_per_round.iter().enumerate() {
                 text += &format!("{:>5}  {accuracy:.3}\n", round + 1);
@@ -518,20 +505,7 @@ impl Output {
 
     pub(crate) fn demo(&self, report: &crate::demo::Report) -> anyhow::Result<()> {
         self.emit(serde_json::to_value(report)?, || {
-            let mut text = format!(
-                "\n{:<50} {:>6} {:>10}  transaction\n",
-                "step", "block", "gas"
-            );
-            for step in &report.steps {
-                text += &format!(
-                    "{:<50} {:>6} {:>10}  {}\n",
-                    step.step, step.block, step.gas, step.transaction
-                );
-            }
-            text += &format!("\n{:<50} {:>10}\n", "balance", "DUSD");
-            for (party, balance) in &report.balances {
-                text += &format!("{party:<50} {:>10}\n", tokens(*balance));
-            }
+            let mut text = steps_and_balances(&report.steps, &report.balances);
             let yes = |flag: bool| if flag { "yes" } else { "NO" };
             text += &format!(
                 "\nsummary\n  access delivered, SHA-256 checked     {}\n  escrow released to the provider       {}\n  refunded after the time out           {}\n  blocks from payment to release        {}\n",
@@ -570,6 +544,28 @@ fn printable(text: &str) -> String {
 }
 
 /// A token amount of 18 decimals with two decimals.
+/// A demo's transactions (step, block, gas, hash) and its balances, as tables.
+fn steps_and_balances(
+    steps: &[crate::demo::Step],
+    balances: &[(String, alloy::primitives::U256)],
+) -> String {
+    let mut text = format!(
+        "\n{:<50} {:>6} {:>10}  transaction\n",
+        "step", "block", "gas"
+    );
+    for step in steps {
+        text += &format!(
+            "{:<50} {:>6} {:>10}  {}\n",
+            step.step, step.block, step.gas, step.transaction
+        );
+    }
+    text += &format!("\n{:<50} {:>10}\n", "balance", "DUSD");
+    for (party, balance) in balances {
+        text += &format!("{party:<50} {:>10}\n", tokens(*balance));
+    }
+    text
+}
+
 fn tokens(amount: alloy::primitives::U256) -> String {
     insitu_client::demo::format_tokens(amount)
 }
