@@ -215,7 +215,7 @@ pub(crate) fn address_text(address: Address) -> String {
 
 /// The type of an asset by its document.
 pub fn asset_type(document: &MetadataDocument) -> AssetType {
-    if document.provenance.is_some() {
+    if document.provenance.is_some() || document.training.is_some() {
         AssetType::Result
     } else if document.kind == "SoftwareSourceCode" {
         AssetType::Algorithm

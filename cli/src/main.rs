@@ -9,6 +9,7 @@
 //! encrypted JSON keystore whose password is prompted or read from `--password-file`.
 
 mod demo;
+mod federated;
 mod federated_demo;
 mod output;
 
@@ -76,6 +77,10 @@ enum Command {
     /// A compute job you ordered: its status, its logs, or stop it.
     #[command(subcommand)]
     Job(JobCommand),
+    /// Federated learning across several providers: order the jobs that join your aggregator,
+    /// then register the trained model once every provider's round log checks.
+    #[command(subcommand)]
+    Federated(federated::FederatedCommand),
     /// Get a short-lived token for an agreement you bought, and a URL with it, for players and
     /// scripts that cannot sign each request.
     AccessToken(AccessTokenArgs),
@@ -745,6 +750,7 @@ async fn run(command: Command, output: &Output) -> Result<()> {
         }
         Command::Compute(args) => run_compute(args, output).await,
         Command::Job(command) => job(command, output).await,
+        Command::Federated(command) => federated::run(command, output).await,
         Command::AccessToken(args) => {
             let suite = open_suite(&args.suite).await?;
             let sender = sender(&suite.connection, &args.signer)?;

@@ -499,6 +499,61 @@ impl Output {
                 report.federated_accuracy,
                 report.purchase_transactions
             );
+            let model = &report.model;
+            text += &format!(
+                "\nmodel (the consumer's asset)\n  did            {}\n  owner          {}\n  activity       {}\n  derived from   {} round logs, themselves derived from {} partitions\n  document       {} ({} round log hashes)\n",
+                model.did,
+                model.owner,
+                model.activity,
+                model.derived_from.len(),
+                model.inputs.len(),
+                model.url,
+                model.round_log_hashes.len()
+            );
+            text
+        })
+    }
+
+    pub(crate) fn federated_ordered(
+        &self,
+        ordered: &crate::federated::Ordered,
+    ) -> anyhow::Result<()> {
+        self.emit(serde_json::to_value(ordered)?, || {
+            let mut text = format!(
+                "bought and ordered {} jobs in {} purchase transactions\n",
+                ordered.jobs.len(),
+                ordered.transactions.len()
+            );
+            for job in &ordered.jobs {
+                text += &format!(
+                    "\nasset      {}\nagreement  {}\nSuperNode  {}\n",
+                    job.did, job.agreement, job.supernode_key
+                );
+            }
+            text += "\nregister each key with `flwr supernode register`, then start `flwr run`\n";
+            text
+        })
+    }
+
+    pub(crate) fn model_registered(
+        &self,
+        model: &crate::federated::RegisteredModel,
+    ) -> anyhow::Result<()> {
+        self.emit(serde_json::to_value(model)?, || {
+            let mut text = format!(
+                "model        {}\nactivity     {}\ndocument     {} (checksum {})\ntransaction  {}\n\nagreement                                                           rounds  round log\n",
+                model.did,
+                model.training.activity,
+                model.url,
+                model.checksum,
+                model.transaction
+            );
+            for member in &model.training.members {
+                text += &format!(
+                    "{}  {:>6}  {}\n",
+                    member.agreement, member.rounds, member.round_log
+                );
+            }
             text
         })
     }

@@ -546,4 +546,144 @@ fn the_federated_demo_trains_across_three_keepers_and_pays_each() {
         hashes.insert(provider["round_log_hash"].as_str().unwrap().to_owned());
     }
     assert_eq!(hashes.len(), 3, "a round log per provider");
+
+    // The model is the consumer's asset, derived on chain from the three round logs, each
+    // derived from its provider's partition, and its document names each log's hash.
+    let model = &report["model"];
+    let set = |values: &serde_json::Value| -> std::collections::BTreeSet<String> {
+        values
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|value| value.as_str().unwrap().to_owned())
+            .collect()
+    };
+    let of_providers = |field: &str| -> std::collections::BTreeSet<String> {
+        providers
+            .iter()
+            .map(|provider| provider[field].as_str().unwrap().to_owned())
+            .collect()
+    };
+    assert_eq!(
+        model["owner"].as_str().unwrap().to_lowercase(),
+        "0x3c44cdddb6a900fa2b585dd299e03d12fa4293bc",
+        "owned by the consumer (anvil's third account): {model}"
+    );
+    assert_eq!(
+        set(&model["derived_from"]),
+        of_providers("round_log"),
+        "{report}"
+    );
+    assert_eq!(set(&model["inputs"]), of_providers("did"), "{report}");
+    assert_eq!(
+        set(&model["round_log_hashes"]),
+        hashes.into_iter().collect(),
+        "{report}"
+    );
+    let agreements: Vec<alloy::primitives::B256> = providers
+        .iter()
+        .map(|provider| provider["agreement"].as_str().unwrap().parse().unwrap())
+        .collect();
+    assert_eq!(
+        model["activity"].as_str().unwrap(),
+        insitu_client::metadata::training_activity(agreements).to_string(),
+        "{model}"
+    );
+}
+
+#[test]
+fn the_federated_commands_refuse_bad_input_before_sending_anything() {
+    let setup = Setup::new();
+    let consumer = setup.keys[3].address();
+    let sent = nonce(&setup.devnet, consumer);
+    let dir = tempfile::tempdir().unwrap();
+    let app = dir.path().join("app.fab");
+    std::fs::write(&app, b"a FAB").unwrap();
+    let ca = dir.path().join("ca.pem");
+    std::fs::write(
+        &ca,
+        "-----BEGIN CERTIFICATE-----\nMIIB\n-----END CERTIFICATE-----\n",
+    )
+    .unwrap();
+    let not_pem = dir.path().join("not.pem");
+    std::fs::write(&not_pem, "just text").unwrap();
+    let did = setup.report.did.to_string();
+    let (app, ca, not_pem) = (
+        app.to_str().unwrap(),
+        ca.to_str().unwrap(),
+        not_pem.to_str().unwrap(),
+    );
+    let order = |dids: &[&str], app: &str, superlink: &str, ca: &str| {
+        let mut args = vec!["federated", "order"];
+        args.extend(dids);
+        args.extend([
+            "--app",
+            app,
+            "--superlink",
+            superlink,
+            "--superlink-ca",
+            ca,
+            "--rounds",
+            "3",
+        ]);
+        setup.run(3, &args)
+    };
+    refused(
+        &order(&[&did, &did], app, "127.0.0.1:9092", ca),
+        &format!("asset {did} is given twice"),
+    );
+    refused(
+        &order(&[&did], "/nonexistent/app.fab", "127.0.0.1:9092", ca),
+        "reading the app /nonexistent/app.fab",
+    );
+    refused(
+        &order(&[&did], app, "127.0.0.1:9092", not_pem),
+        "holds no PEM certificate",
+    );
+    for superlink in ["127.0.0.1", ":9092", "127.0.0.1:0", "host:port"] {
+        refused(&order(&[&did], app, superlink, ca), "is not HOST:PORT");
+    }
+    // The demo's asset here has no keeper that could sell compute: nothing is bought.
+    refused(
+        &order(&[&did], app, "127.0.0.1:9092", ca),
+        "is not a keeper's metadata URL",
+    );
+
+    let agreement = setup.report.agreement_id.to_string();
+    let model = dir.path().join("model.npy");
+    std::fs::write(&model, b"weights").unwrap();
+    let register = |agreements: &[&str], model: &str| {
+        let mut args = vec!["federated", "register-model"];
+        args.extend(agreements);
+        args.extend([
+            "--model",
+            model,
+            "--keeper",
+            "http://127.0.0.1:9",
+            "--name",
+            "model",
+            "--description",
+            "a model",
+            "--license",
+            "MIT",
+            "--logs",
+            dir.path().to_str().unwrap(),
+        ]);
+        setup.run(3, &args)
+    };
+    let model = model.to_str().unwrap();
+    refused(
+        &register(&[&agreement, &agreement], model),
+        &format!("agreement {agreement} is given twice"),
+    );
+    refused(
+        &register(&[&agreement], "/nonexistent/model.npy"),
+        "reading the model /nonexistent/model.npy",
+    );
+    let unknown = format!("0x{}", "ab".repeat(32));
+    refused(
+        &register(&[&unknown], model),
+        &format!("no agreement {unknown} was created on this suite"),
+    );
+    assert_eq!(nonce(&setup.devnet, consumer), sent, "nothing was sent");
 }

@@ -1,10 +1,15 @@
 //! An asset as the registry records it.
 
-use alloy::primitives::{Address, B256};
+use alloy::{
+    primitives::{Address, B256},
+    providers::Provider,
+    rpc::types::{BlockNumberOrTag, Filter},
+    sol_types::SolEvent,
+};
 use insitu_bindings::AssetRegistry;
 use serde::Serialize;
 
-use crate::suite::Suite;
+use crate::{governance::LOG_CHUNK, suite::Suite};
 
 /// Why an asset could not be shown.
 #[derive(Debug, thiserror::Error)]
@@ -15,6 +20,9 @@ pub enum AssetError {
     /// A read failed.
     #[error("reading the registry: {0}")]
     Call(#[from] alloy::contract::Error),
+    /// Reading the registry's events failed.
+    #[error("reading the registry's events: {0}")]
+    Rpc(#[from] alloy::transports::TransportError),
 }
 
 /// The registry's record of an asset.
@@ -61,4 +69,51 @@ pub async fn show(suite: &Suite, did: B256) -> Result<AssetInfo, AssetError> {
         offer_epoch: asset.offerEpoch,
         providers,
     })
+}
+
+/// An asset's provenance as the registry's events record it (W3C PROV).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct Lineage {
+    /// `wasGeneratedBy`: (activity, agent), in order.
+    pub generated_by: Vec<(B256, Address)>,
+    /// `wasDerivedFrom`: the sources, in order.
+    pub derived_from: Vec<B256>,
+}
+
+/// Reads asset `did`'s provenance events, from the deployment's block to the latest, in chunks
+/// of [`LOG_CHUNK`] blocks.
+///
+/// # Errors
+///
+/// [`AssetError::Rpc`].
+pub async fn lineage(suite: &Suite, did: B256) -> Result<Lineage, AssetError> {
+    let provider = suite.provider();
+    let latest = provider
+        .get_block_by_number(BlockNumberOrTag::Latest)
+        .await?
+        .map_or(0, |block| block.header.number);
+    let mut lineage = Lineage::default();
+    let mut from = suite.deployment.block;
+    while from <= latest {
+        let to = (from + LOG_CHUNK - 1).min(latest);
+        let filter = Filter::new()
+            .address(suite.addresses.asset_registry)
+            .event_signature(vec![
+                AssetRegistry::WasGeneratedBy::SIGNATURE_HASH,
+                AssetRegistry::WasDerivedFrom::SIGNATURE_HASH,
+            ])
+            .topic1(did)
+            .from_block(from)
+            .to_block(to);
+        for log in provider.get_logs(&filter).await? {
+            if let Ok(event) = log.log_decode::<AssetRegistry::WasGeneratedBy>() {
+                let event = event.inner.data;
+                lineage.generated_by.push((event.activityId, event.agent));
+            } else if let Ok(event) = log.log_decode::<AssetRegistry::WasDerivedFrom>() {
+                lineage.derived_from.push(event.inner.data.sourceDid);
+            }
+        }
+        from = to + 1;
+    }
+    Ok(lineage)
 }

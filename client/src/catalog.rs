@@ -21,7 +21,8 @@ pub enum AssetType {
     Dataset,
     /// An algorithm compute jobs may run (`SoftwareSourceCode`).
     Algorithm,
-    /// The result of a compute job (a document with provenance).
+    /// The result of a compute job (a document with provenance), or a model trained across
+    /// several providers (a document with its training).
     Result,
 }
 

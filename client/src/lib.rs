@@ -7,6 +7,8 @@
 //! - [`market`]: publish an asset at a keeper, buy it on the keeper's offer, download it.
 //! - [`catalog`]: search a catalog of published assets.
 //! - [`compute`]: order a compute job on a bought agreement, follow it, read its logs, stop it.
+//! - [`federated`]: federated training across several providers: order the jobs, check each
+//!   provider's signed round log, register the trained model.
 //! - [`tx`]: transactions prepared, signed, sent and confirmed with a time out and progress.
 //! - [`simulate`]: a deployment plan executed in memory before anything is sent.
 //! - [`deploy`]: the deployment of the suite, recorded in a journal so an interrupted one resumes.
@@ -24,6 +26,7 @@ pub mod compute;
 pub mod demo;
 pub mod deploy;
 pub mod devnet;
+pub mod federated;
 pub mod governance;
 pub mod keys;
 pub mod market;

@@ -409,6 +409,78 @@ pub async fn publish(
     seed: B256,
     progress: &dyn Progress,
 ) -> Result<Published, MarketError> {
+    publish_as(suite, sender, keeper, source, seed, None, progress).await
+}
+
+/// What a derived asset was made from, registered on chain with it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Derivation {
+    /// The assets it was derived from; the sender must be able to serve each (own it, provide
+    /// it or be its delegate).
+    pub sources: Vec<B256>,
+    /// The activity that made it (its `wasGeneratedBy`).
+    pub activity: B256,
+}
+
+/// Publishes, as [`publish`] does, an asset derived from others: the registration
+/// (`registerDerived`) records `derivation`'s activity and sources as its provenance. Before
+/// anything is stored or sent, the sender must be able to serve every source.
+///
+/// # Errors
+///
+/// [`MarketError`]; [`MarketError::BadAnswer`] for a source the sender cannot serve.
+pub async fn publish_derived(
+    suite: &Suite,
+    sender: &Sender,
+    keeper: &KeeperClient,
+    source: &[u8],
+    seed: B256,
+    derivation: &Derivation,
+    progress: &dyn Progress,
+) -> Result<Published, MarketError> {
+    let registry = AssetRegistry::new(suite.addresses.asset_registry, suite.provider());
+    if derivation.sources.is_empty() {
+        return Err(MetadataError::Invalid(vec![metadata::FieldError {
+            path: String::new(),
+            message: "a derived asset needs at least one source".to_owned(),
+        }])
+        .into());
+    }
+    for did in &derivation.sources {
+        if !registry
+            .canServe(*did, sender.signer().address())
+            .call()
+            .await?
+        {
+            return Err(MarketError::BadAnswer(format!(
+                "{} cannot serve source {did}: only its owner, providers and delegates may \
+                 derive from it",
+                sender.signer().address()
+            )));
+        }
+    }
+    publish_as(
+        suite,
+        sender,
+        keeper,
+        source,
+        seed,
+        Some(derivation),
+        progress,
+    )
+    .await
+}
+
+/// [`publish`] and [`publish_derived`].
+async fn publish_as(
+    suite: &Suite,
+    sender: &Sender,
+    keeper: &KeeperClient,
+    source: &[u8],
+    seed: B256,
+    derivation: Option<&Derivation>,
+    progress: &dyn Progress,
+) -> Result<Published, MarketError> {
     let chain_id = suite.connection.chain_id;
     let info = keeper.info().await?.chain(chain_id).ok_or_else(|| {
         MarketError::BadAnswer(format!("the keeper does not serve chain {chain_id}"))
@@ -485,15 +557,27 @@ pub async fn publish(
             stored.checksum
         )));
     }
-    let call = AssetRegistry::registerCall {
-        seed,
-        checksum,
-        url: stored.url.clone(),
-        providers: vec![info.address],
+    let input = match derivation {
+        None => AssetRegistry::registerCall {
+            seed,
+            checksum,
+            url: stored.url.clone(),
+            providers: vec![info.address],
+        }
+        .abi_encode(),
+        Some(derivation) => AssetRegistry::registerDerivedCall {
+            seed,
+            checksum,
+            url: stored.url.clone(),
+            providers: vec![info.address],
+            sources: derivation.sources.clone(),
+            activityId: derivation.activity,
+        }
+        .abi_encode(),
     };
     let request = TransactionRequest::default()
         .with_to(suite.addresses.asset_registry)
-        .with_input(call.abi_encode());
+        .with_input(input);
     let receipt = sender.send("register the asset", request, progress).await?;
     let did = receipt
         .inner

@@ -104,6 +104,9 @@ pub struct MetadataDocument {
     /// How a compute result was made.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub provenance: Option<Provenance>,
+    /// How a federated model was trained.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub training: Option<Training>,
 }
 
 /// A file of the asset.
@@ -232,6 +235,43 @@ pub struct Provenance {
     pub limits: ComputeLimits,
     /// The keeper that ran it.
     pub agent: Address,
+}
+
+/// How a model trained across several providers was made (in the model's document, which its
+/// owner, the consumer, writes): the run and each provider's part in it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Training {
+    /// The framework that ran the rounds (`flower`).
+    pub framework: String,
+    /// The activity registered on chain as the model's `wasGeneratedBy`.
+    pub activity: B256,
+    /// The framework's run id, the same in every member's round log.
+    pub run: u64,
+    /// SHA-256 of the app every provider ran, lower-case hex.
+    pub algorithm_sha256: String,
+    /// Each provider's part.
+    pub members: Vec<TrainingMember>,
+}
+
+/// One provider's part in a federated training, as its signed round log shows it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct TrainingMember {
+    /// The compute agreement with the provider.
+    pub agreement: B256,
+    /// The asset trained on.
+    pub asset: B256,
+    /// The provider, whose keeper signed the round log.
+    pub provider: Address,
+    /// The round log's asset (the agreement's compute result, owned by the consumer).
+    pub result: B256,
+    /// The hash naming the signed round log.
+    pub round_log: B256,
+    /// Training rounds served.
+    pub rounds: u32,
+    /// Rows its updates were trained on, summed over its rounds.
+    pub samples: u64,
 }
 
 /// One receiver's share of a price.
@@ -408,11 +448,47 @@ pub fn parse(bytes: &[u8]) -> Result<MetadataDocument, MetadataError> {
             }
         }
     }
+    if let Some(training) = &document.training {
+        if document.provenance.is_some() {
+            errors.push(FieldError {
+                path: "/training".to_owned(),
+                message:
+                    "a document records one job's provenance or a federated training, not both"
+                        .to_owned(),
+            });
+        }
+        let mut agreements = HashSet::new();
+        for (index, member) in training.members.iter().enumerate() {
+            if !agreements.insert(member.agreement) {
+                errors.push(FieldError {
+                    path: format!("/training/members/{index}/agreement"),
+                    message: format!("agreement {} is listed twice", member.agreement),
+                });
+            }
+        }
+        let activity = training_activity(training.members.iter().map(|member| member.agreement));
+        if training.activity != activity {
+            errors.push(FieldError {
+                path: "/training/activity".to_owned(),
+                message: format!("the members' agreements make the activity {activity}"),
+            });
+        }
+    }
     if errors.is_empty() {
         Ok(document)
     } else {
         Err(MetadataError::Invalid(errors))
     }
+}
+
+/// The activity of a federated training over `agreements` (one per provider), registered on chain
+/// as its model's `wasGeneratedBy`: keccak256 of the agreement ids, sorted, concatenated. It names
+/// the set, whatever order the members are listed in.
+pub fn training_activity(agreements: impl IntoIterator<Item = B256>) -> B256 {
+    let mut ids: Vec<B256> = agreements.into_iter().collect();
+    ids.sort();
+    ids.dedup();
+    keccak256(ids.iter().flat_map(|id| id.0).collect::<Vec<u8>>())
 }
 
 /// The checksum registered on chain for a document's bytes: their keccak256.

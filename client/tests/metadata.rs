@@ -335,3 +335,114 @@ fn only_a_result_with_its_provenance_may_sell_nothing() {
     assert_eq!(provenance.runtime, "python3");
     assert_eq!(provenance.was_derived_from.len(), 1);
 }
+
+/// A federated model's training over `agreements`, each with its own member.
+fn training(agreements: &[u8]) -> Value {
+    let ids: Vec<alloy::primitives::B256> = agreements
+        .iter()
+        .map(|byte| alloy::primitives::B256::repeat_byte(*byte))
+        .collect();
+    json!({
+        "framework": "flower",
+        "activity": metadata::training_activity(ids.iter().copied()).to_string(),
+        "run": 42,
+        "algorithmSha256": "44".repeat(32),
+        "members": ids.iter().enumerate().map(|(index, id)| json!({
+            "agreement": id.to_string(),
+            "asset": format!("0x{}", format!("{:02x}", index + 0x50).repeat(32)),
+            "provider": "0x70997970C51812dc3A010C7d01b50e0d17dc79C8",
+            "result": format!("0x{}", format!("{:02x}", index + 0x60).repeat(32)),
+            "roundLog": format!("0x{}", format!("{:02x}", index + 0x70).repeat(32)),
+            "rounds": 3,
+            "samples": 1440,
+        })).collect::<Vec<_>>(),
+    })
+}
+
+#[test]
+fn a_federated_model_records_its_training_and_may_sell_nothing() {
+    let mut document = compute_example();
+    document["services"] = json!([]);
+    document["training"] = training(&[1, 2, 3]);
+    let model = metadata::parse(document.to_string().as_bytes()).unwrap();
+    let training = model.training.unwrap();
+    assert_eq!(training.members.len(), 3);
+    assert_eq!(training.run, 42);
+    assert_eq!(
+        training.members[2].round_log,
+        alloy::primitives::B256::repeat_byte(0x72)
+    );
+}
+
+#[test]
+fn the_activity_names_the_set_of_agreements_in_any_order() {
+    use alloy::primitives::B256;
+    let (one, two) = (B256::repeat_byte(1), B256::repeat_byte(2));
+    assert_eq!(
+        metadata::training_activity([one, two]),
+        metadata::training_activity([two, one])
+    );
+    assert_eq!(
+        metadata::training_activity([one, two]),
+        keccak256([one.as_slice(), two.as_slice()].concat())
+    );
+    assert_ne!(
+        metadata::training_activity([one]),
+        metadata::training_activity([one, two])
+    );
+}
+
+#[test]
+fn a_training_that_does_not_hold_together_is_refused_field_by_field() {
+    let mut document = compute_example();
+    document["services"] = json!([]);
+
+    // An activity that is not the members' agreements'.
+    let mut wrong = training(&[1, 2]);
+    wrong["activity"] = json!(format!("0x{}", "99".repeat(32)));
+    document["training"] = wrong;
+    assert_eq!(paths(&document), ["/training/activity"]);
+
+    // An agreement listed twice.
+    let mut twice = training(&[1, 2]);
+    twice["members"][1]["agreement"] = twice["members"][0]["agreement"].clone();
+    document["training"] = twice;
+    assert!(
+        paths(&document).contains(&"/training/members/1/agreement".to_owned()),
+        "{:?}",
+        paths(&document)
+    );
+
+    // Schema violations: another framework, no member, no round served, a bad hash, 17 members.
+    let mut bad = training(&[1]);
+    bad["framework"] = json!("home-made");
+    bad["members"][0]["rounds"] = json!(0);
+    bad["members"][0]["roundLog"] = json!("0x12");
+    document["training"] = bad;
+    let found = paths(&document);
+    for path in [
+        "/training/framework",
+        "/training/members/0/rounds",
+        "/training/members/0/roundLog",
+    ] {
+        assert!(found.contains(&path.to_owned()), "{path} in {found:?}");
+    }
+    let mut empty = training(&[1]);
+    empty["members"] = json!([]);
+    document["training"] = empty;
+    assert!(paths(&document).contains(&"/training/members".to_owned()));
+    document["training"] = training(&(1..=17).collect::<Vec<u8>>());
+    assert!(paths(&document).contains(&"/training/members".to_owned()));
+
+    // One job's provenance and a training at once.
+    document["training"] = training(&[1]);
+    document["provenance"] = json!({
+        "wasGeneratedBy": format!("0x{}", "11".repeat(32)),
+        "wasDerivedFrom": [format!("0x{}", "22".repeat(32))],
+        "algorithmSha256": "33".repeat(32),
+        "runtime": "python3",
+        "limits": compute_example()["services"][0]["compute"]["limits"],
+        "agent": "0x70997970C51812dc3A010C7d01b50e0d17dc79C8",
+    });
+    assert_eq!(paths(&document), ["/training"]);
+}

@@ -913,6 +913,7 @@ impl Runner {
                 limits: policy.limits,
                 agent: self.key.address(),
             }),
+            training: None,
         };
         let bytes = serde_json::to_vec_pretty(&document)
             .map_err(|error| PhaseError::Job(error.to_string()))?;
