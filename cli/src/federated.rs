@@ -17,7 +17,7 @@ use insitu_client::{
     market::{self, KeeperClient},
     metadata::ServiceKind,
 };
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use crate::{
     SignerArgs, SuiteArgs, open_suite,
@@ -118,7 +118,7 @@ pub(crate) struct RegisterModelArgs {
 }
 
 /// One job ordered.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub(crate) struct OrderedJob {
     /// The asset.
@@ -130,7 +130,7 @@ pub(crate) struct OrderedJob {
 }
 
 /// What `insitu federated order` did.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub(crate) struct Ordered {
     /// The purchase transactions, in order (an approval first when one was needed).
@@ -140,7 +140,7 @@ pub(crate) struct Ordered {
 }
 
 /// What `insitu federated register-model` did.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub(crate) struct RegisteredModel {
     /// The model's asset.

@@ -1,11 +1,13 @@
 //! `insitu demo --federated`: federated learning across three providers on a local chain. It
 //! starts anvil, deploys the suite, starts three keepers as processes of their own (each with a
 //! Flower runtime), has each provider publish one partition of the example data set sold for
-//! federated compute, and plays the consumer: buys from the three in four transactions, starts
-//! its SuperLink (TLS, SuperNode authentication), orders the example app on each agreement,
-//! registers the SuperNode key each keeper shows, and trains the model with `flwr run`. Each
-//! keeper serves its rounds in its sandbox, signs its round log and is paid; the consumer checks
-//! each log's signature. The accuracy per round is shown against a model trained on one
+//! federated compute, and plays the consumer: starts its SuperLink (TLS, SuperNode
+//! authentication); with `insitu federated order`, buys from the three in four transactions and
+//! orders the example app on each agreement; registers the SuperNode key each keeper shows, and
+//! trains the model with `flwr run`. Each keeper serves its rounds in its sandbox, signs its round
+//! log and is paid. With `insitu federated register-model`, the consumer checks each log and
+//! registers the model as its own asset, served by a keeper of its own; the demo reads that
+//! provenance back from the chain. The accuracy per round is shown against a model trained on one
 //! provider's rows alone. Everything is stopped on exit and on Ctrl-C.
 
 use std::{
@@ -22,16 +24,18 @@ use anyhow::{Context, Result, bail};
 use insitu_bindings::MockERC20;
 use insitu_client::{
     agreement::{self, ConditionState},
-    asset, compute, federated,
+    asset, compute,
     market::{self, KeeperClient},
-    metadata::{ServiceKind, Training},
     suite::Suite,
     tx::{Sender, Silent},
 };
 use serde::Serialize;
 use sha2::{Digest, Sha256};
 
-use crate::demo::{self, Step};
+use crate::{
+    demo::{self, Step},
+    federated as federated_command,
+};
 
 /// Each provider's price: 30 tokens of 18 decimals.
 const PRICE: u128 = 30_000_000_000_000_000_000;
@@ -65,8 +69,8 @@ pub(crate) struct ProviderReport {
     /// The consumer's agreement with it.
     pub(crate) agreement: B256,
     /// Rounds its signed log says it served.
-    pub(crate) rounds_served: usize,
-    /// Rows each of its updates was trained on.
+    pub(crate) rounds_served: u32,
+    /// Rows its updates were trained on, summed over its rounds.
     pub(crate) samples: u64,
     /// Its signed round log's asset: the agreement's result, owned by the consumer.
     pub(crate) round_log: B256,
@@ -140,7 +144,6 @@ struct Consumer {
     options: FederatedOptions,
     home: PathBuf,
     port: u16,
-    ca: String,
     _superlink: Process,
 }
 
@@ -299,7 +302,6 @@ pub(crate) async fn run(options: &FederatedOptions, log: &dyn Fn(&str)) -> Resul
         options: options.clone(),
         home: home.clone(),
         port,
-        ca: std::fs::read_to_string(tls.join("ca.pem"))?,
         _superlink: superlink,
     };
     log(&format!(
@@ -418,51 +420,50 @@ pub(crate) async fn run(options: &FederatedOptions, log: &dyn Fn(&str)) -> Resul
         keepers.push(keeper);
     }
 
-    // 4. The consumer buys from the three: one approval of the sum, one purchase each.
+    // 4. The consumer buys from the three (one approval of the sum, one purchase each) and
+    //    orders the app on each agreement, with `insitu federated order`; each keeper shows its
+    //    SuperNode's key, which the consumer registers at its SuperLink.
     let consumer_sender = as_sender(consumer);
-    let bought = market::buy_many(
-        suite,
-        &consumer_sender,
-        &dids,
-        ServiceKind::Compute,
-        0,
-        &Silent,
+    let ca_file = tls.join("ca.pem");
+    let mut order_args: Vec<std::ffi::OsString> = vec!["federated".into(), "order".into()];
+    order_args.extend(dids.iter().map(|did| did.to_string().into()));
+    order_args.extend([
+        "--app".into(),
+        fab_path.clone().into_os_string(),
+        "--superlink".into(),
+        format!("127.0.0.1:{}", consumer_side.port).into(),
+        "--superlink-ca".into(),
+        ca_file.into_os_string(),
+        "--rounds".into(),
+        options.rounds.to_string().into(),
+    ]);
+    let ordered: federated_command::Ordered = serde_json::from_value(
+        as_consumer(&devnet.endpoint(), &addresses, consumer, order_args).await?,
     )
-    .await?;
-    let mut purchase_transactions = 0;
-    if let Some(approval) = bought.first().and_then(|bought| bought.approval) {
-        steps.push(("consumer approves the three prices".into(), approval));
-        purchase_transactions += 1;
+    .context("the answer of insitu federated order")?;
+    let purchase_transactions = ordered.transactions.len();
+    let (approval, purchases) = ordered
+        .transactions
+        .split_at(purchase_transactions.saturating_sub(PROVIDERS));
+    if let Some(approval) = approval.first() {
+        steps.push(("consumer approves the three prices".into(), *approval));
     }
-    for (index, purchase) in bought.iter().enumerate() {
+    for (index, purchase) in purchases.iter().enumerate() {
         steps.push((
             format!("consumer buys federated compute from provider {index}"),
-            purchase.transaction,
+            *purchase,
         ));
-        purchase_transactions += 1;
     }
-    let agreements: Vec<B256> = bought
-        .iter()
-        .map(|bought| bought.quote.agreement_id)
-        .collect();
     log(&format!(
-        "bought from {PROVIDERS} providers in {purchase_transactions} transactions"
+        "bought from {PROVIDERS} providers in {purchase_transactions} transactions, and ordered \
+         the app on each (insitu federated order)"
     ));
-
-    // 5. One order per agreement; each keeper shows its SuperNode's key, which the consumer
-    //    registers.
-    let aggregator = federated::Aggregator {
-        address: format!("127.0.0.1:{}", consumer_side.port),
-        ca_pem: consumer_side.ca.clone(),
-    };
-    let order = federated::order(fab.clone(), "flower", &aggregator, options.rounds);
-    for id in &agreements {
-        compute::submit(suite, &consumer_sender, *id, &order).await?;
-    }
-    for (index, id) in agreements.iter().enumerate() {
-        let key = federated::supernode_key(suite, &consumer_sender, *id, Duration::from_secs(120))
-            .await?;
-        consumer_side.register(&key)?;
+    let agreements: Vec<B256> = ordered.jobs.iter().map(|job| job.agreement).collect();
+    for (index, job) in ordered.jobs.iter().enumerate() {
+        if job.did != dids[index] {
+            bail!("insitu federated order answered out of order");
+        }
+        consumer_side.register(&job.supernode_key)?;
         log(&format!("registered provider {index}'s SuperNode key"));
     }
 
@@ -549,48 +550,11 @@ pub(crate) async fn run(options: &FederatedOptions, log: &dyn Fn(&str)) -> Resul
         ));
     }
 
-    // 7. Each keeper ends its job once its rounds are served, signs its round log and is paid;
-    //    the consumer checks each log.
-    let mut providers = Vec::new();
-    let mut parts = Vec::new();
-    for (index, (id, keeper_key)) in agreements.iter().zip(keeper_keys).enumerate() {
-        federated::wait_done(suite, &consumer_sender, *id, Duration::from_secs(300))
-            .await
-            .with_context(|| format!("provider {index}'s job"))?;
-        let part = federated::round_log(
-            suite,
-            &consumer_sender,
-            *id,
-            &root.join(format!("round-log-{index}.json")),
-        )
-        .await
-        .with_context(|| format!("provider {index}'s round log"))?;
-        let released = agreement::show(suite, *id, None)
-            .await?
-            .payment_condition()
-            .map(|condition| condition.state)
-            == Some(ConditionState::Released);
-        log(&format!(
-            "provider {index}: served {} rounds, round log signed by its keeper, escrow {}",
-            part.member.rounds,
-            if released { "released" } else { "NOT released" }
-        ));
-        providers.push(ProviderReport {
-            keeper: keeper_key.address(),
-            did: part.member.asset,
-            agreement: *id,
-            rounds_served: part.log.log.rounds.len(),
-            samples: part.log.log.rounds.first().map_or(0, |round| round.samples),
-            round_log: part.member.result,
-            round_log_hash: part.member.round_log,
-            escrow_released: released,
-        });
-        parts.push(part);
-    }
-
-    // 8. The consumer registers the model as its own asset, derived from the round logs it
-    //    owns (each derived from its provider's asset), served by its own keeper.
-    let training = federated::training(&parts)?;
+    // 7. Each keeper ends its job once its rounds are served, signs its round log, registers
+    //    it as the consumer's result and is paid. With `insitu federated register-model`, the
+    //    consumer waits for the three, checks each log and registers the model as its own
+    //    asset, derived from the round logs (each derived from its provider's asset), served by
+    //    a keeper of its own.
     let model_keeper_key = keeper_keys
         .get(PROVIDERS)
         .context("anvil gave no account for the consumer's keeper")?;
@@ -603,33 +567,73 @@ pub(crate) async fn run(options: &FederatedOptions, log: &dyn Fn(&str)) -> Resul
         model_keeper_key,
     )
     .await?;
-    let model = federated::Model {
-        path: output.join("model.npy"),
-        location: format!("file://{}", output.join("model.npy").display()),
-        content_type: "application/octet-stream".into(),
-        name: "Logistic regression trained across three providers".into(),
-        description: format!(
+    let mut register_args: Vec<std::ffi::OsString> =
+        vec!["federated".into(), "register-model".into()];
+    register_args.extend(agreements.iter().map(|id| id.to_string().into()));
+    register_args.extend([
+        "--model".into(),
+        output.join("model.npy").into_os_string(),
+        "--keeper".into(),
+        model_keeper_url.into(),
+        "--name".into(),
+        "Logistic regression trained across three providers".into(),
+        "--description".into(),
+        format!(
             "Weights (numpy .npy) of a logistic regression trained with federated averaging \
              for {} rounds on three providers' partitions, which never left them.",
             options.rounds
-        ),
-        license: "LicenseRef-federated-only".into(),
-    };
-    let published = federated::register_model(
-        suite,
-        &consumer_sender,
-        &KeeperClient::new(&model_keeper_url),
-        &model,
-        &training,
-        B256::from(rand::random::<[u8; 32]>()),
-        &Silent,
+        )
+        .into(),
+        "--license".into(),
+        "LicenseRef-federated-only".into(),
+        "--logs".into(),
+        root.join("round-logs").into_os_string(),
+        "--wait".into(),
+        "300".into(),
+    ]);
+    let registered: federated_command::RegisteredModel = serde_json::from_value(
+        as_consumer(&devnet.endpoint(), &addresses, consumer, register_args)
+            .await
+            .with_context(|| format!("insitu federated register-model:\n{}", tail(&run_log)))?,
     )
-    .await?;
+    .context("the answer of insitu federated register-model")?;
     steps.push((
-        "consumer registers the model, derived from the three round logs".into(),
-        published.transaction,
+        "consumer registers the trained model".into(),
+        registered.transaction,
     ));
-    let model_report = model_report(suite, &published, &training).await?;
+    let mut providers = Vec::new();
+    for (index, (member, keeper_key)) in registered
+        .training
+        .members
+        .iter()
+        .zip(keeper_keys)
+        .enumerate()
+    {
+        if member.agreement != agreements[index] || member.provider != keeper_key.address() {
+            bail!("the model's training does not list provider {index} where it should");
+        }
+        let released = agreement::show(suite, member.agreement, None)
+            .await?
+            .payment_condition()
+            .map(|condition| condition.state)
+            == Some(ConditionState::Released);
+        log(&format!(
+            "provider {index}: served {} rounds, round log signed by its keeper, escrow {}",
+            member.rounds,
+            if released { "released" } else { "NOT released" }
+        ));
+        providers.push(ProviderReport {
+            keeper: keeper_key.address(),
+            did: member.asset,
+            agreement: member.agreement,
+            rounds_served: member.rounds,
+            samples: member.samples,
+            round_log: member.result,
+            round_log_hash: member.round_log,
+            escrow_released: released,
+        });
+    }
+    let model_report = model_report(suite, &registered).await?;
     log(&format!(
         "model {} registered for the consumer, derived from {} round logs; inputs reached \
          through them: {}",
@@ -703,29 +707,29 @@ async fn consumer_keeper(
     Ok((keeper, url))
 }
 
-/// What the chain and the model's own document say of the model `published`: its owner, its
+/// What the chain and the model's own document say of the model `registered`: its owner, its
 /// activity, what it is derived from, what those are derived from, and the round logs' hashes
 /// its document lists (checked against `training`).
 async fn model_report(
     suite: &Suite,
-    published: &market::Published,
-    training: &Training,
+    registered: &federated_command::RegisteredModel,
 ) -> Result<ModelReport> {
-    let info = asset::show(suite, published.did).await?;
-    let lineage = asset::lineage(suite, published.did).await?;
+    let training = &registered.training;
+    let info = asset::show(suite, registered.did).await?;
+    let lineage = asset::lineage(suite, registered.did).await?;
     let mut inputs = Vec::new();
     for source in &lineage.derived_from {
         inputs.extend(asset::lineage(suite, *source).await?.derived_from);
     }
-    let (document, _, _) = market::fetch_document(suite, published.did).await?;
+    let (document, _, _) = market::fetch_document(suite, registered.did).await?;
     let listed = document
         .training
         .context("the model's document has no training")?;
-    if &listed != training {
+    if &listed != training || info.checksum != registered.checksum {
         bail!("the model's document lists another training than the one registered");
     }
     Ok(ModelReport {
-        did: published.did,
+        did: registered.did,
         owner: info.owner,
         activity: lineage
             .generated_by
@@ -741,8 +745,41 @@ async fn model_report(
             .iter()
             .map(|member| member.round_log)
             .collect(),
-        transaction: published.transaction,
+        transaction: registered.transaction,
     })
+}
+
+/// Runs `insitu --json ARGS` (this very program) as `consumer`, on the demo's chain, and returns
+/// its answer.
+async fn as_consumer(
+    rpc_url: &str,
+    addresses: &Path,
+    consumer: &PrivateKeySigner,
+    args: Vec<std::ffi::OsString>,
+) -> Result<serde_json::Value> {
+    let program = std::env::current_exe().context("finding the insitu program")?;
+    let mut command = Command::new(program);
+    command
+        .arg("--json")
+        .args(args)
+        .arg("--rpc-url")
+        .arg(rpc_url)
+        .arg("--addresses")
+        .arg(addresses)
+        .env("INSITU_PRIVATE_KEY", hex::encode(consumer.to_bytes()));
+    let output = tokio::task::spawn_blocking(move || command.output())
+        .await
+        .context("running insitu")??;
+    if !output.status.success() {
+        bail!(
+            "{}{}",
+            String::from_utf8_lossy(&output.stdout),
+            String::from_utf8_lossy(&output.stderr)
+        );
+    }
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    let last = stdout.lines().last().unwrap_or_default();
+    serde_json::from_str(last).with_context(|| format!("insitu answered {stdout:?}"))
 }
 
 /// Each job's phase, reason and last log lines, to explain a run that went wrong.

@@ -541,7 +541,7 @@ fn the_federated_demo_trains_across_three_keepers_and_pays_each() {
     let mut hashes = std::collections::HashSet::new();
     for provider in providers {
         assert_eq!(provider["rounds_served"], 2, "{provider}");
-        assert_eq!(provider["samples"], 480, "{provider}");
+        assert_eq!(provider["samples"], 2 * 480, "{provider}");
         assert_eq!(provider["escrow_released"], true, "{provider}");
         hashes.insert(provider["round_log_hash"].as_str().unwrap().to_owned());
     }
