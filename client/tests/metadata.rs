@@ -317,19 +317,24 @@ fn compute_policies_are_checked_field_by_field() {
     assert_eq!(paths(&document), ["/services/0", "/services/1/compute"]);
 }
 
-#[test]
-fn only_a_result_with_its_provenance_may_sell_nothing() {
-    let mut document = compute_example();
-    document["services"] = json!([]);
-    assert!(!field_errors(&document).is_empty());
-    document["provenance"] = json!({
+/// A compute result's provenance.
+fn provenance() -> Value {
+    json!({
         "wasGeneratedBy": format!("0x{}", "11".repeat(32)),
         "wasDerivedFrom": [format!("0x{}", "22".repeat(32))],
         "algorithmSha256": "33".repeat(32),
         "runtime": "python3",
         "limits": compute_example()["services"][0]["compute"]["limits"],
         "agent": "0x70997970C51812dc3A010C7d01b50e0d17dc79C8",
-    });
+    })
+}
+
+#[test]
+fn only_a_result_with_its_provenance_may_sell_nothing() {
+    let mut document = compute_example();
+    document["services"] = json!([]);
+    assert!(!field_errors(&document).is_empty());
+    document["provenance"] = provenance();
     let result = metadata::parse(document.to_string().as_bytes()).unwrap();
     let provenance = result.provenance.unwrap();
     assert_eq!(provenance.runtime, "python3");
@@ -436,13 +441,6 @@ fn a_training_that_does_not_hold_together_is_refused_field_by_field() {
 
     // One job's provenance and a training at once.
     document["training"] = training(&[1]);
-    document["provenance"] = json!({
-        "wasGeneratedBy": format!("0x{}", "11".repeat(32)),
-        "wasDerivedFrom": [format!("0x{}", "22".repeat(32))],
-        "algorithmSha256": "33".repeat(32),
-        "runtime": "python3",
-        "limits": compute_example()["services"][0]["compute"]["limits"],
-        "agent": "0x70997970C51812dc3A010C7d01b50e0d17dc79C8",
-    });
+    document["provenance"] = provenance();
     assert_eq!(paths(&document), ["/training"]);
 }

@@ -29,30 +29,11 @@ use insitu_keeper::{
     store::{JobPhase, Store},
 };
 
+use common::{KeeperProcess, sandbox_init};
+
 const PRICE: u128 = 40_000_000_000_000_000_000;
 const SUMMARY: &[u8] = include_bytes!("../../examples/algorithms/summary.py");
 const VISITS: &str = "age,stay_days,ward\n34,2,A\n61,5,B\n47,3.5,A\n29,1,C\n";
-
-/// The `insitu-sandbox-init` binary next to this test's (built when missing).
-fn sandbox_init() -> PathBuf {
-    let exe = std::env::current_exe().unwrap();
-    let folder = exe.parent().and_then(Path::parent).unwrap();
-    let init = folder.join("insitu-sandbox-init");
-    if !init.exists() {
-        let built = std::process::Command::new(env!("CARGO"))
-            .args([
-                "build",
-                "-p",
-                "insitu-sandbox",
-                "--bin",
-                "insitu-sandbox-init",
-            ])
-            .status()
-            .unwrap();
-        assert!(built.success(), "cannot build insitu-sandbox-init");
-    }
-    init
-}
 
 struct Setup {
     _devnet: Devnet,
@@ -1065,51 +1046,6 @@ async fn a_keeper_without_compute_refuses_orders() {
     keeper.stop().await;
 }
 
-/// A keeper process, killed when dropped.
-struct KeeperProcess(std::process::Child);
-
-impl Drop for KeeperProcess {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-async fn start_process(config: &Path, key: &PrivateKeySigner, url: &str) -> KeeperProcess {
-    start_process_crashing(config, key, url, None).await
-}
-
-/// A keeper process that aborts at `crash` (the test hook), if given.
-async fn start_process_crashing(
-    config: &Path,
-    key: &PrivateKeySigner,
-    url: &str,
-    crash: Option<&str>,
-) -> KeeperProcess {
-    let mut command = std::process::Command::new(env!("CARGO_BIN_EXE_insitu-keeper"));
-    command
-        .arg("--config")
-        .arg(config)
-        .env("INSITU_KEEPER_PRIVATE_KEY", hex::encode(key.to_bytes()))
-        .env_remove("INSITU_KEEPER_CRASH_AT")
-        .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::null());
-    if let Some(point) = crash {
-        command.env("INSITU_KEEPER_CRASH_AT", point);
-    }
-    let child = command.spawn().unwrap();
-    let keeper = KeeperProcess(child);
-    for _ in 0..600 {
-        if let Ok(response) = reqwest::get(format!("{url}/ready")).await
-            && response.status().is_success()
-        {
-            return keeper;
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-    panic!("the keeper never became ready");
-}
-
 /// The processes left in the cgroup(s) named `name`, wherever the hierarchies are mounted.
 fn processes_in_group(name: &str) -> Vec<String> {
     let mounts = std::fs::read_to_string("/proc/self/mounts").unwrap();
@@ -1133,7 +1069,7 @@ fn processes_in_group(name: &str) -> Vec<String> {
 async fn a_keeper_killed_while_its_job_runs_runs_it_again_after_a_restart() {
     let world = process_world().await;
     let (deployed, root, url, file) = (&world.deployed, &world.root, &world.url, &world.config);
-    let keeper = start_process(file, &deployed.keys[2], url).await;
+    let keeper = KeeperProcess::start(file, &deployed.keys[2], url).await;
     let did = publish_compute(
         &deployed.suite,
         &deployed.keys,
@@ -1202,7 +1138,7 @@ async fn a_keeper_killed_while_its_job_runs_runs_it_again_after_a_restart() {
     assert!(left.is_empty(), "the job outlived its keeper: {left:?}");
 
     // Restarted: the interrupted run is queued again and its second run finishes.
-    let _keeper = start_process(file, &deployed.keys[2], url).await;
+    let _keeper = KeeperProcess::start(file, &deployed.keys[2], url).await;
     let settled = tokio::time::timeout(
         Duration::from_secs(120),
         compute::follow(
@@ -1305,7 +1241,7 @@ async fn a_keeper_killed_at_each_point_of_a_job_finishes_it_exactly_once() {
         let keys = &world.deployed.keys;
         let suite = &world.deployed.suite;
         let mut keeper =
-            start_process_crashing(&world.config, &keys[2], &world.url, Some(point)).await;
+            KeeperProcess::start_crashing(&world.config, &keys[2], &world.url, Some(point)).await;
         let did = publish_compute(
             suite,
             keys,
@@ -1337,7 +1273,7 @@ async fn a_keeper_killed_at_each_point_of_a_job_finishes_it_exactly_once() {
         drop(keeper);
 
         // Restarted on the same store: the job ends done, settled by exactly three transactions.
-        let _keeper = start_process(&world.config, &keys[2], &world.url).await;
+        let _keeper = KeeperProcess::start(&world.config, &keys[2], &world.url).await;
         let mut ignore = |_: &JobStatus| {};
         let done = tokio::time::timeout(
             Duration::from_secs(120),

@@ -21,12 +21,15 @@ use insitu_bindings::rounds::SignedRoundLog;
 use insitu_client::{
     compute::{self, JobStatus, Order},
     devnet::Devnet,
+    federated,
     market::{self, KeeperClient},
     metadata::ServiceKind,
     suite::Suite,
     tx::Silent,
 };
 use insitu_keeper::config::{ComputeConfig, Config, FlowerRuntime, RuntimeConfig};
+
+use common::{KeeperProcess, sandbox_init};
 
 const PRICE: u128 = 10_000_000_000_000_000_000;
 const PROVIDERS: usize = 3;
@@ -48,27 +51,6 @@ fn venv() -> PathBuf {
         venv.display()
     );
     venv
-}
-
-/// The `insitu-sandbox-init` binary next to this test's (built when missing).
-fn sandbox_init() -> PathBuf {
-    let exe = std::env::current_exe().unwrap();
-    let folder = exe.parent().and_then(Path::parent).unwrap();
-    let init = folder.join("insitu-sandbox-init");
-    if !init.exists() {
-        let built = std::process::Command::new(env!("CARGO"))
-            .args([
-                "build",
-                "-p",
-                "insitu-sandbox",
-                "--bin",
-                "insitu-sandbox-init",
-            ])
-            .status()
-            .unwrap();
-        assert!(built.success(), "cannot build insitu-sandbox-init");
-    }
-    init
 }
 
 /// Runs a program of the Flower environment on the host, with `home` as its Flower home.
@@ -276,16 +258,6 @@ impl Aggregator {
     }
 }
 
-/// A keeper process, killed when dropped.
-struct KeeperProcess(std::process::Child);
-
-impl Drop for KeeperProcess {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
 /// One provider: its keeper, a process of its own (its own account, store, data and work
 /// folders), and its partition.
 struct Provider {
@@ -294,30 +266,6 @@ struct Provider {
     keeper: Option<KeeperProcess>,
     url: String,
     root: PathBuf,
-}
-
-/// Starts the keeper configured in `config` with `key`; returns once it is ready at `url`.
-async fn start_keeper(config: &Path, key: &PrivateKeySigner, url: &str) -> KeeperProcess {
-    let log = std::fs::File::create(config.with_extension("log")).unwrap();
-    let child = std::process::Command::new(env!("CARGO_BIN_EXE_insitu-keeper"))
-        .arg("--config")
-        .arg(config)
-        .env("INSITU_KEEPER_PRIVATE_KEY", hex::encode(key.to_bytes()))
-        .env_remove("INSITU_KEEPER_CRASH_AT")
-        .stdout(log.try_clone().unwrap())
-        .stderr(log)
-        .spawn()
-        .unwrap();
-    let keeper = KeeperProcess(child);
-    for _ in 0..600 {
-        if let Ok(response) = reqwest::get(format!("{url}/ready")).await
-            && response.status().is_success()
-        {
-            return keeper;
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-    panic!("the keeper never became ready");
 }
 
 struct World {
@@ -404,7 +352,7 @@ async fn world(count: usize, any_app: bool) -> World {
         let file = root_k.join("keeper.toml");
         std::fs::write(&file, config.to_string()).unwrap();
         let url = format!("http://127.0.0.1:{port}");
-        let keeper = start_keeper(&file, &keys[account], &url).await;
+        let keeper = KeeperProcess::start(&file, &keys[account], &url).await;
         providers.push(Provider {
             key: keys[account].clone(),
             keeper: Some(keeper),
@@ -506,18 +454,16 @@ impl World {
 
     /// The order of app `fab` (the example's when `None`) for `rounds` rounds.
     fn order(&self, rounds: u32, fab: Option<&[u8]>) -> Order {
-        Order {
-            algorithm: compute::Algorithm::File(fab.unwrap_or(&self.fab).to_vec()),
-            runtime: "flower".into(),
-            params: [
-                ("superlink", format!("127.0.0.1:{}", self.aggregator.port)),
-                ("superlink-ca", self.aggregator.ca.clone()),
-                ("rounds", rounds.to_string()),
-            ]
-            .into_iter()
-            .map(|(name, value)| (name.to_owned(), value))
-            .collect(),
-        }
+        let aggregator = federated::Aggregator {
+            address: format!("127.0.0.1:{}", self.aggregator.port),
+            ca_pem: self.aggregator.ca.clone(),
+        };
+        federated::order(
+            fab.unwrap_or(&self.fab).to_vec(),
+            "flower",
+            &aggregator,
+            rounds,
+        )
     }
 
     /// Follows the job of agreement `id` until it reaches one of `phases` (or ends).
@@ -571,17 +517,9 @@ impl World {
 
     /// The SuperNode key job `id` shows once it runs.
     async fn supernode_key(&self, id: B256) -> String {
-        for _ in 0..600 {
-            let status = compute::status(&self.suite, &self.consumer(), id)
-                .await
-                .unwrap();
-            if let Some(key) = status.supernode_key {
-                return key;
-            }
-            assert!(!status.is_final(), "{status:?}");
-            tokio::time::sleep(Duration::from_millis(100)).await;
-        }
-        panic!("job {id} never showed its SuperNode key");
+        federated::supernode_key(&self.suite, &self.consumer(), id, Duration::from_secs(60))
+            .await
+            .unwrap()
     }
 }
 

@@ -356,3 +356,80 @@ pub(crate) async fn buy_and_download(
         .unwrap();
     (id, std::fs::read(out).unwrap())
 }
+
+/// The `insitu-sandbox-init` binary next to the test's (built when missing).
+pub(crate) fn sandbox_init() -> std::path::PathBuf {
+    let exe = std::env::current_exe().unwrap();
+    let folder = exe.parent().and_then(std::path::Path::parent).unwrap();
+    let init = folder.join("insitu-sandbox-init");
+    if !init.exists() {
+        let built = std::process::Command::new(env!("CARGO"))
+            .args([
+                "build",
+                "-p",
+                "insitu-sandbox",
+                "--bin",
+                "insitu-sandbox-init",
+            ])
+            .status()
+            .unwrap();
+        assert!(built.success(), "cannot build insitu-sandbox-init");
+    }
+    init
+}
+
+/// A keeper running as a process of its own (`insitu-keeper --config`), killed (SIGKILL) when
+/// dropped. Its log goes next to its configuration, with the extension `log`.
+pub(crate) struct KeeperProcess(pub(crate) std::process::Child);
+
+impl KeeperProcess {
+    /// Starts the keeper configured in `config` with `key`; returns once it is ready at `url`.
+    pub(crate) async fn start(
+        config: &std::path::Path,
+        key: &alloy::signers::local::PrivateKeySigner,
+        url: &str,
+    ) -> Self {
+        Self::start_crashing(config, key, url, None).await
+    }
+
+    /// As [`KeeperProcess::start`], aborting at `crash` (the keeper's test hook) if given.
+    pub(crate) async fn start_crashing(
+        config: &std::path::Path,
+        key: &alloy::signers::local::PrivateKeySigner,
+        url: &str,
+        crash: Option<&str>,
+    ) -> Self {
+        let log = std::fs::File::create(config.with_extension("log")).unwrap();
+        let mut command = std::process::Command::new(env!("CARGO_BIN_EXE_insitu-keeper"));
+        command
+            .arg("--config")
+            .arg(config)
+            .env(
+                "INSITU_KEEPER_PRIVATE_KEY",
+                alloy::primitives::hex::encode(key.to_bytes()),
+            )
+            .env_remove("INSITU_KEEPER_CRASH_AT")
+            .stdout(log.try_clone().unwrap())
+            .stderr(log);
+        if let Some(point) = crash {
+            command.env("INSITU_KEEPER_CRASH_AT", point);
+        }
+        let keeper = Self(command.spawn().unwrap());
+        for _ in 0..600 {
+            if let Ok(response) = reqwest::get(format!("{url}/ready")).await
+                && response.status().is_success()
+            {
+                return keeper;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+        }
+        panic!("the keeper never became ready");
+    }
+}
+
+impl Drop for KeeperProcess {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
