@@ -60,8 +60,8 @@ pub enum RoundLogError {
     /// The record holds no training round.
     #[error("the round record holds no training round")]
     Empty,
-    /// The signature is not a signature.
-    #[error("the round log's signature is malformed")]
+    /// The signature is not a signature, or not in its canonical form.
+    #[error("the round log's signature is malformed or not in its canonical form")]
     Malformed,
     /// Signed by another account than the provider it names.
     #[error("the round log is signed by {signer}, not by its provider {provider}")]
@@ -180,14 +180,20 @@ pub struct SignedRoundLog {
 }
 
 impl SignedRoundLog {
-    /// Checks the signature in `domain`: returns the provider when it signed this very log.
+    /// Checks the signature in `domain`: returns the provider when it signed this very log. Only
+    /// the canonical form of a signature is accepted (low `s`, `v` 27 or 28, as a keeper signs),
+    /// so that one log has one [`SignedRoundLog::hash`].
     ///
     /// # Errors
     ///
-    /// [`RoundLogError::Malformed`] or [`RoundLogError::WrongSigner`].
+    /// [`RoundLogError::Malformed`] (also for a signature in another form) or
+    /// [`RoundLogError::WrongSigner`].
     pub fn verify(&self, domain: &Eip712Domain) -> Result<Address, RoundLogError> {
         let signature =
             Signature::try_from(self.signature.as_ref()).map_err(|_| RoundLogError::Malformed)?;
+        if signature.normalize_s().is_some() || signature.as_bytes()[..] != self.signature[..] {
+            return Err(RoundLogError::Malformed);
+        }
         let signer = signature
             .recover_address_from_prehash(&self.log.signing_hash(domain))
             .map_err(|_| RoundLogError::Malformed)?;

@@ -1,6 +1,6 @@
 //! The signed round log: built from a SuperNode's record (bad records refused, line named),
 //! signed by the provider, and refused when forged: changed after signing, signed by another
-//! account, signed in another domain, or with a malformed signature.
+//! account, signed in another domain, or with a malformed signature or one in another form.
 
 use alloy::{
     primitives::{Address, B256, Bytes, address, b256},
@@ -136,6 +136,24 @@ fn forged_logs_are_refused() {
         let mut malformed = genuine.clone();
         malformed.signature = Bytes::from(bytes);
         assert!(malformed.verify(&domain).is_err());
+    }
+
+    // The same signature in another form (`v` as 0 or 1, or the high `s` twin): it would
+    // recover the provider, but it would name the log by another hash.
+    let canonical = alloy::primitives::Signature::try_from(genuine.signature.as_ref()).unwrap();
+    let mut parity_form = genuine.signature.to_vec();
+    parity_form[64] -= 27;
+    // The order of secp256k1's group.
+    let order: alloy::primitives::U256 =
+        "0xfffffffffffffffffffffffffffffffebaaedce6af48a03bbfd25e8cd0364141"
+            .parse()
+            .unwrap();
+    let high_s =
+        alloy::primitives::Signature::new(canonical.r(), order - canonical.s(), !canonical.v());
+    for other_form in [parity_form, high_s.as_bytes().to_vec()] {
+        let mut twin = genuine.clone();
+        twin.signature = Bytes::from(other_form);
+        assert_eq!(twin.verify(&domain), Err(RoundLogError::Malformed));
     }
 }
 

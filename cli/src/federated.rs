@@ -80,6 +80,9 @@ pub(crate) struct RegisterModelArgs {
     /// The agreements of the training, one per provider (ids, 32 bytes hex).
     #[arg(required = true, num_args = 1..=federated::MAX_MEMBERS)]
     agreements: Vec<B256>,
+    /// The Flower app bundle (FAB) you ordered: every job must have run it.
+    #[arg(long)]
+    app: PathBuf,
     /// The trained model's file.
     #[arg(long)]
     model: PathBuf,
@@ -133,7 +136,8 @@ pub(crate) struct OrderedJob {
 #[derive(Debug, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub(crate) struct Ordered {
-    /// The purchase transactions, in order (an approval first when one was needed).
+    /// The purchase transactions, in order: the approvals (one per token, when needed), then the
+    /// purchases.
     pub(crate) transactions: Vec<B256>,
     /// The jobs.
     pub(crate) jobs: Vec<OrderedJob>,
@@ -198,6 +202,11 @@ async fn order(args: OrderArgs, output: &Output) -> Result<()> {
     let order = federated::order(app, &args.runtime, &aggregator, args.rounds);
     let suite = open_suite(&args.suite).await?;
     let sender = sender(&suite.connection, &args.signer)?;
+    // Every asset must run this app in this runtime: nothing is bought otherwise.
+    for did in &args.dids {
+        let (document, _, _) = market::fetch_document(&suite, *did).await?;
+        federated::check_order(*did, &document, &order)?;
+    }
     let bought = market::buy_many(
         &suite,
         &sender,
@@ -207,22 +216,41 @@ async fn order(args: OrderArgs, output: &Output) -> Result<()> {
         &TerminalProgress::new(output),
     )
     .await?;
-    let mut transactions: Vec<B256> = bought
-        .first()
-        .and_then(|first| first.approval)
-        .into_iter()
-        .collect();
+    // The approvals (one per token), then the purchases.
+    let mut transactions: Vec<B256> = Vec::new();
+    for approval in bought.iter().filter_map(|one| one.approval) {
+        if !transactions.contains(&approval) {
+            transactions.push(approval);
+        }
+    }
     transactions.extend(bought.iter().map(|one| one.transaction));
+    let agreements: Vec<B256> = bought.iter().map(|one| one.quote.agreement_id).collect();
+    // Past this point the agreements are paid for: a failure names them, to follow them up or
+    // refund them after their time out.
+    let bought_note = || {
+        format!(
+            "bought agreements {} (each refundable after its time out if its job never \
+             delivers)",
+            agreements
+                .iter()
+                .map(ToString::to_string)
+                .collect::<Vec<_>>()
+                .join(", ")
+        )
+    };
     let mut jobs = Vec::new();
     for one in &bought {
         let id = one.quote.agreement_id;
-        compute::submit(&suite, &sender, id, &order).await?;
+        compute::submit(&suite, &sender, id, &order)
+            .await
+            .with_context(bought_note)?;
         output.note(&format!("ordered the job of agreement {id}"));
     }
     for one in &bought {
         let id = one.quote.agreement_id;
         let key = federated::supernode_key(&suite, &sender, id, Duration::from_secs(args.key_wait))
-            .await?;
+            .await
+            .with_context(bought_note)?;
         jobs.push(OrderedJob {
             did: one.quote.did,
             agreement: id,
@@ -250,6 +278,9 @@ async fn register_model(args: RegisterModelArgs, output: &Output) -> Result<()> 
     if !args.model.is_file() {
         bail!("the model {} is not a file", args.model.display());
     }
+    let app = std::fs::read(&args.app)
+        .with_context(|| format!("reading the app {}", args.app.display()))?;
+    let app_sha256 = compute::Algorithm::File(app).sha256();
     std::fs::create_dir_all(&args.logs)
         .with_context(|| format!("creating {}", args.logs.display()))?;
     let suite = open_suite(&args.suite).await?;
@@ -272,7 +303,7 @@ async fn register_model(args: RegisterModelArgs, output: &Output) -> Result<()> 
         ));
         parts.push(part);
     }
-    let training = federated::training(&parts)?;
+    let training = federated::training(&parts, &alloy::primitives::hex::encode(app_sha256))?;
     let model = federated::Model {
         path: args.model.clone(),
         location,

@@ -571,6 +571,8 @@ pub(crate) async fn run(options: &FederatedOptions, log: &dyn Fn(&str)) -> Resul
         vec!["federated".into(), "register-model".into()];
     register_args.extend(agreements.iter().map(|id| id.to_string().into()));
     register_args.extend([
+        "--app".into(),
+        fab_path.clone().into_os_string(),
         "--model".into(),
         output.join("model.npy").into_os_string(),
         "--keeper".into(),
@@ -594,7 +596,7 @@ pub(crate) async fn run(options: &FederatedOptions, log: &dyn Fn(&str)) -> Resul
     let registered: federated_command::RegisteredModel = serde_json::from_value(
         as_consumer(&devnet.endpoint(), &addresses, consumer, register_args)
             .await
-            .with_context(|| format!("insitu federated register-model:\n{}", tail(&run_log)))?,
+            .context("insitu federated register-model")?,
     )
     .context("the answer of insitu federated register-model")?;
     steps.push((
@@ -758,18 +760,19 @@ async fn as_consumer(
     args: Vec<std::ffi::OsString>,
 ) -> Result<serde_json::Value> {
     let program = std::env::current_exe().context("finding the insitu program")?;
-    let mut command = Command::new(program);
+    let mut command = tokio::process::Command::new(program);
     command
+        .kill_on_drop(true)
         .arg("--json")
         .args(args)
         .arg("--rpc-url")
         .arg(rpc_url)
         .arg("--addresses")
         .arg(addresses)
-        .env("INSITU_PRIVATE_KEY", hex::encode(consumer.to_bytes()));
-    let output = tokio::task::spawn_blocking(move || command.output())
-        .await
-        .context("running insitu")??;
+        .env("INSITU_PRIVATE_KEY", hex::encode(consumer.to_bytes()))
+        // The consumer's key, never a keystore of the environment.
+        .env_remove("INSITU_KEYSTORE");
+    let output = command.output().await.context("running insitu")?;
     if !output.status.success() {
         bail!(
             "{}{}",

@@ -652,10 +652,12 @@ fn the_federated_commands_refuse_bad_input_before_sending_anything() {
     let agreement = setup.report.agreement_id.to_string();
     let model = dir.path().join("model.npy");
     std::fs::write(&model, b"weights").unwrap();
-    let register = |agreements: &[&str], model: &str| {
+    let register_with = |agreements: &[&str], app: &str, model: &str| {
         let mut args = vec!["federated", "register-model"];
         args.extend(agreements);
         args.extend([
+            "--app",
+            app,
             "--model",
             model,
             "--keeper",
@@ -671,6 +673,7 @@ fn the_federated_commands_refuse_bad_input_before_sending_anything() {
         ]);
         setup.run(3, &args)
     };
+    let register = |agreements: &[&str], model: &str| register_with(agreements, app, model);
     let model = model.to_str().unwrap();
     refused(
         &register(&[&agreement, &agreement], model),
@@ -679,6 +682,10 @@ fn the_federated_commands_refuse_bad_input_before_sending_anything() {
     refused(
         &register(&[&agreement], "/nonexistent/model.npy"),
         "reading the model /nonexistent/model.npy",
+    );
+    refused(
+        &register_with(&[&agreement], "/nonexistent/app.fab", model),
+        "reading the app /nonexistent/app.fab",
     );
     let unknown = format!("0x{}", "ab".repeat(32));
     refused(

@@ -17,7 +17,10 @@ use std::{
     time::{Duration, Instant},
 };
 
-use alloy::primitives::{B256, hex};
+use alloy::{
+    primitives::{Address, B256, hex},
+    sol_types::Eip712Domain,
+};
 use insitu_bindings::rounds::{RoundLogError, SignedRoundLog};
 use sha2::{Digest, Sha256};
 
@@ -34,6 +37,8 @@ use crate::{
 pub const MAX_MEMBERS: usize = 16;
 /// The framework a [`Training`] names.
 pub const FRAMEWORK: &str = "flower";
+/// Largest round log a consumer reads (a keeper's record is at most 4 MiB; its log is smaller).
+pub const MAX_ROUND_LOG_BYTES: u64 = 8 * 1024 * 1024;
 
 /// Why a federated step failed.
 #[derive(Debug, thiserror::Error)]
@@ -104,6 +109,37 @@ pub fn order(app: Vec<u8>, runtime: &str, aggregator: &Aggregator, rounds: u32) 
         .map(|(name, value)| (name.to_owned(), value))
         .collect(),
     }
+}
+
+/// Checks, before anything is bought, that the asset whose metadata is `document` may run
+/// `order`: it sells compute, its policy lists the order's runtime, and allows its app (a file,
+/// by its SHA-256).
+///
+/// # Errors
+///
+/// [`FederatedError::Invalid`] saying what the asset's policy refuses.
+pub fn check_order(
+    did: B256,
+    document: &metadata::MetadataDocument,
+    order: &Order,
+) -> Result<(), FederatedError> {
+    let policy = document
+        .service(metadata::ServiceKind::Compute)
+        .and_then(|service| service.compute.as_ref())
+        .ok_or_else(|| FederatedError::Invalid(format!("asset {did} is not sold for compute")))?;
+    if !policy.runtimes.contains(&order.runtime) {
+        return Err(FederatedError::Invalid(format!(
+            "asset {did} offers the runtimes {:?}, not {}",
+            policy.runtimes, order.runtime
+        )));
+    }
+    let sha256 = hex::encode(order.algorithm.sha256());
+    if !policy.algorithms.allows(&sha256, None) {
+        return Err(FederatedError::Invalid(format!(
+            "asset {did} does not allow the app with SHA-256 {sha256}"
+        )));
+    }
+    Ok(())
 }
 
 /// The SuperNode key the job of agreement `id` shows once it is configured (OpenSSH format), to
@@ -209,68 +245,111 @@ pub struct ServedPart {
     pub path: PathBuf,
 }
 
+/// What a round log must be about: its agreement, that agreement's asset and provider.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Expected {
+    /// The compute agreement.
+    pub agreement: B256,
+    /// The agreement's asset.
+    pub asset: B256,
+    /// The agreement's provider, who must have signed.
+    pub provider: Address,
+}
+
+/// Checks `signed` in `domain` (the keepers' domain of the chain): signed, in the canonical
+/// form, by the expected provider, about the expected agreement and asset.
+///
+/// # Errors
+///
+/// [`FederatedError::RoundLog`] for a bad signature; [`FederatedError::NotItsLog`] for a log
+/// signed by another account or about another agreement or asset.
+pub fn check_round_log(
+    signed: &SignedRoundLog,
+    expected: &Expected,
+    domain: &Eip712Domain,
+) -> Result<(), FederatedError> {
+    let agreement = expected.agreement;
+    let refuse = |reason: String| FederatedError::NotItsLog { agreement, reason };
+    let signer = signed
+        .verify(domain)
+        .map_err(|source| FederatedError::RoundLog { agreement, source })?;
+    if signer != expected.provider {
+        return Err(refuse(format!(
+            "signed by {signer}, not by the agreement's provider {}",
+            expected.provider
+        )));
+    }
+    if signed.log.agreementId != agreement {
+        return Err(refuse(format!(
+            "it is the log of agreement {}",
+            signed.log.agreementId
+        )));
+    }
+    if signed.log.did != expected.asset {
+        return Err(refuse(format!(
+            "it is about asset {}, not the agreement's {}",
+            signed.log.did, expected.asset
+        )));
+    }
+    Ok(())
+}
+
 /// Downloads the round log of the done job of agreement `id` (the result its keeper registered
-/// for the sender) to `out`, and checks it: signed in the keepers' domain of this chain by the
-/// agreement's provider, about this agreement and its asset.
+/// for the sender, who must be the agreement's consumer) to `out`, and checks it
+/// ([`check_round_log`]): signed in the keepers' domain of this chain by the agreement's
+/// provider, about this agreement and its asset.
 ///
 /// # Errors
 ///
 /// [`MarketError`] (`result_not_ready` while the job is not done);
-/// [`FederatedError::RoundLog`] for a bad signature; [`FederatedError::NotItsLog`] for a log
-/// that is not the agreement's or not its provider's.
+/// [`FederatedError::RoundLog`] for a bad signature; [`FederatedError::NotItsLog`] for an
+/// agreement that is not the sender's, a log over [`MAX_ROUND_LOG_BYTES`], or a log that is not
+/// the agreement's or not its provider's.
 pub async fn round_log(
     suite: &Suite,
     sender: &Sender,
     id: B256,
     out: &Path,
 ) -> Result<ServedPart, FederatedError> {
-    let status = compute::status(suite, sender, id).await?;
-    let mut ignore = |_| {};
-    compute::download_result(suite, sender, id, 0, out, &mut ignore).await?;
-    let bytes = std::fs::read(out).map_err(|source| FederatedError::Io {
-        path: out.to_owned(),
-        source,
-    })?;
-    let signed: SignedRoundLog =
-        serde_json::from_slice(&bytes).map_err(|error| FederatedError::NotItsLog {
-            agreement: id,
-            reason: format!("the result is not a signed round log ({error})"),
-        })?;
     let bought = agreement::show(suite, id, None)
         .await
         .map_err(MarketError::from)?;
-    let domain = insitu_bindings::requests::domain(
-        suite.connection.chain_id,
-        suite.addresses.compute_execution,
-    );
-    let signer = signed
-        .verify(&domain)
-        .map_err(|source| FederatedError::RoundLog {
-            agreement: id,
-            source,
-        })?;
     let refuse = |reason: String| FederatedError::NotItsLog {
         agreement: id,
         reason,
     };
-    if signer != bought.terms.provider {
+    if bought.consumer != sender.address() {
         return Err(refuse(format!(
-            "signed by {signer}, not by the agreement's provider {}",
-            bought.terms.provider
+            "the agreement is {}'s, not {}'s",
+            bought.consumer,
+            sender.address()
         )));
     }
-    if signed.log.agreementId != id {
+    let status = compute::status(suite, sender, id).await?;
+    let mut ignore = |_| {};
+    let downloaded = compute::download_result(suite, sender, id, 0, out, &mut ignore).await?;
+    if downloaded.bytes > MAX_ROUND_LOG_BYTES {
         return Err(refuse(format!(
-            "it is the log of agreement {}",
-            signed.log.agreementId
+            "the result holds {} bytes, more than a round log's {MAX_ROUND_LOG_BYTES}",
+            downloaded.bytes
         )));
     }
-    if signed.log.did != bought.did {
-        return Err(refuse(format!(
-            "it is about asset {}, not the agreement's {}",
-            signed.log.did, bought.did
-        )));
-    }
+    let bytes = std::fs::read(out).map_err(|source| FederatedError::Io {
+        path: out.to_owned(),
+        source,
+    })?;
+    let signed: SignedRoundLog = serde_json::from_slice(&bytes)
+        .map_err(|error| refuse(format!("the result is not a signed round log ({error})")))?;
+    let domain = insitu_bindings::requests::domain(
+        suite.connection.chain_id,
+        suite.addresses.compute_execution,
+    );
+    let expected = Expected {
+        agreement: id,
+        asset: bought.did,
+        provider: bought.terms.provider,
+    };
+    check_round_log(&signed, &expected, &domain)?;
     let rounds = u32::try_from(signed.log.rounds.len())
         .map_err(|_| refuse("more rounds than a u32 counts".to_owned()))?;
     let samples = signed
@@ -295,13 +374,13 @@ pub async fn round_log(
 }
 
 /// The training the checked `parts` make: one per agreement, every log of the same run, every
-/// job with the same app.
+/// job with the app the consumer ordered (`app_sha256`, lower-case hex).
 ///
 /// # Errors
 ///
 /// [`FederatedError::Invalid`] for no part, too many, an agreement twice, logs of different runs
-/// or jobs of different apps.
-pub fn training(parts: &[ServedPart]) -> Result<Training, FederatedError> {
+/// or a job that ran another app.
+pub fn training(parts: &[ServedPart], app_sha256: &str) -> Result<Training, FederatedError> {
     let first = parts
         .first()
         .ok_or_else(|| FederatedError::Invalid("a training needs at least one provider".into()))?;
@@ -325,13 +404,10 @@ pub fn training(parts: &[ServedPart]) -> Result<Training, FederatedError> {
                 first.member.agreement, first.log.log.run, part.member.agreement, part.log.log.run
             )));
         }
-        if part.algorithm_sha256 != first.algorithm_sha256 {
+        if part.algorithm_sha256 != app_sha256 {
             return Err(FederatedError::Invalid(format!(
-                "agreement {} ran the app {}, agreement {} the app {}",
-                first.member.agreement,
-                first.algorithm_sha256,
-                part.member.agreement,
-                part.algorithm_sha256
+                "agreement {} ran the app {}, not the app {app_sha256}",
+                part.member.agreement, part.algorithm_sha256
             )));
         }
     }
@@ -339,7 +415,7 @@ pub fn training(parts: &[ServedPart]) -> Result<Training, FederatedError> {
         framework: FRAMEWORK.to_owned(),
         activity: metadata::training_activity(agreements),
         run: first.log.log.run,
-        algorithm_sha256: first.algorithm_sha256.clone(),
+        algorithm_sha256: app_sha256.to_owned(),
         members: parts.iter().map(|part| part.member.clone()).collect(),
     })
 }
@@ -418,7 +494,9 @@ pub fn model_document(
 /// Publishes the model at `keeper` (the sender must be one of its publishers, and the keeper able
 /// to read the model's location) and registers it on chain as the sender's asset, served by that
 /// keeper, generated by the training's activity and derived from each member's round-log result,
-/// which the sender owns. Everything is checked before anything is stored or sent.
+/// which the sender owns. Each member's result must be the id the registry gives its agreement's
+/// result for the sender, and the sender must be able to serve it; all is checked before
+/// anything is stored or sent.
 ///
 /// # Errors
 ///
@@ -439,6 +517,17 @@ pub async fn register_model(
             "the training's activity is {}, its members make {expected}",
             training.activity
         )));
+    }
+    for member in &training.members {
+        let result = compute::result_did(member.agreement, sender.address(), member.provider);
+        if member.result != result {
+            return Err(FederatedError::Invalid(format!(
+                "the result of agreement {} for {} is {result}, not {}",
+                member.agreement,
+                sender.address(),
+                member.result
+            )));
+        }
     }
     let draft = model_document(model, sender.address(), training)?;
     let derivation = Derivation {

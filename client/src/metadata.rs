@@ -246,12 +246,29 @@ pub struct Training {
     pub framework: String,
     /// The activity registered on chain as the model's `wasGeneratedBy`.
     pub activity: B256,
-    /// The framework's run id, the same in every member's round log.
+    /// The framework's run id, the same in every member's round log (in decimal in the
+    /// document).
+    #[serde(with = "decimal")]
     pub run: u64,
     /// SHA-256 of the app every provider ran, lower-case hex.
     pub algorithm_sha256: String,
     /// Each provider's part.
     pub members: Vec<TrainingMember>,
+}
+
+/// A `u64` written as a decimal string (JSON numbers lose precision beyond 2^53).
+mod decimal {
+    use serde::{Deserialize, Deserializer, Serializer, de::Error};
+
+    pub(super) fn serialize<S: Serializer>(value: &u64, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.serialize_str(&value.to_string())
+    }
+
+    pub(super) fn deserialize<'de, D: Deserializer<'de>>(deserializer: D) -> Result<u64, D::Error> {
+        let text = String::deserialize(deserializer)?;
+        text.parse()
+            .map_err(|_| D::Error::custom(format!("{text:?} is not a 64-bit integer in decimal")))
+    }
 }
 
 /// One provider's part in a federated training, as its signed round log shows it.

@@ -350,7 +350,7 @@ fn training(agreements: &[u8]) -> Value {
     json!({
         "framework": "flower",
         "activity": metadata::training_activity(ids.iter().copied()).to_string(),
-        "run": 42,
+        "run": "42",
         "algorithmSha256": "44".repeat(32),
         "members": ids.iter().enumerate().map(|(index, id)| json!({
             "agreement": id.to_string(),
@@ -418,9 +418,11 @@ fn a_training_that_does_not_hold_together_is_refused_field_by_field() {
         paths(&document)
     );
 
-    // Schema violations: another framework, no member, no round served, a bad hash, 17 members.
+    // Schema violations: another framework, a run that is not a 64-bit decimal, no member, no
+    // round served or more than a u32 counts, a bad hash, 17 members.
     let mut bad = training(&[1]);
     bad["framework"] = json!("home-made");
+    bad["run"] = json!(42);
     bad["members"][0]["rounds"] = json!(0);
     bad["members"][0]["roundLog"] = json!("0x12");
     document["training"] = bad;
@@ -432,6 +434,14 @@ fn a_training_that_does_not_hold_together_is_refused_field_by_field() {
     ] {
         assert!(found.contains(&path.to_owned()), "{path} in {found:?}");
     }
+    let mut too_many_rounds = training(&[1]);
+    too_many_rounds["members"][0]["rounds"] = json!(1_u64 << 32);
+    too_many_rounds["run"] = json!("123456789012345678901");
+    document["training"] = too_many_rounds;
+    assert_eq!(
+        paths(&document),
+        ["/training/members/0/rounds", "/training/run"]
+    );
     let mut empty = training(&[1]);
     empty["members"] = json!([]);
     document["training"] = empty;
