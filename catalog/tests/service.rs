@@ -589,3 +589,55 @@ async fn one_catalog_indexes_several_chains_and_filters_and_counts_by_chain() {
     assert_eq!(ids, [31_337, 31_338]);
     catalog.stop().await;
 }
+
+#[tokio::test]
+async fn a_federated_model_is_indexed_as_a_result_with_its_training() {
+    let world = world().await;
+    let agreements = [B256::repeat_byte(1), B256::repeat_byte(2)];
+    let mut model: serde_json::Value =
+        serde_json::from_slice(&document("Federated model of station readings", &["model"]))
+            .unwrap();
+    model["services"] = serde_json::json!([]);
+    model["training"] = serde_json::json!({
+        "framework": "flower",
+        "activity": insitu_client::metadata::training_activity(agreements).to_string(),
+        "run": "18446744073709551615",
+        "algorithmSha256": "ab".repeat(32),
+        "members": agreements.iter().enumerate().map(|(index, agreement)| serde_json::json!({
+            "agreement": agreement.to_string(),
+            "asset": B256::repeat_byte(0x10 + index as u8).to_string(),
+            "provider": "0x70997970C51812dc3A010C7d01b50e0d17dc79C8",
+            "result": B256::repeat_byte(0x20 + index as u8).to_string(),
+            "roundLog": B256::repeat_byte(0x30 + index as u8).to_string(),
+            "rounds": 3,
+            "samples": 1440,
+        })).collect::<Vec<_>>(),
+    });
+    let bytes = serde_json::to_vec(&model).unwrap();
+    let did = world.register("model", &bytes, &bytes).await;
+    world
+        .until("the model is indexed", || async {
+            world.status_of(did).await == Some(DocumentStatus::Valid)
+        })
+        .await;
+    let view = world.client.asset(31_337, did).await.unwrap();
+    assert_eq!(view.summary.unwrap().kind.as_str(), "result");
+    let document = view.document.unwrap();
+    assert_eq!(document["training"]["run"], "18446744073709551615");
+    assert_eq!(
+        document["training"]["members"][1]["roundLog"],
+        B256::repeat_byte(0x31).to_string()
+    );
+    let results = world
+        .client
+        .search(&SearchQuery {
+            kind: Some("result".into()),
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    assert!(
+        results.results.iter().any(|result| result.did == did),
+        "{results:?}"
+    );
+}
