@@ -270,25 +270,15 @@ pub(crate) async fn run(options: &FederatedOptions, log: &dyn Fn(&str)) -> Resul
     )?;
     let port = demo::free_port()?;
     let superlink_log = std::fs::File::create(root.join("superlink.log"))?;
-    let superlink = flower_command(options, "flower-superlink", &home)
-        .args([
-            "--disable-runtime-dependency-installation",
-            "--enable-supernode-auth",
-            "--host",
-            "127.0.0.1",
-            "--port",
-            &port.to_string(),
-        ])
-        .arg("--ssl-certfile")
-        .arg(tls.join("server.pem"))
-        .arg("--ssl-keyfile")
-        .arg(tls.join("server.key"))
-        .arg("--ssl-ca-certfile")
-        .arg(tls.join("ca.pem"))
+    let superlink = flower_command(options, "python", &home)
+        .arg(options.example.join("consumer_tools.py"))
+        .arg("superlink")
+        .arg(&tls)
+        .arg(port.to_string())
         .stdout(superlink_log.try_clone()?)
         .stderr(superlink_log)
         .spawn()
-        .context("starting flower-superlink")?;
+        .context("starting the consumer's SuperLink")?;
     let superlink = Process(superlink);
     std::fs::write(
         home.join("config.toml"),

@@ -6,6 +6,9 @@ environment's Python:
     python consumer_tools.py tls OUT_FOLDER
         writes a certificate authority (ca.pem) and a certificate for a SuperLink at 127.0.0.1
         signed by it (server.pem, server.key): for a local SuperLink, as the demo runs one;
+    python consumer_tools.py superlink TLS_FOLDER PORT
+        becomes Flower's SuperLink on 127.0.0.1:PORT with the certificates `tls` wrote, admitting
+        only the SuperNodes whose keys are registered, never installing an app's dependencies;
     python consumer_tools.py baseline PARTITIONS_FOLDER --provider K --epochs N --rate R
         prints, as JSON, the accuracy on each provider's held-out rows of a model trained on
         provider K's rows alone, for comparison with the federated model.
@@ -15,6 +18,7 @@ import argparse
 import datetime
 import ipaddress
 import json
+import os
 import pathlib
 import sys
 
@@ -74,6 +78,28 @@ def tls(folder):
     )
 
 
+def superlink(folder, port):
+    folder = pathlib.Path(folder)
+    program = pathlib.Path(sys.executable).parent / "flower-superlink"
+    arguments = [
+        str(program),
+        "--disable-runtime-dependency-installation",
+        "--enable-supernode-auth",
+        "--host",
+        "127.0.0.1",
+        "--port",
+        str(port),
+        "--ssl-certfile",
+        str(folder / "server.pem"),
+        "--ssl-keyfile",
+        str(folder / "server.key"),
+        "--ssl-ca-certfile",
+        str(folder / "ca.pem"),
+    ]
+    # This process becomes the SuperLink: stopping it stops the SuperLink.
+    os.execv(program, arguments)
+
+
 def baseline(partitions, provider, epochs, rate):
     folders = sorted(pathlib.Path(partitions).glob("provider-*"))
     rows = [model.split(*model.load(folder / "data.csv")) for folder in folders]
@@ -94,6 +120,9 @@ def main():
     command.add_argument("out")
     command = commands.add_parser("tls")
     command.add_argument("folder")
+    command = commands.add_parser("superlink")
+    command.add_argument("folder")
+    command.add_argument("port", type=int)
     command = commands.add_parser("baseline")
     command.add_argument("partitions")
     command.add_argument("--provider", type=int, default=0)
@@ -104,6 +133,8 @@ def main():
         fab(args.app, args.out)
     elif args.command == "tls":
         tls(args.folder)
+    elif args.command == "superlink":
+        superlink(args.folder, args.port)
     else:
         baseline(args.partitions, args.provider, args.epochs, args.rate)
 

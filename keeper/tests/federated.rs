@@ -130,21 +130,12 @@ impl Aggregator {
             .unwrap()
             .port();
         let log = std::fs::File::create(folder.join("superlink.log")).unwrap();
-        let superlink = flower("flower-superlink", &home)
-            .args([
-                "--disable-runtime-dependency-installation",
-                "--enable-supernode-auth",
-                "--host",
-                "127.0.0.1",
-                "--port",
-                &port.to_string(),
-            ])
-            .arg("--ssl-certfile")
-            .arg(tls.join("server.pem"))
-            .arg("--ssl-keyfile")
-            .arg(tls.join("server.key"))
-            .arg("--ssl-ca-certfile")
-            .arg(tls.join("ca.pem"))
+        let superlink = flower("python", &home)
+            .env("PYTHONPATH", example_app())
+            .arg(consumer_tools())
+            .arg("superlink")
+            .arg(&tls)
+            .arg(port.to_string())
             .stdout(log.try_clone().unwrap())
             .stderr(log)
             .spawn()

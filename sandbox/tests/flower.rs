@@ -118,18 +118,12 @@ async fn three_sandboxed_supernodes_train_the_example_model_through_their_egress
     assert!(made.success());
     let port = free_port();
     let superlink_log = std::fs::File::create(work.path().join("superlink.log")).unwrap();
-    let mut superlink = flower(&venv, "flower-superlink", &home)
-        .args([
-            "--disable-runtime-dependency-installation",
-            "--enable-supernode-auth",
-        ])
-        .arg("--ssl-certfile")
-        .arg(tls.join("server.pem"))
-        .arg("--ssl-keyfile")
-        .arg(tls.join("server.key"))
-        .arg("--ssl-ca-certfile")
-        .arg(tls.join("ca.pem"))
-        .args(["--host", "127.0.0.1", "--port", &port.to_string()])
+    let mut superlink = flower(&venv, "python", &home)
+        .env("PYTHONPATH", root().join("examples/federated/app"))
+        .arg(root().join("examples/federated/consumer_tools.py"))
+        .arg("superlink")
+        .arg(&tls)
+        .arg(port.to_string())
         .current_dir(&home)
         .stdout(superlink_log.try_clone().unwrap())
         .stderr(superlink_log)
